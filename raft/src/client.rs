@@ -1,0 +1,223 @@
+//! Outbound Raft RPCs: openraft's `RaftNetworkV2` over HTTP.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::OptionalSend;
+use openraft::RaftNetworkFactory;
+use openraft::RaftNetworkV2;
+use openraft::RaftTypeConfig;
+use openraft::errors::Fatal;
+use openraft::errors::NetworkError;
+use openraft::errors::RPCError;
+use openraft::errors::RaftError;
+use openraft::errors::ReplicationClosed;
+use openraft::errors::StreamingError;
+use openraft::errors::Unreachable;
+use openraft::network::RPCOption;
+use openraft::raft::AppendEntriesRequest;
+use openraft::raft::AppendEntriesResponse;
+use openraft::raft::SnapshotResponse;
+use openraft::raft::TransferLeaderRequest;
+use openraft::raft::TransferLeaderResponse;
+use openraft::raft::VoteRequest;
+use openraft::raft::VoteResponse;
+use openraft::type_config::alias::SnapshotOf;
+use openraft::type_config::alias::VoteOf;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Member;
+use crate::Result;
+use crate::server::SECRET_HEADER;
+use crate::wire;
+
+/// How long a TCP connect to a peer may take before the peer counts as unreachable. Short,
+/// because on a LAN a live peer answers a SYN in well under a millisecond and openraft
+/// retries on its own schedule.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Settings of the outbound Raft client.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// Shared secret sent with every RPC; peers refuse RPCs without it.
+    pub secret: String,
+    /// Source IP of outgoing connections (the node's own address). `None` lets the kernel pick.
+    pub local_ip: Option<IpAddr>,
+    /// TCP connect timeout, see [`DEFAULT_CONNECT_TIMEOUT`].
+    pub connect_timeout: Duration,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        Self { secret: String::new(), local_ip: None, connect_timeout: DEFAULT_CONNECT_TIMEOUT }
+    }
+}
+
+/// Creates one [`HttpNetwork`] per peer; all of them share one HTTP connection pool.
+pub struct HttpNetworkFactory<C> {
+    client: reqwest::Client,
+    secret: Arc<str>,
+    _c: PhantomData<C>,
+}
+
+impl<C> HttpNetworkFactory<C> {
+    /// Builds the shared HTTP client (bound to `options.local_ip`).
+    pub fn new(options: NetworkOptions) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .local_address(options.local_ip)
+            .connect_timeout(options.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .no_proxy()
+            .build()?;
+        Ok(Self { client, secret: options.secret.into(), _c: PhantomData })
+    }
+}
+
+impl<C> RaftNetworkFactory<C> for HttpNetworkFactory<C>
+where C: RaftTypeConfig<Node = Member>
+{
+    type Network = HttpNetwork<C>;
+
+    async fn new_client(&mut self, target: C::NodeId, node: &Member) -> Self::Network {
+        HttpNetwork {
+            client: self.client.clone(),
+            secret: self.secret.clone(),
+            base: format!("http://{}/raft", node.raft_addr),
+            target,
+            _c: PhantomData,
+        }
+    }
+}
+
+/// The connection to one peer.
+pub struct HttpNetwork<C: RaftTypeConfig> {
+    client: reqwest::Client,
+    secret: Arc<str>,
+    base: String,
+    target: C::NodeId,
+    _c: PhantomData<C>,
+}
+
+/// Why an RPC failed, before it is shaped into one of openraft's error types.
+enum Failure {
+    /// No connection could be made: the peer is down or cut off.
+    Unreachable(String),
+    /// Anything else: timeout, bad status, undecodable answer, remote fatal error.
+    Network(String),
+}
+
+impl Failure {
+    fn into_rpc<C: RaftTypeConfig>(self) -> RPCError<C> {
+        match self {
+            Failure::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
+            Failure::Network(m) => RPCError::Network(NetworkError::from_string(m)),
+        }
+    }
+
+    fn into_streaming<C: RaftTypeConfig>(self) -> StreamingError<C> {
+        match self {
+            Failure::Unreachable(m) => StreamingError::Unreachable(Unreachable::from_string(m)),
+            Failure::Network(m) => StreamingError::Network(NetworkError::from_string(m)),
+        }
+    }
+}
+
+impl<C: RaftTypeConfig> HttpNetwork<C> {
+    /// One POST with a postcard body; decodes a postcard `Result<Resp, Err>` answer.
+    async fn call<Req, Resp, Err>(&self, path: &str, req: &Req, timeout: Duration) -> Result<Resp, Failure>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        Err: DeserializeOwned + std::fmt::Display,
+    {
+        let url = format!("{}/{path}", self.base);
+        let body = wire::encode(req).map_err(|e| Failure::Network(e.to_string()))?;
+        let resp = self
+            .client
+            .post(&url)
+            .header(SECRET_HEADER, &*self.secret)
+            .header("content-type", "application/octet-stream")
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify(&url, e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| classify(&url, e))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+            return Err(Failure::Network(format!("{url}: HTTP {status}: {text}")));
+        }
+        let result: std::result::Result<Resp, Err> =
+            wire::decode(&bytes).map_err(|e| Failure::Network(format!("{url}: {e}")))?;
+        result.map_err(|e| Failure::Network(format!("{url}: remote error: {e}")))
+    }
+}
+
+/// Maps a reqwest error to "unreachable" (connect failed) or a generic network failure.
+fn classify(url: &str, e: reqwest::Error) -> Failure {
+    if e.is_connect() {
+        Failure::Unreachable(format!("{url}: {e}"))
+    } else if e.is_timeout() {
+        Failure::Network(format!("{url}: timed out"))
+    } else {
+        Failure::Network(format!("{url}: {e}"))
+    }
+}
+
+impl<C> RaftNetworkV2<C> for HttpNetwork<C>
+where C: RaftTypeConfig<Node = Member>
+{
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
+        self.call::<_, _, RaftError<C>>("append", &rpc, option.hard_ttl()).await.map_err(Failure::into_rpc)
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
+        self.call::<_, _, RaftError<C>>("vote", &rpc, option.hard_ttl()).await.map_err(Failure::into_rpc)
+    }
+
+    async fn pre_vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
+        self.call::<_, _, RaftError<C>>("pre-vote", &rpc, option.hard_ttl()).await.map_err(Failure::into_rpc)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<C>,
+        snapshot: SnapshotOf<C, Vec<u8>>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
+        let req = (vote, snapshot.meta, snapshot.snapshot);
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            res = self.call::<_, _, Fatal<C>>("snapshot", &req, option.hard_ttl()) => {
+                res.map_err(Failure::into_streaming)
+            }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<C>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<C>, RPCError<C>> {
+        self.call::<_, _, Fatal<C>>("transfer-leader", &req, option.hard_ttl()).await.map_err(Failure::into_rpc)
+    }
+}
+
+impl<C: RaftTypeConfig> std::fmt::Debug for HttpNetwork<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpNetwork(target={}, {})", self.target, self.base)
+    }
+}

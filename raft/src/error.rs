@@ -1,0 +1,15 @@
+//! The one error type of this crate.
+
+/// Errors raised by the Raft network layer itself (not by Raft).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A body could not be encoded or decoded.
+    #[error("wire format: {0}")]
+    Wire(String),
+    /// The HTTP client could not be built (bad local address, TLS backend, ...).
+    #[error("http client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

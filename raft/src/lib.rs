@@ -1,0 +1,38 @@
+//! # taskraft-raft: openraft glue over HTTP
+//!
+//! This crate carries Raft messages between taskraft replicas. It is generic over the
+//! openraft type config (`C`) and knows nothing about tasks: the scheduler lives in the
+//! `taskraft` package, which plugs its state machine into openraft and uses this crate to
+//! talk to peers.
+//!
+//! The path of one `AppendEntries` RPC:
+//! 1. openraft's replication task asks [`HttpNetworkFactory`] for a client to a peer
+//!    ([`Member::raft_addr`]); every client shares one `reqwest::Client` (one connection pool),
+//!    whose sockets are bound to this node's own IP so that chaos tests can cut links between
+//!    nodes that live on distinct loopback addresses.
+//! 2. The request is encoded as a version byte followed by postcard ([`wire`]), sent as
+//!    `POST /raft/append` with the cluster secret in the `x-taskraft-secret` header and a
+//!    timeout taken from openraft's [`openraft::network::RPCOption`].
+//! 3. The peer's [`raft_router`] checks the secret (401 and a log line otherwise), decodes the
+//!    body, hands it to its local `Raft` handle and encodes the `Result` back.
+//! 4. Connection failures become [`openraft::errors::Unreachable`] (openraft backs off);
+//!    timeouts and bad answers become network errors; a remote Raft error is passed through.
+//!
+//! What it deliberately does not do: TLS (run it on a private network), chunked snapshots
+//! (snapshots are sent whole with `full_snapshot`, which fits a scheduler's state), and any
+//! retry of its own (openraft owns retries and backoff).
+
+mod client;
+mod error;
+mod member;
+mod server;
+pub mod wire;
+
+pub use client::HttpNetwork;
+pub use client::HttpNetworkFactory;
+pub use client::NetworkOptions;
+pub use error::Error;
+pub use error::Result;
+pub use member::Member;
+pub use server::SECRET_HEADER;
+pub use server::raft_router;

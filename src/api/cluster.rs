@@ -1,0 +1,135 @@
+//! `/v1/cluster…`, `/health`, `/ready` and the internal read-index endpoint.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::http::Method;
+use axum::http::StatusCode;
+use axum::http::Uri;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use openraft::ServerState;
+use serde_json::Value;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use super::error::path_error;
+use super::forward;
+use crate::node::MembershipError;
+use crate::node::Node;
+use crate::node::membership::AddMember;
+
+/// The cluster as this replica sees it (no Raft round trip: cheap enough to poll).
+pub fn status_json(node: &Node) -> Value {
+    let m = node.metrics();
+    let membership = m.membership_config.membership();
+    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+    let members: Vec<Value> = membership
+        .nodes()
+        .map(|(id, n)| json!({"id": id, "api_addr": n.api_addr, "raft_addr": n.raft_addr, "voter": voters.contains(id)}))
+        .collect();
+    let role = match m.state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    };
+    json!({
+        "node_id": node.id,
+        "pid": std::process::id(),
+        "role": role,
+        "leader_id": m.current_leader,
+        "term": m.current_term,
+        "last_log_index": m.last_log_index,
+        "committed": m.local_committed.map(|l| l.index),
+        "last_applied": m.last_applied.map(|l| l.index),
+        "snapshot": m.snapshot.map(|l| l.index),
+        "members": members,
+    })
+}
+
+/// `GET /v1/cluster`.
+pub async fn status(State(node): State<Arc<Node>>) -> Json<Value> {
+    Json(status_json(&node))
+}
+
+/// `GET /health`: the process is alive and serving HTTP.
+pub async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
+    Json(json!({"status": "ok", "node_id": node.id}))
+}
+
+/// `GET /ready`: 200 only when a leader is known and everything known committed is applied.
+pub async fn ready(State(node): State<Arc<Node>>) -> Response {
+    let (leader, committed, applied) = {
+        let m = node.metrics();
+        (m.current_leader, m.cluster_committed.or(m.local_committed).map_or(0, |l| l.index), m.last_applied.map_or(0, |l| l.index))
+    };
+    let (ready, reason) = match leader {
+        None => (false, "no leader known".to_string()),
+        Some(_) if applied < committed => (false, format!("applying: {applied} of {committed} committed entries")),
+        Some(_) => (true, "ok".to_string()),
+    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"ready": ready, "reason": reason, "leader_id": leader, "committed": committed, "last_applied": applied})))
+        .into_response()
+}
+
+/// `GET /v1/internal/read-index` (leader only): confirms leadership with a quorum and returns
+/// the index a linearizable read must wait for. Followers call it for their reads.
+pub async fn read_index(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
+    if !node.is_leader() {
+        return Err(ApiError::unavailable("not_leader", "this replica is not the leader"));
+    }
+    let index = node.leader_read_index(Instant::now() + node.config.request_timeout).await?;
+    Ok(Json(json!({"index": index})))
+}
+
+/// Runs a membership change here if we lead, otherwise forwards it.
+async fn on_leader<F, Fut>(node: &Node, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes, change: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), MembershipError>>,
+{
+    if !node.is_leader() {
+        return forward::to_leader(node, None, method, uri, headers, body).await;
+    }
+    match change().await {
+        Ok(()) => Json(status_json(node)).into_response(),
+        Err(MembershipError::NotLeader(hint)) => forward::to_leader(node, hint, method, uri, headers, body).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /v1/cluster/members` `{"id", "api_addr", "raft_addr"}`: learner, catch up, voter.
+pub async fn add_member(
+    State(node): State<Arc<Node>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let req: AddMember = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
+        .map_err(path_error)?;
+    if req.id == 0 {
+        return Err(ApiError::invalid("id: must be at least 1"));
+    }
+    Ok(on_leader(&node, Method::POST, &uri, &headers, body, || node.add_member(req)).await)
+}
+
+/// `DELETE /v1/cluster/members/{id}`.
+pub async fn remove_member(State(node): State<Arc<Node>>, Path(id): Path<u64>, uri: Uri, headers: HeaderMap) -> Response {
+    on_leader(&node, Method::DELETE, &uri, &headers, Bytes::new(), || node.remove_member(id)).await
+}
+
+/// `POST /v1/cluster/init`: make this fresh replica the first member of a new cluster.
+pub async fn init(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
+    node.init_cluster().await?;
+    Ok(Json(status_json(&node)))
+}

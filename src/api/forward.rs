@@ -1,0 +1,75 @@
+//! Forwarding a request to the leader: one hop, answered as if sent there.
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::http::Method;
+use axum::http::StatusCode;
+use axum::http::Uri;
+use axum::response::IntoResponse;
+use axum::response::Response;
+
+use super::error::ApiError;
+use crate::node::FORWARDED_HEADER;
+use crate::node::Node;
+use crate::node::NodeId;
+
+/// Extra time a forwarded request gets over the leader's own deadline, so that the leader's
+/// answer (even a 504) normally arrives before we give up on it.
+const FORWARD_SLACK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends the request to the leader (`hint`, else the leader this replica knows) and relays
+/// its answer. A request that was already forwarded once is not forwarded again.
+pub async fn to_leader(node: &Node, hint: Option<NodeId>, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Response {
+    if headers.contains_key(FORWARDED_HEADER) {
+        return ApiError::unavailable("no_leader", "leadership moved while the request was being forwarded; retry").into_response();
+    }
+    let Some(leader) = hint.or_else(|| node.leader()) else {
+        return ApiError::unavailable("no_leader", "no leader is known right now (election in progress?); retry shortly").into_response();
+    };
+    if leader == node.id {
+        return ApiError::unavailable("no_leader", "leadership is changing; retry").into_response();
+    }
+    let Some(addr) = node.api_addr_of(leader) else {
+        return ApiError::unavailable("no_leader", format!("leader {leader} has no known address yet; retry")).into_response();
+    };
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let url = format!("http://{addr}{path}");
+    let mut req = node
+        .http
+        .request(method.clone(), &url)
+        .header(FORWARDED_HEADER, node.id.to_string())
+        .timeout(node.config.request_timeout + FORWARD_SLACK)
+        .body(body);
+    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+        req = req.header(axum::http::header::CONTENT_TYPE, ct);
+    }
+    match req.send().await {
+        Ok(resp) => relay(resp).await,
+        // Not connected: the request never reached the leader, so nothing was written.
+        Err(e) if e.is_connect() => {
+            ApiError::unavailable("no_leader", format!("leader {leader} at {addr} is unreachable; retry")).into_response()
+        }
+        Err(e) if method == Method::GET => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", format!("forwarding to leader {leader}: {e}")).into_response()
+        }
+        Err(e) => ApiError::outcome_unknown(format!(
+            "forwarded to leader {leader} but got no answer ({e}); the write may still take effect: retry with the same idempotency_key or request_id"
+        ))
+        .into_response(),
+    }
+}
+
+async fn relay(resp: reqwest::Response) -> Response {
+    let status = resp.status();
+    let mut headers = HeaderMap::new();
+    for name in [axum::http::header::CONTENT_TYPE, axum::http::header::RETRY_AFTER] {
+        if let Some(v) = resp.headers().get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    match resp.bytes().await {
+        Ok(body) => (status, headers, body).into_response(),
+        Err(e) => ApiError::outcome_unknown(format!("the leader's answer was cut off ({e}); retry with the same idempotency_key or request_id"))
+            .into_response(),
+    }
+}

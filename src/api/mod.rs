@@ -1,0 +1,64 @@
+//! # The public HTTP API (JSON), served by every replica on `api_addr`
+//!
+//! The path of `POST /v1/tasks` through a replica:
+//! 1. The body (≤ `max_body_bytes`, else 413) is parsed and validated: malformed JSON → 400,
+//!    a bad field → 422 naming the field. Nothing is written for either.
+//! 2. Not the leader? The original request is forwarded to the leader (one hop, see
+//!    [`forward`]) and its answer relayed as is.
+//! 3. On the leader the command is stamped with the leader's clock and proposed through Raft
+//!    with the request deadline; when it is committed and applied, the scheduler's `Response`
+//!    comes back: 201 with the task (200 for a known idempotency key).
+//! 4. No leader / no quorum → 503 + `Retry-After` (nothing written); deadline passed after
+//!    proposing → 504 `outcome_unknown` (retry with the same key: apply de-duplicates).
+//!
+//! Reads are linearizable by default: the replica obtains a read index from the leader
+//! (ReadIndex, leadership confirmed by a quorum) and waits until it has applied that far,
+//! then reads its own state. `?consistency=stale` skips that.
+//!
+//! Every request runs under a deadline (`request_timeout_ms`, long-polls their own); error
+//! bodies are `{"error": {"code", "message"}}`, mapped in [`error`] only.
+
+pub mod cluster;
+pub mod error;
+pub mod forward;
+pub mod tasks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::delete;
+use axum::routing::get;
+use axum::routing::post;
+
+pub use self::error::ApiError;
+use crate::node::Node;
+
+/// The API router of one replica.
+pub fn router(node: Arc<Node>) -> Router {
+    let limit = node.config.max_body_bytes;
+    Router::new()
+        .route("/health", get(cluster::health))
+        .route("/ready", get(cluster::ready))
+        .route("/v1/tasks", post(tasks::submit).get(tasks::list))
+        .route("/v1/tasks/batch", post(tasks::submit_batch))
+        .route("/v1/tasks/{id}", get(tasks::get))
+        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/v1/tasks/{id}/wait", get(tasks::wait))
+        .route("/v1/cluster", get(cluster::status))
+        .route("/v1/cluster/init", post(cluster::init))
+        .route("/v1/cluster/members", post(cluster::add_member))
+        .route("/v1/cluster/members/{id}", delete(cluster::remove_member))
+        .route("/v1/internal/read-index", get(cluster::read_index))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(node)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+/// Upper bound of any request other than long-polls and membership changes, used by clients.
+pub const CLIENT_SLACK: Duration = Duration::from_secs(2);

@@ -1,0 +1,334 @@
+//! `/v1/tasks…`: submit (single and batch), get, list, cancel, wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::http::Method;
+use axum::http::StatusCode;
+use axum::http::Uri;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use super::error::path_error;
+use super::forward;
+use crate::node::Node;
+use crate::node::WriteError;
+use crate::scheduler;
+use crate::scheduler::Command;
+use crate::scheduler::QueryResponse;
+use crate::scheduler::Task;
+use crate::scheduler::TaskSpec;
+use crate::scheduler::TaskState;
+use crate::util::now_ms;
+
+/// Most tasks accepted in one batch.
+pub const MAX_BATCH: usize = 10_000;
+/// Longest `/wait` long-poll.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// `/wait` long-poll when `timeout_ms` is not given.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+type Body = Result<Bytes, BytesRejection>;
+
+/// A proposal either applied here (we are the leader) or was answered by the leader.
+enum Proposed {
+    Applied(scheduler::Response),
+    Forwarded(Response),
+}
+
+/// Proposes `cmd` on the leader: here if we lead, otherwise by forwarding the original request.
+async fn propose(node: &Node, cmd: Command, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Result<Proposed, ApiError> {
+    if !node.is_leader() {
+        return Ok(Proposed::Forwarded(forward::to_leader(node, None, method, uri, headers, body).await));
+    }
+    let deadline = Instant::now() + node.config.request_timeout;
+    match node.write(cmd, deadline).await {
+        Ok(scheduler::Response::Rejected(r)) => Err(r.into()),
+        Ok(resp) => Ok(Proposed::Applied(resp)),
+        // Refused before anything was appended: forwarding cannot double the write.
+        Err(WriteError::NotLeader(hint)) => Ok(Proposed::Forwarded(forward::to_leader(node, hint, method, uri, headers, body).await)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Parses one task object of the public API into a spec (+ request id).
+///
+/// Accepted on top of the [`TaskSpec`] fields: `max_attempts` (short for
+/// `retry.max_attempts`), `labels` (alias of `constraints`) and `request_id`.
+fn parse_task(value: Value, path: &str) -> Result<(TaskSpec, Option<String>), ApiError> {
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::invalid(format!("{path}: expected a JSON object")));
+    };
+    let request_id = match map.remove("request_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s),
+        Some(_) => return Err(ApiError::invalid(format!("{path}request_id: must be a non-empty string of at most 256 bytes"))),
+    };
+    if let Some(labels) = map.remove("labels") {
+        if map.contains_key("constraints") {
+            return Err(ApiError::invalid(format!("{path}labels: give either `labels` or `constraints`, not both")));
+        }
+        map.insert("constraints".into(), labels);
+    }
+    if let Some(max) = map.remove("max_attempts") {
+        let retry = map.entry("retry").or_insert_with(|| json!({}));
+        match retry {
+            Value::Object(r) => {
+                r.insert("max_attempts".into(), max);
+            }
+            _ => return Err(ApiError::invalid(format!("{path}retry: expected an object"))),
+        }
+    }
+    let spec: TaskSpec = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let field = e.path().to_string();
+        ApiError::invalid(format!("{path}{field}: {}", e.into_inner()))
+    })?;
+    spec.validate().map_err(|e| ApiError::invalid(format!("{path}{}: {}", e.field, e.message)))?;
+    Ok((spec, request_id))
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+}
+
+fn task_json(task: &Task) -> Value {
+    serde_json::to_value(task).unwrap_or_else(|e| json!({"error": e.to_string()}))
+}
+
+/// `POST /v1/tasks`: 201 with the new task, or 200 with the existing one for a known
+/// idempotency key / request id.
+pub async fn submit(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let body = body?;
+    let (spec, request_id) = parse_task(parse_json(&body)?, "")?;
+    let cmd = Command::Submit { request_id, now_ms: now_ms(), spec };
+    match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
+        Proposed::Forwarded(resp) => Ok(resp),
+        Proposed::Applied(scheduler::Response::Submitted { tasks }) => {
+            let Some(first) = tasks.into_iter().next() else {
+                return Err(ApiError::internal("submit produced no task"));
+            };
+            let status = if first.created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(task_json(&first.task))).into_response())
+        }
+        Proposed::Applied(other) => Err(ApiError::internal(format!("unexpected answer to submit: {other:?}"))),
+    }
+}
+
+/// `POST /v1/tasks/batch` `{"tasks": [...]}`: all or nothing; the created tasks in order,
+/// each with a `created` flag.
+pub async fn submit_batch(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let body = body?;
+    let Value::Object(mut map) = parse_json(&body)? else {
+        return Err(ApiError::invalid("body: expected an object {\"tasks\": [...]}"));
+    };
+    let request_id = match map.remove("request_id") {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(ApiError::invalid("request_id: must be a string")),
+    };
+    let Some(Value::Array(items)) = map.remove("tasks") else {
+        return Err(ApiError::invalid("tasks: required, an array of task objects"));
+    };
+    if let Some(key) = map.keys().next() {
+        return Err(ApiError::invalid(format!("{key}: unknown field (expected `tasks`, `request_id`)")));
+    }
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!("tasks: must hold 1 to {MAX_BATCH} tasks, got {}", items.len())));
+    }
+    let mut specs = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let (spec, rid) = parse_task(item, &format!("tasks[{i}]."))?;
+        if rid.is_some() {
+            return Err(ApiError::invalid(format!("tasks[{i}].request_id: give request_id once, at the top level")));
+        }
+        specs.push(spec);
+    }
+    let cmd = Command::SubmitBatch { request_id, now_ms: now_ms(), specs };
+    match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
+        Proposed::Forwarded(resp) => Ok(resp),
+        Proposed::Applied(scheduler::Response::Submitted { tasks }) => {
+            let any_created = tasks.iter().any(|t| t.created);
+            let out: Vec<Value> = tasks
+                .iter()
+                .map(|t| {
+                    let mut v = task_json(&t.task);
+                    if let Value::Object(m) = &mut v {
+                        m.insert("created".into(), Value::Bool(t.created));
+                    }
+                    v
+                })
+                .collect();
+            let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(json!({ "tasks": out }))).into_response())
+        }
+        Proposed::Applied(other) => Err(ApiError::internal(format!("unexpected answer to batch submit: {other:?}"))),
+    }
+}
+
+/// Body of `POST /v1/tasks/{id}/cancel` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: Option<String>,
+    request_id: Option<String>,
+}
+
+/// `POST /v1/tasks/{id}/cancel`.
+pub async fn cancel(State(node): State<Arc<Node>>, Path(id): Path<u64>, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let body = body?;
+    let parsed: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
+            .map_err(path_error)?
+    };
+    let cmd = Command::Cancel { request_id: parsed.request_id, now_ms: now_ms(), task_id: id, reason: parsed.reason };
+    match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
+        Proposed::Forwarded(resp) => Ok(resp),
+        Proposed::Applied(scheduler::Response::Cancelled { task }) => Ok(Json(task_json(&task)).into_response()),
+        Proposed::Applied(other) => Err(ApiError::internal(format!("unexpected answer to cancel: {other:?}"))),
+    }
+}
+
+/// `?consistency=` of reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// ReadIndex through the leader (default).
+    #[default]
+    Linearizable,
+    /// This replica's local state, possibly behind.
+    Stale,
+}
+
+/// Waits for the read barrier unless the client asked for a stale read.
+pub async fn barrier(node: &Node, consistency: &Consistency, deadline: Instant) -> Result<(), ApiError> {
+    match consistency {
+        Consistency::Stale => Ok(()),
+        Consistency::Linearizable => Ok(node.read_barrier(deadline).await?),
+    }
+}
+
+/// Query string of `GET /v1/tasks/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadParams {
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+fn get_task(node: &Node, id: u64) -> Option<Task> {
+    node.view.read(|a| match a.state.query(&scheduler::Query::GetTask { id }) {
+        QueryResponse::Task(t) => t,
+        _ => None,
+    })
+}
+
+/// `GET /v1/tasks/{id}`.
+pub async fn get(State(node): State<Arc<Node>>, Path(id): Path<u64>, Query(p): Query<ReadParams>) -> Result<Response, ApiError> {
+    barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
+    match get_task(&node, id) {
+        Some(task) => Ok(Json(task_json(&task)).into_response()),
+        None => Err(ApiError::not_found(format!("task {id} does not exist"))),
+    }
+}
+
+/// Query string of `GET /v1/tasks`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    state: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<u64>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// `GET /v1/tasks?state=&limit=&cursor=`: a page in id order and the cursor of the next one.
+pub async fn list(State(node): State<Arc<Node>>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
+    let state = match p.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(TaskState::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "state: `{s}` is not one of pending, blocked, assigned, running, retry_wait, succeeded, failed, cancelled"
+            ))
+        })?),
+    };
+    barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
+    let q = scheduler::Query::ListTasks { state, after: p.cursor, limit: p.limit.unwrap_or(0) };
+    match node.view.read(|a| a.state.query(&q)) {
+        QueryResponse::Tasks { tasks, next_cursor } => {
+            let tasks: Vec<Value> = tasks.iter().map(task_json).collect();
+            Ok(Json(json!({ "tasks": tasks, "next_cursor": next_cursor })).into_response())
+        }
+        other => Err(ApiError::internal(format!("unexpected answer to list: {other:?}"))),
+    }
+}
+
+/// Query string of `GET /v1/tasks/{id}/wait`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitParams {
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// `GET /v1/tasks/{id}/wait?timeout_ms=`: long-polls until the task is terminal or the timeout
+/// passes, then answers the task as it is (check `state`).
+pub async fn wait(State(node): State<Arc<Node>>, Path(id): Path<u64>, Query(p): Query<WaitParams>) -> Result<Response, ApiError> {
+    let wait = p.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
+    let mut changes = node.view.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let Some(task) = get_task(&node, id) else {
+            return Err(ApiError::not_found(format!("task {id} does not exist")));
+        };
+        if task.is_terminal() {
+            return Ok(Json(task_json(&task)).into_response());
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(Json(task_json(&task)).into_response()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_task_names_the_bad_field() {
+        let err = parse_task(json!({"command": ["x"], "priority": "high"}), "").unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(err.message.starts_with("priority"), "{}", err.message);
+        let err = parse_task(json!({"command": ["x"], "nope": 1}), "tasks[2].").unwrap_err();
+        assert!(err.message.contains("nope"), "{}", err.message);
+        let err = parse_task(json!({"command": []}), "").unwrap_err();
+        assert!(err.message.contains("command"), "{}", err.message);
+    }
+
+    #[test]
+    fn parse_task_accepts_shortcuts() {
+        let (spec, rid) =
+            parse_task(json!({"command": ["x"], "max_attempts": 3, "labels": {"gpu": "1"}, "request_id": "c:1"}), "").unwrap();
+        assert_eq!(spec.retry.max_attempts, 3);
+        assert_eq!(spec.constraints.get("gpu").map(String::as_str), Some("1"));
+        assert_eq!(rid.as_deref(), Some("c:1"));
+    }
+}

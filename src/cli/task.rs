@@ -1,0 +1,205 @@
+//! `taskraft task …`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use anyhow::bail;
+use serde_json::Value;
+use serde_json::json;
+
+use super::ClientArgs;
+use super::output::print_json;
+use super::output::print_task;
+use super::output::print_tasks;
+use crate::client::Client;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TaskCmd {
+    /// Submit a task: `taskraft task submit --name hello -- echo hi`.
+    Submit(SubmitArgs),
+    /// Show one task.
+    Get {
+        /// Task id.
+        id: u64,
+        /// Read this replica's local state (may be behind) instead of a linearizable read.
+        #[arg(long)]
+        stale: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tasks, oldest first.
+    List {
+        /// Only tasks in this state (pending, running, succeeded, …).
+        #[arg(long)]
+        state: Option<String>,
+        /// Page size (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this task id (the `next_cursor` of the previous page).
+        #[arg(long)]
+        cursor: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a task that has not finished.
+    Cancel {
+        /// Task id.
+        id: u64,
+        /// Reason kept on the task.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Wait until a task finishes; exit 0 if it succeeded, 1 otherwise, 2 on timeout.
+    Wait {
+        /// Task id.
+        id: u64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Options of `task submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// Human-readable name.
+    #[arg(long)]
+    name: Option<String>,
+    /// 0–1000, higher runs first.
+    #[arg(long)]
+    priority: Option<u32>,
+    /// Idempotency key: submitting the same key again returns the first task.
+    #[arg(long)]
+    key: Option<String>,
+    /// Attempts before the task fails for good.
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    /// Per-attempt timeout in milliseconds.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Label constraint `key=value` a worker must match (repeatable).
+    #[arg(long = "label", value_parser = parse_pair)]
+    labels: Vec<(String, String)>,
+    /// Environment variable `NAME=value` for the process (repeatable).
+    #[arg(long = "env", value_parser = parse_pair)]
+    env: Vec<(String, String)>,
+    /// Read the whole task as JSON from this file (`-` for stdin); other flags override it.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The program and its arguments.
+    #[arg(last = true)]
+    command: Vec<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+fn client(args: &ClientArgs) -> anyhow::Result<Client> {
+    Ok(Client::new(args.addr.clone())?)
+}
+
+impl SubmitArgs {
+    fn body(&self) -> anyhow::Result<Value> {
+        let mut body = match &self.json {
+            Some(path) => {
+                let text = if path.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+                } else {
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+                };
+                serde_json::from_str(&text).context("the --json task is not valid JSON")?
+            }
+            None => json!({}),
+        };
+        let Value::Object(map) = &mut body else { bail!("the --json task must be a JSON object") };
+        if !self.command.is_empty() {
+            map.insert("command".into(), json!(self.command));
+        }
+        if !map.contains_key("command") {
+            bail!("give the command after `--`, e.g. `taskraft task submit -- echo hello`");
+        }
+        let optional = [
+            ("name", self.name.as_ref().map(|v| json!(v))),
+            ("priority", self.priority.map(|v| json!(v))),
+            ("idempotency_key", self.key.as_ref().map(|v| json!(v))),
+            ("max_attempts", self.max_attempts.map(|v| json!(v))),
+            ("timeout_ms", self.timeout_ms.map(|v| json!(v))),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                map.insert(k.into(), v);
+            }
+        }
+        if !self.labels.is_empty() {
+            map.insert("constraints".into(), json!(self.labels.iter().cloned().collect::<BTreeMap<_, _>>()));
+        }
+        if !self.env.is_empty() {
+            map.insert("env".into(), json!(self.env.iter().cloned().collect::<BTreeMap<_, _>>()));
+        }
+        Ok(body)
+    }
+}
+
+impl TaskCmd {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            TaskCmd::Submit(args) => {
+                let body = args.body()?;
+                let (task, created) = client(&args.client)?.submit(body).await?;
+                if args.client.output == super::Output::Json {
+                    print_json(&task);
+                } else if created {
+                    println!("submitted task {} ({})", task.id, task.state.as_str());
+                } else {
+                    println!("task {} already exists for this idempotency key ({})", task.id, task.state.as_str());
+                }
+            }
+            TaskCmd::Get { id, stale, client: c } => print_task(&client(&c)?.get_task(id, stale).await?, c.output),
+            TaskCmd::List { state, limit, cursor, client: c } => {
+                let page = client(&c)?.list_tasks(state.as_deref(), limit, cursor).await?;
+                if c.output == super::Output::Json {
+                    print_json(&json!({"tasks": page.tasks, "next_cursor": page.next_cursor}));
+                } else {
+                    print_tasks(&page.tasks, c.output);
+                    if let Some(next) = page.next_cursor {
+                        println!("(more: --cursor {next})");
+                    }
+                }
+            }
+            TaskCmd::Cancel { id, reason, client: c } => {
+                let task = client(&c)?.cancel(id, reason.as_deref()).await?;
+                if c.output == super::Output::Json {
+                    print_json(&task);
+                } else if task.is_terminal() {
+                    println!("task {id} cancelled");
+                } else {
+                    println!("task {id}: cancel requested; its worker will stop it");
+                }
+            }
+            TaskCmd::Wait { id, timeout, client: c } => {
+                let cl = client(&c)?.with_timeout(Duration::from_secs(timeout + 5));
+                let task = cl.wait(id, Duration::from_secs(timeout)).await?;
+                print_task(&task, c.output);
+                return Ok(match task.state {
+                    crate::scheduler::TaskState::Succeeded => ExitCode::SUCCESS,
+                    _ if task.is_terminal() => ExitCode::FAILURE,
+                    _ => ExitCode::from(2),
+                });
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

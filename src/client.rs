@@ -1,0 +1,326 @@
+//! Typed HTTP client of the public API, used by the CLI, the benchmark and the tests.
+//!
+//! It knows several replica addresses and fails over between them:
+//! - connection refused / 503 → the next replica (nothing was written);
+//! - 504 `outcome_unknown`, or a connection lost after sending → the same write is retried.
+//!   That is safe because every write carries a `request_id` (client id + serial) that the
+//!   state machine de-duplicates, so a retry never doubles a task;
+//! - any other 4xx is final and returned as [`ClientError::Api`].
+//!
+//! Every call has an overall deadline ([`Client::with_timeout`]); nothing waits forever.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::scheduler::Task;
+
+/// Default overall deadline of one client call, retries included.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pause before retrying after every replica answered "unavailable".
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// What a client call can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered a definite error.
+    #[error("{code} (HTTP {status}): {message}")]
+    Api { status: u16, code: String, message: String },
+    /// A write may or may not have happened and the deadline passed before a retry settled it.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// No replica could serve the request before the deadline; nothing was written.
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+    /// The answer was not what the API promises.
+    #[error("bad answer: {0}")]
+    Decode(String),
+}
+
+/// Result alias of the client.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// One page of `GET /v1/tasks`.
+#[derive(Debug, serde::Deserialize)]
+pub struct TaskPage {
+    /// The tasks, in id order.
+    pub tasks: Vec<Task>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<u64>,
+}
+
+/// A client of the taskraft API.
+pub struct Client {
+    addrs: Vec<String>,
+    http: reqwest::Client,
+    preferred: AtomicUsize,
+    client_id: String,
+    serial: AtomicU64,
+    timeout: Duration,
+}
+
+enum Attempt {
+    Done(StatusCode, Value),
+    /// Try another replica; nothing was written.
+    NextReplica(String),
+    /// The write may have happened; retry it (idempotently).
+    Unknown(String),
+}
+
+impl Client {
+    /// A client of the replicas at `addrs` (`host:port`, with or without `http://`).
+    pub fn new(addrs: Vec<String>) -> Result<Self> {
+        Self::with_local_ip(addrs, None)
+    }
+
+    /// Like [`Client::new`], with outgoing connections bound to `local_ip`.
+    pub fn with_local_ip(addrs: Vec<String>, local_ip: Option<std::net::IpAddr>) -> Result<Self> {
+        let addrs: Vec<String> = addrs
+            .into_iter()
+            .map(|a| a.trim().trim_end_matches('/').to_string())
+            .filter(|a| !a.is_empty())
+            .map(|a| if a.starts_with("http://") { a } else { format!("http://{a}") })
+            .collect();
+        if addrs.is_empty() {
+            return Err(ClientError::Unavailable("no replica address given".into()));
+        }
+        let http = reqwest::Client::builder()
+            .local_address(local_ip)
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(1024)
+            .no_proxy()
+            .build()
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let client_id = format!("c{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff);
+        Ok(Self { addrs, http, preferred: AtomicUsize::new(0), client_id, serial: AtomicU64::new(0), timeout: DEFAULT_CLIENT_TIMEOUT })
+    }
+
+    /// Sets the overall deadline of each call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A fresh request id for one logical write (reused across its retries).
+    pub fn next_request_id(&self) -> String {
+        format!("{}:{}", self.client_id, self.serial.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Makes the current leader the first replica tried (saves a forwarding hop).
+    pub async fn prefer_leader(&self) -> Result<()> {
+        let status = self.cluster_status().await?;
+        let leader = status["leader_id"].as_u64();
+        let addr = status["members"].as_array().and_then(|ms| {
+            ms.iter().find(|m| m["id"].as_u64() == leader).and_then(|m| m["api_addr"].as_str()).map(|a| format!("http://{a}"))
+        });
+        if let Some(i) = addr.and_then(|a| self.addrs.iter().position(|x| *x == a)) {
+            self.preferred.store(i, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn attempt(&self, addr: &str, method: &Method, path: &str, body: Option<&Value>, left: Duration) -> Attempt {
+        let mut req = self.http.request(method.clone(), format!("{addr}{path}")).timeout(left);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Attempt::NextReplica(format!("{addr}: {e}")),
+            Err(e) if *method == Method::GET => return Attempt::NextReplica(format!("{addr}: {e}")),
+            Err(e) => return Attempt::Unknown(format!("{addr}: {e}")),
+        };
+        let status = resp.status();
+        let value: Value = match resp.bytes().await {
+            Ok(b) if b.is_empty() => Value::Null,
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|_| json!({"error": {"code": "bad_answer", "message": String::from_utf8_lossy(&b)}})),
+            Err(e) if *method == Method::GET => return Attempt::NextReplica(format!("{addr}: {e}")),
+            Err(e) => return Attempt::Unknown(format!("{addr}: {e}")),
+        };
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => Attempt::NextReplica(format!("{addr}: {}", error_text(&value))),
+            StatusCode::GATEWAY_TIMEOUT => Attempt::Unknown(format!("{addr}: {}", error_text(&value))),
+            _ => Attempt::Done(status, value),
+        }
+    }
+
+    /// Sends one request with failover and retries until `self.timeout`.
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
+        let deadline = Instant::now() + self.timeout;
+        let mut unknown: Option<String> = None;
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut round = 0usize;
+        loop {
+            let mut last = String::new();
+            for k in 0..self.addrs.len() {
+                let i = (start + round + k) % self.addrs.len();
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match self.attempt(&self.addrs[i], &method, path, body.as_ref(), left).await {
+                    Attempt::Done(status, value) => {
+                        self.preferred.store(i, Ordering::Relaxed);
+                        if status.is_success() {
+                            return Ok((status, value));
+                        }
+                        let (code, message) = error_parts(&value);
+                        return Err(ClientError::Api { status: status.as_u16(), code, message });
+                    }
+                    Attempt::NextReplica(why) => last = why,
+                    Attempt::Unknown(why) => {
+                        last = why.clone();
+                        unknown = Some(why);
+                    }
+                }
+            }
+            round += 1;
+            if Instant::now() + RETRY_PAUSE >= deadline {
+                return Err(match unknown {
+                    Some(why) => ClientError::OutcomeUnknown(why),
+                    None => ClientError::Unavailable(last),
+                });
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    async fn call_as<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T> {
+        let (_, value) = self.call(method, path, body).await?;
+        serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Submits one task (a JSON object as accepted by `POST /v1/tasks`). Returns the task and
+    /// whether it was created (false: its idempotency key was known).
+    pub async fn submit(&self, mut task: Value) -> Result<(Task, bool)> {
+        if let Value::Object(m) = &mut task {
+            m.entry("request_id").or_insert_with(|| Value::String(self.next_request_id()));
+        }
+        let (status, value) = self.call(Method::POST, "/v1/tasks", Some(task)).await?;
+        let task = serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok((task, status == StatusCode::CREATED))
+    }
+
+    /// Submits many tasks in one command; returns them in order.
+    pub async fn submit_batch(&self, tasks: Vec<Value>) -> Result<Vec<Task>> {
+        #[derive(serde::Deserialize)]
+        struct Batch {
+            tasks: Vec<Task>,
+        }
+        let body = json!({"tasks": tasks, "request_id": self.next_request_id()});
+        let batch: Batch = self.call_as(Method::POST, "/v1/tasks/batch", Some(body)).await?;
+        Ok(batch.tasks)
+    }
+
+    /// Reads a task (linearizable unless `stale`).
+    pub async fn get_task(&self, id: u64, stale: bool) -> Result<Task> {
+        let q = if stale { "?consistency=stale" } else { "" };
+        self.call_as(Method::GET, &format!("/v1/tasks/{id}{q}"), None).await
+    }
+
+    /// Reads task `id` from the replica at index `replica` only (no failover), for tests that
+    /// compare replicas.
+    pub async fn get_task_from(&self, replica: usize, id: u64, stale: bool) -> Result<Task> {
+        let q = if stale { "?consistency=stale" } else { "" };
+        let addr = self.addrs.get(replica).ok_or_else(|| ClientError::Unavailable(format!("no replica #{replica}")))?;
+        match self.attempt(addr, &Method::GET, &format!("/v1/tasks/{id}{q}"), None, self.timeout).await {
+            Attempt::Done(status, value) if status.is_success() => serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string())),
+            Attempt::Done(status, value) => {
+                let (code, message) = error_parts(&value);
+                Err(ClientError::Api { status: status.as_u16(), code, message })
+            }
+            Attempt::NextReplica(w) | Attempt::Unknown(w) => Err(ClientError::Unavailable(w)),
+        }
+    }
+
+    /// One page of tasks.
+    pub async fn list_tasks(&self, state: Option<&str>, limit: u32, cursor: Option<u64>) -> Result<TaskPage> {
+        let mut q = format!("/v1/tasks?limit={limit}");
+        if let Some(s) = state {
+            q.push_str(&format!("&state={s}"));
+        }
+        if let Some(c) = cursor {
+            q.push_str(&format!("&cursor={c}"));
+        }
+        self.call_as(Method::GET, &q, None).await
+    }
+
+    /// Cancels a task.
+    pub async fn cancel(&self, id: u64, reason: Option<&str>) -> Result<Task> {
+        let body = json!({"reason": reason, "request_id": self.next_request_id()});
+        self.call_as(Method::POST, &format!("/v1/tasks/{id}/cancel"), Some(body)).await
+    }
+
+    /// Long-polls until the task is terminal or `timeout` passes; returns it as it is then.
+    pub async fn wait(&self, id: u64, timeout: Duration) -> Result<Task> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let poll = left.min(crate::api::tasks::MAX_WAIT);
+            let saved = Duration::from_millis(poll.as_millis() as u64);
+            let task: Task = self.call_as(Method::GET, &format!("/v1/tasks/{id}/wait?timeout_ms={}", saved.as_millis()), None).await?;
+            if task.is_terminal() || Instant::now() >= deadline {
+                return Ok(task);
+            }
+        }
+    }
+
+    /// `GET /v1/cluster` from the first replica that answers.
+    pub async fn cluster_status(&self) -> Result<Value> {
+        self.call_as(Method::GET, "/v1/cluster", None).await
+    }
+
+    /// `GET /v1/cluster` from every replica (errors included), in address order.
+    pub async fn cluster_status_all(&self) -> Vec<(String, Result<Value>)> {
+        let mut out = Vec::new();
+        for addr in &self.addrs {
+            let r = match self.attempt(addr, &Method::GET, "/v1/cluster", None, Duration::from_secs(2)).await {
+                Attempt::Done(s, v) if s.is_success() => Ok(v),
+                Attempt::Done(s, v) => {
+                    let (code, message) = error_parts(&v);
+                    Err(ClientError::Api { status: s.as_u16(), code, message })
+                }
+                Attempt::NextReplica(w) | Attempt::Unknown(w) => Err(ClientError::Unavailable(w)),
+            };
+            out.push((addr.clone(), r));
+        }
+        out
+    }
+
+    /// `POST /v1/cluster/init` on the first given replica.
+    pub async fn init(&self) -> Result<Value> {
+        self.call_as(Method::POST, "/v1/cluster/init", None).await
+    }
+
+    /// Adds a replica (waits until it caught up and became a voter).
+    pub async fn add_member(&self, id: u64, api_addr: &str, raft_addr: &str) -> Result<Value> {
+        let body = json!({"id": id, "api_addr": api_addr, "raft_addr": raft_addr});
+        self.call_as(Method::POST, "/v1/cluster/members", Some(body)).await
+    }
+
+    /// Removes a replica for good.
+    pub async fn remove_member(&self, id: u64) -> Result<Value> {
+        self.call_as(Method::DELETE, &format!("/v1/cluster/members/{id}"), None).await
+    }
+}
+
+fn error_parts(v: &Value) -> (String, String) {
+    let code = v["error"]["code"].as_str().unwrap_or("unknown").to_string();
+    let message = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    (code, message)
+}
+
+fn error_text(v: &Value) -> String {
+    let (code, message) = error_parts(v);
+    format!("{code}: {message}")
+}

@@ -1,0 +1,264 @@
+//! Server configuration: TOML file, `TASKRAFT_*` environment variables and flags.
+//!
+//! Precedence, highest first: command-line flag, environment variable, TOML file, built-in
+//! default. Every key of the file has a flag of the same name (`node_id` ↔ `--node-id` ↔
+//! `TASKRAFT_NODE_ID`). Unknown keys in the file are an error, so a typo never silently
+//! falls back to a default.
+
+use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default heartbeat interval. Loopback and LAN round trips are well under a millisecond, so
+/// a leader can afford to prove it is alive often; followers then notice a dead leader fast.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
+/// Default lower bound of the randomized election timeout: six missed heartbeats, so that a
+/// busy (fsyncing) leader is not deposed by scheduling hiccups on a loaded 2-core machine.
+pub const DEFAULT_ELECTION_MIN_MS: u64 = 300;
+/// Default upper bound of the election timeout. The spread avoids split votes.
+pub const DEFAULT_ELECTION_MAX_MS: u64 = 600;
+/// Build a snapshot (and purge the log behind it) every this many applied entries.
+pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
+/// Deadline of one API request, reads and writes alike. A write not committed by then
+/// answers 504 `outcome_unknown`.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Largest accepted request body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Secret used when none is configured. Fine for `taskraft dev`; the server logs a warning.
+pub const INSECURE_DEFAULT_SECRET: &str = "taskraft-insecure-default-secret";
+
+/// Raw settings as given by flags, environment and file; `None` = not given at that level.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerArgs {
+    /// Replica id, unique in the cluster and never reused after removal.
+    #[arg(long, env = "TASKRAFT_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Public HTTP API listen address (host:port); also what other replicas forward to.
+    #[arg(long, env = "TASKRAFT_API_ADDR")]
+    pub api_addr: Option<String>,
+    /// Raft RPC listen address (host:port).
+    #[arg(long, env = "TASKRAFT_RAFT_ADDR")]
+    pub raft_addr: Option<String>,
+    /// Directory holding the Raft log, vote and snapshots.
+    #[arg(long, env = "TASKRAFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Shared secret that every Raft RPC between replicas must carry.
+    #[arg(long, env = "TASKRAFT_CLUSTER_SECRET")]
+    pub cluster_secret: Option<String>,
+    /// Initialize a new single-member cluster on first start (exactly one node of a new cluster).
+    #[arg(long, env = "TASKRAFT_BOOTSTRAP", num_args = 0..=1, default_missing_value = "true")]
+    pub bootstrap: Option<bool>,
+    /// API addresses of existing replicas to ask for membership on first start.
+    #[arg(long, env = "TASKRAFT_JOIN", value_delimiter = ',')]
+    pub join: Option<Vec<String>>,
+    /// Storage engine: `sled` (durable, default) or `memory` (tests; loses everything on exit).
+    #[arg(long, env = "TASKRAFT_STORAGE")]
+    pub storage: Option<String>,
+    /// Leader heartbeat interval in milliseconds.
+    #[arg(long, env = "TASKRAFT_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Minimum election timeout in milliseconds.
+    #[arg(long, env = "TASKRAFT_ELECTION_TIMEOUT_MIN_MS")]
+    pub election_timeout_min_ms: Option<u64>,
+    /// Maximum election timeout in milliseconds.
+    #[arg(long, env = "TASKRAFT_ELECTION_TIMEOUT_MAX_MS")]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Snapshot after this many log entries since the last snapshot.
+    #[arg(long, env = "TASKRAFT_SNAPSHOT_LOGS")]
+    pub snapshot_logs: Option<u64>,
+    /// Deadline of each API request in milliseconds.
+    #[arg(long, env = "TASKRAFT_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Largest accepted API request body in bytes.
+    #[arg(long, env = "TASKRAFT_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl ServerArgs {
+    /// Fills every unset field of `self` from `lower` (a lower-precedence source).
+    fn or(self, lower: ServerArgs) -> ServerArgs {
+        ServerArgs {
+            node_id: self.node_id.or(lower.node_id),
+            api_addr: self.api_addr.or(lower.api_addr),
+            raft_addr: self.raft_addr.or(lower.raft_addr),
+            data_dir: self.data_dir.or(lower.data_dir),
+            cluster_secret: self.cluster_secret.or(lower.cluster_secret),
+            bootstrap: self.bootstrap.or(lower.bootstrap),
+            join: self.join.or(lower.join),
+            storage: self.storage.or(lower.storage),
+            heartbeat_ms: self.heartbeat_ms.or(lower.heartbeat_ms),
+            election_timeout_min_ms: self.election_timeout_min_ms.or(lower.election_timeout_min_ms),
+            election_timeout_max_ms: self.election_timeout_max_ms.or(lower.election_timeout_max_ms),
+            snapshot_logs: self.snapshot_logs.or(lower.snapshot_logs),
+            request_timeout_ms: self.request_timeout_ms.or(lower.request_timeout_ms),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+        }
+    }
+}
+
+/// Which storage engine backs the Raft log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// sled on disk, flushed before every acknowledgement.
+    Sled,
+    /// In memory only (tests).
+    Memory,
+}
+
+/// Fully resolved server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// See [`ServerArgs::node_id`].
+    pub node_id: u64,
+    /// See [`ServerArgs::api_addr`].
+    pub api_addr: SocketAddr,
+    /// See [`ServerArgs::raft_addr`].
+    pub raft_addr: SocketAddr,
+    /// See [`ServerArgs::data_dir`].
+    pub data_dir: PathBuf,
+    /// See [`ServerArgs::cluster_secret`].
+    pub cluster_secret: String,
+    /// See [`ServerArgs::bootstrap`].
+    pub bootstrap: bool,
+    /// See [`ServerArgs::join`].
+    pub join: Vec<String>,
+    /// See [`ServerArgs::storage`].
+    pub storage: StorageKind,
+    /// See [`ServerArgs::heartbeat_ms`].
+    pub heartbeat: Duration,
+    /// See [`ServerArgs::election_timeout_min_ms`].
+    pub election_timeout_min: Duration,
+    /// See [`ServerArgs::election_timeout_max_ms`].
+    pub election_timeout_max: Duration,
+    /// See [`ServerArgs::snapshot_logs`].
+    pub snapshot_logs: u64,
+    /// See [`ServerArgs::request_timeout_ms`].
+    pub request_timeout: Duration,
+    /// See [`ServerArgs::max_body_bytes`].
+    pub max_body_bytes: usize,
+}
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The TOML file is not valid or has unknown keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value is missing or out of range.
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+fn parse_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| invalid(key, format!("`{value}` is not an IP:port address (example: 127.0.0.1:7101)")))
+}
+
+/// Reads the TOML config file.
+pub fn load_file(path: &Path) -> Result<ServerArgs, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+}
+
+impl ServerConfig {
+    /// Resolves flags/env (`args`) over the optional file, then defaults, and validates.
+    pub fn resolve(args: ServerArgs, file: Option<ServerArgs>) -> Result<Self, ConfigError> {
+        let a = match file {
+            Some(file) => args.or(file),
+            None => args,
+        };
+        let node_id = a.node_id.ok_or_else(|| invalid("node_id", "required (e.g. --node-id 1)"))?;
+        if node_id == 0 {
+            return Err(invalid("node_id", "must be at least 1"));
+        }
+        let api_addr = parse_addr("api_addr", a.api_addr.as_deref().unwrap_or("127.0.0.1:7101"))?;
+        let raft_addr = parse_addr("raft_addr", a.raft_addr.as_deref().unwrap_or("127.0.0.1:7201"))?;
+        if api_addr == raft_addr {
+            return Err(invalid("raft_addr", "must differ from api_addr"));
+        }
+        let storage = match a.storage.as_deref().unwrap_or("sled") {
+            "sled" => StorageKind::Sled,
+            "memory" => StorageKind::Memory,
+            other => return Err(invalid("storage", format!("`{other}` is not one of: sled, memory"))),
+        };
+        let heartbeat = a.heartbeat_ms.unwrap_or(DEFAULT_HEARTBEAT_MS);
+        let emin = a.election_timeout_min_ms.unwrap_or(DEFAULT_ELECTION_MIN_MS);
+        let emax = a.election_timeout_max_ms.unwrap_or(DEFAULT_ELECTION_MAX_MS.max(emin + 1));
+        if heartbeat == 0 || emin <= heartbeat * 2 || emax <= emin {
+            return Err(invalid(
+                "election_timeout_min_ms",
+                format!("need 0 < heartbeat ({heartbeat}) and 2*heartbeat < election min ({emin}) < election max ({emax})"),
+            ));
+        }
+        let snapshot_logs = a.snapshot_logs.unwrap_or(DEFAULT_SNAPSHOT_LOGS);
+        if snapshot_logs == 0 {
+            return Err(invalid("snapshot_logs", "must be at least 1"));
+        }
+        let request_timeout_ms = a.request_timeout_ms.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
+        if request_timeout_ms < 100 {
+            return Err(invalid("request_timeout_ms", "must be at least 100"));
+        }
+        Ok(Self {
+            node_id,
+            api_addr,
+            raft_addr,
+            data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from(format!("taskraft-data/node-{node_id}"))),
+            cluster_secret: a.cluster_secret.unwrap_or_else(|| INSECURE_DEFAULT_SECRET.to_string()),
+            bootstrap: a.bootstrap.unwrap_or(false),
+            join: a.join.unwrap_or_default(),
+            storage,
+            heartbeat: Duration::from_millis(heartbeat),
+            election_timeout_min: Duration::from_millis(emin),
+            election_timeout_max: Duration::from_millis(emax),
+            snapshot_logs,
+            request_timeout: Duration::from_millis(request_timeout_ms),
+            max_body_bytes: a.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        })
+    }
+
+    /// The IP outgoing connections are bound to: the node's own (raft) address, so that
+    /// links between replicas on distinct loopback addresses can be cut one by one.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        let ip = self.raft_addr.ip();
+        (!ip.is_unspecified()).then_some(ip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_defaults_fill_the_rest() {
+        let file: ServerArgs = toml::from_str("node_id = 2\napi_addr = \"127.0.0.1:9000\"\njoin = [\"a:1\"]").unwrap();
+        let flags = ServerArgs { api_addr: Some("127.0.0.1:9100".into()), ..Default::default() };
+        let c = ServerConfig::resolve(flags, Some(file)).unwrap();
+        assert_eq!(c.node_id, 2);
+        assert_eq!(c.api_addr.port(), 9100);
+        assert_eq!(c.raft_addr.port(), 7201);
+        assert_eq!(c.join, vec!["a:1".to_string()]);
+        assert_eq!(c.storage, StorageKind::Sled);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = toml::from_str::<ServerArgs>("node_idd = 1").unwrap_err().to_string();
+        assert!(err.contains("node_idd"), "{err}");
+        let args = ServerArgs { node_id: Some(1), api_addr: Some("nowhere".into()), ..Default::default() };
+        let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
+        assert!(err.contains("api_addr"), "{err}");
+        let err = ServerConfig::resolve(ServerArgs::default(), None).unwrap_err().to_string();
+        assert!(err.contains("node_id"), "{err}");
+    }
+}

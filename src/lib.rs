@@ -1,0 +1,25 @@
+//! # taskraft: a highly available task scheduler on Raft
+//!
+//! Three or more replicas keep the task log in consensus through openraft; the leader makes
+//! every scheduling decision; any replica answers the HTTP API.
+//!
+//! Where things live:
+//! - [`scheduler`]: the pure, deterministic core — task model, `Command`/`Query`/`Response`,
+//!   `State::apply`. No I/O, no clock, no Raft.
+//! - [`node`]: one replica wired together — openraft state-machine adapter, snapshots, storage,
+//!   membership (bootstrap, join, add, remove), leader lookup, write and read paths.
+//! - [`api`]: the axum handlers of the public API; HTTP status mapping in `api::error` only.
+//! - [`client`]: typed client with failover and idempotent retries (CLI, bench, tests).
+//! - [`cli`]: the `taskraft` commands, including `taskraft dev`.
+//! - [`config`]: server settings from TOML, environment and flags.
+//!
+//! The Raft network lives in the `taskraft-raft` crate and durable storage in
+//! `taskraft-storage`; neither depends on this package.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod node;
+pub mod scheduler;
+pub mod util;

@@ -1,0 +1,167 @@
+//! Opening storage, starting Raft and the two listeners, and shutting down cleanly.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use taskraft_raft::HttpNetworkFactory;
+use taskraft_raft::NetworkOptions;
+use taskraft_storage::LogStore;
+use taskraft_storage::MemEngine;
+use taskraft_storage::SledEngine;
+use taskraft_storage::SnapshotStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Member;
+use super::Node;
+use super::Raft;
+use super::StateMachine;
+use crate::config::ServerConfig;
+use crate::config::StorageKind;
+
+/// Why a replica could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory under `data_dir` could not be used.
+    #[error("storage at {path}: {message}")]
+    Storage { path: PathBuf, message: String },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    /// openraft refused the configuration or stopped.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A started replica: the shared [`Node`] plus the tasks serving it.
+pub struct RunningNode {
+    /// Shared state used by the API.
+    pub node: Arc<Node>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+fn storage_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::Storage { path: path.to_path_buf(), message: e.to_string() }
+}
+
+fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, Error> {
+    let raft_config = openraft::Config {
+        cluster_name: "taskraft".into(),
+        heartbeat_interval: config.heartbeat.as_millis() as u64,
+        election_timeout_min: config.election_timeout_min.as_millis() as u64,
+        election_timeout_max: config.election_timeout_max.as_millis() as u64,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+        // A follower further behind than this gets a snapshot instead of entries.
+        replication_lag_threshold: config.snapshot_logs * 2,
+        max_in_snapshot_log_to_keep: 1000,
+        // Pre-vote keeps a node that was cut off from disrupting a healthy leader on return.
+        enable_pre_vote: Some(true),
+        install_snapshot_timeout: 60_000,
+        ..Default::default()
+    };
+    Ok(Arc::new(raft_config.validate().map_err(|e| Error::Raft(e.to_string()))?))
+}
+
+impl RunningNode {
+    /// Opens storage, starts Raft and both listeners; returns once they are serving.
+    pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> Result<Self, Error> {
+        let config = Arc::new(config);
+        let id = config.node_id;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_err(&config.data_dir, e))?;
+        let snap_dir = config.data_dir.join("snapshots");
+        let snapshots = SnapshotStore::open(&snap_dir).map_err(|e| storage_err(&snap_dir, e))?;
+        let (state_machine, view) = StateMachine::open(snapshots).map_err(|e| storage_err(&snap_dir, e))?;
+
+        let network = HttpNetworkFactory::new(NetworkOptions {
+            secret: config.cluster_secret.clone(),
+            local_ip: config.local_ip(),
+            ..Default::default()
+        })
+        .map_err(|e| Error::Raft(e.to_string()))?;
+        let raft_config = raft_config(&config)?;
+        let raft: Raft = match config.storage {
+            StorageKind::Sled => {
+                let path = config.data_dir.join("raft-log");
+                let engine = SledEngine::open(&path).map_err(|e| storage_err(&path, e))?;
+                let log = LogStore::new(engine).map_err(|e| storage_err(&path, e))?;
+                Raft::new(id, raft_config, network, log, state_machine).await
+            }
+            StorageKind::Memory => {
+                let log = LogStore::new(MemEngine::new()).map_err(|e| storage_err(&config.data_dir, e))?;
+                Raft::new(id, raft_config, network, log, state_machine).await
+            }
+        }
+        .map_err(|e| Error::Raft(e.to_string()))?;
+
+        let http = reqwest::Client::builder()
+            .local_address(config.local_ip())
+            .connect_timeout(std::time::Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()?;
+        let node = Arc::new(Node {
+            id,
+            metrics: raft.metrics(),
+            raft: raft.clone(),
+            view,
+            config: config.clone(),
+            http,
+            membership_lock: tokio::sync::Mutex::new(()),
+        });
+
+        let tracker = TaskTracker::new();
+        let raft_listener =
+            TcpListener::bind(config.raft_addr).await.map_err(|source| Error::Bind { addr: config.raft_addr, source })?;
+        let api_listener =
+            TcpListener::bind(config.api_addr).await.map_err(|source| Error::Bind { addr: config.api_addr, source })?;
+        let raft_routes = taskraft_raft::raft_router(raft.clone(), config.cluster_secret.clone());
+        let api_routes = crate::api::router(node.clone());
+        for (name, listener, routes) in [("raft", raft_listener, raft_routes), ("api", api_listener, api_routes)] {
+            let token = shutdown.clone();
+            tracker.spawn(async move {
+                let served = axum::serve(listener, routes).with_graceful_shutdown(token.cancelled_owned()).await;
+                if let Err(e) = served {
+                    tracing::error!(listener = name, error = %e, "listener failed");
+                }
+            });
+        }
+        tracing::info!(node_id = id, api = %config.api_addr, raft = %config.raft_addr, data_dir = %config.data_dir.display(), "replica serving");
+
+        let starter = node.clone();
+        let token = shutdown.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = super::membership::first_start(&starter) => {}
+            }
+        });
+        Ok(Self { node, tracker, shutdown })
+    }
+
+    /// Waits for the shutdown token, drains the listeners and stops Raft.
+    pub async fn run_until_shutdown(self) -> Result<(), Error> {
+        self.shutdown.cancelled().await;
+        tracing::info!(node_id = self.node.id, "shutting down");
+        self.tracker.close();
+        self.tracker.wait().await;
+        self.node.raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
+        tracing::info!(node_id = self.node.id, "stopped");
+        Ok(())
+    }
+}
+
+/// The member record of this replica.
+pub fn self_member(config: &ServerConfig) -> Member {
+    Member { api_addr: config.api_addr.to_string(), raft_addr: config.raft_addr.to_string() }
+}
+
+/// The one-member initial membership used by bootstrap and `cluster init`.
+pub fn initial_members(config: &ServerConfig) -> BTreeMap<u64, Member> {
+    BTreeMap::from([(config.node_id, self_member(config))])
+}

@@ -1,0 +1,219 @@
+//! The openraft state-machine adapter: decode, call the pure `apply`, persist snapshots, respond.
+//!
+//! The scheduler state lives in memory behind an `RwLock`; durability comes from the Raft log
+//! (flushed before every acknowledgement) plus snapshot files. On restart the newest snapshot
+//! is loaded and openraft re-applies the committed log entries after it.
+//!
+//! Business logic never lives here: every normal entry goes to
+//! [`crate::scheduler::State::apply`], and its `Response` is handed back to the waiting client.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::RwLock;
+
+use futures::Stream;
+use futures::TryStreamExt;
+use openraft::EntryPayload;
+use openraft::RaftSnapshotBuilder;
+use openraft::storage::EntryResponder;
+use openraft::storage::RaftStateMachine;
+use serde::Deserialize;
+use serde::Serialize;
+use taskraft_storage::SnapshotStore;
+use tokio::sync::watch;
+
+use super::types::LogId;
+use super::types::Snapshot;
+use super::types::SnapshotMeta;
+use super::types::StoredMembership;
+use super::types::TypeConfig;
+use crate::scheduler::Response;
+use crate::scheduler::State;
+
+/// Version byte of the snapshot payload (the scheduler state encoding).
+const SNAPSHOT_FORMAT: u8 = 1;
+
+/// What has been applied: the scheduler state plus the Raft bookkeeping that goes with it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Applied {
+    /// The replicated scheduler state.
+    pub state: State,
+    /// Id of the last entry applied to `state`.
+    pub last_applied: Option<LogId>,
+    /// Membership of the last applied membership entry.
+    pub membership: StoredMembership,
+}
+
+/// Shared read access to the applied state, plus a watch on the last applied index
+/// (used by linearizable reads and `/wait` long-polls).
+#[derive(Clone)]
+pub struct StateView {
+    applied: Arc<RwLock<Applied>>,
+    index: watch::Receiver<u64>,
+}
+
+impl StateView {
+    /// Runs `f` on the current state under the read lock (keep it short: apply waits).
+    pub fn read<T>(&self, f: impl FnOnce(&Applied) -> T) -> T {
+        let guard = self.applied.read().expect("state lock poisoned: a previous apply panicked");
+        f(&guard)
+    }
+
+    /// Index of the last applied entry (0 before anything was applied).
+    pub fn applied_index(&self) -> u64 {
+        *self.index.borrow()
+    }
+
+    /// Waits until the state machine has applied `index`, or the deadline passes.
+    /// Returns whether the index was reached.
+    pub async fn wait_applied(&self, index: u64, deadline: tokio::time::Instant) -> bool {
+        let mut rx = self.index.clone();
+        let reached = tokio::time::timeout_at(deadline, rx.wait_for(|applied| *applied >= index)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// A receiver that changes whenever something new is applied.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.index.clone()
+    }
+}
+
+/// The state machine handed to openraft.
+pub struct StateMachine {
+    applied: Arc<RwLock<Applied>>,
+    index_tx: watch::Sender<u64>,
+    snapshots: Arc<SnapshotStore>,
+}
+
+impl StateMachine {
+    /// Opens the state machine, loading the newest snapshot from `snapshots` if there is one.
+    pub fn open(snapshots: SnapshotStore) -> io::Result<(Self, StateView)> {
+        let mut applied = Applied::default();
+        if let Some((meta, data)) = snapshots.load_latest::<SnapshotMeta>().map_err(io::Error::other)? {
+            applied.state = decode_state(&data)?;
+            applied.last_applied = meta.last_log_id;
+            applied.membership = meta.last_membership;
+            tracing::info!(index = applied.last_applied.map(|l| l.index), "loaded snapshot");
+        }
+        let index = applied.last_applied.map_or(0, |l| l.index);
+        let (index_tx, index_rx) = watch::channel(index);
+        let applied = Arc::new(RwLock::new(applied));
+        let view = StateView { applied: applied.clone(), index: index_rx };
+        Ok((Self { applied, index_tx, snapshots: Arc::new(snapshots) }, view))
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
+        self.applied.write().expect("state lock poisoned: a previous apply panicked")
+    }
+}
+
+fn encode_state(state: &State) -> io::Result<Vec<u8>> {
+    let mut out = vec![SNAPSHOT_FORMAT];
+    postcard::to_io(state, &mut out).map_err(|e| io::Error::other(format!("encode snapshot: {e}")))?;
+    Ok(out)
+}
+
+fn decode_state(data: &[u8]) -> io::Result<State> {
+    match data.split_first() {
+        Some((&SNAPSHOT_FORMAT, rest)) => postcard::from_bytes(rest)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("decode snapshot: {e}"))),
+        Some((v, _)) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown snapshot format {v}"))),
+        None => Err(io::Error::new(io::ErrorKind::InvalidData, "empty snapshot")),
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let applied = self.write();
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send {
+        let mut last = None;
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id;
+            let response = {
+                let mut applied = self.write();
+                applied.last_applied = Some(log_id);
+                match entry.payload {
+                    EntryPayload::Blank => Response::Noop,
+                    EntryPayload::Normal(cmd) => applied.state.apply(log_id.index, cmd),
+                    EntryPayload::Membership(m) => {
+                        applied.membership = StoredMembership::new(Some(log_id), m);
+                        Response::Noop
+                    }
+                }
+            };
+            last = Some(log_id.index);
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        if let Some(index) = last {
+            self.index_tx.send_replace(index);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { applied: self.applied.clone(), snapshots: self.snapshots.clone() }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), io::Error> {
+        let state = decode_state(&data)?;
+        let snapshots = self.snapshots.clone();
+        let (m, d) = (meta.clone(), data);
+        tokio::task::spawn_blocking(move || snapshots.save(&m, &d)).await.map_err(io::Error::other)?.map_err(io::Error::other)?;
+        let index = {
+            let mut applied = self.write();
+            applied.state = state;
+            applied.last_applied = meta.last_log_id;
+            applied.membership = meta.last_membership.clone();
+            meta.last_log_id.map_or(0, |l| l.index)
+        };
+        self.index_tx.send_replace(index);
+        tracing::info!(index, "installed snapshot");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let snapshots = self.snapshots.clone();
+        let loaded = tokio::task::spawn_blocking(move || snapshots.load_latest::<SnapshotMeta>())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        Ok(loaded.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
+    }
+}
+
+/// Builds a snapshot of the applied state and writes it to the snapshot directory.
+pub struct SnapshotBuilder {
+    applied: Arc<RwLock<Applied>>,
+    snapshots: Arc<SnapshotStore>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let applied = self.applied.clone();
+        let snapshots = self.snapshots.clone();
+        // Encoding a large state takes a while: keep it off the async worker threads.
+        tokio::task::spawn_blocking(move || {
+            let (meta, data) = {
+                let guard = applied.read().expect("state lock poisoned");
+                let meta = SnapshotMeta { last_log_id: guard.last_applied, last_membership: guard.membership.clone() };
+                (meta, encode_state(&guard.state)?)
+            };
+            snapshots.save(&meta, &data).map_err(io::Error::other)?;
+            tracing::info!(index = meta.last_log_id.map(|l| l.index), bytes = data.len(), "built snapshot");
+            Ok(Snapshot { meta, snapshot: data })
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}

@@ -1,0 +1,432 @@
+//! The vocabulary between the cluster and the core: `Command` (replicated writes) with its
+//! `Response`, and `Query` (local reads) with its `QueryResponse`.
+//!
+//! **`Command` is append-only.** Every committed log entry holds a postcard-encoded `Command`, and
+//! postcard encodes a variant by its position. Never reorder, rename or remove a variant or a
+//! field; add new variants at the end, and new behaviour through new variants. The same holds for
+//! every type a command carries (`TaskSpec`, `WorkerRegistration`, `AttemptOutcome`, …).
+//!
+//! Rejections are data: a refused command is still committed and applied, and every replica
+//! computes the same `Response::Rejected`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::task::{AttemptOutcome, Task, TaskId, TaskSpec, TaskState};
+use super::worker::{WorkerInfo, WorkerRegistration};
+
+/// A replicated write. The leader stamps `now_ms`; apply never reads a clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "decoded once and consumed by apply; a Box would cost an allocation per submit"
+)]
+pub enum Command {
+    /// Create one task.
+    Submit {
+        /// Client id + serial; a repeated request id returns the tasks of the first one.
+        request_id: Option<String>,
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The task (validated again by apply).
+        spec: TaskSpec,
+    },
+    /// Create many tasks at once; all or none (an invalid spec rejects the batch).
+    SubmitBatch {
+        /// Client id + serial; a repeated request id returns the tasks of the first one.
+        request_id: Option<String>,
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The tasks, answered in the same order.
+        specs: Vec<TaskSpec>,
+    },
+    /// Cancel a task: at once if no attempt is live, otherwise ask its worker to kill it.
+    Cancel {
+        /// Client id + serial; a repeated request id gets the first answer again.
+        request_id: Option<String>,
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The task to cancel.
+        task_id: TaskId,
+        /// Free text kept on the task.
+        reason: Option<String>,
+    },
+    /// Register a worker, or refresh the record of a known one.
+    RegisterWorker {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// What the worker offers.
+        worker: WorkerRegistration,
+    },
+    /// Commit the dispatcher's placement decisions; each pair is judged on its own.
+    Assign {
+        /// Leader time at proposal (also decides whether a `retry_wait` task is due).
+        now_ms: u64,
+        /// `(task, worker)` pairs. The fencing token of every new attempt is this entry's log index.
+        assignments: Vec<(TaskId, String)>,
+    },
+    /// The worker started the process of the current attempt.
+    AttemptStarted {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The task.
+        task_id: TaskId,
+        /// Fencing token of the attempt the worker runs.
+        token: u64,
+    },
+    /// The current attempt saved progress.
+    Checkpoint {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The task.
+        task_id: TaskId,
+        /// Fencing token of the attempt that wrote it.
+        token: u64,
+        /// The checkpoint bytes (at most `MAX_CHECKPOINT_BYTES`).
+        data: Vec<u8>,
+    },
+    /// The current attempt ended (reported by its worker, or by the leader for timeouts).
+    Complete {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The task.
+        task_id: TaskId,
+        /// Fencing token of the attempt that ended.
+        token: u64,
+        /// How it ended.
+        outcome: AttemptOutcome,
+        /// Process exit code, if it exited.
+        exit_code: Option<i32>,
+        /// Last output of the process (apply keeps the last `MAX_OUTPUT_TAIL_BYTES`).
+        output_tail: String,
+        /// Error message, if any.
+        error: Option<String>,
+    },
+    /// The leader saw the worker's lease expire: its live attempts end as `lost` and their tasks
+    /// follow their failover policy.
+    WorkerLost {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The worker.
+        worker_id: String,
+    },
+    /// Does nothing; a new leader commits one to learn its commit index.
+    Noop,
+    /// An operator drains a worker: it keeps running its attempts but receives nothing new.
+    DrainWorker {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The worker.
+        worker_id: String,
+    },
+    /// An operator removes a worker: like `WorkerLost`, then the worker is marked removed.
+    RemoveWorker {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The worker.
+        worker_id: String,
+    },
+    /// A replica is being removed from the Raft cluster. Its id is remembered forever so that
+    /// it can never join again (a replica reusing an old id could vote with a stale log).
+    MemberRemoved {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The Raft node id of the replica.
+        node_id: u64,
+    },
+}
+
+/// Why a command changed nothing. Identical on every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// The task or worker does not exist (HTTP 404).
+    NotFound,
+    /// The task or worker is in a state that does not allow this (HTTP 409).
+    InvalidTransition,
+    /// The token is not the current live attempt's: the sender must stop (HTTP 409).
+    StaleToken,
+    /// This exact report was already applied (the attempt with this token has ended); a
+    /// retrying worker may treat it as success.
+    Duplicate,
+    /// The input breaks a rule; the message names the field (HTTP 400/422).
+    Invalid,
+    /// The worker is draining, lost or removed.
+    WorkerUnavailable,
+    /// The worker has no free slot.
+    WorkerFull,
+    /// The worker lacks a label the task requires.
+    ConstraintMismatch,
+}
+
+impl RejectCode {
+    /// The snake_case name used in JSON errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::NotFound => "not_found",
+            RejectCode::InvalidTransition => "invalid_transition",
+            RejectCode::StaleToken => "stale_token",
+            RejectCode::Duplicate => "duplicate",
+            RejectCode::Invalid => "invalid",
+            RejectCode::WorkerUnavailable => "worker_unavailable",
+            RejectCode::WorkerFull => "worker_full",
+            RejectCode::ConstraintMismatch => "constraint_mismatch",
+        }
+    }
+}
+
+/// A refused command: a code for programs and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Machine-readable reason.
+    pub code: RejectCode,
+    /// What went wrong, naming the task, worker or field.
+    pub message: String,
+}
+
+impl Rejection {
+    /// A new rejection.
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
+        Rejection { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// One task of a submit answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedTask {
+    /// False when the idempotency key or request id was already known: `task` is the existing one.
+    pub created: bool,
+    /// The task as it is after this command.
+    pub task: Task,
+}
+
+/// A small view of a task for answers to workers (no spec, no checkpoint bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// The task.
+    pub id: TaskId,
+    /// Its state after the command.
+    pub state: TaskState,
+    /// Its version after the command.
+    pub version: u64,
+    /// Number of the current attempt (0 if none).
+    pub attempt: u32,
+    /// Fencing token of the current attempt, if any.
+    pub token: Option<u64>,
+    /// The worker should kill the attempt.
+    pub cancel_requested: bool,
+}
+
+impl TaskStatus {
+    /// The status of `task`.
+    pub fn of(task: &Task) -> Self {
+        TaskStatus {
+            id: task.id,
+            state: task.state,
+            version: task.version,
+            attempt: task.current_attempt().map_or(0, |a| a.number),
+            token: task.current_attempt().map(|a| a.fencing_token),
+            cancel_requested: task.cancel_requested,
+        }
+    }
+}
+
+/// The verdict on one `(task, worker)` pair of an `Assign`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignResult {
+    /// The task.
+    pub task_id: TaskId,
+    /// The worker.
+    pub worker_id: String,
+    /// Whether the attempt was created.
+    pub outcome: AssignOutcome,
+}
+
+/// Whether one assignment took effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant, reason = "short-lived answer; the common variant is the large one")]
+pub enum AssignOutcome {
+    /// A new attempt exists; `task` is what the worker's inbox should receive.
+    Assigned {
+        /// Number of the new attempt.
+        attempt: u32,
+        /// Its fencing token (the log index of this command).
+        token: u64,
+        /// The task after the assignment (spec and checkpoint included).
+        task: Task,
+    },
+    /// Nothing changed for this pair.
+    Rejected(Rejection),
+}
+
+/// The answer to a `Command`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to `Submit` (one entry) and `SubmitBatch` (one per spec, in order).
+    Submitted {
+        /// The tasks, with whether each was created by this command.
+        tasks: Vec<SubmittedTask>,
+    },
+    /// Answer to `Cancel`: terminal `cancelled`, or `cancel_requested` while an attempt is live.
+    Cancelled {
+        /// The task after the command.
+        task: Task,
+    },
+    /// Answer to `RegisterWorker`, `WorkerLost`, `DrainWorker`, `RemoveWorker`.
+    Worker {
+        /// The worker after the command.
+        worker: WorkerInfo,
+        /// Tasks whose live attempt this command ended, in id order.
+        affected: Vec<TaskStatus>,
+    },
+    /// Answer to `Assign`, one result per pair, in order.
+    Assigned {
+        /// The verdicts.
+        results: Vec<AssignResult>,
+    },
+    /// Answer to `AttemptStarted`.
+    AttemptStarted {
+        /// The task after the command.
+        status: TaskStatus,
+    },
+    /// Answer to `Checkpoint`; `status.cancel_requested` tells the worker to stop.
+    CheckpointSaved {
+        /// The task after the command.
+        status: TaskStatus,
+    },
+    /// Answer to `Complete`.
+    Completed {
+        /// The task after the command (terminal, `retry_wait` or `pending`).
+        task: Task,
+    },
+    /// Answer to `Noop`.
+    Noop,
+    /// The command changed nothing.
+    Rejected(Rejection),
+}
+
+/// A read of the local state. Not replicated: linearizability comes from ReadIndex around it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Query {
+    /// One task.
+    GetTask {
+        /// The task.
+        id: TaskId,
+    },
+    /// A page of tasks in id order, optionally of one state.
+    ListTasks {
+        /// Only tasks in this state.
+        state: Option<TaskState>,
+        /// Cursor: only ids greater than this (the previous page's `next_cursor`).
+        after: Option<TaskId>,
+        /// Page size; 0 means `DEFAULT_LIST_LIMIT`, larger than `MAX_LIST_LIMIT` is clamped.
+        limit: u32,
+    },
+    /// Counters, answered in O(1).
+    Stats,
+    /// Every worker, in id order.
+    ListWorkers,
+}
+
+/// Counts of tasks per state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    /// Tasks in `pending`.
+    pub pending: u64,
+    /// Tasks in `blocked`.
+    pub blocked: u64,
+    /// Tasks in `assigned`.
+    pub assigned: u64,
+    /// Tasks in `running`.
+    pub running: u64,
+    /// Tasks in `retry_wait`.
+    pub retry_wait: u64,
+    /// Tasks in `succeeded`.
+    pub succeeded: u64,
+    /// Tasks in `failed`.
+    pub failed: u64,
+    /// Tasks in `cancelled`.
+    pub cancelled: u64,
+}
+
+impl StateCounts {
+    /// The counter of `state`.
+    pub fn get(&self, state: TaskState) -> u64 {
+        match state {
+            TaskState::Pending => self.pending,
+            TaskState::Blocked => self.blocked,
+            TaskState::Assigned => self.assigned,
+            TaskState::Running => self.running,
+            TaskState::RetryWait => self.retry_wait,
+            TaskState::Succeeded => self.succeeded,
+            TaskState::Failed => self.failed,
+            TaskState::Cancelled => self.cancelled,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, state: TaskState) -> &mut u64 {
+        match state {
+            TaskState::Pending => &mut self.pending,
+            TaskState::Blocked => &mut self.blocked,
+            TaskState::Assigned => &mut self.assigned,
+            TaskState::Running => &mut self.running,
+            TaskState::RetryWait => &mut self.retry_wait,
+            TaskState::Succeeded => &mut self.succeeded,
+            TaskState::Failed => &mut self.failed,
+            TaskState::Cancelled => &mut self.cancelled,
+        }
+    }
+}
+
+/// Answer to `Query::Stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Tasks per state.
+    pub counts: StateCounts,
+    /// All tasks.
+    pub total: u64,
+    /// The id the next created task will get.
+    pub next_task_id: TaskId,
+    /// Log index of the last command applied.
+    pub last_applied_index: u64,
+    /// Workers in state `active`.
+    pub active_workers: u64,
+    /// Workers known in any state.
+    pub workers: u64,
+}
+
+/// The answer to a `Query`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant, reason = "short-lived answer, built once per read")]
+pub enum QueryResponse {
+    /// Answer to `GetTask`.
+    Task(Option<Task>),
+    /// Answer to `ListTasks`.
+    Tasks {
+        /// The page, in id order.
+        tasks: Vec<Task>,
+        /// Pass as `after` for the next page; `None` on the last page.
+        next_cursor: Option<TaskId>,
+    },
+    /// Answer to `Stats`.
+    Stats(Stats),
+    /// Answer to `ListWorkers`.
+    Workers {
+        /// Every worker, in id order.
+        workers: Vec<WorkerInfo>,
+    },
+}

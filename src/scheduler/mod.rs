@@ -1,0 +1,56 @@
+//! The pure scheduler core: the replicated state machine of taskraft.
+//!
+//! Every replica holds one [`State`]. Raft decides the order of [`Command`]s; each replica feeds
+//! them, in that order, to [`State::apply`], and because `apply` is a pure function of the state
+//! and the command, every replica ends in the same state and returns the same [`Response`].
+//! Reads go through [`State::query`] on whichever replica the linearizability protocol allows.
+//!
+//! The path of a command:
+//!
+//! 1. A client or worker calls the API; the handler validates input (`TaskSpec::validate`) so
+//!    obvious mistakes never reach the log.
+//! 2. The leader builds the `Command`, stamping `now_ms` from its clock: apply never reads one.
+//!    Dispatch decisions (which worker, when a lease expired, when an attempt timed out) are
+//!    made by the leader too and arrive here as `Assign`, `WorkerLost` and `Complete`.
+//! 3. The command is postcard-encoded into a log entry and committed by Raft.
+//! 4. Every replica calls `apply(log_index, command)`. It de-duplicates (request id window,
+//!    idempotency keys), allocates task ids from a counter, checks fencing tokens (the log index
+//!    of the assignment that created an attempt), and moves tasks through their lifecycle:
+//!    `pending`/`blocked` → `assigned` → `running` → `succeeded` | `failed` | `cancelled`,
+//!    with `retry_wait` between attempts.
+//! 5. The `Response` — including business rejections, which are data — goes back to the caller
+//!    on the replica that proposed it. The state itself, serialized whole, is the snapshot.
+//!
+//! What this module deliberately does not do: no I/O, no clock, no randomness, no async, no
+//! openraft or storage types. It does not choose workers (the leader's dispatcher does, and
+//! apply only checks that a choice is still valid: state, slots, labels), track heartbeats, or
+//! encode snapshots (the adapter does, with a version byte). Validation rules are part of the
+//! replicated semantics: loosening them is safe, tightening them changes how old log entries
+//! replay and needs a new command variant instead.
+
+mod command;
+mod dedup;
+mod lifecycle;
+mod state;
+mod task;
+mod worker;
+
+#[cfg(test)]
+mod script;
+#[cfg(test)]
+mod tests;
+
+pub use command::{
+    AssignOutcome, AssignResult, Command, Query, QueryResponse, RejectCode, Rejection, Response, StateCounts, Stats,
+    SubmittedTask, TaskStatus,
+};
+pub use dedup::REQUEST_DEDUP_CAPACITY;
+pub use lifecycle::MAX_TOTAL_ATTEMPTS;
+pub use state::{DEFAULT_LIST_LIMIT, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
+pub use task::{
+    Attempt, AttemptOutcome, Checkpoint, DEFAULT_PRIORITY, FailoverPolicy, FieldError, MAX_ARG_BYTES, MAX_ARGS,
+    MAX_CHECKPOINT_BYTES, MAX_CONSTRAINTS, MAX_DEPENDENCIES, MAX_ENV_VARS, MAX_ERROR_BYTES, MAX_KEY_BYTES,
+    MAX_NAME_BYTES, MAX_OUTPUT_TAIL_BYTES, MAX_PRIORITY, MAX_RETRY_ATTEMPTS, MAX_SHARDS, PlacementStrategy,
+    RESERVED_ENV_PREFIX, Resources, RetryPolicy, Shard, Task, TaskId, TaskOrigin, TaskSpec, TaskState,
+};
+pub use worker::{MAX_ADDR_BYTES, MAX_LABELS, MAX_WORKER_ID_BYTES, WorkerInfo, WorkerRegistration, WorkerState};

@@ -1,0 +1,499 @@
+//! Golden scripts: scheduler behaviour written as a tiny command language, with the printed
+//! outcome checked in next to it (`testdata/<name>.script` → `testdata/<name>.expected`).
+//! Run with `UPDATE_GOLDEN=1` to rewrite the expected files, then review the diff.
+//!
+//! One line per command; `#` starts a comment. Writes get the next fake log index (printed as
+//! `@N`, which is also the fencing token of an `assign` on that line) and a clock of
+//! `1000 × N` ms plus whatever `tick` added. After every write the runner prints the tasks and
+//! workers that changed, checks the state's invariants, and round-trips the command and
+//! response through postcard and JSON.
+//!
+//! ```text
+//! submit name=a cmd="echo hi" priority=7 key=k1 request=r1 max_attempts=3 backoff=1000
+//!        failover=restart deps=1,2 label=zone:a timeout=5000 shard=0/4 env=K:V
+//! batch request=r1 | name=a key=k1 | name=b
+//! cancel 1 reason="no longer needed" request=r2
+//! register w1 slots=2 label=zone:a          drain w1      remove w1      lost w1
+//! assign 1 w1 2 w2                          start 1 token=5
+//! checkpoint 1 token=5 data=abc             complete 1 token=5 outcome=failed exit=1 error=boom
+//! get 1      list state=pending limit=2 after=1      stats      workers      tick 5000      noop
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+/// Where the scripts live. `file!()` is relative to the workspace root in the real package and
+/// absolute when the module is compiled elsewhere through `#[path]`; both end in this directory.
+fn testdata_dir() -> PathBuf {
+    let here = Path::new(file!());
+    let dir = here.parent().expect("script.rs has a parent directory");
+    let dir = if dir.is_absolute() { dir.to_path_buf() } else { Path::new(env!("CARGO_MANIFEST_DIR")).join(dir) };
+    dir.join("testdata")
+}
+
+/// Runs `testdata/<name>.script` and compares with (or, under `UPDATE_GOLDEN`, rewrites)
+/// `testdata/<name>.expected`.
+pub(crate) fn check_golden(name: &str) {
+    let dir = testdata_dir();
+    let script_path = dir.join(format!("{name}.script"));
+    let script =
+        std::fs::read_to_string(&script_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", script_path.display()));
+    let actual = run(&script);
+    let expected_path = dir.join(format!("{name}.expected"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|e| {
+        panic!("cannot read {} ({e}); run with UPDATE_GOLDEN=1 to create it", expected_path.display())
+    });
+    if expected != actual {
+        let diff_at = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
+        panic!(
+            "golden mismatch for {name} (first differing line {:?}); rerun with UPDATE_GOLDEN=1 \
+             and review the diff\n--- actual ---\n{actual}",
+            diff_at.map(|i| i + 1)
+        );
+    }
+}
+
+/// Runs a whole script and returns the transcript.
+pub(crate) fn run(script: &str) -> String {
+    let mut r = Runner { state: State::new(StateOptions::default()), index: 0, extra_ms: 0, out: String::new() };
+    for (n, line) in script.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            r.out.push_str(line);
+            r.out.push('\n');
+            continue;
+        }
+        writeln!(r.out, "> {trimmed}").unwrap();
+        if let Err(e) = r.line(trimmed) {
+            panic!("script line {}: {e}: {trimmed}", n + 1);
+        }
+    }
+    r.out
+}
+
+struct Runner {
+    state: State,
+    index: u64,
+    extra_ms: u64,
+    out: String,
+}
+
+/// A parsed line: positional words and `key=value` options (repeatable).
+struct Args {
+    words: Vec<String>,
+    opts: Vec<(String, String)>,
+}
+
+impl Args {
+    fn parse(tokens: &[String]) -> Args {
+        let mut args = Args { words: Vec::new(), opts: Vec::new() };
+        for t in tokens {
+            match t.split_once('=') {
+                Some((k, v)) => args.opts.push((k.to_string(), v.to_string())),
+                None => args.words.push(t.clone()),
+            }
+        }
+        args
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.opts.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.opts.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn num<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
+        self.get(key).map(|v| v.parse().map_err(|_| format!("{key}={v} is not a number"))).transpose()
+    }
+
+    fn word<T: std::str::FromStr>(&self, i: usize) -> Result<T, String> {
+        let w = self.words.get(i).ok_or(format!("missing argument {i}"))?;
+        w.parse().map_err(|_| format!("cannot parse argument {w}"))
+    }
+}
+
+/// Splits on whitespace, keeping `"quoted parts"` together (quotes removed).
+fn tokenize(line: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut any) = (false, false);
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    tokens.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("unbalanced quote".into());
+    }
+    if any {
+        tokens.push(cur);
+    }
+    Ok(tokens)
+}
+
+fn pair(v: &str) -> Result<(String, String), String> {
+    v.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())).ok_or(format!("{v} is not key:value"))
+}
+
+fn spec_from(a: &Args) -> Result<TaskSpec, String> {
+    let mut spec = TaskSpec {
+        name: a.get("name").unwrap_or("").to_string(),
+        command: a.get("cmd").unwrap_or("true").split_whitespace().map(String::from).collect(),
+        idempotency_key: a.get("key").map(String::from),
+        ..TaskSpec::default()
+    };
+    if let Some(p) = a.num("priority")? {
+        spec.priority = p;
+    }
+    if let Some(n) = a.num("max_attempts")? {
+        spec.retry.max_attempts = n;
+    }
+    if let Some(ms) = a.num("backoff")? {
+        spec.retry.backoff_initial_ms = ms;
+    }
+    if let Some(ms) = a.num("backoff_max")? {
+        spec.retry.backoff_max_ms = ms;
+    }
+    if let Some(pm) = a.num("multiplier")? {
+        spec.retry.backoff_multiplier_permille = pm;
+    }
+    spec.timeout_ms = a.num("timeout")?;
+    spec.failover = match a.get("failover") {
+        None | Some("resume") => FailoverPolicy::Resume,
+        Some("restart") => FailoverPolicy::Restart,
+        Some("fail") => FailoverPolicy::Fail,
+        Some(other) => return Err(format!("unknown failover {other}")),
+    };
+    if let Some(deps) = a.get("deps") {
+        spec.depends_on =
+            deps.split(',').map(|d| d.parse().map_err(|_| format!("bad dep {d}"))).collect::<Result<_, _>>()?;
+    }
+    if let Some(shard) = a.get("shard") {
+        let (i, n) = shard.split_once('/').ok_or("shard is index/total")?;
+        spec.shard =
+            Some(Shard { index: i.parse().map_err(|_| "bad shard")?, total: n.parse().map_err(|_| "bad shard")? });
+    }
+    for l in a.all("label") {
+        let (k, v) = pair(l)?;
+        spec.constraints.insert(k, v);
+    }
+    for e in a.all("env") {
+        let (k, v) = pair(e)?;
+        spec.env.insert(k, v);
+    }
+    Ok(spec)
+}
+
+impl Runner {
+    fn line(&mut self, line: &str) -> Result<(), String> {
+        let tokens = tokenize(line)?;
+        let (verb, rest) = tokens.split_first().ok_or("empty line")?;
+        let a = Args::parse(rest);
+        let query = match verb.as_str() {
+            "get" => Some(Query::GetTask { id: a.word(0)? }),
+            "list" => Some(Query::ListTasks {
+                state: a.get("state").map(|s| TaskState::parse(s).ok_or(format!("unknown state {s}"))).transpose()?,
+                after: a.num("after")?,
+                limit: a.num("limit")?.unwrap_or(0),
+            }),
+            "stats" => Some(Query::Stats),
+            "workers" => Some(Query::ListWorkers),
+            "tick" => {
+                self.extra_ms += a.word::<u64>(0)?;
+                return Ok(());
+            }
+            _ => None,
+        };
+        if let Some(q) = query {
+            let resp = self.state.query(&q);
+            roundtrip(&q);
+            roundtrip(&resp);
+            self.print_query(&resp);
+            return Ok(());
+        }
+        self.index += 1;
+        let cmd = self.command(verb, &a, rest)?;
+        self.write(cmd);
+        Ok(())
+    }
+
+    fn now(&self) -> u64 {
+        self.index * 1000 + self.extra_ms
+    }
+
+    fn command(&self, verb: &str, a: &Args, rest: &[String]) -> Result<Command, String> {
+        let now_ms = self.now();
+        let token = || a.num::<u64>("token")?.ok_or_else(|| "token= is required".to_string());
+        let worker_id = || a.word::<String>(0);
+        Ok(match verb {
+            "submit" => Command::Submit { request_id: a.get("request").map(String::from), now_ms, spec: spec_from(a)? },
+            "batch" => {
+                let mut groups = rest.split(|t| t == "|");
+                let head = Args::parse(groups.next().unwrap_or_default());
+                let specs = groups.map(|g| spec_from(&Args::parse(g))).collect::<Result<_, _>>()?;
+                Command::SubmitBatch { request_id: head.get("request").map(String::from), now_ms, specs }
+            }
+            "cancel" => Command::Cancel {
+                request_id: a.get("request").map(String::from),
+                now_ms,
+                task_id: a.word(0)?,
+                reason: a.get("reason").map(String::from),
+            },
+            "register" => {
+                let mut labels = BTreeMap::new();
+                for l in a.all("label") {
+                    let (k, v) = pair(l)?;
+                    labels.insert(k, v);
+                }
+                let id: String = worker_id()?;
+                let worker = WorkerRegistration {
+                    api_addr: a.get("addr").map_or_else(|| format!("{id}:7000"), String::from),
+                    id,
+                    slots: a.num("slots")?.unwrap_or(1),
+                    cpu_millis: a.num("cpu")?.unwrap_or(1000),
+                    memory_mib: a.num("mem")?.unwrap_or(1024),
+                    labels,
+                };
+                Command::RegisterWorker { now_ms, worker }
+            }
+            "assign" => {
+                let pairs = a.words.chunks(2).map(|c| match c {
+                    [t, w] => t.parse().map(|t| (t, w.clone())).map_err(|_| format!("bad task id {t}")),
+                    _ => Err("assign takes task/worker pairs".to_string()),
+                });
+                Command::Assign { now_ms, assignments: pairs.collect::<Result<_, _>>()? }
+            }
+            "start" => Command::AttemptStarted { now_ms, task_id: a.word(0)?, token: token()? },
+            "checkpoint" => Command::Checkpoint {
+                now_ms,
+                task_id: a.word(0)?,
+                token: token()?,
+                data: a.get("data").unwrap_or("").as_bytes().to_vec(),
+            },
+            "complete" => Command::Complete {
+                now_ms,
+                task_id: a.word(0)?,
+                token: token()?,
+                outcome: match a.get("outcome").ok_or("outcome= is required")? {
+                    "succeeded" => AttemptOutcome::Succeeded,
+                    "failed" => AttemptOutcome::Failed,
+                    "lost" => AttemptOutcome::Lost,
+                    "timed_out" => AttemptOutcome::TimedOut,
+                    "cancelled" => AttemptOutcome::Cancelled,
+                    other => return Err(format!("unknown outcome {other}")),
+                },
+                exit_code: a.num("exit")?,
+                output_tail: a.get("output").unwrap_or("").to_string(),
+                error: a.get("error").map(String::from),
+            },
+            "lost" => Command::WorkerLost { now_ms, worker_id: worker_id()? },
+            "drain" => Command::DrainWorker { now_ms, worker_id: worker_id()? },
+            "remove" => Command::RemoveWorker { now_ms, worker_id: worker_id()? },
+            "noop" => Command::Noop,
+            other => return Err(format!("unknown command {other}")),
+        })
+    }
+
+    fn write(&mut self, cmd: Command) {
+        roundtrip(&cmd);
+        let before_tasks: BTreeMap<TaskId, u64> = self.state.tasks.iter().map(|(&id, t)| (id, t.version)).collect();
+        let before_workers = self.state.workers.clone();
+        let resp = self.state.apply(self.index, cmd);
+        roundtrip(&resp);
+        if let Err(e) = self.state.check_invariants() {
+            panic!("invariant broken after log index {}: {e}", self.index);
+        }
+        write!(self.out, "@{} t={} ", self.index, self.now()).unwrap();
+        self.print_response(&resp);
+        for (id, task) in &self.state.tasks {
+            if before_tasks.get(id) != Some(&task.version) {
+                writeln!(self.out, "  {}", dump_task(task)).unwrap();
+            }
+        }
+        for (id, w) in &self.state.workers {
+            if before_workers.get(id) != Some(w) {
+                writeln!(self.out, "  {}", self.dump_worker(w)).unwrap();
+            }
+        }
+    }
+
+    fn print_response(&mut self, resp: &Response) {
+        let line = match resp {
+            Response::Submitted { tasks } => {
+                let parts: Vec<String> = tasks
+                    .iter()
+                    .map(|s| format!("{}({})", s.task.id, if s.created { "created" } else { "existing" }))
+                    .collect();
+                format!("ok submitted {}", parts.join(" "))
+            }
+            Response::Cancelled { task } => {
+                format!("ok cancel task={} state={} cancel_requested={}", task.id, task.state, task.cancel_requested)
+            }
+            Response::Worker { worker, affected } => {
+                let parts: Vec<String> = affected.iter().map(|s| format!("{}:{}", s.id, s.state)).collect();
+                format!("ok worker {} {} affected=[{}]", worker.id, worker.state, parts.join(" "))
+            }
+            Response::Assigned { results } => {
+                let mut s = String::from("ok assign");
+                for r in results {
+                    match &r.outcome {
+                        AssignOutcome::Assigned { attempt, token, .. } => {
+                            write!(s, "\n  {}->{} attempt={attempt} token={token}", r.task_id, r.worker_id).unwrap()
+                        }
+                        AssignOutcome::Rejected(rej) => {
+                            write!(s, "\n  {}->{} rejected {rej}", r.task_id, r.worker_id).unwrap()
+                        }
+                    }
+                }
+                s
+            }
+            Response::AttemptStarted { status } => format!("ok started {}", dump_status(status)),
+            Response::CheckpointSaved { status } => {
+                format!("ok checkpoint {}", dump_status(status))
+            }
+            Response::Completed { task } => {
+                format!("ok completed task={} state={}", task.id, task.state)
+            }
+            Response::Noop => "ok noop".to_string(),
+            Response::Rejected(rej) => format!("rejected {rej}"),
+        };
+        writeln!(self.out, "{line}").unwrap();
+    }
+
+    fn print_query(&mut self, resp: &QueryResponse) {
+        match resp {
+            QueryResponse::Task(None) => writeln!(self.out, "none").unwrap(),
+            QueryResponse::Task(Some(task)) => writeln!(self.out, "{}", dump_task(task)).unwrap(),
+            QueryResponse::Tasks { tasks, next_cursor } => {
+                for t in tasks {
+                    writeln!(self.out, "{}", dump_task(t)).unwrap();
+                }
+                writeln!(self.out, "next_cursor={next_cursor:?}").unwrap();
+            }
+            QueryResponse::Stats(s) => {
+                let counts: Vec<String> =
+                    TaskState::ALL.iter().map(|&st| format!("{st}={}", s.counts.get(st))).collect();
+                writeln!(
+                    self.out,
+                    "total={} {} next_id={} applied={} workers={}/{}",
+                    s.total,
+                    counts.join(" "),
+                    s.next_task_id,
+                    s.last_applied_index,
+                    s.active_workers,
+                    s.workers
+                )
+                .unwrap();
+            }
+            QueryResponse::Workers { workers } => {
+                for w in workers {
+                    writeln!(self.out, "{}", self.dump_worker(w)).unwrap();
+                }
+            }
+        }
+    }
+
+    fn dump_worker(&self, w: &WorkerInfo) -> String {
+        let live: Vec<String> = self.state.live_tasks_on(&w.id).map(|id| id.to_string()).collect();
+        let labels: Vec<String> = w.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        format!(
+            "worker {} {} slots={} labels=[{}] live=[{}] registered={}",
+            w.id,
+            w.state,
+            w.slots,
+            labels.join(" "),
+            live.join(" "),
+            w.registered_ms
+        )
+    }
+}
+
+fn dump_status(s: &TaskStatus) -> String {
+    format!(
+        "task={} state={} v{} attempt={} token={:?} cancel_requested={}",
+        s.id, s.state, s.version, s.attempt, s.token, s.cancel_requested
+    )
+}
+
+/// One deterministic line per task: everything a reviewer needs, nothing that is noise.
+fn dump_task(t: &Task) -> String {
+    let mut s = format!("task {} v{} {}", t.id, t.version, t.state);
+    if !t.spec.name.is_empty() {
+        write!(s, " name={}", t.spec.name).unwrap();
+    }
+    if t.spec.priority != DEFAULT_PRIORITY {
+        write!(s, " prio={}", t.spec.priority).unwrap();
+    }
+    if let Some(k) = &t.spec.idempotency_key {
+        write!(s, " key={k}").unwrap();
+    }
+    if !t.spec.constraints.is_empty() {
+        let labels: Vec<String> = t.spec.constraints.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        write!(s, " needs=[{}]", labels.join(" ")).unwrap();
+    }
+    if !t.spec.depends_on.is_empty() {
+        write!(s, " deps={:?}", t.spec.depends_on).unwrap();
+    }
+    if !t.attempts.is_empty() {
+        let parts: Vec<String> = t
+            .attempts
+            .iter()
+            .map(|a| {
+                let how = a.outcome.map_or(if a.started_ms.is_some() { "running" } else { "live" }, |o| o.as_str());
+                format!("#{}@{}/t{}:{how}", a.number, a.worker_id, a.fencing_token)
+            })
+            .collect();
+        write!(s, " attempts=[{}]", parts.join(" ")).unwrap();
+    }
+    if let Some(c) = &t.checkpoint {
+        write!(s, " ckpt={}@#{}/t{}", String::from_utf8_lossy(&c.data), c.attempt, c.token).unwrap();
+    }
+    if t.cancel_requested {
+        s.push_str(" cancel_requested");
+    }
+    if let Some(r) = &t.cancel_reason {
+        write!(s, " reason={r:?}").unwrap();
+    }
+    if let Some(at) = t.retry_at_ms {
+        write!(s, " retry_at={at}").unwrap();
+    }
+    if let Some(e) = &t.last_error {
+        write!(s, " err={e:?}").unwrap();
+    }
+    s
+}
+
+/// Every value must survive both wire formats unchanged.
+pub(crate) fn roundtrip<T>(value: &T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let bytes = postcard::to_stdvec(value).expect("postcard encode");
+    let back: T = postcard::from_bytes(&bytes).expect("postcard decode");
+    assert_eq!(&back, value, "postcard round trip changed the value");
+    let json = serde_json::to_string(value).expect("json encode");
+    let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("json decode {json}: {e}"));
+    assert_eq!(&back, value, "json round trip changed the value");
+}

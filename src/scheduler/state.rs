@@ -1,0 +1,493 @@
+//! `State`: everything the cluster agrees on, and the two doors into it, `apply` and `query`.
+//!
+//! This file holds the state itself, its indexes, the dispatch of commands, submit, cancel and
+//! the reads. What happens to attempts (assign, start, checkpoint, complete, lost workers) lives
+//! in `lifecycle.rs`.
+//!
+//! Performance contract: no command scans all tasks or clones the state. Every index is an
+//! ordered map, so the postcard bytes of two replicas that applied the same log are identical.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{
+    Command, Query, QueryResponse, RejectCode, Rejection, Response, StateCounts, Stats, SubmittedTask,
+};
+use super::dedup::{REQUEST_DEDUP_CAPACITY, Recorded, RequestWindow};
+use super::task::{Task, TaskId, TaskSpec, TaskState};
+use super::worker::{WorkerInfo, WorkerState};
+
+/// Page size of `ListTasks` when the query says 0.
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+/// Largest page `ListTasks` returns, whatever the query asks.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+/// Most specs in one `SubmitBatch`; bigger batches belong in several log entries.
+pub const MAX_BATCH: usize = 10_000;
+/// Most characters of a cancel reason kept.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// Tunables that shape the replicated state. They are stored *inside* the state (and so in
+/// snapshots), because every replica must use the same values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateOptions {
+    /// Capacity of the request-id window (see [`REQUEST_DEDUP_CAPACITY`]).
+    pub request_dedup_capacity: usize,
+}
+
+impl Default for StateOptions {
+    fn default() -> Self {
+        StateOptions { request_dedup_capacity: REQUEST_DEDUP_CAPACITY }
+    }
+}
+
+/// Tasks by state plus per-state counters, kept in step with every task's `state` field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TaskIndex {
+    by_state: BTreeSet<(TaskState, TaskId)>,
+    counts: StateCounts,
+}
+
+impl TaskIndex {
+    fn insert(&mut self, id: TaskId, state: TaskState) {
+        assert!(self.by_state.insert((state, id)), "task {id} indexed twice");
+        *self.counts.get_mut(state) += 1;
+    }
+
+    /// The only way a task changes state, so the index can never drift from the tasks.
+    pub(crate) fn set_state(&mut self, task: &mut Task, to: TaskState) {
+        if task.state == to {
+            return;
+        }
+        let removed = self.by_state.remove(&(task.state, task.id));
+        assert!(removed, "task {} missing from the {} index", task.id, task.state);
+        *self.counts.get_mut(task.state) -= 1;
+        self.by_state.insert((to, task.id));
+        *self.counts.get_mut(to) += 1;
+        task.state = to;
+    }
+
+    fn ids_in(&self, state: TaskState, from: TaskId) -> impl Iterator<Item = TaskId> + '_ {
+        self.by_state.range((state, from)..=(state, TaskId::MAX)).map(|&(_, id)| id)
+    }
+}
+
+/// The replicated state machine of the scheduler. Serializable as a whole: that is the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Boxed: the map's nodes stay small (sequential ids leave B-tree nodes ~60% full, which
+    /// would waste that share of every inline 500-byte task at a million tasks).
+    pub(crate) tasks: BTreeMap<TaskId, Box<Task>>,
+    pub(crate) next_task_id: TaskId,
+    pub(crate) last_applied_index: u64,
+    /// Idempotency key → task, forever (the key is part of the task's identity).
+    pub(crate) idempotency: BTreeMap<String, TaskId>,
+    pub(crate) requests: RequestWindow,
+    pub(crate) workers: BTreeMap<String, WorkerInfo>,
+    pub(crate) index: TaskIndex,
+    /// Worker → tasks whose current attempt is live on it: slot accounting and `WorkerLost`
+    /// without a scan.
+    pub(crate) live: BTreeMap<String, BTreeSet<TaskId>>,
+    /// Parent → blocked children waiting for it, in submission order. Dropped once the parent
+    /// is terminal; children that stopped being blocked meanwhile are skipped then.
+    pub(crate) dependents: BTreeMap<TaskId, Vec<TaskId>>,
+    /// Raft node ids removed from the cluster; they may never join again.
+    pub removed_members: BTreeSet<u64>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new(StateOptions::default())
+    }
+}
+
+impl State {
+    /// An empty state; the first task will get id 1.
+    pub fn new(options: StateOptions) -> Self {
+        State {
+            tasks: BTreeMap::new(),
+            next_task_id: 1,
+            last_applied_index: 0,
+            idempotency: BTreeMap::new(),
+            requests: RequestWindow::new(options.request_dedup_capacity),
+            workers: BTreeMap::new(),
+            index: TaskIndex::default(),
+            live: BTreeMap::new(),
+            dependents: BTreeMap::new(),
+            removed_members: BTreeSet::new(),
+        }
+    }
+
+    /// Applies one committed command. Deterministic: the result depends only on the state, the
+    /// index and the command. Never panics on anything a client can send; refusals come back
+    /// as `Response::Rejected` and leave the state untouched (except `last_applied_index`).
+    ///
+    /// # Panics
+    /// If `log_index` does not grow: entries must be applied once each, in log order.
+    pub fn apply(&mut self, log_index: u64, cmd: Command) -> Response {
+        assert!(
+            log_index > self.last_applied_index,
+            "log index {log_index} applied after {}: entries must be applied once, in order",
+            self.last_applied_index
+        );
+        self.last_applied_index = log_index;
+        match cmd {
+            Command::Submit { request_id, now_ms, spec } => self.submit(request_id, now_ms, vec![spec], false),
+            Command::SubmitBatch { request_id, now_ms, specs } => self.submit(request_id, now_ms, specs, true),
+            Command::Cancel { request_id, now_ms, task_id, reason } => self.cancel(request_id, now_ms, task_id, reason),
+            Command::RegisterWorker { now_ms, worker } => self.register_worker(now_ms, worker),
+            Command::Assign { now_ms, assignments } => self.assign(log_index, now_ms, assignments),
+            Command::AttemptStarted { now_ms, task_id, token } => self.attempt_started(now_ms, task_id, token),
+            Command::Checkpoint { now_ms, task_id, token, data } => self.checkpoint(now_ms, task_id, token, data),
+            Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error } => {
+                let end = super::lifecycle::AttemptEnd { outcome, exit_code, output_tail, error };
+                self.complete(now_ms, task_id, token, end)
+            }
+            Command::WorkerLost { now_ms, worker_id } => self.worker_gone(now_ms, &worker_id, WorkerState::Lost),
+            Command::Noop => Response::Noop,
+            Command::DrainWorker { now_ms, worker_id } => self.drain_worker(now_ms, &worker_id),
+            Command::RemoveWorker { now_ms, worker_id } => self.worker_gone(now_ms, &worker_id, WorkerState::Removed),
+            Command::MemberRemoved { now_ms: _, node_id } => {
+                self.removed_members.insert(node_id);
+                Response::Noop
+            }
+        }
+    }
+
+    /// Answers a read from the local state. Never changes anything.
+    pub fn query(&self, q: &Query) -> QueryResponse {
+        match *q {
+            Query::GetTask { id } => QueryResponse::Task(self.tasks.get(&id).map(|t| Task::clone(t))),
+            Query::ListTasks { state, after, limit } => self.list(state, after, limit),
+            Query::Stats => QueryResponse::Stats(self.stats()),
+            Query::ListWorkers => QueryResponse::Workers { workers: self.workers.values().cloned().collect() },
+        }
+    }
+
+    fn submit(&mut self, request_id: Option<String>, now_ms: u64, specs: Vec<TaskSpec>, batch: bool) -> Response {
+        // A retried request gets the first answer, even if its specs differ: the request id,
+        // not the content, identifies the request.
+        if let Some(recorded) = request_id.as_deref().and_then(|rid| self.requests.get(rid)) {
+            return self.replay(recorded);
+        }
+        let field = |i: usize| {
+            if batch { format!("specs[{i}]") } else { String::new() }
+        };
+        let plan = match self.plan_submit(&specs, field) {
+            Ok(plan) => plan,
+            Err(rejection) => return Response::Rejected(rejection),
+        };
+        let mut ids: Vec<TaskId> = Vec::with_capacity(specs.len());
+        let mut created = Vec::with_capacity(specs.len());
+        for (spec, slot) in specs.into_iter().zip(plan) {
+            let id = match slot {
+                Slot::Existing(id) => id,
+                Slot::SameAs(first) => ids[first],
+                Slot::New => self.create(spec, now_ms),
+            };
+            ids.push(id);
+            created.push(slot == Slot::New);
+        }
+        let tasks = ids
+            .iter()
+            .zip(created)
+            .filter_map(|(id, created)| {
+                let task = Task::clone(self.tasks.get(id)?);
+                Some(SubmittedTask { created, task })
+            })
+            .collect();
+        if let Some(rid) = request_id {
+            self.requests.record(rid, Recorded::Submitted(ids));
+        }
+        Response::Submitted { tasks }
+    }
+
+    /// Decides, before anything changes, what each spec maps to, so that a batch is all or
+    /// nothing.
+    fn plan_submit(&self, specs: &[TaskSpec], field: impl Fn(usize) -> String) -> Result<Vec<Slot>, Rejection> {
+        if specs.is_empty() || specs.len() > MAX_BATCH {
+            let msg = format!("specs: a batch holds 1 to {MAX_BATCH} tasks, not {}", specs.len());
+            return Err(Rejection::new(RejectCode::Invalid, msg));
+        }
+        let at = |i: usize, e: super::task::FieldError| {
+            let prefix = field(i);
+            let e = if prefix.is_empty() { e } else { e.within(&prefix) };
+            Rejection::new(RejectCode::Invalid, e.to_string())
+        };
+        let mut keys_in_batch: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut plan = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            spec.validate().map_err(|e| at(i, e))?;
+            let key = spec.idempotency_key.as_deref();
+            let slot = match key.and_then(|k| self.idempotency.get(k)) {
+                Some(&existing) => Slot::Existing(existing),
+                None => match key.and_then(|k| keys_in_batch.get(k)) {
+                    Some(&first) => Slot::SameAs(first),
+                    None => Slot::New,
+                },
+            };
+            if slot == Slot::New {
+                self.check_parents(spec).map_err(|mut r| {
+                    let prefix = field(i);
+                    if !prefix.is_empty() {
+                        r.message = format!("{prefix}.{}", r.message);
+                    }
+                    r
+                })?;
+                if let Some(k) = key {
+                    keys_in_batch.insert(k, i);
+                }
+            }
+            plan.push(slot);
+        }
+        Ok(plan)
+    }
+
+    /// Parents must exist already (so the graph is acyclic by construction: a task can only
+    /// depend on older tasks) and must still be able to succeed.
+    fn check_parents(&self, spec: &TaskSpec) -> Result<(), Rejection> {
+        for (i, parent) in spec.depends_on.iter().enumerate() {
+            match self.tasks.get(parent) {
+                None => {
+                    let msg = format!("depends_on[{i}]: task {parent} does not exist");
+                    return Err(Rejection::new(RejectCode::NotFound, msg));
+                }
+                Some(t) if matches!(t.state, TaskState::Failed | TaskState::Cancelled) => {
+                    let msg = format!(
+                        "depends_on[{i}]: task {parent} already ended {}, so this task could never start",
+                        t.state
+                    );
+                    return Err(Rejection::new(RejectCode::Invalid, msg));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, spec: TaskSpec, now_ms: u64) -> TaskId {
+        let id = self.next_task_id;
+        self.next_task_id += 1;
+        let mut blocked = false;
+        for parent in &spec.depends_on {
+            if self.tasks.get(parent).is_none_or(|p| p.state != TaskState::Succeeded) {
+                self.dependents.entry(*parent).or_default().push(id);
+                blocked = true;
+            }
+        }
+        let state = if blocked { TaskState::Blocked } else { TaskState::Pending };
+        if let Some(key) = &spec.idempotency_key {
+            self.idempotency.insert(key.clone(), id);
+        }
+        self.index.insert(id, state);
+        let task = Task {
+            id,
+            spec,
+            state,
+            version: 1,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            finished_ms: None,
+            attempts: Vec::new(),
+            checkpoint: None,
+            cancel_requested: false,
+            cancel_reason: None,
+            retry_at_ms: None,
+            last_error: None,
+        };
+        self.tasks.insert(id, Box::new(task));
+        id
+    }
+
+    fn replay(&self, recorded: &Recorded) -> Response {
+        match recorded {
+            Recorded::Submitted(ids) => Response::Submitted {
+                tasks: ids
+                    .iter()
+                    .filter_map(|id| self.tasks.get(id))
+                    .map(|task| SubmittedTask { created: false, task: Task::clone(task) })
+                    .collect(),
+            },
+            Recorded::Cancelled(id) => match self.tasks.get(id) {
+                Some(task) => Response::Cancelled { task: Task::clone(task) },
+                None => Response::Rejected(not_found(*id)),
+            },
+        }
+    }
+
+    fn cancel(&mut self, request_id: Option<String>, now_ms: u64, task_id: TaskId, reason: Option<String>) -> Response {
+        if let Some(recorded) = request_id.as_deref().and_then(|rid| self.requests.get(rid)) {
+            return self.replay(recorded);
+        }
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return Response::Rejected(not_found(task_id));
+        };
+        let reason = reason.map(|r| super::task::truncate(r, MAX_REASON_BYTES, false));
+        match task.state {
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled => {
+                let msg = format!("task {task_id} already ended {}", task.state);
+                return Response::Rejected(Rejection::new(RejectCode::InvalidTransition, msg));
+            }
+            TaskState::Pending | TaskState::Blocked | TaskState::RetryWait => {
+                task.cancel_reason = reason;
+                task.retry_at_ms = None;
+                task.finished_ms = Some(now_ms);
+                self.index.set_state(task, TaskState::Cancelled);
+                task.touch(now_ms);
+                self.settle_dependents(task_id, now_ms);
+            }
+            // A live attempt: only its worker can stop the process. The task ends when the
+            // worker reports the attempt cancelled (or the worker is lost).
+            TaskState::Assigned | TaskState::Running => {
+                if !task.cancel_requested {
+                    task.cancel_requested = true;
+                    task.cancel_reason = reason;
+                    task.touch(now_ms);
+                }
+            }
+        }
+        if let Some(rid) = request_id {
+            self.requests.record(rid, Recorded::Cancelled(task_id));
+        }
+        match self.tasks.get(&task_id) {
+            Some(task) => Response::Cancelled { task: Task::clone(task) },
+            None => Response::Rejected(not_found(task_id)),
+        }
+    }
+
+    fn list(&self, state: Option<TaskState>, after: Option<TaskId>, limit: u32) -> QueryResponse {
+        let limit = match limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n => n.min(MAX_LIST_LIMIT),
+        } as usize;
+        let from = match after {
+            None => 0,
+            Some(TaskId::MAX) => {
+                return QueryResponse::Tasks { tasks: Vec::new(), next_cursor: None };
+            }
+            Some(after) => after + 1,
+        };
+        // One extra id tells whether another page exists without a second lookup.
+        let ids: Vec<TaskId> = match state {
+            None => self.tasks.range(from..).map(|(&id, _)| id).take(limit + 1).collect(),
+            Some(s) => self.index.ids_in(s, from).take(limit + 1).collect(),
+        };
+        let more = ids.len() > limit;
+        let tasks: Vec<Task> =
+            ids.iter().take(limit).filter_map(|id| self.tasks.get(id).map(|t| Task::clone(t))).collect();
+        let next_cursor = if more { tasks.last().map(|t| t.id) } else { None };
+        QueryResponse::Tasks { tasks, next_cursor }
+    }
+
+    fn stats(&self) -> Stats {
+        let counts = self.index.counts.clone();
+        let total = TaskState::ALL.iter().map(|&s| counts.get(s)).sum();
+        Stats {
+            counts,
+            total,
+            next_task_id: self.next_task_id,
+            last_applied_index: self.last_applied_index,
+            active_workers: self.workers.values().filter(|w| w.state == WorkerState::Active).count() as u64,
+            workers: self.workers.len() as u64,
+        }
+    }
+
+    /// One task, for the leader's loops (no clone).
+    pub fn task(&self, id: TaskId) -> Option<&Task> {
+        self.tasks.get(&id).map(|t| &**t)
+    }
+
+    /// Tasks in `state`, in id order (the dispatcher rebuilds its queues from this).
+    pub fn tasks_in(&self, state: TaskState) -> impl Iterator<Item = &Task> + '_ {
+        self.index.ids_in(state, 0).filter_map(|id| self.tasks.get(&id).map(|t| &**t))
+    }
+
+    /// One worker.
+    pub fn worker(&self, id: &str) -> Option<&WorkerInfo> {
+        self.workers.get(id)
+    }
+
+    /// Every worker, in id order.
+    pub fn workers(&self) -> impl Iterator<Item = &WorkerInfo> + '_ {
+        self.workers.values()
+    }
+
+    /// Tasks whose current attempt is live on `worker_id`, in id order.
+    pub fn live_tasks_on(&self, worker_id: &str) -> impl Iterator<Item = TaskId> + '_ {
+        self.live.get(worker_id).into_iter().flatten().copied()
+    }
+
+    /// Log index of the last applied command (0 before the first).
+    pub fn last_applied_index(&self) -> u64 {
+        self.last_applied_index
+    }
+
+    /// The id the next created task will get.
+    pub fn next_task_id(&self) -> TaskId {
+        self.next_task_id
+    }
+
+    /// Tasks per state.
+    pub fn counts(&self) -> &StateCounts {
+        &self.index.counts
+    }
+
+    /// Request ids currently remembered by the dedup window.
+    pub fn remembered_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Recomputes every index from the tasks and compares. O(n): for tests and debug tooling.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut index = TaskIndex::default();
+        let mut live: BTreeMap<String, BTreeSet<TaskId>> = BTreeMap::new();
+        for (&id, task) in &self.tasks {
+            if task.id != id {
+                return Err(format!("task stored under {id} has id {}", task.id));
+            }
+            index.insert(id, task.state);
+            let live_attempt = task.live_attempt();
+            let should_be_live = matches!(task.state, TaskState::Assigned | TaskState::Running);
+            if live_attempt.is_some() != should_be_live {
+                return Err(format!("task {id} is {} but live attempt = {live_attempt:?}", task.state));
+            }
+            if let Some(a) = live_attempt {
+                live.entry(a.worker_id.clone()).or_default().insert(id);
+            }
+            // A requested cancel ends the task with its attempt: it is never requeued.
+            if task.cancel_requested && !should_be_live && !task.is_terminal() {
+                return Err(format!("task {id} is {} with cancel_requested", task.state));
+            }
+            if let Some(key) = &task.spec.idempotency_key
+                && self.idempotency.get(key) != Some(&id)
+            {
+                return Err(format!("task {id} has key {key} not mapped to it"));
+            }
+        }
+        if index != self.index {
+            return Err("per-state index or counters drifted from the tasks".into());
+        }
+        if live != self.live {
+            return Err(format!("live index {:?} != recomputed {live:?}", self.live));
+        }
+        if self.next_task_id <= self.tasks.keys().next_back().copied().unwrap_or(0) {
+            return Err(format!("next_task_id {} is not above every id", self.next_task_id));
+        }
+        self.requests.check()
+    }
+}
+
+/// What a spec of a submit maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Its idempotency key belongs to this existing task.
+    Existing(TaskId),
+    /// Its idempotency key appeared earlier in the same batch, at this position.
+    SameAs(usize),
+    /// A new task.
+    New,
+}
+
+pub(crate) fn not_found(task_id: TaskId) -> Rejection {
+    Rejection::new(RejectCode::NotFound, format!("task {task_id} does not exist"))
+}

@@ -1,0 +1,483 @@
+//! Tests of the core: golden scripts (behaviour as a reviewed transcript), property tests
+//! (determinism, snapshots, idempotency) and unit tests of validation.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::script::{check_golden, roundtrip};
+use super::*;
+
+macro_rules! golden {
+    ($($name:ident),* $(,)?) => {
+        $(#[test]
+        fn $name() {
+            check_golden(stringify!($name));
+        })*
+    };
+}
+
+golden!(submit_list, idempotency, cancel, fencing, failover, retries, workers, dependencies);
+
+// ---------------------------------------------------------------------------------------------
+// Property tests. Ops are abstract ("complete task 3 with the right token") and are resolved
+// against the state into concrete commands, so random sequences reach deep states instead of
+// being rejected at the first fencing check.
+
+#[derive(Debug, Clone)]
+enum Op {
+    Submit { key: Option<u8>, request: Option<u8>, spec: SpecSeed },
+    Batch { request: Option<u8>, specs: Vec<(Option<u8>, SpecSeed)> },
+    Cancel { task: u8, request: Option<u8> },
+    Register { worker: u8, slots: u32 },
+    Assign { pairs: Vec<(u8, u8)> },
+    Start { task: u8, right: bool },
+    Checkpoint { task: u8, right: bool, data: Vec<u8> },
+    Complete { task: u8, right: bool, outcome: u8 },
+    Lost { worker: u8 },
+    Drain { worker: u8 },
+    Remove { worker: u8 },
+    Noop,
+}
+
+#[derive(Debug, Clone)]
+struct SpecSeed {
+    priority: u32,
+    max_attempts: u32,
+    backoff: u64,
+    failover: u8,
+    dep: Option<u8>,
+    label: bool,
+}
+
+fn spec_seed() -> impl Strategy<Value = SpecSeed> {
+    (
+        prop_oneof![9 => 0..=1000u32, 1 => 1001..1100u32],
+        0..4u32,
+        prop_oneof![Just(0u64), Just(100), Just(1000)],
+        0..3u8,
+        proptest::option::weighted(0.3, 1..12u8),
+        proptest::bool::weighted(0.2),
+    )
+        .prop_map(|(priority, max_attempts, backoff, failover, dep, label)| SpecSeed {
+            priority,
+            max_attempts,
+            backoff,
+            failover,
+            dep,
+            label,
+        })
+}
+
+fn small() -> impl Strategy<Value = Option<u8>> {
+    proptest::option::weighted(0.6, 0..5u8)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (small(), small(), spec_seed()).prop_map(|(key, request, spec)| Op::Submit { key, request, spec }),
+        1 => (small(), proptest::collection::vec((small(), spec_seed()), 0..4))
+            .prop_map(|(request, specs)| Op::Batch { request, specs }),
+        1 => (1..14u8, small()).prop_map(|(task, request)| Op::Cancel { task, request }),
+        1 => (0..3u8, 0..3u32).prop_map(|(worker, slots)| Op::Register { worker, slots }),
+        3 => proptest::collection::vec((1..14u8, 0..4u8), 1..4).prop_map(|pairs| Op::Assign { pairs }),
+        2 => (1..14u8, proptest::bool::weighted(0.8)).prop_map(|(task, right)| Op::Start { task, right }),
+        2 => (1..14u8, proptest::bool::weighted(0.8), proptest::collection::vec(any::<u8>(), 0..4))
+            .prop_map(|(task, right, data)| Op::Checkpoint { task, right, data }),
+        3 => (1..14u8, proptest::bool::weighted(0.8), 0..5u8)
+            .prop_map(|(task, right, outcome)| Op::Complete { task, right, outcome }),
+        1 => (0..4u8).prop_map(|worker| Op::Lost { worker }),
+        1 => (0..4u8).prop_map(|worker| Op::Drain { worker }),
+        1 => (0..4u8).prop_map(|worker| Op::Remove { worker }),
+        1 => Just(Op::Noop),
+    ]
+}
+
+fn spec_of(key: Option<u8>, seed: &SpecSeed) -> TaskSpec {
+    let mut spec = TaskSpec {
+        command: vec!["true".into()],
+        priority: seed.priority,
+        idempotency_key: key.map(|k| format!("key-{k}")),
+        depends_on: seed.dep.map(u64::from).into_iter().collect(),
+        failover: [FailoverPolicy::Resume, FailoverPolicy::Restart, FailoverPolicy::Fail][seed.failover as usize],
+        ..TaskSpec::default()
+    };
+    spec.retry.max_attempts = seed.max_attempts;
+    spec.retry.backoff_initial_ms = seed.backoff;
+    if seed.label {
+        spec.constraints.insert("zone".into(), "a".into());
+    }
+    spec
+}
+
+/// Turns an abstract op into the command a real cluster could have committed at `index`.
+fn resolve(state: &State, index: u64, op: &Op) -> Command {
+    let now_ms = index * 100;
+    let request = |r: &Option<u8>| r.map(|r| format!("req-{r}"));
+    let worker = |w: u8| format!("w{w}");
+    let token = |task: u8, right: bool| {
+        let current = state.task(u64::from(task)).and_then(|t| t.current_attempt()).map(|a| a.fencing_token);
+        match (current, right) {
+            (Some(t), true) => t,
+            (Some(t), false) => t.saturating_sub(1),
+            (None, _) => 3,
+        }
+    };
+    match op {
+        Op::Submit { key, request: r, spec } => {
+            Command::Submit { request_id: request(r), now_ms, spec: spec_of(*key, spec) }
+        }
+        Op::Batch { request: r, specs } => Command::SubmitBatch {
+            request_id: request(r),
+            now_ms,
+            specs: specs.iter().map(|(k, s)| spec_of(*k, s)).collect(),
+        },
+        Op::Cancel { task, request: r } => {
+            Command::Cancel { request_id: request(r), now_ms, task_id: u64::from(*task), reason: Some("test".into()) }
+        }
+        Op::Register { worker: w, slots } => Command::RegisterWorker {
+            now_ms,
+            worker: WorkerRegistration {
+                id: worker(*w),
+                api_addr: "127.0.0.1:1".into(),
+                slots: *slots,
+                cpu_millis: 1000,
+                memory_mib: 512,
+                labels: if *w == 0 { BTreeMap::from([("zone".into(), "a".into())]) } else { BTreeMap::new() },
+            },
+        },
+        Op::Assign { pairs } => {
+            Command::Assign { now_ms, assignments: pairs.iter().map(|&(t, w)| (u64::from(t), worker(w))).collect() }
+        }
+        Op::Start { task, right } => {
+            Command::AttemptStarted { now_ms, task_id: u64::from(*task), token: token(*task, *right) }
+        }
+        Op::Checkpoint { task, right, data } => {
+            Command::Checkpoint { now_ms, task_id: u64::from(*task), token: token(*task, *right), data: data.clone() }
+        }
+        Op::Complete { task, right, outcome } => Command::Complete {
+            now_ms,
+            task_id: u64::from(*task),
+            token: token(*task, *right),
+            outcome: [
+                AttemptOutcome::Succeeded,
+                AttemptOutcome::Failed,
+                AttemptOutcome::Lost,
+                AttemptOutcome::TimedOut,
+                AttemptOutcome::Cancelled,
+            ][*outcome as usize],
+            exit_code: Some(i32::from(*outcome)),
+            output_tail: "out".into(),
+            error: None,
+        },
+        Op::Lost { worker: w } => Command::WorkerLost { now_ms, worker_id: worker(*w) },
+        Op::Drain { worker: w } => Command::DrainWorker { now_ms, worker_id: worker(*w) },
+        Op::Remove { worker: w } => Command::RemoveWorker { now_ms, worker_id: worker(*w) },
+        Op::Noop => Command::Noop,
+    }
+}
+
+/// A small request window, so that eviction happens inside short sequences.
+fn fresh() -> State {
+    State::new(StateOptions { request_dedup_capacity: 3 })
+}
+
+fn bytes(state: &State) -> Vec<u8> {
+    postcard::to_stdvec(state).expect("encode state")
+}
+
+/// Applies `ops` from `start_index`, checking invariants and wire formats on the way.
+fn drive(state: &mut State, start_index: u64, ops: &[Op]) -> Vec<Response> {
+    let mut responses = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let index = start_index + i as u64;
+        let cmd = resolve(state, index, op);
+        let resp = state.apply(index, cmd);
+        if let Err(e) = state.check_invariants() {
+            panic!("invariant broken at index {index} after {op:?}: {e}");
+        }
+        responses.push(resp);
+    }
+    responses
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Two replicas applying the same log agree on every answer and on every byte of state.
+    #[test]
+    fn replicas_agree(ops in proptest::collection::vec(op(), 1..120)) {
+        let (mut a, mut b) = (fresh(), fresh());
+        let mut ra = Vec::new();
+        let mut rb = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let index = i as u64 + 1;
+            let cmd = resolve(&a, index, op);
+            roundtrip(&cmd);
+            let resp = a.apply(index, cmd.clone());
+            roundtrip(&resp);
+            ra.push(resp);
+            rb.push(b.apply(index, cmd));
+            prop_assert!(a.check_invariants().is_ok(), "{:?}", a.check_invariants());
+        }
+        prop_assert_eq!(ra, rb);
+        prop_assert_eq!(bytes(&a), bytes(&b));
+        for q in [Query::Stats, Query::ListWorkers, Query::ListTasks { state: None, after: None, limit: 5 }] {
+            roundtrip(&q);
+            roundtrip(&a.query(&q));
+        }
+    }
+
+    /// A replica restored from a snapshot (postcard or JSON) continues exactly like one that
+    /// never stopped.
+    #[test]
+    fn snapshot_then_continue(ops in proptest::collection::vec(op(), 2..120), cut in 0usize..120) {
+        let cut = cut % ops.len();
+        let mut straight = fresh();
+        let prefix = drive(&mut straight, 1, &ops[..cut]);
+        let snapshot = bytes(&straight);
+        let mut restored: State = postcard::from_bytes(&snapshot).expect("decode snapshot");
+        let json = serde_json::to_string(&straight).expect("json snapshot");
+        let mut from_json: State = serde_json::from_str(&json).expect("decode json snapshot");
+        prop_assert_eq!(&restored, &straight);
+        let rest = &ops[cut..];
+        let start = cut as u64 + 1;
+        let a = drive(&mut straight, start, rest);
+        let b = drive(&mut restored, start, rest);
+        let c = drive(&mut from_json, start, rest);
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(&a, &c);
+        prop_assert_eq!(bytes(&straight), bytes(&restored));
+        prop_assert_eq!(bytes(&straight), bytes(&from_json));
+        prop_assert_eq!(prefix.len(), cut);
+    }
+
+    /// However submits, retries and batches interleave, a key names at most one task, and every
+    /// answer for that key names that same task.
+    #[test]
+    fn idempotency_key_never_yields_two_tasks(ops in proptest::collection::vec(op(), 1..150)) {
+        let mut state = fresh();
+        let responses = drive(&mut state, 1, &ops);
+        let mut owner: BTreeMap<String, TaskId> = BTreeMap::new();
+        for task in state.tasks.values() {
+            if let Some(k) = &task.spec.idempotency_key {
+                let previous = owner.insert(k.clone(), task.id);
+                prop_assert!(previous.is_none(), "key {} names tasks {:?} and {}", k, previous, task.id);
+            }
+        }
+        for resp in responses {
+            if let Response::Submitted { tasks } = resp {
+                for s in tasks {
+                    if let Some(k) = &s.task.spec.idempotency_key {
+                        prop_assert_eq!(owner.get(k), Some(&s.task.id));
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+fn valid() -> TaskSpec {
+    TaskSpec { command: vec!["echo".into(), "hi".into()], ..TaskSpec::default() }
+}
+
+#[test]
+fn default_spec_needs_only_a_command() {
+    assert_eq!(valid().validate(), Ok(()));
+    let d = TaskSpec::default();
+    assert_eq!(d.priority, 500);
+    assert_eq!(d.retry.max_attempts, 1);
+    assert_eq!(d.failover, FailoverPolicy::Resume);
+    assert_eq!(d.placement, PlacementStrategy::PriorityFcfs);
+    assert_eq!(d.validate().unwrap_err().field, "command");
+}
+
+#[test]
+fn validate_names_the_offending_field() {
+    type Break = fn(&mut TaskSpec);
+    let cases: &[(&str, Break)] = &[
+        ("command", |s| s.command.clear()),
+        ("command[0]", |s| s.command[0].clear()),
+        ("command[1]", |s| s.command[1] = "a\0b".into()),
+        ("command", |s| s.command = vec!["x".into(); MAX_ARGS + 1]),
+        ("name", |s| s.name = "n".repeat(MAX_NAME_BYTES + 1)),
+        ("priority", |s| s.priority = 1001),
+        ("env.TASKRAFT_TASK_ID", |s| {
+            s.env.insert("TASKRAFT_TASK_ID".into(), "1".into());
+        }),
+        ("env.A=B", |s| {
+            s.env.insert("A=B".into(), "1".into());
+        }),
+        ("env", |s| {
+            s.env.insert(String::new(), "1".into());
+        }),
+        ("working_dir", |s| s.working_dir = Some(String::new())),
+        ("constraints", |s| {
+            s.constraints.insert(String::new(), "a".into());
+        }),
+        ("placement.consistent_hash.key", |s| s.placement = PlacementStrategy::ConsistentHash { key: String::new() }),
+        ("timeout_ms", |s| s.timeout_ms = Some(0)),
+        ("retry.max_attempts", |s| s.retry.max_attempts = 0),
+        ("retry.max_attempts", |s| s.retry.max_attempts = MAX_RETRY_ATTEMPTS + 1),
+        ("retry.backoff_multiplier_permille", |s| s.retry.backoff_multiplier_permille = 999),
+        ("retry.backoff_initial_ms", |s| s.retry.backoff_initial_ms = s.retry.backoff_max_ms + 1),
+        ("idempotency_key", |s| s.idempotency_key = Some("k".repeat(MAX_KEY_BYTES + 1))),
+        ("idempotency_key", |s| s.idempotency_key = Some(String::new())),
+        ("shard.total", |s| s.shard = Some(Shard { index: 0, total: 0 })),
+        ("shard.index", |s| s.shard = Some(Shard { index: 4, total: 4 })),
+        ("depends_on[0]", |s| s.depends_on = vec![0]),
+        ("depends_on[1]", |s| s.depends_on = vec![3, 3]),
+        ("origin.schedule.schedule_id", |s| {
+            s.origin = TaskOrigin::Schedule { schedule_id: String::new(), nominal_time_ms: 0 }
+        }),
+    ];
+    for (field, breaker) in cases {
+        let mut spec = valid();
+        breaker(&mut spec);
+        let err = spec.validate().expect_err(field);
+        assert_eq!(&err.field, field, "{err}");
+        assert!(!err.message.is_empty());
+    }
+}
+
+#[test]
+fn validate_accepts_the_edges() {
+    let mut spec = valid();
+    spec.priority = MAX_PRIORITY;
+    spec.retry.max_attempts = MAX_RETRY_ATTEMPTS;
+    spec.shard = Some(Shard { index: 3, total: 4 });
+    spec.idempotency_key = Some("k".repeat(MAX_KEY_BYTES));
+    spec.name = String::new();
+    spec.env.insert("PATH".into(), "/bin".into());
+    spec.depends_on = vec![1, 2];
+    assert_eq!(spec.validate(), Ok(()));
+}
+
+#[test]
+fn batch_rejection_points_into_the_batch() {
+    let mut state = State::default();
+    let mut broken = valid();
+    broken.retry.max_attempts = 0;
+    let resp = state.apply(1, Command::SubmitBatch { request_id: None, now_ms: 1, specs: vec![valid(), broken] });
+    match resp {
+        Response::Rejected(r) => {
+            assert_eq!(r.code, RejectCode::Invalid);
+            assert!(r.message.starts_with("specs[1].retry.max_attempts:"), "{}", r.message);
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(state.next_task_id(), 1, "a rejected batch allocates nothing");
+}
+
+#[test]
+fn backoff_grows_and_caps() {
+    let r = RetryPolicy {
+        max_attempts: 10,
+        backoff_initial_ms: 100,
+        backoff_multiplier_permille: 1500,
+        backoff_max_ms: 400,
+    };
+    let waits: Vec<u64> = (1..=6).map(|n| r.backoff_ms(n)).collect();
+    assert_eq!(waits, [100, 150, 225, 337, 400, 400]);
+    let huge = RetryPolicy {
+        backoff_initial_ms: u64::MAX,
+        backoff_max_ms: u64::MAX,
+        backoff_multiplier_permille: 100_000,
+        ..r
+    };
+    assert_eq!(huge.backoff_ms(100), u64::MAX);
+}
+
+#[test]
+fn json_spec_defaults_and_typos() {
+    let spec: TaskSpec = serde_json::from_str(r#"{"command":["echo","hi"]}"#).unwrap();
+    assert_eq!(spec, valid());
+    let hashed: TaskSpec =
+        serde_json::from_str(r#"{"command":["x"],"placement":{"consistent_hash":{"key":"k"}},"failover":"restart"}"#)
+            .unwrap();
+    assert_eq!(hashed.placement, PlacementStrategy::ConsistentHash { key: "k".into() });
+    assert_eq!(hashed.failover, FailoverPolicy::Restart);
+    assert!(serde_json::from_str::<TaskSpec>(r#"{"command":["x"],"priorty":3}"#).is_err());
+    assert_eq!(serde_json::to_string(&TaskState::RetryWait).unwrap(), r#""retry_wait""#);
+}
+
+#[test]
+fn worker_registration_is_validated() {
+    let mut state = State::default();
+    let reg = WorkerRegistration {
+        id: "w1".into(),
+        api_addr: "w1:1".into(),
+        slots: 0,
+        cpu_millis: 0,
+        memory_mib: 0,
+        labels: BTreeMap::new(),
+    };
+    match state.apply(1, Command::RegisterWorker { now_ms: 0, worker: reg }) {
+        Response::Rejected(r) => assert_eq!(r.message, "worker.slots: must be at least 1"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn long_reports_are_truncated_not_refused() {
+    let mut state = State::default();
+    state.apply(1, Command::Submit { request_id: None, now_ms: 0, spec: valid() });
+    let reg = WorkerRegistration {
+        id: "w".into(),
+        api_addr: "w:1".into(),
+        slots: 1,
+        cpu_millis: 0,
+        memory_mib: 0,
+        labels: BTreeMap::new(),
+    };
+    state.apply(2, Command::RegisterWorker { now_ms: 0, worker: reg });
+    state.apply(3, Command::Assign { now_ms: 0, assignments: vec![(1, "w".into())] });
+    let resp = state.apply(
+        4,
+        Command::Complete {
+            now_ms: 0,
+            task_id: 1,
+            token: 3,
+            outcome: AttemptOutcome::Succeeded,
+            exit_code: Some(0),
+            output_tail: format!("{}é-end", "x".repeat(10_000)),
+            error: Some("é".repeat(MAX_ERROR_BYTES)),
+        },
+    );
+    let Response::Completed { task } = resp else { panic!("expected completion, got {resp:?}") };
+    let a = &task.attempts[0];
+    assert!(a.output_tail.len() <= MAX_OUTPUT_TAIL_BYTES && a.output_tail.ends_with("é-end"));
+    assert!(a.error.as_ref().unwrap().len() <= MAX_ERROR_BYTES);
+}
+
+/// Throughput and memory at the design's scale. Run with
+/// `cargo test --release -- --ignored million --nocapture`.
+#[test]
+#[ignore]
+fn million_tasks() {
+    let mut state = State::default();
+    let started = std::time::Instant::now();
+    let batch = 1000;
+    for b in 0..1000u64 {
+        let specs = (0..batch)
+            .map(|i| TaskSpec {
+                name: format!("task-{b}-{i}"),
+                command: vec!["/bin/run".into(), "--id".into(), format!("{i}")],
+                idempotency_key: Some(format!("key-{b}-{i}")),
+                ..TaskSpec::default()
+            })
+            .collect();
+        let resp = state.apply(b + 1, Command::SubmitBatch { request_id: Some(format!("req-{b}")), now_ms: b, specs });
+        assert!(matches!(resp, Response::Submitted { .. }));
+    }
+    let elapsed = started.elapsed();
+    println!("1M submits in {elapsed:?}: {:.0} tasks/s", 1e6 / elapsed.as_secs_f64());
+    let q = state.query(&Query::ListTasks { state: Some(TaskState::Pending), after: Some(500_000), limit: 10 });
+    assert!(matches!(q, QueryResponse::Tasks { ref tasks, .. } if tasks.len() == 10));
+    let started = std::time::Instant::now();
+    let snapshot = postcard::to_stdvec(&state).unwrap();
+    println!("snapshot: {} MB in {:?}", snapshot.len() / 1_000_000, started.elapsed());
+}

@@ -1,0 +1,106 @@
+//! [`SledEngine`]: the durable engine, on sled 0.34.7.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use super::Batch;
+use super::Engine;
+use super::KeyRange;
+use super::Order;
+use super::Tree;
+use super::visit_each;
+use crate::error::Error;
+use crate::error::Result;
+
+/// A sled database; every [`Tree`] is a sled tree in it.
+///
+/// sled writes go to an in-memory log buffer first and reach the disk on sled's own timer
+/// (every 500 ms by default) or on an explicit flush. [`Engine::flush`] uses `flush_async`, which
+/// runs the fsync on sled's I/O thread pool instead of blocking a tokio worker.
+#[derive(Debug, Clone)]
+pub struct SledEngine {
+    db: sled::Db,
+}
+
+impl SledEngine {
+    /// Open (creating if needed) the sled database in directory `path`.
+    ///
+    /// sled takes an exclusive file lock: a second open of the same directory, in this process or
+    /// another, fails until the first `SledEngine` and all its clones are dropped.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let db = sled::Config::new().path(path.as_ref()).open()?;
+        Ok(SledEngine { db })
+    }
+
+    /// Wrap an already opened sled database, e.g. one built with a custom `sled::Config`.
+    pub fn from_db(db: sled::Db) -> Self {
+        SledEngine { db }
+    }
+
+    /// The underlying sled database.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl Engine for SledEngine {
+    type Tree = SledTree;
+
+    fn open_tree(&self, name: &str) -> Result<SledTree> {
+        Ok(SledTree { tree: self.db.open_tree(name)? })
+    }
+
+    async fn flush(&self) -> Result<()> {
+        // All trees share one sled log, so flushing the database flushes every tree.
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+/// One sled tree.
+#[derive(Debug, Clone)]
+pub struct SledTree {
+    tree: sled::Tree,
+}
+
+impl Tree for SledTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<()> {
+        self.tree.insert(key, value)?;
+        Ok(())
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<()> {
+        self.tree.remove(key)?;
+        Ok(())
+    }
+
+    fn scan<'k, F>(&self, range: impl Into<KeyRange<'k>>, order: Order, mut visit: F) -> Result<()>
+    where
+        F: FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+    {
+        let range = range.into();
+        if range.is_empty() {
+            return Ok(());
+        }
+        let bounds = range.bounds();
+        let iter = self.tree.range::<&[u8], _>(bounds);
+        match order {
+            Order::Forward => visit_each(iter.map(|item| item.map_err(Error::from)), &mut visit),
+            Order::Reverse => visit_each(iter.rev().map(|item| item.map_err(Error::from)), &mut visit),
+        }
+    }
+
+    fn apply_batch(&self, batch: Batch) -> Result<()> {
+        let mut sled_batch = sled::Batch::default();
+        batch.for_each_op(|key, value| match value {
+            Some(value) => sled_batch.insert(key, value),
+            None => sled_batch.remove(key),
+        });
+        self.tree.apply_batch(sled_batch)?;
+        Ok(())
+    }
+}

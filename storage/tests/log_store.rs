@@ -1,0 +1,127 @@
+//! LogStore behaviour beyond openraft's suite: strict decoding, hole detection, recovery of an
+//! interrupted purge, `committed` persistence, bounded reads.
+
+mod common;
+
+use common::TestConfig;
+use common::log_id;
+use common::normal_entry;
+use openraft::RaftLogReader;
+use openraft::entry::RaftEntry;
+use openraft::storage::RaftLogStorage;
+use openraft::storage::RaftLogStorageExt;
+use taskraft_storage::Engine;
+use taskraft_storage::LogStore;
+use taskraft_storage::LogStoreOptions;
+use taskraft_storage::MemEngine;
+use taskraft_storage::SledEngine;
+use taskraft_storage::Tree;
+use taskraft_storage::log_store::LOG_TREE;
+use taskraft_storage::log_store::META_TREE;
+
+type MemStore = LogStore<TestConfig, MemEngine>;
+
+async fn store_with(engine: &MemEngine, indexes: std::ops::RangeInclusive<u64>) -> MemStore {
+    let mut store = MemStore::new(engine.clone()).unwrap();
+    store.blocking_append(indexes.map(|i| normal_entry(1, i))).await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn undecodable_entry_is_an_error_not_a_skip() {
+    let engine = MemEngine::new();
+    let mut store = store_with(&engine, 1..=5).await;
+    let log = engine.open_tree(LOG_TREE).unwrap();
+
+    log.insert(&3u64.to_be_bytes(), vec![1, 0xff, 0xff]).unwrap();
+    let err = store.try_get_log_entries(1..=5).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("raft log entry"), "{err}");
+
+    log.insert(&3u64.to_be_bytes(), vec![2, 0]).unwrap();
+    let err = store.try_get_log_entries(2..4).await.unwrap_err();
+    assert!(err.to_string().contains("format version 2"), "{err}");
+
+    // A valid entry filed under the wrong index is corruption too.
+    let misplaced = taskraft_storage::codec::encode("test", &normal_entry(1, 9)).unwrap();
+    log.insert(&3u64.to_be_bytes(), misplaced).unwrap();
+    let err = store.try_get_log_entries(3..4).await.unwrap_err();
+    assert!(err.to_string().contains("stored under index 3"), "{err}");
+}
+
+#[tokio::test]
+async fn hole_inside_a_range_is_an_error() {
+    let engine = MemEngine::new();
+    let mut store = store_with(&engine, 1..=5).await;
+    engine.open_tree(LOG_TREE).unwrap().remove(&3u64.to_be_bytes()).unwrap();
+
+    let err = store.try_get_log_entries(1..=5).await.unwrap_err();
+    assert!(err.to_string().contains("hole between index 2 and 4"), "{err}");
+    // Missing entries at the ends of a range are allowed (purged / not yet appended).
+    assert_eq!(store.try_get_log_entries(4..100).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn undecodable_vote_is_an_error() {
+    let engine = MemEngine::new();
+    let mut store = MemStore::new(engine.clone()).unwrap();
+    engine.open_tree(META_TREE).unwrap().insert(b"vote", vec![1]).unwrap();
+    assert!(store.read_vote().await.is_err());
+}
+
+#[tokio::test]
+async fn reopen_finishes_an_interrupted_purge() {
+    let engine = MemEngine::new();
+    let mut store = store_with(&engine, 1..=10).await;
+    store.purge(log_id(1, 4)).await.unwrap();
+
+    // Simulate a crash between recording `last_purged` and deleting the entries.
+    let log = engine.open_tree(LOG_TREE).unwrap();
+    for i in 1..=4 {
+        let value = taskraft_storage::codec::encode("test", &normal_entry(1, i)).unwrap();
+        log.insert(&i.to_be_bytes(), value).unwrap();
+    }
+    let mut reopened = MemStore::new(engine.clone()).unwrap();
+    let entries = reopened.try_get_log_entries(0..100).await.unwrap();
+    assert_eq!(entries.first().map(|e| e.index()), Some(5));
+    let state = reopened.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 4)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 10)));
+}
+
+#[tokio::test]
+async fn committed_survives_reopen_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = LogStore::<TestConfig, _>::new(SledEngine::open(dir.path()).unwrap()).unwrap();
+        store.blocking_append((1..=3).map(|i| normal_entry(2, i))).await.unwrap();
+        store.save_committed(Some(log_id(2, 3))).await.unwrap();
+        // `committed` rides on the next flush, here the one of truncate_after.
+        store.truncate_after(Some(log_id(2, 3))).await.unwrap();
+    }
+    let mut store = LogStore::<TestConfig, _>::new(SledEngine::open(dir.path()).unwrap()).unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(2, 3)));
+    assert_eq!(store.last_log_index().unwrap(), Some(3));
+
+    store.save_committed(None).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn limited_reads_stop_at_the_byte_budget_but_return_at_least_one_entry() {
+    let engine = MemEngine::new();
+    let mut store = LogStore::<TestConfig, _>::with_options(engine, LogStoreOptions { max_read_bytes: 1 }).unwrap();
+    store.blocking_append((1..=10).map(|i| normal_entry(1, i))).await.unwrap();
+
+    let limited = store.limited_get_log_entries(3, 10).await.unwrap();
+    assert_eq!(limited.iter().map(|e| e.index()).collect::<Vec<_>>(), vec![3]);
+    // The unlimited read is not affected by the budget.
+    assert_eq!(store.try_get_log_entries(3..10).await.unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn empty_append_still_fires_the_callback() {
+    let mut store = MemStore::new(MemEngine::new()).unwrap();
+    store.blocking_append(Vec::new()).await.unwrap();
+    assert_eq!(store.last_log_index().unwrap(), None);
+}

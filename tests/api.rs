@@ -1,0 +1,124 @@
+//! The HTTP API contract on a real cluster: status codes, error bodies, limits, security.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestCluster;
+use serde_json::Value;
+use serde_json::json;
+
+async fn raw(method: reqwest::Method, url: String, body: Option<Vec<u8>>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, url).timeout(Duration::from_secs(10));
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_contract() {
+    let cluster = TestCluster::start(3, &[]).await;
+    let leader = cluster.wait_leader().await;
+    let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap();
+    let base = format!("http://{}", follower.api_addr);
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+
+    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["echo", "x"], "priority": 7, "idempotency_key": "k1"}"#.to_vec())).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["state"], "pending");
+    let id = v["id"].as_u64().unwrap();
+    let (s, v2) = raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["echo", "x"], "priority": 7, "idempotency_key": "k1"}"#.to_vec())).await;
+    assert_eq!((s, v2["id"].as_u64()), (200, Some(id)));
+
+    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(b"{not json".to_vec())).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["code"], "bad_request");
+    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["x"], "priority": 5000}"#.to_vec())).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("priority"), "{v}");
+    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["x"], "colour": "red"}"#.to_vec())).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("colour"), "{v}");
+    let big = format!(r#"{{"command": ["x"], "name": "{}"}}"#, "a".repeat(2 << 20));
+    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(big.into_bytes())).await;
+    assert_eq!(s, 413, "{v}");
+
+    let (s, v) = raw(get.clone(), format!("{base}/v1/tasks/999999"), None).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+    let (s, v) = raw(get.clone(), format!("{base}/v1/tasks?state=bogus"), None).await;
+    assert_eq!(s, 422, "{v}");
+
+    // Batch, list with cursor.
+    let tasks: Vec<Value> = (0..5).map(|i| json!({"command": ["true"], "name": format!("n{i}")})).collect();
+    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks/batch"), Some(serde_json::to_vec(&json!({"tasks": tasks})).unwrap())).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 5);
+    let (s, page) = raw(get.clone(), format!("{base}/v1/tasks?limit=2&state=pending"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_u64().unwrap();
+    let (_, page2) = raw(get.clone(), format!("{base}/v1/tasks?limit=2&state=pending&cursor={cursor}"), None).await;
+    assert!(page2["tasks"][0]["id"].as_u64().unwrap() > cursor);
+
+    // Cancel a pending task; a second cancel is an invalid transition; wait returns at once.
+    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks/{id}/cancel"), Some(br#"{"reason": "test"}"#.to_vec())).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("cancelled")), "{v}");
+    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks/{id}/cancel"), None).await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = raw(get.clone(), format!("{base}/v1/tasks/{id}/wait?timeout_ms=5000"), None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("cancelled")));
+    // Wait on a task that never finishes returns after its timeout with the task as it is.
+    let pending = page["tasks"][0]["id"].as_u64().unwrap();
+    let t0 = std::time::Instant::now();
+    let (s, v) = raw(get.clone(), format!("{base}/v1/tasks/{pending}/wait?timeout_ms=300"), None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("pending")));
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+
+    // Cluster status, health, readiness.
+    let (s, v) = raw(get.clone(), format!("{base}/v1/cluster"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["leader_id"].as_u64(), Some(leader));
+    assert_eq!(v["members"].as_array().unwrap().len(), 3);
+    assert_eq!(raw(get.clone(), format!("{base}/health"), None).await.0, 200);
+    assert_eq!(raw(get.clone(), format!("{base}/ready"), None).await.0, 200);
+    // Adding a member with a bad address names the field.
+    let (s, v) = raw(post.clone(), format!("{base}/v1/cluster/members"), Some(br#"{"id": 9, "api_addr": "nope", "raft_addr": "127.0.0.1:1"}"#.to_vec())).await;
+    assert_eq!(s, 422, "{v}");
+
+    // Raft RPCs without the cluster secret are refused.
+    let resp = reqwest::Client::new().post(format!("http://{}/raft/vote", follower.raft_addr)).body(vec![1u8, 0]).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/raft/vote", follower.raft_addr))
+        .header("x-taskraft-secret", "wrong")
+        .body(vec![1u8, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_writes_fail_definitely_or_indeterminately_never_silently() {
+    let mut cluster = TestCluster::start(3, &["--request-timeout-ms", "1500"]).await;
+    let leader = cluster.wait_leader().await;
+    let ids: Vec<u64> = cluster.nodes.iter().map(|n| n.id).filter(|id| *id != leader).collect();
+    for id in &ids {
+        cluster.node_mut(*id).kill9();
+    }
+    let base = format!("http://{}", cluster.node(leader).api_addr);
+    let t0 = std::time::Instant::now();
+    let (s, v) = raw(reqwest::Method::POST, format!("{base}/v1/tasks"), Some(br#"{"command": ["true"]}"#.to_vec())).await;
+    assert!(s == 503 || s == 504, "{s} {v}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "the request must not hang");
+    let (s, _) = raw(reqwest::Method::GET, format!("{base}/v1/tasks/1"), None).await;
+    assert!(s == 503 || s == 504, "{s}");
+    // Stale reads still work.
+    let (s, _) = raw(reqwest::Method::GET, format!("{base}/v1/tasks?consistency=stale"), None).await;
+    assert_eq!(s, 200);
+}

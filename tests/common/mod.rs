@@ -1,0 +1,247 @@
+//! A cluster of real `taskraft server` processes for end-to-end tests.
+//!
+//! Each test gets fresh ports (bound once to port 0 to find free ones), a temp dir for data
+//! and logs, and kills every process it started when dropped. Waits poll a condition with a
+//! deadline; nothing sleeps a fixed time. If the test panics, the tail of every replica log is
+//! printed so that failures explain themselves.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Child;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+use std::time::Instant;
+
+use serde_json::Value;
+use taskraft::client::Client;
+
+/// A free loopback port (the listener is closed before the server binds it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One replica process and how to (re)start it.
+pub struct TestNode {
+    pub id: u64,
+    pub api_addr: String,
+    pub raft_addr: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    pub extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    fn args(&self) -> Vec<String> {
+        let mut a = vec![
+            "server".into(),
+            "--node-id".into(),
+            self.id.to_string(),
+            "--api-addr".into(),
+            self.api_addr.clone(),
+            "--raft-addr".into(),
+            self.raft_addr.clone(),
+            "--data-dir".into(),
+            self.data_dir.display().to_string(),
+            "--cluster-secret".into(),
+            "test-secret".into(),
+        ];
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    /// Starts (or restarts, with the same flags) the process.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "node {} already running", self.id);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_taskraft"))
+            .args(self.args())
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn taskraft server");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, like a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("node {} did not stop within 15 s of SIGTERM", self.id);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// A client talking to this replica only.
+    pub fn client(&self) -> Client {
+        Client::new(vec![self.api_addr.clone()]).unwrap().with_timeout(Duration::from_secs(10))
+    }
+}
+
+/// Cluster tests of one test binary run one at a time: several 3-replica clusters fsyncing
+/// at once on a 2-core machine would turn failover timings into noise.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A cluster of replicas in one temp dir.
+pub struct TestCluster {
+    pub nodes: Vec<TestNode>,
+    pub dir: tempfile::TempDir,
+    extra: Vec<String>,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl TestCluster {
+    /// Starts `n` replicas (node 1 bootstraps, the others join) and waits until all are voters.
+    pub async fn start(n: u64, extra: &[&str]) -> TestCluster {
+        let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = tempfile::Builder::new().prefix("taskraft-test-").tempdir().unwrap();
+        let mut cluster =
+            TestCluster { nodes: Vec::new(), dir, extra: extra.iter().map(|s| s.to_string()).collect(), _serial: serial };
+        for id in 1..=n {
+            cluster.add_node_process(id, id == 1);
+        }
+        cluster.wait_voters(n as usize).await;
+        cluster
+    }
+
+    /// Creates and starts the process of a replica `id` that bootstraps or joins the others.
+    pub fn add_node_process(&mut self, id: u64, bootstrap: bool) -> usize {
+        let mut extra = self.extra.clone();
+        if bootstrap {
+            extra.push("--bootstrap".into());
+        } else {
+            let peers: Vec<String> = self.nodes.iter().map(|n| n.api_addr.clone()).collect();
+            extra.push("--join".into());
+            extra.push(peers.join(","));
+        }
+        let mut node = TestNode {
+            id,
+            api_addr: format!("127.0.0.1:{}", free_port()),
+            raft_addr: format!("127.0.0.1:{}", free_port()),
+            data_dir: self.dir.path().join(format!("node-{id}")),
+            log: self.dir.path().join(format!("node-{id}.log")),
+            extra,
+            child: None,
+        };
+        node.start();
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// A client that knows every replica (running or not).
+    pub fn client(&self) -> Client {
+        Client::new(self.nodes.iter().map(|n| n.api_addr.clone()).collect()).unwrap().with_timeout(Duration::from_secs(10))
+    }
+
+    pub fn node(&self, id: u64) -> &TestNode {
+        self.nodes.iter().find(|n| n.id == id).expect("no such node")
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> &mut TestNode {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("no such node")
+    }
+
+    /// `/v1/cluster` of one running replica.
+    pub async fn status_of(&self, id: u64) -> Option<Value> {
+        self.node(id).client().with_timeout(Duration::from_secs(1)).cluster_status().await.ok()
+    }
+
+    /// Waits until some running replica reports a leader that every running replica agrees on.
+    pub async fn wait_leader(&self) -> u64 {
+        eventually("an agreed leader", Duration::from_secs(30), || async {
+            let mut leader = None;
+            for n in self.nodes.iter().filter(|n| n.is_running()) {
+                let s = self.status_of(n.id).await?;
+                let l = s["leader_id"].as_u64()?;
+                if leader.is_some_and(|x| x != l) {
+                    return None;
+                }
+                leader = Some(l);
+            }
+            let l = leader?;
+            self.nodes.iter().any(|n| n.id == l && n.is_running()).then_some(l)
+        })
+        .await
+    }
+
+    /// Waits until the leader reports `count` voters.
+    pub async fn wait_voters(&self, count: usize) {
+        eventually(&format!("{count} voters"), Duration::from_secs(60), || async {
+            let leader = self.wait_leader().await;
+            let s = self.status_of(leader).await?;
+            let voters = s["members"].as_array()?.iter().filter(|m| m["voter"] == true).count();
+            (voters == count).then_some(())
+        })
+        .await
+    }
+
+    /// Waits until replica `id` has applied at least `index`.
+    pub async fn wait_applied(&self, id: u64, index: u64) {
+        eventually(&format!("node {id} applied {index}"), Duration::from_secs(30), || async {
+            let s = self.status_of(id).await?;
+            (s["last_applied"].as_u64()? >= index).then_some(())
+        })
+        .await
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill9();
+        }
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                let text = std::fs::read_to_string(&n.log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                eprintln!("----- last lines of node {} log ({}) -----", n.id, n.log.display());
+                for l in &lines[lines.len().saturating_sub(40)..] {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
