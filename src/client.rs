@@ -102,7 +102,14 @@ impl Client {
             .map_err(|e| ClientError::Unavailable(e.to_string()))?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let client_id = format!("c{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff);
-        Ok(Self { addrs, http, preferred: AtomicUsize::new(0), client_id, serial: AtomicU64::new(0), timeout: DEFAULT_CLIENT_TIMEOUT })
+        Ok(Self {
+            addrs,
+            http,
+            preferred: AtomicUsize::new(0),
+            client_id,
+            serial: AtomicU64::new(0),
+            timeout: DEFAULT_CLIENT_TIMEOUT,
+        })
     }
 
     /// Sets the overall deadline of each call.
@@ -121,7 +128,10 @@ impl Client {
         let status = self.cluster_status().await?;
         let leader = status["leader_id"].as_u64();
         let addr = status["members"].as_array().and_then(|ms| {
-            ms.iter().find(|m| m["id"].as_u64() == leader).and_then(|m| m["api_addr"].as_str()).map(|a| format!("http://{a}"))
+            ms.iter()
+                .find(|m| m["id"].as_u64() == leader)
+                .and_then(|m| m["api_addr"].as_str())
+                .map(|a| format!("http://{a}"))
         });
         if let Some(i) = addr.and_then(|a| self.addrs.iter().position(|x| *x == a)) {
             self.preferred.store(i, Ordering::Relaxed);
@@ -143,7 +153,8 @@ impl Client {
         let status = resp.status();
         let value: Value = match resp.bytes().await {
             Ok(b) if b.is_empty() => Value::Null,
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|_| json!({"error": {"code": "bad_answer", "message": String::from_utf8_lossy(&b)}})),
+            Ok(b) => serde_json::from_slice(&b)
+                .unwrap_or_else(|_| json!({"error": {"code": "bad_answer", "message": String::from_utf8_lossy(&b)}})),
             Err(e) if *method == Method::GET => return Attempt::NextReplica(format!("{addr}: {e}")),
             Err(e) => return Attempt::Unknown(format!("{addr}: {e}")),
         };
@@ -234,7 +245,9 @@ impl Client {
         let q = if stale { "?consistency=stale" } else { "" };
         let addr = self.addrs.get(replica).ok_or_else(|| ClientError::Unavailable(format!("no replica #{replica}")))?;
         match self.attempt(addr, &Method::GET, &format!("/v1/tasks/{id}{q}"), None, self.timeout).await {
-            Attempt::Done(status, value) if status.is_success() => serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string())),
+            Attempt::Done(status, value) if status.is_success() => {
+                serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))
+            }
             Attempt::Done(status, value) => {
                 let (code, message) = error_parts(&value);
                 Err(ClientError::Api { status: status.as_u16(), code, message })
@@ -268,7 +281,9 @@ impl Client {
             let left = deadline.saturating_duration_since(Instant::now());
             let poll = left.min(crate::api::tasks::MAX_WAIT);
             let saved = Duration::from_millis(poll.as_millis() as u64);
-            let task: Task = self.call_as(Method::GET, &format!("/v1/tasks/{id}/wait?timeout_ms={}", saved.as_millis()), None).await?;
+            let task: Task = self
+                .call_as(Method::GET, &format!("/v1/tasks/{id}/wait?timeout_ms={}", saved.as_millis()), None)
+                .await?;
             if task.is_terminal() || Instant::now() >= deadline {
                 return Ok(task);
             }

@@ -198,7 +198,9 @@ impl ServerConfig {
         if heartbeat == 0 || emin <= heartbeat * 2 || emax <= emin {
             return Err(invalid(
                 "election_timeout_min_ms",
-                format!("need 0 < heartbeat ({heartbeat}) and 2*heartbeat < election min ({emin}) < election max ({emax})"),
+                format!(
+                    "need 0 < heartbeat ({heartbeat}) and 2*heartbeat < election min ({emin}) < election max ({emax})"
+                ),
             ));
         }
         let snapshot_logs = a.snapshot_logs.unwrap_or(DEFAULT_SNAPSHOT_LOGS);

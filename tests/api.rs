@@ -28,20 +28,32 @@ async fn api_contract() {
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
 
-    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["echo", "x"], "priority": 7, "idempotency_key": "k1"}"#.to_vec())).await;
+    let (s, v) = raw(
+        post.clone(),
+        format!("{base}/v1/tasks"),
+        Some(br#"{"command": ["echo", "x"], "priority": 7, "idempotency_key": "k1"}"#.to_vec()),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["state"], "pending");
     let id = v["id"].as_u64().unwrap();
-    let (s, v2) = raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["echo", "x"], "priority": 7, "idempotency_key": "k1"}"#.to_vec())).await;
+    let (s, v2) = raw(
+        post.clone(),
+        format!("{base}/v1/tasks"),
+        Some(br#"{"command": ["echo", "x"], "priority": 7, "idempotency_key": "k1"}"#.to_vec()),
+    )
+    .await;
     assert_eq!((s, v2["id"].as_u64()), (200, Some(id)));
 
     let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(b"{not json".to_vec())).await;
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["error"]["code"], "bad_request");
-    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["x"], "priority": 5000}"#.to_vec())).await;
+    let (s, v) =
+        raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["x"], "priority": 5000}"#.to_vec())).await;
     assert_eq!(s, 422, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("priority"), "{v}");
-    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["x"], "colour": "red"}"#.to_vec())).await;
+    let (s, v) =
+        raw(post.clone(), format!("{base}/v1/tasks"), Some(br#"{"command": ["x"], "colour": "red"}"#.to_vec())).await;
     assert_eq!(s, 422, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("colour"), "{v}");
     let big = format!(r#"{{"command": ["x"], "name": "{}"}}"#, "a".repeat(2 << 20));
@@ -55,7 +67,12 @@ async fn api_contract() {
 
     // Batch, list with cursor.
     let tasks: Vec<Value> = (0..5).map(|i| json!({"command": ["true"], "name": format!("n{i}")})).collect();
-    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks/batch"), Some(serde_json::to_vec(&json!({"tasks": tasks})).unwrap())).await;
+    let (s, v) = raw(
+        post.clone(),
+        format!("{base}/v1/tasks/batch"),
+        Some(serde_json::to_vec(&json!({"tasks": tasks})).unwrap()),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["tasks"].as_array().unwrap().len(), 5);
     let (s, page) = raw(get.clone(), format!("{base}/v1/tasks?limit=2&state=pending"), None).await;
@@ -66,14 +83,15 @@ async fn api_contract() {
     assert!(page2["tasks"][0]["id"].as_u64().unwrap() > cursor);
 
     // Cancel a pending task; a second cancel is an invalid transition; wait returns at once.
-    let (s, v) = raw(post.clone(), format!("{base}/v1/tasks/{id}/cancel"), Some(br#"{"reason": "test"}"#.to_vec())).await;
+    let (s, v) =
+        raw(post.clone(), format!("{base}/v1/tasks/{id}/cancel"), Some(br#"{"reason": "test"}"#.to_vec())).await;
     assert_eq!((s, v["state"].as_str()), (200, Some("cancelled")), "{v}");
     let (s, v) = raw(post.clone(), format!("{base}/v1/tasks/{id}/cancel"), None).await;
     assert_eq!(s, 409, "{v}");
     let (s, v) = raw(get.clone(), format!("{base}/v1/tasks/{id}/wait?timeout_ms=5000"), None).await;
     assert_eq!((s, v["state"].as_str()), (200, Some("cancelled")));
     // Wait on a task that never finishes returns after its timeout with the task as it is.
-    let pending = page["tasks"][0]["id"].as_u64().unwrap();
+    let pending = page2["tasks"][0]["id"].as_u64().unwrap();
     let t0 = std::time::Instant::now();
     let (s, v) = raw(get.clone(), format!("{base}/v1/tasks/{pending}/wait?timeout_ms=300"), None).await;
     assert_eq!((s, v["state"].as_str()), (200, Some("pending")));
@@ -87,11 +105,21 @@ async fn api_contract() {
     assert_eq!(raw(get.clone(), format!("{base}/health"), None).await.0, 200);
     assert_eq!(raw(get.clone(), format!("{base}/ready"), None).await.0, 200);
     // Adding a member with a bad address names the field.
-    let (s, v) = raw(post.clone(), format!("{base}/v1/cluster/members"), Some(br#"{"id": 9, "api_addr": "nope", "raft_addr": "127.0.0.1:1"}"#.to_vec())).await;
+    let (s, v) = raw(
+        post.clone(),
+        format!("{base}/v1/cluster/members"),
+        Some(br#"{"id": 9, "api_addr": "nope", "raft_addr": "127.0.0.1:1"}"#.to_vec()),
+    )
+    .await;
     assert_eq!(s, 422, "{v}");
 
     // Raft RPCs without the cluster secret are refused.
-    let resp = reqwest::Client::new().post(format!("http://{}/raft/vote", follower.raft_addr)).body(vec![1u8, 0]).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/raft/vote", follower.raft_addr))
+        .body(vec![1u8, 0])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     let resp = reqwest::Client::new()
         .post(format!("http://{}/raft/vote", follower.raft_addr))
@@ -113,7 +141,8 @@ async fn without_quorum_writes_fail_definitely_or_indeterminately_never_silently
     }
     let base = format!("http://{}", cluster.node(leader).api_addr);
     let t0 = std::time::Instant::now();
-    let (s, v) = raw(reqwest::Method::POST, format!("{base}/v1/tasks"), Some(br#"{"command": ["true"]}"#.to_vec())).await;
+    let (s, v) =
+        raw(reqwest::Method::POST, format!("{base}/v1/tasks"), Some(br#"{"command": ["true"]}"#.to_vec())).await;
     assert!(s == 503 || s == 504, "{s} {v}");
     assert!(t0.elapsed() < Duration::from_secs(5), "the request must not hang");
     let (s, _) = raw(reqwest::Method::GET, format!("{base}/v1/tasks/1"), None).await;

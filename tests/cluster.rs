@@ -42,7 +42,8 @@ async fn submit_through_a_follower_and_read_from_every_replica() {
     let cluster = TestCluster::start(3, &[]).await;
     let leader = cluster.wait_leader().await;
     let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap();
-    let (task, created) = follower.client().submit(json!({"command": ["echo", "hi"], "name": "via-follower"})).await.unwrap();
+    let (task, created) =
+        follower.client().submit(json!({"command": ["echo", "hi"], "name": "via-follower"})).await.unwrap();
     assert!(created);
     assert_eq!(task.state.as_str(), "pending");
     for n in &cluster.nodes {
@@ -53,7 +54,10 @@ async fn submit_through_a_follower_and_read_from_every_replica() {
     for n in &cluster.nodes {
         let c = n.client();
         let id = task.id;
-        eventually("stale read sees the task", Duration::from_secs(5), || async { c.get_task_from(0, id, true).await.ok() }).await;
+        eventually("stale read sees the task", Duration::from_secs(5), || async {
+            c.get_task_from(0, id, true).await.ok()
+        })
+        .await;
     }
     // Idempotency key through different replicas: one task.
     let body = json!({"command": ["true"], "idempotency_key": "once"});
@@ -62,7 +66,11 @@ async fn submit_through_a_follower_and_read_from_every_replica() {
     assert!(created_a && !created_b);
     assert_eq!(a.id, b.id);
     // Batch through a follower keeps order.
-    let tasks = follower.client().submit_batch((0..5).map(|i| json!({"command": ["true"], "name": format!("b{i}")})).collect()).await.unwrap();
+    let tasks = follower
+        .client()
+        .submit_batch((0..5).map(|i| json!({"command": ["true"], "name": format!("b{i}")})).collect())
+        .await
+        .unwrap();
     let names: Vec<_> = tasks.iter().map(|t| t.spec.name.clone()).collect();
     assert_eq!(names, vec!["b0", "b1", "b2", "b3", "b4"]);
     assert!(tasks.windows(2).all(|w| w[1].id == w[0].id + 1));
@@ -77,9 +85,10 @@ async fn killing_the_leader_loses_nothing_and_it_catches_up_after_restart() {
     let killed_at = Instant::now();
     cluster.node_mut(old_leader).kill9();
     // Keep submitting: the first acknowledged write after the kill marks the failover.
-    let survivors = Client::new(cluster.nodes.iter().filter(|n| n.id != old_leader).map(|n| n.api_addr.clone()).collect())
-        .unwrap()
-        .with_timeout(Duration::from_secs(10));
+    let survivors =
+        Client::new(cluster.nodes.iter().filter(|n| n.id != old_leader).map(|n| n.api_addr.clone()).collect())
+            .unwrap()
+            .with_timeout(Duration::from_secs(10));
     let (first, _) = survivors.submit(json!({"command": ["true"], "idempotency_key": "after-kill"})).await.unwrap();
     let failover = killed_at.elapsed();
     eprintln!("leader kill -> first acknowledged write: {failover:?}");
@@ -107,7 +116,10 @@ async fn a_full_stop_and_restart_keeps_every_acknowledged_task() {
     let mut cluster = TestCluster::start(3, &[]).await;
     let client = cluster.client();
     let ids = submit_n(&client, 40, "durable").await;
-    let batch = client.submit_batch((0..100).map(|i| json!({"command": ["true"], "name": format!("bulk{i}")})).collect()).await.unwrap();
+    let batch = client
+        .submit_batch((0..100).map(|i| json!({"command": ["true"], "name": format!("bulk{i}")})).collect())
+        .await
+        .unwrap();
     // Half the replicas crash, the other half stop cleanly.
     cluster.node_mut(1).kill9();
     cluster.node_mut(2).terminate();
@@ -164,13 +176,18 @@ async fn membership_changes_under_load_lose_nothing() {
     })
     .await;
     let more = acked.lock().unwrap().len() + 20;
-    eventually("load continues after the changes", Duration::from_secs(20), || async { (acked.lock().unwrap().len() >= more).then_some(()) }).await;
+    eventually("load continues after the changes", Duration::from_secs(20), || async {
+        (acked.lock().unwrap().len() >= more).then_some(())
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     let unknown = load.await.unwrap();
     eprintln!("acknowledged {} submits, {unknown} indeterminate", acked.lock().unwrap().len());
     let ids: Vec<u64> = acked.lock().unwrap().clone();
     assert!(ids.len() > 20);
-    let remaining = Client::new(cluster.nodes.iter().filter(|n| n.id != 2 && n.id != leader).map(|n| n.api_addr.clone()).collect()).unwrap();
+    let remaining =
+        Client::new(cluster.nodes.iter().filter(|n| n.id != 2 && n.id != leader).map(|n| n.api_addr.clone()).collect())
+            .unwrap();
     assert_all_present(&remaining, &ids).await;
     let unique: BTreeSet<u64> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "one idempotency key produced two tasks");
@@ -188,7 +205,10 @@ async fn a_lagging_replica_catches_up_through_a_snapshot() {
     let bulk: Vec<u64> = {
         let mut v = Vec::new();
         for b in 0..10 {
-            let t = client.submit_batch((0..20).map(|i| json!({"command": ["true"], "name": format!("s{b}-{i}")})).collect()).await.unwrap();
+            let t = client
+                .submit_batch((0..20).map(|i| json!({"command": ["true"], "name": format!("s{b}-{i}")})).collect())
+                .await
+                .unwrap();
             v.extend(t.iter().map(|t| t.id));
         }
         v

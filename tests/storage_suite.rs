@@ -19,7 +19,9 @@ fn state_machine(dir: &std::path::Path) -> StateMachine {
 }
 
 impl StoreBuilder<TypeConfig, LogStore<TypeConfig, SledEngine>, StateMachine, tempfile::TempDir> for SledBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore<TypeConfig, SledEngine>, StateMachine), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore<TypeConfig, SledEngine>, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().unwrap();
         let log = LogStore::new(SledEngine::open(dir.path().join("raft-log")).unwrap()).unwrap();
         let sm = state_machine(dir.path());
@@ -28,7 +30,9 @@ impl StoreBuilder<TypeConfig, LogStore<TypeConfig, SledEngine>, StateMachine, te
 }
 
 impl StoreBuilder<TypeConfig, LogStore<TypeConfig, MemEngine>, StateMachine, tempfile::TempDir> for MemBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore<TypeConfig, MemEngine>, StateMachine), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore<TypeConfig, MemEngine>, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().unwrap();
         let sm = state_machine(dir.path());
         Ok((dir, LogStore::new(MemEngine::new()).unwrap(), sm))

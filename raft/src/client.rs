@@ -79,7 +79,8 @@ impl<C> HttpNetworkFactory<C> {
 }
 
 impl<C> RaftNetworkFactory<C> for HttpNetworkFactory<C>
-where C: RaftTypeConfig<Node = Member>
+where
+    C: RaftTypeConfig<Node = Member>,
 {
     type Network = HttpNetwork<C>;
 
@@ -171,7 +172,8 @@ fn classify(url: &str, e: reqwest::Error) -> Failure {
 }
 
 impl<C> RaftNetworkV2<C> for HttpNetwork<C>
-where C: RaftTypeConfig<Node = Member>
+where
+    C: RaftTypeConfig<Node = Member>,
 {
     type SnapshotData = Vec<u8>;
 

@@ -53,7 +53,7 @@ where
 type PeerState<C, SM> = State<Arc<Peer<C, SM>>>;
 
 /// Checks the secret and decodes the body, or produces the refusal to send back.
-fn admit<C, SM, T>(peer: &Peer<C, SM>, headers: &HeaderMap, body: &[u8], rpc: &str) -> Result<T, Response>
+fn admit<C, SM, T>(peer: &Peer<C, SM>, headers: &HeaderMap, body: &[u8], rpc: &str) -> Result<T, (StatusCode, String)>
 where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C>,
@@ -62,11 +62,11 @@ where
     let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes());
     if given != Some(peer.secret.as_bytes()) {
         tracing::warn!(rpc, secret_present = given.is_some(), "refused raft rpc: wrong or missing cluster secret");
-        return Err((StatusCode::UNAUTHORIZED, "wrong or missing cluster secret").into_response());
+        return Err((StatusCode::UNAUTHORIZED, "wrong or missing cluster secret".into()));
     }
     wire::decode(body).map_err(|e| {
         tracing::warn!(rpc, error = %e, "refused raft rpc: undecodable body");
-        (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        (StatusCode::BAD_REQUEST, e.to_string())
     })
 }
 
@@ -84,7 +84,7 @@ async fn append<C: RaftTypeConfig, SM: RaftStateMachine<C>>(
 ) -> Response {
     match admit(&peer, &headers, &body, "append") {
         Ok(req) => reply(&peer.raft.append_entries(req).await),
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -95,7 +95,7 @@ async fn vote<C: RaftTypeConfig, SM: RaftStateMachine<C>>(
 ) -> Response {
     match admit(&peer, &headers, &body, "vote") {
         Ok(req) => reply(&peer.raft.vote(req).await),
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -106,7 +106,7 @@ async fn pre_vote<C: RaftTypeConfig, SM: RaftStateMachine<C>>(
 ) -> Response {
     match admit(&peer, &headers, &body, "pre-vote") {
         Ok(req) => reply(&peer.raft.pre_vote(req).await),
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -117,7 +117,7 @@ where
 {
     let (vote, meta, data): (VoteOf<C>, SnapshotMetaOf<C>, Vec<u8>) = match admit(&peer, &headers, &body, "snapshot") {
         Ok(req) => req,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let meta: SnapshotMeta<_, _, _> = meta;
     tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "installing snapshot from leader");
@@ -132,6 +132,6 @@ async fn transfer_leader<C: RaftTypeConfig, SM: RaftStateMachine<C>>(
 ) -> Response {
     match admit(&peer, &headers, &body, "transfer-leader") {
         Ok(req) => reply(&peer.raft.handle_transfer_leader(req).await),
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }

@@ -22,9 +22,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 /// Decodes a body written by [`encode`]; an unknown version byte is an error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
-        Some((&WIRE_VERSION, rest)) => {
-            postcard::from_bytes(rest).map_err(|e| Error::Wire(format!("decode: {e}")))
-        }
+        Some((&WIRE_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| Error::Wire(format!("decode: {e}"))),
         Some((v, _)) => Err(Error::Wire(format!("unsupported body version {v} (this build speaks {WIRE_VERSION})"))),
         None => Err(Error::Wire("empty body".into())),
     }

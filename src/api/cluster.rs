@@ -32,7 +32,9 @@ pub fn status_json(node: &Node) -> Value {
     let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
     let members: Vec<Value> = membership
         .nodes()
-        .map(|(id, n)| json!({"id": id, "api_addr": n.api_addr, "raft_addr": n.raft_addr, "voter": voters.contains(id)}))
+        .map(
+            |(id, n)| json!({"id": id, "api_addr": n.api_addr, "raft_addr": n.raft_addr, "voter": voters.contains(id)}),
+        )
         .collect();
     let role = match m.state {
         ServerState::Leader => "leader",
@@ -69,7 +71,11 @@ pub async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
 pub async fn ready(State(node): State<Arc<Node>>) -> Response {
     let (leader, committed, applied) = {
         let m = node.metrics();
-        (m.current_leader, m.cluster_committed.or(m.local_committed).map_or(0, |l| l.index), m.last_applied.map_or(0, |l| l.index))
+        (
+            m.current_leader,
+            m.cluster_committed.or(m.local_committed).map_or(0, |l| l.index),
+            m.last_applied.map_or(0, |l| l.index),
+        )
     };
     let (ready, reason) = match leader {
         None => (false, "no leader known".to_string()),
@@ -92,7 +98,14 @@ pub async fn read_index(State(node): State<Arc<Node>>) -> Result<Json<Value>, Ap
 }
 
 /// Runs a membership change here if we lead, otherwise forwards it.
-async fn on_leader<F, Fut>(node: &Node, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes, change: F) -> Response
+async fn on_leader<F, Fut>(
+    node: &Node,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    change: F,
+) -> Response
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), MembershipError>>,
@@ -115,8 +128,8 @@ pub async fn add_member(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let req: AddMember = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
-        .map_err(path_error)?;
+    let req: AddMember =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(path_error)?;
     if req.id == 0 {
         return Err(ApiError::invalid("id: must be at least 1"));
     }
@@ -124,7 +137,16 @@ pub async fn add_member(
 }
 
 /// `DELETE /v1/cluster/members/{id}`.
-pub async fn remove_member(State(node): State<Arc<Node>>, Path(id): Path<u64>, uri: Uri, headers: HeaderMap) -> Response {
+pub async fn remove_member(
+    State(node): State<Arc<Node>>,
+    id: super::tasks::IdPath,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Path(id) = match id {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     on_leader(&node, Method::DELETE, &uri, &headers, Bytes::new(), || node.remove_member(id)).await
 }
 

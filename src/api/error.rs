@@ -6,6 +6,8 @@
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header::RETRY_AFTER;
@@ -77,10 +79,26 @@ impl IntoResponse for ApiError {
 impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is over the size limit (max_body_bytes)")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is over the size limit (max_body_bytes)",
+            )
         } else {
             ApiError::new(r.status(), "bad_request", r.body_text())
         }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request(format!("bad path: {}", r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::invalid(format!("query string: {}", r.body_text()))
     }
 }
 
@@ -98,8 +116,13 @@ impl From<Rejection> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::NotLeader(_) => ApiError::unavailable("no_leader", "no leader is known right now; retry shortly"),
-            WriteError::NoQuorum => ApiError::unavailable("no_quorum", "the leader cannot reach a majority of replicas; nothing was written"),
+            WriteError::NotLeader(_) => {
+                ApiError::unavailable("no_leader", "no leader is known right now; retry shortly")
+            }
+            WriteError::NoQuorum => ApiError::unavailable(
+                "no_quorum",
+                "the leader cannot reach a majority of replicas; nothing was written",
+            ),
             WriteError::Unknown(m) => ApiError::outcome_unknown(format!(
                 "{m}; the write may still take effect: retry with the same idempotency_key or request_id"
             )),
@@ -111,9 +134,16 @@ impl From<WriteError> for ApiError {
 impl From<ReadError> for ApiError {
     fn from(e: ReadError) -> Self {
         match e {
-            ReadError::NoLeader => ApiError::unavailable("no_leader", "no leader is known right now; retry shortly, or read with ?consistency=stale"),
-            ReadError::NoQuorum(m) => ApiError::unavailable("no_quorum", format!("cannot confirm leadership with a majority: {m}")),
-            ReadError::Timeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "the read did not complete before its deadline"),
+            ReadError::NoLeader => ApiError::unavailable(
+                "no_leader",
+                "no leader is known right now; retry shortly, or read with ?consistency=stale",
+            ),
+            ReadError::NoQuorum(m) => {
+                ApiError::unavailable("no_quorum", format!("cannot confirm leadership with a majority: {m}"))
+            }
+            ReadError::Timeout => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "the read did not complete before its deadline")
+            }
         }
     }
 }
@@ -122,7 +152,9 @@ impl From<MembershipError> for ApiError {
     fn from(e: MembershipError) -> Self {
         let message = e.to_string();
         match e {
-            MembershipError::NotLeader(_) => ApiError::unavailable("no_leader", "no leader is known right now; retry shortly"),
+            MembershipError::NotLeader(_) => {
+                ApiError::unavailable("no_leader", "no leader is known right now; retry shortly")
+            }
             MembershipError::AlreadyInitialized => ApiError::new(StatusCode::CONFLICT, "already_initialized", message),
             MembershipError::RemovedBefore(_) => ApiError::new(StatusCode::CONFLICT, "member_removed", message),
             MembershipError::UnknownMember(_) => ApiError::not_found(message),

@@ -19,18 +19,31 @@ const FORWARD_SLACK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Sends the request to the leader (`hint`, else the leader this replica knows) and relays
 /// its answer. A request that was already forwarded once is not forwarded again.
-pub async fn to_leader(node: &Node, hint: Option<NodeId>, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Response {
+pub async fn to_leader(
+    node: &Node,
+    hint: Option<NodeId>,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     if headers.contains_key(FORWARDED_HEADER) {
-        return ApiError::unavailable("no_leader", "leadership moved while the request was being forwarded; retry").into_response();
+        return ApiError::unavailable("no_leader", "leadership moved while the request was being forwarded; retry")
+            .into_response();
     }
     let Some(leader) = hint.or_else(|| node.leader()) else {
-        return ApiError::unavailable("no_leader", "no leader is known right now (election in progress?); retry shortly").into_response();
+        return ApiError::unavailable(
+            "no_leader",
+            "no leader is known right now (election in progress?); retry shortly",
+        )
+        .into_response();
     };
     if leader == node.id {
         return ApiError::unavailable("no_leader", "leadership is changing; retry").into_response();
     }
     let Some(addr) = node.api_addr_of(leader) else {
-        return ApiError::unavailable("no_leader", format!("leader {leader} has no known address yet; retry")).into_response();
+        return ApiError::unavailable("no_leader", format!("leader {leader} has no known address yet; retry"))
+            .into_response();
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let url = format!("http://{addr}{path}");
@@ -69,7 +82,9 @@ async fn relay(resp: reqwest::Response) -> Response {
     }
     match resp.bytes().await {
         Ok(body) => (status, headers, body).into_response(),
-        Err(e) => ApiError::outcome_unknown(format!("the leader's answer was cut off ({e}); retry with the same idempotency_key or request_id"))
-            .into_response(),
+        Err(e) => ApiError::outcome_unknown(format!(
+            "the leader's answer was cut off ({e}); retry with the same idempotency_key or request_id"
+        ))
+        .into_response(),
     }
 }

@@ -9,6 +9,8 @@ use axum::extract::Path;
 use axum::extract::Query;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::http::HeaderMap;
 use axum::http::Method;
 use axum::http::StatusCode;
@@ -41,24 +43,35 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
 type Body = Result<Bytes, BytesRejection>;
+/// A `{id}` path segment; a non-number is a JSON 400, not axum's plain-text one.
+pub type IdPath = Result<Path<u64>, PathRejection>;
 
 /// A proposal either applied here (we are the leader) or was answered by the leader.
 enum Proposed {
-    Applied(scheduler::Response),
+    Applied(Box<scheduler::Response>),
     Forwarded(Response),
 }
 
 /// Proposes `cmd` on the leader: here if we lead, otherwise by forwarding the original request.
-async fn propose(node: &Node, cmd: Command, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Result<Proposed, ApiError> {
+async fn propose(
+    node: &Node,
+    cmd: Command,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Proposed, ApiError> {
     if !node.is_leader() {
         return Ok(Proposed::Forwarded(forward::to_leader(node, None, method, uri, headers, body).await));
     }
     let deadline = Instant::now() + node.config.request_timeout;
     match node.write(cmd, deadline).await {
         Ok(scheduler::Response::Rejected(r)) => Err(r.into()),
-        Ok(resp) => Ok(Proposed::Applied(resp)),
+        Ok(resp) => Ok(Proposed::Applied(Box::new(resp))),
         // Refused before anything was appended: forwarding cannot double the write.
-        Err(WriteError::NotLeader(hint)) => Ok(Proposed::Forwarded(forward::to_leader(node, hint, method, uri, headers, body).await)),
+        Err(WriteError::NotLeader(hint)) => {
+            Ok(Proposed::Forwarded(forward::to_leader(node, hint, method, uri, headers, body).await))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -74,7 +87,11 @@ fn parse_task(value: Value, path: &str) -> Result<(TaskSpec, Option<String>), Ap
     let request_id = match map.remove("request_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s),
-        Some(_) => return Err(ApiError::invalid(format!("{path}request_id: must be a non-empty string of at most 256 bytes"))),
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "{path}request_id: must be a non-empty string of at most 256 bytes"
+            )));
+        }
     };
     if let Some(labels) = map.remove("labels") {
         if map.contains_key("constraints") {
@@ -109,26 +126,38 @@ fn task_json(task: &Task) -> Value {
 
 /// `POST /v1/tasks`: 201 with the new task, or 200 with the existing one for a known
 /// idempotency key / request id.
-pub async fn submit(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(node): State<Arc<Node>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = body?;
     let (spec, request_id) = parse_task(parse_json(&body)?, "")?;
     let cmd = Command::Submit { request_id, now_ms: now_ms(), spec };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
-        Proposed::Applied(scheduler::Response::Submitted { tasks }) => {
-            let Some(first) = tasks.into_iter().next() else {
-                return Err(ApiError::internal("submit produced no task"));
-            };
-            let status = if first.created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(task_json(&first.task))).into_response())
-        }
-        Proposed::Applied(other) => Err(ApiError::internal(format!("unexpected answer to submit: {other:?}"))),
+        Proposed::Applied(resp) => match *resp {
+            scheduler::Response::Submitted { tasks } => {
+                let Some(first) = tasks.into_iter().next() else {
+                    return Err(ApiError::internal("submit produced no task"));
+                };
+                let status = if first.created { StatusCode::CREATED } else { StatusCode::OK };
+                Ok((status, Json(task_json(&first.task))).into_response())
+            }
+            other => Err(ApiError::internal(format!("unexpected answer to submit: {other:?}"))),
+        },
     }
 }
 
 /// `POST /v1/tasks/batch` `{"tasks": [...]}`: all or nothing; the created tasks in order,
 /// each with a `created` flag.
-pub async fn submit_batch(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn submit_batch(
+    State(node): State<Arc<Node>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = body?;
     let Value::Object(mut map) = parse_json(&body)? else {
         return Err(ApiError::invalid("body: expected an object {\"tasks\": [...]}"));
@@ -158,22 +187,24 @@ pub async fn submit_batch(State(node): State<Arc<Node>>, uri: Uri, headers: Head
     let cmd = Command::SubmitBatch { request_id, now_ms: now_ms(), specs };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
-        Proposed::Applied(scheduler::Response::Submitted { tasks }) => {
-            let any_created = tasks.iter().any(|t| t.created);
-            let out: Vec<Value> = tasks
-                .iter()
-                .map(|t| {
-                    let mut v = task_json(&t.task);
-                    if let Value::Object(m) = &mut v {
-                        m.insert("created".into(), Value::Bool(t.created));
-                    }
-                    v
-                })
-                .collect();
-            let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(json!({ "tasks": out }))).into_response())
-        }
-        Proposed::Applied(other) => Err(ApiError::internal(format!("unexpected answer to batch submit: {other:?}"))),
+        Proposed::Applied(resp) => match *resp {
+            scheduler::Response::Submitted { tasks } => {
+                let any_created = tasks.iter().any(|t| t.created);
+                let out: Vec<Value> = tasks
+                    .iter()
+                    .map(|t| {
+                        let mut v = task_json(&t.task);
+                        if let Value::Object(m) = &mut v {
+                            m.insert("created".into(), Value::Bool(t.created));
+                        }
+                        v
+                    })
+                    .collect();
+                let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
+                Ok((status, Json(json!({ "tasks": out }))).into_response())
+            }
+            other => Err(ApiError::internal(format!("unexpected answer to batch submit: {other:?}"))),
+        },
     }
 }
 
@@ -186,19 +217,27 @@ struct CancelBody {
 }
 
 /// `POST /v1/tasks/{id}/cancel`.
-pub async fn cancel(State(node): State<Arc<Node>>, Path(id): Path<u64>, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn cancel(
+    State(node): State<Arc<Node>>,
+    id: IdPath,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
     let body = body?;
     let parsed: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
     } else {
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
-            .map_err(path_error)?
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(path_error)?
     };
     let cmd = Command::Cancel { request_id: parsed.request_id, now_ms: now_ms(), task_id: id, reason: parsed.reason };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
-        Proposed::Applied(scheduler::Response::Cancelled { task }) => Ok(Json(task_json(&task)).into_response()),
-        Proposed::Applied(other) => Err(ApiError::internal(format!("unexpected answer to cancel: {other:?}"))),
+        Proposed::Applied(resp) => match *resp {
+            scheduler::Response::Cancelled { task } => Ok(Json(task_json(&task)).into_response()),
+            other => Err(ApiError::internal(format!("unexpected answer to cancel: {other:?}"))),
+        },
     }
 }
 
@@ -237,7 +276,12 @@ fn get_task(node: &Node, id: u64) -> Option<Task> {
 }
 
 /// `GET /v1/tasks/{id}`.
-pub async fn get(State(node): State<Arc<Node>>, Path(id): Path<u64>, Query(p): Query<ReadParams>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(node): State<Arc<Node>>,
+    id: IdPath,
+    p: Result<Query<ReadParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (Path(id), Query(p)) = (id?, p?);
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
     match get_task(&node, id) {
         Some(task) => Ok(Json(task_json(&task)).into_response()),
@@ -257,7 +301,11 @@ pub struct ListParams {
 }
 
 /// `GET /v1/tasks?state=&limit=&cursor=`: a page in id order and the cursor of the next one.
-pub async fn list(State(node): State<Arc<Node>>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    p: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = p?;
     let state = match p.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(TaskState::parse(s).ok_or_else(|| {
@@ -288,7 +336,12 @@ pub struct WaitParams {
 
 /// `GET /v1/tasks/{id}/wait?timeout_ms=`: long-polls until the task is terminal or the timeout
 /// passes, then answers the task as it is (check `state`).
-pub async fn wait(State(node): State<Arc<Node>>, Path(id): Path<u64>, Query(p): Query<WaitParams>) -> Result<Response, ApiError> {
+pub async fn wait(
+    State(node): State<Arc<Node>>,
+    id: IdPath,
+    p: Result<Query<WaitParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (Path(id), Query(p)) = (id?, p?);
     let wait = p.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
@@ -326,7 +379,8 @@ mod tests {
     #[test]
     fn parse_task_accepts_shortcuts() {
         let (spec, rid) =
-            parse_task(json!({"command": ["x"], "max_attempts": 3, "labels": {"gpu": "1"}, "request_id": "c:1"}), "").unwrap();
+            parse_task(json!({"command": ["x"], "max_attempts": 3, "labels": {"gpu": "1"}, "request_id": "c:1"}), "")
+                .unwrap();
         assert_eq!(spec.retry.max_attempts, 3);
         assert_eq!(spec.constraints.get("gpu").map(String::as_str), Some("1"));
         assert_eq!(rid.as_deref(), Some("c:1"));

@@ -66,7 +66,9 @@ impl BenchCmd {
                     let result = if batch == 1 {
                         c.submit(json!({"command": ["true"], "name": format!("bench-{w}-{n}")})).await.map(|_| 1)
                     } else {
-                        let tasks = (0..batch).map(|i| json!({"command": ["true"], "name": format!("bench-{w}-{n}-{i}")})).collect();
+                        let tasks = (0..batch)
+                            .map(|i| json!({"command": ["true"], "name": format!("bench-{w}-{n}-{i}")}))
+                            .collect();
                         c.submit_batch(tasks).await.map(|t| t.len() as u64)
                     };
                     n += 1;
@@ -116,8 +118,12 @@ impl BenchCmd {
         } else {
             println!(
                 "concurrency={concurrency} batch={batch}: {} tasks/s ({} req/s) p50={:.2}ms p99={:.2}ms p99.9={:.2}ms errors={}",
-                report["tasks_per_sec"], report["requests_per_sec"], report["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
-                report["latency_ms"]["p99"].as_f64().unwrap_or(0.0), report["latency_ms"]["p99_9"].as_f64().unwrap_or(0.0), all.errors
+                report["tasks_per_sec"],
+                report["requests_per_sec"],
+                report["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
+                report["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
+                report["latency_ms"]["p99_9"].as_f64().unwrap_or(0.0),
+                all.errors
             );
             if let Some(e) = &all.last_error {
                 println!("last error: {e}");

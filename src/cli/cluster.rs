@@ -69,7 +69,12 @@ fn print_members(status: &Value, output: Output) {
                     } else {
                         "learner"
                     };
-                    vec![id.to_string(), role.into(), m["api_addr"].as_str().unwrap_or("").into(), m["raft_addr"].as_str().unwrap_or("").into()]
+                    vec![
+                        id.to_string(),
+                        role.into(),
+                        m["api_addr"].as_str().unwrap_or("").into(),
+                        m["raft_addr"].as_str().unwrap_or("").into(),
+                    ]
                 })
                 .collect()
         })
@@ -86,7 +91,9 @@ impl ClusterCmd {
                 if client.output == Output::Json {
                     print_json(&status);
                 } else {
-                    println!("initialized a new cluster on {first}; add replicas with `taskraft cluster add` or start them with join = [\"{first}\"]");
+                    println!(
+                        "initialized a new cluster on {first}; add replicas with `taskraft cluster add` or start them with join = [\"{first}\"]"
+                    );
                 }
             }
             ClusterCmd::Status { client } => {
@@ -113,7 +120,21 @@ impl ClusterCmd {
                                 s["committed"].to_string(),
                                 s["last_applied"].to_string(),
                             ],
-                            Err(e) => vec![a.trim_start_matches("http://").into(), "-".into(), format!("down: {e}"), "".into(), "".into(), "".into(), "".into()],
+                            Err(e) => {
+                                let why = match e {
+                                    crate::client::ClientError::Unavailable(_) => "unreachable".to_string(),
+                                    other => other.to_string(),
+                                };
+                                vec![
+                                    a.trim_start_matches("http://").into(),
+                                    "-".into(),
+                                    why,
+                                    "".into(),
+                                    "".into(),
+                                    "".into(),
+                                    "".into(),
+                                ]
+                            }
                         })
                         .collect();
                     print_table(&["ADDR", "NODE", "ROLE", "LEADER", "TERM", "COMMITTED", "APPLIED"], &rows);

@@ -72,7 +72,11 @@ fn replica_args(id: u64, dir: &Path, storage: &str) -> Vec<String> {
 }
 
 fn spawn(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("opening {}", log.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
     let child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
@@ -178,7 +182,8 @@ async fn supervise(replicas: &mut [Replica], stop: &CancellationToken) {
             }
             if let Ok(Some(status)) = r.child.try_wait() {
                 reported[i] = true;
-                let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "taskraft".into());
+                let exe =
+                    std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "taskraft".into());
                 println!(
                     "replica {} exited ({status}). The others carry on. Restart it with:\n  {exe} {}",
                     r.id,

@@ -50,7 +50,9 @@ pub enum MembershipError {
     #[error("this replica is already part of an initialized cluster")]
     AlreadyInitialized,
     /// The id was removed before.
-    #[error("node id {0} was removed from this cluster and can never join again; start the replica with a new node_id and an empty data_dir")]
+    #[error(
+        "node id {0} was removed from this cluster and can never join again; start the replica with a new node_id and an empty data_dir"
+    )]
     RemovedBefore(NodeId),
     /// The id is not a member.
     #[error("node {0} is not a member of this cluster")]
@@ -72,8 +74,7 @@ pub enum MembershipError {
     Unavailable(String),
 }
 
-fn from_raft<E: std::fmt::Display>(e: RaftError<super::TypeConfig, ClientWriteError<super::TypeConfig>>) -> MembershipError
-where E: Sized {
+fn from_raft(e: RaftError<super::TypeConfig, ClientWriteError<super::TypeConfig>>) -> MembershipError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => MembershipError::NotLeader(f.leader_id),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => MembershipError::Conflict(c.to_string()),
@@ -125,13 +126,13 @@ impl Node {
         let added = tokio::time::timeout_at(deadline, self.raft.add_learner(req.id, member, true)).await;
         match added {
             Err(_) => return Err(MembershipError::Unknown("learner did not catch up before the deadline".into())),
-            Ok(r) => r.map_err(from_raft::<String>)?,
+            Ok(r) => r.map_err(from_raft)?,
         };
         tracing::info!(node = req.id, "learner caught up; promoting to voter");
         let promote = ChangeMembers::AddVoterIds(BTreeSet::from([req.id]));
         match tokio::time::timeout_at(deadline, self.raft.change_membership(promote, false)).await {
             Err(_) => Err(MembershipError::Unknown("promotion did not commit before the deadline".into())),
-            Ok(r) => r.map(|_| ()).map_err(from_raft::<String>),
+            Ok(r) => r.map(|_| ()).map_err(from_raft),
         }?;
         tracing::info!(node = req.id, "replica is now a voter");
         Ok(())
@@ -165,7 +166,7 @@ impl Node {
         let change = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
         match tokio::time::timeout_at(deadline, self.raft.change_membership(change, false)).await {
             Err(_) => Err(MembershipError::Unknown("removal did not commit before the deadline".into())),
-            Ok(r) => r.map(|_| ()).map_err(from_raft::<String>),
+            Ok(r) => r.map(|_| ()).map_err(from_raft),
         }?;
         tracing::info!(node = id, "replica removed");
         Ok(())

@@ -26,13 +26,13 @@ mod types;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::ReadPolicy;
 use openraft::Instant as _;
+use openraft::ReadPolicy;
 use openraft::ServerState;
-use openraft::rt::watch::WatchReceiver;
 use openraft::errors::ClientWriteError;
 use openraft::errors::LinearizableReadError;
 use openraft::errors::RaftError;
+use openraft::rt::watch::WatchReceiver;
 use tokio::time::Instant;
 
 pub use self::membership::MembershipError;
@@ -144,7 +144,9 @@ impl Node {
         match tokio::time::timeout_at(deadline, self.raft.client_write(cmd)).await {
             Err(_) => Err(WriteError::Unknown("deadline passed before the write committed".into())),
             Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(WriteError::NotLeader(f.leader_id)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(WriteError::NotLeader(f.leader_id))
+            }
             Ok(Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_)))) => {
                 Err(WriteError::Unknown(e.to_string()))
             }
@@ -161,7 +163,9 @@ impl Node {
             Err(_) => Err(ReadError::Timeout),
             Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.index()),
             Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => Err(ReadError::NoLeader),
-            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => Err(ReadError::NoQuorum(e.to_string())),
+            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
+                Err(ReadError::NoQuorum(e.to_string()))
+            }
             Ok(Err(RaftError::Fatal(f))) => Err(ReadError::NoQuorum(f.to_string())),
         }
     }

@@ -59,7 +59,9 @@ fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, Error> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
         // A follower further behind than this gets a snapshot instead of entries.
         replication_lag_threshold: config.snapshot_logs * 2,
-        max_in_snapshot_log_to_keep: 1000,
+        // Keep some log behind a snapshot so that a briefly lagging follower catches up from the
+        // log; anything further behind receives the snapshot.
+        max_in_snapshot_log_to_keep: (config.snapshot_logs / 2).min(1000),
         // Pre-vote keeps a node that was cut off from disrupting a healthy leader on return.
         enable_pre_vote: Some(true),
         install_snapshot_timeout: 60_000,
@@ -116,8 +118,9 @@ impl RunningNode {
         });
 
         let tracker = TaskTracker::new();
-        let raft_listener =
-            TcpListener::bind(config.raft_addr).await.map_err(|source| Error::Bind { addr: config.raft_addr, source })?;
+        let raft_listener = TcpListener::bind(config.raft_addr)
+            .await
+            .map_err(|source| Error::Bind { addr: config.raft_addr, source })?;
         let api_listener =
             TcpListener::bind(config.api_addr).await.map_err(|source| Error::Bind { addr: config.api_addr, source })?;
         let raft_routes = taskraft_raft::raft_router(raft.clone(), config.cluster_secret.clone());

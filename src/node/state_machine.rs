@@ -132,7 +132,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send {
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
+    {
         let mut last = None;
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id;
@@ -167,7 +169,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let state = decode_state(&data)?;
         let snapshots = self.snapshots.clone();
         let (m, d) = (meta.clone(), data);
-        tokio::task::spawn_blocking(move || snapshots.save(&m, &d)).await.map_err(io::Error::other)?.map_err(io::Error::other)?;
+        tokio::task::spawn_blocking(move || snapshots.save(&m, &d))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
         let index = {
             let mut applied = self.write();
             applied.state = state;

@@ -1,6 +1,5 @@
 //! The openraft type configuration of taskraft.
 
-
 pub use taskraft_raft::Member;
 
 use crate::scheduler::Command;
@@ -31,7 +30,6 @@ pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<Typ
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
 /// A snapshot whose data is the encoded state.
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
-
 
 /// openraft logs entries with `Display`: a short summary, never the whole payload.
 impl std::fmt::Display for Command {

@@ -138,8 +138,12 @@ impl TestCluster {
     pub async fn start(n: u64, extra: &[&str]) -> TestCluster {
         let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::Builder::new().prefix("taskraft-test-").tempdir().unwrap();
-        let mut cluster =
-            TestCluster { nodes: Vec::new(), dir, extra: extra.iter().map(|s| s.to_string()).collect(), _serial: serial };
+        let mut cluster = TestCluster {
+            nodes: Vec::new(),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _serial: serial,
+        };
         for id in 1..=n {
             cluster.add_node_process(id, id == 1);
         }
@@ -173,7 +177,9 @@ impl TestCluster {
 
     /// A client that knows every replica (running or not).
     pub fn client(&self) -> Client {
-        Client::new(self.nodes.iter().map(|n| n.api_addr.clone()).collect()).unwrap().with_timeout(Duration::from_secs(10))
+        Client::new(self.nodes.iter().map(|n| n.api_addr.clone()).collect())
+            .unwrap()
+            .with_timeout(Duration::from_secs(10))
     }
 
     pub fn node(&self, id: u64) -> &TestNode {
