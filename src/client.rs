@@ -26,7 +26,7 @@ use crate::scheduler::Task;
 /// Default overall deadline of one client call, retries included.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause before retrying after every replica answered "unavailable".
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// What a client call can end with.
 #[derive(Debug, thiserror::Error)]

@@ -16,11 +16,16 @@ use serde::Deserialize;
 /// Default heartbeat interval. Loopback and LAN round trips are well under a millisecond, so
 /// a leader can afford to prove it is alive often; followers then notice a dead leader fast.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
-/// Default lower bound of the randomized election timeout: six missed heartbeats, so that a
-/// busy (fsyncing) leader is not deposed by scheduling hiccups on a loaded 2-core machine.
-pub const DEFAULT_ELECTION_MIN_MS: u64 = 300;
-/// Default upper bound of the election timeout. The spread avoids split votes.
-pub const DEFAULT_ELECTION_MAX_MS: u64 = 600;
+/// Default lower bound of the randomized election timeout.
+///
+/// openraft starts an election only once the leader lease (= `election_timeout_max`) *plus* a
+/// random timeout in `[min, max]` have passed since the last heartbeat, so a leader crash is
+/// repaired after about `max + (min + max) / 2` ≈ 675 ms with these defaults (measured median
+/// ≈ 630 ms to the first acknowledged write). The lease, 8 heartbeats long, is what protects a
+/// busy leader from being deposed by scheduling hiccups.
+pub const DEFAULT_ELECTION_MIN_MS: u64 = 150;
+/// Default upper bound of the election timeout, and the length of the leader lease.
+pub const DEFAULT_ELECTION_MAX_MS: u64 = 400;
 /// Build a snapshot (and purge the log behind it) every this many applied entries.
 pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
 /// Deadline of one API request, reads and writes alike. A write not committed by then

@@ -7,6 +7,7 @@
 mod bench;
 mod cluster;
 mod dev;
+mod local;
 mod output;
 mod server;
 mod task;

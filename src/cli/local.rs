@@ -1,0 +1,170 @@
+//! A local cluster of `taskraft server` child processes on 127.0.0.1, used by `taskraft dev`
+//! and `taskraft bench failover`.
+//!
+//! Each replica is a real process in its own process group with its log in the data dir, so
+//! `kill -9` on one behaves exactly like a crashed server.
+
+use std::path::Path;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::Child;
+use tokio::process::Command;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+
+/// Grace period between SIGTERM and SIGKILL at shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// One replica process.
+pub struct Replica {
+    /// Node id (1-based).
+    pub id: u64,
+    /// The running process, if any.
+    pub child: Option<Child>,
+    /// Its `taskraft server …` arguments (restart uses the same).
+    pub args: Vec<String>,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+/// Replicas `1..=n` with API ports `api_base + id` and Raft ports `raft_base + id`.
+pub struct LocalCluster {
+    /// Data and logs.
+    pub dir: PathBuf,
+    /// The replicas, by id order.
+    pub replicas: Vec<Replica>,
+    exe: PathBuf,
+    api_base: u16,
+}
+
+impl LocalCluster {
+    /// Spawns `n` replicas: node 1 bootstraps, the others join through the API.
+    pub fn spawn(dir: &Path, n: u64, api_base: u16, raft_base: u16, extra: &[String]) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let exe = std::env::current_exe().context("locating the taskraft binary")?;
+        let api = |id: u64| format!("127.0.0.1:{}", api_base as u64 + id);
+        let mut replicas = Vec::new();
+        for id in 1..=n {
+            let mut args: Vec<String> = vec![
+                "server".into(),
+                "--node-id".into(),
+                id.to_string(),
+                "--api-addr".into(),
+                api(id),
+                "--raft-addr".into(),
+                format!("127.0.0.1:{}", raft_base as u64 + id),
+                "--data-dir".into(),
+                dir.join(format!("node-{id}")).display().to_string(),
+            ];
+            args.extend(extra.iter().cloned());
+            if id == 1 {
+                args.push("--bootstrap".into());
+            } else {
+                args.push("--join".into());
+                args.push((1..=n).map(api).collect::<Vec<_>>().join(","));
+            }
+            let log = dir.join(format!("node-{id}.log"));
+            replicas.push(Replica { id, child: None, args, log });
+        }
+        let mut cluster = Self { dir: dir.to_path_buf(), replicas, exe, api_base };
+        for id in 1..=n {
+            cluster.start(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// API address of replica `id`.
+    pub fn api_addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.api_base as u64 + id)
+    }
+
+    /// API addresses of every replica.
+    pub fn addrs(&self) -> Vec<String> {
+        self.replicas.iter().map(|r| self.api_addr(r.id)).collect()
+    }
+
+    fn replica(&mut self, id: u64) -> anyhow::Result<&mut Replica> {
+        self.replicas.iter_mut().find(|r| r.id == id).with_context(|| format!("no replica {id}"))
+    }
+
+    /// Starts (or restarts, with the same arguments) replica `id`.
+    pub fn start(&mut self, id: u64) -> anyhow::Result<()> {
+        let exe = self.exe.clone();
+        let r = self.replica(id)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&r.log)
+            .with_context(|| format!("opening {}", r.log.display()))?;
+        let child = Command::new(&exe)
+            .args(&r.args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            // Own process group: Ctrl-C reaches only the parent, which stops replicas in order.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        r.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL replica `id` and reap it.
+    pub async fn kill9(&mut self, id: u64) -> anyhow::Result<()> {
+        if let Some(mut child) = self.replica(id)?.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Polls until a leader is known and `voters` replicas are voters.
+    pub async fn wait_formed(
+        &self,
+        client: &Client,
+        voters: usize,
+        timeout: Duration,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(status) = client.cluster_status().await {
+                let n = status["members"].as_array().map_or(0, |m| m.iter().filter(|m| m["voter"] == true).count());
+                if status["leader_id"].is_u64() && n == voters {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("the cluster did not form within {timeout:?}; logs are in {}", self.dir.display());
+            }
+            tokio::select! {
+                _ = stop.cancelled() => anyhow::bail!("interrupted"),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+
+    /// SIGTERM every running replica, wait for them, SIGKILL stragglers.
+    pub async fn shutdown(&mut self) {
+        for r in &self.replicas {
+            if let Some(pid) = r.child.as_ref().and_then(Child::id) {
+                // SAFETY: kill(2) on a child we spawned and have not reaped yet.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
+        }
+        for r in &mut self.replicas {
+            if let Some(child) = r.child.as_mut()
+                && tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err()
+            {
+                eprintln!("replica {} did not stop within {STOP_GRACE:?}; killing it", r.id);
+                let _ = child.kill().await;
+            }
+            r.child = None;
+        }
+    }
+}
