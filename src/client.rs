@@ -68,7 +68,7 @@ pub struct Client {
 }
 
 enum Attempt {
-    Done(StatusCode, Value),
+    Done(StatusCode, bytes::Bytes),
     /// Try another replica; nothing was written.
     NextReplica(String),
     /// The write may have happened; retry it (idempotently).
@@ -140,7 +140,22 @@ impl Client {
     }
 
     async fn attempt(&self, addr: &str, method: &Method, path: &str, body: Option<&Value>, left: Duration) -> Attempt {
+        self.attempt_with(addr, method, path, body, None, left).await
+    }
+
+    async fn attempt_with(
+        &self,
+        addr: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        request_id: Option<&str>,
+        left: Duration,
+    ) -> Attempt {
         let mut req = self.http.request(method.clone(), format!("{addr}{path}")).timeout(left);
+        if let Some(rid) = request_id {
+            req = req.header(crate::api::tasks::REQUEST_ID_HEADER, rid);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -151,22 +166,31 @@ impl Client {
             Err(e) => return Attempt::Unknown(format!("{addr}: {e}")),
         };
         let status = resp.status();
-        let value: Value = match resp.bytes().await {
-            Ok(b) if b.is_empty() => Value::Null,
-            Ok(b) => serde_json::from_slice(&b)
-                .unwrap_or_else(|_| json!({"error": {"code": "bad_answer", "message": String::from_utf8_lossy(&b)}})),
+        let body = match resp.bytes().await {
+            Ok(b) => b,
             Err(e) if *method == Method::GET => return Attempt::NextReplica(format!("{addr}: {e}")),
             Err(e) => return Attempt::Unknown(format!("{addr}: {e}")),
         };
         match status {
-            StatusCode::SERVICE_UNAVAILABLE => Attempt::NextReplica(format!("{addr}: {}", error_text(&value))),
-            StatusCode::GATEWAY_TIMEOUT => Attempt::Unknown(format!("{addr}: {}", error_text(&value))),
-            _ => Attempt::Done(status, value),
+            StatusCode::SERVICE_UNAVAILABLE => Attempt::NextReplica(format!("{addr}: {}", error_text(&body))),
+            StatusCode::GATEWAY_TIMEOUT => Attempt::Unknown(format!("{addr}: {}", error_text(&body))),
+            _ => Attempt::Done(status, body),
         }
     }
 
     /// Sends one request with failover and retries until `self.timeout`.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, bytes::Bytes)> {
+        self.call_with(method, path, body, None).await
+    }
+
+    /// Like [`Client::call`]; writes pass their request id so that retries are de-duplicated.
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        request_id: Option<&str>,
+    ) -> Result<(StatusCode, bytes::Bytes)> {
         let deadline = Instant::now() + self.timeout;
         let mut unknown: Option<String> = None;
         let start = self.preferred.load(Ordering::Relaxed);
@@ -179,14 +203,13 @@ impl Client {
                 if left.is_zero() {
                     break;
                 }
-                match self.attempt(&self.addrs[i], &method, path, body.as_ref(), left).await {
-                    Attempt::Done(status, value) => {
+                match self.attempt_with(&self.addrs[i], &method, path, body.as_ref(), request_id, left).await {
+                    Attempt::Done(status, body) => {
                         self.preferred.store(i, Ordering::Relaxed);
                         if status.is_success() {
-                            return Ok((status, value));
+                            return Ok((status, body));
                         }
-                        let (code, message) = error_parts(&value);
-                        return Err(ClientError::Api { status: status.as_u16(), code, message });
+                        return Err(api_error(status, &body));
                     }
                     Attempt::NextReplica(why) => last = why,
                     Attempt::Unknown(why) => {
@@ -207,18 +230,16 @@ impl Client {
     }
 
     async fn call_as<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T> {
-        let (_, value) = self.call(method, path, body).await?;
-        serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))
+        let (_, bytes) = self.call(method, path, body).await?;
+        decode(&bytes)
     }
 
     /// Submits one task (a JSON object as accepted by `POST /v1/tasks`). Returns the task and
     /// whether it was created (false: its idempotency key was known).
-    pub async fn submit(&self, mut task: Value) -> Result<(Task, bool)> {
-        if let Value::Object(m) = &mut task {
-            m.entry("request_id").or_insert_with(|| Value::String(self.next_request_id()));
-        }
-        let (status, value) = self.call(Method::POST, "/v1/tasks", Some(task)).await?;
-        let task = serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))?;
+    pub async fn submit(&self, task: Value) -> Result<(Task, bool)> {
+        let rid = self.next_request_id();
+        let (status, bytes) = self.call_with(Method::POST, "/v1/tasks", Some(task), Some(&rid)).await?;
+        let task = decode(&bytes)?;
         Ok((task, status == StatusCode::CREATED))
     }
 
@@ -228,8 +249,10 @@ impl Client {
         struct Batch {
             tasks: Vec<Task>,
         }
-        let body = json!({"tasks": tasks, "request_id": self.next_request_id()});
-        let batch: Batch = self.call_as(Method::POST, "/v1/tasks/batch", Some(body)).await?;
+        let rid = self.next_request_id();
+        let (_, bytes) =
+            self.call_with(Method::POST, "/v1/tasks/batch", Some(json!({"tasks": tasks})), Some(&rid)).await?;
+        let batch: Batch = decode(&bytes)?;
         Ok(batch.tasks)
     }
 
@@ -245,13 +268,8 @@ impl Client {
         let q = if stale { "?consistency=stale" } else { "" };
         let addr = self.addrs.get(replica).ok_or_else(|| ClientError::Unavailable(format!("no replica #{replica}")))?;
         match self.attempt(addr, &Method::GET, &format!("/v1/tasks/{id}{q}"), None, self.timeout).await {
-            Attempt::Done(status, value) if status.is_success() => {
-                serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))
-            }
-            Attempt::Done(status, value) => {
-                let (code, message) = error_parts(&value);
-                Err(ClientError::Api { status: status.as_u16(), code, message })
-            }
+            Attempt::Done(status, body) if status.is_success() => decode(&body),
+            Attempt::Done(status, body) => Err(api_error(status, &body)),
             Attempt::NextReplica(w) | Attempt::Unknown(w) => Err(ClientError::Unavailable(w)),
         }
     }
@@ -300,11 +318,8 @@ impl Client {
         let mut out = Vec::new();
         for addr in &self.addrs {
             let r = match self.attempt(addr, &Method::GET, "/v1/cluster", None, Duration::from_secs(2)).await {
-                Attempt::Done(s, v) if s.is_success() => Ok(v),
-                Attempt::Done(s, v) => {
-                    let (code, message) = error_parts(&v);
-                    Err(ClientError::Api { status: s.as_u16(), code, message })
-                }
+                Attempt::Done(s, body) if s.is_success() => decode(&body),
+                Attempt::Done(s, body) => Err(api_error(s, &body)),
                 Attempt::NextReplica(w) | Attempt::Unknown(w) => Err(ClientError::Unavailable(w)),
             };
             out.push((addr.clone(), r));
@@ -329,13 +344,28 @@ impl Client {
     }
 }
 
-fn error_parts(v: &Value) -> (String, String) {
-    let code = v["error"]["code"].as_str().unwrap_or("unknown").to_string();
-    let message = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-    (code, message)
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))))
 }
 
-fn error_text(v: &Value) -> String {
-    let (code, message) = error_parts(v);
+/// `(code, message)` of an error body `{"error": {"code", "message"}}` (or its raw text).
+fn error_parts(body: &[u8]) -> (String, String) {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v["error"].is_object() => (
+            v["error"]["code"].as_str().unwrap_or("unknown").to_string(),
+            v["error"]["message"].as_str().unwrap_or_default().to_string(),
+        ),
+        _ => ("unknown".to_string(), String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let (code, message) = error_parts(body);
+    ClientError::Api { status: status.as_u16(), code, message }
+}
+
+fn error_text(body: &[u8]) -> String {
+    let (code, message) = error_parts(body);
     format!("{code}: {message}")
 }

@@ -26,8 +26,10 @@ pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
 pub const DEFAULT_ELECTION_MIN_MS: u64 = 150;
 /// Default upper bound of the election timeout, and the length of the leader lease.
 pub const DEFAULT_ELECTION_MAX_MS: u64 = 400;
-/// Build a snapshot (and purge the log behind it) every this many applied entries.
-pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
+/// Build a snapshot (and purge the log behind it) every this many applied entries. A snapshot
+/// encodes the whole state (≈ 100 bytes per task), so this is a trade between log size on
+/// disk and the CPU of re-encoding a large state too often.
+pub const DEFAULT_SNAPSHOT_LOGS: u64 = 100_000;
 /// Deadline of one API request, reads and writes alike. A write not committed by then
 /// answers 504 `outcome_unknown`.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;

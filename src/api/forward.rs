@@ -56,6 +56,9 @@ pub async fn to_leader(
     if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
         req = req.header(axum::http::header::CONTENT_TYPE, ct);
     }
+    if let Some(rid) = headers.get(super::tasks::REQUEST_ID_HEADER) {
+        req = req.header(super::tasks::REQUEST_ID_HEADER, rid);
+    }
     match req.send().await {
         Ok(resp) => relay(resp).await,
         // Not connected: the request never reached the leader, so nothing was written.

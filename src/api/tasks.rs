@@ -18,6 +18,7 @@ use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use serde::Deserialize;
+use serde::Serialize;
 use serde_json::Value;
 use serde_json::json;
 use tokio::time::Instant;
@@ -120,8 +121,97 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
-fn task_json(task: &Task) -> Value {
-    serde_json::to_value(task).unwrap_or_else(|e| json!({"error": e.to_string()}))
+/// Header carrying the client's request id (client id + serial), de-duplicated by apply so a
+/// retried write never doubles. Also accepted as a `request_id` body field.
+pub const REQUEST_ID_HEADER: &str = "x-taskraft-request-id";
+
+fn header_request_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get(REQUEST_ID_HEADER).map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(s)) if !s.is_empty() && s.len() <= 256 => Ok(Some(s.to_string())),
+        Some(_) => Err(ApiError::invalid(format!("{REQUEST_ID_HEADER}: must be 1 to 256 visible ASCII characters"))),
+    }
+}
+
+/// Parses one task. The common case (a body of plain [`TaskSpec`] fields) is decoded in one
+/// pass; anything else (shortcuts, or an error to explain) takes the slower [`parse_task`].
+fn parse_one(body: &[u8]) -> Result<(TaskSpec, Option<String>), ApiError> {
+    match serde_json::from_slice::<TaskSpec>(body) {
+        Ok(spec) => {
+            spec.validate().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
+            Ok((spec, None))
+        }
+        Err(_) => parse_task(parse_json(body)?, ""),
+    }
+}
+
+/// The body of `POST /v1/tasks/batch` in its plain form (decoded in one pass).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainBatch {
+    tasks: Vec<TaskSpec>,
+    request_id: Option<String>,
+}
+
+/// Parses a batch body: one pass for plain specs, the explaining path otherwise.
+fn parse_batch(body: &[u8]) -> Result<(Vec<TaskSpec>, Option<String>), ApiError> {
+    let (specs, request_id) = match serde_json::from_slice::<PlainBatch>(body) {
+        Ok(plain) => {
+            for (i, spec) in plain.tasks.iter().enumerate() {
+                spec.validate().map_err(|e| ApiError::invalid(format!("tasks[{i}].{}: {}", e.field, e.message)))?;
+            }
+            (plain.tasks, plain.request_id)
+        }
+        Err(_) => parse_batch_slow(body)?,
+    };
+    if specs.is_empty() || specs.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!("tasks: must hold 1 to {MAX_BATCH} tasks, got {}", specs.len())));
+    }
+    Ok((specs, request_id))
+}
+
+fn parse_batch_slow(body: &[u8]) -> Result<(Vec<TaskSpec>, Option<String>), ApiError> {
+    let Value::Object(mut map) = parse_json(body)? else {
+        return Err(ApiError::invalid("body: expected an object {\"tasks\": [...]}"));
+    };
+    let request_id = match map.remove("request_id") {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(ApiError::invalid("request_id: must be a string")),
+    };
+    let Some(Value::Array(items)) = map.remove("tasks") else {
+        return Err(ApiError::invalid("tasks: required, an array of task objects"));
+    };
+    if let Some(key) = map.keys().next() {
+        return Err(ApiError::invalid(format!("{key}: unknown field (expected `tasks`, `request_id`)")));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!("tasks: must hold 1 to {MAX_BATCH} tasks, got {}", items.len())));
+    }
+    let mut specs = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let (spec, rid) = parse_task(item, &format!("tasks[{i}]."))?;
+        if rid.is_some() {
+            return Err(ApiError::invalid(format!("tasks[{i}].request_id: give request_id once, at the top level")));
+        }
+        specs.push(spec);
+    }
+    Ok((specs, request_id))
+}
+
+/// One task of a batch answer: the task plus whether this request created it.
+#[derive(Serialize)]
+struct BatchItem<'a> {
+    #[serde(flatten)]
+    task: &'a Task,
+    created: bool,
+}
+
+/// A page of tasks.
+#[derive(Serialize)]
+struct Page<'a> {
+    tasks: &'a [Task],
+    next_cursor: Option<u64>,
 }
 
 /// `POST /v1/tasks`: 201 with the new task, or 200 with the existing one for a known
@@ -133,7 +223,8 @@ pub async fn submit(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let (spec, request_id) = parse_task(parse_json(&body)?, "")?;
+    let (spec, body_request_id) = parse_one(&body)?;
+    let request_id = header_request_id(&headers)?.or(body_request_id);
     let cmd = Command::Submit { request_id, now_ms: now_ms(), spec };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
@@ -143,7 +234,7 @@ pub async fn submit(
                     return Err(ApiError::internal("submit produced no task"));
                 };
                 let status = if first.created { StatusCode::CREATED } else { StatusCode::OK };
-                Ok((status, Json(task_json(&first.task))).into_response())
+                Ok((status, Json(&first.task)).into_response())
             }
             other => Err(ApiError::internal(format!("unexpected answer to submit: {other:?}"))),
         },
@@ -159,47 +250,16 @@ pub async fn submit_batch(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let Value::Object(mut map) = parse_json(&body)? else {
-        return Err(ApiError::invalid("body: expected an object {\"tasks\": [...]}"));
-    };
-    let request_id = match map.remove("request_id") {
-        Some(Value::String(s)) => Some(s),
-        None | Some(Value::Null) => None,
-        Some(_) => return Err(ApiError::invalid("request_id: must be a string")),
-    };
-    let Some(Value::Array(items)) = map.remove("tasks") else {
-        return Err(ApiError::invalid("tasks: required, an array of task objects"));
-    };
-    if let Some(key) = map.keys().next() {
-        return Err(ApiError::invalid(format!("{key}: unknown field (expected `tasks`, `request_id`)")));
-    }
-    if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(ApiError::invalid(format!("tasks: must hold 1 to {MAX_BATCH} tasks, got {}", items.len())));
-    }
-    let mut specs = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let (spec, rid) = parse_task(item, &format!("tasks[{i}]."))?;
-        if rid.is_some() {
-            return Err(ApiError::invalid(format!("tasks[{i}].request_id: give request_id once, at the top level")));
-        }
-        specs.push(spec);
-    }
+    let (specs, body_request_id) = parse_batch(&body)?;
+    let request_id = header_request_id(&headers)?.or(body_request_id);
     let cmd = Command::SubmitBatch { request_id, now_ms: now_ms(), specs };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
         Proposed::Applied(resp) => match *resp {
             scheduler::Response::Submitted { tasks } => {
                 let any_created = tasks.iter().any(|t| t.created);
-                let out: Vec<Value> = tasks
-                    .iter()
-                    .map(|t| {
-                        let mut v = task_json(&t.task);
-                        if let Value::Object(m) = &mut v {
-                            m.insert("created".into(), Value::Bool(t.created));
-                        }
-                        v
-                    })
-                    .collect();
+                let out: Vec<BatchItem> =
+                    tasks.iter().map(|t| BatchItem { task: &t.task, created: t.created }).collect();
                 let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
                 Ok((status, Json(json!({ "tasks": out }))).into_response())
             }
@@ -235,7 +295,7 @@ pub async fn cancel(
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
         Proposed::Applied(resp) => match *resp {
-            scheduler::Response::Cancelled { task } => Ok(Json(task_json(&task)).into_response()),
+            scheduler::Response::Cancelled { task } => Ok(Json(&task).into_response()),
             other => Err(ApiError::internal(format!("unexpected answer to cancel: {other:?}"))),
         },
     }
@@ -284,7 +344,7 @@ pub async fn get(
     let (Path(id), Query(p)) = (id?, p?);
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
     match get_task(&node, id) {
-        Some(task) => Ok(Json(task_json(&task)).into_response()),
+        Some(task) => Ok(Json(&task).into_response()),
         None => Err(ApiError::not_found(format!("task {id} does not exist"))),
     }
 }
@@ -317,10 +377,7 @@ pub async fn list(
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
     let q = scheduler::Query::ListTasks { state, after: p.cursor, limit: p.limit.unwrap_or(0) };
     match node.view.read(|a| a.state.query(&q)) {
-        QueryResponse::Tasks { tasks, next_cursor } => {
-            let tasks: Vec<Value> = tasks.iter().map(task_json).collect();
-            Ok(Json(json!({ "tasks": tasks, "next_cursor": next_cursor })).into_response())
-        }
+        QueryResponse::Tasks { tasks, next_cursor } => Ok(Json(Page { tasks: &tasks, next_cursor }).into_response()),
         other => Err(ApiError::internal(format!("unexpected answer to list: {other:?}"))),
     }
 }
@@ -352,11 +409,11 @@ pub async fn wait(
             return Err(ApiError::not_found(format!("task {id} does not exist")));
         };
         if task.is_terminal() {
-            return Ok(Json(task_json(&task)).into_response());
+            return Ok(Json(&task).into_response());
         }
         match tokio::time::timeout_at(deadline, changes.changed()).await {
             Ok(Ok(())) => continue,
-            _ => return Ok(Json(task_json(&task)).into_response()),
+            _ => return Ok(Json(&task).into_response()),
         }
     }
 }

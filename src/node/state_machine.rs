@@ -108,9 +108,10 @@ impl StateMachine {
 }
 
 fn encode_state(state: &State) -> io::Result<Vec<u8>> {
-    let mut out = vec![SNAPSHOT_FORMAT];
-    postcard::to_io(state, &mut out).map_err(|e| io::Error::other(format!("encode snapshot: {e}")))?;
-    Ok(out)
+    // Reserve roughly what the state will take so the buffer is not regrown (and copied) often.
+    let mut out = Vec::with_capacity(64 + state.task_count() * 128);
+    out.push(SNAPSHOT_FORMAT);
+    postcard::to_extend(state, out).map_err(|e| io::Error::other(format!("encode snapshot: {e}")))
 }
 
 fn decode_state(data: &[u8]) -> io::Result<State> {

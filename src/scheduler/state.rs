@@ -427,6 +427,11 @@ impl State {
         self.next_task_id
     }
 
+    /// Number of tasks, in any state.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
     /// Tasks per state.
     pub fn counts(&self) -> &StateCounts {
         &self.index.counts

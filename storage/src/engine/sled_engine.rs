@@ -12,6 +12,10 @@ use super::visit_each;
 use crate::error::Error;
 use crate::error::Result;
 
+/// sled's page cache. Its default (1 GiB) would dwarf the scheduler state; the Raft log is
+/// read mostly right after it is written, so a small cache serves it.
+pub const SLED_CACHE_BYTES: u64 = 64 << 20;
+
 /// A sled database; every [`Tree`] is a sled tree in it.
 ///
 /// sled writes go to an in-memory log buffer first and reach the disk on sled's own timer
@@ -28,7 +32,7 @@ impl SledEngine {
     /// sled takes an exclusive file lock: a second open of the same directory, in this process or
     /// another, fails until the first `SledEngine` and all its clones are dropped.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let db = sled::Config::new().path(path.as_ref()).open()?;
+        let db = sled::Config::new().path(path.as_ref()).cache_capacity(SLED_CACHE_BYTES).open()?;
         Ok(SledEngine { db })
     }
 
