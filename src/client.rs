@@ -250,8 +250,10 @@ impl Client {
             tasks: Vec<Task>,
         }
         let rid = self.next_request_id();
-        let (_, bytes) =
-            self.call_with(Method::POST, "/v1/tasks/batch", Some(json!({"tasks": tasks})), Some(&rid)).await?;
+        let (_, bytes) = {
+            let body = Value::Object(serde_json::Map::from_iter([("tasks".to_string(), Value::Array(tasks))]));
+            self.call_with(Method::POST, "/v1/tasks/batch", Some(body), Some(&rid)).await?
+        };
         let batch: Batch = decode(&bytes)?;
         Ok(batch.tasks)
     }

@@ -207,6 +207,12 @@ struct BatchItem<'a> {
     created: bool,
 }
 
+/// The answer to a batch submit.
+#[derive(Serialize)]
+struct BatchOut<'a> {
+    tasks: Vec<BatchItem<'a>>,
+}
+
 /// A page of tasks.
 #[derive(Serialize)]
 struct Page<'a> {
@@ -261,7 +267,7 @@ pub async fn submit_batch(
                 let out: Vec<BatchItem> =
                     tasks.iter().map(|t| BatchItem { task: &t.task, created: t.created }).collect();
                 let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
-                Ok((status, Json(json!({ "tasks": out }))).into_response())
+                Ok((status, Json(BatchOut { tasks: out })).into_response())
             }
             other => Err(ApiError::internal(format!("unexpected answer to batch submit: {other:?}"))),
         },

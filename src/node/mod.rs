@@ -18,6 +18,7 @@
 //! Deliberately not here: business rules (the pure [`crate::scheduler`]), HTTP status
 //! mapping ([`crate::api::error`]).
 
+mod batcher;
 pub mod membership;
 mod start;
 mod state_machine;
@@ -67,13 +68,15 @@ pub struct Node {
     pub config: Arc<ServerConfig>,
     /// Client for forwarding to the leader (bound to our own IP, like Raft traffic).
     pub http: reqwest::Client,
+    /// Coalesces concurrent client writes into shared log entries (group commit).
+    pub batcher: batcher::Batcher,
     /// Serializes membership changes: openraft allows one at a time, and a clear
     /// "wait your turn" beats an `InProgress` error surfacing to the operator.
     pub membership_lock: tokio::sync::Mutex<()>,
 }
 
 /// How a proposed write ended when it did not produce a `Response`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     /// This replica is not the leader; nothing was written. Carries the leader if known.
     #[error("not the leader")]
@@ -87,6 +90,17 @@ pub enum WriteError {
     /// Raft stopped on this node.
     #[error("raft stopped: {0}")]
     Stopped(String),
+}
+
+/// Shapes openraft's answer to a refused or failed proposal.
+pub(crate) fn map_write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> WriteError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => WriteError::NotLeader(f.leader_id),
+        // Discarded on a leader change: it may still have been committed by the new leader.
+        RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_)) => WriteError::Unknown(e.to_string()),
+        RaftError::APIError(e) => WriteError::Unknown(e.to_string()),
+        RaftError::Fatal(f) => WriteError::Stopped(f.to_string()),
+    }
 }
 
 /// Why a linearizable read could not be served.
@@ -141,17 +155,9 @@ impl Node {
         if self.is_leader() && !self.leader_has_quorum() {
             return Err(WriteError::NoQuorum);
         }
-        match tokio::time::timeout_at(deadline, self.raft.client_write(cmd)).await {
+        match tokio::time::timeout_at(deadline, self.batcher.propose(cmd)).await {
             Err(_) => Err(WriteError::Unknown("deadline passed before the write committed".into())),
-            Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(WriteError::NotLeader(f.leader_id))
-            }
-            Ok(Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_)))) => {
-                Err(WriteError::Unknown(e.to_string()))
-            }
-            Ok(Err(RaftError::APIError(e))) => Err(WriteError::Unknown(e.to_string())),
-            Ok(Err(RaftError::Fatal(f))) => Err(WriteError::Stopped(f.to_string())),
+            Ok(result) => result,
         }
     }
 

@@ -114,6 +114,7 @@ impl RunningNode {
             view,
             config: config.clone(),
             http,
+            batcher: super::batcher::Batcher::start(raft.clone(), config.request_timeout * 2, shutdown.clone()),
             membership_lock: tokio::sync::Mutex::new(()),
         });
 

@@ -136,6 +136,13 @@ pub enum Command {
         /// The Raft node id of the replica.
         node_id: u64,
     },
+    /// Several independent commands committed as one log entry (the leader coalesces
+    /// concurrent client writes). Applied in order; each gets its own response. A nested
+    /// `Many` is rejected.
+    Many {
+        /// The commands, in order.
+        commands: Vec<Command>,
+    },
 }
 
 /// Why a command changed nothing. Identical on every replica.
@@ -315,6 +322,11 @@ pub enum Response {
     Noop,
     /// The command changed nothing.
     Rejected(Rejection),
+    /// Answer to `Many`: one response per command, in order.
+    Many {
+        /// The responses.
+        responses: Vec<Response>,
+    },
 }
 
 /// A read of the local state. Not replicated: linearizability comes from ReadIndex around it.

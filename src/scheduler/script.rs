@@ -340,45 +340,7 @@ impl Runner {
     }
 
     fn print_response(&mut self, resp: &Response) {
-        let line = match resp {
-            Response::Submitted { tasks } => {
-                let parts: Vec<String> = tasks
-                    .iter()
-                    .map(|s| format!("{}({})", s.task.id, if s.created { "created" } else { "existing" }))
-                    .collect();
-                format!("ok submitted {}", parts.join(" "))
-            }
-            Response::Cancelled { task } => {
-                format!("ok cancel task={} state={} cancel_requested={}", task.id, task.state, task.cancel_requested)
-            }
-            Response::Worker { worker, affected } => {
-                let parts: Vec<String> = affected.iter().map(|s| format!("{}:{}", s.id, s.state)).collect();
-                format!("ok worker {} {} affected=[{}]", worker.id, worker.state, parts.join(" "))
-            }
-            Response::Assigned { results } => {
-                let mut s = String::from("ok assign");
-                for r in results {
-                    match &r.outcome {
-                        AssignOutcome::Assigned { attempt, token, .. } => {
-                            write!(s, "\n  {}->{} attempt={attempt} token={token}", r.task_id, r.worker_id).unwrap()
-                        }
-                        AssignOutcome::Rejected(rej) => {
-                            write!(s, "\n  {}->{} rejected {rej}", r.task_id, r.worker_id).unwrap()
-                        }
-                    }
-                }
-                s
-            }
-            Response::AttemptStarted { status } => format!("ok started {}", dump_status(status)),
-            Response::CheckpointSaved { status } => {
-                format!("ok checkpoint {}", dump_status(status))
-            }
-            Response::Completed { task } => {
-                format!("ok completed task={} state={}", task.id, task.state)
-            }
-            Response::Noop => "ok noop".to_string(),
-            Response::Rejected(rej) => format!("rejected {rej}"),
-        };
+        let line = describe(resp);
         writeln!(self.out, "{line}").unwrap();
     }
 
@@ -496,4 +458,50 @@ where
     let json = serde_json::to_string(value).expect("json encode");
     let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("json decode {json}: {e}"));
     assert_eq!(&back, value, "json round trip changed the value");
+}
+
+/// One line describing a response (recursive for `Many`).
+fn describe(resp: &Response) -> String {
+    match resp {
+        Response::Submitted { tasks } => {
+            let parts: Vec<String> = tasks
+                .iter()
+                .map(|s| format!("{}({})", s.task.id, if s.created { "created" } else { "existing" }))
+                .collect();
+            format!("ok submitted {}", parts.join(" "))
+        }
+        Response::Cancelled { task } => {
+            format!("ok cancel task={} state={} cancel_requested={}", task.id, task.state, task.cancel_requested)
+        }
+        Response::Worker { worker, affected } => {
+            let parts: Vec<String> = affected.iter().map(|s| format!("{}:{}", s.id, s.state)).collect();
+            format!("ok worker {} {} affected=[{}]", worker.id, worker.state, parts.join(" "))
+        }
+        Response::Assigned { results } => {
+            let mut s = String::from("ok assign");
+            for r in results {
+                match &r.outcome {
+                    AssignOutcome::Assigned { attempt, token, .. } => {
+                        write!(s, "\n  {}->{} attempt={attempt} token={token}", r.task_id, r.worker_id).unwrap()
+                    }
+                    AssignOutcome::Rejected(rej) => {
+                        write!(s, "\n  {}->{} rejected {rej}", r.task_id, r.worker_id).unwrap()
+                    }
+                }
+            }
+            s
+        }
+        Response::AttemptStarted { status } => format!("ok started {}", dump_status(status)),
+        Response::CheckpointSaved { status } => {
+            format!("ok checkpoint {}", dump_status(status))
+        }
+        Response::Completed { task } => {
+            format!("ok completed task={} state={}", task.id, task.state)
+        }
+        Response::Noop => "ok noop".to_string(),
+        Response::Rejected(rej) => format!("rejected {rej}"),
+        Response::Many { responses } => {
+            format!("ok many [{}]", responses.iter().map(describe).collect::<Vec<_>>().join("; "))
+        }
+    }
 }

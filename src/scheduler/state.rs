@@ -132,6 +132,20 @@ impl State {
         );
         self.last_applied_index = log_index;
         match cmd {
+            Command::Many { commands } => {
+                let responses = commands.into_iter().map(|c| self.apply_one(log_index, c)).collect();
+                Response::Many { responses }
+            }
+            other => self.apply_one(log_index, other),
+        }
+    }
+
+    /// One command of an entry (`Many` holds several, all with the entry's log index).
+    fn apply_one(&mut self, log_index: u64, cmd: Command) -> Response {
+        match cmd {
+            Command::Many { .. } => {
+                Response::Rejected(Rejection::new(RejectCode::Invalid, "a Many command cannot contain another Many"))
+            }
             Command::Submit { request_id, now_ms, spec } => self.submit(request_id, now_ms, vec![spec], false),
             Command::SubmitBatch { request_id, now_ms, specs } => self.submit(request_id, now_ms, specs, true),
             Command::Cancel { request_id, now_ms, task_id, reason } => self.cancel(request_id, now_ms, task_id, reason),

@@ -481,3 +481,24 @@ fn million_tasks() {
     let snapshot = postcard::to_stdvec(&state).unwrap();
     println!("snapshot: {} MB in {:?}", snapshot.len() / 1_000_000, started.elapsed());
 }
+
+#[test]
+fn many_applies_each_command_in_order_like_separate_entries() {
+    let submit = |key: &str| Command::Submit {
+        request_id: Some(format!("r-{key}")),
+        now_ms: 5,
+        spec: TaskSpec { idempotency_key: Some(key.to_string()), ..valid() },
+    };
+    let cmds = vec![submit("a"), submit("b"), submit("a"), Command::Cancel { request_id: None, now_ms: 6, task_id: 1, reason: None }];
+    let mut together = fresh();
+    let Response::Many { responses } = together.apply(1, Command::Many { commands: cmds.clone() }) else {
+        panic!("Many must answer Many");
+    };
+    let mut apart = fresh();
+    let separate: Vec<Response> = cmds.into_iter().enumerate().map(|(i, c)| apart.apply(i as u64 + 1, c)).collect();
+    assert_eq!(responses, separate);
+    assert_eq!(together.tasks, apart.tasks);
+    assert_eq!(together.next_task_id(), 3, "the repeated key must not create a third task");
+    let nested = together.apply(2, Command::Many { commands: vec![Command::Many { commands: vec![] }] });
+    assert!(matches!(&nested, Response::Many { responses } if matches!(responses[0], Response::Rejected(_))), "{nested:?}");
+}

@@ -1,0 +1,142 @@
+//! Group commit: concurrent client writes on the leader are coalesced into one log entry.
+//!
+//! Every Raft entry costs a log append, a replication message slot, an apply and a response
+//! on every replica, whatever its size. Under load many requests arrive while earlier ones are
+//! still being committed; instead of proposing each alone, the batcher waits for one of
+//! [`MAX_IN_FLIGHT`] proposal slots and then takes everything queued meanwhile (up to
+//! [`MAX_WEIGHT`] tasks) as one `Command::Many`. A lone request is proposed at once and as
+//! itself, so sequential latency does not change.
+//!
+//! Each request still has its own response: `apply` answers `Response::Many` in order. A
+//! failed proposal fails every request of the batch the same way (definite or not).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::Raft;
+use super::WriteError;
+use super::map_write_error;
+use crate::scheduler::Command;
+use crate::scheduler::Response;
+
+/// Proposals outstanding at once. Two keep the pipeline busy (one replicating while the next
+/// gathers) without splitting a burst into many small entries.
+pub const MAX_IN_FLIGHT: usize = 2;
+/// Most tasks (or other commands) coalesced into one entry, bounding the entry size.
+pub const MAX_WEIGHT: usize = 4096;
+/// Requests waiting for a slot; beyond that, callers wait to enqueue (backpressure).
+const QUEUE: usize = 65_536;
+
+type Reply = oneshot::Sender<Result<Response, WriteError>>;
+
+struct Pending {
+    cmd: Command,
+    reply: Reply,
+}
+
+/// Handle to the coalescing loop.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::Sender<Pending>,
+}
+
+fn weight(cmd: &Command) -> usize {
+    match cmd {
+        Command::SubmitBatch { specs, .. } => specs.len().max(1),
+        _ => 1,
+    }
+}
+
+impl Batcher {
+    /// Starts the loop; it ends with `shutdown`. `proposal_timeout` bounds one proposal so a
+    /// leader that lost its quorum does not hold the slots forever.
+    pub fn start(raft: Raft, proposal_timeout: Duration, shutdown: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(raft, rx, proposal_timeout, shutdown));
+        Self { tx }
+    }
+
+    /// Proposes `cmd` (possibly together with others) and waits for its own response.
+    pub async fn propose(&self, cmd: Command) -> Result<Response, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Pending { cmd, reply }).await.map_err(|_| WriteError::Stopped("shutting down".into()))?;
+        rx.await.unwrap_or_else(|_| Err(WriteError::Unknown("the proposal was dropped".into())))
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, proposal_timeout: Duration, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut carried: Option<Pending> = None;
+    loop {
+        let first = match carried.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                _ = shutdown.cancelled() => return,
+                p = rx.recv() => match p { Some(p) => p, None => return },
+            },
+        };
+        // Wait for a slot first: whatever queues up meanwhile joins this batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut load = weight(&first.cmd);
+        let mut batch = vec![first];
+        while load < MAX_WEIGHT {
+            match rx.try_recv() {
+                Ok(p) if load + weight(&p.cmd) > MAX_WEIGHT => {
+                    carried = Some(p);
+                    break;
+                }
+                Ok(p) => {
+                    load += weight(&p.cmd);
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, batch, proposal_timeout).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn propose(raft: &Raft, mut batch: Vec<Pending>, timeout: Duration) {
+    if batch.len() == 1 {
+        let p = batch.pop().expect("one pending write");
+        let result = match tokio::time::timeout(timeout, raft.client_write(p.cmd)).await {
+            Ok(r) => r.map(|resp| resp.data).map_err(map_write_error),
+            Err(_) => Err(WriteError::Unknown("the proposal did not commit in time".into())),
+        };
+        let _ = p.reply.send(result);
+        return;
+    }
+    let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+    let n = commands.len();
+    let result = match tokio::time::timeout(timeout, raft.client_write(Command::Many { commands })).await {
+        Ok(r) => r.map(|resp| resp.data).map_err(map_write_error),
+        Err(_) => Err(WriteError::Unknown("the proposal did not commit in time".into())),
+    };
+    match result {
+        Ok(Response::Many { responses }) if responses.len() == n => {
+            for (reply, response) in replies.into_iter().zip(responses) {
+                let _ = reply.send(Ok(response));
+            }
+        }
+        Ok(other) => {
+            let e = WriteError::Unknown(format!("unexpected answer to a coalesced write: {other:?}"));
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
