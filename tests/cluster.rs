@@ -229,3 +229,38 @@ async fn a_lagging_replica_catches_up_through_a_snapshot() {
     let log = std::fs::read_to_string(&cluster.node(3).log).unwrap();
     assert!(log.contains("installed snapshot"), "node 3 should have caught up through a snapshot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submits_are_coalesced_yet_each_gets_its_own_answer() {
+    let cluster = TestCluster::start(3, &[]).await;
+    let client = Arc::new(cluster.client());
+    client.prefer_leader().await.unwrap();
+    let mut handles = Vec::new();
+    for w in 0..32u64 {
+        let client = client.clone();
+        handles.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for i in 0..20u64 {
+                let key = format!("key-{}", (w * 20 + i) % 100);
+                let (task, _) = client.submit(json!({"command": ["true"], "idempotency_key": key})).await.unwrap();
+                assert_eq!(
+                    task.spec.idempotency_key.as_deref(),
+                    Some(key.as_str()),
+                    "answer belongs to another request"
+                );
+                seen.push((key, task.id));
+            }
+            seen
+        }));
+    }
+    let mut by_key = std::collections::BTreeMap::new();
+    for h in handles {
+        for (key, id) in h.await.unwrap() {
+            let first = *by_key.entry(key.clone()).or_insert(id);
+            assert_eq!(first, id, "idempotency key {key} produced two tasks");
+        }
+    }
+    assert_eq!(by_key.len(), 100);
+    let page = client.list_tasks(None, 1000, None).await.unwrap();
+    assert_eq!(page.tasks.len(), 100, "640 submits of 100 keys must create exactly 100 tasks");
+}

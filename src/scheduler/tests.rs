@@ -489,7 +489,12 @@ fn many_applies_each_command_in_order_like_separate_entries() {
         now_ms: 5,
         spec: TaskSpec { idempotency_key: Some(key.to_string()), ..valid() },
     };
-    let cmds = vec![submit("a"), submit("b"), submit("a"), Command::Cancel { request_id: None, now_ms: 6, task_id: 1, reason: None }];
+    let cmds = vec![
+        submit("a"),
+        submit("b"),
+        submit("a"),
+        Command::Cancel { request_id: None, now_ms: 6, task_id: 1, reason: None },
+    ];
     let mut together = fresh();
     let Response::Many { responses } = together.apply(1, Command::Many { commands: cmds.clone() }) else {
         panic!("Many must answer Many");
@@ -500,5 +505,8 @@ fn many_applies_each_command_in_order_like_separate_entries() {
     assert_eq!(together.tasks, apart.tasks);
     assert_eq!(together.next_task_id(), 3, "the repeated key must not create a third task");
     let nested = together.apply(2, Command::Many { commands: vec![Command::Many { commands: vec![] }] });
-    assert!(matches!(&nested, Response::Many { responses } if matches!(responses[0], Response::Rejected(_))), "{nested:?}");
+    assert!(
+        matches!(&nested, Response::Many { responses } if matches!(responses[0], Response::Rejected(_))),
+        "{nested:?}"
+    );
 }
