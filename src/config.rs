@@ -214,6 +214,10 @@ impl ServerConfig {
         if snapshot_logs == 0 {
             return Err(invalid("snapshot_logs", "must be at least 1"));
         }
+        let cluster_secret = a.cluster_secret.unwrap_or_else(|| INSECURE_DEFAULT_SECRET.to_string());
+        if cluster_secret.is_empty() {
+            return Err(invalid("cluster_secret", "must not be empty"));
+        }
         let request_timeout_ms = a.request_timeout_ms.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
         if request_timeout_ms < 100 {
             return Err(invalid("request_timeout_ms", "must be at least 100"));
@@ -223,7 +227,7 @@ impl ServerConfig {
             api_addr,
             raft_addr,
             data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from(format!("taskraft-data/node-{node_id}"))),
-            cluster_secret: a.cluster_secret.unwrap_or_else(|| INSECURE_DEFAULT_SECRET.to_string()),
+            cluster_secret,
             bootstrap: a.bootstrap.unwrap_or(false),
             join: a.join.unwrap_or_default(),
             storage,

@@ -23,3 +23,4 @@ pub mod config;
 pub mod node;
 pub mod scheduler;
 pub mod util;
+pub mod worker;

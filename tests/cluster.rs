@@ -191,9 +191,19 @@ async fn membership_changes_under_load_lose_nothing() {
     assert_all_present(&remaining, &ids).await;
     let unique: BTreeSet<u64> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "one idempotency key produced two tasks");
-    // A removed id can never come back.
+    // A removed id can never come back: not through the API…
     let err = remaining.add_member(2, &cluster.node(2).api_addr, &cluster.node(2).raft_addr).await.unwrap_err();
     assert!(err.to_string().contains("can never join again"), "{err}");
+    // …nor by starting a fresh replica under that id: it is refused and exits with an error.
+    std::fs::remove_dir_all(&cluster.node(2).data_dir).unwrap();
+    let peers: Vec<String> = cluster.nodes.iter().filter(|n| n.id != 2).map(|n| n.api_addr.clone()).collect();
+    let node2 = cluster.node_mut(2);
+    node2.extra = vec!["--join".into(), peers.join(",")];
+    node2.start();
+    let status = node2.wait_exit(Duration::from_secs(30));
+    assert!(!status.success(), "a replica whose join is refused must exit with an error");
+    let log = std::fs::read_to_string(&cluster.node(2).log).unwrap();
+    assert!(log.contains("can never join again"), "the refusal must be logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

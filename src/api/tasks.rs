@@ -417,9 +417,13 @@ pub async fn wait(
         if task.is_terminal() {
             return Ok(Json(&task).into_response());
         }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => return Ok(Json(&task).into_response()),
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, changes.changed()) => match changed {
+                Ok(Ok(())) => continue,
+                _ => return Ok(Json(&task).into_response()),
+            },
+            // Shutting down: answer now rather than hold the graceful shutdown for a minute.
+            _ = node.shutdown.cancelled() => return Ok(Json(&task).into_response()),
         }
     }
 }

@@ -239,7 +239,10 @@ async fn join(node: &Node) {
                 }
                 Ok(resp) if resp.status() == reqwest::StatusCode::CONFLICT => {
                     let text = resp.text().await.unwrap_or_default();
-                    tracing::error!(node_id = node.id, via = %peer, answer = %text, "join refused; not retrying");
+                    tracing::error!(node_id = node.id, via = %peer, answer = %text, "join refused; stopping");
+                    *node.fatal.lock().expect("fatal lock") =
+                        Some(format!("joining the cluster via {peer} was refused: {text}"));
+                    node.shutdown.cancel();
                     return;
                 }
                 Ok(resp) => {

@@ -70,6 +70,10 @@ pub struct Node {
     pub http: reqwest::Client,
     /// Coalesces concurrent client writes into shared log entries (group commit).
     pub batcher: batcher::Batcher,
+    /// Cancelled when the replica shuts down; long-polls watch it so shutdown is not held up.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Set when the replica cannot go on (e.g. its join was refused); the server exits with it.
+    pub fatal: std::sync::Mutex<Option<String>>,
     /// Serializes membership changes: openraft allows one at a time, and a clear
     /// "wait your turn" beats an `InProgress` error surfacing to the operator.
     pub membership_lock: tokio::sync::Mutex<()>,

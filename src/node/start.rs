@@ -36,6 +36,9 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The replica cannot take part in the cluster (e.g. its join was refused).
+    #[error("{0}")]
+    Fatal(String),
 }
 
 /// A started replica: the shared [`Node`] plus the tasks serving it.
@@ -115,6 +118,8 @@ impl RunningNode {
             config: config.clone(),
             http,
             batcher: super::batcher::Batcher::start(raft.clone(), config.request_timeout * 2, shutdown.clone()),
+            shutdown: shutdown.clone(),
+            fatal: std::sync::Mutex::new(None),
             membership_lock: tokio::sync::Mutex::new(()),
         });
 
@@ -156,7 +161,10 @@ impl RunningNode {
         self.tracker.wait().await;
         self.node.raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
         tracing::info!(node_id = self.node.id, "stopped");
-        Ok(())
+        match self.node.fatal.lock().expect("fatal lock").take() {
+            Some(reason) => Err(Error::Fatal(reason)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -31,6 +31,7 @@
 mod command;
 mod dedup;
 mod lifecycle;
+pub mod placement;
 mod state;
 mod task;
 mod worker;
@@ -46,6 +47,7 @@ pub use command::{
 };
 pub use dedup::REQUEST_DEDUP_CAPACITY;
 pub use lifecycle::MAX_TOTAL_ATTEMPTS;
+pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
 pub use state::{DEFAULT_LIST_LIMIT, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
 pub use task::{
     Attempt, AttemptOutcome, Checkpoint, DEFAULT_PRIORITY, FailoverPolicy, FieldError, MAX_ARG_BYTES, MAX_ARGS,

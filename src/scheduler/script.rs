@@ -18,8 +18,19 @@
 //! checkpoint 1 token=5 data=abc             complete 1 token=5 outcome=failed exit=1 error=boom
 //! get 1      list state=pending limit=2 after=1      stats      workers      tick 5000      noop
 //! ```
+//!
+//! Placement (a `Planner` lives across the script; `live=` defaults to every registered worker,
+//! `now=` to the clock of the next write):
+//!
+//! ```text
+//! submit name=a cpu=500 mem=256 placement=best_fit     (or hash:KEY, sjf, least_loaded, …)
+//! planner seed=7 default=round_robin max=2 aging=1000 reasons=10     (a fresh planner)
+//! plan live=w1,w2 now=5000       dry run: prints the plan; the planner's memory still moves
+//! dispatch live=w1               plans and commits the assignments as one `Assign`
+//! explain 3 now=5000             observe name=a ms=300             load
+//! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -62,7 +73,13 @@ pub(crate) fn check_golden(name: &str) {
 
 /// Runs a whole script and returns the transcript.
 pub(crate) fn run(script: &str) -> String {
-    let mut r = Runner { state: State::new(StateOptions::default()), index: 0, extra_ms: 0, out: String::new() };
+    let mut r = Runner {
+        state: State::new(StateOptions::default()),
+        index: 0,
+        extra_ms: 0,
+        out: String::new(),
+        planner: Planner::new(PlacementOptions::default(), 1),
+    };
     for (n, line) in script.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -83,6 +100,7 @@ struct Runner {
     index: u64,
     extra_ms: u64,
     out: String,
+    planner: Planner,
 }
 
 /// A parsed line: positional words and `key=value` options (repeatable).
@@ -199,6 +217,11 @@ fn spec_from(a: &Args) -> Result<TaskSpec, String> {
         let (k, v) = pair(l)?;
         spec.constraints.insert(k, v);
     }
+    spec.resources.cpu_millis = a.num("cpu")?.unwrap_or(0);
+    spec.resources.memory_mib = a.num("mem")?.unwrap_or(0);
+    if let Some(p) = a.get("placement") {
+        spec.placement = strategy(p)?;
+    }
     for e in a.all("env") {
         let (k, v) = pair(e)?;
         spec.env.insert(k, v);
@@ -206,11 +229,30 @@ fn spec_from(a: &Args) -> Result<TaskSpec, String> {
     Ok(spec)
 }
 
+fn strategy(name: &str) -> Result<PlacementStrategy, String> {
+    Ok(match name {
+        "priority_fcfs" => PlacementStrategy::PriorityFcfs,
+        "sjf" => PlacementStrategy::ShortestJobFirst,
+        "least_loaded" => PlacementStrategy::LeastLoaded,
+        "best_fit" => PlacementStrategy::BestFit,
+        "round_robin" => PlacementStrategy::RoundRobin,
+        "weighted_round_robin" => PlacementStrategy::WeightedRoundRobin,
+        "random" => PlacementStrategy::Random,
+        other => match other.strip_prefix("hash:") {
+            Some(key) => PlacementStrategy::ConsistentHash { key: key.to_string() },
+            None => return Err(format!("unknown placement {other}")),
+        },
+    })
+}
+
 impl Runner {
     fn line(&mut self, line: &str) -> Result<(), String> {
         let tokens = tokenize(line)?;
         let (verb, rest) = tokens.split_first().ok_or("empty line")?;
         let a = Args::parse(rest);
+        if self.placement_line(verb, &a)? {
+            return Ok(());
+        }
         let query = match verb.as_str() {
             "get" => Some(Query::GetTask { id: a.word(0)? }),
             "list" => Some(Query::ListTasks {
@@ -241,6 +283,80 @@ impl Runner {
 
     fn now(&self) -> u64 {
         self.index * 1000 + self.extra_ms
+    }
+
+    /// The placement verbs; false if `verb` is not one of them.
+    fn placement_line(&mut self, verb: &str, a: &Args) -> Result<bool, String> {
+        let next_now = (self.index + 1) * 1000 + self.extra_ms;
+        match verb {
+            "planner" => {
+                let mut options = PlacementOptions::default();
+                if let Some(d) = a.get("default") {
+                    options.default_strategy = strategy(d)?;
+                }
+                options.max_per_round = a.num("max")?.unwrap_or(options.max_per_round);
+                options.aging_ms_per_priority_point = a.num("aging")?.unwrap_or(options.aging_ms_per_priority_point);
+                options.max_waiting_reasons = a.num("reasons")?.unwrap_or(options.max_waiting_reasons);
+                self.planner = Planner::new(options, a.num("seed")?.unwrap_or(1));
+            }
+            "plan" | "dispatch" => {
+                let live: BTreeSet<String> = match a.get("live") {
+                    Some(list) => list.split(',').filter(|w| !w.is_empty()).map(String::from).collect(),
+                    None => self.state.workers().map(|w| w.id.clone()).collect(),
+                };
+                let now_ms = a.num("now")?.unwrap_or(next_now);
+                let plan = self.planner.plan(&self.state, &live, now_ms);
+                let pairs: Vec<String> = plan.assignments.iter().map(|(t, w)| format!("{t}->{w}")).collect();
+                writeln!(
+                    self.out,
+                    "plan t={now_ms} eligible={} assign=[{}] unexplained={}",
+                    plan.eligible,
+                    pairs.join(" "),
+                    plan.unexplained
+                )
+                .unwrap();
+                for (id, why) in &plan.waiting {
+                    writeln!(self.out, "  wait {id}: {why}").unwrap();
+                }
+                if verb == "dispatch" && !plan.assignments.is_empty() {
+                    self.index += 1;
+                    let now_ms = a.num("now")?.unwrap_or(self.now());
+                    self.write(Command::Assign { now_ms, assignments: plan.assignments });
+                }
+            }
+            "explain" => {
+                let id: TaskId = a.word(0)?;
+                let why = explain_pending(&self.state, id, a.num("now")?.unwrap_or(next_now));
+                writeln!(self.out, "{}", why.as_deref().unwrap_or("not waiting")).unwrap();
+            }
+            "observe" => {
+                let ms = a.num("ms")?.ok_or("ms= is required")?;
+                self.planner.observe_runtime(a.get("name").unwrap_or(""), ms);
+            }
+            "load" => {
+                for w in self.state.workers() {
+                    let live: Vec<TaskId> = self.state.live_tasks_on(&w.id).collect();
+                    let (mut cpu, mut mem) = (0u64, 0u64);
+                    for t in live.iter().filter_map(|&id| self.state.task(id)) {
+                        cpu += u64::from(t.spec.resources.cpu_millis);
+                        mem += u64::from(t.spec.resources.memory_mib);
+                    }
+                    writeln!(
+                        self.out,
+                        "{} {} slots={}/{} cpu={cpu}/{} mem={mem}/{}",
+                        w.id,
+                        w.state,
+                        live.len(),
+                        w.slots,
+                        w.cpu_millis,
+                        w.memory_mib
+                    )
+                    .unwrap();
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     fn command(&self, verb: &str, a: &Args, rest: &[String]) -> Result<Command, String> {
@@ -417,6 +533,13 @@ fn dump_task(t: &Task) -> String {
     }
     if !t.spec.depends_on.is_empty() {
         write!(s, " deps={:?}", t.spec.depends_on).unwrap();
+    }
+    let r = t.spec.resources;
+    if r != Resources::default() {
+        write!(s, " res={}m/{}Mi", r.cpu_millis, r.memory_mib).unwrap();
+    }
+    if t.spec.placement != PlacementStrategy::default() {
+        write!(s, " placement={:?}", t.spec.placement).unwrap();
     }
     if !t.attempts.is_empty() {
         let parts: Vec<String> = t

@@ -111,6 +111,20 @@ impl TestNode {
         }
     }
 
+    /// Waits for the process to exit on its own; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("node not running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node {} did not exit within {timeout:?}", self.id);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

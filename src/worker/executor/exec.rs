@@ -1,0 +1,225 @@
+//! `exec`: runs `command` as a child process (no shell) in its own process group, with the
+//! `TASKRAFT_*` environment of DESIGN §6, bounded output capture and checkpoint shipping.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{MissedTickBehavior, interval, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::checkpoint::CheckpointWatcher;
+use super::group::{KillOnDrop, Pgid, signal_name};
+use super::tail::{SharedTail, TailBuffer, capture, lock};
+use super::{
+    CHECKPOINT_IN_FILE, CHECKPOINT_OUT_FILE, ENV_ATTEMPT, ENV_CHECKPOINT_IN, ENV_CHECKPOINT_OUT, ENV_FENCING_TOKEN,
+    ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID, ExecRequest, ExecResult, OUTPUT_DRAIN, Stop, deadline, stop_signal,
+};
+use crate::scheduler::{AttemptOutcome, RESERVED_ENV_PREFIX};
+
+/// Runs the process to completion; see the module docs of `executor` for the steps.
+pub(super) async fn run(
+    req: ExecRequest,
+    cancel: &CancellationToken,
+    checkpoints: mpsc::Sender<Vec<u8>>,
+) -> ExecResult {
+    let (task_id, attempt, limits) = (req.task_id, req.attempt, req.limits);
+    let attempt_dir = match std::path::absolute(&req.attempt_dir) {
+        Ok(dir) => dir,
+        Err(e) => return ExecResult::failed(format!("bad attempt directory {}: {e}", req.attempt_dir.display())),
+    };
+    let out_path = attempt_dir.join(CHECKPOINT_OUT_FILE);
+    let mut command = match prepare(&req, &attempt_dir, &out_path).await {
+        Ok(command) => command,
+        Err(e) => return ExecResult::failed(e),
+    };
+    let program = &req.spec.command[0];
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return ExecResult::failed(spawn_error(program, &e)),
+    };
+    let Some(pid) = child.id() else {
+        return ExecResult::failed(format!("{program:?} was started but has no process id"));
+    };
+    let pgid = Pgid::of_leader(pid);
+    let mut guard = KillOnDrop::new(pgid);
+    debug!(task_id, attempt, pid, program = program.as_str(), "process started");
+
+    let stdout: SharedTail = Arc::new(Mutex::new(TailBuffer::new(limits.output_tail_bytes)));
+    let stderr: SharedTail = Arc::new(Mutex::new(TailBuffer::new(limits.output_tail_bytes)));
+    let mut readers = Vec::new();
+    if let Some(pipe) = child.stdout.take() {
+        readers.push(tokio::spawn(capture(pipe, stdout.clone())));
+    }
+    if let Some(pipe) = child.stderr.take() {
+        readers.push(tokio::spawn(capture(pipe, stderr.clone())));
+    }
+
+    let mut watcher = CheckpointWatcher::new(out_path, limits.checkpoint_max_bytes, checkpoints);
+    let (status, stop) = supervise(&mut child, pgid, &mut watcher, cancel, deadline(req.timeout), limits).await;
+    guard.disarm();
+    let refused = watcher.finish(cancel).await;
+    let drained = drain(&mut readers).await;
+    debug!(task_id, attempt, pid, ?status, ?stop, "process group ended");
+
+    let mut result = match stop {
+        Some(stop) => ExecResult::stopped(stop, req.timeout),
+        None => exit_result(&status),
+    };
+    if stop.is_some() {
+        result.add_error("the process group was killed".to_string());
+    }
+    result.exit_code = status.as_ref().ok().and_then(ExitStatus::code);
+    result.output_tail = lock(&stdout).section("stdout") + &lock(&stderr).section("stderr");
+    if !drained {
+        result.add_error(format!(
+            "output was still open {OUTPUT_DRAIN:?} after the process group ended (a process left the group?); \
+             the output tail may be incomplete"
+        ));
+    }
+    if let Some(refused) = refused {
+        result.add_error(refused);
+    }
+    result
+}
+
+/// Waits for the leader to exit, the attempt to be stopped, polling checkpoints meanwhile; then
+/// makes sure no member of the group is left. Returns the leader's status and why it was stopped.
+async fn supervise(
+    child: &mut Child,
+    pgid: Pgid,
+    watcher: &mut CheckpointWatcher,
+    cancel: &CancellationToken,
+    deadline: Option<tokio::time::Instant>,
+    limits: super::ExecLimits,
+) -> (io::Result<ExitStatus>, Option<Stop>) {
+    // interval() panics on a zero period.
+    let mut tick = interval(limits.checkpoint_poll.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let ended = loop {
+        tokio::select! {
+            // An exit that races a stop is reported as the exit: it is what really happened.
+            biased;
+            status = child.wait() => break Ok(status),
+            stop = stop_signal(cancel, deadline) => break Err(stop),
+            _ = tick.tick() => watcher.poll().await,
+        }
+    };
+    match ended {
+        Ok(status) => {
+            // The leader is gone; background processes it left behind must not outlive the attempt.
+            if pgid.has_live_members() {
+                debug!(?pgid, "stopping processes left behind by the task");
+                let _ = pgid.stop(child, limits.kill_grace).await;
+            }
+            (status, None)
+        }
+        Err(stop) => (pgid.stop(child, limits.kill_grace).await, Some(stop)),
+    }
+}
+
+/// Lets the output readers reach end-of-file, for at most [`OUTPUT_DRAIN`]; aborts them after
+/// that. Returns whether they finished on their own.
+async fn drain(readers: &mut [JoinHandle<()>]) -> bool {
+    let all = async {
+        for reader in readers.iter_mut() {
+            let _ = reader.await;
+        }
+    };
+    if timeout(OUTPUT_DRAIN, all).await.is_ok() {
+        return true;
+    }
+    readers.iter().for_each(JoinHandle::abort);
+    false
+}
+
+/// Builds the command: checkpoint files, working directory, environment, process group.
+async fn prepare(req: &ExecRequest, attempt_dir: &Path, out_path: &Path) -> Result<Command, String> {
+    let checkpoint_in = match &req.checkpoint_in {
+        Some(data) => {
+            let path = attempt_dir.join(CHECKPOINT_IN_FILE);
+            tokio::fs::write(&path, data)
+                .await
+                .map_err(|e| format!("could not write the input checkpoint to {}: {e}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
+    // A leftover from an earlier run in the same directory must not be shipped as new progress.
+    match tokio::fs::remove_file(out_path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("could not remove the stale checkpoint {}: {e}", out_path.display())),
+    }
+    let workdir = req.spec.working_dir.as_ref().map_or_else(|| attempt_dir.to_path_buf(), PathBuf::from);
+    if !tokio::fs::metadata(&workdir).await.is_ok_and(|m| m.is_dir()) {
+        return Err(format!("working directory {} does not exist or is not a directory", workdir.display()));
+    }
+
+    let argv = &req.spec.command;
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .current_dir(&workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // The worker may itself run under taskraft: its own TASKRAFT_* must not leak into the task
+    // (an inherited TASKRAFT_CHECKPOINT_IN would make a first attempt look like a resume).
+    for (name, _) in std::env::vars_os() {
+        if name.as_encoded_bytes().starts_with(RESERVED_ENV_PREFIX.as_bytes()) {
+            command.env_remove(name);
+        }
+    }
+    command
+        .envs(&req.spec.env)
+        .env(ENV_TASK_ID, req.task_id.to_string())
+        .env(ENV_ATTEMPT, req.attempt.to_string())
+        .env(ENV_FENCING_TOKEN, req.token.to_string())
+        .env(ENV_CHECKPOINT_OUT, out_path);
+    if let Some(path) = checkpoint_in {
+        command.env(ENV_CHECKPOINT_IN, path);
+    }
+    if let Some(shard) = req.spec.shard {
+        command.env(ENV_SHARD_INDEX, shard.index.to_string()).env(ENV_SHARD_COUNT, shard.total.to_string());
+    }
+    Ok(command)
+}
+
+/// The outcome of a process that ended on its own.
+fn exit_result(status: &io::Result<ExitStatus>) -> ExecResult {
+    match status {
+        Ok(status) if status.success() => ExecResult::new(AttemptOutcome::Succeeded),
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => ExecResult::failed(format!("exited with code {code}")),
+            (None, Some(sig)) => {
+                let core = if status.core_dumped() { ", core dumped" } else { "" };
+                ExecResult::failed(format!("killed by signal {sig} ({}{core})", signal_name(sig)))
+            }
+            (None, None) => ExecResult::failed(format!("ended with status {status}")),
+        },
+        Err(e) => ExecResult::failed(format!("could not wait for the process: {e}")),
+    }
+}
+
+/// A spawn error a user can act on.
+fn spawn_error(program: &str, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => {
+            format!("could not start {program:?}: no such program (not on PATH, or the path does not exist): {e}")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!("could not start {program:?}: permission denied (not executable?): {e}")
+        }
+        _ => format!("could not start {program:?}: {e}"),
+    }
+}

@@ -1,0 +1,257 @@
+//! Task executors: how a worker turns one assigned attempt into an [`ExecResult`].
+//!
+//! The worker calls [`run`] once per attempt. The executor is chosen from the argv, so the
+//! replicated `TaskSpec` needs no executor field:
+//!
+//! | `command[0]`     | executor                                   | file          |
+//! |------------------|--------------------------------------------|---------------|
+//! | `taskraft:noop`  | succeeds at once, no process               | `noop.rs`     |
+//! | `taskraft:sleep` | sleeps `command[1]` ms, cancellable        | `sleep.rs`    |
+//! | `taskraft:http`  | one HTTP request: URL, method, body        | `http.rs`     |
+//! | anything else    | a child process in its own process group   | `exec.rs`     |
+//!
+//! Any other `taskraft:` name fails the attempt with "unknown built-in executor" instead of
+//! trying to spawn a program of that name: a typo should read as a typo.
+//!
+//! The path of an `exec` attempt:
+//! 1. Write the last committed checkpoint to `<attempt_dir>/checkpoint.in`, remove any stale
+//!    `checkpoint.out`, build the environment (`TASKRAFT_*`, see DESIGN §6).
+//! 2. Spawn the program (no shell, stdin null) as the leader of a new process group.
+//! 3. Until the leader exits, the attempt times out or is cancelled: capture stdout and stderr into
+//!    bounded tail buffers ([`tail`]) and poll `checkpoint.out` ([`checkpoint`]), shipping each
+//!    new checkpoint on the channel.
+//! 4. Stop the group ([`group`]): TERM, up to `kill_grace` for every member to exit, then KILL.
+//!    This also runs after a normal exit, so background children never outlive their attempt.
+//! 5. Read `checkpoint.out` one last time (a checkpoint written just before exit is not lost),
+//!    reap the leader, and assemble the result.
+//!
+//! Checkpoints reach the caller on the `mpsc::Sender<Vec<u8>>` given to [`run`], in the order
+//! they were written, coalesced: while the channel is full only the newest unsent checkpoint is
+//! kept. The last one is delivered with a blocking `send` before [`run`] returns (unless the
+//! attempt was cancelled), so the caller must keep draining the receiver concurrently with [`run`]
+//! — or drop it, which simply turns checkpoint shipping off. A checkpoint over
+//! `checkpoint_max_bytes` is never sent; the attempt keeps running and the refusal is reported
+//! in [`ExecResult::error`].
+//!
+//! What this module deliberately does not do: talk to the leader, check fencing tokens (the
+//! leader rejects stale reports), enforce the leader's timeout (the local `timeout` is only a
+//! safety net), or sandbox the process (no uid switch, cgroups or resource limits).
+//!
+//! Caveats: a process that leaves its group (`setsid`) escapes the kill; its output pipes are
+//! abandoned after [`OUTPUT_DRAIN`]. Group members that die while orphaned may linger as zombies
+//! when PID 1 does not reap (common in containers); they are treated as gone.
+
+mod checkpoint;
+mod exec;
+mod group;
+mod http;
+mod noop;
+mod sleep;
+mod tail;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::pending;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::scheduler::{AttemptOutcome, MAX_CHECKPOINT_BYTES, TaskSpec};
+
+/// Prefix of the built-in executors' names in `command[0]`.
+pub const BUILTIN_PREFIX: &str = "taskraft:";
+/// Default for [`ExecLimits::output_tail_bytes`]: enough for a stack trace, bounded per attempt.
+pub const DEFAULT_OUTPUT_TAIL_BYTES: usize = 64 * 1024;
+/// Default for [`ExecLimits::checkpoint_max_bytes`]: what the leader accepts into the Raft log.
+pub const DEFAULT_CHECKPOINT_MAX_BYTES: usize = MAX_CHECKPOINT_BYTES;
+/// Default for [`ExecLimits::kill_grace`]: time between TERM and KILL for a task to clean up.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// Default for [`ExecLimits::checkpoint_poll`]: how stale a shipped checkpoint may be.
+pub const DEFAULT_CHECKPOINT_POLL: Duration = Duration::from_millis(200);
+/// Request timeout of the `http` executor when the attempt has no timeout of its own.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long output pipes may stay open once the process group is dead (only a process that
+/// escaped the group can hold them); after that the tails are taken as they are.
+pub const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
+/// File in the attempt directory holding the checkpoint the attempt resumes from.
+pub const CHECKPOINT_IN_FILE: &str = "checkpoint.in";
+/// File in the attempt directory the task writes (by rename) to save progress.
+pub const CHECKPOINT_OUT_FILE: &str = "checkpoint.out";
+
+/// The task id; first of the environment variables the `exec` executor sets (DESIGN §6).
+pub const ENV_TASK_ID: &str = "TASKRAFT_TASK_ID";
+/// The 1-based attempt number.
+pub const ENV_ATTEMPT: &str = "TASKRAFT_ATTEMPT";
+/// The attempt's fencing token.
+pub const ENV_FENCING_TOKEN: &str = "TASKRAFT_FENCING_TOKEN";
+/// Path of the file holding the checkpoint to resume from; absent when there is none.
+pub const ENV_CHECKPOINT_IN: &str = "TASKRAFT_CHECKPOINT_IN";
+/// Path the task writes its checkpoint to, atomically by rename.
+pub const ENV_CHECKPOINT_OUT: &str = "TASKRAFT_CHECKPOINT_OUT";
+/// 0-based shard index, for sharded tasks only.
+pub const ENV_SHARD_INDEX: &str = "TASKRAFT_SHARD_INDEX";
+/// Number of shards in the job, for sharded tasks only.
+pub const ENV_SHARD_COUNT: &str = "TASKRAFT_SHARD_COUNT";
+
+/// Per-attempt resource bounds of the executors. `Default` gives the documented defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecLimits {
+    /// Bytes kept from the end of each of stdout and stderr (and of an HTTP response body).
+    pub output_tail_bytes: usize,
+    /// Largest checkpoint shipped; bigger ones are refused with an error in the result.
+    pub checkpoint_max_bytes: usize,
+    /// Time between TERM and KILL when the process group is stopped.
+    pub kill_grace: Duration,
+    /// Interval at which the checkpoint file is checked for changes.
+    pub checkpoint_poll: Duration,
+}
+
+impl Default for ExecLimits {
+    fn default() -> Self {
+        ExecLimits {
+            output_tail_bytes: DEFAULT_OUTPUT_TAIL_BYTES,
+            checkpoint_max_bytes: DEFAULT_CHECKPOINT_MAX_BYTES,
+            kill_grace: DEFAULT_KILL_GRACE,
+            checkpoint_poll: DEFAULT_CHECKPOINT_POLL,
+        }
+    }
+}
+
+/// Everything an executor needs to run one attempt.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// The task being run (`TASKRAFT_TASK_ID`).
+    pub task_id: u64,
+    /// 1-based attempt number (`TASKRAFT_ATTEMPT`).
+    pub attempt: u32,
+    /// The attempt's fencing token (`TASKRAFT_FENCING_TOKEN`).
+    pub token: u64,
+    /// What to run.
+    pub spec: TaskSpec,
+    /// The last committed checkpoint, if the attempt resumes from one.
+    pub checkpoint_in: Option<Vec<u8>>,
+    /// A fresh directory owned by this attempt (created by the caller): checkpoint files live
+    /// here, and it is the working directory unless the spec names one.
+    pub attempt_dir: PathBuf,
+    /// Local safety net; the leader enforces the real timeout.
+    pub timeout: Option<Duration>,
+    /// Output, checkpoint and kill bounds.
+    pub limits: ExecLimits,
+}
+
+/// How an attempt ended, ready to be reported to the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    /// `Succeeded`, `Failed`, `TimedOut` or `Cancelled` (never `Lost`: that is the leader's call).
+    pub outcome: AttemptOutcome,
+    /// The process exit code; `None` without a process or when a signal ended it.
+    pub exit_code: Option<i32>,
+    /// Last bytes of stdout then stderr, each under a `--- stdout … ---` header (empty streams
+    /// are left out); for `http`, the status line and the body's tail. Lossy UTF-8.
+    pub output_tail: String,
+    /// Why the attempt did not succeed, and any refused checkpoint (even on success).
+    pub error: Option<String>,
+}
+
+impl ExecResult {
+    fn new(outcome: AttemptOutcome) -> Self {
+        ExecResult { outcome, exit_code: None, output_tail: String::new(), error: None }
+    }
+
+    fn failed(error: impl Into<String>) -> Self {
+        ExecResult { error: Some(error.into()), ..ExecResult::new(AttemptOutcome::Failed) }
+    }
+
+    fn stopped(stop: Stop, timeout: Option<Duration>) -> Self {
+        ExecResult { error: Some(stop.describe(timeout)), ..ExecResult::new(stop.outcome()) }
+    }
+
+    /// Appends a sentence to `error`, keeping what is already there.
+    fn add_error(&mut self, more: String) {
+        self.error = Some(match self.error.take() {
+            Some(e) => format!("{e}; {more}"),
+            None => more,
+        });
+    }
+}
+
+/// Runs one attempt to completion and reports how it ended. Never panics on bad input: an
+/// unknown executor, a missing program or a bad URL all become `Failed` with a clear error.
+///
+/// `cancel` stops the attempt (for `exec`: TERM to the whole process group, `kill_grace`, KILL)
+/// and yields `Cancelled`. `checkpoints` receives each new checkpoint the task writes; see the
+/// module docs for coalescing and the final delivery, which requires the receiver to be drained
+/// concurrently (or dropped).
+///
+/// If the returned future is dropped mid-attempt, the process group is killed (SIGKILL) anyway.
+pub async fn run(req: ExecRequest, cancel: CancellationToken, checkpoints: mpsc::Sender<Vec<u8>>) -> ExecResult {
+    let (task_id, attempt) = (req.task_id, req.attempt);
+    if cancel.is_cancelled() {
+        return ExecResult::stopped(Stop::Cancelled, req.timeout);
+    }
+    let program = req.spec.command.first().map(String::as_str).unwrap_or_default();
+    debug!(task_id, attempt, program, "attempt starting");
+    let result = match program.strip_prefix(BUILTIN_PREFIX) {
+        Some("noop") => noop::run(),
+        Some("sleep") => sleep::run(&req, &cancel).await,
+        Some("http") => http::run(&req, &cancel).await,
+        Some(other) => {
+            ExecResult::failed(format!("unknown built-in executor {BUILTIN_PREFIX}{other} (known: noop, sleep, http)"))
+        }
+        None if program.is_empty() => ExecResult::failed("command is empty: nothing to run"),
+        None => exec::run(req, &cancel, checkpoints).await,
+    };
+    debug!(task_id, attempt, outcome = result.outcome.as_str(), exit_code = result.exit_code, "attempt ended");
+    result
+}
+
+/// Why an attempt was stopped before it finished on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// `cancel` fired.
+    Cancelled,
+    /// The local timeout elapsed.
+    TimedOut,
+}
+
+impl Stop {
+    fn outcome(self) -> AttemptOutcome {
+        match self {
+            Stop::Cancelled => AttemptOutcome::Cancelled,
+            Stop::TimedOut => AttemptOutcome::TimedOut,
+        }
+    }
+
+    fn describe(self, timeout: Option<Duration>) -> String {
+        match (self, timeout) {
+            (Stop::Cancelled, _) => "cancelled".to_string(),
+            (Stop::TimedOut, Some(t)) => format!("timed out after {t:?}"),
+            (Stop::TimedOut, None) => "timed out".to_string(),
+        }
+    }
+}
+
+/// The instant the attempt's local timeout elapses, if it has one (a timeout too large to
+/// represent counts as none).
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// Resolves when the attempt must stop: cancel wins over a deadline reached at the same time.
+async fn stop_signal(cancel: &CancellationToken, deadline: Option<Instant>) -> Stop {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Stop::Cancelled,
+        () = async {
+            match deadline {
+                Some(d) => sleep_until(d).await,
+                None => pending().await,
+            }
+        } => Stop::TimedOut,
+    }
+}

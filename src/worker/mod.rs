@@ -1,0 +1,2 @@
+//! The worker agent (in progress).
+pub mod executor;
