@@ -67,6 +67,14 @@ pub struct Client {
     timeout: Duration,
 }
 
+/// A request body.
+pub enum Payload {
+    /// JSON.
+    Json(Value),
+    /// Raw bytes (`application/octet-stream`), e.g. a checkpoint.
+    Bytes(bytes::Bytes),
+}
+
 enum Attempt {
     Done(StatusCode, bytes::Bytes),
     /// Try another replica; nothing was written.
@@ -139,7 +147,7 @@ impl Client {
         Ok(())
     }
 
-    async fn attempt(&self, addr: &str, method: &Method, path: &str, body: Option<&Value>, left: Duration) -> Attempt {
+    async fn attempt(&self, addr: &str, method: &Method, path: &str, body: Option<&Payload>, left: Duration) -> Attempt {
         self.attempt_with(addr, method, path, body, None, left).await
     }
 
@@ -148,7 +156,7 @@ impl Client {
         addr: &str,
         method: &Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&Payload>,
         request_id: Option<&str>,
         left: Duration,
     ) -> Attempt {
@@ -156,8 +164,10 @@ impl Client {
         if let Some(rid) = request_id {
             req = req.header(crate::api::tasks::REQUEST_ID_HEADER, rid);
         }
-        if let Some(b) = body {
-            req = req.json(b);
+        match body {
+            Some(Payload::Json(v)) => req = req.json(v),
+            Some(Payload::Bytes(b)) => req = req.header("content-type", "application/octet-stream").body(b.clone()),
+            None => {}
         }
         let resp = match req.send().await {
             Ok(r) => r,
@@ -180,7 +190,7 @@ impl Client {
 
     /// Sends one request with failover and retries until `self.timeout`.
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, bytes::Bytes)> {
-        self.call_with(method, path, body, None).await
+        self.call_with(method, path, body.map(Payload::Json), None).await
     }
 
     /// Like [`Client::call`]; writes pass their request id so that retries are de-duplicated.
@@ -188,7 +198,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        body: Option<Payload>,
         request_id: Option<&str>,
     ) -> Result<(StatusCode, bytes::Bytes)> {
         let deadline = Instant::now() + self.timeout;
@@ -234,11 +244,17 @@ impl Client {
         decode(&bytes)
     }
 
+    /// Any request with failover, decoding the JSON answer as `T`.
+    pub async fn request<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Payload>) -> Result<T> {
+        let (_, bytes) = self.call_with(method, path, body, None).await?;
+        decode(&bytes)
+    }
+
     /// Submits one task (a JSON object as accepted by `POST /v1/tasks`). Returns the task and
     /// whether it was created (false: its idempotency key was known).
     pub async fn submit(&self, task: Value) -> Result<(Task, bool)> {
         let rid = self.next_request_id();
-        let (status, bytes) = self.call_with(Method::POST, "/v1/tasks", Some(task), Some(&rid)).await?;
+        let (status, bytes) = self.call_with(Method::POST, "/v1/tasks", Some(Payload::Json(task)), Some(&rid)).await?;
         let task = decode(&bytes)?;
         Ok((task, status == StatusCode::CREATED))
     }
@@ -252,7 +268,7 @@ impl Client {
         let rid = self.next_request_id();
         let (_, bytes) = {
             let body = Value::Object(serde_json::Map::from_iter([("tasks".to_string(), Value::Array(tasks))]));
-            self.call_with(Method::POST, "/v1/tasks/batch", Some(body), Some(&rid)).await?
+            self.call_with(Method::POST, "/v1/tasks/batch", Some(Payload::Json(body)), Some(&rid)).await?
         };
         let batch: Batch = decode(&bytes)?;
         Ok(batch.tasks)

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod error;
 pub mod forward;
 pub mod tasks;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,14 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/tasks/{id}", get(tasks::get))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/wait", get(tasks::wait))
+        .route("/v1/tasks/{id}/attempts/{token}/started", post(workers::started))
+        .route("/v1/tasks/{id}/attempts/{token}/checkpoint", post(workers::checkpoint))
+        .route("/v1/tasks/{id}/attempts/{token}/complete", post(workers::complete))
+        .route("/v1/workers", post(workers::register).get(workers::list))
+        .route("/v1/workers/{id}", delete(workers::remove))
+        .route("/v1/workers/{id}/heartbeat", post(workers::heartbeat))
+        .route("/v1/workers/{id}/inbox", get(workers::inbox))
+        .route("/v1/workers/{id}/drain", post(workers::drain))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/init", post(cluster::init))
         .route("/v1/cluster/members", post(cluster::add_member))

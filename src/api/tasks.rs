@@ -43,7 +43,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// `/wait` long-poll when `timeout_ms` is not given.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
-type Body = Result<Bytes, BytesRejection>;
+pub type Body = Result<Bytes, BytesRejection>;
 /// A `{id}` path segment; a non-number is a JSON 400, not axum's plain-text one.
 pub type IdPath = Result<Path<u64>, PathRejection>;
 

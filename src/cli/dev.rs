@@ -16,6 +16,9 @@ use crate::client::Client;
 /// How long to wait for the cluster to elect a leader and admit every replica.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const REPLICAS: u64 = 3;
+/// Workers started by `dev`, and the slots of each.
+const WORKERS: usize = 2;
+const WORKER_SLOTS: u32 = 4;
 
 /// Run a local 3-replica cluster (API ports 7101–7103, Raft ports 7201–7203).
 #[derive(Debug, clap::Args)]
@@ -47,6 +50,9 @@ impl DevCmd {
             cluster.shutdown().await;
             return Ok(ExitCode::FAILURE);
         }
+        for _ in 0..WORKERS {
+            cluster.spawn_worker(WORKER_SLOTS, &[])?;
+        }
         print_banner(&cluster, _temp.is_some());
         supervise(&mut cluster, &stop).await;
         println!("\nstopping replicas…");
@@ -57,7 +63,7 @@ impl DevCmd {
 }
 
 fn print_banner(cluster: &LocalCluster, temporary: bool) {
-    println!("taskraft dev cluster is up ({} replicas)\n", cluster.replicas.len());
+    println!("taskraft dev cluster is up ({} replicas, {} workers)\n", cluster.replicas.len(), cluster.workers.len());
     println!("  {:<4} {:<8} {:<17} {:<17} LOG", "ID", "PID", "API", "RAFT");
     for r in &cluster.replicas {
         println!(
@@ -69,9 +75,20 @@ fn print_banner(cluster: &LocalCluster, temporary: bool) {
             r.log.display()
         );
     }
+    println!();
+    for w in &cluster.workers {
+        println!(
+            "  worker-{:<3} pid {:<8} slots {WORKER_SLOTS}   log {}",
+            w.id,
+            w.child.as_ref().and_then(|c| c.id()).map_or("-".into(), |p| p.to_string()),
+            w.log.display()
+        );
+    }
     println!("\ndata: {}{}", cluster.dir.display(), if temporary { " (deleted on exit)" } else { "" });
     println!("\ntry:");
     println!("  taskraft task submit --name hello -- echo hello");
+    println!("  taskraft task wait 1                                   # its exit code, output tail and attempts");
+    println!("  taskraft worker list");
     println!("  taskraft task list");
     println!("  curl -s -XPOST localhost:7102/v1/tasks -d '{{\"command\":[\"sleep\",\"1\"]}}'");
     println!("  taskraft cluster status          # who leads; `kill -9 <its pid>` and keep submitting");
@@ -86,13 +103,14 @@ async fn supervise(cluster: &mut LocalCluster, stop: &CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        for r in &mut cluster.replicas {
+        for r in cluster.replicas.iter_mut().chain(cluster.workers.iter_mut()) {
             let Some(child) = r.child.as_mut() else { continue };
             if let Ok(Some(status)) = child.try_wait() {
                 r.child = None;
                 let args: Vec<&str> = r.args.iter().map(String::as_str).filter(|a| *a != "--bootstrap").collect();
                 println!(
-                    "replica {} exited ({status}). The others carry on. Restart it in another terminal with:\n  {exe} {}",
+                    "{} {} exited ({status}). The others carry on. Restart it in another terminal with:\n  {exe} {}",
+                    if r.args[0] == "worker" { "worker" } else { "replica" },
                     r.id,
                     args.join(" ")
                 );

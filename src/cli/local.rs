@@ -32,12 +32,15 @@ pub struct Replica {
     pub log: PathBuf,
 }
 
-/// Replicas `1..=n` with API ports `api_base + id` and Raft ports `raft_base + id`.
+/// Replicas `1..=n` with API ports `api_base + id` and Raft ports `raft_base + id`, plus
+/// worker agents.
 pub struct LocalCluster {
     /// Data and logs.
     pub dir: PathBuf,
     /// The replicas, by id order.
     pub replicas: Vec<Replica>,
+    /// The workers (`id` = 1-based worker number), in start order.
+    pub workers: Vec<Replica>,
     exe: PathBuf,
     api_base: u16,
 }
@@ -71,11 +74,32 @@ impl LocalCluster {
             let log = dir.join(format!("node-{id}.log"));
             replicas.push(Replica { id, child: None, args, log });
         }
-        let mut cluster = Self { dir: dir.to_path_buf(), replicas, exe, api_base };
+        let mut cluster = Self { dir: dir.to_path_buf(), replicas, workers: Vec::new(), exe, api_base };
         for id in 1..=n {
             cluster.start(id)?;
         }
         Ok(cluster)
+    }
+
+    /// Starts worker agent `worker-<n>` with `slots` slots, talking to every replica.
+    pub fn spawn_worker(&mut self, slots: u32, extra: &[String]) -> anyhow::Result<()> {
+        let n = self.workers.len() as u64 + 1;
+        let mut args: Vec<String> = vec![
+            "worker".into(),
+            "--cluster".into(),
+            self.addrs().join(","),
+            "--id".into(),
+            format!("worker-{n}"),
+            "--slots".into(),
+            slots.to_string(),
+            "--work-dir".into(),
+            self.dir.join(format!("worker-{n}")).display().to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        let log = self.dir.join(format!("worker-{n}.log"));
+        let child = spawn_process(&self.exe, &args, &log)?;
+        self.workers.push(Replica { id: n, child: Some(child), args, log });
+        Ok(())
     }
 
     /// API address of replica `id`.
@@ -96,22 +120,7 @@ impl LocalCluster {
     pub fn start(&mut self, id: u64) -> anyhow::Result<()> {
         let exe = self.exe.clone();
         let r = self.replica(id)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&r.log)
-            .with_context(|| format!("opening {}", r.log.display()))?;
-        let child = Command::new(&exe)
-            .args(&r.args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            // Own process group: Ctrl-C reaches only the parent, which stops replicas in order.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        r.child = Some(child);
+        r.child = Some(spawn_process(&exe, &r.args, &r.log)?);
         Ok(())
     }
 
@@ -149,15 +158,37 @@ impl LocalCluster {
         }
     }
 
-    /// SIGTERM every running replica, wait for them, SIGKILL stragglers.
+    /// SIGTERM every worker and replica, wait for them, SIGKILL stragglers. Workers go first
+    /// so that they can still report to the cluster on their way out.
     pub async fn shutdown(&mut self) {
-        for r in &self.replicas {
+        stop_all(&mut self.workers).await;
+        stop_all(&mut self.replicas).await;
+    }
+}
+
+/// Spawns `exe args` in its own process group with stdout/stderr appended to `log`.
+fn spawn_process(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("opening {}", log.display()))?;
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        // Own process group: Ctrl-C reaches only the parent, which stops its children in order.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))
+}
+
+async fn stop_all(processes: &mut [Replica]) {
+    for r in processes.iter() {
             if let Some(pid) = r.child.as_ref().and_then(Child::id) {
                 // SAFETY: kill(2) on a child we spawned and have not reaped yet.
                 unsafe { libc::kill(pid as i32, libc::SIGTERM) };
             }
         }
-        for r in &mut self.replicas {
+        for r in processes.iter_mut() {
             if let Some(child) = r.child.as_mut()
                 && tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err()
             {
@@ -166,5 +197,4 @@ impl LocalCluster {
             }
             r.child = None;
         }
-    }
 }

@@ -11,6 +11,7 @@ mod local;
 mod output;
 mod server;
 mod task;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,8 @@ enum Command {
     /// Initialize a cluster, inspect it, add and remove replicas.
     #[command(subcommand)]
     Cluster(cluster::ClusterCmd),
+    /// Run a worker agent, or list/drain/remove workers.
+    Worker(worker::WorkerCmd),
     /// Measure a running cluster.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -66,6 +69,7 @@ pub async fn run() -> ExitCode {
         Command::Dev(cmd) => cmd.run().await,
         Command::Task(cmd) => cmd.run().await,
         Command::Cluster(cmd) => cmd.run().await,
+        Command::Worker(cmd) => cmd.run().await,
         Command::Bench(cmd) => cmd.run().await,
     };
     match result {

@@ -19,6 +19,7 @@
 //! mapping ([`crate::api::error`]).
 
 mod batcher;
+pub mod leader;
 pub mod membership;
 mod start;
 mod state_machine;
@@ -68,6 +69,8 @@ pub struct Node {
     pub config: Arc<ServerConfig>,
     /// Client for forwarding to the leader (bound to our own IP, like Raft traffic).
     pub http: reqwest::Client,
+    /// Leader-only duties (leases, dispatch, timeouts) and their in-memory state.
+    pub leader: leader::LeaderState,
     /// Coalesces concurrent client writes into shared log entries (group commit).
     pub batcher: batcher::Batcher,
     /// Cancelled when the replica shuts down; long-polls watch it so shutdown is not held up.

@@ -45,6 +45,8 @@ pub enum Error {
 pub struct RunningNode {
     /// Shared state used by the API.
     pub node: Arc<Node>,
+    /// Keeps the leader loops following leadership changes.
+    _leadership: openraft::WatchChangeHandle<super::TypeConfig>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -118,6 +120,7 @@ impl RunningNode {
             config: config.clone(),
             http,
             batcher: super::batcher::Batcher::start(raft.clone(), config.request_timeout * 2, shutdown.clone()),
+            leader: super::leader::LeaderState::new(super::leader::LeaderOptions::default()),
             shutdown: shutdown.clone(),
             fatal: std::sync::Mutex::new(None),
             membership_lock: tokio::sync::Mutex::new(()),
@@ -150,7 +153,8 @@ impl RunningNode {
                 _ = super::membership::first_start(&starter) => {}
             }
         });
-        Ok(Self { node, tracker, shutdown })
+        let leadership = super::leader::watch_leadership(&node);
+        Ok(Self { node, _leadership: leadership, tracker, shutdown })
     }
 
     /// Waits for the shutdown token, drains the listeners and stops Raft.

@@ -508,8 +508,8 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// Largest output tail kept per attempt; longer tails keep their end.
-pub const MAX_OUTPUT_TAIL_BYTES: usize = 4096;
+/// Largest output tail kept per attempt (64 KiB of stdout + 64 KiB of stderr); longer tails keep their end.
+pub const MAX_OUTPUT_TAIL_BYTES: usize = 128 * 1024;
 /// Largest error message kept; longer messages keep their start.
 pub const MAX_ERROR_BYTES: usize = 1024;
 

@@ -1,2 +1,22 @@
-//! The worker agent (in progress).
+//! # The worker agent: runs tasks the leader assigns, and proves it is alive
+//!
+//! The path of one task through a worker ([`agent::run`]):
+//! 1. The worker registers (committed through Raft) and then heartbeats the leader every
+//!    `heartbeat_interval` with the attempts it runs. The leader renews its lease in memory and
+//!    answers which attempts must stop (cancelled, or fenced off by a newer attempt).
+//! 2. It long-polls its inbox: committed assignments it has not reported started. It starts
+//!    each (up to its slots) in a fresh per-attempt directory, reporting `started` first.
+//! 3. The [`executor`] runs the attempt (`exec` in its own process group, `http`, `noop`,
+//!    `sleep`); every checkpoint the task writes is shipped with the attempt's fencing token.
+//! 4. The outcome is reported with the token; a `stale_token` answer means the cluster has
+//!    moved on (the task was reassigned): the worker drops the attempt, and kills its process
+//!    if it still runs.
+//! 5. Self-fencing: if the worker cannot renew its lease for `worker_ttl`, it stops every
+//!    process it runs — by then the leader is reassigning them anyway.
+//!
+//! Deliberately not here: placement (the leader decides), retries (apply decides).
+
+pub mod agent;
 pub mod executor;
+
+pub use agent::WorkerConfig;

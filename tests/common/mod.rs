@@ -139,9 +139,62 @@ impl TestNode {
 /// at once on a 2-core machine would turn failover timings into noise.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A worker agent process.
+pub struct TestWorker {
+    pub name: String,
+    pub log: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl TestWorker {
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "worker {} already running", self.name);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_taskraft"))
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn taskraft worker");
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("worker not running").id() as i32
+    }
+
+    /// SIGKILL, like a crashed machine.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGSTOP / SIGCONT.
+    pub fn pause(&self) {
+        unsafe { libc::kill(self.pid(), libc::SIGSTOP) };
+    }
+    pub fn resume(&self) {
+        unsafe { libc::kill(self.pid(), libc::SIGCONT) };
+    }
+}
+
+/// True while a process with this pid exists (and is not a zombie).
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
 /// A cluster of replicas in one temp dir.
 pub struct TestCluster {
     pub nodes: Vec<TestNode>,
+    pub workers: Vec<TestWorker>,
     pub dir: tempfile::TempDir,
     extra: Vec<String>,
     _serial: std::sync::MutexGuard<'static, ()>,
@@ -154,6 +207,7 @@ impl TestCluster {
         let dir = tempfile::Builder::new().prefix("taskraft-test-").tempdir().unwrap();
         let mut cluster = TestCluster {
             nodes: Vec::new(),
+            workers: Vec::new(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             _serial: serial,
@@ -187,6 +241,42 @@ impl TestCluster {
         node.start();
         self.nodes.push(node);
         self.nodes.len() - 1
+    }
+
+    /// Starts worker `name` with `slots` slots talking to every replica; returns its index.
+    pub fn add_worker(&mut self, name: &str, slots: u32, extra: &[&str]) -> usize {
+        let addrs: Vec<String> = self.nodes.iter().map(|n| n.api_addr.clone()).collect();
+        let mut args: Vec<String> = vec![
+            "worker".into(),
+            "--cluster".into(),
+            addrs.join(","),
+            "--id".into(),
+            name.into(),
+            "--slots".into(),
+            slots.to_string(),
+            "--work-dir".into(),
+            self.dir.path().join(name).display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut w = TestWorker { name: name.into(), log: self.dir.path().join(format!("{name}.log")), args, child: None };
+        w.start();
+        self.workers.push(w);
+        self.workers.len() - 1
+    }
+
+    pub fn worker(&mut self, name: &str) -> &mut TestWorker {
+        self.workers.iter_mut().find(|w| w.name == name).expect("no such worker")
+    }
+
+    /// Waits until `n` workers are registered and active.
+    pub async fn wait_workers(&self, n: usize) {
+        let client = self.client();
+        eventually(&format!("{n} active workers"), Duration::from_secs(30), || async {
+            let v: Value = client.request(reqwest::Method::GET, "/v1/workers", None).await.ok()?;
+            let active = v["workers"].as_array()?.iter().filter(|w| w["worker"]["state"] == "active").count();
+            (active >= n).then_some(())
+        })
+        .await
     }
 
     /// A client that knows every replica (running or not).
@@ -250,14 +340,21 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        for w in &mut self.workers {
+            if let Some(c) = w.child.as_ref() {
+                unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
+            }
+            w.kill9();
+        }
         for n in &mut self.nodes {
             n.kill9();
         }
         if std::thread::panicking() {
-            for n in &self.nodes {
-                let text = std::fs::read_to_string(&n.log).unwrap_or_default();
+            let logs = self.nodes.iter().map(|n| (format!("node {}", n.id), &n.log)).chain(self.workers.iter().map(|w| (w.name.clone(), &w.log)));
+            for (name, log) in logs {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
-                eprintln!("----- last lines of node {} log ({}) -----", n.id, n.log.display());
+                eprintln!("----- last lines of {name} log ({}) -----", log.display());
                 for l in &lines[lines.len().saturating_sub(40)..] {
                     eprintln!("{l}");
                 }

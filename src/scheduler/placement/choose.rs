@@ -126,14 +126,19 @@ fn best_fit(fitting: &[usize], seats: &[Seat<'_>], spec: &TaskSpec, scale: &Scal
 /// not by the Rust version or platform: a key keeps its worker across builds. The worker with
 /// the highest score wins; adding a worker moves only the keys that the newcomer wins.
 pub fn rendezvous_hash(key: &str, worker_id: &str) -> u64 {
+    splitmix64_mix(fnv1a64(&[key.as_bytes(), &[0xFF], worker_id.as_bytes()]))
+}
+
+/// FNV-1a, 64 bits, over the concatenation of `parts`.
+pub(super) fn fnv1a64(parts: &[&[u8]]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET;
-    for &b in key.as_bytes().iter().chain(&[0xFF]).chain(worker_id.as_bytes()) {
+    for &b in parts.iter().flat_map(|p| p.iter()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(PRIME);
     }
-    splitmix64_mix(h)
+    h
 }
 
 /// The SplitMix64 finalizer: a bijection that spreads every input bit over the output.

@@ -38,10 +38,8 @@ impl Pgid {
         if !self.signal(0) {
             return false;
         }
-        match live_members_from_proc(self.0) {
-            Some(any) => any,
-            None => true, // no /proc: trust kill(…, 0), zombies included
-        }
+        // Without /proc, trust kill(…, 0), zombies included.
+        live_members_from_proc(self.0).unwrap_or(true)
     }
 
     /// Stops the group: TERM to every member, up to `grace` for the leader to exit and the

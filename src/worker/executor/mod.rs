@@ -18,9 +18,9 @@
 //!    `checkpoint.out`, build the environment (`TASKRAFT_*`, see DESIGN §6).
 //! 2. Spawn the program (no shell, stdin null) as the leader of a new process group.
 //! 3. Until the leader exits, the attempt times out or is cancelled: capture stdout and stderr into
-//!    bounded tail buffers ([`tail`]) and poll `checkpoint.out` ([`checkpoint`]), shipping each
+//!    bounded tail buffers (`tail.rs`) and poll `checkpoint.out` (`checkpoint.rs`), shipping each
 //!    new checkpoint on the channel.
-//! 4. Stop the group ([`group`]): TERM, up to `kill_grace` for every member to exit, then KILL.
+//! 4. Stop the group (`group.rs`): TERM, up to `kill_grace` for every member to exit, then KILL.
 //!    This also runs after a normal exit, so background children never outlive their attempt.
 //! 5. Read `checkpoint.out` one last time (a checkpoint written just before exit is not lost),
 //!    reap the leader, and assemble the result.

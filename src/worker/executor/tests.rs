@@ -1,1 +1,434 @@
+//! Executor tests against real processes, a real HTTP server and real signals. Waits are on
+//! conditions with a deadline, never a fixed sleep.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::scheduler::Shard;
+
+/// Longest any condition in these tests is waited for.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn request(dir: &TempDir, argv: &[&str]) -> ExecRequest {
+    ExecRequest {
+        task_id: 7,
+        attempt: 2,
+        token: 1234,
+        spec: TaskSpec { command: argv.iter().map(|s| s.to_string()).collect(), ..TaskSpec::default() },
+        checkpoint_in: None,
+        attempt_dir: dir.path().to_path_buf(),
+        timeout: None,
+        limits: ExecLimits { kill_grace: Duration::from_secs(2), ..ExecLimits::default() },
+    }
+}
+
+fn sh(dir: &TempDir, script: &str) -> ExecRequest {
+    request(dir, &["sh", "-c", script])
+}
+
+/// Runs an attempt while draining its checkpoint channel, as the worker will.
+async fn run_collecting(req: ExecRequest, cancel: CancellationToken) -> (ExecResult, Vec<Vec<u8>>) {
+    let (tx, mut rx) = mpsc::channel(1);
+    let collector = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(checkpoint) = rx.recv().await {
+            got.push(checkpoint);
+        }
+        got
+    });
+    let result = run(req, cancel, tx).await;
+    (result, collector.await.expect("collector panicked"))
+}
+
+async fn run_plain(req: ExecRequest) -> ExecResult {
+    run_collecting(req, CancellationToken::new()).await.0
+}
+
+/// Polls `cond` until it holds; panics with `what` after [`WAIT`].
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads a pid the task wrote to `file` (waiting for it) and the process's start time, which
+/// tells it apart from a later process that reuses the pid.
+async fn wait_for_pid(file: &Path) -> (i32, u64) {
+    wait_for("the pid file", || std::fs::read_to_string(file).is_ok_and(|s| s.ends_with('\n'))).await;
+    let pid: i32 = std::fs::read_to_string(file).unwrap().trim().parse().unwrap();
+    let (_, start) = proc_stat(pid).expect("the background process should be running");
+    (pid, start)
+}
+
+/// State and start time of `pid` from `/proc`.
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_ascii_whitespace().collect();
+    Some((fields[0].chars().next()?, fields[19].parse().ok()?))
+}
+
+/// Dead: no such process, a zombie (PID 1 may not reap orphans here), or the pid was reused.
+fn is_dead((pid, start): (i32, u64)) -> bool {
+    match proc_stat(pid) {
+        None => true,
+        Some((state, s)) => s != start || state == 'Z' || state == 'X',
+    }
+}
+
+// --- exec: exit status ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn exit_zero_succeeds() {
+    let dir = TempDir::new().unwrap();
+    let r = run_plain(sh(&dir, "exit 0")).await;
+    assert_eq!((r.outcome, r.exit_code, r.error.as_deref()), (AttemptOutcome::Succeeded, Some(0), None));
+    assert_eq!(r.output_tail, "");
+}
+
+#[tokio::test]
+async fn nonzero_exit_fails_with_code_and_output() {
+    let dir = TempDir::new().unwrap();
+    let r = run_plain(sh(&dir, "echo out; echo err >&2; exit 3")).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed);
+    assert_eq!(r.exit_code, Some(3));
+    assert_eq!(r.error.as_deref(), Some("exited with code 3"));
+    assert_eq!(r.output_tail, "--- stdout (4 bytes) ---\nout\n--- stderr (4 bytes) ---\nerr\n");
+}
+
+#[tokio::test]
+async fn death_by_signal_names_the_signal() {
+    let dir = TempDir::new().unwrap();
+    let r = run_plain(sh(&dir, "kill -SEGV $$")).await;
+    assert_eq!((r.outcome, r.exit_code), (AttemptOutcome::Failed, None));
+    let error = r.error.unwrap();
+    assert!(error.starts_with("killed by signal 11 (SIGSEGV"), "{error}");
+}
+
+#[tokio::test]
+async fn missing_program_fails_clearly() {
+    let dir = TempDir::new().unwrap();
+    let r = run_plain(request(&dir, &["/no/such/program-xyz", "arg"])).await;
+    assert_eq!((r.outcome, r.exit_code), (AttemptOutcome::Failed, None));
+    let error = r.error.unwrap();
+    assert!(error.contains("could not start \"/no/such/program-xyz\": no such program"), "{error}");
+}
+
+#[tokio::test]
+async fn missing_working_dir_fails_clearly() {
+    let dir = TempDir::new().unwrap();
+    let mut req = sh(&dir, "exit 0");
+    req.spec.working_dir = Some("/no/such/dir-xyz".to_string());
+    let r = run_plain(req).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed);
+    assert!(r.error.unwrap().contains("working directory /no/such/dir-xyz does not exist"));
+}
+
+#[tokio::test]
+async fn empty_command_and_unknown_builtin_fail() {
+    let dir = TempDir::new().unwrap();
+    let r = run_plain(request(&dir, &[])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed);
+    let r = run_plain(request(&dir, &["taskraft:nope"])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed);
+    assert!(r.error.unwrap().contains("unknown built-in executor taskraft:nope"));
+}
+
+// --- exec: environment and checkpoints -------------------------------------------------------
+
+#[tokio::test]
+async fn environment_is_set() {
+    let dir = TempDir::new().unwrap();
+    let mut req = sh(
+        &dir,
+        r#"env | grep -E '^(TASKRAFT_|GREETING=)' | sort; pwd; [ -z "${TASKRAFT_CHECKPOINT_IN+set}" ] && echo no-checkpoint-in"#,
+    );
+    req.spec.env = BTreeMap::from([("GREETING".to_string(), "hello world".to_string())]);
+    req.spec.shard = Some(Shard { index: 2, total: 5 });
+    let r = run_plain(req).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
+    let dir = std::fs::canonicalize(dir.path()).unwrap();
+    let out = dir.join(CHECKPOINT_OUT_FILE);
+    let expected = format!(
+        "GREETING=hello world\nTASKRAFT_ATTEMPT=2\nTASKRAFT_CHECKPOINT_OUT={}\nTASKRAFT_FENCING_TOKEN=1234\n\
+         TASKRAFT_SHARD_COUNT=5\nTASKRAFT_SHARD_INDEX=2\nTASKRAFT_TASK_ID=7\n{}\nno-checkpoint-in\n",
+        out.display(),
+        dir.display()
+    );
+    assert!(r.output_tail.ends_with(&expected), "got:\n{}\nexpected:\n{expected}", r.output_tail);
+}
+
+#[tokio::test]
+async fn checkpoint_in_holds_the_given_bytes() {
+    let dir = TempDir::new().unwrap();
+    let mut req =
+        sh(&dir, r#"printf 'resume-from-42' | cmp - "$TASKRAFT_CHECKPOINT_IN" && echo "$TASKRAFT_CHECKPOINT_IN""#);
+    req.checkpoint_in = Some(b"resume-from-42".to_vec());
+    let r = run_plain(req).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
+    assert!(r.output_tail.ends_with(&format!("{CHECKPOINT_IN_FILE}\n")), "{}", r.output_tail);
+}
+
+#[tokio::test]
+async fn checkpoints_are_delivered_while_running_and_at_exit() {
+    let dir = TempDir::new().unwrap();
+    let go = dir.path().join("go");
+    let mut req = sh(
+        &dir,
+        r#"save() { printf '%s' "$1" > ckpt.tmp && mv ckpt.tmp "$TASKRAFT_CHECKPOINT_OUT"; }
+           save progress-1
+           while [ ! -e go ]; do sleep 0.01; done
+           save progress-1
+           save final"#,
+    );
+    req.limits.checkpoint_poll = Duration::from_millis(20);
+    let (tx, mut rx) = mpsc::channel(1);
+    let attempt = tokio::spawn(run(req, CancellationToken::new(), tx));
+
+    let first = tokio::time::timeout(WAIT, rx.recv()).await.expect("no checkpoint while running");
+    assert_eq!(first.as_deref(), Some(&b"progress-1"[..]));
+    std::fs::write(&go, b"").unwrap();
+    let mut rest = Vec::new();
+    while let Some(checkpoint) = tokio::time::timeout(WAIT, rx.recv()).await.expect("channel never closed") {
+        rest.push(checkpoint);
+    }
+    let r = attempt.await.unwrap();
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
+    // Rewriting the same bytes ships nothing; the one written just before exit is not lost.
+    assert_eq!(rest, vec![b"final".to_vec()]);
+}
+
+#[tokio::test]
+async fn checkpoint_written_just_before_exit_is_delivered_by_the_final_read() {
+    let dir = TempDir::new().unwrap();
+    let mut req = sh(&dir, r#"printf last > t && mv t "$TASKRAFT_CHECKPOINT_OUT""#);
+    req.limits.checkpoint_poll = Duration::from_secs(3600); // only the immediate first tick polls
+    let (r, got) = run_collecting(req, CancellationToken::new()).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
+    assert_eq!(got, vec![b"last".to_vec()]);
+}
+
+#[tokio::test]
+async fn full_channel_coalesces_to_the_newest_checkpoint() {
+    let dir = TempDir::new().unwrap();
+    let mut req =
+        sh(&dir, r#"for i in 1 2 3 4 5; do printf "c$i" > t && mv t "$TASKRAFT_CHECKPOINT_OUT"; sleep 0.05; done"#);
+    req.limits.checkpoint_poll = Duration::from_millis(10);
+    // Capacity 1 and nobody reading until the process has exited: c1 fills the channel, later
+    // ones replace each other as pending, and the final send delivers the newest.
+    let (tx, mut rx) = mpsc::channel(1);
+    let attempt = tokio::spawn(run(req, CancellationToken::new(), tx));
+    wait_for("the attempt to finish writing", || dir.path().join(CHECKPOINT_OUT_FILE).exists()).await;
+    wait_for("the last checkpoint", || std::fs::read(dir.path().join(CHECKPOINT_OUT_FILE)).unwrap() == b"c5").await;
+    let mut got = Vec::new();
+    while let Some(checkpoint) = rx.recv().await {
+        got.push(checkpoint);
+    }
+    assert_eq!(attempt.await.unwrap().outcome, AttemptOutcome::Succeeded);
+    assert!(got.len() <= 2, "channel should hold at most one stale checkpoint, got {got:?}");
+    assert_eq!(got.last().map(Vec::as_slice), Some(&b"c5"[..]));
+}
+
+#[tokio::test]
+async fn oversized_checkpoint_is_refused_with_a_clear_error() {
+    let dir = TempDir::new().unwrap();
+    let mut req = sh(&dir, r#"head -c 100 /dev/zero > t && mv t "$TASKRAFT_CHECKPOINT_OUT""#);
+    req.limits.checkpoint_max_bytes = 10;
+    let (r, got) = run_collecting(req, CancellationToken::new()).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded, "the task itself did fine");
+    assert!(got.is_empty(), "nothing over the limit may be shipped");
+    assert_eq!(r.error.as_deref(), Some("checkpoint of 100 bytes refused: the limit is 10 bytes; it was not saved"));
+}
+
+// --- exec: output --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn output_tail_keeps_only_the_last_bytes() {
+    let dir = TempDir::new().unwrap();
+    let mut req =
+        sh(&dir, "i=0; while [ $i -lt 1000 ]; do echo line-$i; i=$((i+1)); done; head -c 3000000 /dev/zero >&2");
+    req.limits.output_tail_bytes = 100;
+    let r = run_plain(req).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
+    let (stdout, stderr) = r.output_tail.split_once("--- stderr").unwrap();
+    let stdout_header = "--- stdout (last 100 of 8890 bytes) ---\n";
+    assert!(stdout.starts_with(stdout_header), "{stdout}");
+    assert_eq!(stdout.len(), stdout_header.len() + 100);
+    assert!(stdout.ends_with("line-998\nline-999\n"));
+    assert!(stderr.starts_with(" (last 100 of 3000000 bytes) ---\n"), "{stderr}");
+}
+
+// --- exec: stopping the process group ----------------------------------------------------------
+
+/// Starts a background grandchild, records its pid, then waits in the foreground.
+const GROUP_SCRIPT: &str = "sleep 100 & echo $! > bg.pid; sleep 100";
+
+#[tokio::test]
+async fn timeout_kills_the_whole_group() {
+    let dir = TempDir::new().unwrap();
+    let mut req = sh(&dir, GROUP_SCRIPT);
+    req.timeout = Some(Duration::from_secs(2));
+    let attempt = tokio::spawn(run_collecting(req, CancellationToken::new()));
+    let grandchild = wait_for_pid(&dir.path().join("bg.pid")).await;
+    let (r, _) = attempt.await.unwrap();
+    assert_eq!((r.outcome, r.exit_code), (AttemptOutcome::TimedOut, None));
+    assert_eq!(r.error.as_deref(), Some("timed out after 2s; the process group was killed"));
+    assert!(is_dead(grandchild), "the background grandchild survived the timeout");
+}
+
+#[tokio::test]
+async fn cancel_kills_the_whole_group() {
+    let dir = TempDir::new().unwrap();
+    let cancel = CancellationToken::new();
+    let attempt = tokio::spawn(run_collecting(sh(&dir, GROUP_SCRIPT), cancel.clone()));
+    let grandchild = wait_for_pid(&dir.path().join("bg.pid")).await;
+    cancel.cancel();
+    let (r, _) = tokio::time::timeout(WAIT, attempt).await.expect("cancel did not stop the attempt").unwrap();
+    assert_eq!(r.outcome, AttemptOutcome::Cancelled);
+    assert!(is_dead(grandchild), "the background grandchild survived the cancel");
+}
+
+#[tokio::test]
+async fn term_ignoring_group_gets_killed_after_the_grace() {
+    let dir = TempDir::new().unwrap();
+    let mut req = sh(&dir, "trap '' TERM; sleep 100 & echo $! > bg.pid; wait");
+    req.limits.kill_grace = Duration::from_millis(300);
+    let cancel = CancellationToken::new();
+    let attempt = tokio::spawn(run_collecting(req, cancel.clone()));
+    let grandchild = wait_for_pid(&dir.path().join("bg.pid")).await;
+    let cancelled_at = Instant::now();
+    cancel.cancel();
+    let (r, _) = tokio::time::timeout(WAIT, attempt).await.expect("KILL did not stop the attempt").unwrap();
+    assert!(cancelled_at.elapsed() >= Duration::from_millis(300), "KILL came before the grace ended");
+    assert_eq!(r.outcome, AttemptOutcome::Cancelled);
+    assert!(is_dead(grandchild));
+}
+
+#[tokio::test]
+async fn background_processes_do_not_outlive_a_normal_exit() {
+    let dir = TempDir::new().unwrap();
+    let started = Instant::now();
+    // The grandchild holds stdout open: without the group stop, reading output would hang.
+    let r = run_plain(sh(&dir, "sleep 100 & echo $! > bg.pid; echo done")).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
+    assert!(started.elapsed() < Duration::from_secs(2), "waited for the grace instead of TERM working");
+    let pid: i32 = std::fs::read_to_string(dir.path().join("bg.pid")).unwrap().trim().parse().unwrap();
+    assert!(proc_stat(pid).is_none_or(|(state, _)| state == 'Z'), "the leftover sleep is still alive");
+}
+
+#[tokio::test]
+async fn dropping_the_attempt_kills_the_group() {
+    let dir = TempDir::new().unwrap();
+    let attempt = tokio::spawn(run_collecting(sh(&dir, GROUP_SCRIPT), CancellationToken::new()));
+    let grandchild = wait_for_pid(&dir.path().join("bg.pid")).await;
+    attempt.abort();
+    wait_for("the group to be killed on drop", || is_dead(grandchild)).await;
+}
+
+// --- built-ins -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn noop_succeeds() {
+    let dir = TempDir::new().unwrap();
+    let r = run_plain(request(&dir, &["taskraft:noop"])).await;
+    assert_eq!(r, ExecResult::new(AttemptOutcome::Succeeded));
+}
+
+#[tokio::test]
+async fn sleep_succeeds_times_out_and_cancels() {
+    let dir = TempDir::new().unwrap();
+    let started = Instant::now();
+    let r = run_plain(request(&dir, &["taskraft:sleep", "50"])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
+    assert!(started.elapsed() >= Duration::from_millis(50));
+
+    let mut req = request(&dir, &["taskraft:sleep", "100000"]);
+    req.timeout = Some(Duration::from_millis(50));
+    let r = run_plain(req).await;
+    assert_eq!((r.outcome, r.error.as_deref()), (AttemptOutcome::TimedOut, Some("timed out after 50ms")));
+
+    let cancel = CancellationToken::new();
+    let attempt = tokio::spawn(run_collecting(request(&dir, &["taskraft:sleep", "100000"]), cancel.clone()));
+    cancel.cancel();
+    let (r, _) = tokio::time::timeout(WAIT, attempt).await.unwrap().unwrap();
+    assert_eq!(r.outcome, AttemptOutcome::Cancelled);
+
+    let r = run_plain(request(&dir, &["taskraft:sleep", "soon"])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed);
+    assert!(r.error.unwrap().contains("needs a duration in milliseconds; got \"soon\""));
+}
+
+// --- http ----------------------------------------------------------------------------------
+
+/// A tiny server on a free loopback port; returns its base URL.
+async fn http_server() -> String {
+    let app = Router::new()
+        .route("/ok", get(|| async { "hello" }))
+        .route("/fail", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+        .route("/echo", post(|body: String| async move { format!("got {body}") }))
+        .route("/slow", get(std::future::pending::<&'static str>));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn http_2xx_succeeds_with_the_body() {
+    let (dir, base) = (TempDir::new().unwrap(), http_server().await);
+    let r = run_plain(request(&dir, &["taskraft:http", &format!("{base}/ok")])).await;
+    assert_eq!((r.outcome, r.error.as_deref()), (AttemptOutcome::Succeeded, None));
+    assert_eq!(r.output_tail, "HTTP 200 OK\n--- body (5 bytes) ---\nhello\n");
+
+    let r = run_plain(request(&dir, &["taskraft:http", &format!("{base}/echo"), "post", "ping"])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
+    assert!(r.output_tail.ends_with("got ping\n"), "{}", r.output_tail);
+}
+
+#[tokio::test]
+async fn http_500_fails_with_the_status() {
+    let (dir, base) = (TempDir::new().unwrap(), http_server().await);
+    let url = format!("{base}/fail");
+    let r = run_plain(request(&dir, &["taskraft:http", &url])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed);
+    assert_eq!(r.error, Some(format!("GET {url} answered HTTP 500 Internal Server Error")));
+    assert!(r.output_tail.ends_with("boom\n"));
+}
+
+#[tokio::test]
+async fn http_timeout_cancel_and_bad_input() {
+    let (dir, base) = (TempDir::new().unwrap(), http_server().await);
+    let mut req = request(&dir, &["taskraft:http", &format!("{base}/slow")]);
+    req.timeout = Some(Duration::from_millis(100));
+    assert_eq!(run_plain(req).await.outcome, AttemptOutcome::TimedOut);
+
+    let cancel = CancellationToken::new();
+    let slow = request(&dir, &["taskraft:http", &format!("{base}/slow")]);
+    let attempt = tokio::spawn(run_collecting(slow, cancel.clone()));
+    cancel.cancel();
+    assert_eq!(tokio::time::timeout(WAIT, attempt).await.unwrap().unwrap().0.outcome, AttemptOutcome::Cancelled);
+
+    for (argv, expected) in [
+        (vec!["taskraft:http"], "needs a URL"),
+        (vec!["taskraft:http", "not a url"], "invalid URL"),
+        (vec!["taskraft:http", "https://example.com/"], "built without TLS"),
+        (vec!["taskraft:http", "http://127.0.0.1:1/", "BAD METHOD"], "invalid HTTP method"),
+        (vec!["taskraft:http", "http://127.0.0.1:1/"], "failed"),
+    ] {
+        let r = run_plain(request(&dir, &argv)).await;
+        assert_eq!(r.outcome, AttemptOutcome::Failed, "{argv:?}");
+        let error = r.error.unwrap();
+        assert!(error.contains(expected), "{argv:?}: {error}");
+    }
+}

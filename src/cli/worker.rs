@@ -1,0 +1,206 @@
+//! `taskraft worker`: run a worker agent, or list/drain/remove workers.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::ClientArgs;
+use super::Output;
+use super::output::print_json;
+use super::output::print_table;
+use crate::client::Client;
+use crate::node::leader::DEFAULT_HEARTBEAT_INTERVAL;
+use crate::node::leader::DEFAULT_WORKER_TTL;
+use crate::worker::WorkerConfig;
+use crate::worker::executor::ExecLimits;
+
+/// Run a worker (`taskraft worker --cluster … --id …`) or manage workers (`list`, `drain`, `remove`).
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WorkerCmd {
+    #[command(subcommand)]
+    admin: Option<WorkerAdmin>,
+    #[command(flatten)]
+    run: WorkerArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum WorkerAdmin {
+    /// List workers with their state and running attempts.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop sending new tasks to a worker; it finishes what it runs.
+    Drain {
+        /// Worker id.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove a worker; its running attempts end lost and resume elsewhere.
+    Remove {
+        /// Worker id.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Settings of a worker agent: flags, `TASKRAFT_WORKER_*`/`TASKRAFT_*` environment, TOML file.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerArgs {
+    /// TOML config file with the keys below (`cluster = [...]`, `id = "w1"`, …).
+    #[arg(long, env = "TASKRAFT_WORKER_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// API addresses of cluster replicas (comma-separated).
+    #[arg(long, env = "TASKRAFT_CLUSTER", value_delimiter = ',')]
+    cluster: Option<Vec<String>>,
+    /// Stable worker id (default: the host name).
+    #[arg(long, env = "TASKRAFT_WORKER_ID")]
+    id: Option<String>,
+    /// Concurrent attempts.
+    #[arg(long, env = "TASKRAFT_WORKER_SLOTS")]
+    slots: Option<u32>,
+    /// CPU offered, in millicores (default: 1000 per core).
+    #[arg(long, env = "TASKRAFT_WORKER_CPU")]
+    cpu: Option<u32>,
+    /// Memory offered, in MiB.
+    #[arg(long, env = "TASKRAFT_WORKER_MEMORY")]
+    memory: Option<u32>,
+    /// Label `key=value` matched against task constraints (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    #[serde(rename = "labels")]
+    label: Option<Vec<(String, String)>>,
+    /// Directory for per-attempt working directories.
+    #[arg(long, env = "TASKRAFT_WORKER_WORK_DIR")]
+    work_dir: Option<PathBuf>,
+    /// Source IP of outgoing connections.
+    #[arg(long, env = "TASKRAFT_WORKER_LOCAL_IP")]
+    local_ip: Option<std::net::IpAddr>,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, env = "TASKRAFT_WORKER_HEARTBEAT_MS")]
+    heartbeat_ms: Option<u64>,
+    /// Lease length in milliseconds (must match the cluster's worker_ttl).
+    #[arg(long, env = "TASKRAFT_WORKER_TTL_MS")]
+    ttl_ms: Option<u64>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+impl WorkerArgs {
+    fn resolve(self) -> anyhow::Result<WorkerConfig> {
+        let file: WorkerArgs = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("invalid worker config {}", path.display()))?
+            }
+            None => WorkerArgs::default(),
+        };
+        let cluster = self.cluster.or(file.cluster).unwrap_or_else(|| super::DEFAULT_ADDRS.split(',').map(String::from).collect());
+        let id = match self.id.or(file.id) {
+            Some(id) => id,
+            None => std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default(),
+        };
+        anyhow::ensure!(!id.is_empty(), "give the worker an id with --id");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let slots = self.slots.or(file.slots).unwrap_or(4);
+        anyhow::ensure!(slots >= 1, "--slots must be at least 1");
+        let heartbeat = Duration::from_millis(self.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(DEFAULT_HEARTBEAT_INTERVAL.as_millis() as u64));
+        let ttl = Duration::from_millis(self.ttl_ms.or(file.ttl_ms).unwrap_or(DEFAULT_WORKER_TTL.as_millis() as u64));
+        anyhow::ensure!(heartbeat < ttl, "heartbeat interval must be shorter than the lease (ttl)");
+        Ok(WorkerConfig {
+            cluster,
+            work_dir: self.work_dir.or(file.work_dir).unwrap_or_else(|| std::env::temp_dir().join(format!("taskraft-worker-{id}"))),
+            id,
+            slots,
+            cpu_millis: self.cpu.or(file.cpu).unwrap_or(cores * 1000),
+            memory_mib: self.memory.or(file.memory).unwrap_or(4096),
+            labels: self.label.or(file.label).unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+            local_ip: self.local_ip.or(file.local_ip),
+            heartbeat_interval: heartbeat,
+            worker_ttl: ttl,
+            limits: ExecLimits::default(),
+        })
+    }
+}
+
+impl WorkerCmd {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.admin {
+            None => {
+                super::init_logging();
+                let config = self.run.resolve()?;
+                let span = tracing::info_span!("worker", id = %config.id);
+                let shutdown = CancellationToken::new();
+                super::server::spawn_signal_handler(shutdown.clone());
+                async move {
+                    tracing::info!(cluster = ?config.cluster, slots = config.slots, work_dir = %config.work_dir.display(), "worker starting");
+                    crate::worker::agent::run(config, shutdown).await
+                }
+                .instrument(span)
+                .await?;
+            }
+            Some(WorkerAdmin::List { client }) => {
+                let c = Client::new(client.addr.clone())?;
+                let v: Value = c.request(Method::GET, "/v1/workers", None).await?;
+                if client.output == Output::Json {
+                    print_json(&v);
+                } else {
+                    let rows: Vec<Vec<String>> = v["workers"]
+                        .as_array()
+                        .map(|ws| {
+                            ws.iter()
+                                .map(|w| {
+                                    let labels = w["worker"]["labels"]
+                                        .as_object()
+                                        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+                                        .unwrap_or_default();
+                                    vec![
+                                        w["worker"]["id"].as_str().unwrap_or("").into(),
+                                        w["worker"]["state"].as_str().unwrap_or("").into(),
+                                        format!("{}/{}", w["running"], w["worker"]["slots"]),
+                                        w["worker"]["cpu_millis"].to_string(),
+                                        w["worker"]["memory_mib"].to_string(),
+                                        labels,
+                                    ]
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    print_table(&["ID", "STATE", "RUNNING", "CPU", "MEMORY", "LABELS"], &rows);
+                }
+            }
+            Some(WorkerAdmin::Drain { id, client }) => {
+                let c = Client::new(client.addr.clone())?;
+                let v: Value = c.request(Method::POST, &format!("/v1/workers/{id}/drain"), None).await?;
+                if client.output == Output::Json { print_json(&v) } else { println!("worker {id} is draining: it gets no new tasks and finishes what it runs") }
+            }
+            Some(WorkerAdmin::Remove { id, client }) => {
+                let c = Client::new(client.addr.clone())?;
+                let v: Value = c.request(Method::DELETE, &format!("/v1/workers/{id}"), None).await?;
+                if client.output == Output::Json {
+                    print_json(&v)
+                } else {
+                    println!("worker {id} removed; {} running attempt(s) will resume elsewhere", v["affected"].as_array().map_or(0, |a| a.len()))
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

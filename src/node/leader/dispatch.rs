@@ -1,0 +1,61 @@
+//! The dispatch loop: plan, commit one `Assign` batch, repeat.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+use crate::scheduler::AssignOutcome;
+use crate::scheduler::Command;
+use crate::scheduler::Response;
+use crate::scheduler::placement::PlacementOptions;
+use crate::scheduler::placement::Planner;
+use crate::util::now_ms;
+
+/// Runs until `token` is cancelled (leadership lost or shutdown).
+pub async fn run(node: Arc<Node>, token: CancellationToken) {
+    let seed = now_ms() ^ (node.id << 32);
+    let mut planner = Planner::new(PlacementOptions::default(), seed);
+    let mut applied = node.view.subscribe();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = node.leader.wake.notified() => {}
+            _ = applied.changed() => {}
+            _ = tokio::time::sleep(node.leader.options.dispatch_interval) => {}
+        }
+        for task in std::mem::take(&mut *node.leader.completed.lock().expect("completed lock")) {
+            planner.observe_completed(&task);
+        }
+        let now = now_ms();
+        let live = node.leader.leases.live();
+        let plan = node.view.read(|a| planner.plan(&a.state, &live, now));
+        if plan.assignments.is_empty() {
+            continue;
+        }
+        let n = plan.assignments.len();
+        let deadline = Instant::now() + node.config.request_timeout;
+        match node.write(Command::Assign { now_ms: now, assignments: plan.assignments }, deadline).await {
+            Ok(Response::Assigned { results }) => {
+                let rejected: Vec<String> = results
+                    .iter()
+                    .filter_map(|r| match &r.outcome {
+                        AssignOutcome::Rejected(rej) => Some(format!("{}->{}: {rej}", r.task_id, r.worker_id)),
+                        AssignOutcome::Assigned { .. } => None,
+                    })
+                    .collect();
+                tracing::debug!(assigned = n - rejected.len(), rejected = rejected.len(), "dispatch round committed");
+                if !rejected.is_empty() {
+                    tracing::debug!(?rejected, "assignments refused by apply");
+                }
+            }
+            Ok(other) => tracing::warn!(?other, "unexpected answer to Assign"),
+            Err(e) => {
+                tracing::warn!(error = %e, "dispatch round failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

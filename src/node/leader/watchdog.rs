@@ -1,0 +1,81 @@
+//! Lease expiry and attempt timeouts: the leader ends what stopped answering or ran too long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+use crate::scheduler::AttemptOutcome;
+use crate::scheduler::Command;
+use crate::scheduler::TaskState;
+use crate::scheduler::WorkerState;
+use crate::util::now_ms;
+
+/// Commits `WorkerLost` for every active or draining worker whose lease ran out.
+pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
+    let period = (node.leader.leases.ttl() / 10).max(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        for (worker, silent) in node.leader.leases.expired() {
+            let alive_in_state = node.view.read(|a| {
+                a.state.worker(&worker).is_some_and(|w| matches!(w.state, WorkerState::Active | WorkerState::Draining))
+            });
+            if !alive_in_state {
+                node.leader.leases.forget(&worker);
+                continue;
+            }
+            tracing::warn!(worker = %worker, silent_ms = silent.as_millis() as u64, "worker lease expired; declaring it lost");
+            let deadline = Instant::now() + node.config.request_timeout;
+            match node.write(Command::WorkerLost { now_ms: now_ms(), worker_id: worker.clone() }, deadline).await {
+                Ok(resp) => {
+                    node.leader.leases.forget(&worker);
+                    tracing::info!(worker = %worker, ?resp, "worker declared lost; its attempts follow their failover policy");
+                    node.leader.wake.notify_one();
+                }
+                Err(e) => tracing::warn!(worker = %worker, error = %e, "could not commit WorkerLost; will retry"),
+            }
+        }
+    }
+}
+
+/// Ends attempts that ran past their task's `timeout_ms` (counted from assignment).
+pub async fn enforce_timeouts(node: Arc<Node>, token: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        let now = now_ms();
+        let overdue: Vec<(u64, u64, u64)> = node.view.read(|a| {
+            [TaskState::Assigned, TaskState::Running]
+                .into_iter()
+                .flat_map(|s| a.state.tasks_in(s))
+                .filter_map(|t| {
+                    let limit = t.spec.timeout_ms?;
+                    let attempt = t.live_attempt()?;
+                    (now.saturating_sub(attempt.started_ms.unwrap_or(attempt.assigned_ms)) > limit).then_some((t.id, attempt.fencing_token, limit))
+                })
+                .collect()
+        });
+        for (task_id, token_of_attempt, limit) in overdue {
+            tracing::info!(task_id, token = token_of_attempt, limit_ms = limit, "attempt timed out; fencing it");
+            let cmd = Command::Complete {
+                now_ms: now,
+                task_id,
+                token: token_of_attempt,
+                outcome: AttemptOutcome::TimedOut,
+                exit_code: None,
+                output_tail: String::new(),
+                error: Some(format!("timed out after {limit} ms (enforced by the leader)")),
+            };
+            if let Err(e) = node.write(cmd, Instant::now() + node.config.request_timeout).await {
+                tracing::warn!(task_id, error = %e, "could not commit the timeout; will retry");
+            }
+        }
+    }
+}

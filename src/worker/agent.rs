@@ -1,0 +1,369 @@
+//! The worker's loops: register, heartbeat, inbox, attempts.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::executor;
+use super::executor::ExecLimits;
+use super::executor::ExecRequest;
+use crate::api::workers::Assignment;
+use crate::api::workers::HeartbeatAnswer;
+use crate::api::workers::Inbox;
+use crate::api::workers::RunningAttempt;
+use crate::client::Client;
+use crate::client::ClientError;
+use crate::client::Payload;
+use crate::scheduler::AttemptOutcome;
+use crate::scheduler::TaskStatus;
+use crate::scheduler::WorkerInfo;
+
+/// Settings of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// API addresses of cluster replicas.
+    pub cluster: Vec<String>,
+    /// Stable worker id.
+    pub id: String,
+    /// Concurrent attempts.
+    pub slots: u32,
+    /// CPU offered, millicores.
+    pub cpu_millis: u32,
+    /// Memory offered, MiB.
+    pub memory_mib: u32,
+    /// Labels matched against task constraints.
+    pub labels: BTreeMap<String, String>,
+    /// Where per-attempt directories are created.
+    pub work_dir: PathBuf,
+    /// Source IP of outgoing connections.
+    pub local_ip: Option<std::net::IpAddr>,
+    /// Interval between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Lease length: without a renewal for this long, the worker stops its processes.
+    pub worker_ttl: Duration,
+    /// Executor bounds.
+    pub limits: ExecLimits,
+}
+
+/// Why a running attempt is being stopped. Only an operator's cancel is reported back as the
+/// attempt's outcome; the others leave the outcome to the cluster (the attempt was fenced off,
+/// or the leader will declare it lost and reassign it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Cancelled,
+    Stale,
+    LeaseLost,
+    Shutdown,
+}
+
+/// One attempt this worker runs.
+struct Running {
+    token: u64,
+    stop: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl Running {
+    fn stop(&self, reason: StopReason) {
+        self.reason.lock().expect("reason lock").get_or_insert(reason);
+        self.stop.cancel();
+    }
+}
+
+/// How long shutdown waits for stopped attempts to report before the process exits.
+const SHUTDOWN_REPORT_GRACE: Duration = Duration::from_secs(10);
+
+struct Worker {
+    config: WorkerConfig,
+    attempts: tokio_util::task::TaskTracker,
+    client: Client,
+    running: Mutex<HashMap<u64, Running>>,
+    wake_inbox: tokio::sync::Notify,
+}
+
+/// Runs the worker until `shutdown`.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.work_dir)?;
+    let client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?.with_timeout(Duration::from_secs(10));
+    let worker = Arc::new(Worker {
+        config,
+        attempts: tokio_util::task::TaskTracker::new(),
+        client,
+        running: Mutex::new(HashMap::new()),
+        wake_inbox: Default::default(),
+    });
+    worker.register(&shutdown).await;
+    let heartbeat = tokio::spawn(worker.clone().heartbeat_loop(shutdown.clone()));
+    worker.clone().inbox_loop(shutdown.clone()).await;
+    let _ = heartbeat.await;
+    let n = worker.stop_all(StopReason::Shutdown);
+    if n > 0 {
+        tracing::warn!(attempts = n, "stopped running attempts at shutdown; reporting them lost so they resume elsewhere");
+    }
+    worker.attempts.close();
+    if tokio::time::timeout(SHUTDOWN_REPORT_GRACE, worker.attempts.wait()).await.is_err() {
+        tracing::warn!("some attempts did not report in time; the leader will reassign them when the lease expires");
+    }
+    Ok(())
+}
+
+impl Worker {
+    async fn register(&self, shutdown: &CancellationToken) {
+        let c = &self.config;
+        let body = json!({
+            "id": c.id, "api_addr": format!("{}:0", c.local_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string())),
+            "slots": c.slots, "cpu_millis": c.cpu_millis, "memory_mib": c.memory_mib, "labels": c.labels,
+        });
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.client.request::<WorkerInfo>(Method::POST, "/v1/workers", Some(Payload::Json(body.clone()))).await {
+                Ok(info) => {
+                    tracing::info!(worker = %info.id, slots = info.slots, "registered with the cluster");
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "registration failed; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn running_list(&self) -> Vec<RunningAttempt> {
+        let running = self.running.lock().expect("running lock");
+        running.iter().map(|(task_id, r)| RunningAttempt { task_id: *task_id, token: r.token }).collect()
+    }
+
+    /// Stops one attempt if it is still the one with `token`.
+    fn stop(&self, task_id: u64, token: u64, reason: StopReason) {
+        let running = self.running.lock().expect("running lock");
+        if let Some(r) = running.get(&task_id).filter(|r| r.token == token) {
+            tracing::warn!(task_id, token, ?reason, "stopping attempt");
+            r.stop(reason);
+        }
+    }
+
+    fn stop_all(&self, reason: StopReason) -> usize {
+        let running = self.running.lock().expect("running lock");
+        for (task_id, r) in running.iter() {
+            tracing::warn!(task_id, token = r.token, ?reason, "stopping attempt");
+            r.stop(reason);
+        }
+        running.len()
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut last_renewal = Instant::now();
+        let mut fenced = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.config.heartbeat_interval) => {}
+            }
+            let path = format!("/v1/workers/{}/heartbeat", self.config.id);
+            let body = json!({ "running": self.running_list() });
+            match self.client.request::<HeartbeatAnswer>(Method::POST, &path, Some(Payload::Json(body))).await {
+                Ok(answer) => {
+                    last_renewal = Instant::now();
+                    fenced = false;
+                    for order in answer.stop {
+                        let reason = if order.reason == "cancelled" { StopReason::Cancelled } else { StopReason::Stale };
+                        self.stop(order.task_id, order.token, reason);
+                    }
+                }
+                Err(ClientError::Api { code, .. }) if code == "not_registered" => {
+                    tracing::warn!("the cluster no longer knows this worker (declared lost?); stopping attempts and registering again");
+                    self.stop_all(StopReason::LeaseLost);
+                    self.register(&shutdown).await;
+                    last_renewal = Instant::now();
+                }
+                Err(e) => {
+                    let silent = last_renewal.elapsed();
+                    tracing::warn!(error = %e, silent_ms = silent.as_millis() as u64, "heartbeat failed");
+                    if silent >= self.config.worker_ttl && !fenced {
+                        let n = self.stop_all(StopReason::LeaseLost);
+                        tracing::error!(attempts = n, "lease lost: stopped every running attempt");
+                        fenced = true;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn inbox_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let path = format!("/v1/workers/{}/inbox?wait_ms=5000", self.config.id);
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let free = self.config.slots as usize - self.running.lock().expect("running lock").len().min(self.config.slots as usize);
+            if free == 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.wake_inbox.notified() => continue,
+                }
+            }
+            let polled = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = self.client.request::<Inbox>(Method::GET, &path, None) => r,
+            };
+            match polled {
+                Ok(inbox) => {
+                    for a in inbox.assignments {
+                        self.clone().start(a, &shutdown);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbox poll failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts an assignment unless it already runs.
+    fn start(self: Arc<Self>, a: Assignment, shutdown: &CancellationToken) {
+        let task_id = a.task.id;
+        let stop = shutdown.child_token();
+        let reason = Arc::new(Mutex::new(None));
+        {
+            let mut running = self.running.lock().expect("running lock");
+            if running.get(&task_id).is_some_and(|r| r.token == a.token) {
+                return;
+            }
+            if running.len() >= self.config.slots as usize {
+                return;
+            }
+            running.insert(task_id, Running { token: a.token, stop: stop.clone(), reason: reason.clone() });
+        }
+        let span = tracing::info_span!("attempt", task_id, attempt = a.attempt, token = a.token);
+        let tracker = self.attempts.clone();
+        tracker.spawn(
+            async move {
+                self.attempt(a, stop, reason).await;
+                self.running.lock().expect("running lock").remove(&task_id);
+                self.wake_inbox.notify_one();
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn attempt(&self, a: Assignment, stop: CancellationToken, reason: Arc<Mutex<Option<StopReason>>>) {
+        let (task_id, token) = (a.task.id, a.token);
+        let base = format!("/v1/tasks/{task_id}/attempts/{token}");
+        match self.client.request::<TaskStatus>(Method::POST, &format!("{base}/started"), None).await {
+            Ok(_) => {}
+            Err(ClientError::Api { code, .. }) if code == "duplicate" => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not report the attempt started; dropping it");
+                return;
+            }
+        }
+        let dir = self.config.work_dir.join(format!("task-{task_id}-attempt-{}-{token}", a.attempt));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            self.complete(&base, AttemptOutcome::Failed, None, String::new(), Some(format!("cannot create {}: {e}", dir.display())))
+                .await;
+            return;
+        }
+        let resumed = a.task.checkpoint.as_ref().map(|c| c.data.len());
+        tracing::info!(resumed_from_checkpoint_bytes = resumed, "attempt starting");
+        let req = ExecRequest {
+            task_id,
+            attempt: a.attempt,
+            token,
+            timeout: a.task.spec.timeout_ms.map(Duration::from_millis),
+            checkpoint_in: a.task.checkpoint.map(|c| c.data),
+            spec: a.task.spec,
+            attempt_dir: dir.clone(),
+            limits: self.config.limits,
+        };
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
+        let exec = executor::run(req, stop.clone(), tx);
+        tokio::pin!(exec);
+        let result = loop {
+            tokio::select! {
+                result = &mut exec => break result,
+                Some(data) = rx.recv() => self.ship_checkpoint(&base, data, &stop, &reason).await,
+            }
+        };
+        // A checkpoint written just before exit is delivered after the process ends.
+        while let Ok(data) = rx.try_recv() {
+            self.ship_checkpoint(&base, data, &stop, &reason).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let stopped_by = *reason.lock().expect("reason lock");
+        tracing::info!(outcome = %result.outcome.as_str(), exit_code = result.exit_code, ?stopped_by, "attempt ended");
+        match stopped_by {
+            None | Some(StopReason::Cancelled) => {
+                self.complete(&base, result.outcome, result.exit_code, result.output_tail, result.error).await
+            }
+            // Fenced off: a newer attempt owns the task; nothing to report.
+            Some(StopReason::Stale) => {}
+            // We killed it ourselves: tell the cluster the attempt is lost so the task follows
+            // its failover policy now (if the leader already declared it lost, this is stale).
+            Some(why @ (StopReason::LeaseLost | StopReason::Shutdown)) => {
+                let error = Some(format!("attempt stopped by its worker ({why:?}); it resumes elsewhere per failover policy"));
+                self.complete(&base, AttemptOutcome::Lost, result.exit_code, result.output_tail, error).await
+            }
+        }
+    }
+
+    async fn ship_checkpoint(&self, base: &str, data: Vec<u8>, stop: &CancellationToken, reason: &Mutex<Option<StopReason>>) {
+        let path = format!("{base}/checkpoint");
+        match self.client.request::<TaskStatus>(Method::POST, &path, Some(Payload::Bytes(data.into()))).await {
+            Ok(status) if status.cancel_requested => {
+                reason.lock().expect("reason lock").get_or_insert(StopReason::Cancelled);
+                stop.cancel()
+            }
+            Ok(_) => {}
+            Err(ClientError::Api { code, message, .. }) if code == "stale_token" => {
+                tracing::warn!(%message, "checkpoint refused: this attempt was fenced off; killing it");
+                reason.lock().expect("reason lock").get_or_insert(StopReason::Stale);
+                stop.cancel();
+            }
+            Err(e) => tracing::warn!(error = %e, "checkpoint not saved"),
+        }
+    }
+
+    /// Reports the outcome, retrying until the cluster gives a definite answer.
+    async fn complete(&self, base: &str, outcome: AttemptOutcome, exit_code: Option<i32>, output_tail: String, error: Option<String>) {
+        let body = json!({"outcome": outcome, "exit_code": exit_code, "output_tail": output_tail, "error": error});
+        let deadline = Instant::now() + self.config.worker_ttl * 10;
+        loop {
+            match self.client.request::<TaskStatus>(Method::POST, &format!("{base}/complete"), Some(Payload::Json(body.clone()))).await {
+                Ok(status) => {
+                    tracing::info!(state = %status.state, "completion recorded");
+                    return;
+                }
+                Err(ClientError::Api { code, message, .. }) => {
+                    // Definite: duplicate (already recorded) or stale (fenced off).
+                    tracing::warn!(%code, %message, "completion not accepted");
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "could not report completion; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "giving up reporting completion");
+                    return;
+                }
+            }
+        }
+    }
+}

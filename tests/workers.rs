@@ -1,0 +1,211 @@
+//! End-to-end tests of workers, leases, fencing and checkpoints on real processes.
+
+mod common;
+
+use std::time::Duration;
+use std::time::Instant;
+
+use common::TestCluster;
+use common::eventually;
+use common::process_alive;
+use serde_json::json;
+use taskraft::client::Client;
+use taskraft::scheduler::AttemptOutcome;
+use taskraft::scheduler::Task;
+use taskraft::scheduler::TaskState;
+
+/// A task that counts to `to`, checkpointing its counter, starting from the checkpoint it
+/// is given. It prints where it started, so the output proves a resume.
+fn counter_task(to: u32, dir: &std::path::Path) -> serde_json::Value {
+    let script = format!(
+        r#"i=0
+[ -n "$TASKRAFT_CHECKPOINT_IN" ] && i=$(cat "$TASKRAFT_CHECKPOINT_IN")
+echo "attempt $TASKRAFT_ATTEMPT starts at $i"
+echo $$ > "{dir}/pid-$TASKRAFT_ATTEMPT"
+while [ "$i" -lt {to} ]; do
+  i=$((i+1))
+  echo "$i" > "$TASKRAFT_CHECKPOINT_OUT.tmp" && mv "$TASKRAFT_CHECKPOINT_OUT.tmp" "$TASKRAFT_CHECKPOINT_OUT"
+  sleep 0.1
+done
+echo "finished at $i""#,
+        dir = dir.display()
+    );
+    json!({"name": "counter", "command": ["sh", "-c", script]})
+}
+
+async fn task(client: &Client, id: u64) -> Task {
+    client.get_task(id, false).await.unwrap()
+}
+
+fn succeeded_attempts(t: &Task) -> usize {
+    t.attempts.iter().filter(|a| a.outcome == Some(AttemptOutcome::Succeeded)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_task_resumes_elsewhere_from_its_checkpoint() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("w1", 2, &[]);
+    cluster.add_worker("w2", 2, &[]);
+    cluster.wait_workers(2).await;
+    let client = cluster.client();
+    let (t, _) = client.submit(counter_task(60, cluster.dir.path())).await.unwrap();
+    // Wait until it has made progress and saved a checkpoint.
+    let running = eventually("a checkpoint of at least 10", Duration::from_secs(30), || async {
+        let t = task(&client, t.id).await;
+        let cp: u32 = String::from_utf8_lossy(&t.checkpoint.as_ref()?.data).trim().parse().ok()?;
+        (cp >= 10).then_some(t)
+    })
+    .await;
+    let victim = running.attempts.last().unwrap().worker_id.clone();
+    cluster.worker(&victim).kill9();
+    let killed_at = Instant::now();
+    let resumed = eventually("a second attempt running elsewhere", Duration::from_secs(30), || async {
+        let t = task(&client, t.id).await;
+        let a = t.attempts.get(1)?;
+        (a.started_ms.is_some() && a.worker_id != victim).then_some(())
+    })
+    .await;
+    let _ = resumed;
+    let took = killed_at.elapsed();
+    eprintln!("worker SIGKILL -> task running again elsewhere: {took:?}");
+    assert!(took < Duration::from_secs(5), "resume took {took:?} (default TTL is 3 s)");
+    let done = client.wait(t.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!(done.attempts[0].outcome, Some(AttemptOutcome::Lost));
+    let out = &done.attempts[1].output_tail;
+    let start: u32 = out.split("starts at ").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
+    assert!(start >= 10, "the second attempt must resume from the checkpoint, not from 0: {out}");
+    assert!(out.contains("finished at 60"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_worker_is_fenced_off_and_kills_its_stale_copy() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("w1", 2, &[]);
+    cluster.wait_workers(1).await;
+    let client = cluster.client();
+    // Attempt 1 runs long; later attempts finish quickly.
+    let dir = cluster.dir.path().display().to_string();
+    let script = format!(
+        r#"echo $$ > "{dir}/pid-$TASKRAFT_ATTEMPT"
+if [ "$TASKRAFT_ATTEMPT" = 1 ]; then n=600; else n=5; fi
+i=0; while [ $i -lt $n ]; do sleep 0.1; i=$((i+1)); done
+echo "attempt $TASKRAFT_ATTEMPT done""#
+    );
+    let (t, _) = client.submit(json!({"command": ["sh", "-c", script]})).await.unwrap();
+    let pid1_file = cluster.dir.path().join("pid-1");
+    let pid1: i32 = eventually("attempt 1 running", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&pid1_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    // A second worker to take over, then pause the first past its lease.
+    cluster.add_worker("w2", 2, &[]);
+    cluster.wait_workers(2).await;
+    cluster.worker("w1").pause();
+    let done = client.wait(t.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!(done.attempts[0].outcome, Some(AttemptOutcome::Lost));
+    assert_eq!(done.attempts[1].worker_id, "w2");
+    // The stale copy is still running on the paused worker's machine (measured, not asserted away).
+    eprintln!("stale attempt still alive while its worker is paused: {}", process_alive(pid1));
+    cluster.worker("w1").resume();
+    eventually("the old worker kills its stale copy", Duration::from_secs(20), || async { (!process_alive(pid1)).then_some(()) }).await;
+    let after = task(&client, t.id).await;
+    assert_eq!(after.attempts[0].outcome, Some(AttemptOutcome::Lost), "the stale attempt's report must not land");
+    assert_eq!(succeeded_attempts(&after), 1);
+    assert_eq!(after.version, done.version, "nothing from the stale attempt may change the task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_during_dispatch_runs_every_task_exactly_once() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("w1", 16, &[]);
+    cluster.add_worker("w2", 16, &[]);
+    cluster.wait_workers(2).await;
+    let client = cluster.client();
+    let mut ids = Vec::new();
+    for b in 0..4 {
+        let specs = (0..500).map(|i| json!({"command": ["taskraft:sleep", "5"], "name": format!("n{b}-{i}")})).collect();
+        ids.extend(client.submit_batch(specs).await.unwrap().into_iter().map(|t| t.id));
+    }
+    // Kill the leader while dispatch is under way.
+    eventually("some tasks done", Duration::from_secs(30), || async {
+        let page = client.list_tasks(Some("succeeded"), 50, None).await.ok()?;
+        (page.tasks.len() >= 20).then_some(())
+    })
+    .await;
+    let leader = cluster.wait_leader().await;
+    cluster.node_mut(leader).kill9();
+    let survivors =
+        Client::new(cluster.nodes.iter().filter(|n| n.id != leader).map(|n| n.api_addr.clone()).collect()).unwrap();
+    eventually("all 2000 tasks finished", Duration::from_secs(120), || async {
+        let mut done = 0;
+        let mut cursor = None;
+        loop {
+            let page = survivors.list_tasks(None, 1000, cursor).await.ok()?;
+            done += page.tasks.iter().filter(|t| t.is_terminal()).count();
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        (done == ids.len()).then_some(())
+    })
+    .await;
+    let mut cursor = None;
+    let mut checked = 0;
+    loop {
+        let page = survivors.list_tasks(None, 1000, cursor).await.unwrap();
+        for t in &page.tasks {
+            assert_eq!(t.state, TaskState::Succeeded, "task {} ended {:?}", t.id, t.state);
+            assert_eq!(succeeded_attempts(t), 1, "task {} has {} accepted completions", t.id, succeeded_attempts(t));
+            checked += 1;
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(checked, 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_timeout_kill_the_whole_process_group() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("w1", 4, &[]);
+    cluster.wait_workers(1).await;
+    let client = cluster.client();
+    let spawn_tree = |tag: &str| {
+        let dir = cluster.dir.path().display().to_string();
+        format!(r#"sleep 300 & echo $! > "{dir}/{tag}-child"; echo $$ > "{dir}/{tag}-parent"; wait"#)
+    };
+    let read_pids = |tag: &str| {
+        let dir = cluster.dir.path().to_path_buf();
+        let tag = tag.to_string();
+        async move {
+            let p: i32 = std::fs::read_to_string(dir.join(format!("{tag}-parent"))).ok()?.trim().parse().ok()?;
+            let c: i32 = std::fs::read_to_string(dir.join(format!("{tag}-child"))).ok()?.trim().parse().ok()?;
+            Some((p, c))
+        }
+    };
+
+    let (t, _) = client.submit(json!({"command": ["sh", "-c", spawn_tree("cancel")]})).await.unwrap();
+    let (parent, child) = eventually("the cancel task runs", Duration::from_secs(30), || read_pids("cancel")).await;
+    client.cancel(t.id, Some("test")).await.unwrap();
+    let done = client.wait(t.id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(done.state, TaskState::Cancelled, "{done:?}");
+    eventually("cancelled process tree gone", Duration::from_secs(15), || async {
+        (!process_alive(parent) && !process_alive(child)).then_some(())
+    })
+    .await;
+
+    let (t, _) = client.submit(json!({"command": ["sh", "-c", spawn_tree("timeout")], "timeout_ms": 1500})).await.unwrap();
+    let (parent, child) = eventually("the timeout task runs", Duration::from_secs(30), || read_pids("timeout")).await;
+    let done = client.wait(t.id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(done.state, TaskState::Failed, "{done:?}");
+    assert_eq!(done.attempts[0].outcome, Some(AttemptOutcome::TimedOut));
+    eventually("timed-out process tree gone", Duration::from_secs(15), || async {
+        (!process_alive(parent) && !process_alive(child)).then_some(())
+    })
+    .await;
+}
