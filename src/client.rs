@@ -62,6 +62,8 @@ pub struct Client {
     addrs: Vec<String>,
     http: reqwest::Client,
     preferred: AtomicUsize,
+    /// 1 + index of the leader named by the last forwarded answer (0: none).
+    leader_hint: AtomicUsize,
     client_id: String,
     serial: AtomicU64,
     timeout: Duration,
@@ -114,6 +116,7 @@ impl Client {
             addrs,
             http,
             preferred: AtomicUsize::new(0),
+            leader_hint: AtomicUsize::new(0),
             client_id,
             serial: AtomicU64::new(0),
             timeout: DEFAULT_CLIENT_TIMEOUT,
@@ -147,7 +150,14 @@ impl Client {
         Ok(())
     }
 
-    async fn attempt(&self, addr: &str, method: &Method, path: &str, body: Option<&Payload>, left: Duration) -> Attempt {
+    async fn attempt(
+        &self,
+        addr: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&Payload>,
+        left: Duration,
+    ) -> Attempt {
         self.attempt_with(addr, method, path, body, None, left).await
     }
 
@@ -176,6 +186,12 @@ impl Client {
             Err(e) => return Attempt::Unknown(format!("{addr}: {e}")),
         };
         let status = resp.status();
+        if let Some(leader) = resp.headers().get(crate::api::forward::LEADER_HEADER).and_then(|v| v.to_str().ok()) {
+            let leader = format!("http://{leader}");
+            if let Some(i) = self.addrs.iter().position(|a| *a == leader) {
+                self.leader_hint.store(i + 1, Ordering::Relaxed);
+            }
+        }
         let body = match resp.bytes().await {
             Ok(b) => b,
             Err(e) if *method == Method::GET => return Attempt::NextReplica(format!("{addr}: {e}")),
@@ -215,7 +231,9 @@ impl Client {
                 }
                 match self.attempt_with(&self.addrs[i], &method, path, body.as_ref(), request_id, left).await {
                     Attempt::Done(status, body) => {
-                        self.preferred.store(i, Ordering::Relaxed);
+                        // Prefer the leader a forwarded answer named; else the replica that answered.
+                        let hint = self.leader_hint.swap(0, Ordering::Relaxed);
+                        self.preferred.store(if hint > 0 { hint - 1 } else { i }, Ordering::Relaxed);
                         if status.is_success() {
                             return Ok((status, body));
                         }

@@ -57,8 +57,14 @@ async fn a_killed_workers_task_resumes_elsewhere_from_its_checkpoint() {
     })
     .await;
     let victim = running.attempts.last().unwrap().worker_id.clone();
+    let pid1: i32 = std::fs::read_to_string(cluster.dir.path().join("pid-1")).unwrap().trim().parse().unwrap();
     cluster.worker(&victim).kill9();
     let killed_at = Instant::now();
+    // The task process does not outlive its worker.
+    eventually("the dead worker's task process dies with it", Duration::from_secs(5), || async {
+        (!process_alive(pid1)).then_some(())
+    })
+    .await;
     let resumed = eventually("a second attempt running elsewhere", Duration::from_secs(30), || async {
         let t = task(&client, t.id).await;
         let a = t.attempts.get(1)?;
@@ -73,7 +79,8 @@ async fn a_killed_workers_task_resumes_elsewhere_from_its_checkpoint() {
     assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
     assert_eq!(done.attempts[0].outcome, Some(AttemptOutcome::Lost));
     let out = &done.attempts[1].output_tail;
-    let start: u32 = out.split("starts at ").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
+    let start: u32 =
+        out.split("starts at ").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
     assert!(start >= 10, "the second attempt must resume from the checkpoint, not from 0: {out}");
     assert!(out.contains("finished at 60"), "{out}");
 }
@@ -109,7 +116,10 @@ echo "attempt $TASKRAFT_ATTEMPT done""#
     // The stale copy is still running on the paused worker's machine (measured, not asserted away).
     eprintln!("stale attempt still alive while its worker is paused: {}", process_alive(pid1));
     cluster.worker("w1").resume();
-    eventually("the old worker kills its stale copy", Duration::from_secs(20), || async { (!process_alive(pid1)).then_some(()) }).await;
+    eventually("the old worker kills its stale copy", Duration::from_secs(20), || async {
+        (!process_alive(pid1)).then_some(())
+    })
+    .await;
     let after = task(&client, t.id).await;
     assert_eq!(after.attempts[0].outcome, Some(AttemptOutcome::Lost), "the stale attempt's report must not land");
     assert_eq!(succeeded_attempts(&after), 1);
@@ -125,7 +135,8 @@ async fn killing_the_leader_during_dispatch_runs_every_task_exactly_once() {
     let client = cluster.client();
     let mut ids = Vec::new();
     for b in 0..4 {
-        let specs = (0..500).map(|i| json!({"command": ["taskraft:sleep", "5"], "name": format!("n{b}-{i}")})).collect();
+        let specs =
+            (0..500).map(|i| json!({"command": ["taskraft:sleep", "5"], "name": format!("n{b}-{i}")})).collect();
         ids.extend(client.submit_batch(specs).await.unwrap().into_iter().map(|t| t.id));
     }
     // Kill the leader while dispatch is under way.
@@ -159,6 +170,13 @@ async fn killing_the_leader_during_dispatch_runs_every_task_exactly_once() {
         for t in &page.tasks {
             assert_eq!(t.state, TaskState::Succeeded, "task {} ended {:?}", t.id, t.state);
             assert_eq!(succeeded_attempts(t), 1, "task {} has {} accepted completions", t.id, succeeded_attempts(t));
+            // The new leader granted the workers a full lease of grace: nobody was declared lost.
+            assert!(
+                t.attempts.iter().all(|a| a.outcome != Some(AttemptOutcome::Lost)),
+                "task {} lost an attempt across the leader change: {:?}",
+                t.id,
+                t.attempts
+            );
             checked += 1;
         }
         cursor = page.next_cursor;
@@ -199,7 +217,8 @@ async fn cancel_and_timeout_kill_the_whole_process_group() {
     })
     .await;
 
-    let (t, _) = client.submit(json!({"command": ["sh", "-c", spawn_tree("timeout")], "timeout_ms": 1500})).await.unwrap();
+    let (t, _) =
+        client.submit(json!({"command": ["sh", "-c", spawn_tree("timeout")], "timeout_ms": 1500})).await.unwrap();
     let (parent, child) = eventually("the timeout task runs", Duration::from_secs(30), || read_pids("timeout")).await;
     let done = client.wait(t.id, Duration::from_secs(30)).await.unwrap();
     assert_eq!(done.state, TaskState::Failed, "{done:?}");

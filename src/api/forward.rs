@@ -60,7 +60,7 @@ pub async fn to_leader(
         req = req.header(super::tasks::REQUEST_ID_HEADER, rid);
     }
     match req.send().await {
-        Ok(resp) => relay(resp).await,
+        Ok(resp) => relay(resp, &addr).await,
         // Not connected: the request never reached the leader, so nothing was written.
         Err(e) if e.is_connect() => {
             ApiError::unavailable("no_leader", format!("leader {leader} at {addr} is unreachable; retry")).into_response()
@@ -75,9 +75,16 @@ pub async fn to_leader(
     }
 }
 
-async fn relay(resp: reqwest::Response) -> Response {
+/// Response header naming the leader's API address on forwarded answers, so that clients can
+/// go to the leader directly next time and save the hop.
+pub const LEADER_HEADER: &str = "x-taskraft-leader";
+
+async fn relay(resp: reqwest::Response, leader_addr: &str) -> Response {
     let status = resp.status();
     let mut headers = HeaderMap::new();
+    if let Ok(v) = axum::http::HeaderValue::from_str(leader_addr) {
+        headers.insert(LEADER_HEADER, v);
+    }
     for name in [axum::http::header::CONTENT_TYPE, axum::http::header::RETRY_AFTER] {
         if let Some(v) = resp.headers().get(&name) {
             headers.insert(name, v.clone());

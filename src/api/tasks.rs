@@ -68,7 +68,11 @@ async fn propose(
     let deadline = Instant::now() + node.config.request_timeout;
     match node.write(cmd, deadline).await {
         Ok(scheduler::Response::Rejected(r)) => Err(r.into()),
-        Ok(resp) => Ok(Proposed::Applied(Box::new(resp))),
+        Ok(resp) => {
+            // New work (or a cancel that frees a slot): let the dispatcher look now.
+            node.leader.wake.notify_one();
+            Ok(Proposed::Applied(Box::new(resp)))
+        }
         // Refused before anything was appended: forwarding cannot double the write.
         Err(WriteError::NotLeader(hint)) => {
             Ok(Proposed::Forwarded(forward::to_leader(node, hint, method, uri, headers, body).await))
@@ -213,6 +217,15 @@ struct BatchOut<'a> {
     tasks: Vec<BatchItem<'a>>,
 }
 
+/// A task with, while it waits, the reason it is not running yet.
+#[derive(Serialize)]
+struct TaskView<'a> {
+    #[serde(flatten)]
+    task: &'a Task,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_reason: Option<String>,
+}
+
 /// A page of tasks.
 #[derive(Serialize)]
 struct Page<'a> {
@@ -349,8 +362,13 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let (Path(id), Query(p)) = (id?, p?);
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
-    match get_task(&node, id) {
-        Some(task) => Ok(Json(&task).into_response()),
+    let view = node.view.read(|a| {
+        let task = a.state.task(id)?.clone();
+        let pending_reason = scheduler::explain_pending(&a.state, id, now_ms());
+        Some((task, pending_reason))
+    });
+    match view {
+        Some((task, pending_reason)) => Ok(Json(TaskView { task: &task, pending_reason }).into_response()),
         None => Err(ApiError::not_found(format!("task {id} does not exist"))),
     }
 }
@@ -385,6 +403,19 @@ pub async fn list(
     match node.view.read(|a| a.state.query(&q)) {
         QueryResponse::Tasks { tasks, next_cursor } => Ok(Json(Page { tasks: &tasks, next_cursor }).into_response()),
         other => Err(ApiError::internal(format!("unexpected answer to list: {other:?}"))),
+    }
+}
+
+/// `GET /v1/stats`: task counts per state, totals and worker counts (O(1)).
+pub async fn stats(
+    State(node): State<Arc<Node>>,
+    p: Result<Query<ReadParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = p?;
+    barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
+    match node.view.read(|a| a.state.query(&scheduler::Query::Stats)) {
+        QueryResponse::Stats(stats) => Ok(Json(stats).into_response()),
+        other => Err(ApiError::internal(format!("unexpected answer to stats: {other:?}"))),
     }
 }
 

@@ -73,12 +73,26 @@ async fn on_leader(
 }
 
 /// `POST /v1/workers`: register (or re-register) a worker.
-pub async fn register(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn register(
+    State(node): State<Arc<Node>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = body?;
     let reg: WorkerRegistration = json_body(&body)?;
     reg.validate().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
     let id = reg.id.clone();
-    match on_leader(&node, Command::RegisterWorker { now_ms: now_ms(), worker: reg }, Method::POST, &uri, &headers, body).await? {
+    match on_leader(
+        &node,
+        Command::RegisterWorker { now_ms: now_ms(), worker: reg },
+        Method::POST,
+        &uri,
+        &headers,
+        body,
+    )
+    .await?
+    {
         Err(forwarded) => Ok(forwarded),
         Ok(scheduler::Response::Worker { worker, .. }) => {
             node.leader.leases.renew(&id);
@@ -151,7 +165,8 @@ pub async fn heartbeat(
             .iter()
             .filter_map(|r| {
                 let task = a.state.task(r.task_id);
-                let live = task.and_then(Task::live_attempt).filter(|att| att.fencing_token == r.token && att.worker_id == id);
+                let live =
+                    task.and_then(Task::live_attempt).filter(|att| att.fencing_token == r.token && att.worker_id == id);
                 match (task, live) {
                     (_, None) => Some(StopOrder { task_id: r.task_id, token: r.token, reason: "stale".into() }),
                     (Some(t), Some(_)) if t.cancel_requested => {
@@ -180,6 +195,8 @@ pub async fn heartbeat(
 #[serde(deny_unknown_fields)]
 pub struct InboxParams {
     wait_ms: Option<u64>,
+    /// Only assignments with a fencing token above this (the highest the worker has seen).
+    after: Option<u64>,
 }
 
 /// One committed assignment.
@@ -200,22 +217,23 @@ pub struct Inbox {
     pub assignments: Vec<Assignment>,
 }
 
-fn inbox_of(node: &Node, worker: &str) -> Vec<Assignment> {
+fn inbox_of(node: &Node, worker: &str, after: u64) -> Vec<Assignment> {
     node.view.read(|a| {
         a.state
             .live_tasks_on(worker)
             .filter_map(|id| a.state.task(id))
             .filter(|t| t.state == TaskState::Assigned)
             .filter_map(|t| {
-                let att = t.live_attempt()?;
+                let att = t.live_attempt().filter(|a| a.fencing_token > after)?;
                 Some(Assignment { attempt: att.number, token: att.fencing_token, task: t.clone() })
             })
             .collect()
     })
 }
 
-/// `GET /v1/workers/{id}/inbox?wait_ms=`: committed assignments of this worker that it has not
-/// reported started yet; waits up to `wait_ms` for one to appear.
+/// `GET /v1/workers/{id}/inbox?wait_ms=&after=`: committed assignments of this worker that it
+/// has not reported started yet (and, with `after`, newer than the ones it already has); waits
+/// up to `wait_ms` for one to appear.
 pub async fn inbox(
     State(node): State<Arc<Node>>,
     id: Result<Path<String>, PathRejection>,
@@ -228,7 +246,7 @@ pub async fn inbox(
     let mut changes = node.view.subscribe();
     loop {
         changes.borrow_and_update();
-        let assignments = inbox_of(&node, &id);
+        let assignments = inbox_of(&node, &id, p.after.unwrap_or(0));
         if !assignments.is_empty() {
             return Ok(Json(Inbox { assignments }).into_response());
         }
@@ -264,7 +282,12 @@ async fn report(node: &Node, cmd: Command, uri: &Uri, headers: &HeaderMap, body:
 }
 
 /// `POST /v1/tasks/{id}/attempts/{token}/started`.
-pub async fn started(State(node): State<Arc<Node>>, path: AttemptPath, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn started(
+    State(node): State<Arc<Node>>,
+    path: AttemptPath,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let Path((task_id, token)) = path?;
     report(&node, Command::AttemptStarted { now_ms: now_ms(), task_id, token }, &uri, &headers, Bytes::new()).await
 }
@@ -354,8 +377,15 @@ pub async fn drain(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path(worker_id) = id?;
-    match on_leader(&node, Command::DrainWorker { now_ms: now_ms(), worker_id }, Method::POST, &uri, &headers, Bytes::new())
-        .await?
+    match on_leader(
+        &node,
+        Command::DrainWorker { now_ms: now_ms(), worker_id },
+        Method::POST,
+        &uri,
+        &headers,
+        Bytes::new(),
+    )
+    .await?
     {
         Err(forwarded) => Ok(forwarded),
         Ok(scheduler::Response::Worker { worker, .. }) => Ok(Json(worker).into_response()),

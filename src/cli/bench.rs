@@ -45,6 +45,40 @@ pub enum BenchCmd {
         #[arg(long = "server-arg", allow_hyphen_values = true)]
         server_args: Vec<String>,
     },
+    /// Start a local cluster (3 replicas + N workers), run M tasks through it end to end, and
+    /// report completions/s and submit→start / submit→done latency percentiles.
+    E2e {
+        /// Worker agents to start.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Slots per worker.
+        #[arg(long, default_value_t = 16)]
+        slots: u32,
+        /// Tasks to run.
+        #[arg(long, default_value_t = 20_000)]
+        tasks: usize,
+        /// `noop` (built-in, no process) or `exec` (runs `true` as a real process).
+        #[arg(long, value_enum, default_value_t = E2eExecutor::Noop)]
+        executor: E2eExecutor,
+        /// Offered load in tasks/s (submitted in small batches every 10 ms); default: all at once.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// API ports are BASE+1..BASE+3, Raft ports BASE+101..BASE+103.
+        #[arg(long, default_value_t = 7300)]
+        port_base: u16,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+/// What the e2e benchmark's tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum E2eExecutor {
+    /// The built-in no-op executor.
+    Noop,
+    /// A real process (`true`).
+    Exec,
 }
 
 #[derive(Default)]
@@ -68,6 +102,9 @@ impl BenchCmd {
         match self {
             BenchCmd::Submit { concurrency, batch, duration, client } => {
                 submit(concurrency, batch, duration, client).await
+            }
+            BenchCmd::E2e { workers, slots, tasks, executor, rate, port_base, output } => {
+                e2e(E2eArgs { workers, slots, tasks, executor, rate, port_base }, output).await
             }
             BenchCmd::Failover { kills, port_base, output, server_args } => {
                 failover(kills, port_base, output, server_args).await
@@ -220,6 +257,172 @@ async fn failover(kills: usize, port_base: u16, output: Output, server_args: Vec
             times[0],
             times[times.len() - 1],
             times.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct E2eArgs {
+    workers: usize,
+    slots: u32,
+    tasks: usize,
+    executor: E2eExecutor,
+    rate: Option<u64>,
+    port_base: u16,
+}
+
+fn ms_percentiles(mut v: Vec<u64>) -> serde_json::Value {
+    v.sort_unstable();
+    let p = |q: f64| -> u64 {
+        if v.is_empty() {
+            return 0;
+        }
+        let rank = ((q / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    };
+    json!({"p50": p(50.0), "p90": p(90.0), "p99": p(99.0), "max": p(100.0)})
+}
+
+async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::Builder::new().prefix("taskraft-e2e-").tempdir()?;
+    let mut cluster = super::local::LocalCluster::spawn(
+        dir.path(),
+        3,
+        args.port_base,
+        args.port_base + 100,
+        &["--cluster-secret".into(), "bench".into()],
+    )?;
+    let client = Arc::new(Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(30)));
+    let stop = tokio_util::sync::CancellationToken::new();
+    super::server::spawn_signal_handler(stop.clone());
+    let result = async {
+        cluster.wait_formed(&client, 3, Duration::from_secs(60), &stop).await?;
+        for _ in 0..args.workers {
+            cluster.spawn_worker(args.slots, &[])?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v: serde_json::Value = client.request(reqwest::Method::GET, "/v1/stats", None).await?;
+            if v["active_workers"].as_u64() == Some(args.workers as u64) {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "workers did not register within 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client.prefer_leader().await?;
+        let command = match args.executor {
+            E2eExecutor::Noop => json!(["taskraft:noop"]),
+            E2eExecutor::Exec => json!(["true"]),
+        };
+        let spec = |i: usize| json!({"command": command, "name": "e2e", "idempotency_key": format!("e2e-{i}")});
+        let started = Instant::now();
+        match args.rate {
+            None => {
+                let mut handles = Vec::new();
+                for chunk in (0..args.tasks).collect::<Vec<_>>().chunks(1000) {
+                    let (c, specs) = (client.clone(), chunk.iter().map(|&i| spec(i)).collect::<Vec<_>>());
+                    handles.push(tokio::spawn(async move { c.submit_batch(specs).await }));
+                    if handles.len() >= 4 {
+                        handles.remove(0).await??;
+                    }
+                }
+                for h in handles {
+                    h.await??;
+                }
+            }
+            Some(rate) => {
+                let per_tick = (rate as usize / 100).max(1);
+                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                let mut i = 0;
+                while i < args.tasks {
+                    tick.tick().await;
+                    let n = per_tick.min(args.tasks - i);
+                    let (c, specs) = (client.clone(), (i..i + n).map(spec).collect::<Vec<_>>());
+                    tokio::spawn(async move { c.submit_batch(specs).await });
+                    i += n;
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let v: serde_json::Value = client.request(reqwest::Method::GET, "/v1/stats", None).await?;
+            let done = v["counts"]["succeeded"].as_u64().unwrap_or(0) + v["counts"]["failed"].as_u64().unwrap_or(0);
+            if done >= args.tasks as u64 {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "tasks did not finish within 10 minutes ({done} done)");
+            anyhow::ensure!(!stop.is_cancelled(), "interrupted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let wall = started.elapsed();
+        let (mut to_start, mut to_done, mut first, mut last, mut failed) = (Vec::new(), Vec::new(), u64::MAX, 0, 0);
+        let (mut queued, mut assigned_to_started, mut started_to_done) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cursor = None;
+        loop {
+            let page = client.list_tasks(None, 1000, cursor).await?;
+            for t in &page.tasks {
+                let Some(a) = t.attempts.last() else { continue };
+                if t.state != crate::scheduler::TaskState::Succeeded {
+                    failed += 1;
+                }
+                if let Some(s) = a.started_ms {
+                    to_start.push(s.saturating_sub(t.created_ms));
+                    assigned_to_started.push(s.saturating_sub(a.assigned_ms));
+                    if let Some(e) = a.ended_ms {
+                        started_to_done.push(e.saturating_sub(s));
+                    }
+                }
+                queued.push(a.assigned_ms.saturating_sub(t.created_ms));
+                if let Some(f) = t.finished_ms {
+                    to_done.push(f.saturating_sub(t.created_ms));
+                    last = last.max(f);
+                }
+                first = first.min(t.created_ms);
+            }
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let span_s = (last.saturating_sub(first)).max(1) as f64 / 1000.0;
+        Ok(json!({
+            "tasks": args.tasks, "workers": args.workers, "slots": args.slots, "executor": format!("{:?}", args.executor).to_lowercase(),
+            "offered_rate": args.rate, "failed": failed,
+            "completed_per_sec": (args.tasks as f64 / span_s).round(),
+            "wall_seconds": (wall.as_secs_f64() * 100.0).round() / 100.0,
+            "submit_to_start_ms": ms_percentiles(to_start),
+            "submit_to_done_ms": ms_percentiles(to_done),
+            "queued_ms": ms_percentiles(queued),
+            "assigned_to_started_ms": ms_percentiles(assigned_to_started),
+            "started_to_done_ms": ms_percentiles(started_to_done),
+        }))
+    }
+    .await;
+    cluster.shutdown().await;
+    let report = result?;
+    if output == Output::Json {
+        print_json(&report);
+    } else {
+        println!(
+            "{} tasks ({}), {} workers x {} slots{}: {} completed/s; submit->start p50 {} ms p99 {} ms; submit->done p50 {} ms p99 {} ms; failed {}",
+            report["tasks"],
+            report["executor"].as_str().unwrap_or(""),
+            report["workers"],
+            report["slots"],
+            args.rate.map(|r| format!(", offered {r}/s")).unwrap_or_default(),
+            report["completed_per_sec"],
+            report["submit_to_start_ms"]["p50"],
+            report["submit_to_start_ms"]["p99"],
+            report["submit_to_done_ms"]["p50"],
+            report["submit_to_done_ms"]["p99"],
+            report["failed"]
+        );
+        let st = |k: &str| format!("{}/{}", report[k]["p50"], report[k]["p99"]);
+        println!(
+            "  stages p50/p99 ms: queued {}, assigned->started {}, started->done {}",
+            st("queued_ms"),
+            st("assigned_to_started_ms"),
+            st("started_to_done_ms")
         );
     }
     Ok(ExitCode::SUCCESS)

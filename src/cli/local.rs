@@ -168,7 +168,11 @@ impl LocalCluster {
 
 /// Spawns `exe args` in its own process group with stdout/stderr appended to `log`.
 fn spawn_process(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("opening {}", log.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
     Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
@@ -183,18 +187,18 @@ fn spawn_process(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Chil
 
 async fn stop_all(processes: &mut [Replica]) {
     for r in processes.iter() {
-            if let Some(pid) = r.child.as_ref().and_then(Child::id) {
-                // SAFETY: kill(2) on a child we spawned and have not reaped yet.
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            }
+        if let Some(pid) = r.child.as_ref().and_then(Child::id) {
+            // SAFETY: kill(2) on a child we spawned and have not reaped yet.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
-        for r in processes.iter_mut() {
-            if let Some(child) = r.child.as_mut()
-                && tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err()
-            {
-                eprintln!("replica {} did not stop within {STOP_GRACE:?}; killing it", r.id);
-                let _ = child.kill().await;
-            }
-            r.child = None;
+    }
+    for r in processes.iter_mut() {
+        if let Some(child) = r.child.as_mut()
+            && tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err()
+        {
+            eprintln!("replica {} did not stop within {STOP_GRACE:?}; killing it", r.id);
+            let _ = child.kill().await;
         }
+        r.child = None;
+    }
 }

@@ -81,6 +81,21 @@ pub fn print_task(t: &Task, output: Output) {
     if let Some(e) = &t.last_error {
         println!("last error:  {e}");
     }
+    if let Some(cp) = &t.checkpoint {
+        println!("checkpoint:  {} bytes from attempt {}", cp.data.len(), cp.attempt);
+    }
+    for a in &t.attempts {
+        let outcome = a.outcome.map_or("running", |o| o.as_str());
+        let exit = a.exit_code.map(|c| format!(" exit={c}")).unwrap_or_default();
+        println!("  attempt {} on {} (token {}): {outcome}{exit}", a.number, a.worker_id, a.fencing_token);
+        if let Some(e) = &a.error {
+            println!("    error: {e}");
+        }
+        let tail: Vec<&str> = a.output_tail.lines().rev().take(5).collect();
+        for line in tail.iter().rev() {
+            println!("    | {line}");
+        }
+    }
 }
 
 fn shorten(s: &str, max: usize) -> String {

@@ -167,7 +167,19 @@ impl TaskCmd {
                     println!("task {} already exists for this idempotency key ({})", task.id, task.state.as_str());
                 }
             }
-            TaskCmd::Get { id, stale, client: c } => print_task(&client(&c)?.get_task(id, stale).await?, c.output),
+            TaskCmd::Get { id, stale, client: c } => {
+                let q = if stale { "?consistency=stale" } else { "" };
+                let v: Value = client(&c)?.request(reqwest::Method::GET, &format!("/v1/tasks/{id}{q}"), None).await?;
+                if c.output == super::Output::Json {
+                    print_json(&v);
+                } else {
+                    let task: crate::scheduler::Task = serde_json::from_value(v.clone())?;
+                    print_task(&task, c.output);
+                    if let Some(why) = v["pending_reason"].as_str() {
+                        println!("waiting:     {why}");
+                    }
+                }
+            }
             TaskCmd::List { state, limit, cursor, client: c } => {
                 let page = client(&c)?.list_tasks(state.as_deref(), limit, cursor).await?;
                 if c.output == super::Output::Json {

@@ -112,7 +112,10 @@ impl WorkerArgs {
             }
             None => WorkerArgs::default(),
         };
-        let cluster = self.cluster.or(file.cluster).unwrap_or_else(|| super::DEFAULT_ADDRS.split(',').map(String::from).collect());
+        let cluster = self
+            .cluster
+            .or(file.cluster)
+            .unwrap_or_else(|| super::DEFAULT_ADDRS.split(',').map(String::from).collect());
         let id = match self.id.or(file.id) {
             Some(id) => id,
             None => std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default(),
@@ -121,12 +124,17 @@ impl WorkerArgs {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let slots = self.slots.or(file.slots).unwrap_or(4);
         anyhow::ensure!(slots >= 1, "--slots must be at least 1");
-        let heartbeat = Duration::from_millis(self.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(DEFAULT_HEARTBEAT_INTERVAL.as_millis() as u64));
+        let heartbeat = Duration::from_millis(
+            self.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(DEFAULT_HEARTBEAT_INTERVAL.as_millis() as u64),
+        );
         let ttl = Duration::from_millis(self.ttl_ms.or(file.ttl_ms).unwrap_or(DEFAULT_WORKER_TTL.as_millis() as u64));
         anyhow::ensure!(heartbeat < ttl, "heartbeat interval must be shorter than the lease (ttl)");
         Ok(WorkerConfig {
             cluster,
-            work_dir: self.work_dir.or(file.work_dir).unwrap_or_else(|| std::env::temp_dir().join(format!("taskraft-worker-{id}"))),
+            work_dir: self
+                .work_dir
+                .or(file.work_dir)
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("taskraft-worker-{id}"))),
             id,
             slots,
             cpu_millis: self.cpu.or(file.cpu).unwrap_or(cores * 1000),
@@ -169,7 +177,12 @@ impl WorkerCmd {
                                 .map(|w| {
                                     let labels = w["worker"]["labels"]
                                         .as_object()
-                                        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+                                        .map(|m| {
+                                            m.iter()
+                                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                                                .collect::<Vec<_>>()
+                                                .join(",")
+                                        })
                                         .unwrap_or_default();
                                     vec![
                                         w["worker"]["id"].as_str().unwrap_or("").into(),
@@ -189,7 +202,11 @@ impl WorkerCmd {
             Some(WorkerAdmin::Drain { id, client }) => {
                 let c = Client::new(client.addr.clone())?;
                 let v: Value = c.request(Method::POST, &format!("/v1/workers/{id}/drain"), None).await?;
-                if client.output == Output::Json { print_json(&v) } else { println!("worker {id} is draining: it gets no new tasks and finishes what it runs") }
+                if client.output == Output::Json {
+                    print_json(&v)
+                } else {
+                    println!("worker {id} is draining: it gets no new tasks and finishes what it runs")
+                }
             }
             Some(WorkerAdmin::Remove { id, client }) => {
                 let c = Client::new(client.addr.clone())?;
@@ -197,7 +214,10 @@ impl WorkerCmd {
                 if client.output == Output::Json {
                     print_json(&v)
                 } else {
-                    println!("worker {id} removed; {} running attempt(s) will resume elsewhere", v["affected"].as_array().map_or(0, |a| a.len()))
+                    println!(
+                        "worker {id} removed; {} running attempt(s) will resume elsewhere",
+                        v["affected"].as_array().map_or(0, |a| a.len())
+                    )
                 }
             }
         }

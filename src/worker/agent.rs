@@ -89,6 +89,8 @@ struct Worker {
     client: Client,
     running: Mutex<HashMap<u64, Running>>,
     wake_inbox: tokio::sync::Notify,
+    /// Highest fencing token received from the inbox (tokens are log indices: they grow).
+    seen_token: std::sync::atomic::AtomicU64,
 }
 
 /// Runs the worker until `shutdown`.
@@ -101,6 +103,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         client,
         running: Mutex::new(HashMap::new()),
         wake_inbox: Default::default(),
+        seen_token: Default::default(),
     });
     worker.register(&shutdown).await;
     let heartbeat = tokio::spawn(worker.clone().heartbeat_loop(shutdown.clone()));
@@ -108,7 +111,10 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     let _ = heartbeat.await;
     let n = worker.stop_all(StopReason::Shutdown);
     if n > 0 {
-        tracing::warn!(attempts = n, "stopped running attempts at shutdown; reporting them lost so they resume elsewhere");
+        tracing::warn!(
+            attempts = n,
+            "stopped running attempts at shutdown; reporting them lost so they resume elsewhere"
+        );
     }
     worker.attempts.close();
     if tokio::time::timeout(SHUTDOWN_REPORT_GRACE, worker.attempts.wait()).await.is_err() {
@@ -126,7 +132,11 @@ impl Worker {
         });
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.client.request::<WorkerInfo>(Method::POST, "/v1/workers", Some(Payload::Json(body.clone()))).await {
+            match self
+                .client
+                .request::<WorkerInfo>(Method::POST, "/v1/workers", Some(Payload::Json(body.clone())))
+                .await
+            {
                 Ok(info) => {
                     tracing::info!(worker = %info.id, slots = info.slots, "registered with the cluster");
                     return;
@@ -139,6 +149,12 @@ impl Worker {
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// The next inbox path: only assignments newer than the newest this worker has seen.
+    fn inbox_path(&self) -> String {
+        let after = self.seen_token.load(std::sync::atomic::Ordering::Relaxed);
+        format!("/v1/workers/{}/inbox?wait_ms=5000&after={after}", self.config.id)
     }
 
     fn running_list(&self) -> Vec<RunningAttempt> {
@@ -179,12 +195,15 @@ impl Worker {
                     last_renewal = Instant::now();
                     fenced = false;
                     for order in answer.stop {
-                        let reason = if order.reason == "cancelled" { StopReason::Cancelled } else { StopReason::Stale };
+                        let reason =
+                            if order.reason == "cancelled" { StopReason::Cancelled } else { StopReason::Stale };
                         self.stop(order.task_id, order.token, reason);
                     }
                 }
                 Err(ClientError::Api { code, .. }) if code == "not_registered" => {
-                    tracing::warn!("the cluster no longer knows this worker (declared lost?); stopping attempts and registering again");
+                    tracing::warn!(
+                        "the cluster no longer knows this worker (declared lost?); stopping attempts and registering again"
+                    );
                     self.stop_all(StopReason::LeaseLost);
                     self.register(&shutdown).await;
                     last_renewal = Instant::now();
@@ -203,18 +222,19 @@ impl Worker {
     }
 
     async fn inbox_loop(self: Arc<Self>, shutdown: CancellationToken) {
-        let path = format!("/v1/workers/{}/inbox?wait_ms=5000", self.config.id);
         loop {
             if shutdown.is_cancelled() {
                 return;
             }
-            let free = self.config.slots as usize - self.running.lock().expect("running lock").len().min(self.config.slots as usize);
+            let free = self.config.slots as usize
+                - self.running.lock().expect("running lock").len().min(self.config.slots as usize);
             if free == 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = self.wake_inbox.notified() => continue,
                 }
             }
+            let path = self.inbox_path();
             let polled = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = self.client.request::<Inbox>(Method::GET, &path, None) => r,
@@ -222,6 +242,7 @@ impl Worker {
             match polled {
                 Ok(inbox) => {
                     for a in inbox.assignments {
+                        self.seen_token.fetch_max(a.token, std::sync::atomic::Ordering::Relaxed);
                         self.clone().start(a, &shutdown);
                     }
                 }
@@ -246,9 +267,9 @@ impl Worker {
             if running.get(&task_id).is_some_and(|r| r.token == a.token) {
                 return;
             }
-            if running.len() >= self.config.slots as usize {
-                return;
-            }
+            // No local slot check: the leader only assigns within the slots it has seen free,
+            // and an attempt that just finished here may still be in `running` while its report
+            // is in flight. Refusing would strand the assignment.
             running.insert(task_id, Running { token: a.token, stop: stop.clone(), reason: reason.clone() });
         }
         let span = tracing::info_span!("attempt", task_id, attempt = a.attempt, token = a.token);
@@ -266,18 +287,35 @@ impl Worker {
     async fn attempt(&self, a: Assignment, stop: CancellationToken, reason: Arc<Mutex<Option<StopReason>>>) {
         let (task_id, token) = (a.task.id, a.token);
         let base = format!("/v1/tasks/{task_id}/attempts/{token}");
-        match self.client.request::<TaskStatus>(Method::POST, &format!("{base}/started"), None).await {
-            Ok(_) => {}
-            Err(ClientError::Api { code, .. }) if code == "duplicate" => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "could not report the attempt started; dropping it");
-                return;
+        let deadline = Instant::now() + self.config.worker_ttl;
+        loop {
+            match self.client.request::<TaskStatus>(Method::POST, &format!("{base}/started"), None).await {
+                Ok(_) => break,
+                Err(ClientError::Api { code, .. }) if code == "duplicate" => break,
+                Err(ClientError::Api { code, message, .. }) => {
+                    tracing::warn!(%code, %message, "the cluster refused the attempt; dropping it");
+                    return;
+                }
+                Err(e) if Instant::now() < deadline && !stop.is_cancelled() => {
+                    tracing::warn!(error = %e, "could not report the attempt started; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not report the attempt started; dropping it (the lease will expire)");
+                    return;
+                }
             }
         }
         let dir = self.config.work_dir.join(format!("task-{task_id}-attempt-{}-{token}", a.attempt));
         if let Err(e) = std::fs::create_dir_all(&dir) {
-            self.complete(&base, AttemptOutcome::Failed, None, String::new(), Some(format!("cannot create {}: {e}", dir.display())))
-                .await;
+            self.complete(
+                &base,
+                AttemptOutcome::Failed,
+                None,
+                String::new(),
+                Some(format!("cannot create {}: {e}", dir.display())),
+            )
+            .await;
             return;
         }
         let resumed = a.task.checkpoint.as_ref().map(|c| c.data.len());
@@ -292,7 +330,7 @@ impl Worker {
             attempt_dir: dir.clone(),
             limits: self.config.limits,
         };
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
         let exec = executor::run(req, stop.clone(), tx);
         tokio::pin!(exec);
         let result = loop {
@@ -317,13 +355,20 @@ impl Worker {
             // We killed it ourselves: tell the cluster the attempt is lost so the task follows
             // its failover policy now (if the leader already declared it lost, this is stale).
             Some(why @ (StopReason::LeaseLost | StopReason::Shutdown)) => {
-                let error = Some(format!("attempt stopped by its worker ({why:?}); it resumes elsewhere per failover policy"));
+                let error =
+                    Some(format!("attempt stopped by its worker ({why:?}); it resumes elsewhere per failover policy"));
                 self.complete(&base, AttemptOutcome::Lost, result.exit_code, result.output_tail, error).await
             }
         }
     }
 
-    async fn ship_checkpoint(&self, base: &str, data: Vec<u8>, stop: &CancellationToken, reason: &Mutex<Option<StopReason>>) {
+    async fn ship_checkpoint(
+        &self,
+        base: &str,
+        data: Vec<u8>,
+        stop: &CancellationToken,
+        reason: &Mutex<Option<StopReason>>,
+    ) {
         let path = format!("{base}/checkpoint");
         match self.client.request::<TaskStatus>(Method::POST, &path, Some(Payload::Bytes(data.into()))).await {
             Ok(status) if status.cancel_requested => {
@@ -341,11 +386,22 @@ impl Worker {
     }
 
     /// Reports the outcome, retrying until the cluster gives a definite answer.
-    async fn complete(&self, base: &str, outcome: AttemptOutcome, exit_code: Option<i32>, output_tail: String, error: Option<String>) {
+    async fn complete(
+        &self,
+        base: &str,
+        outcome: AttemptOutcome,
+        exit_code: Option<i32>,
+        output_tail: String,
+        error: Option<String>,
+    ) {
         let body = json!({"outcome": outcome, "exit_code": exit_code, "output_tail": output_tail, "error": error});
         let deadline = Instant::now() + self.config.worker_ttl * 10;
         loop {
-            match self.client.request::<TaskStatus>(Method::POST, &format!("{base}/complete"), Some(Payload::Json(body.clone()))).await {
+            match self
+                .client
+                .request::<TaskStatus>(Method::POST, &format!("{base}/complete"), Some(Payload::Json(body.clone())))
+                .await
+            {
                 Ok(status) => {
                     tracing::info!(state = %status.state, "completion recorded");
                     return;

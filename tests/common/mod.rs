@@ -258,7 +258,8 @@ impl TestCluster {
             self.dir.path().join(name).display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut w = TestWorker { name: name.into(), log: self.dir.path().join(format!("{name}.log")), args, child: None };
+        let mut w =
+            TestWorker { name: name.into(), log: self.dir.path().join(format!("{name}.log")), args, child: None };
         w.start();
         self.workers.push(w);
         self.workers.len() - 1
@@ -350,7 +351,11 @@ impl Drop for TestCluster {
             n.kill9();
         }
         if std::thread::panicking() {
-            let logs = self.nodes.iter().map(|n| (format!("node {}", n.id), &n.log)).chain(self.workers.iter().map(|w| (w.name.clone(), &w.log)));
+            let logs = self
+                .nodes
+                .iter()
+                .map(|n| (format!("node {}", n.id), &n.log))
+                .chain(self.workers.iter().map(|w| (w.name.clone(), &w.log)));
             for (name, log) in logs {
                 let text = std::fs::read_to_string(log).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();

@@ -14,18 +14,23 @@ use crate::scheduler::placement::PlacementOptions;
 use crate::scheduler::placement::Planner;
 use crate::util::now_ms;
 
+/// Least time between two dispatch rounds.
+const MIN_ROUND_SPACING: Duration = Duration::from_millis(2);
+
 /// Runs until `token` is cancelled (leadership lost or shutdown).
 pub async fn run(node: Arc<Node>, token: CancellationToken) {
     let seed = now_ms() ^ (node.id << 32);
     let mut planner = Planner::new(PlacementOptions::default(), seed);
-    let mut applied = node.view.subscribe();
     loop {
+        // Woken by new work or freed capacity (submits, completions, registrations, lost
+        // workers), or by the interval (retry backoffs falling due). A round scans the whole
+        // backlog, so rounds are also spaced a little: more slots free up per round.
         tokio::select! {
             _ = token.cancelled() => return,
             _ = node.leader.wake.notified() => {}
-            _ = applied.changed() => {}
             _ = tokio::time::sleep(node.leader.options.dispatch_interval) => {}
         }
+        tokio::time::sleep(MIN_ROUND_SPACING).await;
         for task in std::mem::take(&mut *node.leader.completed.lock().expect("completed lock")) {
             planner.observe_completed(&task);
         }

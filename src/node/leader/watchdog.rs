@@ -58,7 +58,11 @@ pub async fn enforce_timeouts(node: Arc<Node>, token: CancellationToken) {
                 .filter_map(|t| {
                     let limit = t.spec.timeout_ms?;
                     let attempt = t.live_attempt()?;
-                    (now.saturating_sub(attempt.started_ms.unwrap_or(attempt.assigned_ms)) > limit).then_some((t.id, attempt.fencing_token, limit))
+                    (now.saturating_sub(attempt.started_ms.unwrap_or(attempt.assigned_ms)) > limit).then_some((
+                        t.id,
+                        attempt.fencing_token,
+                        limit,
+                    ))
                 })
                 .collect()
         });

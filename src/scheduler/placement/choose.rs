@@ -3,14 +3,14 @@
 //! Every chooser sees the fitting seats in worker-id order and breaks ties by the lower id, so a
 //! choice depends only on the state, the round so far and the planner's memory:
 //!
-//! | strategy                          | picks                                                     |
-//! |-----------------------------------|-----------------------------------------------------------|
-//! | priority_fcfs, sjf, least_loaded  | lowest `used_slots / slots`                               |
-//! | best_fit                          | least cpu + memory left after placing (then fewest free slots) |
-//! | round_robin                       | the next worker id after the last one chosen, wrapping    |
-//! | weighted_round_robin              | smooth weighted round-robin (nginx), weight = slots       |
-//! | random                            | uniform, from a seeded xorshift64* generator              |
-//! | consistent_hash                   | highest rendezvous hash of (key, worker id)               |
+//! | strategy                         | picks                                                   |
+//! |----------------------------------|---------------------------------------------------------|
+//! | priority_fcfs, sjf, least_loaded | lowest `used_slots / slots`                             |
+//! | best_fit                         | least cpu + memory left after placing, then fewest free slots |
+//! | round_robin                      | the next worker id after the last one chosen, wrapping  |
+//! | weighted_round_robin             | smooth weighted round-robin (nginx), weight = slots     |
+//! | random                           | uniform, from a seeded xorshift64* generator            |
+//! | consistent_hash                  | highest rendezvous hash of (key, worker id)             |
 //!
 //! The round-robin cursor and the weighted credits are shared by all tasks of that strategy and
 //! survive across rounds; they only steer, so losing them with a leader change is harmless.

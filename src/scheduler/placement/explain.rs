@@ -46,13 +46,18 @@ impl Census {
         c
     }
 
-    /// " (2 active workers missed their heartbeats and were not considered)" when it matters.
+    /// " (not counting 2 active workers that missed their heartbeats)" when it matters.
     fn unheard_note(&self) -> String {
         match self.unheard {
             0 => String::new(),
-            1 => " (1 active worker missed its heartbeats and was not considered)".to_string(),
-            n => format!(" ({n} active workers missed their heartbeats and were not considered)"),
+            1 => " (not counting 1 active worker that missed its heartbeats)".to_string(),
+            n => format!(" (not counting {n} active workers that missed their heartbeats)"),
         }
+    }
+
+    /// What the candidates are called: "live" once the leader's view has excluded some.
+    fn candidates(&self) -> &'static str {
+        if self.unheard > 0 { "live" } else { "active" }
     }
 }
 
@@ -67,47 +72,49 @@ pub(super) fn diagnose(spec: &TaskSpec, census: &Census, seats: &[Seat<'_>]) -> 
     let note = census.unheard_note();
     let matching: Vec<&Seat<'_>> = seats.iter().filter(|s| s.matches(spec)).collect();
     if matching.is_empty() {
-        return format!("{}{note}", missing_labels(spec, seats));
+        return format!("{}{note}", missing_labels(spec, seats, census.candidates()));
     }
     let capable: Vec<&Seat<'_>> =
         matching.iter().copied().filter(|s| s.cpu_capable(spec) && s.mem_capable(spec)).collect();
     if capable.is_empty() {
         return format!("{}{note}", too_small(spec, &matching));
     }
+    // Say "large enough" when some matching workers could never hold the task: they are not
+    // part of the count.
+    let (one, many) = if capable.len() == matching.len() {
+        ("matching worker", "matching workers")
+    } else {
+        ("matching worker large enough", "matching workers large enough")
+    };
     let n = capable.len();
     let room = capable.iter().filter(|s| s.fits(spec)).count();
     if room > 0 {
-        return format!(
-            "{} {} room; waiting for the next dispatch round",
-            count(room),
-            if room == 1 { "has" } else { "have" }
-        );
+        let who = if room == 1 { format!("1 {one} has") } else { format!("{room} {many} have") };
+        return format!("{who} room; waiting for the next dispatch round");
     }
+    let who = if n == 1 { format!("the only {one} is") } else { format!("all {n} {many} are") };
     let no_slot = capable.iter().filter(|s| s.free_slots() == 0).count();
     if no_slot == n {
-        let who =
-            if n == 1 { "the only matching worker is".to_string() } else { format!("all {n} matching workers are") };
         return format!("{who} full (slots){note}");
     }
+    let counted = |k: usize, what: String| if n == 1 { what } else { format!("{k} {what}") };
     let with_slot = || capable.iter().filter(|s| s.free_slots() > 0);
-    let short_cpu = with_slot().filter(|s| !s.cpu_fits(spec)).count();
-    let short_mem = with_slot().filter(|s| !s.mem_fits(spec)).count();
+    let at_most = if n == 1 { "" } else { "at most " };
     let mut parts = Vec::new();
     if no_slot > 0 {
-        parts.push(format!("{no_slot} full (slots)"));
+        parts.push(counted(no_slot, "full (slots)".to_string()));
     }
-    if short_cpu > 0 {
-        parts.push(format!("{short_cpu} short of {} free millicores cpu", spec.resources.cpu_millis));
+    let short_cpu: Vec<u64> = with_slot().filter(|s| !s.cpu_fits(spec)).filter_map(|s| s.free_cpu()).collect();
+    if let Some(most) = short_cpu.iter().max() {
+        let what = format!("short of cpu (needs {} millicores, {at_most}{most} free)", spec.resources.cpu_millis);
+        parts.push(counted(short_cpu.len(), what));
     }
-    if short_mem > 0 {
-        parts.push(format!("{short_mem} short of {} MiB free memory", spec.resources.memory_mib));
+    let short_mem: Vec<u64> = with_slot().filter(|s| !s.mem_fits(spec)).filter_map(|s| s.free_mem()).collect();
+    if let Some(most) = short_mem.iter().max() {
+        let what = format!("short of memory (needs {} MiB, {at_most}{most} free)", spec.resources.memory_mib);
+        parts.push(counted(short_mem.len(), what));
     }
-    let who = if n == 1 { "the only matching worker is".to_string() } else { format!("all {n} matching workers are") };
-    format!("{who} busy: {}{note}", parts.join(", "))
-}
-
-fn count(n: usize) -> String {
-    if n == 1 { "1 matching worker".to_string() } else { format!("{n} matching workers") }
+    format!("{who} busy: {}{note}", parts.join("; "))
 }
 
 fn no_candidates(c: &Census) -> String {
@@ -135,13 +142,13 @@ fn no_candidates(c: &Census) -> String {
 
 /// The first required label no candidate has; or, when each label exists somewhere but never
 /// all together, the whole set.
-fn missing_labels(spec: &TaskSpec, seats: &[Seat<'_>]) -> String {
+fn missing_labels(spec: &TaskSpec, seats: &[Seat<'_>], candidates: &str) -> String {
     let missing = spec.constraints.iter().find(|(k, v)| !seats.iter().any(|s| s.info.labels.get(*k) == Some(*v)));
     match missing {
-        Some((k, v)) => format!("no active worker has label {k}={v}"),
+        Some((k, v)) => format!("no {candidates} worker has label {k}={v}"),
         None => {
             let all: Vec<String> = spec.constraints.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            format!("no active worker has all of the labels {}", all.join(", "))
+            format!("no {candidates} worker has all of the labels {}", all.join(", "))
         }
     }
 }

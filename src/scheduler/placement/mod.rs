@@ -30,8 +30,18 @@
 //! 5. **Reasons.** A task that fits nowhere gets a sentence in [`Plan::waiting`]. Capacity only
 //!    shrinks during a round, so the answer for one (constraints, resources) shape is computed
 //!    once and reused: a million tasks needing a missing label cost one diagnosis.
-//! 6. The round stops after [`PlacementOptions::max_per_round`] placements or when no candidate
-//!    has a free slot; tasks not looked at are counted in [`Plan::unexplained`].
+//! 6. The round stops after [`PlacementOptions::max_per_round`] placements. Once no candidate
+//!    has a free slot it only keeps walking the queue to give up to
+//!    [`PlacementOptions::max_waiting_reasons`] reasons. Tasks left without a reason are counted
+//!    in [`Plan::unexplained`].
+//!
+//! What the leader's dispatch loop owes the planner:
+//!
+//! - Plan only from a state that already contains the previous round's `Assign` (wait for it to
+//!   be applied locally), or the same task may be planned twice and cpu/memory double-booked.
+//! - Commit the plan with the same `now_ms` it passed to [`Planner::plan`].
+//! - Feed every `Response::Completed` task to [`Planner::observe_completed`] (or call
+//!   [`Planner::observe_runtime`]) so shortest-job-first has estimates.
 //!
 //! [`explain_pending`] answers "why is task N still pending?" on any replica. It has no liveness
 //! information, so it treats every `Active` worker as a candidate.
@@ -115,15 +125,16 @@ pub struct Plan {
     pub assignments: Vec<(TaskId, String)>,
     /// Why an eligible task looked at this round was not placed, for people.
     pub waiting: BTreeMap<TaskId, String>,
-    /// Eligible tasks neither placed nor in `waiting`: the round stopped first (placement cap or
-    /// no free slot left), or the reason cap was reached.
+    /// Eligible tasks neither placed nor in `waiting`: the round reached `max_per_round` before
+    /// looking at them, or `max_waiting_reasons` was used up.
     pub unexplained: usize,
     /// Eligible tasks this round (pending, plus retry_wait whose backoff ended).
     pub eligible: usize,
 }
 
-/// The leader's placement memory. Create one per leadership term (or keep it: everything in it
-/// is a heuristic, none of it is needed for correctness).
+/// The leader's placement memory. Everything in it only steers (none of it is needed for
+/// correctness), so a node may keep one for its lifetime and use it whenever it leads; the
+/// observed runtimes are the part worth keeping.
 #[derive(Debug, Clone)]
 pub struct Planner {
     options: PlacementOptions,
@@ -158,27 +169,35 @@ impl Planner {
         let mut queue = Queue::build(state, now_ms, &self.options, &self.runtimes);
         let mut plan = Plan { eligible: queue.len(), ..Plan::default() };
         let mut free_slots: u64 = seats.iter().map(Seat::free_slots).sum();
-        let mut refused: BTreeMap<Shape<'_>, String> = BTreeMap::new();
+        // Shapes that fit nowhere, with their reason once one was needed.
+        let mut refused: BTreeMap<Shape<'_>, Option<String>> = BTreeMap::new();
         let mut fitting: Vec<usize> = Vec::with_capacity(seats.len());
-        while plan.assignments.len() < self.options.max_per_round && free_slots > 0 {
+        let max_reasons = self.options.max_waiting_reasons;
+        while plan.assignments.len() < self.options.max_per_round {
+            // With every slot taken nothing more can be placed; keep walking only to explain.
+            if free_slots == 0 && plan.waiting.len() >= max_reasons {
+                break;
+            }
             let Some(task) = queue.pop() else { break };
             let shape = Shape::of(&task.spec);
-            if !refused.contains_key(&shape) {
+            // Capacity only shrinks during a round: a shape refused once is refused for good.
+            if free_slots > 0 && !refused.contains_key(&shape) {
                 fitting.clear();
                 fitting.extend((0..seats.len()).filter(|&i| seats[i].fits(&task.spec)));
                 if !fitting.is_empty() {
                     let strategy = effective_strategy(&task.spec.placement, &self.options);
                     let chosen = self.chooser.choose(strategy, &fitting, &seats, &task.spec, &scale);
-                    assert!(fitting.contains(&chosen), "the chooser picked worker {chosen} outside {fitting:?}");
+                    assert!(fitting.contains(&chosen), "the chooser picked seat {chosen} outside {fitting:?}");
                     seats[chosen].take(&task.spec);
                     free_slots -= 1;
                     plan.assignments.push((task.id, seats[chosen].id().to_string()));
                     continue;
                 }
-                refused.insert(shape, diagnose(&task.spec, &census, &seats));
             }
-            if plan.waiting.len() < self.options.max_waiting_reasons {
-                plan.waiting.insert(task.id, refused[&shape].clone());
+            let why = refused.entry(shape).or_insert(None);
+            if plan.waiting.len() < max_reasons {
+                let why = why.get_or_insert_with(|| diagnose(&task.spec, &census, &seats));
+                plan.waiting.insert(task.id, why.clone());
             }
         }
         plan.unexplained = plan.eligible - plan.assignments.len() - plan.waiting.len();

@@ -173,6 +173,18 @@ async fn prepare(req: &ExecRequest, attempt_dir: &Path, out_path: &Path) -> Resu
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // If the worker itself dies (SIGKILL, OOM), the task must not live on unsupervised: the
+    // kernel sends it SIGKILL when its parent goes away. (Its own children are covered by the
+    // group kill whenever the worker is alive to do it.)
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     // The worker may itself run under taskraft: its own TASKRAFT_* must not leak into the task
     // (an inherited TASKRAFT_CHECKPOINT_IN would make a first attempt look like a resume).
     for (name, _) in std::env::vars_os() {
