@@ -170,11 +170,17 @@ impl Node {
 
     /// On the leader: the index a linearizable read must wait for (ReadIndex: leadership is
     /// confirmed with a quorum first).
+    ///
+    /// The index is at least the leader's last log index when the read arrived. A leader that
+    /// restarted and resumed its term from its saved vote may hold acknowledged entries it has
+    /// not re-committed yet, and openraft's read index alone can be older than those; waiting
+    /// for the whole local log (which a leader never truncates) keeps such reads linearizable.
     pub async fn leader_read_index(&self, deadline: Instant) -> Result<u64, ReadError> {
+        let last_log = self.metrics().last_log_index.unwrap_or(0);
         let fut = self.raft.get_read_log_id(ReadPolicy::ReadIndex);
         match tokio::time::timeout_at(deadline, fut).await {
             Err(_) => Err(ReadError::Timeout),
-            Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.index()),
+            Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.index().max(last_log)),
             Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => Err(ReadError::NoLeader),
             Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
                 Err(ReadError::NoQuorum(e.to_string()))
