@@ -55,6 +55,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/workers/{id}/heartbeat", post(workers::heartbeat))
         .route("/v1/workers/{id}/inbox", get(workers::inbox))
         .route("/v1/workers/{id}/drain", post(workers::drain))
+        .route("/v1/workers/{id}/reports", post(workers::reports))
         .route("/v1/stats", get(tasks::stats))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/init", post(cluster::init))

@@ -413,3 +413,132 @@ pub async fn remove(
         Ok(other) => Err(ApiError::internal(format!("unexpected answer to remove: {other:?}"))),
     }
 }
+
+/// What a report says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// The process started.
+    Started,
+    /// The attempt ended (`outcome` required).
+    Complete,
+}
+
+/// One report of `POST /v1/workers/{id}/reports`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// The task.
+    pub task_id: u64,
+    /// The attempt's fencing token.
+    pub token: u64,
+    /// What happened.
+    pub kind: ReportKind,
+    /// For `complete`: how the attempt ended.
+    #[serde(default)]
+    pub outcome: Option<AttemptOutcome>,
+    /// For `complete`: exit code, if the process exited.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// For `complete`: last output.
+    #[serde(default)]
+    pub output_tail: String,
+    /// For `complete`: error text.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Body of `POST /v1/workers/{id}/reports`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reports {
+    /// The reports, answered in order.
+    pub reports: Vec<Report>,
+}
+
+/// The verdict on one report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportResult {
+    /// The task's status after an accepted report.
+    pub status: Option<scheduler::TaskStatus>,
+    /// Why it was refused (`stale_token`, `duplicate`, …) — definite.
+    pub code: Option<String>,
+    /// Human-readable reason.
+    pub message: Option<String>,
+}
+
+/// Answer of `POST /v1/workers/{id}/reports`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportResults {
+    /// One result per report, in order.
+    pub results: Vec<ReportResult>,
+}
+
+/// Most reports in one batch.
+pub const MAX_REPORTS: usize = 4096;
+
+/// `POST /v1/workers/{id}/reports`: many `started` / `complete` reports in one request (the
+/// worker batches them; the leader commits them together). Answered per report, in order.
+pub async fn reports(
+    State(node): State<Arc<Node>>,
+    id: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path(_worker) = id?;
+    let body = body?;
+    let batch: Reports = json_body(&body)?;
+    if batch.reports.len() > MAX_REPORTS {
+        return Err(ApiError::invalid(format!("reports: at most {MAX_REPORTS} per request")));
+    }
+    if !node.is_leader() {
+        return Ok(forward::to_leader(&node, None, Method::POST, &uri, &headers, body).await);
+    }
+    let deadline = Instant::now() + node.config.request_timeout;
+    let now = now_ms();
+    let mut cmds = Vec::with_capacity(batch.reports.len());
+    for (i, r) in batch.reports.into_iter().enumerate() {
+        cmds.push(match (r.kind, r.outcome) {
+            (ReportKind::Started, _) => Command::AttemptStarted { now_ms: now, task_id: r.task_id, token: r.token },
+            (ReportKind::Complete, Some(outcome)) => Command::Complete {
+                now_ms: now,
+                task_id: r.task_id,
+                token: r.token,
+                outcome,
+                exit_code: r.exit_code,
+                output_tail: r.output_tail,
+                error: r.error,
+            },
+            (ReportKind::Complete, None) => {
+                return Err(ApiError::invalid(format!("reports[{i}].outcome: required for a complete report")));
+            }
+        });
+    }
+    let writes = cmds.into_iter().map(|cmd| node.write(cmd, deadline));
+    let mut results = Vec::new();
+    let mut completed = false;
+    for outcome in futures::future::join_all(writes).await {
+        results.push(match outcome {
+            Ok(scheduler::Response::Rejected(r)) => {
+                ReportResult { status: None, code: Some(r.code.as_str().to_string()), message: Some(r.message) }
+            }
+            Ok(scheduler::Response::AttemptStarted { status }) => {
+                ReportResult { status: Some(status), code: None, message: None }
+            }
+            Ok(scheduler::Response::Completed { task }) => {
+                completed = true;
+                let status = scheduler::TaskStatus::of(&task);
+                node.leader.note_completed(task);
+                ReportResult { status: Some(status), code: None, message: None }
+            }
+            Ok(other) => return Err(ApiError::internal(format!("unexpected answer to a report: {other:?}"))),
+            // Not leader any more, no quorum, or unknown: the whole request is retried by the worker.
+            Err(e) => return Err(e.into()),
+        });
+    }
+    if completed {
+        node.leader.wake.notify_one();
+    }
+    Ok(Json(ReportResults { results }).into_response())
+}

@@ -29,6 +29,9 @@ pub struct DevCmd {
     /// Storage engine of the replicas: sled (durable) or memory.
     #[arg(long, default_value = "sled")]
     storage: String,
+    /// Worker agents to start (4 slots each); 0 for a cluster without workers (benchmarks).
+    #[arg(long, default_value_t = WORKERS)]
+    workers: usize,
 }
 
 impl DevCmd {
@@ -50,7 +53,7 @@ impl DevCmd {
             cluster.shutdown().await;
             return Ok(ExitCode::FAILURE);
         }
-        for _ in 0..WORKERS {
+        for _ in 0..self.workers {
             cluster.spawn_worker(WORKER_SLOTS, &[])?;
         }
         print_banner(&cluster, _temp.is_some());

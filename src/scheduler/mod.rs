@@ -22,9 +22,10 @@
 //!    on the replica that proposed it. The state itself, serialized whole, is the snapshot.
 //!
 //! What this module deliberately does not do: no I/O, no clock, no randomness, no async, no
-//! openraft or storage types. It does not choose workers (the leader's dispatcher does, and
-//! apply only checks that a choice is still valid: state, slots, labels), track heartbeats, or
-//! encode snapshots (the adapter does, with a version byte). Validation rules are part of the
+//! openraft or storage types. Choosing workers is [`placement`]'s job — pure too, but called
+//! only by the leader's dispatcher, whose decisions reach the state as `Assign` commands that
+//! apply re-checks (state, slots, labels). It does not track heartbeats (the leader does, in
+//! memory) or encode snapshots (the adapter does, with a version byte). Validation rules are part of the
 //! replicated semantics: loosening them is safe, tightening them changes how old log entries
 //! replay and needs a new command variant instead.
 

@@ -20,6 +20,9 @@ use super::executor::ExecRequest;
 use crate::api::workers::Assignment;
 use crate::api::workers::HeartbeatAnswer;
 use crate::api::workers::Inbox;
+use crate::api::workers::Report;
+use crate::api::workers::ReportKind;
+use crate::api::workers::ReportResult;
 use crate::api::workers::RunningAttempt;
 use crate::client::Client;
 use crate::client::ClientError;
@@ -85,6 +88,7 @@ const SHUTDOWN_REPORT_GRACE: Duration = Duration::from_secs(10);
 
 struct Worker {
     config: WorkerConfig,
+    reporter: super::reporter::Reporter,
     attempts: tokio_util::task::TaskTracker,
     client: Client,
     running: Mutex<HashMap<u64, Running>>,
@@ -97,8 +101,13 @@ struct Worker {
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)?;
     let client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?.with_timeout(Duration::from_secs(10));
+    let reporter = super::reporter::Reporter::start(
+        Arc::new(Client::with_local_ip(config.cluster.clone(), config.local_ip)?.with_timeout(Duration::from_secs(10))),
+        &config.id,
+    );
     let worker = Arc::new(Worker {
         config,
+        reporter,
         attempts: tokio_util::task::TaskTracker::new(),
         client,
         running: Mutex::new(HashMap::new()),
@@ -288,12 +297,21 @@ impl Worker {
         let (task_id, token) = (a.task.id, a.token);
         let base = format!("/v1/tasks/{task_id}/attempts/{token}");
         let deadline = Instant::now() + self.config.worker_ttl;
+        let started = Report {
+            task_id,
+            token,
+            kind: ReportKind::Started,
+            outcome: None,
+            exit_code: None,
+            output_tail: String::new(),
+            error: None,
+        };
         loop {
-            match self.client.request::<TaskStatus>(Method::POST, &format!("{base}/started"), None).await {
-                Ok(_) => break,
-                Err(ClientError::Api { code, .. }) if code == "duplicate" => break,
-                Err(ClientError::Api { code, message, .. }) => {
-                    tracing::warn!(%code, %message, "the cluster refused the attempt; dropping it");
+            match self.reporter.send(started.clone()).await {
+                Ok(ReportResult { code: None, .. }) => break,
+                Ok(ReportResult { code: Some(code), .. }) if code == "duplicate" => break,
+                Ok(ReportResult { code: Some(code), message, .. }) => {
+                    tracing::warn!(%code, ?message, "the cluster refused the attempt; dropping it");
                     return;
                 }
                 Err(e) if Instant::now() < deadline && !stop.is_cancelled() => {
@@ -394,21 +412,26 @@ impl Worker {
         output_tail: String,
         error: Option<String>,
     ) {
-        let body = json!({"outcome": outcome, "exit_code": exit_code, "output_tail": output_tail, "error": error});
+        let (task_id, token) = parse_base(base);
+        let report = Report {
+            task_id,
+            token,
+            kind: ReportKind::Complete,
+            outcome: Some(outcome),
+            exit_code,
+            output_tail,
+            error,
+        };
         let deadline = Instant::now() + self.config.worker_ttl * 10;
         loop {
-            match self
-                .client
-                .request::<TaskStatus>(Method::POST, &format!("{base}/complete"), Some(Payload::Json(body.clone())))
-                .await
-            {
-                Ok(status) => {
-                    tracing::info!(state = %status.state, "completion recorded");
+            match self.reporter.send(report.clone()).await {
+                Ok(ReportResult { code: None, status, .. }) => {
+                    tracing::debug!(state = ?status.map(|s| s.state), "completion recorded");
                     return;
                 }
-                Err(ClientError::Api { code, message, .. }) => {
+                Ok(ReportResult { code: Some(code), message, .. }) => {
                     // Definite: duplicate (already recorded) or stale (fenced off).
-                    tracing::warn!(%code, %message, "completion not accepted");
+                    tracing::warn!(%code, ?message, "completion not accepted");
                     return;
                 }
                 Err(e) if Instant::now() < deadline => {
@@ -422,4 +445,12 @@ impl Worker {
             }
         }
     }
+}
+
+/// `(task_id, token)` of an attempt's report path `/v1/tasks/{id}/attempts/{token}`.
+fn parse_base(base: &str) -> (u64, u64) {
+    let mut parts = base.trim_start_matches("/v1/tasks/").split("/attempts/");
+    let task_id = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let token = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (task_id, token)
 }

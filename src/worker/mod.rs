@@ -18,5 +18,6 @@
 
 pub mod agent;
 pub mod executor;
+pub mod reporter;
 
 pub use agent::WorkerConfig;

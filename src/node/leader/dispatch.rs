@@ -10,6 +10,7 @@ use crate::node::Node;
 use crate::scheduler::AssignOutcome;
 use crate::scheduler::Command;
 use crate::scheduler::Response;
+use crate::scheduler::WorkerState;
 use crate::scheduler::placement::PlacementOptions;
 use crate::scheduler::placement::Planner;
 use crate::util::now_ms;
@@ -36,7 +37,17 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
         }
         let now = now_ms();
         let live = node.leader.leases.live();
-        let plan = node.view.read(|a| planner.plan(&a.state, &live, now));
+        // Planning scans the whole backlog: skip it when no live worker has a free slot.
+        let plan = node.view.read(|a| {
+            let free: usize = live
+                .iter()
+                .filter_map(|id| a.state.worker(id))
+                .filter(|w| w.state == WorkerState::Active)
+                .map(|w| (w.slots as usize).saturating_sub(a.state.live_tasks_on(&w.id).count()))
+                .sum();
+            (free > 0).then(|| planner.plan(&a.state, &live, now))
+        });
+        let Some(plan) = plan else { continue };
         if plan.assignments.is_empty() {
             continue;
         }

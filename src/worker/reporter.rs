@@ -1,0 +1,95 @@
+//! Batches the worker's attempt reports: many `started` / `complete` reports per request.
+//!
+//! Under load a worker finishes attempts faster than one HTTP round trip each would allow;
+//! reports queue here and go out together (`POST /v1/workers/{id}/reports`), at most
+//! [`MAX_IN_FLIGHT`] requests at a time, and each caller gets its own verdict back.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
+
+use crate::api::workers::Report;
+use crate::api::workers::ReportResult;
+use crate::api::workers::ReportResults;
+use crate::api::workers::Reports;
+use crate::client::Client;
+use crate::client::Payload;
+
+/// Report requests outstanding at once.
+pub const MAX_IN_FLIGHT: usize = 2;
+/// Most reports per request.
+pub const MAX_BATCH: usize = 512;
+
+type Reply = oneshot::Sender<Result<ReportResult, String>>;
+
+/// Handle to the batching loop.
+#[derive(Clone)]
+pub struct Reporter {
+    tx: mpsc::Sender<(Report, Reply)>,
+}
+
+impl Reporter {
+    /// Starts the loop for worker `id`; it ends when every handle is dropped.
+    pub fn start(client: Arc<Client>, id: &str) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(run(client, format!("/v1/workers/{id}/reports"), rx));
+        Self { tx }
+    }
+
+    /// Sends one report; `Ok` carries the cluster's verdict (accepted, or refused with a code),
+    /// `Err` a transient failure (the report may be retried).
+    pub async fn send(&self, report: Report) -> Result<ReportResult, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((report, reply)).await.map_err(|_| "reporter stopped".to_string())?;
+        rx.await.unwrap_or_else(|_| Err("reporter dropped the report".into()))
+    }
+}
+
+async fn run(client: Arc<Client>, path: String, mut rx: mpsc::Receiver<(Report, Reply)>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let client = client.clone();
+        let path = path.clone();
+        tokio::spawn(async move {
+            let (reports, replies): (Vec<Report>, Vec<Reply>) = batch.into_iter().unzip();
+            let body = serde_json::to_value(Reports { reports }).map(Payload::Json);
+            let answer = match body {
+                Ok(body) => {
+                    client.request::<ReportResults>(Method::POST, &path, Some(body)).await.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match answer {
+                Ok(ReportResults { results }) if results.len() == replies.len() => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(Ok(result));
+                    }
+                }
+                Ok(other) => {
+                    let e =
+                        format!("the cluster answered {} results for {} reports", other.results.len(), replies.len());
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
