@@ -94,6 +94,10 @@ pub struct WorkerArgs {
     /// Lease length in milliseconds (must match the cluster's worker_ttl).
     #[arg(long, env = "TASKRAFT_WORKER_TTL_MS")]
     ttl_ms: Option<u64>,
+    /// Largest checkpoint shipped, in bytes (default and maximum 262144); a bigger one is
+    /// refused with an error in the attempt.
+    #[arg(long, env = "TASKRAFT_WORKER_CHECKPOINT_MAX_BYTES")]
+    checkpoint_max_bytes: Option<usize>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -129,6 +133,13 @@ impl WorkerArgs {
         );
         let ttl = Duration::from_millis(self.ttl_ms.or(file.ttl_ms).unwrap_or(DEFAULT_WORKER_TTL.as_millis() as u64));
         anyhow::ensure!(heartbeat < ttl, "heartbeat interval must be shorter than the lease (ttl)");
+        let checkpoint_max =
+            self.checkpoint_max_bytes.or(file.checkpoint_max_bytes).unwrap_or(crate::scheduler::MAX_CHECKPOINT_BYTES);
+        anyhow::ensure!(
+            (1..=crate::scheduler::MAX_CHECKPOINT_BYTES).contains(&checkpoint_max),
+            "--checkpoint-max-bytes must be 1..={} (the cluster refuses bigger checkpoints)",
+            crate::scheduler::MAX_CHECKPOINT_BYTES
+        );
         Ok(WorkerConfig {
             cluster,
             work_dir: self
@@ -143,7 +154,7 @@ impl WorkerArgs {
             local_ip: self.local_ip.or(file.local_ip),
             heartbeat_interval: heartbeat,
             worker_ttl: ttl,
-            limits: ExecLimits::default(),
+            limits: ExecLimits { checkpoint_max_bytes: checkpoint_max, ..ExecLimits::default() },
         })
     }
 }
