@@ -227,3 +227,23 @@ async fn cancel_and_timeout_kill_the_whole_process_group() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_restarted_within_its_lease_gives_up_its_old_attempts() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("w1", 2, &[]);
+    cluster.wait_workers(1).await;
+    let client = cluster.client();
+    let (t, _) = client.submit(counter_task(40, cluster.dir.path())).await.unwrap();
+    eventually("a checkpoint", Duration::from_secs(30), || async { task(&client, t.id).await.checkpoint.map(|_| ()) })
+        .await;
+    // Crash and come back at once, well inside the 3 s lease: the new process runs nothing,
+    // so the attempt the cluster still has on it must be given up and resumed.
+    cluster.worker("w1").kill9();
+    cluster.worker("w1").start();
+    let done = client.wait(t.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!(done.attempts[0].outcome, Some(AttemptOutcome::Lost), "{:?}", done.attempts);
+    assert!(done.attempts[1].output_tail.contains("finished at 40"), "{}", done.attempts[1].output_tail);
+    assert!(!done.attempts[1].output_tail.contains("starts at 0"), "must resume from the checkpoint");
+}

@@ -83,6 +83,17 @@ pub async fn register(
     let reg: WorkerRegistration = json_body(&body)?;
     reg.validate().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
     let id = reg.id.clone();
+    // A worker registers when its process starts, so it runs nothing: attempts the cluster
+    // still has on it belong to a previous incarnation (crashed and restarted within its
+    // lease). End them lost first, so they resume elsewhere instead of waiting forever.
+    let stale_incarnation = node.is_leader() && node.view.read(|a| a.state.live_tasks_on(&id).next().is_some());
+    if stale_incarnation {
+        tracing::warn!(worker = %id, "worker re-registered with attempts still assigned; ending them lost");
+        let lost = Command::WorkerLost { now_ms: now_ms(), worker_id: id.clone() };
+        if let Err(forwarded) = on_leader(&node, lost, Method::POST, &uri, &headers, body.clone()).await? {
+            return Ok(forwarded);
+        }
+    }
     match on_leader(
         &node,
         Command::RegisterWorker { now_ms: now_ms(), worker: reg },
@@ -119,6 +130,11 @@ pub struct Heartbeat {
     /// Attempts the worker is running now.
     #[serde(default)]
     pub running: Vec<RunningAttempt>,
+    /// The highest fencing token the worker has received from its inbox. A live attempt on
+    /// this worker with a token up to this one that is not in `running` is no longer run by
+    /// anyone: the leader ends it `lost` so it resumes elsewhere.
+    #[serde(default)]
+    pub seen_token: u64,
 }
 
 /// An attempt the worker must stop, and why.
@@ -155,14 +171,33 @@ pub async fn heartbeat(
     if !node.is_leader() {
         return Ok(forward::to_leader(&node, None, Method::POST, &uri, &headers, body).await);
     }
+    // Judge attempts only from a state that has everything committed before this term
+    // applied; until then a valid attempt could look stale.
+    if !node.leader.is_ready() {
+        return Err(ApiError::unavailable("leader_not_ready", "the new leader is catching up; retry"));
+    }
+    // A leader cut off from the majority must not keep leases alive: the other side has
+    // elected a leader that will declare this worker lost and reassign its tasks, and the
+    // worker has to notice (no renewal) and fence itself.
+    let lease =
+        tokio::time::timeout(Duration::from_millis(500), node.raft.get_read_log_id(openraft::ReadPolicy::LeaseRead));
+    if !matches!(lease.await, Ok(Ok(_))) {
+        return Err(ApiError::unavailable("no_quorum", "this leader cannot confirm its leadership; not renewing"));
+    }
+    let listed: std::collections::BTreeSet<(u64, u64)> = hb.running.iter().map(|r| (r.task_id, r.token)).collect();
     let answer = node.view.read(|a| {
-        let worker = a.state.worker(&id)?;
-        if !matches!(worker.state, WorkerState::Active | WorkerState::Draining) {
-            return None;
+        let applied = a.state.last_applied_index();
+        let worker = a.state.worker(&id).ok_or(Refusal::NotRegistered)?;
+        match worker.state {
+            WorkerState::Active | WorkerState::Draining => {}
+            WorkerState::Removed => return Err(Refusal::Removed),
+            WorkerState::Lost => return Err(Refusal::NotRegistered),
         }
         let stop = hb
             .running
             .iter()
+            // A token newer than what this replica applied cannot be judged yet.
+            .filter(|r| r.token <= applied)
             .filter_map(|r| {
                 let task = a.state.task(r.task_id);
                 let live =
@@ -176,18 +211,58 @@ pub async fn heartbeat(
                 }
             })
             .collect::<Vec<_>>();
-        Some(stop)
+        let orphans = a
+            .state
+            .live_tasks_on(&id)
+            .filter_map(|tid| {
+                let token = a.state.task(tid)?.live_attempt()?.fencing_token;
+                (token <= hb.seen_token && !listed.contains(&(tid, token))).then_some((tid, token))
+            })
+            .collect::<Vec<_>>();
+        Ok((stop, orphans))
     });
-    let Some(stop) = answer else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_registered",
-            format!("worker {id} is not registered (or was declared lost or removed): register again"),
-        ));
+    let (stop, orphans) = match answer {
+        Ok(v) => v,
+        Err(Refusal::Removed) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "worker_removed",
+                format!("worker {id} was removed by an operator; it must stop (start it again to re-register)"),
+            ));
+        }
+        Err(Refusal::NotRegistered) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_registered",
+                format!("worker {id} is not registered (or was declared lost): register again"),
+            ));
+        }
     };
+    for (task_id, token) in orphans {
+        tracing::warn!(worker = %id, task_id, token, "worker no longer runs this attempt; ending it lost");
+        let cmd = Command::Complete {
+            now_ms: now_ms(),
+            task_id,
+            token,
+            outcome: AttemptOutcome::Lost,
+            exit_code: None,
+            output_tail: String::new(),
+            error: Some(format!("worker {id} no longer runs this attempt")),
+        };
+        if let Err(e) = node.write(cmd, Instant::now() + node.config.request_timeout).await {
+            tracing::warn!(task_id, error = %e, "could not end the orphaned attempt; the next heartbeat retries");
+        }
+        node.leader.wake.notify_one();
+    }
     node.leader.leases.renew(&id);
     let ttl_ms = node.leader.leases.ttl().as_millis() as u64;
     Ok(Json(HeartbeatAnswer { ttl_ms, stop }).into_response())
+}
+
+/// Why a heartbeat is refused.
+enum Refusal {
+    NotRegistered,
+    Removed,
 }
 
 /// Query of the inbox long-poll.
@@ -486,7 +561,7 @@ pub async fn reports(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Path(_worker) = id?;
+    let Path(worker) = id?;
     let body = body?;
     let batch: Reports = json_body(&body)?;
     if batch.reports.len() > MAX_REPORTS {
@@ -497,6 +572,22 @@ pub async fn reports(
     }
     let deadline = Instant::now() + node.config.request_timeout;
     let now = now_ms();
+    // Only the worker that holds an attempt may report on it.
+    let foreign = node.view.read(|a| {
+        batch.reports.iter().position(|r| {
+            a.state
+                .task(r.task_id)
+                .and_then(Task::live_attempt)
+                .is_some_and(|att| att.fencing_token == r.token && att.worker_id != worker)
+        })
+    });
+    if let Some(i) = foreign {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "wrong_worker",
+            format!("reports[{i}]: that attempt belongs to another worker"),
+        ));
+    }
     let mut cmds = Vec::with_capacity(batch.reports.len());
     for (i, r) in batch.reports.into_iter().enumerate() {
         cmds.push(match (r.kind, r.outcome) {

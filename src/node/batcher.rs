@@ -45,9 +45,12 @@ pub struct Batcher {
     tx: mpsc::Sender<Pending>,
 }
 
+/// Cost of a command toward [`MAX_WEIGHT`]: one per task, plus one per KiB of checkpoint,
+/// so that coalesced checkpoints cannot build a huge log entry.
 fn weight(cmd: &Command) -> usize {
     match cmd {
         Command::SubmitBatch { specs, .. } => specs.len().max(1),
+        Command::Checkpoint { data, .. } => 1 + data.len() / 1024,
         _ => 1,
     }
 }
@@ -86,6 +89,8 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, proposal_timeout: Dura
         let mut batch = vec![first];
         while load < MAX_WEIGHT {
             match rx.try_recv() {
+                // The caller gave up (deadline): do not write what nobody waits for.
+                Ok(p) if p.reply.is_closed() => {}
                 Ok(p) if load + weight(&p.cmd) > MAX_WEIGHT => {
                     carried = Some(p);
                     break;

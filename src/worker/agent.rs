@@ -71,7 +71,6 @@ enum StopReason {
 
 /// One attempt this worker runs.
 struct Running {
-    token: u64,
     stop: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
 }
@@ -91,7 +90,8 @@ struct Worker {
     reporter: super::reporter::Reporter,
     attempts: tokio_util::task::TaskTracker,
     client: Client,
-    running: Mutex<HashMap<u64, Running>>,
+    /// Attempts running here, by (task id, fencing token).
+    running: Mutex<HashMap<(u64, u64), Running>>,
     wake_inbox: tokio::sync::Notify,
     /// Highest fencing token received from the inbox (tokens are log indices: they grow).
     seen_token: std::sync::atomic::AtomicU64,
@@ -168,13 +168,13 @@ impl Worker {
 
     fn running_list(&self) -> Vec<RunningAttempt> {
         let running = self.running.lock().expect("running lock");
-        running.iter().map(|(task_id, r)| RunningAttempt { task_id: *task_id, token: r.token }).collect()
+        running.keys().map(|&(task_id, token)| RunningAttempt { task_id, token }).collect()
     }
 
     /// Stops one attempt if it is still the one with `token`.
     fn stop(&self, task_id: u64, token: u64, reason: StopReason) {
         let running = self.running.lock().expect("running lock");
-        if let Some(r) = running.get(&task_id).filter(|r| r.token == token) {
+        if let Some(r) = running.get(&(task_id, token)) {
             tracing::warn!(task_id, token, ?reason, "stopping attempt");
             r.stop(reason);
         }
@@ -182,14 +182,28 @@ impl Worker {
 
     fn stop_all(&self, reason: StopReason) -> usize {
         let running = self.running.lock().expect("running lock");
-        for (task_id, r) in running.iter() {
-            tracing::warn!(task_id, token = r.token, ?reason, "stopping attempt");
+        for (&(task_id, token), r) in running.iter() {
+            tracing::warn!(task_id, token, ?reason, "stopping attempt");
             r.stop(reason);
         }
         running.len()
     }
 
     async fn heartbeat_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        // Self-fence a little before the leader can declare us lost (it waits a full TTL from
+        // the last renewal it saw; we count from when we sent it, which is earlier).
+        let margin = self.config.heartbeat_interval / 2;
+        let fence_after = self.config.worker_ttl.saturating_sub(margin);
+        // One heartbeat may not outlast the interval: a hung call must not hide a lost lease.
+        let client = match Client::with_local_ip(self.config.cluster.clone(), self.config.local_ip) {
+            Ok(c) => c.with_timeout(self.config.heartbeat_interval.max(Duration::from_millis(200))),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the heartbeat client");
+                shutdown.cancel();
+                return;
+            }
+        };
+        let path = format!("/v1/workers/{}/heartbeat", self.config.id);
         let mut last_renewal = Instant::now();
         let mut fenced = false;
         loop {
@@ -197,11 +211,12 @@ impl Worker {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(self.config.heartbeat_interval) => {}
             }
-            let path = format!("/v1/workers/{}/heartbeat", self.config.id);
-            let body = json!({ "running": self.running_list() });
-            match self.client.request::<HeartbeatAnswer>(Method::POST, &path, Some(Payload::Json(body))).await {
+            let sent = Instant::now();
+            let seen_token = self.seen_token.load(std::sync::atomic::Ordering::Acquire);
+            let body = json!({ "running": self.running_list(), "seen_token": seen_token });
+            match client.request::<HeartbeatAnswer>(Method::POST, &path, Some(Payload::Json(body))).await {
                 Ok(answer) => {
-                    last_renewal = Instant::now();
+                    last_renewal = sent;
                     fenced = false;
                     for order in answer.stop {
                         let reason =
@@ -217,10 +232,16 @@ impl Worker {
                     self.register(&shutdown).await;
                     last_renewal = Instant::now();
                 }
+                Err(ClientError::Api { code, message, .. }) if code == "worker_removed" => {
+                    tracing::error!(%message, "this worker was removed by an operator; stopping");
+                    self.stop_all(StopReason::LeaseLost);
+                    shutdown.cancel();
+                    return;
+                }
                 Err(e) => {
                     let silent = last_renewal.elapsed();
                     tracing::warn!(error = %e, silent_ms = silent.as_millis() as u64, "heartbeat failed");
-                    if silent >= self.config.worker_ttl && !fenced {
+                    if silent >= fence_after && !fenced {
                         let n = self.stop_all(StopReason::LeaseLost);
                         tracing::error!(attempts = n, "lease lost: stopped every running attempt");
                         fenced = true;
@@ -251,8 +272,12 @@ impl Worker {
             match polled {
                 Ok(inbox) => {
                     for a in inbox.assignments {
-                        self.seen_token.fetch_max(a.token, std::sync::atomic::Ordering::Relaxed);
+                        // Into `running` first, then `seen_token`: a heartbeat must never
+                        // report a token as seen while omitting its attempt (the leader would
+                        // end it as abandoned).
+                        let token = a.token;
                         self.clone().start(a, &shutdown);
+                        self.seen_token.fetch_max(token, std::sync::atomic::Ordering::Release);
                     }
                 }
                 Err(e) => {
@@ -273,20 +298,28 @@ impl Worker {
         let reason = Arc::new(Mutex::new(None));
         {
             let mut running = self.running.lock().expect("running lock");
-            if running.get(&task_id).is_some_and(|r| r.token == a.token) {
+            if running.contains_key(&(task_id, a.token)) {
                 return;
+            }
+            // A newer attempt of a task supersedes any older one still running here.
+            for (&(t, old), r) in running.iter() {
+                if t == task_id && old < a.token {
+                    tracing::warn!(task_id, token = old, newer = a.token, "superseded by a newer attempt; stopping it");
+                    r.stop(StopReason::Stale);
+                }
             }
             // No local slot check: the leader only assigns within the slots it has seen free,
             // and an attempt that just finished here may still be in `running` while its report
             // is in flight. Refusing would strand the assignment.
-            running.insert(task_id, Running { token: a.token, stop: stop.clone(), reason: reason.clone() });
+            running.insert((task_id, a.token), Running { stop: stop.clone(), reason: reason.clone() });
         }
-        let span = tracing::info_span!("attempt", task_id, attempt = a.attempt, token = a.token);
+        let token = a.token;
+        let span = tracing::info_span!("attempt", task_id, attempt = a.attempt, token);
         let tracker = self.attempts.clone();
         tracker.spawn(
             async move {
                 self.attempt(a, stop, reason).await;
-                self.running.lock().expect("running lock").remove(&task_id);
+                self.running.lock().expect("running lock").remove(&(task_id, token));
                 self.wake_inbox.notify_one();
             }
             .instrument(span),
@@ -308,7 +341,14 @@ impl Worker {
         };
         loop {
             match self.reporter.send(started.clone()).await {
-                Ok(ReportResult { code: None, .. }) => break,
+                Ok(ReportResult { code: None, status, .. }) => {
+                    if status.is_some_and(|s| s.cancel_requested) {
+                        let error = Some("cancelled before it started".to_string());
+                        self.complete(&base, AttemptOutcome::Cancelled, None, String::new(), error).await;
+                        return;
+                    }
+                    break;
+                }
                 Ok(ReportResult { code: Some(code), .. }) if code == "duplicate" => break,
                 Ok(ReportResult { code: Some(code), message, .. }) => {
                     tracing::warn!(%code, ?message, "the cluster refused the attempt; dropping it");
@@ -323,6 +363,11 @@ impl Worker {
                     return;
                 }
             }
+        }
+        if a.task.cancel_requested {
+            let error = Some("cancelled before it started".to_string());
+            self.complete(&base, AttemptOutcome::Cancelled, None, String::new(), error).await;
+            return;
         }
         let dir = self.config.work_dir.join(format!("task-{task_id}-attempt-{}-{token}", a.attempt));
         if let Err(e) = std::fs::create_dir_all(&dir) {

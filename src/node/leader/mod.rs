@@ -58,6 +58,9 @@ pub struct LeaderState {
     /// Tasks that just completed here, for the dispatcher's runtime estimates (bounded).
     pub completed: std::sync::Mutex<Vec<crate::scheduler::Task>>,
     running: std::sync::Mutex<Option<CancellationToken>>,
+    /// True once this leader has applied everything committed before its term (and granted
+    /// leases); worker-facing judgements wait for it.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 /// Most completed tasks kept for the dispatcher between two rounds.
@@ -72,7 +75,13 @@ impl LeaderState {
             options,
             completed: Default::default(),
             running: Default::default(),
+            ready: Default::default(),
         }
+    }
+
+    /// See the `ready` field.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Records a task a `Complete` just ended (its runtime teaches shortest-job-first).
@@ -94,6 +103,7 @@ pub fn watch_leadership(node: &Arc<Node>) -> openraft::WatchChangeHandle<super::
             let node = up.clone();
             async move {
                 tracing::info!(%leader_id, "became leader: starting dispatch, leases and timeouts");
+                node.leader.ready.store(false, std::sync::atomic::Ordering::Release);
                 let token = node.shutdown.child_token();
                 if let Some(old) = node.leader.running.lock().expect("leader lock").replace(token.clone()) {
                     old.cancel();
@@ -105,6 +115,7 @@ pub fn watch_leadership(node: &Arc<Node>) -> openraft::WatchChangeHandle<super::
             let node = down.clone();
             async move {
                 tracing::info!(%leader_id, "stopped leading: stopping dispatch, leases and timeouts");
+                node.leader.ready.store(false, std::sync::atomic::Ordering::Release);
                 if let Some(token) = node.leader.running.lock().expect("leader lock").take() {
                     token.cancel();
                 }
@@ -129,6 +140,7 @@ async fn run(node: Arc<Node>, token: CancellationToken) {
     }
     let workers: Vec<String> = node.view.read(|a| a.state.workers().map(|w| w.id.clone()).collect());
     node.leader.leases.grant_all(workers);
+    node.leader.ready.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!("leader loops running; every known worker got a full lease of grace");
     tokio::join!(
         dispatch::run(node.clone(), token.clone()),
