@@ -43,14 +43,21 @@ pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
     }
 }
 
-/// Ends attempts that ran past their task's `timeout_ms` (counted from assignment).
+/// Ends attempts that ran past their task's `timeout_ms`, counted from the attempt's start
+/// (or assignment). Start times were stamped by whichever leader applied them, so after a
+/// failover a skewed wall clock could time attempts out early: an attempt is also required to
+/// have been watched by *this* leader, on its monotonic clock, for `min(timeout, worker_ttl)`.
 pub async fn enforce_timeouts(node: Arc<Node>, token: CancellationToken) {
+    let mut first_seen: std::collections::HashMap<(u64, u64), Instant> = std::collections::HashMap::new();
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
         let now = now_ms();
+        let mono = Instant::now();
+        let ttl = node.leader.leases.ttl();
+        let mut watched = std::collections::HashSet::new();
         let overdue: Vec<(u64, u64, u64)> = node.view.read(|a| {
             [TaskState::Assigned, TaskState::Running]
                 .into_iter()
@@ -58,14 +65,16 @@ pub async fn enforce_timeouts(node: Arc<Node>, token: CancellationToken) {
                 .filter_map(|t| {
                     let limit = t.spec.timeout_ms?;
                     let attempt = t.live_attempt()?;
-                    (now.saturating_sub(attempt.started_ms.unwrap_or(attempt.assigned_ms)) > limit).then_some((
-                        t.id,
-                        attempt.fencing_token,
-                        limit,
-                    ))
+                    let key = (t.id, attempt.fencing_token);
+                    watched.insert(key);
+                    let seen = *first_seen.entry(key).or_insert(mono);
+                    let wall_overdue = now.saturating_sub(attempt.started_ms.unwrap_or(attempt.assigned_ms)) > limit;
+                    let watched_long_enough = mono.duration_since(seen) >= Duration::from_millis(limit).min(ttl);
+                    (wall_overdue && watched_long_enough).then_some((t.id, attempt.fencing_token, limit))
                 })
                 .collect()
         });
+        first_seen.retain(|k, _| watched.contains(k));
         for (task_id, token_of_attempt, limit) in overdue {
             tracing::info!(task_id, token = token_of_attempt, limit_ms = limit, "attempt timed out; fencing it");
             let cmd = Command::Complete {
