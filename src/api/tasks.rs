@@ -48,13 +48,13 @@ pub type Body = Result<Bytes, BytesRejection>;
 pub type IdPath = Result<Path<u64>, PathRejection>;
 
 /// A proposal either applied here (we are the leader) or was answered by the leader.
-enum Proposed {
+pub(crate) enum Proposed {
     Applied(Box<scheduler::Response>),
     Forwarded(Response),
 }
 
 /// Proposes `cmd` on the leader: here if we lead, otherwise by forwarding the original request.
-async fn propose(
+pub(crate) async fn propose(
     node: &Node,
     cmd: Command,
     method: Method,

@@ -33,8 +33,9 @@ use super::error::ApiError;
 use super::error::path_error;
 use super::forward;
 use super::tasks::Body;
+use super::tasks::Proposed;
+use super::tasks::propose;
 use crate::node::Node;
-use crate::node::WriteError;
 use crate::scheduler;
 use crate::scheduler::AttemptOutcome;
 use crate::scheduler::Command;
@@ -52,7 +53,8 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(path_error)
 }
 
-/// Proposes on the leader (forwarding otherwise) and returns the scheduler's answer.
+/// Proposes on the leader (forwarding otherwise): the scheduler's answer, or the leader's
+/// relayed HTTP answer.
 async fn on_leader(
     node: &Node,
     cmd: Command,
@@ -61,15 +63,10 @@ async fn on_leader(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Result<scheduler::Response, Response>, ApiError> {
-    if !node.is_leader() {
-        return Ok(Err(forward::to_leader(node, None, method, uri, headers, body).await));
-    }
-    match node.write(cmd, Instant::now() + node.config.request_timeout).await {
-        Ok(scheduler::Response::Rejected(r)) => Err(r.into()),
-        Ok(resp) => Ok(Ok(resp)),
-        Err(WriteError::NotLeader(hint)) => Ok(Err(forward::to_leader(node, hint, method, uri, headers, body).await)),
-        Err(e) => Err(e.into()),
-    }
+    Ok(match propose(node, cmd, method, uri, headers, body).await? {
+        Proposed::Applied(resp) => Ok(*resp),
+        Proposed::Forwarded(relayed) => Err(relayed),
+    })
 }
 
 /// `POST /v1/workers`: register (or re-register) a worker.
