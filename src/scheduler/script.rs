@@ -628,3 +628,14 @@ fn describe(resp: &Response) -> String {
         }
     }
 }
+
+/// One `#[test]` per golden script name: runs `testdata/<name>.script` against its `.expected`.
+macro_rules! golden {
+    ($($name:ident),* $(,)?) => {
+        $(#[test]
+        fn $name() {
+            check_golden(stringify!($name));
+        })*
+    };
+}
+pub(crate) use golden;

@@ -1,21 +1,13 @@
 //! Tests of the core: golden scripts (behaviour as a reviewed transcript), property tests
 //! (determinism, snapshots, idempotency) and unit tests of validation.
 
+use super::script::golden;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
 use super::script::{check_golden, roundtrip};
 use super::*;
-
-macro_rules! golden {
-    ($($name:ident),* $(,)?) => {
-        $(#[test]
-        fn $name() {
-            check_golden(stringify!($name));
-        })*
-    };
-}
 
 golden!(submit_list, idempotency, cancel, fencing, failover, retries, workers, dependencies);
 

@@ -2,6 +2,7 @@
 //! for the promises (apply accepts every plan; nothing is over-committed; a task left waiting
 //! really fits nowhere; same seed, same plans), and unit tests pinning the hash and generator.
 
+use super::super::script::golden;
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
@@ -11,15 +12,6 @@ use super::super::*;
 use super::choose::{XorShift64Star, fnv1a64};
 use super::queue::Runtimes;
 use super::{MAX_RUNTIME_NAMES, rendezvous_hash};
-
-macro_rules! golden {
-    ($($name:ident),* $(,)?) => {
-        $(#[test]
-        fn $name() {
-            check_golden(stringify!($name));
-        })*
-    };
-}
 
 golden!(placement_order, placement_aging, placement_strategies, placement_best_fit, placement_sjf, placement_reasons);
 
