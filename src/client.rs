@@ -67,6 +67,8 @@ pub struct Client {
     client_id: String,
     serial: AtomicU64,
     timeout: Duration,
+    /// Cap on one replica's share of a call (none: it may use the whole deadline).
+    attempt_timeout: Option<Duration>,
 }
 
 /// A request body.
@@ -120,12 +122,21 @@ impl Client {
             client_id,
             serial: AtomicU64::new(0),
             timeout: DEFAULT_CLIENT_TIMEOUT,
+            attempt_timeout: None,
         })
     }
 
     /// Sets the overall deadline of each call.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Caps how long one replica may take before the call moves on to the next. A paused
+    /// (SIGSTOPped) replica still accepts connections and then never answers; without a cap it
+    /// would eat the whole deadline. Not for long-polls, which legitimately wait longer.
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
         self
     }
 
@@ -229,7 +240,15 @@ impl Client {
                 if left.is_zero() {
                     break;
                 }
-                match self.attempt_with(&self.addrs[i], &method, path, body.as_ref(), request_id, left).await {
+                let left = self.attempt_timeout.map_or(left, |cap| left.min(cap));
+                let outcome = self.attempt_with(&self.addrs[i], &method, path, body.as_ref(), request_id, left).await;
+                if !matches!(outcome, Attempt::Done(..)) {
+                    // Start the next call elsewhere: a replica that just failed or hung (paused,
+                    // cut off) would otherwise be tried first again, every time.
+                    let next = (i + 1) % self.addrs.len();
+                    let _ = self.preferred.compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+                }
+                match outcome {
                     Attempt::Done(status, body) => {
                         // Prefer the leader a forwarded answer named; else the replica that answered.
                         let hint = self.leader_hint.swap(0, Ordering::Relaxed);

@@ -101,10 +101,12 @@ struct Worker {
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)?;
     let client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?.with_timeout(Duration::from_secs(10));
-    let reporter = super::reporter::Reporter::start(
-        Arc::new(Client::with_local_ip(config.cluster.clone(), config.local_ip)?.with_timeout(Duration::from_secs(10))),
-        &config.id,
-    );
+    // Reports are short writes: a replica that has not answered one in 2 s is paused or cut off,
+    // so move on (the retry is idempotent) instead of waiting out the whole deadline there.
+    let report_client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?
+        .with_timeout(Duration::from_secs(10))
+        .with_attempt_timeout(Duration::from_secs(2));
+    let reporter = super::reporter::Reporter::start(Arc::new(report_client), &config.id);
     let worker = Arc::new(Worker {
         config,
         reporter,
@@ -195,8 +197,12 @@ impl Worker {
         let margin = self.config.heartbeat_interval / 2;
         let fence_after = self.config.worker_ttl.saturating_sub(margin);
         // One heartbeat may not outlast the interval: a hung call must not hide a lost lease.
+        // Each replica gets a third of it, so a paused leader (which accepts the connection and
+        // never answers) costs one third and the same heartbeat still reaches another replica,
+        // which forwards it to the new leader; the new leader's grace is one TTL.
+        let budget = self.config.heartbeat_interval.max(Duration::from_millis(200));
         let client = match Client::with_local_ip(self.config.cluster.clone(), self.config.local_ip) {
-            Ok(c) => c.with_timeout(self.config.heartbeat_interval.max(Duration::from_millis(200))),
+            Ok(c) => c.with_timeout(budget).with_attempt_timeout(budget / 3),
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the heartbeat client");
                 shutdown.cancel();
@@ -206,11 +212,14 @@ impl Worker {
         let path = format!("/v1/workers/{}/heartbeat", self.config.id);
         let mut last_renewal = Instant::now();
         let mut fenced = false;
+        let mut pause = self.config.heartbeat_interval;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.config.heartbeat_interval) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
+            // After a failure, try again soon rather than a whole interval later.
+            pause = self.config.heartbeat_interval / 4;
             let sent = Instant::now();
             let seen_token = self.seen_token.load(std::sync::atomic::Ordering::Acquire);
             let body = json!({ "running": self.running_list(), "seen_token": seen_token });
@@ -218,6 +227,7 @@ impl Worker {
                 Ok(answer) => {
                     last_renewal = sent;
                     fenced = false;
+                    pause = self.config.heartbeat_interval;
                     for order in answer.stop {
                         let reason =
                             if order.reason == "cancelled" { StopReason::Cancelled } else { StopReason::Stale };

@@ -1,0 +1,125 @@
+//! The checkers: judging a finished run from what it recorded.
+//!
+//! A checker never talks to the cluster. It reads the four records of a run (see
+//! [`crate::history`]) and decides whether one property held, answering `true`, `false` or
+//! `unknown` with counts and a few examples. The path of a run through this module:
+//!
+//! 1. The harness loads `history.jsonl`, `sink.jsonl`, `leaders.jsonl` and `final.json` into an
+//!    [`Inputs`].
+//! 2. [`check_all`] runs every checker in a fixed order: the safety properties [`queue`] (no lost,
+//!    unexpected or duplicated submission), [`reads`] (per-task reads are linearizable),
+//!    [`fencing`] (only the current token's effects land) and [`leaders`] (one leader per term),
+//!    then [`liveness`] (every acknowledged task finished after the heal).
+//! 3. [`overall`] folds the safety verdicts into the run's verdict. Liveness is reported apart: a
+//!    cluster that is still catching up after a brutal schedule is slow, not wrong.
+//!
+//! Reading rules shared by every checker: an operation is an interval from invoke to completion
+//! (see [`pair_ops`]); only real-time order counts (A completed before B was invoked), so
+//! concurrent operations may be ordered either way; `info` and invoke-only operations are "maybe",
+//! never "no"; `fail` is a definite "no". A checker whose input is incomplete still reports every
+//! violation it can prove and otherwise answers `unknown`, never `true`.
+//!
+//! What this module deliberately does not do: it does not search for a linearization of the whole
+//! history (per-task reads are checked with real-time rules, which is exact for a register whose
+//! versions only grow), and it does not check "committed entries never change" (the harness sees
+//! no log entries).
+
+pub mod fencing;
+pub mod leaders;
+pub mod liveness;
+mod pairs;
+pub mod queue;
+pub mod reads;
+mod verdict;
+
+#[cfg(test)]
+mod testkit;
+
+pub use pairs::{PairedOp, Pairing, pair_ops};
+pub use verdict::{CheckResult, Examples, MAX_EXAMPLES, Validity};
+
+use crate::history::FinalState;
+use crate::history::LeaderObs;
+use crate::history::Op;
+use crate::history::SinkEvent;
+
+/// Everything a checker may read, borrowed from the loaded run.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// `history.jsonl`, in the order it was written.
+    pub history: &'a [Op],
+    /// `sink.jsonl`.
+    pub sink: &'a [SinkEvent],
+    /// `leaders.jsonl`.
+    pub leaders: &'a [LeaderObs],
+    /// `final.json`.
+    pub final_state: &'a FinalState,
+}
+
+/// Runs every checker: the safety checkers first (queue, reads, fencing, leaders), liveness last.
+pub fn check_all(inputs: &Inputs) -> Vec<CheckResult> {
+    vec![
+        queue::check(inputs),
+        reads::check(inputs),
+        fencing::check(inputs),
+        leaders::check(inputs),
+        liveness::check(inputs),
+    ]
+}
+
+/// True for the checkers whose `false` makes the run invalid (everything but liveness).
+pub fn is_safety(result: &CheckResult) -> bool {
+    result.name != liveness::NAME
+}
+
+/// The run's verdict: `false` if any safety checker said `false`, else `unknown` if any said
+/// `unknown`, else `true`. Liveness is ignored here; its own result says whether it passed.
+pub fn overall(results: &[CheckResult]) -> Validity {
+    let safety = || results.iter().filter(|r| is_safety(r));
+    if safety().any(|r| r.valid == Validity::False) {
+        Validity::False
+    } else if safety().any(|r| r.valid == Validity::Unknown) {
+        Validity::Unknown
+    } else {
+        Validity::True
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::FinalTask;
+    use serde_json::json;
+    use testkit::{Fixture, Hist, Outcome, attempt, obs, seen, task};
+
+    fn result(name: &'static str, valid: Validity) -> CheckResult {
+        CheckResult { name, valid, summary: String::new(), details: json!({}) }
+    }
+
+    #[test]
+    fn overall_is_false_over_unknown_over_true_and_ignores_liveness() {
+        use Validity::*;
+        let run = |v: &[(&'static str, Validity)]| overall(&v.iter().map(|(n, x)| result(n, *x)).collect::<Vec<_>>());
+        assert_eq!(run(&[("queue", True), ("reads", True), ("liveness", False)]), True);
+        assert_eq!(run(&[("queue", Unknown), ("reads", True), ("liveness", True)]), Unknown);
+        assert_eq!(run(&[("queue", Unknown), ("reads", False)]), False);
+        assert_eq!(run(&[("leaders", True), ("liveness", Unknown)]), True);
+    }
+
+    #[test]
+    fn check_all_runs_every_checker_in_order() {
+        let mut h = Hist::new();
+        let result = crate::history::TaskRead { result_token: Some(10), ..seen(3, "succeeded") };
+        h.submit(1, "a", (0, 10), Outcome::Ok(1)).read(2, 1, (20, 30), Some(result));
+        let done = FinalTask { attempts: vec![attempt(1, 10, Some("succeeded"))], ..task(1, "a", "succeeded", 3) };
+        let mut fx = Fixture::new(&h, vec![done]);
+        fx.leaders = vec![obs(1, 1, "leader", Some(1))];
+        let results = check_all(&fx.inputs());
+        let names: Vec<_> = results.iter().map(|r| r.name).collect();
+        assert_eq!(names, ["queue", "reads", "fencing", "leaders", "liveness"]);
+        assert!(results.iter().all(|r| r.valid == Validity::True), "{results:#?}");
+        assert_eq!(overall(&results), Validity::True);
+        let json = serde_json::to_value(&results[0]).unwrap();
+        assert_eq!(json["valid"], json!(true));
+    }
+}

@@ -1,0 +1,468 @@
+//! The system under test: real `taskraft` replica and worker processes.
+//!
+//! Addresses inside the run's network namespace:
+//! - replica `n` (ids 1, 2, … never reused) is `127.0.0.(10+n)`, API on port 7000, Raft on 7001;
+//! - worker `j` is `w{j}` and binds its outgoing sockets to `127.0.0.(50+j)`.
+//!
+//! Each replica gets a generated TOML config under `config/`, a sled data dir under `data/`,
+//! and a log under `logs/` that survives restarts (appended). Every process runs in its own
+//! process group so a kill or pause reaches all of it. With the clock nemesis, replicas run
+//! under libfaketime reading their offset from a per-node file (`clock/n{id}`), so the skew can
+//! change while they run; the monotonic clock is left alone (faking it hangs tokio).
+//!
+//! Workers are given the API addresses of every replica id the run may ever use, so they keep
+//! finding the leader after membership changes (unused addresses just refuse connections).
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::path::PathBuf;
+use std::process::Child;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use anyhow::bail;
+use serde_json::Value;
+use tokio::time::Instant;
+
+/// Highest replica id a run may use (membership changes allocate fresh ids up to this).
+pub const MAX_REPLICA_ID: u64 = 20;
+/// API port of every replica (on its own address).
+pub const API_PORT: u16 = 7000;
+/// Raft port of every replica.
+pub const RAFT_PORT: u16 = 7001;
+/// Shared secret for Raft RPCs.
+const SECRET: &str = "jepsen-secret";
+/// libfaketime, from Debian's `libfaketime` package.
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+/// Slots per worker (lease and heartbeat stay at the product defaults, so the suite measures what
+/// users get).
+const WORKER_SLOTS: u32 = 8;
+
+/// The address of replica `id`.
+pub fn replica_ip(id: u64) -> Ipv4Addr {
+    assert!((1..=MAX_REPLICA_ID).contains(&id), "replica id {id} out of range");
+    Ipv4Addr::new(127, 0, 0, 10 + id as u8)
+}
+
+/// `ip:7000` of replica `id`.
+pub fn api_addr(id: u64) -> String {
+    format!("{}:{API_PORT}", replica_ip(id))
+}
+
+/// One process the harness started.
+#[derive(Debug)]
+struct Proc {
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Proc {
+    fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// Signals the whole process group.
+    fn signal(&self, sig: i32) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: plain syscall on a process group this harness created.
+            unsafe { libc::kill(-pid, sig) };
+        }
+    }
+
+    fn kill(&mut self) {
+        if self.paused {
+            self.signal(libc::SIGCONT);
+            self.paused = false;
+        }
+        self.signal(libc::SIGKILL);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+/// A replica's lifecycle as the harness knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaStatus {
+    /// A member (as far as the harness asked for), maybe killed or paused right now.
+    Member,
+    /// Removed from the cluster; its process is stopped for good.
+    Removed,
+}
+
+#[derive(Debug)]
+struct Replica {
+    proc: Proc,
+    status: ReplicaStatus,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+/// Where the run keeps its files and which binary it runs.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The run's directory.
+    pub dir: PathBuf,
+    /// The `taskraft` release binary.
+    pub bin: PathBuf,
+    /// Run replicas under libfaketime.
+    pub clock: bool,
+}
+
+/// Every process of the system under test.
+pub struct Cluster {
+    layout: Layout,
+    replicas: BTreeMap<u64, Replica>,
+    workers: BTreeMap<u32, Proc>,
+    next_id: u64,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// An empty cluster; nothing runs yet.
+    pub fn new(layout: Layout) -> anyhow::Result<Self> {
+        for sub in ["config", "data", "logs", "work", "clock"] {
+            std::fs::create_dir_all(layout.dir.join(sub))?;
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_millis(500))
+            .pool_max_idle_per_host(0)
+            .build()?;
+        Ok(Self { layout, replicas: BTreeMap::new(), workers: BTreeMap::new(), next_id: 1, http })
+    }
+
+    /// The HTTP client used for control requests.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Starts `n` replicas (the first bootstraps, the others join) and waits until all are voters
+    /// and a leader is known.
+    pub async fn form(&mut self, n: usize) -> anyhow::Result<()> {
+        let ids: Vec<u64> = (1..=n as u64).collect();
+        self.next_id = n as u64 + 1;
+        for &id in &ids {
+            let join: Vec<u64> = ids.iter().copied().filter(|&o| o != id).collect();
+            self.write_config(id, id == 1, &join)?;
+            self.spawn_replica(id)?;
+        }
+        self.wait_members(&ids, Duration::from_secs(60)).await
+    }
+
+    fn write_config(&self, id: u64, bootstrap: bool, join: &[u64]) -> anyhow::Result<()> {
+        let dir = &self.layout.dir;
+        let mut text = format!(
+            "# generated by taskraft-jepsen\nnode_id = {id}\napi_addr = \"{}\"\nraft_addr = \"{}:{RAFT_PORT}\"\n\
+             data_dir = \"{}\"\ncluster_secret = \"{SECRET}\"\n",
+            api_addr(id),
+            replica_ip(id),
+            dir.join("data").join(format!("n{id}")).display(),
+        );
+        if bootstrap {
+            text.push_str("bootstrap = true\n");
+        } else {
+            let list: Vec<String> = join.iter().map(|&j| format!("\"{}\"", api_addr(j))).collect();
+            text.push_str(&format!("join = [{}]\n", list.join(", ")));
+        }
+        std::fs::write(self.config_path(id), text)?;
+        std::fs::write(self.clock_path(id), "+0\n")?;
+        Ok(())
+    }
+
+    fn config_path(&self, id: u64) -> PathBuf {
+        self.layout.dir.join("config").join(format!("n{id}.toml"))
+    }
+
+    fn clock_path(&self, id: u64) -> PathBuf {
+        self.layout.dir.join("clock").join(format!("n{id}"))
+    }
+
+    fn spawn_replica(&mut self, id: u64) -> anyhow::Result<()> {
+        let config = self.config_path(id);
+        let log = self.layout.dir.join("logs").join(format!("n{id}.log"));
+        let mut cmd = Command::new(&self.layout.bin);
+        cmd.arg("server").arg("--config").arg(&config);
+        if self.layout.clock {
+            cmd.env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME_TIMESTAMP_FILE", self.clock_path(id))
+                .env("FAKETIME_CACHE_DURATION", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let child = spawn_logged(cmd, &log)?;
+        let proc = Proc { child: Some(child), paused: false };
+        match self.replicas.get_mut(&id) {
+            Some(r) => r.proc = proc,
+            None => {
+                self.replicas.insert(id, Replica { proc, status: ReplicaStatus::Member, config, log });
+            }
+        }
+        Ok(())
+    }
+
+    /// Replica ids that are members (running or not).
+    pub fn members(&self) -> Vec<u64> {
+        self.replicas.iter().filter(|(_, r)| r.status == ReplicaStatus::Member).map(|(&id, _)| id).collect()
+    }
+
+    /// Members whose process runs and is not paused.
+    pub fn live(&mut self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (&id, r) in self.replicas.iter_mut() {
+            if r.status == ReplicaStatus::Member && !r.proc.paused && r.proc.is_running() {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// Members whose process is down (killed, or exited on its own).
+    pub fn down(&mut self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (&id, r) in self.replicas.iter_mut() {
+            if r.status == ReplicaStatus::Member && !r.proc.is_running() {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// Members currently paused.
+    pub fn paused(&self) -> Vec<u64> {
+        self.replicas.iter().filter(|(_, r)| r.proc.paused).map(|(&id, _)| id).collect()
+    }
+
+    /// SIGKILLs replica `id`'s process group.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(r) = self.replicas.get_mut(&id) {
+            r.proc.kill();
+        }
+    }
+
+    /// Restarts a killed member on its data dir with its config.
+    pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        let Some(r) = self.replicas.get_mut(&id) else { bail!("no replica n{id}") };
+        if r.status != ReplicaStatus::Member || r.proc.is_running() {
+            return Ok(());
+        }
+        self.spawn_replica(id)
+    }
+
+    /// SIGSTOP or SIGCONT replica `id`.
+    pub fn pause(&mut self, id: u64, stop: bool) {
+        if let Some(r) = self.replicas.get_mut(&id)
+            && r.proc.paused != stop
+            && r.proc.pid().is_some()
+        {
+            r.proc.signal(if stop { libc::SIGSTOP } else { libc::SIGCONT });
+            r.proc.paused = stop;
+        }
+    }
+
+    /// Sets replica `id`'s wall-clock offset in seconds (clock nemesis; needs `Layout::clock`).
+    pub fn set_clock_offset(&self, id: u64, secs: i64) -> anyhow::Result<()> {
+        std::fs::write(self.clock_path(id), format!("{secs:+}\n"))?;
+        Ok(())
+    }
+
+    /// Every replica's offset back to zero.
+    pub fn reset_clocks(&self) -> anyhow::Result<()> {
+        for &id in self.replicas.keys() {
+            self.set_clock_offset(id, 0)?;
+        }
+        Ok(())
+    }
+
+    /// `GET /v1/cluster` of one replica.
+    pub async fn status(&self, id: u64) -> anyhow::Result<Value> {
+        let url = format!("http://{}/v1/cluster", api_addr(id));
+        let resp = self.http.get(url).timeout(Duration::from_millis(500)).send().await?;
+        Ok(resp.error_for_status()?.json().await?)
+    }
+
+    /// The leader, if some live replica that calls itself leader is found.
+    pub async fn leader(&mut self) -> Option<u64> {
+        for id in self.live() {
+            if let Ok(s) = self.status(id).await
+                && s["role"] == "leader"
+            {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Waits until the leader's membership has exactly `ids` as voters and every one of them
+    /// answers with a known leader.
+    pub async fn wait_members(&mut self, ids: &[u64], limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        let mut last = String::from("no answer yet");
+        while Instant::now() < deadline {
+            match self.voters_seen_by_all(ids).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("cluster did not converge on voters {ids:?} within {limit:?}: {last}")
+    }
+
+    async fn voters_seen_by_all(&self, ids: &[u64]) -> anyhow::Result<()> {
+        for &id in ids {
+            let s = self.status(id).await.with_context(|| format!("n{id}"))?;
+            if s["leader_id"].is_null() {
+                bail!("n{id} knows no leader");
+            }
+            let voters: Vec<u64> = s["members"]
+                .as_array()
+                .map(|m| m.iter().filter(|x| x["voter"] == true).filter_map(|x| x["id"].as_u64()).collect())
+                .unwrap_or_default();
+            if voters != ids {
+                bail!("n{id} sees voters {voters:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a fresh replica (new id, empty data dir) that joins through the running members.
+    /// Returns its id once the process is started; it becomes a voter when the join completes.
+    pub fn add_replica(&mut self) -> anyhow::Result<u64> {
+        let id = self.next_id;
+        if id > MAX_REPLICA_ID {
+            bail!("out of replica ids (max {MAX_REPLICA_ID})");
+        }
+        self.next_id += 1;
+        let join = self.members();
+        self.write_config(id, false, &join)?;
+        self.spawn_replica(id)?;
+        Ok(id)
+    }
+
+    /// Asks the cluster (through `via`) to remove member `id`. Returns the HTTP status and body.
+    pub async fn remove_member(&self, via: u64, id: u64) -> anyhow::Result<(u16, String)> {
+        let url = format!("http://{}/v1/cluster/members/{id}", api_addr(via));
+        let resp = self.http.delete(url).timeout(Duration::from_secs(15)).send().await?;
+        Ok((resp.status().as_u16(), resp.text().await.unwrap_or_default()))
+    }
+
+    /// Marks `id` removed and stops its process (a removed id never comes back).
+    pub fn retire(&mut self, id: u64) {
+        if let Some(r) = self.replicas.get_mut(&id) {
+            r.proc.kill();
+            r.status = ReplicaStatus::Removed;
+        }
+    }
+
+    /// Starts worker `j` with `WORKER_SLOTS` slots.
+    pub fn start_worker(&mut self, j: u32) -> anyhow::Result<()> {
+        let cluster: Vec<String> = (1..=MAX_REPLICA_ID).map(api_addr).collect();
+        let work = self.layout.dir.join("work").join(format!("w{j}"));
+        std::fs::create_dir_all(&work)?;
+        let mut cmd = Command::new(&self.layout.bin);
+        cmd.arg("worker")
+            .arg("--cluster")
+            .arg(cluster.join(","))
+            .arg("--id")
+            .arg(format!("w{j}"))
+            .arg("--slots")
+            .arg(WORKER_SLOTS.to_string())
+            .arg("--work-dir")
+            .arg(&work)
+            .arg("--local-ip")
+            .arg(Ipv4Addr::new(127, 0, 0, 50 + j as u8).to_string());
+        let log = self.layout.dir.join("logs").join(format!("w{j}.log"));
+        let child = spawn_logged(cmd, &log)?;
+        self.workers.insert(j, Proc { child: Some(child), paused: false });
+        Ok(())
+    }
+
+    /// Worker numbers.
+    pub fn workers(&self) -> Vec<u32> {
+        self.workers.keys().copied().collect()
+    }
+
+    /// SIGKILLs worker `j` (its task processes die with it: they carry `PR_SET_PDEATHSIG`).
+    pub fn kill_worker(&mut self, j: u32) {
+        if let Some(w) = self.workers.get_mut(&j) {
+            w.kill();
+        }
+    }
+
+    /// Restarts a killed worker under the same id.
+    pub fn restart_worker(&mut self, j: u32) -> anyhow::Result<()> {
+        let running = self.workers.get_mut(&j).is_some_and(|w| w.is_running());
+        if running { Ok(()) } else { self.start_worker(j) }
+    }
+
+    /// SIGSTOP or SIGCONT worker `j` (its task processes keep running: they are in their own
+    /// process groups, which is what makes a paused worker's attempt physically overlap a new one).
+    pub fn pause_worker(&mut self, j: u32, stop: bool) {
+        if let Some(w) = self.workers.get_mut(&j)
+            && w.paused != stop
+            && w.pid().is_some()
+        {
+            w.signal(if stop { libc::SIGSTOP } else { libc::SIGCONT });
+            w.paused = stop;
+        }
+    }
+
+    /// Restarts every member replica and worker that is down and resumes every paused one.
+    pub fn revive_all(&mut self) -> anyhow::Result<()> {
+        for id in self.paused() {
+            self.pause(id, false);
+        }
+        for id in self.down() {
+            self.restart(id)?;
+        }
+        for j in self.workers() {
+            self.pause_worker(j, false);
+            self.restart_worker(j)?;
+        }
+        Ok(())
+    }
+
+    /// The log file of replica `id`.
+    pub fn log_of(&self, id: u64) -> Option<&Path> {
+        self.replicas.get(&id).map(|r| r.log.as_path())
+    }
+
+    /// The config file of replica `id`.
+    pub fn config_of(&self, id: u64) -> Option<&Path> {
+        self.replicas.get(&id).map(|r| r.config.as_path())
+    }
+
+    /// Stops everything: CONT then KILL every process the harness started.
+    pub fn shutdown(&mut self) {
+        for r in self.replicas.values_mut() {
+            r.proc.kill();
+        }
+        for w in self.workers.values_mut() {
+            w.kill();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Spawns `cmd` in its own process group with stdout and stderr appended to `log`.
+fn spawn_logged(mut cmd: Command, log: &Path) -> anyhow::Result<Child> {
+    let file = OpenOptions::new().create(true).append(true).open(log)?;
+    cmd.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).process_group(0);
+    cmd.spawn().with_context(|| format!("starting {:?}", cmd.get_program()))
+}

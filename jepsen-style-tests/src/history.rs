@@ -1,0 +1,288 @@
+//! What a run records: the shared vocabulary of the workload, the nemesis, the checkers and the
+//! report.
+//!
+//! A run writes four files, each one JSON value per line (`final.json` is one document):
+//! 1. `history.jsonl` — [`Op`]s: every client operation as an `invoke` followed by exactly one
+//!    completion (`ok`, `fail` = definitely did not happen, `info` = indeterminate, may or may not
+//!    have happened), and every nemesis action as an `info` pair (start, then stop).
+//! 2. `sink.jsonl` — [`SinkEvent`]s: what the task processes themselves reported while running
+//!    (attempt start with the checkpoint they resumed from, every checkpoint they wrote, completion).
+//!    These are physical side effects, recorded whether or not taskraft accepted them.
+//! 3. `leaders.jsonl` — [`LeaderObs`]: each replica's own view of (term, leader), polled often.
+//! 4. `final.json` — [`FinalState`]: every task as read from the healed cluster after the quiet
+//!    period.
+//!
+//! Times are nanoseconds since the run started, on the harness's monotonic clock, so they order
+//! events across every file. Task counters travel as decimal text in the checkpoint files; here
+//! they are already parsed.
+
+use serde::Deserialize;
+use serde::Serialize;
+
+/// Jepsen's completion types. A checker must read `Info` as "maybe", never as "no".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpType {
+    /// The operation was sent.
+    Invoke,
+    /// It took effect.
+    Ok,
+    /// It definitely did not take effect (a 4xx validation answer, a refused connection).
+    Fail,
+    /// It may or may not have taken effect (timeout, 504 `outcome_unknown`, connection lost).
+    Info,
+}
+
+/// Who performed an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Process {
+    /// Client number `n` (one operation at a time per client).
+    Client(u32),
+    /// The fault injector.
+    Nemesis,
+}
+
+/// One line of `history.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    /// Position in the history (0, 1, 2, … in the order lines were written).
+    pub index: u64,
+    /// Nanoseconds since the run started.
+    pub time_ns: u64,
+    /// Who did it; an invoke and its completion have the same process.
+    pub process: Process,
+    /// The replica the request was sent to (its node id), if any.
+    pub node: Option<u64>,
+    /// `invoke`, `ok`, `fail` or `info`.
+    #[serde(rename = "type")]
+    pub kind: OpType,
+    /// What was done, with its value (`f` + `value` in the JSON).
+    #[serde(flatten)]
+    pub body: Body,
+    /// Why it failed or is indeterminate (HTTP status + error code, or the transport error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The operation and its value. Serialized as `"f": "<name>", "value": {…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "f", content = "value", rename_all = "snake_case")]
+pub enum Body {
+    /// Submit a task with an idempotency key.
+    Submit(SubmitValue),
+    /// Read one task's state.
+    Read(ReadValue),
+    /// Cancel a task.
+    Cancel(CancelValue),
+    /// A fault started or stopped.
+    Nemesis(NemesisValue),
+}
+
+/// Value of a `submit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitValue {
+    /// Idempotency key, unique per logical submission (a client retrying after `info` reuses it in
+    /// a new operation).
+    pub key: String,
+    /// Task id from the answer; only on `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<u64>,
+}
+
+/// Value of a `read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadValue {
+    /// The task read.
+    pub task_id: u64,
+    /// What was seen; only on `ok`. An `ok` with `None` means the replica answered 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<TaskRead>,
+}
+
+/// A task as one read saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRead {
+    /// The task's version (1 at creation, +1 on every change).
+    pub version: u64,
+    /// Its state name (`pending`, `running`, `succeeded`, …).
+    pub state: String,
+    /// Number of attempts so far.
+    pub attempts: u32,
+    /// Fencing token of the attempt that ended the task (terminal tasks with an attempt only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_token: Option<u64>,
+    /// The committed checkpoint's counter, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<u64>,
+}
+
+impl TaskRead {
+    /// True for `succeeded`, `failed` and `cancelled`.
+    pub fn is_terminal(&self) -> bool {
+        is_terminal_state(&self.state)
+    }
+}
+
+/// True for the state names a task never leaves.
+pub fn is_terminal_state(state: &str) -> bool {
+    matches!(state, "succeeded" | "failed" | "cancelled")
+}
+
+/// Value of a `cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelValue {
+    /// The task to cancel.
+    pub task_id: u64,
+    /// State named in the answer; only on `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// Value of a nemesis operation: `invoke` when the fault starts, `info` when it has been applied,
+/// and again `invoke`/`info` with `stop` for the heal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NemesisValue {
+    /// Family: `kill`, `pause`, `partition`, `loss`, `membership`, `clock`, `worker-kill`,
+    /// `worker-pause`.
+    pub fault: String,
+    /// `start` or `stop`.
+    pub phase: String,
+    /// Human-readable detail ("kill leader n2", "partition {1} | {2,3}").
+    pub detail: String,
+}
+
+/// One line of `sink.jsonl`: a task process reporting what it physically did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkEvent {
+    /// Nanoseconds since the run started, stamped by the sink when the line arrived.
+    pub time_ns: u64,
+    /// `TASKRAFT_TASK_ID`.
+    pub task_id: u64,
+    /// `TASKRAFT_ATTEMPT`.
+    pub attempt: u32,
+    /// `TASKRAFT_FENCING_TOKEN`.
+    pub token: u64,
+    /// What happened.
+    pub event: SinkKind,
+}
+
+/// What a task process reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    /// The process started; `from` is the counter read from `TASKRAFT_CHECKPOINT_IN` (0 if absent).
+    Start {
+        /// Counter the attempt resumed from.
+        from: u64,
+    },
+    /// The process wrote checkpoint `n` to `TASKRAFT_CHECKPOINT_OUT`.
+    Checkpoint {
+        /// The counter written.
+        n: u64,
+    },
+    /// The process reached its last step and is about to exit 0.
+    Done {
+        /// The final counter.
+        n: u64,
+    },
+}
+
+/// One line of `leaders.jsonl`: replica `node`'s `/v1/cluster` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderObs {
+    /// When the answer arrived.
+    pub time_ns: u64,
+    /// The replica asked.
+    pub node: u64,
+    /// Its current term.
+    pub term: u64,
+    /// `leader`, `follower`, `candidate`, `learner`.
+    pub role: String,
+    /// The leader it knows for that term, if any.
+    pub leader_id: Option<u64>,
+}
+
+/// `final.json`: the cluster after healing and the quiet period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalState {
+    /// False when the final read could not be completed (no leader after heal, …): checkers that
+    /// need it then answer `unknown`.
+    pub complete: bool,
+    /// Every task in the cluster, by id.
+    pub tasks: Vec<FinalTask>,
+}
+
+/// One task in the final state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalTask {
+    /// Task id.
+    pub task_id: u64,
+    /// Its idempotency key.
+    pub key: Option<String>,
+    /// Final state name.
+    pub state: String,
+    /// Final version.
+    pub version: u64,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<FinalAttempt>,
+    /// The committed checkpoint's counter and the token it was committed under.
+    pub checkpoint: Option<(u64, u64)>,
+}
+
+/// One attempt of a task in the final state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalAttempt {
+    /// 1-based number.
+    pub number: u32,
+    /// Worker it ran on.
+    pub worker: String,
+    /// Its fencing token.
+    pub token: u64,
+    /// `succeeded`, `failed`, `lost`, `timed_out`, `cancelled`, or `None` while live.
+    pub outcome: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_json_has_jepsen_shape_and_round_trips() {
+        let op = Op {
+            index: 3,
+            time_ns: 1_500,
+            process: Process::Client(2),
+            node: Some(1),
+            kind: OpType::Ok,
+            body: Body::Submit(SubmitValue { key: "k-1".into(), task_id: Some(9) }),
+            error: None,
+        };
+        let line = serde_json::to_string(&op).unwrap();
+        assert_eq!(
+            line,
+            r#"{"index":3,"time_ns":1500,"process":{"client":2},"node":1,"type":"ok","f":"submit","value":{"key":"k-1","task_id":9}}"#
+        );
+        assert_eq!(serde_json::from_str::<Op>(&line).unwrap(), op);
+
+        let nem = Op {
+            index: 4,
+            time_ns: 2_000,
+            process: Process::Nemesis,
+            node: None,
+            kind: OpType::Info,
+            body: Body::Nemesis(NemesisValue { fault: "kill".into(), phase: "start".into(), detail: "n1".into() }),
+            error: Some("x".into()),
+        };
+        let line = serde_json::to_string(&nem).unwrap();
+        assert_eq!(serde_json::from_str::<Op>(&line).unwrap(), nem);
+    }
+
+    #[test]
+    fn sink_event_round_trips() {
+        let ev = SinkEvent { time_ns: 1, task_id: 2, attempt: 1, token: 40, event: SinkKind::Start { from: 7 } };
+        let line = serde_json::to_string(&ev).unwrap();
+        assert_eq!(line, r#"{"time_ns":1,"task_id":2,"attempt":1,"token":40,"event":{"start":{"from":7}}}"#);
+        assert_eq!(serde_json::from_str::<SinkEvent>(&line).unwrap(), ev);
+    }
+}

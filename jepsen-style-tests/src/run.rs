@@ -1,0 +1,229 @@
+//! One test run, start to verdict.
+//!
+//! 1. Form the cluster (`--nodes` replicas, the first bootstraps) and start `--workers` workers,
+//!    each on its own loopback address; wait until all are in.
+//! 2. Start the sink, the clients (`--rate` operations/s in all), the leader poller and the
+//!    nemesis with its seeded schedule.
+//! 3. At `--time-limit`, stop the clients and the nemesis, heal everything, wait until the
+//!    cluster has converged and no task is in flight (bounded: liveness failures are reported,
+//!    not waited out), and read every task.
+//! 4. Write the history, sink events, leader observations and final state; run the checkers;
+//!    write `results.json`, the plot and the summary. The verdict is the exit code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkers::Validity;
+use crate::cluster::Cluster;
+use crate::cluster::Layout;
+use crate::cluster::api_addr;
+use crate::history::FinalState;
+use crate::judge;
+use crate::nemesis;
+use crate::nemesis::Family;
+use crate::report;
+use crate::sink::Sink;
+use crate::workload;
+use crate::workload::Shared;
+
+/// Everything a run needs to know (the `run` command's options).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Replicas at the start (3 or 5).
+    pub nodes: usize,
+    /// Workers (2–4).
+    pub workers: u32,
+    /// How long the workload and the faults run.
+    pub time_limit: Duration,
+    /// Client operations per second, all clients together.
+    pub rate: f64,
+    /// Concurrent clients.
+    pub clients: u32,
+    /// Fault families.
+    pub nemesis: Vec<Family>,
+    /// One fault starts every `interval`.
+    pub interval: Duration,
+    /// Seed of the fault schedule and the clients' choices.
+    pub seed: u64,
+    /// Where runs are stored (`DIR/<name>/`).
+    pub store: PathBuf,
+    /// The `taskraft` binary.
+    pub bin: PathBuf,
+    /// Steps of each counter task.
+    pub steps: u64,
+    /// Milliseconds per step.
+    pub step_ms: u64,
+    /// Longest wait for the cluster to finish its tasks after the heal.
+    pub quiet_limit: Duration,
+}
+
+/// What a run ended with.
+pub struct RunOutcome {
+    /// The overall verdict.
+    pub valid: Validity,
+    /// The run's directory.
+    pub dir: PathBuf,
+}
+
+/// Runs one test and writes its report. Errors mean the harness itself failed (verdict unknown).
+pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
+    let names: Vec<&str> = opts.nemesis.iter().map(|f| f.name()).collect();
+    let label = if names.is_empty() { "none".to_string() } else { names.join("+") };
+    let dir = opts.store.join(format!("{}-{label}-seed{}", unix_time(), opts.seed));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    println!("run: {} (seed {}, nemesis {label})", dir.display(), opts.seed);
+    let epoch = Instant::now();
+    let layout = Layout { dir: dir.clone(), bin: opts.bin.clone(), clock: opts.nemesis.contains(&Family::Clock) };
+    let mut cluster = Cluster::new(layout)?;
+    cluster.form(opts.nodes).await.context("forming the cluster")?;
+    for j in 1..=opts.workers {
+        cluster.start_worker(j)?;
+    }
+    wait_workers(&cluster.members(), u64::from(opts.workers), Duration::from_secs(30)).await?;
+    println!("cluster up: {} replicas, {} workers ({:.1}s)", opts.nodes, opts.workers, epoch.elapsed().as_secs_f64());
+
+    let sink = Sink::start(epoch).await?;
+    let exe = std::env::current_exe()?.display().to_string();
+    let task_command = vec![
+        exe,
+        "counter".into(),
+        "--steps".into(),
+        opts.steps.to_string(),
+        "--step-ms".into(),
+        opts.step_ms.to_string(),
+        "--sink".into(),
+        sink.addr.clone(),
+    ];
+    let members = cluster.members();
+    let shared = Arc::new(Shared::new(epoch, members, task_command));
+    let cluster = Arc::new(Mutex::new(cluster));
+
+    let stop_clients = CancellationToken::new();
+    let stop_poll = CancellationToken::new();
+    let mut clients = Vec::new();
+    let per_client = opts.rate / f64::from(opts.clients.max(1));
+    for id in 0..opts.clients {
+        clients.push(tokio::spawn(workload::client_loop(
+            shared.clone(),
+            id,
+            opts.seed,
+            per_client,
+            stop_clients.clone(),
+        )));
+    }
+    let poller = tokio::spawn(workload::poll_leaders(shared.clone(), Duration::from_millis(200), stop_poll.clone()));
+    let load_start = Instant::now();
+    let steps = nemesis::schedule(opts.seed, &opts.nemesis, opts.time_limit, opts.interval);
+    println!("schedule: {} faults", steps.len());
+    let nemesis = tokio::spawn(nemesis::run(
+        cluster.clone(),
+        shared.clone(),
+        steps,
+        opts.nodes,
+        load_start,
+        stop_clients.clone(),
+    ));
+
+    tokio::time::sleep_until(load_start + opts.time_limit).await;
+    stop_clients.cancel();
+    for c in clients {
+        c.await?;
+    }
+    nemesis.await?;
+    println!("load done; healing");
+    nemesis::heal_all(&cluster, &shared, opts.nodes).await.context("healing")?;
+    let members = shared.members.lock().unwrap().clone();
+    let converged = cluster.lock().await.wait_members(&members, Duration::from_secs(60)).await;
+    if let Err(e) = &converged {
+        println!("after heal: {e:#}");
+    }
+    let quiet = workload::wait_quiet(&members, opts.quiet_limit).await;
+    match quiet {
+        Some(d) => println!("quiet after {:.1}s", d.as_secs_f64()),
+        None => println!("still busy after {:.0}s", opts.quiet_limit.as_secs_f64()),
+    }
+    let final_state: FinalState = workload::final_state(&members).await;
+    stop_poll.cancel();
+    poller.await?;
+    cluster.lock().await.shutdown();
+
+    let history = shared.rec.ops();
+    let leaders = shared.rec.leaders();
+    let sink_events = sink.events();
+    judge::write_jsonl(&dir.join("history.jsonl"), &history)?;
+    judge::write_jsonl(&dir.join("sink.jsonl"), &sink_events)?;
+    judge::write_jsonl(&dir.join("leaders.jsonl"), &leaders)?;
+    std::fs::write(dir.join("final.json"), serde_json::to_vec_pretty(&final_state)?)?;
+
+    let valid = judge::judge(&judge::RunRecord {
+        dir: &dir,
+        seed: opts.seed,
+        nemesis: names.iter().map(|s| s.to_string()).collect(),
+        nodes: opts.nodes,
+        workers: opts.workers,
+        time_limit_s: opts.time_limit.as_secs_f64(),
+        history: &history,
+        sink: &sink_events,
+        leaders: &leaders,
+        final_state: &final_state,
+    })?;
+    Ok(RunOutcome { valid, dir })
+}
+
+/// Re-checks a stored run (its jsonl files and final state) and rewrites its report.
+pub fn recheck(dir: &std::path::Path) -> anyhow::Result<Validity> {
+    let history = report::read_jsonl(&dir.join("history.jsonl"))?;
+    let sink_events = report::read_jsonl(&dir.join("sink.jsonl"))?;
+    let leaders = report::read_jsonl(&dir.join("leaders.jsonl"))?;
+    let final_state: FinalState = serde_json::from_slice(&std::fs::read(dir.join("final.json"))?)?;
+    let old: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap_or_default()).unwrap_or_default();
+    judge::judge(&judge::RunRecord {
+        dir,
+        seed: old["seed"].as_u64().unwrap_or(0),
+        nemesis: old["nemesis"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        nodes: old["nodes"].as_u64().unwrap_or(0) as usize,
+        workers: old["workers"].as_u64().unwrap_or(0) as u32,
+        time_limit_s: old["time_limit_s"].as_f64().unwrap_or(0.0),
+        history: &history,
+        sink: &sink_events,
+        leaders: &leaders,
+        final_state: &final_state,
+    })
+}
+
+async fn wait_workers(members: &[u64], want: u64, limit: Duration) -> anyhow::Result<()> {
+    let http = workload::http_client();
+    let deadline = Instant::now() + limit;
+    let mut seen = 0;
+    while Instant::now() < deadline {
+        for &id in members {
+            let url = format!("http://{}/v1/stats", api_addr(id));
+            let answer = match http.get(url).send().await {
+                Ok(resp) => resp.json::<serde_json::Value>().await.ok(),
+                Err(_) => None,
+            };
+            if let Some(v) = answer {
+                seen = v["active_workers"].as_u64().unwrap_or(0);
+                if seen >= want {
+                    return Ok(());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("only {seen} of {want} workers registered within {limit:?} (see logs/w*.log)")
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,73 @@
+//! Many runs: each nemesis family on its own, `runs` times with consecutive seeds.
+//!
+//! The verdict of the suite is the worst verdict of its runs (invalid > unknown > valid). A
+//! failing run keeps its directory and prints its seed, so `taskraft-jepsen run --nemesis F
+//! --seed S` replays the same fault schedule. `suite.json` in the store lists every run.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::checkers::Validity;
+use crate::nemesis::Family;
+use crate::run::RunOptions;
+use crate::run::run;
+
+#[derive(Serialize)]
+struct SuiteRun {
+    family: String,
+    seed: u64,
+    valid: Validity,
+    dir: String,
+    seconds: f64,
+}
+
+/// Runs every family in `families` `runs` times; returns the worst verdict.
+pub async fn suite(base: &RunOptions, families: &[Family], runs: u32) -> anyhow::Result<Validity> {
+    let mut all = Vec::new();
+    for &family in families {
+        for k in 0..runs {
+            let opts = RunOptions { nemesis: vec![family], seed: base.seed + u64::from(k), ..base.clone() };
+            let started = Instant::now();
+            let (valid, dir) = match run(&opts).await {
+                Ok(o) => (o.valid, o.dir.display().to_string()),
+                Err(e) => {
+                    eprintln!("run {family} seed {} failed to complete: {e:#}", opts.seed);
+                    (Validity::Unknown, String::new())
+                }
+            };
+            println!("== {family} run {}/{runs} seed {}: {valid:?}", k + 1, opts.seed);
+            all.push(SuiteRun {
+                family: family.name().into(),
+                seed: opts.seed,
+                valid,
+                dir,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            std::fs::create_dir_all(&base.store)?;
+            std::fs::write(base.store.join("suite.json"), serde_json::to_vec_pretty(&all)?)?;
+        }
+    }
+    println!("\nsuite summary (valid / invalid / unknown per family):");
+    for &family in families {
+        let of = |v: Validity| all.iter().filter(|r| r.family == family.name() && r.valid == v).count();
+        println!(
+            "  {:<13} {:>3} / {:>3} / {:>3}",
+            family.name(),
+            of(Validity::True),
+            of(Validity::False),
+            of(Validity::Unknown)
+        );
+    }
+    for r in all.iter().filter(|r| r.valid != Validity::True) {
+        println!("  not valid: {} seed {} -> {:?} {}", r.family, r.seed, r.valid, r.dir);
+    }
+    let worst = if all.iter().any(|r| r.valid == Validity::False) {
+        Validity::False
+    } else if all.iter().any(|r| r.valid == Validity::Unknown) {
+        Validity::Unknown
+    } else {
+        Validity::True
+    };
+    Ok(worst)
+}

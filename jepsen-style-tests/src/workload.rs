@@ -1,0 +1,394 @@
+//! The clients: what the system is asked to do while faults happen, and how answers are recorded.
+//!
+//! 1. [`Recorder`] numbers and time-stamps every operation ([`crate::history::Op`]).
+//! 2. Each client ([`client_loop`]) runs one operation at a time against a random member replica:
+//!    submit a counter task with a fresh idempotency key (or retry a key whose last submit was
+//!    indeterminate), read a known task linearizably, or cancel one. Answers are classified:
+//!    2xx → `ok`; 4xx and 503 (which the API documents as "nothing was written") and a refused
+//!    connection → `fail`; 504, 5xx, timeouts and broken connections → `info`.
+//! 3. [`poll_leaders`] asks every member for `/v1/cluster` a few times a second.
+//! 4. After the heal, [`wait_quiet`] waits (polling, bounded) until no task is in flight, and
+//!    [`final_state`] pages through every task with linearizable reads.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::api_addr;
+use crate::history::Body;
+use crate::history::CancelValue;
+use crate::history::FinalAttempt;
+use crate::history::FinalState;
+use crate::history::FinalTask;
+use crate::history::LeaderObs;
+use crate::history::Op;
+use crate::history::OpType;
+use crate::history::Process;
+use crate::history::ReadValue;
+use crate::history::SubmitValue;
+use crate::history::TaskRead;
+use crate::history::is_terminal_state;
+
+/// Client-side deadline of one request: longer than the server's own 5 s request deadline, so
+/// the server normally answers first (with a definite 503 or an indefinite 504).
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(6_000);
+
+/// The shared, time-stamped history of one run.
+pub struct Recorder {
+    epoch: Instant,
+    ops: Mutex<Vec<Op>>,
+    leaders: Mutex<Vec<LeaderObs>>,
+}
+
+impl Recorder {
+    /// An empty history whose times count from `epoch`.
+    pub fn new(epoch: Instant) -> Self {
+        Self { epoch, ops: Mutex::new(Vec::new()), leaders: Mutex::new(Vec::new()) }
+    }
+
+    /// Nanoseconds since the run started.
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Appends one operation.
+    pub fn record(&self, process: Process, node: Option<u64>, kind: OpType, body: Body, error: Option<String>) {
+        let mut ops = self.ops.lock().unwrap();
+        let index = ops.len() as u64;
+        ops.push(Op { index, time_ns: self.now_ns(), process, node, kind, body, error });
+    }
+
+    /// Everything recorded, in order.
+    pub fn ops(&self) -> Vec<Op> {
+        self.ops.lock().unwrap().clone()
+    }
+
+    /// Every leader observation.
+    pub fn leaders(&self) -> Vec<LeaderObs> {
+        self.leaders.lock().unwrap().clone()
+    }
+}
+
+/// What the clients share: the replicas they may talk to and the tasks they know of.
+pub struct Shared {
+    /// The history.
+    pub rec: Recorder,
+    /// Member replica ids (kept current by the nemesis).
+    pub members: Mutex<Vec<u64>>,
+    /// Task ids from acknowledged submits.
+    known: Mutex<Vec<u64>>,
+    /// Keys whose last submit was indeterminate, to be retried.
+    retry_keys: Mutex<Vec<String>>,
+    /// The counter task every submit runs.
+    pub task_command: Vec<String>,
+}
+
+impl Shared {
+    /// State for a run whose task program is `task_command`.
+    pub fn new(epoch: Instant, members: Vec<u64>, task_command: Vec<String>) -> Self {
+        Self {
+            rec: Recorder::new(epoch),
+            members: Mutex::new(members),
+            known: Mutex::new(Vec::new()),
+            retry_keys: Mutex::new(Vec::new()),
+            task_command,
+        }
+    }
+}
+
+/// Plain HTTP client for the workload (no retries, no leader following: every request is one op).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(CLIENT_TIMEOUT)
+        .connect_timeout(Duration::from_millis(1_000))
+        .build()
+        .expect("building an HTTP client cannot fail without TLS")
+}
+
+/// How an HTTP exchange ended.
+enum Outcome {
+    /// A status and its JSON body.
+    Answer(u16, Value),
+    /// Nothing was sent (connection refused): definitely no effect.
+    NotSent(String),
+    /// Sent, but no answer: may have taken effect.
+    Lost(String),
+}
+
+async fn exchange(req: reqwest::RequestBuilder) -> Outcome {
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            match resp.bytes().await {
+                Ok(b) => Outcome::Answer(status, serde_json::from_slice(&b).unwrap_or(Value::Null)),
+                Err(e) => Outcome::Lost(format!("reading the answer: {e}")),
+            }
+        }
+        Err(e) if e.is_connect() => Outcome::NotSent(format!("connect: {e}")),
+        Err(e) if e.is_timeout() => Outcome::Lost("timeout".into()),
+        Err(e) => Outcome::Lost(format!("{e}")),
+    }
+}
+
+/// Maps a non-2xx answer to `fail` (definite) or `info` (indeterminate), with an error text.
+fn classify_error(status: u16, body: &Value) -> (OpType, String) {
+    let code = body["error"]["code"].as_str().unwrap_or("");
+    let text = format!("{status} {code}");
+    match status {
+        400..=499 | 503 => (OpType::Fail, text),
+        _ => (OpType::Info, text),
+    }
+}
+
+/// Parses a task JSON into what a read saw.
+pub fn task_read(v: &Value) -> Option<TaskRead> {
+    let state = v["state"].as_str()?.to_string();
+    let attempts = v["attempts"].as_array().map_or(0, |a| a.len() as u32);
+    let result_token = if is_terminal_state(&state) {
+        v["attempts"].as_array().and_then(|a| a.last()).and_then(|a| a["fencing_token"].as_u64())
+    } else {
+        None
+    };
+    Some(TaskRead { version: v["version"].as_u64()?, state, attempts, result_token, checkpoint: checkpoint_counter(v) })
+}
+
+fn checkpoint_counter(v: &Value) -> Option<u64> {
+    let bytes: Vec<u8> =
+        v["checkpoint"]["data"].as_array()?.iter().filter_map(|b| b.as_u64().map(|b| b as u8)).collect();
+    String::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+/// One client: operations one at a time, at about `ops_per_s`, until `stop`.
+pub async fn client_loop(shared: Arc<Shared>, id: u32, seed: u64, ops_per_s: f64, stop: CancellationToken) {
+    let http = http_client();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (u64::from(id) << 32));
+    let mut serial = 0u64;
+    let period = Duration::from_secs_f64(1.0 / ops_per_s.max(0.01));
+    let mut next = Instant::now();
+    while !stop.is_cancelled() {
+        // Jittered, open-loop pacing: a slow answer does not push later operations back further.
+        next += period.mul_f64(rng.gen_range(0.5..1.5));
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = stop.cancelled() => break,
+        }
+        next = next.max(Instant::now() - period * 4);
+        let Some(node) = shared.members.lock().unwrap().choose(&mut rng).copied() else { continue };
+        let roll: f64 = rng.r#gen();
+        let known = shared.known.lock().unwrap().choose(&mut rng).copied();
+        match known {
+            Some(task) if roll < 0.45 => read(&shared, &http, id, node, task).await,
+            Some(task) if roll < 0.50 => cancel(&shared, &http, id, node, task).await,
+            _ => {
+                let retry = {
+                    let mut keys = shared.retry_keys.lock().unwrap();
+                    if !keys.is_empty() && rng.gen_bool(0.5) { Some(keys.swap_remove(0)) } else { None }
+                };
+                let key = retry.unwrap_or_else(|| {
+                    serial += 1;
+                    format!("c{id}-{serial}")
+                });
+                submit(&shared, &http, id, node, key).await;
+            }
+        }
+    }
+}
+
+async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, key: String) {
+    let process = Process::Client(client);
+    let value = |task_id| Body::Submit(SubmitValue { key: key.clone(), task_id });
+    shared.rec.record(process, Some(node), OpType::Invoke, value(None), None);
+    let body = serde_json::json!({
+        "name": "counter",
+        "command": shared.task_command,
+        "idempotency_key": key,
+        "retry": {"max_attempts": 20},
+    });
+    let url = format!("http://{}/v1/tasks", api_addr(node));
+    match exchange(http.post(url).json(&body)).await {
+        Outcome::Answer(status, v) if (200..300).contains(&status) => match v["id"].as_u64() {
+            Some(task_id) => {
+                shared.rec.record(process, Some(node), OpType::Ok, value(Some(task_id)), None);
+                shared.known.lock().unwrap().push(task_id);
+            }
+            None => {
+                shared.rec.record(process, Some(node), OpType::Info, value(None), Some(format!("{status}: no id")));
+                shared.retry_keys.lock().unwrap().push(key.clone());
+            }
+        },
+        Outcome::Answer(status, v) => {
+            let (kind, err) = classify_error(status, &v);
+            shared.rec.record(process, Some(node), kind, value(None), Some(err));
+            if kind == OpType::Info {
+                shared.retry_keys.lock().unwrap().push(key.clone());
+            }
+        }
+        Outcome::NotSent(e) => shared.rec.record(process, Some(node), OpType::Fail, value(None), Some(e)),
+        Outcome::Lost(e) => {
+            shared.rec.record(process, Some(node), OpType::Info, value(None), Some(e));
+            shared.retry_keys.lock().unwrap().push(key.clone());
+        }
+    }
+}
+
+async fn read(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, task_id: u64) {
+    let process = Process::Client(client);
+    let value = |seen| Body::Read(ReadValue { task_id, seen });
+    shared.rec.record(process, Some(node), OpType::Invoke, value(None), None);
+    let url = format!("http://{}/v1/tasks/{task_id}", api_addr(node));
+    match exchange(http.get(url)).await {
+        Outcome::Answer(200, v) => match task_read(&v) {
+            Some(seen) => shared.rec.record(process, Some(node), OpType::Ok, value(Some(seen)), None),
+            None => shared.rec.record(process, Some(node), OpType::Info, value(None), Some("unparsable task".into())),
+        },
+        Outcome::Answer(404, v) if v["error"]["code"] == "not_found" => {
+            shared.rec.record(process, Some(node), OpType::Ok, value(None), None)
+        }
+        Outcome::Answer(status, v) => {
+            let (kind, err) = classify_error(status, &v);
+            shared.rec.record(process, Some(node), kind, value(None), Some(err));
+        }
+        Outcome::NotSent(e) => shared.rec.record(process, Some(node), OpType::Fail, value(None), Some(e)),
+        Outcome::Lost(e) => shared.rec.record(process, Some(node), OpType::Info, value(None), Some(e)),
+    }
+}
+
+async fn cancel(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, task_id: u64) {
+    let process = Process::Client(client);
+    let value = |state| Body::Cancel(CancelValue { task_id, state });
+    shared.rec.record(process, Some(node), OpType::Invoke, value(None), None);
+    let url = format!("http://{}/v1/tasks/{task_id}/cancel", api_addr(node));
+    match exchange(http.post(url).json(&serde_json::json!({"reason": "jepsen"}))).await {
+        Outcome::Answer(status, v) if (200..300).contains(&status) => {
+            let state = v["state"].as_str().map(str::to_string);
+            shared.rec.record(process, Some(node), OpType::Ok, value(state), None)
+        }
+        Outcome::Answer(status, v) => {
+            let (kind, err) = classify_error(status, &v);
+            shared.rec.record(process, Some(node), kind, value(None), Some(err));
+        }
+        Outcome::NotSent(e) => shared.rec.record(process, Some(node), OpType::Fail, value(None), Some(e)),
+        Outcome::Lost(e) => shared.rec.record(process, Some(node), OpType::Info, value(None), Some(e)),
+    }
+}
+
+/// Polls every member's `/v1/cluster` every `every` until `stop`.
+pub async fn poll_leaders(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
+    let http = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().expect("client");
+    while !stop.is_cancelled() {
+        let members = shared.members.lock().unwrap().clone();
+        let polls = members.iter().map(|&id| {
+            let http = http.clone();
+            async move {
+                let url = format!("http://{}/v1/cluster", api_addr(id));
+                let v: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+                Some((id, v))
+            }
+        });
+        for (id, v) in futures::future::join_all(polls).await.into_iter().flatten() {
+            let obs = LeaderObs {
+                time_ns: shared.rec.now_ns(),
+                node: id,
+                term: v["term"].as_u64().unwrap_or(0),
+                role: v["role"].as_str().unwrap_or("").to_string(),
+                leader_id: v["leader_id"].as_u64(),
+            };
+            shared.rec.leaders.lock().unwrap().push(obs);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+}
+
+/// Reads `/v1/stats` from any member (linearizable); `None` when nobody answers.
+async fn stats(http: &reqwest::Client, members: &[u64]) -> Option<Value> {
+    for &id in members {
+        let url = format!("http://{}/v1/stats", api_addr(id));
+        if let Outcome::Answer(200, v) = exchange(http.get(url)).await {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Waits until no task is pending, assigned, running or waiting to retry, or `limit` passes.
+/// Returns how long it took, or `None` on timeout.
+pub async fn wait_quiet(members: &[u64], limit: Duration) -> Option<Duration> {
+    let http = http_client();
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(s) = stats(&http, members).await {
+            let c = &s["counts"];
+            let busy: u64 = ["pending", "assigned", "running", "retry_wait", "blocked"]
+                .iter()
+                .map(|k| c[*k].as_u64().unwrap_or(0))
+                .sum();
+            if busy == 0 {
+                return Some(start.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// Every task, paged with linearizable reads from the first member that answers all pages.
+pub async fn final_state(members: &[u64]) -> FinalState {
+    let http = http_client();
+    for &id in members {
+        let mut tasks = Vec::new();
+        let mut cursor: Option<u64> = None;
+        let complete = loop {
+            let mut url = format!("http://{}/v1/tasks?limit=500", api_addr(id));
+            if let Some(c) = cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let Outcome::Answer(200, page) = exchange(http.get(url)).await else { break false };
+            for t in page["tasks"].as_array().into_iter().flatten() {
+                if let Some(ft) = final_task(t) {
+                    tasks.push(ft);
+                }
+            }
+            match page["next_cursor"].as_u64() {
+                Some(c) => cursor = Some(c),
+                None => break true,
+            }
+        };
+        if complete {
+            return FinalState { complete: true, tasks };
+        }
+    }
+    FinalState { complete: false, tasks: Vec::new() }
+}
+
+fn final_task(t: &Value) -> Option<FinalTask> {
+    let attempts = t["attempts"]
+        .as_array()?
+        .iter()
+        .map(|a| FinalAttempt {
+            number: a["number"].as_u64().unwrap_or(0) as u32,
+            worker: a["worker_id"].as_str().unwrap_or("").to_string(),
+            token: a["fencing_token"].as_u64().unwrap_or(0),
+            outcome: a["outcome"].as_str().map(str::to_string),
+        })
+        .collect();
+    let checkpoint = checkpoint_counter(t).zip(t["checkpoint"]["token"].as_u64());
+    Some(FinalTask {
+        task_id: t["id"].as_u64()?,
+        key: t["spec"]["idempotency_key"].as_str().map(str::to_string),
+        state: t["state"].as_str()?.to_string(),
+        version: t["version"].as_u64()?,
+        attempts,
+        checkpoint,
+    })
+}
