@@ -148,7 +148,7 @@ fn main() -> ExitCode {
                 Err(e) => return exit(Err(e)),
             };
             let rt = runtime();
-            exit(rt.block_on(taskraft_jepsen::run::run(&opts)).map(|o| o.valid))
+            exit(rt.block_on(interruptible(async { taskraft_jepsen::run::run(&opts).await.map(|o| o.valid) })))
         }
         Cmd::Suite(args) => {
             let (runs, time_limit) = if args.smoke { (1, 20.0) } else { (args.runs, args.time_limit) };
@@ -161,7 +161,7 @@ fn main() -> ExitCode {
                 Err(e) => return exit(Err(e)),
             };
             let rt = runtime();
-            exit(rt.block_on(suite::suite(&opts, &families, runs)))
+            exit(rt.block_on(interruptible(suite::suite(&opts, &families, runs))))
         }
     }
 }
@@ -192,6 +192,17 @@ fn options(c: &Common, time_limit: f64, nemesis: Vec<Family>, seed: u64) -> anyh
         step_ms: c.step_ms,
         quiet_limit: Duration::from_secs_f64(c.quiet_limit),
     })
+}
+
+/// Runs `f` unless SIGINT or SIGTERM arrives first. Either way the runtime is dropped on return,
+/// which drops the cluster, which kills every process the harness started.
+async fn interruptible(f: impl std::future::Future<Output = anyhow::Result<Validity>>) -> anyhow::Result<Validity> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = f => r,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted (SIGINT); stopped every node"),
+        _ = term.recv() => anyhow::bail!("terminated (SIGTERM); stopped every node"),
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -1,6 +1,6 @@
 //! Many runs: each nemesis family on its own, `runs` times with consecutive seeds.
 //!
-//! The verdict of the suite is the worst verdict of its runs (invalid > unknown > valid). A
+//! Kill, partition and membership alternate between the base size and 5 replicas. The verdict of the suite is the worst verdict of its runs (invalid > unknown > valid). A
 //! failing run keeps its directory and prints its seed, so `taskraft-jepsen run --nemesis F
 //! --seed S` replays the same fault schedule. `suite.json` in the store lists every run.
 
@@ -17,6 +17,7 @@ use crate::run::run;
 struct SuiteRun {
     family: String,
     seed: u64,
+    nodes: usize,
     valid: Validity,
     dir: String,
     seconds: f64,
@@ -27,7 +28,11 @@ pub async fn suite(base: &RunOptions, families: &[Family], runs: u32) -> anyhow:
     let mut all = Vec::new();
     for &family in families {
         for k in 0..runs {
-            let opts = RunOptions { nemesis: vec![family], seed: base.seed + u64::from(k), ..base.clone() };
+            // Every other run of the families whose shapes depend on cluster size uses 5 replicas
+            // (ring partitions, two-node minorities, a 3-node majority to kill).
+            let five = k % 2 == 1 && matches!(family, Family::Partition | Family::Membership | Family::Kill);
+            let nodes = if five { 5 } else { base.nodes };
+            let opts = RunOptions { nemesis: vec![family], seed: base.seed + u64::from(k), nodes, ..base.clone() };
             let started = Instant::now();
             let (valid, dir) = match run(&opts).await {
                 Ok(o) => (o.valid, o.dir.display().to_string()),
@@ -36,10 +41,11 @@ pub async fn suite(base: &RunOptions, families: &[Family], runs: u32) -> anyhow:
                     (Validity::Unknown, String::new())
                 }
             };
-            println!("== {family} run {}/{runs} seed {}: {valid:?}", k + 1, opts.seed);
+            println!("== {family} run {}/{runs} seed {} ({nodes} replicas): {valid:?}", k + 1, opts.seed);
             all.push(SuiteRun {
                 family: family.name().into(),
                 seed: opts.seed,
+                nodes,
                 valid,
                 dir,
                 seconds: started.elapsed().as_secs_f64(),
