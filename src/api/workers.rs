@@ -83,10 +83,14 @@ pub async fn register(
     // A worker registers when its process starts, so it runs nothing: attempts the cluster
     // still has on it belong to a previous incarnation (crashed and restarted within its
     // lease). End them lost first, so they resume elsewhere instead of waiting forever.
-    let stale_incarnation = node.is_leader() && node.view.read(|a| a.state.live_tasks_on(&id).next().is_some());
-    if stale_incarnation {
+    let stale_incarnation = if node.is_leader() {
+        node.view.read(|a| a.state.live_tasks_on(&id).next().and_then(|_| a.state.worker(&id)).map(|w| w.registered_ms))
+    } else {
+        None
+    };
+    if let Some(registered_ms) = stale_incarnation {
         tracing::warn!(worker = %id, "worker re-registered with attempts still assigned; ending them lost");
-        let lost = Command::WorkerLost { now_ms: now_ms(), worker_id: id.clone() };
+        let lost = Command::WorkerLostIncarnation { now_ms: now_ms(), worker_id: id.clone(), registered_ms };
         if let Err(forwarded) = on_leader(&node, lost, Method::POST, &uri, &headers, body.clone()).await? {
             return Ok(forwarded);
         }

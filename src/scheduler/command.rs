@@ -143,6 +143,18 @@ pub enum Command {
         /// The commands, in order.
         commands: Vec<Command>,
     },
+    /// Like `WorkerLost`, but only for the incarnation the leader judged: if the worker has
+    /// registered again since (its `registered_ms` changed), it is rejected and the new
+    /// incarnation keeps its attempts. A lease expiry decided before a re-registration can
+    /// otherwise commit after it and end the fresh attempts for nothing.
+    WorkerLostIncarnation {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The worker.
+        worker_id: String,
+        /// `registered_ms` of the incarnation that was judged lost.
+        registered_ms: u64,
+    },
 }
 
 /// Why a command changed nothing. Identical on every replica.

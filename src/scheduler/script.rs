@@ -13,7 +13,7 @@
 //!        failover=restart deps=1,2 label=zone:a timeout=5000 shard=0/4 env=K:V
 //! batch request=r1 | name=a key=k1 | name=b
 //! cancel 1 reason="no longer needed" request=r2
-//! register w1 slots=2 label=zone:a          drain w1      remove w1      lost w1
+//! register w1 slots=2 label=zone:a          drain w1      remove w1      lost w1 [registered=MS]
 //! assign 1 w1 2 w2                          start 1 token=5
 //! checkpoint 1 token=5 data=abc             complete 1 token=5 outcome=failed exit=1 error=boom
 //! get 1      list state=pending limit=2 after=1      stats      workers      tick 5000      noop
@@ -424,7 +424,12 @@ impl Runner {
                 output_tail: a.get("output").unwrap_or("").to_string(),
                 error: a.get("error").map(String::from),
             },
-            "lost" => Command::WorkerLost { now_ms, worker_id: worker_id()? },
+            "lost" => match a.num("registered")? {
+                Some(registered_ms) => {
+                    Command::WorkerLostIncarnation { now_ms, worker_id: worker_id()?, registered_ms }
+                }
+                None => Command::WorkerLost { now_ms, worker_id: worker_id()? },
+            },
             "drain" => Command::DrainWorker { now_ms, worker_id: worker_id()? },
             "remove" => Command::RemoveWorker { now_ms, worker_id: worker_id()? },
             "noop" => Command::Noop,

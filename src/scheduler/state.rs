@@ -165,6 +165,16 @@ impl State {
                 self.removed_members.insert(node_id);
                 Response::Noop
             }
+            Command::WorkerLostIncarnation { now_ms, worker_id, registered_ms } => match self.workers.get(&worker_id) {
+                Some(w) if w.registered_ms != registered_ms => Response::Rejected(Rejection::new(
+                    RejectCode::InvalidTransition,
+                    format!(
+                        "worker {worker_id} registered again (at {}, not {registered_ms}); the new incarnation is not lost",
+                        w.registered_ms
+                    ),
+                )),
+                _ => self.worker_gone(now_ms, &worker_id, WorkerState::Lost),
+            },
         }
     }
 

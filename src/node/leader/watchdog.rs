@@ -22,16 +22,20 @@ pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
             _ = tokio::time::sleep(period) => {}
         }
         for (worker, silent) in node.leader.leases.expired() {
-            let alive_in_state = node.view.read(|a| {
-                a.state.worker(&worker).is_some_and(|w| matches!(w.state, WorkerState::Active | WorkerState::Draining))
+            let incarnation = node.view.read(|a| {
+                a.state
+                    .worker(&worker)
+                    .filter(|w| matches!(w.state, WorkerState::Active | WorkerState::Draining))
+                    .map(|w| w.registered_ms)
             });
-            if !alive_in_state {
+            let Some(registered_ms) = incarnation else {
                 node.leader.leases.forget(&worker);
                 continue;
-            }
+            };
             tracing::warn!(worker = %worker, silent_ms = silent.as_millis() as u64, "worker lease expired; declaring it lost");
             let deadline = Instant::now() + node.config.request_timeout;
-            match node.write(Command::WorkerLost { now_ms: now_ms(), worker_id: worker.clone() }, deadline).await {
+            let lost = Command::WorkerLostIncarnation { now_ms: now_ms(), worker_id: worker.clone(), registered_ms };
+            match node.write(lost, deadline).await {
                 Ok(resp) => {
                     node.leader.leases.forget(&worker);
                     tracing::info!(worker = %worker, ?resp, "worker declared lost; its attempts follow their failover policy");
