@@ -12,7 +12,9 @@
 //!    state; [`report`] measures failovers and error rates and draws the plot; [`judge`] writes
 //!    `results.json` and prints the verdict.
 //!
-//! [`run`] is one run; [`suite`] many runs per fault family.
+//! [`run`] is one run; [`suite`] many runs per fault family; [`aggregate`] pools the failover
+//! distributions and error rates of every stored run.
+pub mod aggregate;
 pub mod checkers;
 pub mod cluster;
 pub mod history;

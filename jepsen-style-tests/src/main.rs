@@ -35,6 +35,11 @@ enum Cmd {
         /// A run directory (holding history.jsonl, sink.jsonl, leaders.jsonl, final.json).
         dir: PathBuf,
     },
+    /// Pool every run stored under a directory: verdicts, failover distributions, error rates.
+    Summarize {
+        /// A store directory (holding run directories).
+        store: PathBuf,
+    },
     /// The workload's task program (run by taskraft workers, not by hand).
     #[command(hide = true)]
     Counter {
@@ -137,6 +142,20 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Check { dir } => exit(taskraft_jepsen::run::recheck(&dir)),
+        Cmd::Summarize { store } => match taskraft_jepsen::aggregate::aggregate(&store) {
+            Ok(aggs) => {
+                print!("{}", taskraft_jepsen::aggregate::summary(&aggs));
+                let worst = if aggs.values().any(|a| a.invalid > 0) {
+                    Validity::False
+                } else if aggs.values().any(|a| a.unknown > 0) {
+                    Validity::Unknown
+                } else {
+                    Validity::True
+                };
+                exit(Ok(worst))
+            }
+            Err(e) => exit(Err(e)),
+        },
         Cmd::Run(args) => {
             let seed = args.seed.unwrap_or_else(rand::random);
             let families = match nemesis::parse_list(&args.nemesis) {

@@ -65,6 +65,14 @@ pub async fn suite(base: &RunOptions, families: &[Family], runs: u32) -> anyhow:
             of(Validity::Unknown)
         );
     }
+    match crate::aggregate::aggregate(&base.store) {
+        Ok(aggs) => {
+            println!("\npooled over every run in {}:", base.store.display());
+            print!("{}", crate::aggregate::summary(&aggs));
+            std::fs::write(base.store.join("aggregate.json"), serde_json::to_vec_pretty(&aggs)?)?;
+        }
+        Err(e) => println!("could not pool the runs: {e:#}"),
+    }
     for r in all.iter().filter(|r| r.valid != Validity::True) {
         println!("  not valid: {} seed {} -> {:?} {}", r.family, r.seed, r.valid, r.dir);
     }

@@ -1,0 +1,124 @@
+//! Across runs: verdicts, failover distributions and error rates per fault family.
+//!
+//! A single run sees a handful of faults; the distributions that matter (leader kill → first
+//! acknowledged write, worker loss → task running again) need the raw samples of many runs. So
+//! this module re-measures every stored run from its own files (the measurements are pure
+//! functions of `history.jsonl` and `sink.jsonl`) and pools the samples by nemesis. Used at the end
+//! of `suite` and by `taskraft-jepsen summarize STORE`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::history::Op;
+use crate::history::SinkEvent;
+use crate::report::Counts;
+use crate::report::Distribution;
+use crate::report::measure;
+use crate::report::read_jsonl;
+
+/// Pooled figures of every run of one nemesis combination.
+#[derive(Debug, Default, Serialize)]
+pub struct FamilyAggregate {
+    /// Runs by verdict.
+    pub valid: usize,
+    /// Runs that were invalid.
+    pub invalid: usize,
+    /// Runs whose verdict is unknown.
+    pub unknown: usize,
+    /// Leader kill → first acknowledged submit, ms, every sample.
+    pub leader_kill_ms: Distribution,
+    /// Leader kills with no acknowledged submit before the run ended.
+    pub leader_kill_without_ack: usize,
+    /// Worker loss → a task of it running again elsewhere, ms.
+    pub worker_recovery_ms: Distribution,
+    /// Client outcomes while this family's faults were active, per operation.
+    pub during_faults: BTreeMap<String, Counts>,
+    /// Client outcomes outside every fault window, per operation.
+    pub outside_faults: BTreeMap<String, Counts>,
+}
+
+/// Scans `store` (every sub-directory with a `results.json`) and pools by nemesis.
+pub fn aggregate(store: &Path) -> anyhow::Result<BTreeMap<String, FamilyAggregate>> {
+    let mut raw: BTreeMap<String, (FamilyAggregate, Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(store)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    dirs.sort();
+    for dir in dirs {
+        let Ok(bytes) = std::fs::read(dir.join("results.json")) else { continue };
+        let results: Value = serde_json::from_slice(&bytes)?;
+        let nemesis: Vec<&str> =
+            results["nemesis"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let key = if nemesis.is_empty() { "none".to_string() } else { nemesis.join("+") };
+        let (agg, kills, recoveries) = raw.entry(key).or_default();
+        match &results["valid"] {
+            Value::Bool(true) => agg.valid += 1,
+            Value::Bool(false) => agg.invalid += 1,
+            _ => agg.unknown += 1,
+        }
+        let history: Vec<Op> = read_jsonl(&dir.join("history.jsonl"))?;
+        let sink: Vec<SinkEvent> = read_jsonl(&dir.join("sink.jsonl"))?;
+        let windows = measure::fault_windows(&history);
+        for k in measure::leader_kill_failover(&history, &windows) {
+            match k {
+                Some(ms) => kills.push(ms),
+                None => agg.leader_kill_without_ack += 1,
+            }
+        }
+        recoveries.extend(measure::worker_recovery(&sink, &windows));
+        for row in measure::rates_per_fault(&history, &windows) {
+            let into = if row.fault == measure::NO_FAULT { &mut agg.outside_faults } else { &mut agg.during_faults };
+            let c = into.entry(row.f.clone()).or_default();
+            c.ok += row.counts.ok;
+            c.fail += row.counts.fail;
+            c.info += row.counts.info;
+        }
+    }
+    Ok(raw
+        .into_iter()
+        .map(|(k, (mut agg, kills, recoveries))| {
+            agg.leader_kill_ms = Distribution::of(&kills);
+            agg.worker_recovery_ms = Distribution::of(&recoveries);
+            (k, agg)
+        })
+        .collect())
+}
+
+/// The human table of [`aggregate`].
+pub fn summary(aggs: &BTreeMap<String, FamilyAggregate>) -> String {
+    let mut s = String::new();
+    let dist = |d: &Distribution| {
+        if d.count == 0 {
+            "n=0".to_string()
+        } else {
+            format!("n={} p50 {:.0} p90 {:.0} p99 {:.0} max {:.0}", d.count, d.p50, d.p90, d.p99, d.max)
+        }
+    };
+    let rate = |c: &Counts| {
+        let total = (c.ok + c.fail + c.info).max(1) as f64;
+        format!("{:>5.1}% fail {:>5.1}% info", 100.0 * c.fail as f64 / total, 100.0 * c.info as f64 / total)
+    };
+    for (family, a) in aggs {
+        let _ = writeln!(s, "{family}: {} valid, {} invalid, {} unknown", a.valid, a.invalid, a.unknown);
+        if a.leader_kill_ms.count > 0 || a.leader_kill_without_ack > 0 {
+            let _ = writeln!(
+                s,
+                "  leader kill -> first ack ms: {} ({} without an ack)",
+                dist(&a.leader_kill_ms),
+                a.leader_kill_without_ack
+            );
+        }
+        if a.worker_recovery_ms.count > 0 {
+            let _ = writeln!(s, "  worker loss -> running again ms: {}", dist(&a.worker_recovery_ms));
+        }
+        for (f, c) in &a.during_faults {
+            let _ = writeln!(s, "  during faults  {f:<6} {}  (of {})", rate(c), c.ok + c.fail + c.info);
+        }
+        for (f, c) in &a.outside_faults {
+            let _ = writeln!(s, "  outside faults {f:<6} {}  (of {})", rate(c), c.ok + c.fail + c.info);
+        }
+    }
+    s
+}
