@@ -247,3 +247,60 @@ async fn a_worker_restarted_within_its_lease_gives_up_its_old_attempts() {
     assert!(done.attempts[1].output_tail.contains("finished at 40"), "{}", done.attempts[1].output_tail);
     assert!(!done.attempts[1].output_tail.contains("starts at 0"), "must resume from the checkpoint");
 }
+
+/// Regression (found by the chaos suite, `taskraft-jepsen run --nemesis pause --seed 1`): a
+/// SIGSTOPped leader still accepts connections and never answers, and workers kept sending
+/// their heartbeats there until the new leader's grace ran out, so every running attempt was
+/// declared lost and ran twice. Workers must reach the new leader within its grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_the_leader_loses_no_running_attempt() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("w1", 4, &[]);
+    cluster.add_worker("w2", 4, &[]);
+    cluster.wait_workers(2).await;
+    let client = cluster.client();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let (t, _) = client.submit(json!({"name": format!("long-{i}"), "command": ["sleep", "8"]})).await.unwrap();
+        ids.push(t.id);
+    }
+    eventually("every task running", Duration::from_secs(30), || async {
+        for &id in &ids {
+            task(&client, id).await.attempts.last()?.started_ms?;
+        }
+        Some(())
+    })
+    .await;
+    let old = cluster.wait_leader().await;
+    cluster.node(old).pause();
+    let paused_at = Instant::now();
+    // Watch the new leader for longer than a worker lease (3 s) after the election: no attempt
+    // may end, and no worker may be declared lost.
+    let others: Vec<u64> = (1..=3).filter(|&n| n != old).collect();
+    let watcher = Client::new(others.iter().map(|&n| cluster.node(n).api_addr.clone()).collect())
+        .unwrap()
+        .with_timeout(Duration::from_secs(5));
+    let new = eventually("a new leader", Duration::from_secs(10), || async {
+        let s = watcher.cluster_status().await.ok()?;
+        s["leader_id"].as_u64().filter(|&l| l != old)
+    })
+    .await;
+    let elected_after = paused_at.elapsed();
+    while paused_at.elapsed() < elected_after + Duration::from_secs(4) {
+        for &id in &ids {
+            let t = watcher.get_task(id, false).await.unwrap();
+            assert_eq!(
+                t.attempts.len(),
+                1,
+                "task {id} lost its attempt while n{old} was paused (leader n{new}): {t:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.node(old).resume();
+    for &id in &ids {
+        let done = client.wait(id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+        assert_eq!(done.attempts.len(), 1, "ran more than once: {done:?}");
+    }
+}

@@ -129,6 +129,14 @@ impl TestNode {
         self.child.is_some()
     }
 
+    /// SIGSTOP / SIGCONT: a hung process that still accepts connections.
+    pub fn pause(&self) {
+        unsafe { libc::kill(self.child.as_ref().expect("node not running").id() as i32, libc::SIGSTOP) };
+    }
+    pub fn resume(&self) {
+        unsafe { libc::kill(self.child.as_ref().expect("node not running").id() as i32, libc::SIGCONT) };
+    }
+
     /// A client talking to this replica only.
     pub fn client(&self) -> Client {
         Client::new(vec![self.api_addr.clone()]).unwrap().with_timeout(Duration::from_secs(10))
