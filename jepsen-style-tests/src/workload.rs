@@ -139,13 +139,20 @@ async fn exchange(req: reqwest::RequestBuilder) -> Outcome {
     }
 }
 
-/// Maps a non-2xx answer to `fail` (definite) or `info` (indeterminate), with an error text.
-fn classify_error(status: u16, body: &Value) -> (OpType, String) {
-    let code = body["error"]["code"].as_str().unwrap_or("");
-    let text = format!("{status} {code}");
-    match status {
-        400..=499 | 503 => (OpType::Fail, text),
-        _ => (OpType::Info, text),
+/// Classifies every outcome but a success: a 4xx or 503 answer (documented as "nothing was
+/// written") and a refused connection are `fail`; anything else (504, 5xx, timeout, broken
+/// connection) is `info`. Returns the type and the error text.
+fn unsuccessful(outcome: Outcome) -> (OpType, String) {
+    match outcome {
+        Outcome::Answer(status, body) => {
+            let text = format!("{status} {}", body["error"]["code"].as_str().unwrap_or(""));
+            match status {
+                400..=499 | 503 => (OpType::Fail, text),
+                _ => (OpType::Info, text),
+            }
+        }
+        Outcome::NotSent(e) => (OpType::Fail, e),
+        Outcome::Lost(e) => (OpType::Info, e),
     }
 }
 
@@ -225,17 +232,12 @@ async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
                 shared.retry_keys.lock().unwrap().push(key.clone());
             }
         },
-        Outcome::Answer(status, v) => {
-            let (kind, err) = classify_error(status, &v);
+        other => {
+            let (kind, err) = unsuccessful(other);
             shared.rec.record(process, Some(node), kind, value(None), Some(err));
             if kind == OpType::Info {
                 shared.retry_keys.lock().unwrap().push(key.clone());
             }
-        }
-        Outcome::NotSent(e) => shared.rec.record(process, Some(node), OpType::Fail, value(None), Some(e)),
-        Outcome::Lost(e) => {
-            shared.rec.record(process, Some(node), OpType::Info, value(None), Some(e));
-            shared.retry_keys.lock().unwrap().push(key.clone());
         }
     }
 }
@@ -253,12 +255,10 @@ async fn read(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, t
         Outcome::Answer(404, v) if v["error"]["code"] == "not_found" => {
             shared.rec.record(process, Some(node), OpType::Ok, value(None), None)
         }
-        Outcome::Answer(status, v) => {
-            let (kind, err) = classify_error(status, &v);
+        other => {
+            let (kind, err) = unsuccessful(other);
             shared.rec.record(process, Some(node), kind, value(None), Some(err));
         }
-        Outcome::NotSent(e) => shared.rec.record(process, Some(node), OpType::Fail, value(None), Some(e)),
-        Outcome::Lost(e) => shared.rec.record(process, Some(node), OpType::Info, value(None), Some(e)),
     }
 }
 
@@ -272,12 +272,10 @@ async fn cancel(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
             let state = v["state"].as_str().map(str::to_string);
             shared.rec.record(process, Some(node), OpType::Ok, value(state), None)
         }
-        Outcome::Answer(status, v) => {
-            let (kind, err) = classify_error(status, &v);
+        other => {
+            let (kind, err) = unsuccessful(other);
             shared.rec.record(process, Some(node), kind, value(None), Some(err));
         }
-        Outcome::NotSent(e) => shared.rec.record(process, Some(node), OpType::Fail, value(None), Some(e)),
-        Outcome::Lost(e) => shared.rec.record(process, Some(node), OpType::Info, value(None), Some(e)),
     }
 }
 

@@ -113,12 +113,7 @@ fn draw_throughput(
     let points = series.iter().map(|b| (b.second as f64 + 0.5, b.ok_submits as f64));
     chart.draw_series(LineSeries::new(points, THROUGHPUT_COLOR.stroke_width(2)))?;
     if !families.is_empty() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart)?;
     }
     Ok(())
 }
@@ -156,13 +151,19 @@ fn draw_latency(
         }
     }
     if labeled {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart)?;
     }
+    Ok(())
+}
+
+/// The legend box, top right, of whatever series were labeled.
+fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'b>, CT>) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     Ok(())
 }
 
