@@ -35,18 +35,33 @@ pub fn enter_or_reexec() -> anyhow::Result<()> {
         return Ok(());
     }
     let exe = std::env::current_exe().context("finding the harness's own executable")?;
-    let mut cmd = Command::new("unshare");
     // As root a network namespace alone is enough; otherwise a user namespace grants the
     // capabilities (CAP_NET_ADMIN) needed inside it.
+    let mut flags = Vec::new();
     if unsafe { libc::geteuid() } != 0 {
-        cmd.args(["--user", "--map-root-user"]);
+        flags.extend(["--user", "--map-root-user"]);
     }
-    cmd.arg("--net").arg("--").arg(exe).args(std::env::args_os().skip(1)).env(INSIDE_ENV, "1");
-    let err = cmd.exec();
-    bail!(
-        "cannot re-execute under `unshare --net` ({err}). The harness needs a private network namespace \
-         (util-linux `unshare`, and unprivileged user namespaces enabled: sysctl kernel.unprivileged_userns_clone=1)"
-    )
+    flags.push("--net");
+    // Try first: once exec'd, a failing `unshare` would exit 1, which reads as "invalid".
+    let probe = Command::new("unshare").args(&flags).arg("true").output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => bail!(
+            "cannot create a private network namespace (`unshare {} true` failed: {}). Enable unprivileged \
+             user namespaces (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces) or run as root",
+            flags.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => bail!("cannot run `unshare` ({e}); install util-linux"),
+    }
+    let err = Command::new("unshare")
+        .args(&flags)
+        .arg("--")
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(INSIDE_ENV, "1")
+        .exec();
+    bail!("cannot re-execute under `unshare` ({err})")
 }
 
 /// Brings loopback up and installs the empty fault chain. Refuses with a clear message when the
