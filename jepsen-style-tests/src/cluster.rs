@@ -49,6 +49,12 @@ pub fn replica_ip(id: u64) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, 10 + id as u8)
 }
 
+/// The address worker `j` binds its outgoing sockets to.
+pub fn worker_ip(j: u32) -> Ipv4Addr {
+    assert!((1..=40).contains(&j), "worker number {j} out of range");
+    Ipv4Addr::new(127, 0, 0, 50 + j as u8)
+}
+
 /// `ip:7000` of replica `id`.
 pub fn api_addr(id: u64) -> String {
     format!("{}:{API_PORT}", replica_ip(id))
@@ -381,7 +387,7 @@ impl Cluster {
             .arg("--work-dir")
             .arg(&work)
             .arg("--local-ip")
-            .arg(Ipv4Addr::new(127, 0, 0, 50 + j as u8).to_string());
+            .arg(worker_ip(j).to_string());
         let log = self.layout.dir.join("logs").join(format!("w{j}.log"));
         let child = spawn_logged(cmd, &log)?;
         self.workers.insert(j, Proc { child: Some(child), paused: false });

@@ -101,7 +101,7 @@ pub struct ReadValue {
 }
 
 /// A task as one read saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRead {
     /// The task's version (1 at creation, +1 on every change).
     pub version: u64,
@@ -115,6 +115,13 @@ pub struct TaskRead {
     /// The committed checkpoint's counter, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<u64>,
+    /// The fencing token the committed checkpoint was saved under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_token: Option<u64>,
+    /// Fencing tokens of every attempt, oldest first (empty in histories recorded before this
+    /// field existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempt_tokens: Vec<u64>,
 }
 
 impl TaskRead {
@@ -211,6 +218,17 @@ pub struct FinalState {
     pub complete: bool,
     /// Every task in the cluster, by id.
     pub tasks: Vec<FinalTask>,
+}
+
+/// `replicas.json`: the same final read made on every member replica on its own (each read is
+/// linearizable, so a member first catches up). Only meaningful once the cluster is quiet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaViews {
+    /// False when the cluster was still busy after the heal (views may differ legitimately):
+    /// the replicas checker then answers `unknown`.
+    pub quiet: bool,
+    /// Each member's view, by node id.
+    pub views: Vec<(u64, FinalState)>,
 }
 
 /// One task in the final state.

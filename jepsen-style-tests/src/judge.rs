@@ -13,6 +13,7 @@ use crate::checkers::Validity;
 use crate::history::FinalState;
 use crate::history::LeaderObs;
 use crate::history::Op;
+use crate::history::ReplicaViews;
 use crate::history::SinkEvent;
 use crate::report;
 use crate::report::JsonlWriter;
@@ -40,12 +41,20 @@ pub struct RunRecord<'a> {
     pub leaders: &'a [LeaderObs],
     /// `final.json`.
     pub final_state: &'a FinalState,
+    /// `replicas.json`.
+    pub replicas: &'a ReplicaViews,
 }
 
 /// Runs the checkers, writes `results.json` and `plot.svg`, prints the summary and returns the
 /// verdict.
 pub fn judge(run: &RunRecord) -> anyhow::Result<Validity> {
-    let inputs = Inputs { history: run.history, sink: run.sink, leaders: run.leaders, final_state: run.final_state };
+    let inputs = Inputs {
+        history: run.history,
+        sink: run.sink,
+        leaders: run.leaders,
+        final_state: run.final_state,
+        replicas: run.replicas,
+    };
     let results = checkers::check_all(&inputs);
     let valid = checkers::overall(&results);
     let m = Measurements::of(run.history, run.sink);

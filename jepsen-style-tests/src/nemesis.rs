@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::cluster::replica_ip;
+use crate::cluster::worker_ip;
 use crate::history::Body;
 use crate::history::NemesisValue;
 use crate::history::OpType;
@@ -41,7 +42,8 @@ pub enum Family {
     Kill,
     /// SIGSTOP the leader or a random replica past the election timeout; SIGCONT at the end.
     Pause,
-    /// iptables cuts: isolate the leader, majority/minority, bridge, ring.
+    /// iptables cuts: isolate the leader, majority/minority, bridge, ring, or a worker from every
+    /// replica.
     Partition,
     /// Random packet loss on every replica's traffic.
     Loss,
@@ -260,6 +262,18 @@ async fn start(c: &mut Cluster, shared: &Shared, step: &Step, target_size: usize
             let Some(t) = target.or_else(|| pick(&live, step.pick)) else { bail!("nothing to pause") };
             c.pause(t, true);
             Ok((Active::Paused(vec![t]), format!("pause {how} n{t}")))
+        }
+        Family::Partition if step.variant % 5 == 4 => {
+            // A worker cut off from every replica: it keeps running, must fence itself off
+            // (stop its processes) and see its tasks resume elsewhere.
+            let Some(w) = pick(&c.workers(), step.pick) else { bail!("no workers") };
+            let wip = worker_ip(w).to_string();
+            for id in c.members() {
+                let rip = replica_ip(id).to_string();
+                ns::iptables(&["-A", ns::CHAIN, "-s", &wip, "-d", &rip, "-j", "DROP"])?;
+                ns::iptables(&["-A", ns::CHAIN, "-s", &rip, "-d", &wip, "-j", "DROP"])?;
+            }
+            Ok((Active::Net, format!("partition isolate worker w{w} from every replica")))
         }
         Family::Partition => {
             let leader = c.leader().await;

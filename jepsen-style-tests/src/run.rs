@@ -24,6 +24,7 @@ use crate::cluster::Cluster;
 use crate::cluster::Layout;
 use crate::cluster::api_addr;
 use crate::history::FinalState;
+use crate::history::ReplicaViews;
 use crate::judge;
 use crate::nemesis;
 use crate::nemesis::Family;
@@ -148,18 +149,26 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         Some(d) => println!("quiet after {:.1}s", d.as_secs_f64()),
         None => println!("still busy after {:.0}s", opts.quiet_limit.as_secs_f64()),
     }
+    // The sink first: every start it holds then had its assignment committed before the final
+    // read began, so the final read must show it (a later start would be judged against a state
+    // that could not know it yet).
+    let sink_events = sink.events();
     let final_state: FinalState = workload::final_state(&members).await;
+    let mut replicas = ReplicaViews { quiet: quiet.is_some(), views: Vec::new() };
+    for &m in &members {
+        replicas.views.push((m, workload::final_state(&[m]).await));
+    }
     stop_poll.cancel();
     poller.await?;
     cluster.lock().await.shutdown();
 
     let history = shared.rec.ops();
     let leaders = shared.rec.leaders();
-    let sink_events = sink.events();
     judge::write_jsonl(&dir.join("history.jsonl"), &history)?;
     judge::write_jsonl(&dir.join("sink.jsonl"), &sink_events)?;
     judge::write_jsonl(&dir.join("leaders.jsonl"), &leaders)?;
     std::fs::write(dir.join("final.json"), serde_json::to_vec_pretty(&final_state)?)?;
+    std::fs::write(dir.join("replicas.json"), serde_json::to_vec(&replicas)?)?;
 
     let valid = judge::judge(&judge::RunRecord {
         dir: &dir,
@@ -172,6 +181,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         sink: &sink_events,
         leaders: &leaders,
         final_state: &final_state,
+        replicas: &replicas,
     })?;
     Ok(RunOutcome { valid, dir })
 }
@@ -182,6 +192,11 @@ pub fn recheck(dir: &std::path::Path) -> anyhow::Result<Validity> {
     let sink_events = report::read_jsonl(&dir.join("sink.jsonl"))?;
     let leaders = report::read_jsonl(&dir.join("leaders.jsonl"))?;
     let final_state: FinalState = serde_json::from_slice(&std::fs::read(dir.join("final.json"))?)?;
+    // Runs recorded before replicas.json existed: an empty, not-quiet view (the checker says unknown).
+    let replicas: ReplicaViews = match std::fs::read(dir.join("replicas.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes)?,
+        Err(_) => ReplicaViews::default(),
+    };
     let old: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap_or_default()).unwrap_or_default();
     judge::judge(&judge::RunRecord {
@@ -198,6 +213,7 @@ pub fn recheck(dir: &std::path::Path) -> anyhow::Result<Validity> {
         sink: &sink_events,
         leaders: &leaders,
         final_state: &final_state,
+        replicas: &replicas,
     })
 }
 

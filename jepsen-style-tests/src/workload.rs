@@ -165,7 +165,17 @@ pub fn task_read(v: &Value) -> Option<TaskRead> {
     } else {
         None
     };
-    Some(TaskRead { version: v["version"].as_u64()?, state, attempts, result_token, checkpoint: checkpoint_counter(v) })
+    let attempt_tokens =
+        v["attempts"].as_array().map_or(vec![], |a| a.iter().filter_map(|x| x["fencing_token"].as_u64()).collect());
+    Some(TaskRead {
+        version: v["version"].as_u64()?,
+        state,
+        attempts,
+        result_token,
+        checkpoint: checkpoint_counter(v),
+        checkpoint_token: v["checkpoint"]["token"].as_u64(),
+        attempt_tokens,
+    })
 }
 
 fn checkpoint_counter(v: &Value) -> Option<u64> {
@@ -173,6 +183,9 @@ fn checkpoint_counter(v: &Value) -> Option<u64> {
         v["checkpoint"]["data"].as_array()?.iter().filter_map(|b| b.as_u64().map(|b| b as u8)).collect();
     String::from_utf8(bytes).ok()?.trim().parse().ok()
 }
+
+/// How many of the newest acknowledged tasks count as "recent" for targeted reads.
+const RECENT_TASKS: usize = 32;
 
 /// One client: operations one at a time, at about `ops_per_s`, until `stop`.
 pub async fn client_loop(shared: Arc<Shared>, id: u32, seed: u64, ops_per_s: f64, stop: CancellationToken) {
@@ -191,7 +204,13 @@ pub async fn client_loop(shared: Arc<Shared>, id: u32, seed: u64, ops_per_s: f64
         next = next.max(Instant::now() - period * 4);
         let Some(node) = shared.members.lock().unwrap().choose(&mut rng).copied() else { continue };
         let roll: f64 = rng.r#gen();
-        let known = shared.known.lock().unwrap().choose(&mut rng).copied();
+        // Half the reads and cancels go to the newest tasks, which are likely still running: that
+        // is where checkpoints and attempts change, and what the resume and fencing checks need.
+        let known = {
+            let known = shared.known.lock().unwrap();
+            let recent = &known[known.len().saturating_sub(RECENT_TASKS)..];
+            if rng.gen_bool(0.5) { recent.choose(&mut rng) } else { known.choose(&mut rng) }.copied()
+        };
         match known {
             Some(task) if roll < 0.45 => read(&shared, &http, id, node, task).await,
             Some(task) if roll < 0.50 => cancel(&shared, &http, id, node, task).await,

@@ -94,7 +94,7 @@ pub enum WriteError {
     /// The entry may or may not commit (deadline passed, or it was discarded on a leader change).
     #[error("outcome unknown: {0}")]
     Unknown(String),
-    /// Raft stopped on this node.
+    /// This replica is shutting down and did not hand the proposal to Raft; nothing was written.
     #[error("raft stopped: {0}")]
     Stopped(String),
 }
@@ -106,7 +106,9 @@ pub(crate) fn map_write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConf
         // Discarded on a leader change: it may still have been committed by the new leader.
         RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_)) => WriteError::Unknown(e.to_string()),
         RaftError::APIError(e) => WriteError::Unknown(e.to_string()),
-        RaftError::Fatal(f) => WriteError::Stopped(f.to_string()),
+        // Raft stopped after taking the proposal (shutdown, or the core dropped its responder):
+        // the entry may already be in the log and commit later. Not "nothing was written".
+        RaftError::Fatal(f) => WriteError::Unknown(format!("raft stopped after the proposal was handed over: {f}")),
     }
 }
 

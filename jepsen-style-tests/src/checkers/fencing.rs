@@ -13,20 +13,31 @@
 //!    do): the succeeded attempt's token physically finished (a `Done` line), every `Start` came
 //!    from a token the final state lists (no uncommitted assignment ran), and the committed
 //!    checkpoint `(n, token)` was physically written by that token.
-//! 3. Sink against itself and the reads, for each `Start { from }` of attempt `a` with token `T`:
+//! 3. Reads against sink, for the same tasks: every committed checkpoint `(n, token)` an `ok` read
+//!    saw was physically written by that token (reads recorded before they carried the token are
+//!    skipped). Each distinct unwritten checkpoint counts once.
+//! 4. Sink against itself and the reads, for each `Start { from }` of attempt `a` with token `T`:
 //!    if `from > 0`, some earlier token wrote checkpoint `from` (nobody resumes from progress never
 //!    made); and `from` is at least every checkpoint an `ok` read saw, if that read completed before
 //!    the start and saw fewer than `a` attempts. The attempt count guard matters: a read that saw
 //!    attempt `a` or a later one may show checkpoints `T` or its successors wrote, and a stale `T`
 //!    started late by a paused worker legitimately resumes from older progress.
-//! 4. Measured, not judged: how long attempts with different tokens physically overlapped (each
+//! 5. Checkpoints against attempts, ordered by version (not time: a version is a position in the
+//!    task's own history). The observations are the `ok` reads that list attempt tokens and the
+//!    final state. If an observation at version `v` lists an attempt with token `M`, and one at a
+//!    higher version shows another committed checkpoint than the observations just below it, that
+//!    checkpoint was committed after attempt `M` existed, so its token must be at least `M`: a
+//!    smaller one is a stale attempt's save the cluster should have fenced off. Observations of
+//!    one version are not ordered against each other.
+//! 6. Measured, not judged: how long attempts with different tokens physically overlapped (each
 //!    token's span from its first to its last sink line), and how many `Done` lines came from
 //!    tokens the cluster did not accept.
 //!
 //! Steps 1 and 2 need the final state; with an incomplete one they are skipped and a clean result
-//! is `unknown`. Step 3 runs regardless.
+//! is `unknown`. Steps 3 to 5 run regardless (step 5 without the final state).
 
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 use serde_json::json;
@@ -53,7 +64,43 @@ struct SeenCheckpoint {
     complete_ns: u64,
     attempts: u32,
     n: u64,
+    /// The token it was saved under (`None` in histories recorded before reads carried it).
+    token: Option<u64>,
     complete_index: u64,
+}
+
+/// One observation of a task at a known version, with the tokens it lists (step 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Versioned {
+    version: u64,
+    /// The highest attempt token listed.
+    newest_attempt: Option<u64>,
+    /// The committed checkpoint as `(counter, token)`, either part possibly unknown.
+    checkpoint: (Option<u64>, Option<u64>),
+    /// The read's completion line, or `None` for the final state.
+    complete_index: Option<u64>,
+}
+
+impl Versioned {
+    fn to_json(self) -> Value {
+        json!({
+            "source": if self.complete_index.is_some() { "read" } else { "final" },
+            "complete_index": self.complete_index,
+            "version": self.version,
+            "newest_attempt_token": self.newest_attempt,
+            "checkpoint": self.checkpoint.0,
+            "checkpoint_token": self.checkpoint.1,
+        })
+    }
+}
+
+/// What the `ok` reads saw, per task.
+#[derive(Debug, Default)]
+struct Reads {
+    /// Every checkpoint seen (steps 3 and 4).
+    checkpoints: BTreeMap<u64, Vec<SeenCheckpoint>>,
+    /// Every read that listed attempt tokens (step 5).
+    versioned: BTreeMap<u64, Vec<Versioned>>,
 }
 
 /// Violations by kind, plus the measurements.
@@ -66,13 +113,15 @@ struct Findings {
     success_without_done: Examples,
     uncommitted_start: Examples,
     checkpoint_not_written: Examples,
+    checkpoint_unwritten_read: Examples,
     resume_from_unwritten: Examples,
     resume_behind_committed: Examples,
+    stale_checkpoint_accepted: Examples,
     overlap: Overlap,
 }
 
 impl Findings {
-    fn kinds(&self) -> [(&'static str, &Examples); 9] {
+    fn kinds(&self) -> [(&'static str, &Examples); 11] {
         [
             ("multiple_successes", &self.multiple_successes),
             ("success_not_last", &self.success_not_last),
@@ -81,8 +130,10 @@ impl Findings {
             ("success_without_done", &self.success_without_done),
             ("uncommitted_start", &self.uncommitted_start),
             ("checkpoint_not_written", &self.checkpoint_not_written),
+            ("checkpoint_unwritten_read", &self.checkpoint_unwritten_read),
             ("resume_from_unwritten", &self.resume_from_unwritten),
             ("resume_behind_committed", &self.resume_behind_committed),
+            ("stale_checkpoint_accepted", &self.stale_checkpoint_accepted),
         ]
     }
 
@@ -107,7 +158,7 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     for ev in inputs.sink {
         sink.entry(ev.task_id).or_default().push(ev);
     }
-    let seen = seen_checkpoints(inputs);
+    let mut reads = read_observations(inputs);
     let complete = inputs.final_state.complete;
     let finals: BTreeMap<u64, &FinalTask> = inputs.final_state.tasks.iter().map(|t| (t.task_id, t)).collect();
 
@@ -115,6 +166,7 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     if complete {
         for t in &inputs.final_state.tasks {
             check_attempts(t, &mut f);
+            reads.versioned.entry(t.task_id).or_default().push(final_observation(t));
         }
     }
     for (&task_id, events) in &sink {
@@ -125,8 +177,13 @@ pub fn check(inputs: &Inputs) -> CheckResult {
                 measure_stale_done(task, events, &mut f.overlap);
             }
         }
-        check_resumes(task_id, events, seen.get(&task_id).map_or(&[], Vec::as_slice), &mut f);
+        let seen = reads.checkpoints.get(&task_id).map_or(&[][..], Vec::as_slice);
+        check_read_checkpoints(task_id, events, seen, &mut f);
+        check_resumes(task_id, events, seen, &mut f);
         measure_overlap(task_id, events, &mut f.overlap);
+    }
+    for (&task_id, observations) in &mut reads.versioned {
+        check_checkpoint_tokens(task_id, observations, &mut f);
     }
 
     let valid = Validity::from_findings(f.violations(), complete);
@@ -166,20 +223,39 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-/// Checkpoints seen by `ok` reads, per task.
-fn seen_checkpoints(inputs: &Inputs) -> BTreeMap<u64, Vec<SeenCheckpoint>> {
-    let mut out: BTreeMap<u64, Vec<SeenCheckpoint>> = BTreeMap::new();
+/// What the `ok` reads saw, per task.
+fn read_observations(inputs: &Inputs) -> Reads {
+    let mut out = Reads::default();
     for op in pair_ops(inputs.history).ops {
-        if let (Some(c), Body::Read(v)) = (op.completion, op.body())
-            && c.kind == OpType::Ok
-            && let Some(s) = &v.seen
-            && let Some(n) = s.checkpoint
-        {
-            let seen = SeenCheckpoint { complete_ns: c.time_ns, attempts: s.attempts, n, complete_index: c.index };
-            out.entry(v.task_id).or_default().push(seen);
+        let (Some(c), Body::Read(v)) = (op.completion, op.body()) else { continue };
+        let Some(s) = v.seen.as_ref().filter(|_| c.kind == OpType::Ok) else { continue };
+        if let Some(n) = s.checkpoint {
+            let (complete_ns, complete_index) = (c.time_ns, c.index);
+            let seen =
+                SeenCheckpoint { complete_ns, attempts: s.attempts, n, token: s.checkpoint_token, complete_index };
+            out.checkpoints.entry(v.task_id).or_default().push(seen);
+        }
+        if !s.attempt_tokens.is_empty() {
+            let versioned = Versioned {
+                version: s.version,
+                newest_attempt: s.attempt_tokens.iter().copied().max(),
+                checkpoint: (s.checkpoint, s.checkpoint_token),
+                complete_index: Some(c.index),
+            };
+            out.versioned.entry(v.task_id).or_default().push(versioned);
         }
     }
     out
+}
+
+/// The final state of a task as one more observation for step 5.
+fn final_observation(t: &FinalTask) -> Versioned {
+    Versioned {
+        version: t.version,
+        newest_attempt: t.attempts.iter().map(|a| a.token).max(),
+        checkpoint: (t.checkpoint.map(|c| c.0), t.checkpoint.map(|c| c.1)),
+        complete_index: None,
+    }
 }
 
 /// Step 1: the attempts of one final task.
@@ -227,7 +303,22 @@ fn check_against_sink(task_id: u64, task: Option<&FinalTask>, events: &[&SinkEve
     }
 }
 
-/// Step 3: every physical start resumed from progress that was written, and not behind progress
+/// Step 3: every checkpoint a read saw committed was physically written by its token. Reported
+/// once per distinct `(n, token)`, with the first read that saw it.
+fn check_read_checkpoints(task_id: u64, events: &[&SinkEvent], seen: &[SeenCheckpoint], f: &mut Findings) {
+    let mut reported = BTreeSet::new();
+    for s in seen {
+        let Some(token) = s.token else { continue };
+        let written = events.iter().any(|e| e.token == token && e.event == SinkKind::Checkpoint { n: s.n });
+        if !written && reported.insert((s.n, token)) {
+            let read = json!({ "complete_index": s.complete_index, "complete_ns": s.complete_ns });
+            f.checkpoint_unwritten_read
+                .push(|| json!({ "task_id": task_id, "checkpoint": s.n, "token": token, "read": read }));
+        }
+    }
+}
+
+/// Step 4: every physical start resumed from progress that was written, and not behind progress
 /// that was committed before its attempt existed.
 fn check_resumes(task_id: u64, events: &[&SinkEvent], seen: &[SeenCheckpoint], f: &mut Findings) {
     for start in events {
@@ -254,7 +345,34 @@ fn check_resumes(task_id: u64, events: &[&SinkEvent], seen: &[SeenCheckpoint], f
     }
 }
 
-/// Step 4: physical overlap between tokens of one task.
+/// Step 5: a checkpoint that changed after attempt `M` existed was saved by `M` or a later attempt.
+/// Sorts `observations` by version.
+fn check_checkpoint_tokens(task_id: u64, observations: &mut [Versioned], f: &mut Findings) {
+    observations.sort_by_key(|o| (o.version, o.complete_index.is_none(), o.complete_index));
+    // `newest` is the observation listing the highest attempt token among the lower versions.
+    let mut newest: Option<&Versioned> = None;
+    let mut below: &[Versioned] = &[];
+    for group in observations.chunk_by(|a, b| a.version == b.version) {
+        for o in below {
+            if newest.is_none_or(|n| o.newest_attempt > n.newest_attempt) {
+                newest = Some(o);
+            }
+        }
+        for o in group {
+            let (Some(token), Some(m)) = (o.checkpoint.1, newest) else { continue };
+            let Some(before) = below.iter().find(|b| b.checkpoint != o.checkpoint) else { continue };
+            if m.newest_attempt.is_some_and(|m| token < m) {
+                let (before, after, newer) = (before.to_json(), o.to_json(), m.to_json());
+                f.stale_checkpoint_accepted.push(
+                    || json!({ "task_id": task_id, "before": before, "after": after, "newer_attempt_seen_in": newer }),
+                );
+            }
+        }
+        below = group;
+    }
+}
+
+/// Step 6: physical overlap between tokens of one task.
 fn measure_overlap(task_id: u64, events: &[&SinkEvent], o: &mut Overlap) {
     let mut spans: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for e in events {
@@ -275,7 +393,7 @@ fn measure_overlap(task_id: u64, events: &[&SinkEvent], o: &mut Overlap) {
     }
 }
 
-/// Step 4: completions that physically happened under a token the cluster did not accept (every
+/// Step 6: completions that physically happened under a token the cluster did not accept (every
 /// `Done` of a task that did not succeed, and those of other tokens when it did).
 fn measure_stale_done(task: &FinalTask, events: &[&SinkEvent], o: &mut Overlap) {
     let accepted = task.attempts.iter().rev().find(|a| a.outcome.as_deref() == Some(SUCCEEDED)).map(|a| a.token);
@@ -451,6 +569,127 @@ mod tests {
         let t = FinalTask { checkpoint: Some((3, 10)), ..good_task() };
         let r = run(t, good_sink());
         assert_eq!(count(&r, "checkpoint_not_written"), 1);
+    }
+
+    /// What a read of task 1 at `version` saw: attempts under `tokens`, checkpoint `(n, token)`.
+    fn read_at(version: u64, tokens: &[u64], checkpoint: Option<(u64, u64)>) -> TaskRead {
+        TaskRead {
+            attempts: tokens.len() as u32,
+            attempt_tokens: tokens.to_vec(),
+            checkpoint: checkpoint.map(|c| c.0),
+            checkpoint_token: checkpoint.map(|c| c.1),
+            ..seen(version, "running")
+        }
+    }
+
+    #[test]
+    fn checkpoints_reads_saw_were_written_by_their_tokens() {
+        let mut h = Hist::new();
+        h.read(1, 1, (115, 118), Some(read_at(3, &[10], Some((1, 10)))))
+            .read(2, 1, (200, 210), Some(read_at(5, &[10, 20], Some((2, 10)))))
+            .read(3, 1, (400, 410), Some(read_at(9, &[10, 20], Some((3, 20)))));
+        let r = run_with(&h, good_task(), good_sink());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+    }
+
+    #[test]
+    fn checkpoint_a_read_saw_that_its_token_never_wrote_is_invalid() {
+        // Token 20 never wrote checkpoint 2 (token 10 did): the pair was made up or misattributed.
+        // Seen twice, reported once.
+        let mut h = Hist::new();
+        let made_up = read_at(7, &[10, 20], Some((2, 20)));
+        h.read(1, 1, (330, 340), Some(made_up.clone())).read(2, 1, (350, 360), Some(made_up));
+        let r = run_with(&h, good_task(), good_sink());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "checkpoint_unwritten_read"), 1);
+        let ex = &r.details["examples"]["checkpoint_unwritten_read"][0];
+        assert_eq!((ex["checkpoint"].as_u64(), ex["token"].as_u64()), (Some(2), Some(20)));
+    }
+
+    #[test]
+    fn read_checkpoints_without_token_or_sink_lines_are_not_judged() {
+        // A read recorded before reads carried the token.
+        let mut h = Hist::new();
+        let old = TaskRead { attempts: 2, checkpoint: Some(5), ..seen(7, "running") };
+        h.read(1, 1, (400, 410), Some(old));
+        assert_eq!(run_with(&h, good_task(), good_sink()).valid, Validity::True);
+        // A task that never wrote to the sink (not a counter task).
+        let mut h = Hist::new();
+        h.read(1, 1, (400, 410), Some(read_at(7, &[10], Some((5, 10)))));
+        let t = final_task("succeeded", vec![attempt(1, 10, Some("succeeded"))], None);
+        assert_eq!(run_with(&h, t, vec![]).valid, Validity::True);
+    }
+
+    /// Attempt 1 (token 10) checkpoints 1 and 2 and is lost; attempt 2 (token 20) resumes from 2,
+    /// checkpoints 3 and finishes; attempt 1's paused process wakes up and writes checkpoint 3 too.
+    fn late_stale_writer_sink() -> Vec<SinkEvent> {
+        let mut s = good_sink();
+        s.push(sink(330, 1, 1, 10, Checkpoint { n: 3 }));
+        s
+    }
+
+    #[test]
+    fn checkpoint_saved_by_an_older_attempt_after_a_newer_one_existed_is_invalid() {
+        // A read at version 5 saw attempt 20 assigned and checkpoint 2 from token 10; the final
+        // state holds checkpoint 3 from token 10: token 10's save landed after token 20 existed.
+        let mut h = Hist::new();
+        h.read(1, 1, (200, 210), Some(read_at(5, &[10, 20], Some((2, 10)))));
+        let t = FinalTask { checkpoint: Some((3, 10)), ..good_task() };
+        let r = run_with(&h, t, late_stale_writer_sink());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "stale_checkpoint_accepted"), 1);
+        assert_eq!(count(&r, "checkpoint_not_written"), 0, "token 10 did physically write it");
+        let ex = &r.details["examples"]["stale_checkpoint_accepted"][0];
+        assert_eq!(ex["after"]["source"], "final");
+        assert_eq!(ex["newer_attempt_seen_in"]["newest_attempt_token"], 20);
+    }
+
+    #[test]
+    fn stale_checkpoint_between_two_reads_is_invalid_without_a_final_state() {
+        let mut h = Hist::new();
+        let (before, stale) = (read_at(5, &[10, 20], Some((2, 10))), read_at(6, &[10, 20], Some((3, 10))));
+        h.read(1, 1, (200, 210), Some(before)).read(2, 1, (340, 350), Some(stale));
+        let fx = Fixture::new(&h, vec![]).with_sink(late_stale_writer_sink()).incomplete();
+        let r = check(&fx.inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "stale_checkpoint_accepted"), 1);
+        assert_eq!(r.details["examples"]["stale_checkpoint_accepted"][0]["before"]["version"], 5);
+    }
+
+    #[test]
+    fn an_old_checkpoint_kept_after_a_new_attempt_is_not_stale() {
+        // Checkpoint 2 from token 10 stays committed while attempt 20 runs: it did not change, so
+        // its token is not judged; the one that replaces it comes from token 20.
+        let mut h = Hist::new();
+        h.read(1, 1, (115, 118), Some(read_at(3, &[10], None)))
+            .read(2, 1, (200, 210), Some(read_at(5, &[10, 20], Some((2, 10)))))
+            .read(3, 1, (250, 260), Some(read_at(6, &[10, 20], Some((2, 10)))));
+        let r = run_with(&h, good_task(), good_sink());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+    }
+
+    #[test]
+    fn observations_of_one_version_are_not_ordered() {
+        // Two reads of version 5 that disagree (the reads checker's business): taking one as
+        // earlier than the other would invent a stale save.
+        let mut h = Hist::new();
+        let (newer_attempt, newer_checkpoint) =
+            (read_at(5, &[10, 20], Some((1, 10))), read_at(5, &[10], Some((2, 10))));
+        h.read(1, 1, (200, 210), Some(newer_attempt)).read(2, 1, (220, 230), Some(newer_checkpoint));
+        let r = run_with(&h, good_task(), good_sink());
+        assert_eq!(count(&r, "stale_checkpoint_accepted"), 0, "{r:#?}");
+    }
+
+    #[test]
+    fn reads_without_attempt_tokens_take_no_part_in_checkpoint_order() {
+        // An old history: the read lists no tokens, so nothing tells which attempts existed at
+        // version 5, and the final state's checkpoint from token 10 cannot be judged stale.
+        let mut h = Hist::new();
+        let old = TaskRead { attempts: 2, checkpoint: Some(2), ..seen(5, "running") };
+        h.read(1, 1, (200, 210), Some(old));
+        let t = FinalTask { checkpoint: Some((3, 10)), ..good_task() };
+        let r = run_with(&h, t, late_stale_writer_sink());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
     }
 
     #[test]

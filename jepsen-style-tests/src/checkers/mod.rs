@@ -1,15 +1,16 @@
 //! The checkers: judging a finished run from what it recorded.
 //!
-//! A checker never talks to the cluster. It reads the four records of a run (see
-//! [`crate::history`]) and decides whether one property held, answering `true`, `false` or
+//! A checker never talks to the cluster. It reads the records of a run (see [`crate::history`])
+//! and decides whether one property held, answering `true`, `false` or
 //! `unknown` with counts and a few examples. The path of a run through this module:
 //!
-//! 1. The harness loads `history.jsonl`, `sink.jsonl`, `leaders.jsonl` and `final.json` into an
-//!    [`Inputs`].
+//! 1. The harness loads `history.jsonl`, `sink.jsonl`, `leaders.jsonl`, `final.json` and
+//!    `replicas.json` into an [`Inputs`].
 //! 2. [`check_all`] runs every checker in a fixed order: the safety properties [`queue`] (no lost,
-//!    unexpected or duplicated submission), [`reads`] (per-task reads are linearizable),
-//!    [`fencing`] (only the current token's effects land) and [`leaders`] (one leader per term),
-//!    then [`liveness`] (every acknowledged task finished after the heal).
+//!    unexpected or duplicated submission), [`reads`] (per-task reads are linearizable, one
+//!    content per version), [`fencing`] (only the current token's effects land), [`leaders`] (one
+//!    leader per term) and [`replicas`] (every member holds the same final state), then
+//!    [`liveness`] (every acknowledged task finished after the heal).
 //! 3. [`overall`] folds the safety verdicts into the run's verdict. Liveness is reported apart: a
 //!    cluster that is still catching up after a brutal schedule is slow, not wrong.
 //!
@@ -21,8 +22,9 @@
 //!
 //! What this module deliberately does not do: it does not search for a linearization of the whole
 //! history (per-task reads are checked with real-time rules, which is exact for a register whose
-//! versions only grow), and it does not check "committed entries never change" (the harness sees
-//! no log entries).
+//! versions only grow), and it sees no log entries: "committed entries never change" is checked
+//! only through what they produce (one content per task version, the same final state on every
+//! member).
 
 pub mod fencing;
 pub mod leaders;
@@ -30,6 +32,7 @@ pub mod liveness;
 mod pairs;
 pub mod queue;
 pub mod reads;
+pub mod replicas;
 mod verdict;
 
 #[cfg(test)]
@@ -41,6 +44,7 @@ pub use verdict::{CheckResult, Examples, MAX_EXAMPLES, Validity};
 use crate::history::FinalState;
 use crate::history::LeaderObs;
 use crate::history::Op;
+use crate::history::ReplicaViews;
 use crate::history::SinkEvent;
 
 /// Everything a checker may read, borrowed from the loaded run.
@@ -54,15 +58,19 @@ pub struct Inputs<'a> {
     pub leaders: &'a [LeaderObs],
     /// `final.json`.
     pub final_state: &'a FinalState,
+    /// `replicas.json`.
+    pub replicas: &'a ReplicaViews,
 }
 
-/// Runs every checker: the safety checkers first (queue, reads, fencing, leaders), liveness last.
+/// Runs every checker: the safety checkers first (queue, reads, fencing, leaders, replicas),
+/// liveness last.
 pub fn check_all(inputs: &Inputs) -> Vec<CheckResult> {
     vec![
         queue::check(inputs),
         reads::check(inputs),
         fencing::check(inputs),
         leaders::check(inputs),
+        replicas::check(inputs),
         liveness::check(inputs),
     ]
 }
@@ -114,12 +122,14 @@ mod tests {
         let done = FinalTask { attempts: vec![attempt(1, 10, Some("succeeded"))], ..task(1, "a", "succeeded", 3) };
         let mut fx = Fixture::new(&h, vec![done]);
         fx.leaders = vec![obs(1, 1, "leader", Some(1))];
+        fx.replicas = ReplicaViews { quiet: true, views: vec![(1, fx.final_state.clone())] };
         let results = check_all(&fx.inputs());
         let names: Vec<_> = results.iter().map(|r| r.name).collect();
-        assert_eq!(names, ["queue", "reads", "fencing", "leaders", "liveness"]);
+        assert_eq!(names, ["queue", "reads", "fencing", "leaders", "replicas", "liveness"]);
         assert!(results.iter().all(|r| r.valid == Validity::True), "{results:#?}");
         assert_eq!(overall(&results), Validity::True);
         let json = serde_json::to_value(&results[0]).unwrap();
         assert_eq!(json["valid"], json!(true));
+        assert!(is_safety(&results[4]), "replica agreement is a safety property");
     }
 }

@@ -21,6 +21,14 @@
 //!    must be terminal too.
 //! 5. **not found after ack**: a 404 from a read invoked after a submit that returned the task id
 //!    had completed.
+//! 6. **content differs**: a version names one content, since every change bumps it. Every read
+//!    of the same version must show the same state, attempt count, result token, checkpoint
+//!    `(counter, token)` and attempt tokens as the first read of that version to complete,
+//!    whatever their times. The final state at that version must agree on the state, on the
+//!    attempt tokens (when the read recorded them) and on the checkpoint (when the read recorded
+//!    its token). Two contents under one version mean a committed change was lost and another
+//!    change reused its version. Histories recorded before reads carried tokens compare empty
+//!    with empty and stay valid.
 //!
 //! With an incomplete final state the final-state comparisons are skipped and a clean result is
 //! `unknown`.
@@ -128,6 +136,7 @@ struct Findings {
     terminal_changed: Examples,
     terminal_reverted: Examples,
     not_found_after_ack: Examples,
+    content_differs: Examples,
 }
 
 impl Findings {
@@ -136,6 +145,7 @@ impl Findings {
             + self.terminal_changed.count()
             + self.terminal_reverted.count()
             + self.not_found_after_ack.count()
+            + self.content_differs.count()
     }
 
     /// Records that `b` contradicts `a` (either may be the final state).
@@ -179,17 +189,19 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         check_versions(task_id, obs, last, &mut f);
         check_terminal(task_id, obs, last, &mut f);
         check_not_found(task_id, obs, acked_at.get(&task_id).copied(), &mut f);
+        check_content(task_id, obs, last, &mut f);
     }
 
     let checked: usize = reads.values().map(Vec::len).sum();
     let valid = Validity::from_findings(f.violations(), complete);
     let summary = format!(
-        "{checked} ok reads of {} tasks: {} version regressions, {} terminal changes, {} terminal reverts, {} not-found after ack{}",
+        "{checked} ok reads of {} tasks: {} version regressions, {} terminal changes, {} terminal reverts, {} not-found after ack, {} content differences{}",
         reads.len(),
         f.version_regressed.count(),
         f.terminal_changed.count(),
         f.terminal_reverted.count(),
         f.not_found_after_ack.count(),
+        f.content_differs.count(),
         if complete { "" } else { "; final state incomplete" },
     );
     let details = json!({
@@ -200,11 +212,13 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "terminal_changed": f.terminal_changed.count(),
         "terminal_reverted": f.terminal_reverted.count(),
         "not_found_after_ack": f.not_found_after_ack.count(),
+        "content_differs": f.content_differs.count(),
         "examples": {
             "version_regressed": f.version_regressed.to_json(),
             "terminal_changed": f.terminal_changed.to_json(),
             "terminal_reverted": f.terminal_reverted.to_json(),
             "not_found_after_ack": f.not_found_after_ack.to_json(),
+            "content_differs": f.content_differs.to_json(),
         },
     });
     CheckResult { name: NAME, valid, summary, details }
@@ -274,6 +288,64 @@ fn check_not_found(task_id: u64, obs: &[Obs], acked_at: Option<u64>, f: &mut Fin
         let ack = || json!({ "acked_at_ns": acked_at });
         Findings::push(&mut f.not_found_after_ack, task_id, ack, || b.to_json());
     }
+}
+
+/// Step 6: one version, one content. The reference of each version is its first read to
+/// complete; every other read of that version is compared with it, and the reference with the
+/// final state.
+fn check_content(task_id: u64, obs: &[Obs], last: Last, f: &mut Findings) {
+    let mut reference: BTreeMap<u64, (Obs, &TaskRead)> = BTreeMap::new();
+    for o in obs {
+        if let Some(s) = o.seen {
+            let r = reference.entry(s.version).or_insert((*o, s));
+            if o.end() < r.0.end() {
+                *r = (*o, s);
+            }
+        }
+    }
+    for b in obs {
+        let Some(s) = b.seen else { continue };
+        let (a, r) = reference[&s.version];
+        let fields = read_differences(r, s);
+        if !fields.is_empty() {
+            let ex = || json!({ "task_id": task_id, "version": s.version, "fields": fields, "a": a.to_json(), "b": b.to_json() });
+            f.content_differs.push(ex);
+        }
+    }
+    let Last::Present(t) = last else { return };
+    if let Some(&(a, r)) = reference.get(&t.version) {
+        let fields = final_differences(r, t);
+        if !fields.is_empty() {
+            let ex = || json!({ "task_id": task_id, "version": t.version, "fields": fields, "a": a.to_json(), "b": last.to_json() });
+            f.content_differs.push(ex);
+        }
+    }
+}
+
+/// The fields in which two reads of one version differ.
+fn read_differences(a: &TaskRead, b: &TaskRead) -> Vec<&'static str> {
+    let checks = [
+        ("state", a.state != b.state),
+        ("attempts", a.attempts != b.attempts),
+        ("result_token", a.result_token != b.result_token),
+        ("checkpoint", a.checkpoint != b.checkpoint),
+        ("checkpoint_token", a.checkpoint_token != b.checkpoint_token),
+        ("attempt_tokens", a.attempt_tokens != b.attempt_tokens),
+    ];
+    checks.into_iter().filter(|(_, differs)| *differs).map(|(name, _)| name).collect()
+}
+
+/// The fields in which a read contradicts the final state of the same version, judging only what
+/// the read recorded (older histories carry no tokens). The checkpoint is compared as the final
+/// state builds it: `(counter, token)`, absent when either part is.
+fn final_differences(r: &TaskRead, t: &FinalTask) -> Vec<&'static str> {
+    let tokens = || t.attempts.iter().map(|a| a.token).collect::<Vec<_>>();
+    let checks = [
+        ("state", r.state != t.state),
+        ("attempt_tokens", !r.attempt_tokens.is_empty() && r.attempt_tokens != tokens()),
+        ("checkpoint", r.checkpoint_token.is_some() && r.checkpoint.zip(r.checkpoint_token) != t.checkpoint),
+    ];
+    checks.into_iter().filter(|(_, differs)| *differs).map(|(name, _)| name).collect()
 }
 
 #[cfg(test)]
@@ -430,6 +502,111 @@ mod tests {
         let r = run(&h);
         assert_eq!(r.valid, Validity::False);
         assert_eq!(count(&r, "not_found_after_ack"), 1);
+    }
+
+    /// A running task: attempts under tokens 10 and 20, checkpoint 2 saved by 10.
+    fn running(version: u64) -> TaskRead {
+        TaskRead {
+            attempts: 2,
+            checkpoint: Some(2),
+            checkpoint_token: Some(10),
+            attempt_tokens: vec![10, 20],
+            ..seen(version, "running")
+        }
+    }
+
+    /// Task 1 ended `succeeded` at version 5: attempts 10 (lost) and 20, checkpoint 3 saved by 20.
+    fn final_with_tokens() -> Vec<FinalTask> {
+        let attempts = vec![attempt(1, 10, Some("lost")), attempt(2, 20, Some("succeeded"))];
+        vec![FinalTask { attempts, checkpoint: Some((3, 20)), ..task(1, "a", "succeeded", 5) }]
+    }
+
+    /// The final task as a read sees it.
+    fn succeeded_with_tokens() -> TaskRead {
+        let ended = TaskRead { state: "succeeded".into(), result_token: Some(20), ..running(5) };
+        TaskRead { checkpoint: Some(3), checkpoint_token: Some(20), ..ended }
+    }
+
+    #[test]
+    fn reads_of_one_version_with_one_content_are_valid() {
+        let mut h = Hist::new();
+        h.read(1, 1, (10, 20), Some(running(4)))
+            .read(2, 1, (30, 40), Some(running(4)))
+            .read(3, 1, (50, 60), Some(succeeded_with_tokens()))
+            .read(1, 1, (70, 80), Some(succeeded_with_tokens()));
+        let r = check(&Fixture::new(&h, final_with_tokens()).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(count(&r, "content_differs"), 0);
+    }
+
+    #[test]
+    fn a_lost_change_whose_version_was_reused_is_invalid() {
+        // Version 4 first showed checkpoint 2 saved by token 10; after a failover the same version
+        // shows checkpoint 3 saved by token 20: one of the two commits was lost.
+        let mut h = Hist::new();
+        let other = TaskRead { checkpoint: Some(3), checkpoint_token: Some(20), ..running(4) };
+        h.read(1, 1, (10, 20), Some(running(4))).read(2, 1, (30, 40), Some(other));
+        h.read(3, 1, (50, 60), Some(running(4)));
+        let r = check(&Fixture::new(&h, final_with_tokens()).inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "content_differs"), 1, "only the read that differs from the first one");
+        let ex = &r.details["examples"]["content_differs"][0];
+        assert_eq!(ex["fields"], json!(["checkpoint", "checkpoint_token"]));
+        assert_eq!((ex["a"]["complete_ns"].as_u64(), ex["b"]["complete_ns"].as_u64()), (Some(20), Some(40)));
+    }
+
+    #[test]
+    fn same_version_with_other_attempts_or_state_is_invalid_even_when_concurrent() {
+        let mut h = Hist::new();
+        let fewer = TaskRead { attempts: 1, attempt_tokens: vec![10], ..running(4) };
+        h.read(1, 1, (10, 50), Some(running(4))).read(2, 1, (20, 30), Some(fewer));
+        let r = check(&Fixture::new(&h, final_with_tokens()).inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(r.details["examples"]["content_differs"][0]["fields"], json!(["attempts", "attempt_tokens"]));
+
+        let mut h = Hist::new();
+        let pending = TaskRead { state: "pending".into(), ..running(4) };
+        h.read(1, 1, (10, 20), Some(running(4))).read(2, 1, (30, 40), Some(pending));
+        let r = check(&Fixture::new(&h, final_with_tokens()).inputs());
+        assert_eq!(r.details["examples"]["content_differs"][0]["fields"], json!(["state"]));
+    }
+
+    #[test]
+    fn read_contradicting_the_final_state_of_its_version_is_invalid() {
+        let other_tokens = TaskRead { attempt_tokens: vec![10, 30], ..succeeded_with_tokens() };
+        let other_checkpoint = TaskRead { checkpoint: Some(2), ..succeeded_with_tokens() };
+        let other_state = TaskRead { state: "running".into(), result_token: None, ..succeeded_with_tokens() };
+        let cases = [(other_tokens, "attempt_tokens"), (other_checkpoint, "checkpoint"), (other_state, "state")];
+        for (read, field) in cases {
+            let mut h = Hist::new();
+            h.read(1, 1, (10, 20), Some(read));
+            let r = check(&Fixture::new(&h, final_with_tokens()).inputs());
+            assert_eq!(r.valid, Validity::False, "{field}");
+            assert_eq!(count(&r, "content_differs"), 1, "{field}");
+            let ex = &r.details["examples"]["content_differs"][0];
+            assert_eq!(ex["fields"], json!([field]));
+            assert_eq!(ex["b"]["final"]["version"], 5);
+        }
+    }
+
+    #[test]
+    fn final_state_of_another_version_is_not_compared() {
+        let mut h = Hist::new();
+        h.read(1, 1, (10, 20), Some(running(4)));
+        let r = check(&Fixture::new(&h, final_with_tokens()).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+    }
+
+    #[test]
+    fn reads_without_tokens_are_not_held_against_the_final_state() {
+        // A history recorded before reads carried tokens: same version, same old fields, and a
+        // final state with attempts and a checkpoint the reads could not show.
+        let mut h = Hist::new();
+        let old = TaskRead { attempts: 2, result_token: Some(20), checkpoint: Some(3), ..seen(5, "succeeded") };
+        h.read(1, 1, (10, 20), Some(old.clone())).read(2, 1, (30, 40), Some(old));
+        let r = check(&Fixture::new(&h, final_with_tokens()).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(count(&r, "content_differs"), 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::history::Op;
 use crate::history::OpType;
 use crate::history::Process;
 use crate::history::ReadValue;
+use crate::history::ReplicaViews;
 use crate::history::SinkEvent;
 use crate::history::SinkKind;
 use crate::history::SubmitValue;
@@ -98,7 +99,7 @@ impl Hist {
 /// What a read saw: `version` and `state`, no attempts, token or checkpoint (set them with struct
 /// update syntax).
 pub fn seen(version: u64, state: &str) -> TaskRead {
-    TaskRead { version, state: state.into(), attempts: 0, result_token: None, checkpoint: None }
+    TaskRead { version, state: state.into(), ..TaskRead::default() }
 }
 
 /// A final task without attempts or checkpoint.
@@ -128,13 +129,20 @@ pub struct Fixture {
     pub sink: Vec<SinkEvent>,
     pub leaders: Vec<LeaderObs>,
     pub final_state: FinalState,
+    pub replicas: ReplicaViews,
 }
 
 impl Fixture {
     /// A history with a complete final state of `tasks`.
     pub fn new(history: &Hist, tasks: Vec<FinalTask>) -> Self {
         let final_state = FinalState { complete: true, tasks };
-        Fixture { history: history.build(), sink: vec![], leaders: vec![], final_state }
+        Fixture {
+            history: history.build(),
+            sink: vec![],
+            leaders: vec![],
+            final_state,
+            replicas: ReplicaViews::default(),
+        }
     }
 
     /// The same, but the final read did not complete.
@@ -151,6 +159,12 @@ impl Fixture {
 
     /// Borrowed, as checkers take it.
     pub fn inputs(&self) -> Inputs<'_> {
-        Inputs { history: &self.history, sink: &self.sink, leaders: &self.leaders, final_state: &self.final_state }
+        Inputs {
+            history: &self.history,
+            sink: &self.sink,
+            leaders: &self.leaders,
+            final_state: &self.final_state,
+            replicas: &self.replicas,
+        }
     }
 }

@@ -59,7 +59,7 @@ impl Serialize for Validity {
 /// One checker's answer, as it appears in `results.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
-    /// The checker (`queue`, `reads`, `fencing`, `leaders`, `liveness`).
+    /// The checker (`queue`, `reads`, `fencing`, `leaders`, `replicas`, `liveness`).
     pub name: &'static str,
     /// Its verdict.
     pub valid: Validity,

@@ -163,20 +163,32 @@ pub fn fault_counts(windows: &[FaultWindow]) -> BTreeMap<String, usize> {
 }
 
 /// For every leader-kill window, in order, the milliseconds from the kill to the first `ok` submit
-/// completed after it; `None` when no submit was acknowledged before the run ended.
+/// that was *sent after* the kill; `None` when no such submit was acknowledged before the run ended.
 ///
-/// Completion time rather than invoke time is what matters: a submit sent before the kill that a
-/// follower forwards to the new leader is exactly the client-visible failover.
+/// Only submits invoked after the kill count: an answer already on its way when the leader died
+/// (committed before the kill) would otherwise read as a zero-time failover.
 pub fn leader_kill_failover(history: &[Op], windows: &[FaultWindow]) -> Vec<Option<f64>> {
-    let acks: Vec<u64> = history
-        .iter()
-        .filter(|op| is_client(op) && op.kind == OpType::Ok && matches!(op.body, Body::Submit(_)))
-        .map(|op| op.time_ns)
-        .collect();
+    let mut invoked: BTreeMap<Process, u64> = BTreeMap::new();
+    let mut acks: Vec<(u64, u64)> = Vec::new();
+    for op in history.iter().filter(|op| is_client(op) && matches!(op.body, Body::Submit(_))) {
+        match op.kind {
+            OpType::Invoke => {
+                invoked.insert(op.process, op.time_ns);
+            }
+            OpType::Ok => acks.push((invoked.get(&op.process).copied().unwrap_or(op.time_ns), op.time_ns)),
+            _ => {}
+        }
+    }
     windows
         .iter()
         .filter(|w| w.is_leader_kill())
-        .map(|w| acks.iter().filter(|&&t| t >= w.start_ns).min().map(|&t| ns_to_ms(t - w.start_ns)))
+        .map(|w| {
+            acks.iter()
+                .filter(|&&(sent, _)| sent >= w.start_ns)
+                .map(|&(_, done)| done)
+                .min()
+                .map(|t| ns_to_ms(t - w.start_ns))
+        })
         .collect()
 }
 
@@ -600,6 +612,18 @@ mod tests {
             submit(3 * S, 1, OpType::Ok),
         ];
         assert_eq!(leader_kill_failover(&history, &windows), vec![Some(1500.0), None]);
+    }
+
+    #[test]
+    fn failover_ignores_acks_of_submits_sent_before_the_kill() {
+        let windows = vec![window("kill", "kill leader n2", S, Some(3 * S))];
+        let history = vec![
+            submit(S - 10 * MS, 0, OpType::Invoke), // sent before the kill
+            submit(S + MS, 0, OpType::Ok),          // its answer was already on the way
+            submit(S + 100 * MS, 1, OpType::Invoke),
+            submit(S + 800 * MS, 1, OpType::Ok),
+        ];
+        assert_eq!(leader_kill_failover(&history, &windows), vec![Some(800.0)]);
     }
 
     #[test]
