@@ -111,6 +111,7 @@ impl State {
                 error: Some(why.clone()),
             };
             finish_attempt(task, &mut self.index, end, now_ms);
+            self.ready.sync(task);
             affected.push(TaskStatus::of(task));
             if task.is_terminal() {
                 self.settle_dependents(task_id, now_ms);
@@ -184,6 +185,7 @@ impl State {
         task.retry_at_ms = None;
         self.index.set_state(task, TaskState::Assigned);
         task.touch(now_ms);
+        self.ready.sync(task);
         self.live.entry(worker_id.to_string()).or_default().insert(task_id);
         Ok(AssignOutcome::Assigned { attempt: number, token: log_index, task: Task::clone(task) })
     }
@@ -235,6 +237,7 @@ impl State {
         };
         let worker_id = task.live_attempt().map(|a| a.worker_id.clone()).unwrap_or_default();
         finish_attempt(task, &mut self.index, end, now_ms);
+        self.ready.sync(task);
         let terminal = task.is_terminal();
         if let Some(set) = self.live.get_mut(&worker_id) {
             set.remove(&task_id);
@@ -279,12 +282,14 @@ impl State {
                     if ready {
                         self.index.set_state(task, TaskState::Pending);
                         task.touch(now_ms);
+                        self.ready.sync(task);
                     }
                 } else {
                     task.last_error = Some(format!("dependency {parent} ended {parent_state}"));
                     task.finished_ms = Some(now_ms);
                     self.index.set_state(task, TaskState::Failed);
                     task.touch(now_ms);
+                    self.ready.sync(task);
                     work.push(child);
                 }
             }

@@ -33,6 +33,8 @@ mod command;
 mod dedup;
 mod lifecycle;
 pub mod placement;
+mod ready;
+mod ready_tree;
 mod state;
 mod task;
 mod worker;

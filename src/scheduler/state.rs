@@ -6,15 +6,18 @@
 //!
 //! Performance contract: no command scans all tasks or clones the state. Every index is an
 //! ordered map, so the postcard bytes of two replicas that applied the same log are identical.
+//! The one index that is not serialized, the dispatcher's [`ReadyIndex`], is derived: rebuilt
+//! from the tasks whenever a state is decoded.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::command::{
     Command, Query, QueryResponse, RejectCode, Rejection, Response, StateCounts, Stats, SubmittedTask,
 };
 use super::dedup::{REQUEST_DEDUP_CAPACITY, Recorded, RequestWindow};
+use super::ready::ReadyIndex;
 use super::task::{Task, TaskId, TaskSpec, TaskState};
 use super::worker::{WorkerInfo, WorkerState};
 
@@ -73,7 +76,12 @@ impl TaskIndex {
 }
 
 /// The replicated state machine of the scheduler. Serializable as a whole: that is the snapshot.
+///
+/// `remote = "Self"` turns the derived impls into inherent functions, so that the real
+/// `Deserialize` below can rebuild the derived index after decoding (the bytes are those of a
+/// plain derive).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct State {
     /// Boxed: the map's nodes stay small (sequential ids leave B-tree nodes ~60% full, which
     /// would waste that share of every inline 500-byte task at a million tasks).
@@ -93,6 +101,24 @@ pub struct State {
     pub(crate) dependents: BTreeMap<TaskId, Vec<TaskId>>,
     /// Raft node ids removed from the cluster; they may never join again.
     pub removed_members: BTreeSet<u64>,
+    /// Dispatchable tasks by priority and ready time, for the planner. Derived from `tasks`:
+    /// never serialized, rebuilt on decode, kept in step by apply.
+    #[serde(skip)]
+    pub(crate) ready: ReadyIndex,
+}
+
+impl Serialize for State {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        State::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut state = State::deserialize(deserializer)?;
+        state.ready = ReadyIndex::of(state.tasks.values().map(|t| &**t));
+        Ok(state)
+    }
 }
 
 impl Default for State {
@@ -115,6 +141,7 @@ impl State {
             live: BTreeMap::new(),
             dependents: BTreeMap::new(),
             removed_members: BTreeSet::new(),
+            ready: ReadyIndex::default(),
         }
     }
 
@@ -319,6 +346,7 @@ impl State {
             retry_at_ms: None,
             last_error: None,
         };
+        self.ready.sync(&task);
         self.tasks.insert(id, Box::new(task));
         id
     }
@@ -358,6 +386,7 @@ impl State {
                 task.finished_ms = Some(now_ms);
                 self.index.set_state(task, TaskState::Cancelled);
                 task.touch(now_ms);
+                self.ready.sync(task);
                 self.settle_dependents(task_id, now_ms);
             }
             // A live attempt: only its worker can stop the process. The task ends when the
@@ -421,7 +450,12 @@ impl State {
         self.tasks.get(&id).map(|t| &**t)
     }
 
-    /// Tasks in `state`, in id order (the dispatcher rebuilds its queues from this).
+    /// The dispatchable tasks by priority and ready time (the planner's queue).
+    pub(crate) fn ready_index(&self) -> &ReadyIndex {
+        &self.ready
+    }
+
+    /// Tasks in `state`, in id order.
     pub fn tasks_in(&self, state: TaskState) -> impl Iterator<Item = &Task> + '_ {
         self.index.ids_in(state, 0).filter_map(|id| self.tasks.get(&id).map(|t| &**t))
     }
@@ -499,6 +533,7 @@ impl State {
         if live != self.live {
             return Err(format!("live index {:?} != recomputed {live:?}", self.live));
         }
+        self.ready.check(self.tasks.values().map(|t| &**t))?;
         if self.next_task_id <= self.tasks.keys().next_back().copied().unwrap_or(0) {
             return Err(format!("next_task_id {} is not above every id", self.next_task_id));
         }

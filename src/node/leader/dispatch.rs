@@ -24,8 +24,8 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
     let mut planner = Planner::new(PlacementOptions::default(), seed);
     loop {
         // Woken by new work or freed capacity (submits, completions, registrations, lost
-        // workers), or by the interval (retry backoffs falling due). A round scans the whole
-        // backlog, so rounds are also spaced a little: more slots free up per round.
+        // workers), or by the interval (retry backoffs falling due). Rounds are spaced a little
+        // so that each one commits a fuller batch (more slots free up in between).
         tokio::select! {
             _ = token.cancelled() => return,
             _ = node.leader.wake.notified() => {}
@@ -37,7 +37,7 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
         }
         let now = now_ms();
         let live = node.leader.leases.live();
-        // Planning scans the whole backlog: skip it when no live worker has a free slot.
+        // Nothing can be placed without a free slot: skip planning (and its waiting reasons).
         let plan = node.view.read(|a| {
             let free: usize = live
                 .iter()

@@ -20,6 +20,8 @@
 //!    (submitted, released by its parents, requeued, or its backoff ended); ties go to the lower
 //!    task id. Shortest-job-first tasks keep the turns their priority earns them, but every such
 //!    turn goes to the shortest-estimated shortest-job-first task still waiting (see `queue.rs`).
+//!    The queue is a lazy merge over the state's ready index (tasks by priority and ready
+//!    time, kept by apply), so a round costs what it takes, not what the backlog holds.
 //! 3. **Fit.** A worker fits a task when every label constraint matches, a slot is free, and the
 //!    task's cpu and memory fit what is left. A worker that offers 0 of a resource does not track
 //!    it (only slots matter there); a task that asks for 0 of a resource needs none.
@@ -63,6 +65,8 @@
 mod choose;
 mod explain;
 mod queue;
+#[cfg(test)]
+mod scan;
 mod seat;
 
 #[cfg(test)]

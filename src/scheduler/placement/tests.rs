@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use super::super::script::check_golden;
 use super::super::*;
 use super::choose::{XorShift64Star, fnv1a64};
-use super::queue::Runtimes;
+use super::queue::{Queue, Runtimes};
+use super::scan::ScanQueue;
 use super::{MAX_RUNTIME_NAMES, rendezvous_hash};
 
 golden!(placement_order, placement_aging, placement_strategies, placement_best_fit, placement_sjf, placement_reasons);
@@ -335,6 +336,182 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The indexed queue against the full scan it replaced: the same tasks, in the same order.
+
+/// A task of a random backlog.
+#[derive(Debug, Clone)]
+struct QueuedSeed {
+    /// Few levels, close together, so that aging makes levels tie and overtake each other.
+    priority: u32,
+    /// 0 default (follows the cluster), 1 SJF, 2 least loaded.
+    strategy: u8,
+    name: u8,
+    /// Depends on the task submitted this many before it (0: none).
+    parent: u8,
+    /// Submit time relative to the previous command (negative: a leader whose clock is behind).
+    dt: i64,
+}
+
+/// What happens to the `pick`-th task of the backlog, `dt` ms after the previous command.
+#[derive(Debug, Clone)]
+enum Fate {
+    /// Assigned, then fails: retry_wait with a backoff (or failed for good).
+    Fails,
+    /// Assigned, then its worker loses it: pending again, ready from now.
+    Lost,
+    /// Assigned and succeeds: its children become pending.
+    Succeeds,
+    /// Assigned and left running.
+    Runs,
+    Cancelled,
+}
+
+fn queued_seed() -> impl Strategy<Value = QueuedSeed> {
+    (prop_oneof![Just(0u32), Just(1), Just(2), Just(3), Just(500), Just(1000)], 0..3u8, 0..3u8, 0..4u8, -300..3000i64)
+        .prop_map(|(priority, strategy, name, parent, dt)| QueuedSeed { priority, strategy, name, parent, dt })
+}
+
+fn fate() -> impl Strategy<Value = (u8, Fate, i64)> {
+    let fate = prop_oneof![
+        3 => Just(Fate::Fails),
+        2 => Just(Fate::Lost),
+        2 => Just(Fate::Succeeds),
+        1 => Just(Fate::Runs),
+        1 => Just(Fate::Cancelled),
+    ];
+    (any::<u8>(), fate, -300..3000i64)
+}
+
+/// A state reached through apply only (so the index is maintained the way it is in a replica),
+/// with pending, blocked, running, retrying and finished tasks whose ready times spread out.
+fn backlog(tasks: &[QueuedSeed], fates: &[(u8, Fate, i64)]) -> (State, u64) {
+    let mut state = State::default();
+    let (mut index, mut now) = (0u64, 1_000_000u64);
+    let mut apply = |state: &mut State, cmd: Command| {
+        index += 1;
+        let response = state.apply(index, cmd);
+        assert_eq!(state.check_invariants(), Ok(()));
+        response
+    };
+    let later = |now: u64, dt: i64| now.saturating_add_signed(dt);
+    let worker =
+        WorkerRegistration { id: "w".into(), api_addr: "w:1".into(), slots: 10_000, ..registration(0, &WORKER_SEED) };
+    apply(&mut state, Command::RegisterWorker { now_ms: now, worker });
+    for (i, t) in tasks.iter().enumerate() {
+        now = later(now, t.dt);
+        let placement =
+            [PlacementStrategy::PriorityFcfs, PlacementStrategy::ShortestJobFirst, PlacementStrategy::LeastLoaded]
+                [t.strategy as usize]
+                .clone();
+        let mut spec = TaskSpec {
+            name: format!("job-{}", t.name),
+            command: vec!["true".into()],
+            priority: t.priority,
+            placement,
+            ..TaskSpec::default()
+        };
+        spec.retry.max_attempts = 3;
+        spec.retry.backoff_initial_ms = 700;
+        if t.parent > 0 && usize::from(t.parent) <= i {
+            spec.depends_on = vec![(i + 1 - usize::from(t.parent)) as TaskId];
+        }
+        // A parent that already failed refuses the child: a few submits are rejected, fine.
+        apply(&mut state, Command::Submit { request_id: None, now_ms: now, spec });
+    }
+    for (pick, fate, dt) in fates {
+        now = later(now, *dt);
+        let waiting: Vec<TaskId> = state
+            .tasks_in(TaskState::Pending)
+            .chain(state.tasks_in(TaskState::RetryWait))
+            .chain(state.tasks_in(TaskState::Blocked))
+            .map(|t| t.id)
+            .collect();
+        if waiting.is_empty() {
+            break;
+        }
+        let task_id = waiting[usize::from(*pick) % waiting.len()];
+        if let Fate::Cancelled = fate {
+            apply(&mut state, Command::Cancel { request_id: None, now_ms: now, task_id, reason: None });
+            continue;
+        }
+        let assign = Command::Assign { now_ms: now, assignments: vec![(task_id, "w".into())] };
+        let Response::Assigned { results } = apply(&mut state, assign) else { panic!("Assign answered otherwise") };
+        let AssignOutcome::Assigned { token, .. } = results[0].outcome else { continue };
+        let outcome = match fate {
+            Fate::Fails => AttemptOutcome::Failed,
+            Fate::Lost => AttemptOutcome::Lost,
+            Fate::Succeeds => AttemptOutcome::Succeeded,
+            Fate::Runs | Fate::Cancelled => continue,
+        };
+        now = later(now, 250);
+        let (output_tail, error) = (String::new(), None);
+        apply(
+            &mut state,
+            Command::Complete { now_ms: now, task_id, token, outcome, exit_code: None, output_tail, error },
+        );
+    }
+    (state, now)
+}
+
+const WORKER_SEED: WorkerSeed = WorkerSeed { slots: 1, cpu: 0, mem: 0, zone: 0 };
+
+/// Every task of both queues, in the order they hand them out.
+fn both_orders(
+    state: &State,
+    now_ms: u64,
+    options: &PlacementOptions,
+    runtimes: &Runtimes,
+) -> ((usize, Vec<TaskId>), (usize, Vec<TaskId>)) {
+    let mut scan = ScanQueue::build(state, now_ms, options, runtimes);
+    let scan_len = scan.len();
+    let scan_order: Vec<TaskId> = std::iter::from_fn(|| scan.pop().map(|t| t.id)).collect();
+    let mut queue = Queue::build(state, now_ms, options, runtimes);
+    let len = queue.len();
+    let order: Vec<TaskId> = std::iter::from_fn(|| queue.pop().map(|t| t.id)).collect();
+    ((scan_len, scan_order), (len, order))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The indexed queue hands out exactly the tasks of the full scan, in exactly its order,
+    /// and counts the same eligible tasks: for any backlog, clock (before, between and after
+    /// the ready times and backoff ends, or at the ends of the range), aging, cluster default
+    /// and runtime memory. A state decoded from its snapshot (index rebuilt) agrees too.
+    #[test]
+    fn indexed_queue_matches_the_full_scan(
+        tasks in proptest::collection::vec(queued_seed(), 0..60),
+        fates in proptest::collection::vec(fate(), 0..40),
+        clocks in proptest::collection::vec(
+            prop_oneof![6 => -5_000..60_000i64, 1 => Just(i64::MIN), 1 => Just(i64::MAX)], 1..6),
+        aging in prop_oneof![Just(0u64), Just(1), Just(7), Just(250), Just(1000), Just(u64::MAX)],
+        sjf_default in any::<bool>(),
+        observed in proptest::collection::vec((0..3u8, 0..5000u64), 0..4),
+    ) {
+        let (state, now) = backlog(&tasks, &fates);
+        let default_strategy =
+            if sjf_default { PlacementStrategy::ShortestJobFirst } else { PlacementStrategy::PriorityFcfs };
+        let options = PlacementOptions { default_strategy, aging_ms_per_priority_point: aging, ..PlacementOptions::default() };
+        let mut runtimes = Runtimes::default();
+        for (name, ms) in &observed {
+            runtimes.observe(&format!("job-{name}"), *ms);
+        }
+        let decoded: State = postcard::from_bytes(&postcard::to_stdvec(&state).expect("encode")).expect("decode");
+        prop_assert_eq!(&decoded, &state);
+        for dt in clocks {
+            let now_ms = match dt {
+                i64::MIN => 0,
+                i64::MAX => u64::MAX,
+                dt => now.saturating_add_signed(dt - 30_000),
+            };
+            let (scan, indexed) = both_orders(&state, now_ms, &options, &runtimes);
+            prop_assert_eq!(&scan, &indexed, "at {}", now_ms);
+            prop_assert_eq!(both_orders(&decoded, now_ms, &options, &runtimes).1, indexed, "decoded, at {}", now_ms);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pinned definitions: these values are part of the contract (a key keeps its worker across
 // builds and leaders), so a change here must be deliberate.
 
@@ -483,4 +660,81 @@ fn plan_a_million() {
             started.elapsed()
         );
     }
+}
+
+/// Cost of a steady dispatch round against a 100k backlog: each round completes a quarter of
+/// the running attempts, plans, and applies the `Assign`. Run with
+/// `cargo test --release -p taskraft --lib -- --ignored plan_round_cost --nocapture`.
+#[test]
+#[ignore]
+fn plan_round_cost() {
+    const TASKS: u64 = 100_000;
+    const ROUNDS: u64 = 200;
+    let mut state = State::default();
+    let mut index = 0;
+    let mut next = || {
+        index += 1;
+        index
+    };
+    for i in 0..4u32 {
+        let worker = WorkerRegistration {
+            id: format!("w{i}"),
+            api_addr: "x:1".into(),
+            slots: 64,
+            cpu_millis: 0,
+            memory_mib: 0,
+            labels: BTreeMap::new(),
+        };
+        state.apply(next(), Command::RegisterWorker { now_ms: 0, worker });
+    }
+    // 100 batches of 1000, 10 ms apart, over four priority levels.
+    let submitting = std::time::Instant::now();
+    for b in 0..TASKS / 1000 {
+        let specs = (0..1000u64)
+            .map(|i| TaskSpec {
+                name: format!("job-{}", i % 50),
+                command: vec!["true".into()],
+                priority: [100, 500, 500, 900][(i % 4) as usize],
+                ..TaskSpec::default()
+            })
+            .collect();
+        state.apply(next(), Command::SubmitBatch { request_id: None, now_ms: b * 10, specs });
+    }
+    let submitted = submitting.elapsed();
+    let live: BTreeSet<String> = state.workers().map(|w| w.id.clone()).collect();
+    let mut planner = Planner::new(PlacementOptions::default(), 1);
+    let (mut planning, mut total) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut placed = 0;
+    for round in 0..ROUNDS {
+        let now_ms = 2_000_000 + round * 5;
+        let started = std::time::Instant::now();
+        let running: Vec<(TaskId, u64)> = state
+            .tasks_in(TaskState::Assigned)
+            .take(64)
+            .map(|t| (t.id, t.live_attempt().expect("assigned is live").fencing_token))
+            .collect();
+        for (task_id, token) in running {
+            let outcome = AttemptOutcome::Succeeded;
+            let (output_tail, error, exit_code) = (String::new(), None, Some(0));
+            state.apply(next(), Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error });
+        }
+        let planned = std::time::Instant::now();
+        let plan = planner.plan(&state, &live, now_ms);
+        planning += planned.elapsed();
+        placed += plan.assignments.len();
+        state.apply(next(), Command::Assign { now_ms, assignments: plan.assignments });
+        total += started.elapsed();
+    }
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / ROUNDS as f64;
+    let snapshot = postcard::to_stdvec(&state).expect("encode");
+    let decoding = std::time::Instant::now();
+    let decoded: State = postcard::from_bytes(&snapshot).expect("decode");
+    println!("plan_round_cost: decoding a snapshot of {} tasks took {:?}", decoded.task_count(), decoding.elapsed());
+    println!(
+        "plan_round_cost: {TASKS} tasks, {ROUNDS} rounds, {placed} placed: plan {:.1} µs/round, whole round {:.1} \
+         µs/round; submitting took {:.2} µs/task",
+        per(planning),
+        per(total),
+        submitted.as_secs_f64() * 1e6 / TASKS as f64
+    );
 }
