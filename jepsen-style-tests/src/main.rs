@@ -125,6 +125,16 @@ struct SuiteArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Bad fault names are refused before anything else happens (no namespace needed for that).
+    let families = match &cli.cmd {
+        Cmd::Run(a) => Some(&a.nemesis),
+        Cmd::Suite(a) => Some(&a.families),
+        _ => None,
+    };
+    if let Some(Err(e)) = families.map(|f| nemesis::parse_list(f)) {
+        eprintln!("taskraft-jepsen: {e}");
+        return ExitCode::from(2);
+    }
     let needs_netns = matches!(cli.cmd, Cmd::Run(_) | Cmd::Suite(_));
     if needs_netns {
         // Before any thread exists: a user namespace can only be entered single-threaded.
