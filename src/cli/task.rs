@@ -87,6 +87,15 @@ pub struct SubmitArgs {
     /// Label constraint `key=value` a worker must match (repeatable).
     #[arg(long = "label", value_parser = parse_pair)]
     labels: Vec<(String, String)>,
+    /// Soft label preference `key=value` (repeatable): workers with the most of these are
+    /// chosen when they fit; when none fits, any worker is (unlike --label).
+    #[arg(long = "prefer", value_parser = parse_pair)]
+    prefer: Vec<(String, String)>,
+    /// Placement strategy: priority_fcfs (cluster default), shortest_job_first (sjf),
+    /// least_loaded, best_fit, round_robin, weighted_round_robin, random, or hash:KEY
+    /// (consistent hash of KEY).
+    #[arg(long, value_parser = parse_placement)]
+    placement: Option<Value>,
     /// Environment variable `NAME=value` for the process (repeatable).
     #[arg(long = "env", value_parser = parse_pair)]
     env: Vec<(String, String)>,
@@ -104,6 +113,27 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// A `--placement` name as the API's JSON value.
+fn parse_placement(s: &str) -> Result<Value, String> {
+    const NAMES: [&str; 7] = [
+        "priority_fcfs",
+        "shortest_job_first",
+        "least_loaded",
+        "best_fit",
+        "round_robin",
+        "weighted_round_robin",
+        "random",
+    ];
+    match s {
+        "sjf" => Ok(json!("shortest_job_first")),
+        name if NAMES.contains(&name) => Ok(json!(name)),
+        other => match other.strip_prefix("hash:") {
+            Some(key) if !key.is_empty() => Ok(json!({"consistent_hash": {"key": key}})),
+            _ => Err(format!("`{other}` is not a strategy; expected one of {}, sjf or hash:KEY", NAMES.join(", "))),
+        },
     }
 }
 
@@ -145,6 +175,14 @@ impl SubmitArgs {
         }
         if !self.labels.is_empty() {
             map.insert("constraints".into(), json!(self.labels.iter().cloned().collect::<BTreeMap<_, _>>()));
+        }
+        if let Some(placement) = &self.placement {
+            map.insert("placement".into(), placement.clone());
+        }
+        if !self.prefer.is_empty() {
+            let then = map.remove("placement").unwrap_or_else(|| json!("priority_fcfs"));
+            let labels: BTreeMap<_, _> = self.prefer.iter().cloned().collect();
+            map.insert("placement".into(), json!({"prefer": {"labels": labels, "then": then}}));
         }
         if !self.env.is_empty() {
             map.insert("env".into(), json!(self.env.iter().cloned().collect::<BTreeMap<_, _>>()));
@@ -213,5 +251,48 @@ impl TaskCmd {
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        submit: SubmitArgs,
+    }
+
+    fn body(args: &[&str]) -> Result<Value, String> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("submit").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        cli.submit.body().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn placement_and_preferences_become_the_api_placement() {
+        let b = body(&["--placement", "sjf", "--", "true"]).unwrap();
+        assert_eq!(b["placement"], json!("shortest_job_first"));
+        let b = body(&["--placement", "hash:tenant-7", "--", "true"]).unwrap();
+        assert_eq!(b["placement"], json!({"consistent_hash": {"key": "tenant-7"}}));
+        let b =
+            body(&["--prefer", "zone=a", "--prefer", "disk=ssd", "--placement", "least_loaded", "--", "true"]).unwrap();
+        assert_eq!(b["placement"], json!({"prefer": {"labels": {"disk": "ssd", "zone": "a"}, "then": "least_loaded"}}));
+        let b = body(&["--prefer", "zone=a", "--", "true"]).unwrap();
+        assert_eq!(b["placement"], json!({"prefer": {"labels": {"zone": "a"}, "then": "priority_fcfs"}}));
+        // What the CLI builds is what the API accepts.
+        let spec: crate::scheduler::TaskSpec = serde_json::from_value(b).unwrap();
+        assert_eq!(spec.validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_placement_names_are_refused_with_the_choices() {
+        let err = body(&["--placement", "fastest", "--", "true"]).unwrap_err();
+        assert!(err.contains("`fastest` is not a strategy") && err.contains("least_loaded"), "{err}");
+        assert!(body(&["--placement", "hash:", "--", "true"]).is_err());
+        assert!(body(&["--prefer", "zone", "--", "true"]).unwrap_err().contains("not KEY=VALUE"));
     }
 }

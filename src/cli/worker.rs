@@ -78,7 +78,7 @@ pub struct WorkerArgs {
     /// Memory offered, in MiB.
     #[arg(long, env = "TASKRAFT_WORKER_MEMORY")]
     memory: Option<u32>,
-    /// Label `key=value` matched against task constraints (repeatable).
+    /// Label `key=value` matched against task constraints and preferences (repeatable).
     #[arg(long = "label", value_parser = parse_label)]
     #[serde(rename = "labels")]
     label: Option<Vec<(String, String)>>,

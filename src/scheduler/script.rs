@@ -222,6 +222,10 @@ fn spec_from(a: &Args) -> Result<TaskSpec, String> {
     if let Some(p) = a.get("placement") {
         spec.placement = strategy(p)?;
     }
+    let prefer = a.all("prefer").map(pair).collect::<Result<BTreeMap<_, _>, _>>()?;
+    if !prefer.is_empty() {
+        spec.placement = PlacementStrategy::Prefer { labels: prefer, then: Box::new(spec.placement) };
+    }
     for e in a.all("env") {
         let (k, v) = pair(e)?;
         spec.env.insert(k, v);

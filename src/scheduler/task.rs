@@ -134,6 +134,39 @@ pub enum PlacementStrategy {
         /// The key hashed onto the worker ring.
         key: String,
     },
+    /// Soft label preferences (Nomad's affinities): among the workers that fit, only those
+    /// matching the most of `labels` are candidates, and `then` picks one of them (and orders
+    /// the queue). When no fitting worker matches any, every fitting worker is a candidate:
+    /// unlike `constraints`, a preference never keeps a task waiting.
+    ///
+    /// A wrapper rather than a `TaskSpec` field so that log entries and snapshots written
+    /// before it still decode (postcard appends enum variants compatibly, not struct fields).
+    Prefer {
+        /// `key=value` labels a worker should have; each one it has counts one point.
+        labels: BTreeMap<String, String>,
+        /// The strategy among the best-matching workers (never another `prefer`).
+        #[serde(default)]
+        then: Box<PlacementStrategy>,
+    },
+}
+
+impl PlacementStrategy {
+    /// The strategy that picks among the candidates and orders the queue: itself, or the
+    /// `then` of a `prefer`.
+    pub fn base(&self) -> &PlacementStrategy {
+        match self {
+            PlacementStrategy::Prefer { then, .. } => then.base(),
+            other => other,
+        }
+    }
+
+    /// The preferred labels, if any.
+    pub fn preferences(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            PlacementStrategy::Prefer { labels, .. } => Some(labels),
+            _ => None,
+        }
+    }
 }
 
 /// Retry after a failed or timed-out attempt.
@@ -281,9 +314,7 @@ impl TaskSpec {
             check_key("constraints", k)?;
             check_len(&format!("constraints.{k}"), v, MAX_KEY_BYTES)?;
         }
-        if let PlacementStrategy::ConsistentHash { key } = &self.placement {
-            check_key("placement.consistent_hash.key", key)?;
-        }
+        self.validate_placement()?;
         if self.timeout_ms == Some(0) {
             return Err(FieldError::new("timeout_ms", "must be positive; omit it for no timeout"));
         }
@@ -304,6 +335,39 @@ impl TaskSpec {
         self.validate_dependencies()?;
         if let TaskOrigin::Schedule { schedule_id, .. } = &self.origin {
             check_key("origin.schedule.schedule_id", schedule_id)?;
+        }
+        Ok(())
+    }
+
+    fn validate_placement(&self) -> Result<(), FieldError> {
+        let base = match &self.placement {
+            PlacementStrategy::Prefer { labels, then } => {
+                if labels.is_empty() {
+                    return Err(FieldError::new("placement.prefer.labels", "must name at least one key=value label"));
+                }
+                if labels.len() > MAX_CONSTRAINTS {
+                    let msg = format!("has {} entries; the limit is {MAX_CONSTRAINTS}", labels.len());
+                    return Err(FieldError::new("placement.prefer.labels", msg));
+                }
+                for (k, v) in labels {
+                    check_key("placement.prefer.labels", k)?;
+                    check_len(&format!("placement.prefer.labels.{k}"), v, MAX_KEY_BYTES)?;
+                }
+                if matches!(**then, PlacementStrategy::Prefer { .. }) {
+                    let msg = "must be a strategy, not another prefer (put every label in one prefer)";
+                    return Err(FieldError::new("placement.prefer.then", msg));
+                }
+                then
+            }
+            other => other,
+        };
+        if let PlacementStrategy::ConsistentHash { key } = base {
+            let field = if self.placement.preferences().is_some() {
+                "placement.prefer.then.consistent_hash.key"
+            } else {
+                "placement.consistent_hash.key"
+            };
+            check_key(field, key)?;
         }
         Ok(())
     }

@@ -311,6 +311,17 @@ fn validate_names_the_offending_field() {
             s.constraints.insert(String::new(), "a".into());
         }),
         ("placement.consistent_hash.key", |s| s.placement = PlacementStrategy::ConsistentHash { key: String::new() }),
+        ("placement.prefer.labels", |s| s.placement = prefer(&[], PlacementStrategy::Random)),
+        ("placement.prefer.labels", |s| s.placement = prefer(&[("", "a")], PlacementStrategy::Random)),
+        ("placement.prefer.labels.zone", |s| {
+            s.placement = prefer(&[("zone", &"a".repeat(MAX_KEY_BYTES + 1))], PlacementStrategy::Random)
+        }),
+        ("placement.prefer.then", |s| {
+            s.placement = prefer(&[("zone", "a")], prefer(&[("disk", "ssd")], PlacementStrategy::Random))
+        }),
+        ("placement.prefer.then.consistent_hash.key", |s| {
+            s.placement = prefer(&[("zone", "a")], PlacementStrategy::ConsistentHash { key: String::new() })
+        }),
         ("timeout_ms", |s| s.timeout_ms = Some(0)),
         ("retry.max_attempts", |s| s.retry.max_attempts = 0),
         ("retry.max_attempts", |s| s.retry.max_attempts = MAX_RETRY_ATTEMPTS + 1),
@@ -333,6 +344,47 @@ fn validate_names_the_offending_field() {
         assert_eq!(&err.field, field, "{err}");
         assert!(!err.message.is_empty());
     }
+}
+
+fn prefer(labels: &[(&str, &str)], then: PlacementStrategy) -> PlacementStrategy {
+    let labels = labels.iter().map(|&(k, v)| (k.to_string(), v.to_string())).collect();
+    PlacementStrategy::Prefer { labels, then: Box::new(then) }
+}
+
+#[test]
+fn preferences_read_from_json_and_wrap_a_strategy() {
+    let spec: TaskSpec =
+        serde_json::from_str(r#"{"command": ["true"], "placement": {"prefer": {"labels": {"zone": "a"}}}}"#).unwrap();
+    assert_eq!(spec.placement, prefer(&[("zone", "a")], PlacementStrategy::PriorityFcfs));
+    assert_eq!(spec.placement.base(), &PlacementStrategy::PriorityFcfs);
+    let spec: TaskSpec = serde_json::from_str(
+        r#"{"command": ["true"], "placement": {"prefer": {"labels": {"zone": "a"}, "then": "shortest_job_first"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(spec.placement.base(), &PlacementStrategy::ShortestJobFirst);
+    assert_eq!(spec.placement.preferences().map(|l| l.len()), Some(1));
+    assert_eq!(spec.validate(), Ok(()));
+    // It survives the log's encoding, and an entry written before it existed still decodes.
+    let back: TaskSpec = postcard::from_bytes(&postcard::to_stdvec(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+    // `PlacementStrategy` as it was before `Prefer` (a deliberate copy: the old wire layout).
+    #[derive(serde::Serialize)]
+    #[allow(dead_code)]
+    enum Before {
+        PriorityFcfs,
+        ShortestJobFirst,
+        LeastLoaded,
+        BestFit,
+        RoundRobin,
+        WeightedRoundRobin,
+        Random,
+        ConsistentHash { key: String },
+    }
+    let old = postcard::to_stdvec(&Before::ConsistentHash { key: "k".into() }).unwrap();
+    let decoded: PlacementStrategy = postcard::from_bytes(&old).unwrap();
+    assert_eq!(decoded, PlacementStrategy::ConsistentHash { key: "k".into() });
+    let old = postcard::to_stdvec(&Before::Random).unwrap();
+    assert_eq!(postcard::from_bytes::<PlacementStrategy>(&old).unwrap(), PlacementStrategy::Random);
 }
 
 #[test]

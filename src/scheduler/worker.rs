@@ -30,7 +30,7 @@ pub struct WorkerRegistration {
     pub cpu_millis: u32,
     /// Memory it offers, in MiB.
     pub memory_mib: u32,
-    /// Labels matched against task constraints.
+    /// Labels matched against task constraints and preferences.
     pub labels: BTreeMap<String, String>,
 }
 
@@ -110,7 +110,7 @@ pub struct WorkerInfo {
     pub cpu_millis: u32,
     /// Memory it offers, in MiB (the dispatcher's business; apply does not enforce it).
     pub memory_mib: u32,
-    /// Labels matched against task constraints.
+    /// Labels matched against task constraints and preferences.
     pub labels: BTreeMap<String, String>,
     /// Whether it may receive work.
     pub state: WorkerState,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::task::Poll;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -44,7 +45,7 @@ pub struct WorkerConfig {
     pub cpu_millis: u32,
     /// Memory offered, MiB.
     pub memory_mib: u32,
-    /// Labels matched against task constraints.
+    /// Labels matched against task constraints and preferences.
     pub labels: BTreeMap<String, String>,
     /// Where per-attempt directories are created.
     pub work_dir: PathBuf,
@@ -77,9 +78,14 @@ struct Running {
 
 impl Running {
     fn stop(&self, reason: StopReason) {
-        self.reason.lock().expect("reason lock").get_or_insert(reason);
-        self.stop.cancel();
+        halt(&self.stop, &self.reason, reason);
     }
+}
+
+/// Stops an attempt, keeping the first reason given.
+fn halt(stop: &CancellationToken, reason: &Mutex<Option<StopReason>>, why: StopReason) {
+    reason.lock().expect("reason lock").get_or_insert(why);
+    stop.cancel();
 }
 
 /// How long shutdown waits for stopped attempts to report before the process exits.
@@ -339,56 +345,33 @@ impl Worker {
     async fn attempt(&self, a: Assignment, stop: CancellationToken, reason: Arc<Mutex<Option<StopReason>>>) {
         let (task_id, token) = (a.task.id, a.token);
         let base = format!("/v1/tasks/{task_id}/attempts/{token}");
-        let deadline = Instant::now() + self.config.worker_ttl;
-        let started = Report {
-            task_id,
-            token,
-            kind: ReportKind::Started,
-            outcome: None,
-            exit_code: None,
-            output_tail: String::new(),
-            error: None,
-        };
-        loop {
-            match self.reporter.send(started.clone()).await {
-                Ok(ReportResult { code: None, status, .. }) => {
-                    if status.is_some_and(|s| s.cancel_requested) {
-                        let error = Some("cancelled before it started".to_string());
-                        self.complete(&base, AttemptOutcome::Cancelled, None, String::new(), error).await;
-                        return;
-                    }
-                    break;
-                }
-                Ok(ReportResult { code: Some(code), .. }) if code == "duplicate" => break,
-                Ok(ReportResult { code: Some(code), message, .. }) => {
-                    tracing::warn!(%code, ?message, "the cluster refused the attempt; dropping it");
-                    return;
-                }
-                Err(e) if Instant::now() < deadline && !stop.is_cancelled() => {
-                    tracing::warn!(error = %e, "could not report the attempt started; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not report the attempt started; dropping it (the lease will expire)");
-                    return;
-                }
-            }
-        }
         if a.task.cancel_requested {
             let error = Some("cancelled before it started".to_string());
             self.complete(&base, AttemptOutcome::Cancelled, None, String::new(), error).await;
             return;
         }
-        let dir = self.config.work_dir.join(format!("task-{task_id}-attempt-{}-{token}", a.attempt));
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            self.complete(
-                &base,
-                AttemptOutcome::Failed,
-                None,
-                String::new(),
-                Some(format!("cannot create {}: {e}", dir.display())),
-            )
-            .await;
+        // The assignment is committed, so the attempt is this worker's until the cluster says
+        // otherwise: start at once and report the start meanwhile. The report is queued before
+        // the process starts, so it reaches the leader no later than the completion's batch
+        // (a short task's start and end usually share one request and one log entry). Its
+        // verdict can still stop the attempt: cancelled meanwhile, or fenced off.
+        let confirm = self.confirm_started(task_id, token);
+        tokio::pin!(confirm);
+        // One poll queues the report (it cannot be answered yet).
+        let mut confirmed = false;
+        if let Poll::Ready(verdict) = futures::poll!(&mut confirm) {
+            confirmed = true;
+            if let Some(why) = verdict {
+                halt(&stop, &reason, why);
+            }
+        }
+        let dir = executor::needs_attempt_dir(&a.task.spec)
+            .then(|| self.config.work_dir.join(format!("task-{task_id}-attempt-{}-{token}", a.attempt)));
+        if let Some(dir) = &dir
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            let error = Some(format!("cannot create {}: {e}", dir.display()));
+            self.complete(&base, AttemptOutcome::Failed, None, String::new(), error).await;
             return;
         }
         let resumed = a.task.checkpoint.as_ref().map(|c| c.data.len());
@@ -400,7 +383,7 @@ impl Worker {
             timeout: a.task.spec.timeout_ms.map(Duration::from_millis),
             checkpoint_in: a.task.checkpoint.map(|c| c.data),
             spec: a.task.spec,
-            attempt_dir: dir.clone(),
+            attempt_dir: dir.clone().unwrap_or_default(),
             limits: self.config.limits,
         };
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
@@ -409,6 +392,12 @@ impl Worker {
         let result = loop {
             tokio::select! {
                 result = &mut exec => break result,
+                verdict = &mut confirm, if !confirmed => {
+                    confirmed = true;
+                    if let Some(why) = verdict {
+                        halt(&stop, &reason, why);
+                    }
+                }
                 Some(data) = rx.recv() => self.ship_checkpoint(&base, data, &stop, &reason).await,
             }
         };
@@ -416,7 +405,9 @@ impl Worker {
         while let Ok(data) = rx.try_recv() {
             self.ship_checkpoint(&base, data, &stop, &reason).await;
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        if let Some(dir) = &dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let stopped_by = *reason.lock().expect("reason lock");
         tracing::info!(outcome = %result.outcome.as_str(), exit_code = result.exit_code, ?stopped_by, "attempt ended");
         match stopped_by {
@@ -435,6 +426,48 @@ impl Worker {
         }
     }
 
+    /// Reports that an attempt started and returns why it must stop, if the cluster's verdict
+    /// says so: cancelled meanwhile, or refused (fenced off, ended). Transient failures are
+    /// retried for one lease; after that the leader learns of the attempt from heartbeats and
+    /// its completion (a completion also records the start).
+    async fn confirm_started(&self, task_id: u64, token: u64) -> Option<StopReason> {
+        let report = Report {
+            task_id,
+            token,
+            kind: ReportKind::Started,
+            outcome: None,
+            exit_code: None,
+            output_tail: String::new(),
+            error: None,
+        };
+        let deadline = Instant::now() + self.config.worker_ttl;
+        loop {
+            let verdict = match self.reporter.enqueue(report.clone()).await {
+                Ok(verdict) => verdict.await,
+                Err(e) => Err(e),
+            };
+            match verdict {
+                Ok(ReportResult { code: None, status, .. }) => {
+                    return status.is_some_and(|s| s.cancel_requested).then_some(StopReason::Cancelled);
+                }
+                // An earlier try was applied after all.
+                Ok(ReportResult { code: Some(code), .. }) if code == "duplicate" => return None,
+                Ok(ReportResult { code: Some(code), message, .. }) => {
+                    tracing::warn!(%code, ?message, "the cluster refused the attempt; stopping it");
+                    return Some(StopReason::Stale);
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "could not report the attempt started; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not report the attempt started; its completion will record it");
+                    return None;
+                }
+            }
+        }
+    }
+
     async fn ship_checkpoint(
         &self,
         base: &str,
@@ -444,15 +477,11 @@ impl Worker {
     ) {
         let path = format!("{base}/checkpoint");
         match self.client.request::<TaskStatus>(Method::POST, &path, Some(Payload::Bytes(data.into()))).await {
-            Ok(status) if status.cancel_requested => {
-                reason.lock().expect("reason lock").get_or_insert(StopReason::Cancelled);
-                stop.cancel()
-            }
+            Ok(status) if status.cancel_requested => halt(stop, reason, StopReason::Cancelled),
             Ok(_) => {}
             Err(ClientError::Api { code, message, .. }) if code == "stale_token" => {
                 tracing::warn!(%message, "checkpoint refused: this attempt was fenced off; killing it");
-                reason.lock().expect("reason lock").get_or_insert(StopReason::Stale);
-                stop.cancel();
+                halt(stop, reason, StopReason::Stale);
             }
             Err(e) => tracing::warn!(error = %e, "checkpoint not saved"),
         }

@@ -5,7 +5,9 @@
 //!    `heartbeat_interval` with the attempts it runs. The leader renews its lease in memory and
 //!    answers which attempts must stop (cancelled, or fenced off by a newer attempt).
 //! 2. It long-polls its inbox: committed assignments it has not reported started. It starts
-//!    each (up to its slots) in a fresh per-attempt directory, reporting `started` first.
+//!    each at once (up to its slots; `exec` attempts in a fresh per-attempt directory) and
+//!    reports `started` meanwhile, in the same report batches as completions, so a short task
+//!    costs one round trip, not two. A refused or cancelled start stops the attempt.
 //! 3. The [`executor`] runs the attempt (`exec` in its own process group, `http`, `noop`,
 //!    `sleep`); every checkpoint the task writes is shipped with the attempt's fencing token.
 //! 4. The outcome is reported with the token; a `stale_token` answer means the cluster has

@@ -19,7 +19,7 @@ use crate::client::Client;
 use crate::client::Payload;
 
 /// Report requests outstanding at once.
-pub const MAX_IN_FLIGHT: usize = 2;
+pub const MAX_IN_FLIGHT: usize = 4;
 /// Most reports per request.
 pub const MAX_BATCH: usize = 512;
 
@@ -42,9 +42,18 @@ impl Reporter {
     /// Sends one report; `Ok` carries the cluster's verdict (accepted, or refused with a code),
     /// `Err` a transient failure (the report may be retried).
     pub async fn send(&self, report: Report) -> Result<ReportResult, String> {
+        self.enqueue(report).await?.await
+    }
+
+    /// Queues one report and returns its verdict as a future, without waiting for it. Reports
+    /// leave in the order they were queued (requests may still overlap, see [`MAX_IN_FLIGHT`]).
+    pub async fn enqueue(
+        &self,
+        report: Report,
+    ) -> Result<impl Future<Output = Result<ReportResult, String>> + use<>, String> {
         let (reply, rx) = oneshot::channel();
         self.tx.send((report, reply)).await.map_err(|_| "reporter stopped".to_string())?;
-        rx.await.unwrap_or_else(|_| Err("reporter dropped the report".into()))
+        Ok(async move { rx.await.unwrap_or_else(|_| Err("reporter dropped the report".into())) })
     }
 }
 

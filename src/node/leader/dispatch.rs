@@ -15,23 +15,22 @@ use crate::scheduler::placement::PlacementOptions;
 use crate::scheduler::placement::Planner;
 use crate::util::now_ms;
 
-/// Least time between two dispatch rounds.
-const MIN_ROUND_SPACING: Duration = Duration::from_millis(2);
-
 /// Runs until `token` is cancelled (leadership lost or shutdown).
 pub async fn run(node: Arc<Node>, token: CancellationToken) {
     let seed = now_ms() ^ (node.id << 32);
-    let mut planner = Planner::new(PlacementOptions::default(), seed);
+    // Nobody reads a round's waiting reasons (`task get` explains a pending task on demand),
+    // and gathering them walks up to a thousand queued tasks per round: skip it.
+    let options = PlacementOptions { max_waiting_reasons: 0, ..PlacementOptions::default() };
+    let mut planner = Planner::new(options, seed);
     loop {
         // Woken by new work or freed capacity (submits, completions, registrations, lost
-        // workers), or by the interval (retry backoffs falling due). Rounds are spaced a little
-        // so that each one commits a fuller batch (more slots free up in between).
+        // workers), or by the interval (retry backoffs falling due). No extra spacing: under
+        // load, work piles up while the previous round commits, so batches fill by themselves.
         tokio::select! {
             _ = token.cancelled() => return,
             _ = node.leader.wake.notified() => {}
             _ = tokio::time::sleep(node.leader.options.dispatch_interval) => {}
         }
-        tokio::time::sleep(MIN_ROUND_SPACING).await;
         for task in std::mem::take(&mut *node.leader.completed.lock().expect("completed lock")) {
             planner.observe_completed(&task);
         }
@@ -52,7 +51,8 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
             continue;
         }
         let n = plan.assignments.len();
-        let deadline = Instant::now() + node.config.request_timeout;
+        let proposed = Instant::now();
+        let deadline = proposed + node.config.request_timeout;
         match node.write(Command::Assign { now_ms: now, assignments: plan.assignments }, deadline).await {
             Ok(Response::Assigned { results }) => {
                 let rejected: Vec<String> = results
@@ -62,7 +62,12 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
                         AssignOutcome::Assigned { .. } => None,
                     })
                     .collect();
-                tracing::debug!(assigned = n - rejected.len(), rejected = rejected.len(), "dispatch round committed");
+                tracing::debug!(
+                    assigned = n - rejected.len(),
+                    rejected = rejected.len(),
+                    commit_us = proposed.elapsed().as_micros() as u64,
+                    "dispatch round committed"
+                );
                 if !rejected.is_empty() {
                     tracing::debug!(?rejected, "assignments refused by apply");
                 }

@@ -28,7 +28,9 @@
 //! 4. **Choice.** The task's own strategy picks among the fitting workers (see `choose.rs`). A
 //!    task that says `priority_fcfs` — the default of a spec, so indistinguishable from "did not
 //!    say" — follows the cluster's [`PlacementOptions::default_strategy`], for its position in the
-//!    queue and for its worker.
+//!    queue and for its worker. A `prefer` strategy first narrows the fitting workers to those
+//!    with the most of its preferred labels (all of them when none has any), then its `then`
+//!    strategy picks and orders as above.
 //! 5. **Reasons.** A task that fits nowhere gets a sentence in [`Plan::waiting`]. Capacity only
 //!    shrinks during a round, so the answer for one (constraints, resources) shape is computed
 //!    once and reused: a million tasks needing a missing label cost one diagnosis.
@@ -188,6 +190,9 @@ impl Planner {
             if free_slots > 0 && !refused.contains_key(&shape) {
                 fitting.clear();
                 fitting.extend((0..seats.len()).filter(|&i| seats[i].fits(&task.spec)));
+                if let Some(labels) = task.spec.placement.preferences() {
+                    keep_best_matches(&mut fitting, &seats, labels);
+                }
                 if !fitting.is_empty() {
                     let strategy = effective_strategy(&task.spec.placement, &self.options);
                     let chosen = self.chooser.choose(strategy, &fitting, &seats, &task.spec, &scale);
@@ -232,10 +237,21 @@ impl Planner {
     }
 }
 
-/// The strategy that governs a task: its own, unless it says `priority_fcfs`.
+/// The strategy that governs a task: its own (under any preferences), unless it says
+/// `priority_fcfs`.
 fn effective_strategy<'t>(own: &'t PlacementStrategy, options: &'t PlacementOptions) -> &'t PlacementStrategy {
-    match own {
+    match own.base() {
         PlacementStrategy::PriorityFcfs => &options.default_strategy,
         other => other,
+    }
+}
+
+/// Narrows `fitting` to the seats whose worker has the most of the preferred `labels` (all of
+/// them when none has any): preferences steer, they never refuse.
+fn keep_best_matches(fitting: &mut Vec<usize>, seats: &[Seat<'_>], labels: &BTreeMap<String, String>) {
+    let score = |i: usize| labels.iter().filter(|&(k, v)| seats[i].info.labels.get(k) == Some(v)).count();
+    let best = fitting.iter().map(|&i| score(i)).max().unwrap_or(0);
+    if best > 0 {
+        fitting.retain(|&i| score(i) == best);
     }
 }

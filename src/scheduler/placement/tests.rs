@@ -14,7 +14,15 @@ use super::queue::{Queue, Runtimes};
 use super::scan::ScanQueue;
 use super::{MAX_RUNTIME_NAMES, rendezvous_hash};
 
-golden!(placement_order, placement_aging, placement_strategies, placement_best_fit, placement_sjf, placement_reasons);
+golden!(
+    placement_order,
+    placement_aging,
+    placement_strategies,
+    placement_best_fit,
+    placement_sjf,
+    placement_reasons,
+    placement_preferences
+);
 
 // ---------------------------------------------------------------------------------------------
 // A random cluster driven by the planner: workers come and go, attempts end, rounds dispatch.

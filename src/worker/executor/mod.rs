@@ -135,8 +135,9 @@ pub struct ExecRequest {
     pub spec: TaskSpec,
     /// The last committed checkpoint, if the attempt resumes from one.
     pub checkpoint_in: Option<Vec<u8>>,
-    /// A fresh directory owned by this attempt (created by the caller): checkpoint files live
-    /// here, and it is the working directory unless the spec names one.
+    /// A fresh directory owned by this attempt (created by the caller when
+    /// [`needs_attempt_dir`]): checkpoint files live here, and it is the working directory
+    /// unless the spec names one.
     pub attempt_dir: PathBuf,
     /// Local safety net; the leader enforces the real timeout.
     pub timeout: Option<Duration>,
@@ -178,6 +179,12 @@ impl ExecResult {
             None => more,
         });
     }
+}
+
+/// Whether an attempt of `spec` runs a process and so needs its own directory (checkpoint
+/// files, default working directory). The built-in executors run in the worker and use none.
+pub fn needs_attempt_dir(spec: &TaskSpec) -> bool {
+    !spec.command.first().is_some_and(|program| program.starts_with(BUILTIN_PREFIX))
 }
 
 /// Runs one attempt to completion and reports how it ended. Never panics on bad input: an
