@@ -428,8 +428,8 @@ impl Worker {
 
     /// Reports that an attempt started and returns why it must stop, if the cluster's verdict
     /// says so: cancelled meanwhile, or refused (fenced off, ended). Transient failures are
-    /// retried for one lease; after that the leader learns of the attempt from heartbeats and
-    /// its completion (a completion also records the start).
+    /// retried for one lease; after that the attempt runs on unconfirmed: heartbeats keep
+    /// listing it and its completion is still reported (the attempt then has no start time).
     async fn confirm_started(&self, task_id: u64, token: u64) -> Option<StopReason> {
         let report = Report {
             task_id,
@@ -461,7 +461,7 @@ impl Worker {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not report the attempt started; its completion will record it");
+                    tracing::warn!(error = %e, "could not report the attempt started; running it unconfirmed");
                     return None;
                 }
             }
