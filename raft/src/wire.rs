@@ -9,8 +9,10 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 use crate::Result;
 
-/// Version of the RPC body format written by this build.
-pub const WIRE_VERSION: u8 = 1;
+/// Version of the RPC body format written by this build. 2: log payloads carry their own
+/// command format (taskraft 0.2); a peer of another version is refused, so a cluster is
+/// upgraded by stopping all replicas, not one at a time.
+pub const WIRE_VERSION: u8 = 2;
 
 /// Encodes `value` as `[WIRE_VERSION] ++ postcard(value)`.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {

@@ -244,7 +244,7 @@ pub async fn submit(
     let body = body?;
     let (spec, body_request_id) = parse_one(&body)?;
     let request_id = header_request_id(&headers)?.or(body_request_id);
-    let cmd = Command::Submit { request_id, now_ms: now_ms(), spec };
+    let cmd = Command::Submit { request_id, now_ms: now_ms(), spec, reuse: scheduler::Reuse::SameBody };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
         Proposed::Applied(resp) => match *resp {
@@ -271,7 +271,7 @@ pub async fn submit_batch(
     let body = body?;
     let (specs, body_request_id) = parse_batch(&body)?;
     let request_id = header_request_id(&headers)?.or(body_request_id);
-    let cmd = Command::SubmitBatch { request_id, now_ms: now_ms(), specs };
+    let cmd = Command::SubmitBatch { request_id, now_ms: now_ms(), specs, reuse: scheduler::Reuse::SameBody };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
         Proposed::Applied(resp) => match *resp {

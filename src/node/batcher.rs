@@ -23,6 +23,7 @@ use super::WriteError;
 use super::map_write_error;
 use crate::scheduler::Command;
 use crate::scheduler::Response;
+use crate::scheduler::format::LogCommand;
 
 /// Proposals outstanding at once. Every entry costs each replica a log flush (an fsync, which
 /// on a VM's virtual disk is also CPU), so fewer, fuller entries win once the host is busy: with
@@ -115,7 +116,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, proposal_timeout: Dura
 async fn propose(raft: &Raft, mut batch: Vec<Pending>, timeout: Duration) {
     if batch.len() == 1 {
         let p = batch.pop().expect("one pending write");
-        let result = match tokio::time::timeout(timeout, raft.client_write(p.cmd)).await {
+        let result = match tokio::time::timeout(timeout, raft.client_write(LogCommand(p.cmd))).await {
             Ok(r) => r.map(|resp| resp.data).map_err(map_write_error),
             Err(_) => Err(WriteError::Unknown("the proposal did not commit in time".into())),
         };
@@ -124,7 +125,7 @@ async fn propose(raft: &Raft, mut batch: Vec<Pending>, timeout: Duration) {
     }
     let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
     let n = commands.len();
-    let result = match tokio::time::timeout(timeout, raft.client_write(Command::Many { commands })).await {
+    let result = match tokio::time::timeout(timeout, raft.client_write(LogCommand(Command::Many { commands }))).await {
         Ok(r) => r.map(|resp| resp.data).map_err(map_write_error),
         Err(_) => Err(WriteError::Unknown("the proposal did not commit in time".into())),
     };

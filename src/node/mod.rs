@@ -48,6 +48,7 @@ pub use self::types::Member;
 pub use self::types::NodeId;
 pub use self::types::Raft;
 pub use self::types::TypeConfig;
+pub use self::types::upgrade_entry;
 use crate::config::ServerConfig;
 use crate::scheduler::Command;
 use crate::scheduler::Response;

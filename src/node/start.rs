@@ -18,6 +18,7 @@ use super::Member;
 use super::Node;
 use super::Raft;
 use super::StateMachine;
+use super::types::upgrade_entry;
 use crate::config::ServerConfig;
 use crate::config::StorageKind;
 
@@ -96,11 +97,13 @@ impl RunningNode {
             StorageKind::Sled => {
                 let path = config.data_dir.join("raft-log");
                 let engine = SledEngine::open(&path).map_err(|e| storage_err(&path, e))?;
-                let log = LogStore::new(engine).map_err(|e| storage_err(&path, e))?;
+                let log = LogStore::new(engine).map_err(|e| storage_err(&path, e))?.with_upgrade(upgrade_entry);
                 Raft::new(id, raft_config, network, log, state_machine).await
             }
             StorageKind::Memory => {
-                let log = LogStore::new(MemEngine::new()).map_err(|e| storage_err(&config.data_dir, e))?;
+                let log = LogStore::new(MemEngine::new())
+                    .map_err(|e| storage_err(&config.data_dir, e))?
+                    .with_upgrade(upgrade_entry);
                 Raft::new(id, raft_config, network, log, state_machine).await
             }
         }

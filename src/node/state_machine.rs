@@ -29,9 +29,8 @@ use super::types::StoredMembership;
 use super::types::TypeConfig;
 use crate::scheduler::Response;
 use crate::scheduler::State;
-
-/// Version byte of the snapshot payload (the scheduler state encoding).
-const SNAPSHOT_FORMAT: u8 = 1;
+use crate::scheduler::format;
+use crate::scheduler::format::LogCommand;
 
 /// What has been applied: the scheduler state plus the Raft bookkeeping that goes with it.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -107,20 +106,14 @@ impl StateMachine {
     }
 }
 
+/// The snapshot payload of `state` (versioned, see [`crate::scheduler::format`]).
 fn encode_state(state: &State) -> io::Result<Vec<u8>> {
-    // Reserve roughly what the state will take so the buffer is not regrown (and copied) often.
-    let mut out = Vec::with_capacity(64 + state.task_count() * 128);
-    out.push(SNAPSHOT_FORMAT);
-    postcard::to_extend(state, out).map_err(|e| io::Error::other(format!("encode snapshot: {e}")))
+    format::encode_state(state).map_err(|e| io::Error::other(format!("encode snapshot: {e}")))
 }
 
+/// Reads a snapshot payload of any format this build knows, upgrading it in memory.
 fn decode_state(data: &[u8]) -> io::Result<State> {
-    match data.split_first() {
-        Some((&SNAPSHOT_FORMAT, rest)) => postcard::from_bytes(rest)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("decode snapshot: {e}"))),
-        Some((v, _)) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown snapshot format {v}"))),
-        None => Err(io::Error::new(io::ErrorKind::InvalidData, "empty snapshot")),
-    }
+    format::decode_state(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -144,7 +137,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.last_applied = Some(log_id);
                 match entry.payload {
                     EntryPayload::Blank => Response::Noop,
-                    EntryPayload::Normal(cmd) => applied.state.apply(log_id.index, cmd),
+                    EntryPayload::Normal(LogCommand(cmd)) => applied.state.apply(log_id.index, cmd),
                     EntryPayload::Membership(m) => {
                         applied.membership = StoredMembership::new(Some(log_id), m);
                         Response::Noop

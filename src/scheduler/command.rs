@@ -1,10 +1,12 @@
 //! The vocabulary between the cluster and the core: `Command` (replicated writes) with its
 //! `Response`, and `Query` (local reads) with its `QueryResponse`.
 //!
-//! **`Command` is append-only.** Every committed log entry holds a postcard-encoded `Command`, and
-//! postcard encodes a variant by its position. Never reorder, rename or remove a variant or a
-//! field; add new variants at the end, and new behaviour through new variants. The same holds for
-//! every type a command carries (`TaskSpec`, `WorkerRegistration`, `AttemptOutcome`, …).
+//! **`Command` is persisted.** Every committed log entry holds a postcard-encoded `Command`
+//! behind a format version (`scheduler::format`). Changing a variant or a field of it, or of
+//! anything it carries (`TaskSpec`, `WorkerRegistration`, …), is a new format version with an
+//! explicit upgrade of the old shape; see "How to add a field or a command" in the README.
+//! And an old entry must apply exactly as it first did: when a rule changes, the upgrade fills
+//! a field that keeps the old rule for old entries (see [`Reuse`]).
 //!
 //! Rejections are data: a refused command is still committed and applied, and every replica
 //! computes the same `Response::Rejected`.
@@ -13,7 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::task::{AttemptOutcome, Task, TaskId, TaskSpec, TaskState};
+use super::task::{AttemptId, AttemptOutcome, Task, TaskId, TaskSpec, TaskState};
 use super::worker::{WorkerInfo, WorkerRegistration};
 
 /// A replicated write. The leader stamps `now_ms`; apply never reads a clock.
@@ -32,6 +34,8 @@ pub enum Command {
         now_ms: u64,
         /// The task (validated again by apply).
         spec: TaskSpec,
+        /// What a reused idempotency key or request id does.
+        reuse: Reuse,
     },
     /// Create many tasks at once; all or none (an invalid spec rejects the batch).
     SubmitBatch {
@@ -41,6 +45,8 @@ pub enum Command {
         now_ms: u64,
         /// The tasks, answered in the same order.
         specs: Vec<TaskSpec>,
+        /// What a reused idempotency key or request id does.
+        reuse: Reuse,
     },
     /// Cancel a task: at once if no attempt is live, otherwise ask its worker to kill it.
     Cancel {
@@ -104,15 +110,17 @@ pub enum Command {
         /// Error message, if any.
         error: Option<String>,
     },
-    /// The leader saw the worker's lease expire: its live attempts end as `lost` and their tasks
-    /// follow their failover policy.
+    /// Kept for entries written before `WorkerLostIncarnation` existed; the leader no longer
+    /// proposes it. The worker is lost whatever its incarnation: its live attempts end as `lost`
+    /// and their tasks follow their failover policy.
     WorkerLost {
         /// Leader time at proposal.
         now_ms: u64,
         /// The worker.
         worker_id: String,
     },
-    /// Does nothing; a new leader commits one to learn its commit index.
+    /// Does nothing. Kept for old entries: nothing proposes it (a new leader commits openraft's
+    /// own blank entry).
     Noop,
     /// An operator drains a worker: it keeps running its attempts but receives nothing new.
     DrainWorker {
@@ -155,6 +163,56 @@ pub enum Command {
         /// `registered_ms` of the incarnation that was judged lost.
         registered_ms: u64,
     },
+    /// One worker's batch of reports about its attempts (started, ended), applied in order.
+    /// A report about an attempt that belongs to another worker is refused (`wrong_worker`).
+    Reports {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The worker that sent them.
+        worker_id: String,
+        /// The reports, answered in the same order.
+        reports: Vec<AttemptReport>,
+    },
+}
+
+/// What a submit does when its idempotency key or request id was used before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reuse {
+    /// Answer with the first use's tasks, whatever this request's body says. How format 1
+    /// applied every submit; upgraded entries keep it so that they replay as they first did.
+    AnyBody,
+    /// Answer with the first use's tasks only for the same body; a different body is refused
+    /// with `idempotency_mismatch` and changes nothing (Stripe's rule). What the API proposes.
+    SameBody,
+}
+
+/// One report of a worker about one of its attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// What happened to it.
+    pub event: AttemptEvent,
+}
+
+/// What a worker reports about an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptEvent {
+    /// The process started (same as `AttemptStarted`).
+    Started,
+    /// The attempt ended (same as `Complete`).
+    Ended {
+        /// How it ended.
+        outcome: AttemptOutcome,
+        /// Process exit code, if it exited.
+        exit_code: Option<i32>,
+        /// Last output of the process.
+        output_tail: String,
+        /// Error message, if any.
+        error: Option<String>,
+    },
 }
 
 /// Why a command changed nothing. Identical on every replica.
@@ -178,6 +236,10 @@ pub enum RejectCode {
     WorkerFull,
     /// The worker lacks a label the task requires.
     ConstraintMismatch,
+    /// An idempotency key or request id was reused with a different body (HTTP 409).
+    IdempotencyMismatch,
+    /// A worker reported on an attempt that belongs to another worker (HTTP 409).
+    WrongWorker,
 }
 
 impl RejectCode {
@@ -192,6 +254,8 @@ impl RejectCode {
             RejectCode::WorkerUnavailable => "worker_unavailable",
             RejectCode::WorkerFull => "worker_full",
             RejectCode::ConstraintMismatch => "constraint_mismatch",
+            RejectCode::IdempotencyMismatch => "idempotency_mismatch",
+            RejectCode::WrongWorker => "wrong_worker",
         }
     }
 }
@@ -338,6 +402,11 @@ pub enum Response {
     Many {
         /// The responses.
         responses: Vec<Response>,
+    },
+    /// Answer to `Reports`: per report, in order, `AttemptStarted`, `Completed` or `Rejected`.
+    Reports {
+        /// The verdicts.
+        results: Vec<Response>,
     },
 }
 

@@ -61,10 +61,6 @@ impl RequestWindow {
         self.order.push_back(request_id);
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.order.len()
-    }
-
     /// The window's internal consistency, for tests.
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.order.len() != self.entries.len() || self.order.len() as u64 > self.capacity {

@@ -5,7 +5,9 @@
 //! (a worker that was declared lost but kept running, a report that arrives twice) is refused
 //! without touching the state, so a zombie can never overwrite the work of its successor.
 
-use super::command::{AssignOutcome, AssignResult, RejectCode, Rejection, Response, TaskStatus};
+use super::command::{
+    AssignOutcome, AssignResult, AttemptEvent, AttemptReport, RejectCode, Rejection, Response, TaskStatus,
+};
 use super::state::{State, TaskIndex, not_found};
 use super::task::{
     Attempt, AttemptOutcome, Checkpoint, FailoverPolicy, MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES, MAX_OUTPUT_TAIL_BYTES,
@@ -40,7 +42,7 @@ fn reject(code: RejectCode, message: String) -> Response {
 
 impl State {
     pub(crate) fn register_worker(&mut self, now_ms: u64, reg: WorkerRegistration) -> Response {
-        if let Err(e) = reg.validate() {
+        if let Err(e) = reg.validate_replicated() {
             return reject(RejectCode::Invalid, format!("worker.{e}"));
         }
         let worker = match self.workers.get_mut(&reg.id) {
@@ -51,6 +53,8 @@ impl State {
                     w.state = WorkerState::Active;
                     w.registered_ms = now_ms;
                 }
+                w.host = reg.host;
+                w.pid = reg.pid;
                 w.api_addr = reg.api_addr;
                 w.slots = reg.slots;
                 w.cpu_millis = reg.cpu_millis;
@@ -252,6 +256,36 @@ impl State {
             Some(task) => Response::Completed { task: Task::clone(task) },
             None => Response::Rejected(not_found(task_id)),
         }
+    }
+
+    /// One worker's batch of reports, each judged on its own, in order. Only the worker an
+    /// attempt was assigned to may report on it: anyone else is refused `wrong_worker`, so a
+    /// confused or malicious worker cannot end another worker's attempt.
+    pub(crate) fn reports(&mut self, now_ms: u64, worker_id: &str, reports: Vec<AttemptReport>) -> Response {
+        let mut results = Vec::with_capacity(reports.len());
+        for AttemptReport { attempt, event } in reports {
+            let owner = self
+                .tasks
+                .get(&attempt.task_id)
+                .and_then(|t| t.current_attempt())
+                .filter(|a| a.fencing_token == attempt.token)
+                .map(|a| a.worker_id.as_str());
+            if let Some(owner) = owner
+                && owner != worker_id
+            {
+                let msg = format!("attempt {attempt} belongs to worker {owner}, not {worker_id}");
+                results.push(reject(RejectCode::WrongWorker, msg));
+                continue;
+            }
+            results.push(match event {
+                AttemptEvent::Started => self.attempt_started(now_ms, attempt.task_id, attempt.token),
+                AttemptEvent::Ended { outcome, exit_code, output_tail, error } => {
+                    let end = AttemptEnd { outcome, exit_code, output_tail, error };
+                    self.complete(now_ms, attempt.task_id, attempt.token, end)
+                }
+            });
+        }
+        Response::Reports { results }
     }
 
     /// A task just became terminal: children blocked on it are released when all their parents

@@ -12,7 +12,8 @@
 //! 2. The leader builds the `Command`, stamping `now_ms` from its clock: apply never reads one.
 //!    Dispatch decisions (which worker, when a lease expired, when an attempt timed out) are
 //!    made by the leader too and arrive here as `Assign`, `WorkerLost` and `Complete`.
-//! 3. The command is postcard-encoded into a log entry and committed by Raft.
+//! 3. The command is postcard-encoded into a log entry behind its format version ([`format`])
+//!    and committed by Raft.
 //! 4. Every replica calls `apply(log_index, command)`. It de-duplicates (request id window,
 //!    idempotency keys), allocates task ids from a counter, checks fencing tokens (the log index
 //!    of the assignment that created an attempt), and moves tasks through their lifecycle:
@@ -25,18 +26,21 @@
 //! openraft or storage types. Choosing workers is [`placement`]'s job — pure too, but called
 //! only by the leader's dispatcher, whose decisions reach the state as `Assign` commands that
 //! apply re-checks (state, slots, labels). It does not track heartbeats (the leader does, in
-//! memory) or encode snapshots (the adapter does, with a version byte). Validation rules are part of the
-//! replicated semantics: loosening them is safe, tightening them changes how old log entries
-//! replay and needs a new command variant instead.
+//! memory). Validation rules apply re-checks are part of the replicated semantics: loosening them
+//! is safe, tightening them would change how old log entries replay, so new rules are checked
+//! at the API edge (`TaskSpec::validate`) or gated by a field old entries upgrade to (see
+//! [`format`]).
 
 mod command;
 mod dedup;
+pub mod format;
 mod lifecycle;
 pub mod placement;
 mod ready;
 mod ready_tree;
 mod state;
 mod task;
+pub mod verdict;
 mod worker;
 
 #[cfg(test)]
@@ -45,17 +49,20 @@ mod script;
 mod tests;
 
 pub use command::{
-    AssignOutcome, AssignResult, Command, Query, QueryResponse, RejectCode, Rejection, Response, StateCounts, Stats,
-    SubmittedTask, TaskStatus,
+    AssignOutcome, AssignResult, AttemptEvent, AttemptReport, Command, Query, QueryResponse, RejectCode, Rejection,
+    Response, Reuse, StateCounts, Stats, SubmittedTask, TaskStatus,
 };
 pub use dedup::REQUEST_DEDUP_CAPACITY;
 pub use lifecycle::MAX_TOTAL_ATTEMPTS;
 pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
 pub use state::{DEFAULT_LIST_LIMIT, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
 pub use task::{
-    Attempt, AttemptOutcome, Checkpoint, DEFAULT_PRIORITY, FailoverPolicy, FieldError, MAX_ARG_BYTES, MAX_ARGS,
-    MAX_CHECKPOINT_BYTES, MAX_CONSTRAINTS, MAX_DEPENDENCIES, MAX_ENV_VARS, MAX_ERROR_BYTES, MAX_KEY_BYTES,
-    MAX_NAME_BYTES, MAX_OUTPUT_TAIL_BYTES, MAX_PRIORITY, MAX_RETRY_ATTEMPTS, MAX_SHARDS, PlacementStrategy,
-    RESERVED_ENV_PREFIX, Resources, RetryPolicy, Shard, Task, TaskId, TaskOrigin, TaskSpec, TaskState,
+    Attempt, AttemptId, AttemptOutcome, BUILTIN_PREFIX, Checkpoint, DEFAULT_PRIORITY, Executor, FailoverPolicy,
+    FieldError, MAX_ARG_BYTES, MAX_ARGS, MAX_CHECKPOINT_BYTES, MAX_CONSTRAINTS, MAX_DEPENDENCIES, MAX_ENV_VARS,
+    MAX_ERROR_BYTES, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_OUTPUT_TAIL_BYTES, MAX_PRIORITY, MAX_RETRY_ATTEMPTS,
+    MAX_SHARDS, MAX_SLEEP_MS, PlacementStrategy, Preferences, RESERVED_ENV_PREFIX, Resources, RetryPolicy, Shard, Task,
+    TaskId, TaskOrigin, TaskSpec, TaskState, working_dir_rule,
 };
-pub use worker::{MAX_ADDR_BYTES, MAX_LABELS, MAX_WORKER_ID_BYTES, WorkerInfo, WorkerRegistration, WorkerState};
+pub use worker::{
+    MAX_ADDR_BYTES, MAX_LABELS, MAX_WORKER_ID_BYTES, MAX_WORKER_SLOTS, WorkerInfo, WorkerRegistration, WorkerState,
+};

@@ -46,7 +46,7 @@ impl Slot {
             (TaskState::RetryWait, Some(at)) => (at, true),
             _ => return None,
         };
-        let sjf = *task.spec.placement.base() == PlacementStrategy::ShortestJobFirst;
+        let sjf = task.spec.placement == PlacementStrategy::ShortestJobFirst;
         Some(Slot { priority: task.spec.priority, ready, backoff, sjf })
     }
 

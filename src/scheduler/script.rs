@@ -10,13 +10,22 @@
 //!
 //! ```text
 //! submit name=a cmd="echo hi" priority=7 key=k1 request=r1 max_attempts=3 backoff=1000
-//!        failover=restart deps=1,2 label=zone:a timeout=5000 shard=0/4 env=K:V
+//!        failover=restart deps=1,2 label=zone:a timeout=5000 shard=0/4 env=K:V exec=sleep
+//!        prefer=disk:ssd reuse=any          (reuse=any: format 1's rule for reused keys)
 //! batch request=r1 | name=a key=k1 | name=b
 //! cancel 1 reason="no longer needed" request=r2
 //! register w1 slots=2 label=zone:a          drain w1      remove w1      lost w1 [registered=MS]
 //! assign 1 w1 2 w2                          start 1 token=5
 //! checkpoint 1 token=5 data=abc             complete 1 token=5 outcome=failed exit=1 error=boom
+//! reports w1 | started 1@5 | ended 2@5 outcome=failed exit=1 error=boom
 //! get 1      list state=pending limit=2 after=1      stats      workers      tick 5000      noop
+//! ```
+//!
+//! The leader's worker-facing verdicts (pure functions of the state, `super::verdict`) print
+//! what the leader would answer or propose; they change nothing:
+//!
+//! ```text
+//! heartbeat w1 running=1@4,2@4 seen=12       register? w1       expire w1,w2       overdue now=9000 watched=1@4:3000
 //! ```
 //!
 //! Placement (a `Planner` lives across the script; `live=` defaults to every registered worker,
@@ -45,30 +54,47 @@ fn testdata_dir() -> PathBuf {
     dir.join("testdata")
 }
 
+/// Every `testdata/*.script`, by name, in name order: a new script cannot be skipped.
+pub(crate) fn script_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(testdata_dir())
+        .expect("read testdata")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "script").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Runs `testdata/<name>.script` and compares with (or, under `UPDATE_GOLDEN`, rewrites)
-/// `testdata/<name>.expected`.
-pub(crate) fn check_golden(name: &str) {
+/// `testdata/<name>.expected`. `Err` says what differs.
+pub(crate) fn check_golden(name: &str) -> Result<(), String> {
     let dir = testdata_dir();
     let script_path = dir.join(format!("{name}.script"));
     let script =
-        std::fs::read_to_string(&script_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", script_path.display()));
+        std::fs::read_to_string(&script_path).map_err(|e| format!("cannot read {}: {e}", script_path.display()))?;
     let actual = run(&script);
     let expected_path = dir.join(format!("{name}.expected"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&expected_path, &actual).expect("write golden file");
-        return;
+        return Ok(());
     }
-    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|e| {
-        panic!("cannot read {} ({e}); run with UPDATE_GOLDEN=1 to create it", expected_path.display())
-    });
+    let expected = std::fs::read_to_string(&expected_path)
+        .map_err(|e| format!("cannot read {} ({e}); run with UPDATE_GOLDEN=1 to create it", expected_path.display()))?;
     if expected != actual {
-        let diff_at = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
-        panic!(
-            "golden mismatch for {name} (first differing line {:?}); rerun with UPDATE_GOLDEN=1 \
-             and review the diff\n--- actual ---\n{actual}",
-            diff_at.map(|i| i + 1)
-        );
+        let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+        let at = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
+        let show =
+            |lines: &[&str]| lines.iter().skip(at).take(3).map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n");
+        return Err(format!(
+            "{name}: differs at line {} (rerun with UPDATE_GOLDEN=1 and review the diff)\n  expected:\n{}\n  actual:\n{}",
+            at + 1,
+            show(&e),
+            show(&a)
+        ));
     }
+    Ok(())
 }
 
 /// Runs a whole script and returns the transcript.
@@ -224,13 +250,64 @@ fn spec_from(a: &Args) -> Result<TaskSpec, String> {
     }
     let prefer = a.all("prefer").map(pair).collect::<Result<BTreeMap<_, _>, _>>()?;
     if !prefer.is_empty() {
-        spec.placement = PlacementStrategy::Prefer { labels: prefer, then: Box::new(spec.placement) };
+        spec.prefer = Some(Preferences { labels: prefer });
+    }
+    if let Some(e) = a.get("exec") {
+        spec.executor = Executor::parse(e).ok_or(format!("unknown executor {e}"))?;
     }
     for e in a.all("env") {
         let (k, v) = pair(e)?;
         spec.env.insert(k, v);
     }
     Ok(spec)
+}
+
+fn reuse(a: &Args) -> Result<Reuse, String> {
+    match a.get("reuse") {
+        None | Some("same") => Ok(Reuse::SameBody),
+        Some("any") => Ok(Reuse::AnyBody),
+        Some(other) => Err(format!("unknown reuse {other}")),
+    }
+}
+
+/// `task@token`, e.g. `1@4`.
+fn attempt_id(s: &str) -> Result<AttemptId, String> {
+    let (t, k) = s.split_once('@').ok_or(format!("{s} is not task@token"))?;
+    Ok(AttemptId::new(
+        t.parse().map_err(|_| format!("bad task in {s}"))?,
+        k.parse().map_err(|_| format!("bad token in {s}"))?,
+    ))
+}
+
+fn attempt_ids(list: Option<&str>) -> Result<Vec<AttemptId>, String> {
+    list.unwrap_or("").split(',').filter(|s| !s.is_empty()).map(attempt_id).collect()
+}
+
+fn outcome(name: &str) -> Result<AttemptOutcome, String> {
+    Ok(match name {
+        "succeeded" => AttemptOutcome::Succeeded,
+        "failed" => AttemptOutcome::Failed,
+        "lost" => AttemptOutcome::Lost,
+        "timed_out" => AttemptOutcome::TimedOut,
+        "cancelled" => AttemptOutcome::Cancelled,
+        other => return Err(format!("unknown outcome {other}")),
+    })
+}
+
+/// `started 1@5` or `ended 1@5 outcome=failed exit=1 error=boom output=…`.
+fn report(a: &Args) -> Result<AttemptReport, String> {
+    let attempt = attempt_id(&a.word::<String>(1)?)?;
+    let event = match a.word::<String>(0)?.as_str() {
+        "started" => AttemptEvent::Started,
+        "ended" => AttemptEvent::Ended {
+            outcome: outcome(a.get("outcome").ok_or("outcome= is required")?)?,
+            exit_code: a.num("exit")?,
+            output_tail: a.get("output").unwrap_or("").to_string(),
+            error: a.get("error").map(String::from),
+        },
+        other => return Err(format!("unknown report {other}")),
+    };
+    Ok(AttemptReport { attempt, event })
 }
 
 fn strategy(name: &str) -> Result<PlacementStrategy, String> {
@@ -254,7 +331,7 @@ impl Runner {
         let tokens = tokenize(line)?;
         let (verb, rest) = tokens.split_first().ok_or("empty line")?;
         let a = Args::parse(rest);
-        if self.placement_line(verb, &a)? {
+        if self.placement_line(verb, &a)? || self.verdict_line(verb, &a)? {
             return Ok(());
         }
         let query = match verb.as_str() {
@@ -287,6 +364,67 @@ impl Runner {
 
     fn now(&self) -> u64 {
         self.index * 1000 + self.extra_ms
+    }
+
+    /// The verdict verbs (`super::verdict`): print what the leader would answer or propose and
+    /// change nothing. False if `verb` is not one of them.
+    fn verdict_line(&mut self, verb: &str, a: &Args) -> Result<bool, String> {
+        let next_now = (self.index + 1) * 1000 + self.extra_ms;
+        let line = match verb {
+            "heartbeat" => {
+                let worker: String = a.word(0)?;
+                let running = attempt_ids(a.get("running"))?;
+                let seen = a.num("seen")?.unwrap_or(0);
+                match verdict::heartbeat(&self.state, &worker, &running, seen) {
+                    Err(verdict::HeartbeatRefusal::NotRegistered) => "refused not_registered".to_string(),
+                    Err(verdict::HeartbeatRefusal::Removed) => "refused worker_removed".to_string(),
+                    Ok(v) => {
+                        let stop: Vec<String> = v.stop.iter().map(ToString::to_string).collect();
+                        let mut line = format!("ok stop=[{}]", stop.join(", "));
+                        for o in &v.orphans {
+                            let cmd = verdict::orphan_command(&worker, *o, next_now);
+                            write!(line, "\n  propose {}", describe_command(&cmd)).unwrap();
+                        }
+                        line
+                    }
+                }
+            }
+            "register?" => match verdict::stale_incarnation(&self.state, &a.word::<String>(0)?, next_now) {
+                Some(cmd) => format!("stale incarnation: propose {}", describe_command(&cmd)),
+                None => "clean".to_string(),
+            },
+            "expire" => {
+                let mut line = String::from("expired");
+                for worker in a.word::<String>(0)?.split(',') {
+                    match verdict::expired_lease(&self.state, worker, next_now) {
+                        verdict::Expiry::Declare(cmd) => {
+                            write!(line, "\n  {worker}: propose {}", describe_command(&cmd)).unwrap()
+                        }
+                        verdict::Expiry::Forget => write!(line, "\n  {worker}: forget the lease").unwrap(),
+                    }
+                }
+                line
+            }
+            "overdue" => {
+                let now_ms = a.num("now")?.unwrap_or(next_now);
+                let min_watch = a.num("min_watch")?.unwrap_or(u64::MAX);
+                let mut watched = BTreeMap::new();
+                for w in a.all("watched") {
+                    let (attempt, ms) = w.split_once(':').ok_or("watched is task@token:ms")?;
+                    watched.insert(attempt_id(attempt)?, ms.parse::<u64>().map_err(|_| "bad watched ms")?);
+                }
+                let found =
+                    verdict::overdue(&self.state, now_ms, min_watch, &mut |id| watched.get(&id).copied().unwrap_or(0));
+                let mut line = format!("overdue at t={now_ms}: {}", found.len());
+                for o in &found {
+                    write!(line, "\n  propose {}", describe_command(&o.command(now_ms))).unwrap();
+                }
+                line
+            }
+            _ => return Ok(false),
+        };
+        writeln!(self.out, "{line}").unwrap();
+        Ok(true)
     }
 
     /// The placement verbs; false if `verb` is not one of them.
@@ -368,12 +506,22 @@ impl Runner {
         let token = || a.num::<u64>("token")?.ok_or_else(|| "token= is required".to_string());
         let worker_id = || a.word::<String>(0);
         Ok(match verb {
-            "submit" => Command::Submit { request_id: a.get("request").map(String::from), now_ms, spec: spec_from(a)? },
+            "submit" => Command::Submit {
+                request_id: a.get("request").map(String::from),
+                now_ms,
+                spec: spec_from(a)?,
+                reuse: reuse(a)?,
+            },
             "batch" => {
                 let mut groups = rest.split(|t| t == "|");
                 let head = Args::parse(groups.next().unwrap_or_default());
                 let specs = groups.map(|g| spec_from(&Args::parse(g))).collect::<Result<_, _>>()?;
-                Command::SubmitBatch { request_id: head.get("request").map(String::from), now_ms, specs }
+                Command::SubmitBatch {
+                    request_id: head.get("request").map(String::from),
+                    now_ms,
+                    specs,
+                    reuse: reuse(&head)?,
+                }
             }
             "cancel" => Command::Cancel {
                 request_id: a.get("request").map(String::from),
@@ -389,7 +537,9 @@ impl Runner {
                 }
                 let id: String = worker_id()?;
                 let worker = WorkerRegistration {
-                    api_addr: a.get("addr").map_or_else(|| format!("{id}:7000"), String::from),
+                    api_addr: a.get("addr").map(String::from),
+                    host: a.get("host").unwrap_or("").to_string(),
+                    pid: a.num("pid")?,
                     id,
                     slots: a.num("slots")?.unwrap_or(1),
                     cpu_millis: a.num("cpu")?.unwrap_or(1000),
@@ -416,14 +566,7 @@ impl Runner {
                 now_ms,
                 task_id: a.word(0)?,
                 token: token()?,
-                outcome: match a.get("outcome").ok_or("outcome= is required")? {
-                    "succeeded" => AttemptOutcome::Succeeded,
-                    "failed" => AttemptOutcome::Failed,
-                    "lost" => AttemptOutcome::Lost,
-                    "timed_out" => AttemptOutcome::TimedOut,
-                    "cancelled" => AttemptOutcome::Cancelled,
-                    other => return Err(format!("unknown outcome {other}")),
-                },
+                outcome: outcome(a.get("outcome").ok_or("outcome= is required")?)?,
                 exit_code: a.num("exit")?,
                 output_tail: a.get("output").unwrap_or("").to_string(),
                 error: a.get("error").map(String::from),
@@ -436,6 +579,12 @@ impl Runner {
             },
             "drain" => Command::DrainWorker { now_ms, worker_id: worker_id()? },
             "remove" => Command::RemoveWorker { now_ms, worker_id: worker_id()? },
+            "reports" => {
+                let mut groups = rest.split(|t| t == "|");
+                let head = Args::parse(groups.next().unwrap_or_default());
+                let reports = groups.map(|g| report(&Args::parse(g))).collect::<Result<_, _>>()?;
+                Command::Reports { now_ms, worker_id: head.word(0)?, reports }
+            }
             "noop" => Command::Noop,
             other => return Err(format!("unknown command {other}")),
         })
@@ -519,8 +668,13 @@ impl Runner {
 
 fn dump_status(s: &TaskStatus) -> String {
     format!(
-        "task={} state={} v{} attempt={} token={:?} cancel_requested={}",
-        s.id, s.state, s.version, s.attempt, s.token, s.cancel_requested
+        "task={} state={} v{} attempt={} token={} cancel_requested={}",
+        s.id,
+        s.state,
+        s.version,
+        s.attempt,
+        s.token.map_or_else(|| "-".to_string(), |t| t.to_string()),
+        s.cancel_requested
     )
 }
 
@@ -549,6 +703,13 @@ fn dump_task(t: &Task) -> String {
     }
     if t.spec.placement != PlacementStrategy::default() {
         write!(s, " placement={:?}", t.spec.placement).unwrap();
+    }
+    if let Some(p) = &t.spec.prefer {
+        let labels: Vec<String> = p.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        write!(s, " prefer=[{}]", labels.join(" ")).unwrap();
+    }
+    if t.spec.executor != Executor::Exec {
+        write!(s, " executor={}", t.spec.executor.as_str()).unwrap();
     }
     if !t.attempts.is_empty() {
         let parts: Vec<String> = t
@@ -590,6 +751,19 @@ where
     let json = serde_json::to_string(value).expect("json encode");
     let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("json decode {json}: {e}"));
     assert_eq!(&back, value, "json round trip changed the value");
+}
+
+/// One line describing a command a verdict proposes.
+fn describe_command(cmd: &Command) -> String {
+    match cmd {
+        Command::Complete { task_id, token, outcome, error, .. } => {
+            format!("complete {task_id}@{token} {} error={:?}", outcome.as_str(), error.as_deref().unwrap_or(""))
+        }
+        Command::WorkerLostIncarnation { worker_id, registered_ms, .. } => {
+            format!("lost {worker_id} registered={registered_ms}")
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// One line describing a response (recursive for `Many`).
@@ -635,16 +809,12 @@ fn describe(resp: &Response) -> String {
         Response::Many { responses } => {
             format!("ok many [{}]", responses.iter().map(describe).collect::<Vec<_>>().join("; "))
         }
+        Response::Reports { results } => {
+            let mut s = String::from("ok reports");
+            for r in results {
+                write!(s, "\n  {}", describe(r)).unwrap();
+            }
+            s
+        }
     }
 }
-
-/// One `#[test]` per golden script name: runs `testdata/<name>.script` against its `.expected`.
-macro_rules! golden {
-    ($($name:ident),* $(,)?) => {
-        $(#[test]
-        fn $name() {
-            check_golden(stringify!($name));
-        })*
-    };
-}
-pub(crate) use golden;

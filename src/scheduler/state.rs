@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::command::{
-    Command, Query, QueryResponse, RejectCode, Rejection, Response, StateCounts, Stats, SubmittedTask,
+    Command, Query, QueryResponse, RejectCode, Rejection, Response, Reuse, StateCounts, Stats, SubmittedTask,
 };
 use super::dedup::{REQUEST_DEDUP_CAPACITY, Recorded, RequestWindow};
 use super::ready::ReadyIndex;
@@ -127,6 +127,20 @@ impl Default for State {
     }
 }
 
+/// Every persisted field of a [`State`], for upgrades of older snapshot formats.
+pub(crate) struct Parts {
+    pub(crate) tasks: BTreeMap<TaskId, Box<Task>>,
+    pub(crate) next_task_id: TaskId,
+    pub(crate) last_applied_index: u64,
+    pub(crate) idempotency: BTreeMap<String, TaskId>,
+    pub(crate) requests: RequestWindow,
+    pub(crate) workers: BTreeMap<String, WorkerInfo>,
+    pub(crate) index: TaskIndex,
+    pub(crate) live: BTreeMap<String, BTreeSet<TaskId>>,
+    pub(crate) dependents: BTreeMap<TaskId, Vec<TaskId>>,
+    pub(crate) removed_members: BTreeSet<u64>,
+}
+
 impl State {
     /// An empty state; the first task will get id 1.
     pub fn new(options: StateOptions) -> Self {
@@ -142,6 +156,24 @@ impl State {
             dependents: BTreeMap::new(),
             removed_members: BTreeSet::new(),
             ready: ReadyIndex::default(),
+        }
+    }
+
+    /// A state from its persisted fields; the derived ready index is rebuilt.
+    pub(crate) fn from_parts(p: Parts) -> Self {
+        let ready = ReadyIndex::of(p.tasks.values().map(|t| &**t));
+        State {
+            tasks: p.tasks,
+            next_task_id: p.next_task_id,
+            last_applied_index: p.last_applied_index,
+            idempotency: p.idempotency,
+            requests: p.requests,
+            workers: p.workers,
+            index: p.index,
+            live: p.live,
+            dependents: p.dependents,
+            removed_members: p.removed_members,
+            ready,
         }
     }
 
@@ -173,8 +205,12 @@ impl State {
             Command::Many { .. } => {
                 Response::Rejected(Rejection::new(RejectCode::Invalid, "a Many command cannot contain another Many"))
             }
-            Command::Submit { request_id, now_ms, spec } => self.submit(request_id, now_ms, vec![spec], false),
-            Command::SubmitBatch { request_id, now_ms, specs } => self.submit(request_id, now_ms, specs, true),
+            Command::Submit { request_id, now_ms, spec, reuse } => {
+                self.submit(request_id, now_ms, vec![spec], false, reuse)
+            }
+            Command::SubmitBatch { request_id, now_ms, specs, reuse } => {
+                self.submit(request_id, now_ms, specs, true, reuse)
+            }
             Command::Cancel { request_id, now_ms, task_id, reason } => self.cancel(request_id, now_ms, task_id, reason),
             Command::RegisterWorker { now_ms, worker } => self.register_worker(now_ms, worker),
             Command::Assign { now_ms, assignments } => self.assign(log_index, now_ms, assignments),
@@ -202,6 +238,7 @@ impl State {
                 )),
                 _ => self.worker_gone(now_ms, &worker_id, WorkerState::Lost),
             },
+            Command::Reports { now_ms, worker_id, reports } => self.reports(now_ms, &worker_id, reports),
         }
     }
 
@@ -215,19 +252,36 @@ impl State {
         }
     }
 
-    fn submit(&mut self, request_id: Option<String>, now_ms: u64, specs: Vec<TaskSpec>, batch: bool) -> Response {
-        // A retried request gets the first answer, even if its specs differ: the request id,
-        // not the content, identifies the request.
-        if let Some(recorded) = request_id.as_deref().and_then(|rid| self.requests.get(rid)) {
-            return self.replay(recorded);
-        }
+    fn submit(
+        &mut self,
+        request_id: Option<String>,
+        now_ms: u64,
+        specs: Vec<TaskSpec>,
+        batch: bool,
+        reuse: Reuse,
+    ) -> Response {
         let field = |i: usize| {
             if batch { format!("specs[{i}]") } else { String::new() }
         };
-        let plan = match self.plan_submit(&specs, field) {
+        // A retried request gets the first answer; the request id, not the content, identifies
+        // the request (and under `SameBody` the content must match too).
+        if let Some(recorded) = request_id.as_deref().and_then(|rid| self.requests.get(rid)) {
+            if reuse == Reuse::SameBody
+                && let Some(rejection) = self.request_reused(recorded, &specs, &field)
+            {
+                return Response::Rejected(rejection);
+            }
+            return self.replay(recorded);
+        }
+        let plan = match self.plan_submit(&specs, &field) {
             Ok(plan) => plan,
             Err(rejection) => return Response::Rejected(rejection),
         };
+        if reuse == Reuse::SameBody
+            && let Some(rejection) = self.key_reused(&specs, &plan, &field)
+        {
+            return Response::Rejected(rejection);
+        }
         let mut ids: Vec<TaskId> = Vec::with_capacity(specs.len());
         let mut created = Vec::with_capacity(specs.len());
         for (spec, slot) in specs.into_iter().zip(plan) {
@@ -253,9 +307,57 @@ impl State {
         Response::Submitted { tasks }
     }
 
+    /// Under `Reuse::SameBody`: why a request id that answered `recorded` cannot answer `specs`.
+    fn request_reused(
+        &self,
+        recorded: &Recorded,
+        specs: &[TaskSpec],
+        field: &dyn Fn(usize) -> String,
+    ) -> Option<Rejection> {
+        let mismatch = |what: String| {
+            let msg = format!("request_id was used before for {what}; a retry must send the same body");
+            Some(Rejection::new(RejectCode::IdempotencyMismatch, msg))
+        };
+        let Recorded::Submitted(ids) = recorded else { return mismatch("a cancel".into()) };
+        if ids.len() != specs.len() {
+            return mismatch(format!("{} tasks, not {}", ids.len(), specs.len()));
+        }
+        let differs = ids.iter().zip(specs).position(|(id, spec)| self.tasks.get(id).is_some_and(|t| t.spec != *spec));
+        match differs {
+            Some(i) => {
+                let at = field(i);
+                let at = if at.is_empty() { String::new() } else { format!(" ({at})") };
+                mismatch(format!("task {}{at} with a different spec", ids[i]))
+            }
+            None => None,
+        }
+    }
+
+    /// Under `Reuse::SameBody`: a spec whose idempotency key already names a task (or an earlier
+    /// spec of the same batch) with a different spec.
+    fn key_reused(&self, specs: &[TaskSpec], plan: &[Slot], field: &dyn Fn(usize) -> String) -> Option<Rejection> {
+        for (i, (spec, slot)) in specs.iter().zip(plan).enumerate() {
+            let (other, what) = match *slot {
+                Slot::Existing(id) => (self.tasks.get(&id).map(|t| &t.spec), format!("task {id}")),
+                Slot::SameAs(first) => (specs.get(first), field(first)),
+                Slot::New => continue,
+            };
+            if other.is_some_and(|o| o != spec) {
+                let at = field(i);
+                let prefix = if at.is_empty() { String::new() } else { format!("{at}.") };
+                let key = spec.idempotency_key.as_deref().unwrap_or_default();
+                let msg = format!(
+                    "{prefix}idempotency_key: {key:?} belongs to {what}, which has a different spec; a retry must send the same body"
+                );
+                return Some(Rejection::new(RejectCode::IdempotencyMismatch, msg));
+            }
+        }
+        None
+    }
+
     /// Decides, before anything changes, what each spec maps to, so that a batch is all or
     /// nothing.
-    fn plan_submit(&self, specs: &[TaskSpec], field: impl Fn(usize) -> String) -> Result<Vec<Slot>, Rejection> {
+    fn plan_submit(&self, specs: &[TaskSpec], field: &dyn Fn(usize) -> String) -> Result<Vec<Slot>, Rejection> {
         if specs.is_empty() || specs.len() > MAX_BATCH {
             let msg = format!("specs: a batch holds 1 to {MAX_BATCH} tasks, not {}", specs.len());
             return Err(Rejection::new(RejectCode::Invalid, msg));
@@ -268,7 +370,7 @@ impl State {
         let mut keys_in_batch: BTreeMap<&str, usize> = BTreeMap::new();
         let mut plan = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
-            spec.validate().map_err(|e| at(i, e))?;
+            spec.validate_replicated().map_err(|e| at(i, e))?;
             let key = spec.idempotency_key.as_deref();
             let slot = match key.and_then(|k| self.idempotency.get(k)) {
                 Some(&existing) => Slot::Existing(existing),
@@ -369,6 +471,12 @@ impl State {
 
     fn cancel(&mut self, request_id: Option<String>, now_ms: u64, task_id: TaskId, reason: Option<String>) -> Response {
         if let Some(recorded) = request_id.as_deref().and_then(|rid| self.requests.get(rid)) {
+            // Refusing instead of replaying changes nothing either way, so old entries replay
+            // to the same state.
+            if *recorded != Recorded::Cancelled(task_id) {
+                let msg = format!("request_id was used before for another request, not a cancel of task {task_id}");
+                return Response::Rejected(Rejection::new(RejectCode::IdempotencyMismatch, msg));
+            }
             return self.replay(recorded);
         }
         let Some(task) = self.tasks.get_mut(&task_id) else {
@@ -493,11 +601,6 @@ impl State {
     /// Tasks per state.
     pub fn counts(&self) -> &StateCounts {
         &self.index.counts
-    }
-
-    /// Request ids currently remembered by the dedup window.
-    pub fn remembered_requests(&self) -> usize {
-        self.requests.len()
     }
 
     /// Recomputes every index from the tasks and compares. O(n): for tests and debug tooling.

@@ -13,6 +13,29 @@ use serde::{Deserialize, Serialize};
 /// Task ids are allocated by apply from a counter that starts at 1, identical on every replica.
 pub type TaskId = u64;
 
+/// One attempt of a task: the task and the attempt's fencing token (the log index of the
+/// assignment that created it). Printed `task@token`, e.g. `7@42`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AttemptId {
+    /// The task.
+    pub task_id: TaskId,
+    /// The attempt's fencing token.
+    pub token: u64,
+}
+
+impl AttemptId {
+    /// The attempt of `task_id` with fencing token `token`.
+    pub fn new(task_id: TaskId, token: u64) -> Self {
+        AttemptId { task_id, token }
+    }
+}
+
+impl fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.task_id, self.token)
+    }
+}
+
 /// Highest priority a task can have (priorities are 0..=1000, higher is dispatched first).
 pub const MAX_PRIORITY: u32 = 1000;
 /// Priority of a task that does not ask for one: the middle, so clients can go both ways.
@@ -38,21 +61,33 @@ pub const MAX_RETRY_ATTEMPTS: u32 = 100;
 pub const MAX_SHARDS: u32 = 100_000;
 /// Environment prefix the worker reserves for `TASKRAFT_TASK_ID`, `TASKRAFT_FENCING_TOKEN`, …
 pub const RESERVED_ENV_PREFIX: &str = "TASKRAFT_";
+/// Prefix of the input shorthand `command: ["taskraft:sleep", "50"]` for a built-in executor
+/// (`executor: "sleep"`, `command: ["50"]`). Input only: a stored spec never carries it.
+pub const BUILTIN_PREFIX: &str = "taskraft:";
+/// Longest `sleep` a task may ask for: one week, in milliseconds.
+pub const MAX_SLEEP_MS: u64 = 7 * 24 * 3600 * 1000;
 
-/// What a client submits. Validated before it is proposed and again inside apply.
+/// What a client submits. Checked at the API edge ([`TaskSpec::validate`]) before it is
+/// proposed, and again inside apply ([`TaskSpec::validate_replicated`]).
 ///
 /// `#[serde(default)]` lets JSON clients omit everything but `command`; postcard always writes
-/// every field, so the default never changes what a log entry means.
+/// every field, so the default never changes what a log entry means. A new field is a new
+/// format version (see `scheduler::format`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskSpec {
     /// Human-readable label; may be empty.
     pub name: String,
-    /// argv: the program and its arguments, run without a shell.
+    /// How the worker runs the task; `command` holds this executor's arguments.
+    pub executor: Executor,
+    /// The executor's arguments: argv for `exec` (the program first, run without a shell);
+    /// `[url, method?, body?]` for `http`; `[milliseconds]` for `sleep`; nothing for `noop`.
     pub command: Vec<String>,
     /// Extra environment for the process (names starting with `TASKRAFT_` are reserved).
     pub env: BTreeMap<String, String>,
-    /// Working directory on the worker; the worker's own when absent.
+    /// Where an `exec` process runs: an absolute path on the worker, or a path inside the
+    /// attempt's own directory (created if missing; `..` may not climb out of it). The attempt
+    /// directory itself when absent.
     pub working_dir: Option<String>,
     /// 0..=1000, higher first. Default 500.
     pub priority: u32,
@@ -62,6 +97,11 @@ pub struct TaskSpec {
     pub constraints: BTreeMap<String, String>,
     /// How the leader picks a worker for this task.
     pub placement: PlacementStrategy,
+    /// Soft label preferences (Nomad's affinities): among the workers that fit, only those
+    /// matching the most of these labels are candidates, and `placement` picks one of them.
+    /// When no fitting worker matches any, every fitting worker is a candidate: unlike
+    /// `constraints`, a preference never keeps a task waiting.
+    pub prefer: Option<Preferences>,
     /// Per-attempt timeout, enforced by the leader; none when absent.
     pub timeout_ms: Option<u64>,
     /// How often and how fast a failed attempt is retried.
@@ -82,6 +122,7 @@ impl Default for TaskSpec {
     fn default() -> Self {
         TaskSpec {
             name: String::new(),
+            executor: Executor::default(),
             command: Vec::new(),
             env: BTreeMap::new(),
             working_dir: None,
@@ -89,6 +130,7 @@ impl Default for TaskSpec {
             resources: Resources::default(),
             constraints: BTreeMap::new(),
             placement: PlacementStrategy::default(),
+            prefer: None,
             timeout_ms: None,
             retry: RetryPolicy::default(),
             failover: FailoverPolicy::default(),
@@ -134,38 +176,71 @@ pub enum PlacementStrategy {
         /// The key hashed onto the worker ring.
         key: String,
     },
-    /// Soft label preferences (Nomad's affinities): among the workers that fit, only those
-    /// matching the most of `labels` are candidates, and `then` picks one of them (and orders
-    /// the queue). When no fitting worker matches any, every fitting worker is a candidate:
-    /// unlike `constraints`, a preference never keeps a task waiting.
-    ///
-    /// A wrapper rather than a `TaskSpec` field so that log entries and snapshots written
-    /// before it still decode (postcard appends enum variants compatibly, not struct fields).
-    Prefer {
-        /// `key=value` labels a worker should have; each one it has counts one point.
-        labels: BTreeMap<String, String>,
-        /// The strategy among the best-matching workers (never another `prefer`).
-        #[serde(default)]
-        then: Box<PlacementStrategy>,
-    },
 }
 
-impl PlacementStrategy {
-    /// The strategy that picks among the candidates and orders the queue: itself, or the
-    /// `then` of a `prefer`.
-    pub fn base(&self) -> &PlacementStrategy {
+/// Soft label preferences of a task (see [`TaskSpec::prefer`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// `key=value` labels a worker should have; each one it has counts one point.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// How a worker runs a task. The built-ins run inside the worker, without a process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Executor {
+    /// A program: `command` is its argv, run without a shell in its own process group.
+    #[default]
+    Exec,
+    /// One HTTP request: `command` is `[url, method?, body?]` (default method GET); a 2xx answer
+    /// succeeds. Only `http://` URLs (the worker is built without TLS).
+    Http,
+    /// Succeeds at once without running anything; `command` is empty.
+    Noop,
+    /// Waits `command[0]` milliseconds, then succeeds.
+    Sleep,
+}
+
+impl Executor {
+    /// Every executor, in declaration order.
+    pub const ALL: [Executor; 4] = [Executor::Exec, Executor::Http, Executor::Noop, Executor::Sleep];
+
+    /// The snake_case name used in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
         match self {
-            PlacementStrategy::Prefer { then, .. } => then.base(),
-            other => other,
+            Executor::Exec => "exec",
+            Executor::Http => "http",
+            Executor::Noop => "noop",
+            Executor::Sleep => "sleep",
         }
     }
 
-    /// The preferred labels, if any.
-    pub fn preferences(&self) -> Option<&BTreeMap<String, String>> {
-        match self {
-            PlacementStrategy::Prefer { labels, .. } => Some(labels),
-            _ => None,
-        }
+    /// Inverse of [`Executor::as_str`].
+    pub fn parse(s: &str) -> Option<Executor> {
+        Executor::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// Whether an attempt runs a process (and so needs its own directory for checkpoint files
+    /// and as its default working directory).
+    pub fn runs_a_process(self) -> bool {
+        self == Executor::Exec
+    }
+
+    /// The built-in named by a shorthand program `taskraft:NAME`: `None` when `program` is not
+    /// a shorthand, `Some(Err(name))` for an unknown built-in.
+    pub fn from_shorthand(program: &str) -> Option<Result<Executor, &str>> {
+        let name = program.strip_prefix(BUILTIN_PREFIX)?;
+        Some(match Executor::parse(name) {
+            Some(e) if e != Executor::Exec => Ok(e),
+            _ => Err(name),
+        })
+    }
+}
+
+impl fmt::Display for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -296,25 +371,76 @@ fn check_key(field: &str, key: &str) -> Result<(), FieldError> {
     check_len(field, key, MAX_KEY_BYTES)
 }
 
+/// A label map (constraints, preferences): at most [`MAX_CONSTRAINTS`] keys, each a key.
+fn check_labels(field: &str, labels: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    if labels.len() > MAX_CONSTRAINTS {
+        let msg = format!("has {} entries; the limit is {MAX_CONSTRAINTS}", labels.len());
+        return Err(FieldError::new(field, msg));
+    }
+    for (k, v) in labels {
+        check_key(field, k)?;
+        check_len(&format!("{field}.{k}"), v, MAX_KEY_BYTES)?;
+    }
+    Ok(())
+}
+
+/// An `http://host…` URL (the worker's HTTP client has no TLS).
+fn check_http_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Err(format!("{url:?}: only http:// URLs work (the worker is built without TLS)"));
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!("{url:?} is not an http:// URL"));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?} is not an http:// URL with a host"));
+    }
+    Ok(())
+}
+
+/// The rule for `working_dir`: an absolute path, or a relative one that stays inside the
+/// attempt directory (no `..` component). The worker applies it too, to specs committed before
+/// the API checked it.
+pub fn working_dir_rule(dir: &str) -> Result<(), String> {
+    let path = std::path::Path::new(dir);
+    if !path.is_absolute() && path.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(format!("{dir:?} climbs out of the attempt directory; use a path inside it, or an absolute path"));
+    }
+    Ok(())
+}
+
 impl TaskSpec {
-    /// Checks everything that can be checked without the cluster state. The first problem wins,
+    /// Everything the API checks before a spec is proposed: [`TaskSpec::validate_replicated`]
+    /// plus the rules added since (executor arguments, `working_dir`). The first problem wins,
     /// in field order, so the same spec always yields the same error.
     pub fn validate(&self) -> Result<(), FieldError> {
+        self.validate_replicated()?;
+        self.validate_executor_args()?;
+        self.validate_working_dir()
+    }
+
+    /// The rules apply re-checks on every replica. Every spec ever committed satisfies them (the
+    /// API checked them first), so they may be loosened but **never tightened**: a stricter rule
+    /// here would refuse, on replay, an old entry that was first applied, and replicas would
+    /// disagree. A new rule goes into [`TaskSpec::validate`] instead.
+    pub fn validate_replicated(&self) -> Result<(), FieldError> {
         check_len("name", &self.name, MAX_NAME_BYTES)?;
         self.validate_command()?;
         if self.priority > MAX_PRIORITY {
             let msg = format!("is {}; it must be between 0 and {MAX_PRIORITY}", self.priority);
             return Err(FieldError::new("priority", msg));
         }
-        if self.constraints.len() > MAX_CONSTRAINTS {
-            let msg = format!("has {} entries; the limit is {MAX_CONSTRAINTS}", self.constraints.len());
-            return Err(FieldError::new("constraints", msg));
+        check_labels("constraints", &self.constraints)?;
+        if let PlacementStrategy::ConsistentHash { key } = &self.placement {
+            check_key("placement.consistent_hash.key", key)?;
         }
-        for (k, v) in &self.constraints {
-            check_key("constraints", k)?;
-            check_len(&format!("constraints.{k}"), v, MAX_KEY_BYTES)?;
+        if let Some(prefer) = &self.prefer {
+            if prefer.labels.is_empty() {
+                return Err(FieldError::new("prefer.labels", "must name at least one key=value label"));
+            }
+            check_labels("prefer.labels", &prefer.labels)?;
         }
-        self.validate_placement()?;
         if self.timeout_ms == Some(0) {
             return Err(FieldError::new("timeout_ms", "must be positive; omit it for no timeout"));
         }
@@ -339,48 +465,38 @@ impl TaskSpec {
         Ok(())
     }
 
-    fn validate_placement(&self) -> Result<(), FieldError> {
-        let base = match &self.placement {
-            PlacementStrategy::Prefer { labels, then } => {
-                if labels.is_empty() {
-                    return Err(FieldError::new("placement.prefer.labels", "must name at least one key=value label"));
-                }
-                if labels.len() > MAX_CONSTRAINTS {
-                    let msg = format!("has {} entries; the limit is {MAX_CONSTRAINTS}", labels.len());
-                    return Err(FieldError::new("placement.prefer.labels", msg));
-                }
-                for (k, v) in labels {
-                    check_key("placement.prefer.labels", k)?;
-                    check_len(&format!("placement.prefer.labels.{k}"), v, MAX_KEY_BYTES)?;
-                }
-                if matches!(**then, PlacementStrategy::Prefer { .. }) {
-                    let msg = "must be a strategy, not another prefer (put every label in one prefer)";
-                    return Err(FieldError::new("placement.prefer.then", msg));
-                }
-                then
-            }
-            other => other,
-        };
-        if let PlacementStrategy::ConsistentHash { key } = base {
-            let field = if self.placement.preferences().is_some() {
-                "placement.prefer.then.consistent_hash.key"
-            } else {
-                "placement.consistent_hash.key"
-            };
-            check_key(field, key)?;
+    /// Turns the input shorthand `command: ["taskraft:sleep", "50"]` into `executor: "sleep"`,
+    /// `command: ["50"]`. Only for an `exec` spec whose program starts with `taskraft:`; an
+    /// unknown built-in name is an error naming the known ones.
+    pub fn expand_shorthand(&mut self) -> Result<(), FieldError> {
+        if self.executor != Executor::Exec {
+            return Ok(());
         }
-        Ok(())
+        let Some(found) = self.command.first().and_then(|p| Executor::from_shorthand(p)) else {
+            return Ok(());
+        };
+        match found {
+            Ok(executor) => {
+                self.executor = executor;
+                self.command.remove(0);
+                Ok(())
+            }
+            Err(name) => {
+                let msg = format!("unknown built-in executor {BUILTIN_PREFIX}{name} (known: http, noop, sleep)");
+                Err(FieldError::new("command[0]", msg))
+            }
+        }
     }
 
     fn validate_command(&self) -> Result<(), FieldError> {
-        match self.command.first() {
-            None => {
-                return Err(FieldError::new("command", "must name a program (argv is empty)"));
+        if self.executor == Executor::Exec {
+            match self.command.first() {
+                None => return Err(FieldError::new("command", "must name a program (argv is empty)")),
+                Some(program) if program.is_empty() => {
+                    return Err(FieldError::new("command[0]", "program name must not be empty"));
+                }
+                Some(_) => {}
             }
-            Some(program) if program.is_empty() => {
-                return Err(FieldError::new("command[0]", "program name must not be empty"));
-            }
-            Some(_) => {}
         }
         if self.command.len() > MAX_ARGS {
             let msg = format!("has {} arguments; the limit is {MAX_ARGS}", self.command.len());
@@ -411,6 +527,57 @@ impl TaskSpec {
             check_len("working_dir", dir, MAX_ARG_BYTES)?;
         }
         Ok(())
+    }
+
+    /// Each executor's arguments, checked the way the worker will read them.
+    fn validate_executor_args(&self) -> Result<(), FieldError> {
+        let args = &self.command;
+        match self.executor {
+            Executor::Exec => {
+                if let Some(Some(_)) = args.first().map(|p| Executor::from_shorthand(p)) {
+                    let msg = "a program named taskraft:… is the built-in shorthand; give `executor` instead";
+                    return Err(FieldError::new("command[0]", msg));
+                }
+                Ok(())
+            }
+            Executor::Noop if args.is_empty() => Ok(()),
+            Executor::Noop => Err(FieldError::new("command", "the noop executor takes no arguments")),
+            Executor::Sleep => match args.as_slice() {
+                [ms] => match ms.trim().parse::<u64>() {
+                    Ok(ms) if ms <= MAX_SLEEP_MS => Ok(()),
+                    Ok(ms) => Err(FieldError::new("command[0]", format!("is {ms} ms; the limit is {MAX_SLEEP_MS}"))),
+                    Err(_) => Err(FieldError::new("command[0]", format!("{ms:?} is not a number of milliseconds"))),
+                },
+                _ => {
+                    let msg = format!("the sleep executor takes one argument, milliseconds; got {}", args.len());
+                    Err(FieldError::new("command", msg))
+                }
+            },
+            Executor::Http => {
+                if args.is_empty() || args.len() > 3 {
+                    let msg = format!("the http executor takes [url, method?, body?]; got {} arguments", args.len());
+                    return Err(FieldError::new("command", msg));
+                }
+                check_http_url(&args[0]).map_err(|m| FieldError::new("command[0]", m))?;
+                if let Some(method) = args.get(1)
+                    && (method.is_empty() || method.len() > 16 || !method.bytes().all(|b| b.is_ascii_alphabetic()))
+                {
+                    return Err(FieldError::new("command[1]", format!("{method:?} is not an HTTP method")));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `working_dir` is for processes only, and a relative one stays inside the attempt
+    /// directory: no `..` component.
+    fn validate_working_dir(&self) -> Result<(), FieldError> {
+        let Some(dir) = &self.working_dir else { return Ok(()) };
+        if !self.executor.runs_a_process() {
+            let msg = format!("only the exec executor runs a process; {} has no working directory", self.executor);
+            return Err(FieldError::new("working_dir", msg));
+        }
+        working_dir_rule(dir).map_err(|m| FieldError::new("working_dir", m))
     }
 
     fn validate_retry(&self) -> Result<(), FieldError> {
@@ -585,7 +752,10 @@ impl Attempt {
 }
 
 /// Progress saved by an attempt, handed to the next attempt under the `resume` policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// In postcard (log, snapshots) it is the plain record. In JSON the bytes show as `text` when
+/// they are UTF-8 and as `base64` otherwise, next to their `size`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// Opaque bytes written by the task (at most [`MAX_CHECKPOINT_BYTES`]).
     pub data: Vec<u8>,
@@ -595,6 +765,75 @@ pub struct Checkpoint {
     pub token: u64,
     /// Commit time (leader clock).
     pub at_ms: u64,
+}
+
+/// The binary layout of [`Checkpoint`] (what the derive wrote before JSON got its own form).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Checkpoint")]
+struct CheckpointRecord<D> {
+    data: D,
+    attempt: u32,
+    token: u64,
+    at_ms: u64,
+}
+
+/// The JSON form of [`Checkpoint`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Checkpoint", deny_unknown_fields)]
+struct CheckpointJson {
+    attempt: u32,
+    token: u64,
+    at_ms: u64,
+    #[serde(default)]
+    size: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base64: Option<String>,
+}
+
+impl Serialize for Checkpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        if !s.is_human_readable() {
+            let record =
+                CheckpointRecord { data: &self.data, attempt: self.attempt, token: self.token, at_ms: self.at_ms };
+            return record.serialize(s);
+        }
+        let (text, base64) = match std::str::from_utf8(&self.data) {
+            Ok(text) => (Some(text.to_string()), None),
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(&self.data))),
+        };
+        let json = CheckpointJson {
+            attempt: self.attempt,
+            token: self.token,
+            at_ms: self.at_ms,
+            size: self.data.len(),
+            text,
+            base64,
+        };
+        json.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Checkpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        if !d.is_human_readable() {
+            let r = CheckpointRecord::<Vec<u8>>::deserialize(d)?;
+            return Ok(Checkpoint { data: r.data, attempt: r.attempt, token: r.token, at_ms: r.at_ms });
+        }
+        let j = CheckpointJson::deserialize(d)?;
+        let data = match (j.text, j.base64) {
+            (Some(text), None) => text.into_bytes(),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| serde::de::Error::custom(format!("checkpoint base64: {e}")))?,
+            (None, None) => Vec::new(),
+            (Some(_), Some(_)) => return Err(serde::de::Error::custom("a checkpoint has either text or base64")),
+        };
+        Ok(Checkpoint { data, attempt: j.attempt, token: j.token, at_ms: j.at_ms })
+    }
 }
 
 /// Largest checkpoint accepted (256 KiB): checkpoints travel through the Raft log.

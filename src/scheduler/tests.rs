@@ -1,15 +1,21 @@
 //! Tests of the core: golden scripts (behaviour as a reviewed transcript), property tests
 //! (determinism, snapshots, idempotency) and unit tests of validation.
 
-use super::script::golden;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::script::{check_golden, roundtrip};
+use super::script::{self, roundtrip};
 use super::*;
 
-golden!(submit_list, idempotency, cancel, fencing, failover, retries, workers, dependencies);
+/// Every `testdata/*.script` against its `.expected`, all failures reported together.
+#[test]
+fn golden_scripts() {
+    let names = script::script_names();
+    assert!(names.len() >= 10, "found only {names:?}");
+    let failures: Vec<String> = names.iter().filter_map(|n| script::check_golden(n).err()).collect();
+    assert!(failures.is_empty(), "{} golden script(s) differ:\n{}", failures.len(), failures.join("\n"));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Property tests. Ops are abstract ("complete task 3 with the right token") and are resolved
@@ -117,12 +123,13 @@ fn resolve(state: &State, index: u64, op: &Op) -> Command {
     };
     match op {
         Op::Submit { key, request: r, spec } => {
-            Command::Submit { request_id: request(r), now_ms, spec: spec_of(*key, spec) }
+            Command::Submit { request_id: request(r), now_ms, spec: spec_of(*key, spec), reuse: Reuse::SameBody }
         }
         Op::Batch { request: r, specs } => Command::SubmitBatch {
             request_id: request(r),
             now_ms,
             specs: specs.iter().map(|(k, s)| spec_of(*k, s)).collect(),
+            reuse: Reuse::SameBody,
         },
         Op::Cancel { task, request: r } => {
             Command::Cancel { request_id: request(r), now_ms, task_id: u64::from(*task), reason: Some("test".into()) }
@@ -131,11 +138,11 @@ fn resolve(state: &State, index: u64, op: &Op) -> Command {
             now_ms,
             worker: WorkerRegistration {
                 id: worker(*w),
-                api_addr: "127.0.0.1:1".into(),
                 slots: *slots,
                 cpu_millis: 1000,
                 memory_mib: 512,
                 labels: if *w == 0 { BTreeMap::from([("zone".into(), "a".into())]) } else { BTreeMap::new() },
+                ..WorkerRegistration::default()
             },
         },
         Op::Assign { pairs } => {
@@ -311,17 +318,9 @@ fn validate_names_the_offending_field() {
             s.constraints.insert(String::new(), "a".into());
         }),
         ("placement.consistent_hash.key", |s| s.placement = PlacementStrategy::ConsistentHash { key: String::new() }),
-        ("placement.prefer.labels", |s| s.placement = prefer(&[], PlacementStrategy::Random)),
-        ("placement.prefer.labels", |s| s.placement = prefer(&[("", "a")], PlacementStrategy::Random)),
-        ("placement.prefer.labels.zone", |s| {
-            s.placement = prefer(&[("zone", &"a".repeat(MAX_KEY_BYTES + 1))], PlacementStrategy::Random)
-        }),
-        ("placement.prefer.then", |s| {
-            s.placement = prefer(&[("zone", "a")], prefer(&[("disk", "ssd")], PlacementStrategy::Random))
-        }),
-        ("placement.prefer.then.consistent_hash.key", |s| {
-            s.placement = prefer(&[("zone", "a")], PlacementStrategy::ConsistentHash { key: String::new() })
-        }),
+        ("prefer.labels", |s| s.prefer = prefer(&[])),
+        ("prefer.labels", |s| s.prefer = prefer(&[("", "a")])),
+        ("prefer.labels.zone", |s| s.prefer = prefer(&[("zone", &"a".repeat(MAX_KEY_BYTES + 1))])),
         ("timeout_ms", |s| s.timeout_ms = Some(0)),
         ("retry.max_attempts", |s| s.retry.max_attempts = 0),
         ("retry.max_attempts", |s| s.retry.max_attempts = MAX_RETRY_ATTEMPTS + 1),
@@ -346,45 +345,78 @@ fn validate_names_the_offending_field() {
     }
 }
 
-fn prefer(labels: &[(&str, &str)], then: PlacementStrategy) -> PlacementStrategy {
-    let labels = labels.iter().map(|&(k, v)| (k.to_string(), v.to_string())).collect();
-    PlacementStrategy::Prefer { labels, then: Box::new(then) }
+fn prefer(labels: &[(&str, &str)]) -> Option<Preferences> {
+    Some(Preferences { labels: labels.iter().map(|&(k, v)| (k.to_string(), v.to_string())).collect() })
 }
 
 #[test]
-fn preferences_read_from_json_and_wrap_a_strategy() {
-    let spec: TaskSpec =
-        serde_json::from_str(r#"{"command": ["true"], "placement": {"prefer": {"labels": {"zone": "a"}}}}"#).unwrap();
-    assert_eq!(spec.placement, prefer(&[("zone", "a")], PlacementStrategy::PriorityFcfs));
-    assert_eq!(spec.placement.base(), &PlacementStrategy::PriorityFcfs);
+fn preferences_are_a_field_beside_the_strategy() {
     let spec: TaskSpec = serde_json::from_str(
-        r#"{"command": ["true"], "placement": {"prefer": {"labels": {"zone": "a"}, "then": "shortest_job_first"}}}"#,
+        r#"{"command": ["true"], "placement": "least_loaded", "prefer": {"labels": {"zone": "a"}}}"#,
     )
     .unwrap();
-    assert_eq!(spec.placement.base(), &PlacementStrategy::ShortestJobFirst);
-    assert_eq!(spec.placement.preferences().map(|l| l.len()), Some(1));
+    assert_eq!(spec.placement, PlacementStrategy::LeastLoaded);
+    assert_eq!(spec.prefer, prefer(&[("zone", "a")]));
     assert_eq!(spec.validate(), Ok(()));
-    // It survives the log's encoding, and an entry written before it existed still decodes.
     let back: TaskSpec = postcard::from_bytes(&postcard::to_stdvec(&spec).unwrap()).unwrap();
     assert_eq!(back, spec);
-    // `PlacementStrategy` as it was before `Prefer` (a deliberate copy: the old wire layout).
-    #[derive(serde::Serialize)]
-    #[allow(dead_code)]
-    enum Before {
-        PriorityFcfs,
-        ShortestJobFirst,
-        LeastLoaded,
-        BestFit,
-        RoundRobin,
-        WeightedRoundRobin,
-        Random,
-        ConsistentHash { key: String },
+}
+
+#[test]
+fn executor_arguments_are_checked_at_the_edge_only() {
+    let with = |executor: Executor, args: &[&str]| TaskSpec {
+        executor,
+        command: args.iter().map(|a| a.to_string()).collect(),
+        ..TaskSpec::default()
+    };
+    let field = |s: TaskSpec| s.validate().map_err(|e| e.field);
+    assert_eq!(field(with(Executor::Sleep, &["50"])), Ok(()));
+    assert_eq!(field(with(Executor::Sleep, &["abc"])), Err("command[0]".into()));
+    assert_eq!(field(with(Executor::Sleep, &[])), Err("command".into()));
+    assert_eq!(field(with(Executor::Sleep, &["1", "2"])), Err("command".into()));
+    assert_eq!(field(with(Executor::Sleep, &[&(MAX_SLEEP_MS + 1).to_string()])), Err("command[0]".into()));
+    assert_eq!(field(with(Executor::Noop, &[])), Ok(()));
+    assert_eq!(field(with(Executor::Noop, &["x"])), Err("command".into()));
+    assert_eq!(field(with(Executor::Http, &["http://127.0.0.1:9/x", "POST", "{}"])), Ok(()));
+    assert_eq!(field(with(Executor::Http, &["https://example.com"])), Err("command[0]".into()));
+    assert_eq!(field(with(Executor::Http, &["ftp://x"])), Err("command[0]".into()));
+    assert_eq!(field(with(Executor::Http, &["http://"])), Err("command[0]".into()));
+    assert_eq!(field(with(Executor::Http, &["http://h", "GET /"])), Err("command[1]".into()));
+    assert_eq!(field(with(Executor::Http, &[])), Err("command".into()));
+    assert_eq!(field(with(Executor::Exec, &["taskraft:sleep", "5"])), Err("command[0]".into()));
+    // apply keeps format 1's rules: every one of these was (or could have been) committed.
+    for s in [with(Executor::Sleep, &["abc"]), with(Executor::Noop, &["x"]), with(Executor::Http, &[])] {
+        assert_eq!(s.validate_replicated(), Ok(()));
     }
-    let old = postcard::to_stdvec(&Before::ConsistentHash { key: "k".into() }).unwrap();
-    let decoded: PlacementStrategy = postcard::from_bytes(&old).unwrap();
-    assert_eq!(decoded, PlacementStrategy::ConsistentHash { key: "k".into() });
-    let old = postcard::to_stdvec(&Before::Random).unwrap();
-    assert_eq!(postcard::from_bytes::<PlacementStrategy>(&old).unwrap(), PlacementStrategy::Random);
+}
+
+#[test]
+fn the_builtin_shorthand_expands_to_the_executor_field() {
+    let mut spec = TaskSpec { command: vec!["taskraft:sleep".into(), "50".into()], ..TaskSpec::default() };
+    spec.expand_shorthand().unwrap();
+    assert_eq!((spec.executor, spec.command.clone()), (Executor::Sleep, vec!["50".to_string()]));
+    let mut spec = TaskSpec { command: vec!["taskraft:noop".into()], ..TaskSpec::default() };
+    spec.expand_shorthand().unwrap();
+    assert_eq!((spec.executor, spec.command.len()), (Executor::Noop, 0));
+    let mut spec = TaskSpec { command: vec!["taskraft:nope".into()], ..TaskSpec::default() };
+    let err = spec.expand_shorthand().unwrap_err();
+    assert!(err.message.contains("taskraft:nope") && err.message.contains("sleep"), "{err}");
+    let mut plain = TaskSpec { command: vec!["echo".into()], ..TaskSpec::default() };
+    plain.expand_shorthand().unwrap();
+    assert_eq!(plain.executor, Executor::Exec);
+}
+
+#[test]
+fn working_dir_is_absolute_or_stays_inside_the_attempt_directory() {
+    let with = |dir: &str| TaskSpec { working_dir: Some(dir.into()), ..valid() };
+    assert_eq!(with("/srv/app").validate(), Ok(()));
+    assert_eq!(with("data/out").validate(), Ok(()));
+    assert_eq!(with("./data").validate(), Ok(()));
+    assert_eq!(with("../../etc").validate().unwrap_err().field, "working_dir");
+    assert_eq!(with("a/../../b").validate().unwrap_err().field, "working_dir");
+    let noop = TaskSpec { executor: Executor::Noop, command: vec![], working_dir: Some("/tmp".into()), ..valid() };
+    assert_eq!(noop.validate().unwrap_err().field, "working_dir");
+    assert_eq!(with("../../etc").validate_replicated(), Ok(()), "apply keeps the format-1 rule");
 }
 
 #[test]
@@ -405,7 +437,10 @@ fn batch_rejection_points_into_the_batch() {
     let mut state = State::default();
     let mut broken = valid();
     broken.retry.max_attempts = 0;
-    let resp = state.apply(1, Command::SubmitBatch { request_id: None, now_ms: 1, specs: vec![valid(), broken] });
+    let resp = state.apply(
+        1,
+        Command::SubmitBatch { request_id: None, now_ms: 1, specs: vec![valid(), broken], reuse: Reuse::SameBody },
+    );
     match resp {
         Response::Rejected(r) => {
             assert_eq!(r.code, RejectCode::Invalid);
@@ -453,11 +488,12 @@ fn worker_registration_is_validated() {
     let mut state = State::default();
     let reg = WorkerRegistration {
         id: "w1".into(),
-        api_addr: "w1:1".into(),
+        api_addr: Some("w1:1".into()),
         slots: 0,
         cpu_millis: 0,
         memory_mib: 0,
         labels: BTreeMap::new(),
+        ..WorkerRegistration::default()
     };
     match state.apply(1, Command::RegisterWorker { now_ms: 0, worker: reg }) {
         Response::Rejected(r) => assert_eq!(r.message, "worker.slots: must be at least 1"),
@@ -468,14 +504,15 @@ fn worker_registration_is_validated() {
 #[test]
 fn long_reports_are_truncated_not_refused() {
     let mut state = State::default();
-    state.apply(1, Command::Submit { request_id: None, now_ms: 0, spec: valid() });
+    state.apply(1, Command::Submit { request_id: None, now_ms: 0, spec: valid(), reuse: Reuse::SameBody });
     let reg = WorkerRegistration {
         id: "w".into(),
-        api_addr: "w:1".into(),
+        api_addr: Some("w:1".into()),
         slots: 1,
         cpu_millis: 0,
         memory_mib: 0,
         labels: BTreeMap::new(),
+        ..WorkerRegistration::default()
     };
     state.apply(2, Command::RegisterWorker { now_ms: 0, worker: reg });
     state.apply(3, Command::Assign { now_ms: 0, assignments: vec![(1, "w".into())] });
@@ -514,7 +551,10 @@ fn million_tasks() {
                 ..TaskSpec::default()
             })
             .collect();
-        let resp = state.apply(b + 1, Command::SubmitBatch { request_id: Some(format!("req-{b}")), now_ms: b, specs });
+        let resp = state.apply(
+            b + 1,
+            Command::SubmitBatch { request_id: Some(format!("req-{b}")), now_ms: b, specs, reuse: Reuse::SameBody },
+        );
         assert!(matches!(resp, Response::Submitted { .. }));
     }
     let elapsed = started.elapsed();
@@ -532,6 +572,7 @@ fn many_applies_each_command_in_order_like_separate_entries() {
         request_id: Some(format!("r-{key}")),
         now_ms: 5,
         spec: TaskSpec { idempotency_key: Some(key.to_string()), ..valid() },
+        reuse: Reuse::SameBody,
     };
     let cmds = vec![
         submit("a"),

@@ -11,19 +11,28 @@ use super::task::{FieldError, MAX_KEY_BYTES};
 
 /// Longest worker id, in bytes.
 pub const MAX_WORKER_ID_BYTES: usize = 128;
-/// Longest API address, in bytes.
+/// Longest API address or host name, in bytes.
 pub const MAX_ADDR_BYTES: usize = 256;
 /// Most labels a worker may carry.
 pub const MAX_LABELS: usize = 64;
+/// Most slots a worker may offer. Every slot is a concurrent attempt with its reports and, for
+/// `exec`, a process: ten thousand is far beyond one machine, and a typo like 10^9 is refused.
+pub const MAX_WORKER_SLOTS: u32 = 10_000;
 
 /// What a worker sends to register (and re-register after a restart).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// `#[serde(default)]` keeps the JSON of older workers (which sent no `host` or `pid`) valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WorkerRegistration {
     /// Stable, operator-chosen id (e.g. the host name).
     pub id: String,
-    /// Where the worker's own API listens (`host:port`).
-    pub api_addr: String,
+    /// The host the worker runs on, for people (`worker list`).
+    pub host: String,
+    /// The worker's process id on its host, for people.
+    pub pid: Option<u32>,
+    /// Where the worker can be reached (`host:port`), if it serves anything; informational.
+    pub api_addr: Option<String>,
     /// Concurrent attempts it accepts.
     pub slots: u32,
     /// CPU it offers, in millicores.
@@ -35,8 +44,27 @@ pub struct WorkerRegistration {
 }
 
 impl WorkerRegistration {
-    /// Checks what can be checked without the cluster state.
+    /// Everything the API checks before a registration is proposed: the replicated rules plus
+    /// the ones added since (a slot cap, a parseable address, a clean host name).
     pub fn validate(&self) -> Result<(), FieldError> {
+        self.validate_replicated()?;
+        if self.slots > MAX_WORKER_SLOTS {
+            let msg = format!("is {}; it must be between 1 and {MAX_WORKER_SLOTS}", self.slots);
+            return Err(FieldError::new("slots", msg));
+        }
+        if let Some(addr) = &self.api_addr {
+            check_host_port(addr).map_err(|m| FieldError::new("api_addr", m))?;
+        }
+        if self.host.len() > MAX_ADDR_BYTES || self.host.chars().any(char::is_control) {
+            let msg = format!("must be at most {MAX_ADDR_BYTES} bytes without control characters");
+            return Err(FieldError::new("host", msg));
+        }
+        Ok(())
+    }
+
+    /// The rules apply re-checks. Like [`crate::scheduler::TaskSpec::validate_replicated`]: they
+    /// may be loosened, never tightened (a new rule goes into [`WorkerRegistration::validate`]).
+    pub fn validate_replicated(&self) -> Result<(), FieldError> {
         if self.id.is_empty() {
             return Err(FieldError::new("id", "must not be empty"));
         }
@@ -44,7 +72,9 @@ impl WorkerRegistration {
             let msg = format!("must be at most {MAX_WORKER_ID_BYTES} bytes without control characters");
             return Err(FieldError::new("id", msg));
         }
-        if self.api_addr.is_empty() || self.api_addr.len() > MAX_ADDR_BYTES {
+        if let Some(addr) = &self.api_addr
+            && (addr.is_empty() || addr.len() > MAX_ADDR_BYTES)
+        {
             let msg = format!("must be a host:port of 1 to {MAX_ADDR_BYTES} bytes");
             return Err(FieldError::new("api_addr", msg));
         }
@@ -63,6 +93,16 @@ impl WorkerRegistration {
         }
         Ok(())
     }
+}
+
+/// `host:port` with a host and a port number from 1 to 65535.
+fn check_host_port(addr: &str) -> Result<(), String> {
+    let ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && !host.chars().any(|c| c.is_whitespace() || c.is_control())
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if ok { Ok(()) } else { Err(format!("{addr:?} is not a host:port address (e.g. 10.0.0.5:7000)")) }
 }
 
 /// Whether a worker may receive work.
@@ -102,8 +142,12 @@ impl fmt::Display for WorkerState {
 pub struct WorkerInfo {
     /// Stable id.
     pub id: String,
-    /// Where the worker's own API listens.
-    pub api_addr: String,
+    /// The host the worker runs on (empty if it did not say).
+    pub host: String,
+    /// Its process id, if it said.
+    pub pid: Option<u32>,
+    /// Where it can be reached, if it serves anything.
+    pub api_addr: Option<String>,
     /// Concurrent attempts it accepts; apply refuses assignments beyond it.
     pub slots: u32,
     /// CPU it offers, in millicores (the dispatcher's business; apply does not enforce it).
@@ -125,6 +169,8 @@ impl WorkerInfo {
     pub fn from_registration(reg: WorkerRegistration, now_ms: u64) -> Self {
         WorkerInfo {
             id: reg.id,
+            host: reg.host,
+            pid: reg.pid,
             api_addr: reg.api_addr,
             slots: reg.slots,
             cpu_millis: reg.cpu_millis,

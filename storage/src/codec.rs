@@ -1,9 +1,16 @@
 //! Versioned value encoding and log-index keys.
 //!
-//! Every value this crate persists is `[FORMAT_VERSION] ++ postcard(value)`. The version byte
-//! comes first so that a future format can be recognised — and an unknown one refused — before a
-//! single field is interpreted. Decoding is strict: a missing or unknown version byte, a postcard
-//! error, or trailing bytes after the value are all errors, never a default.
+//! Every value this crate persists is `[version] ++ postcard(value)`. The version byte comes first
+//! so that a future format can be recognised — and an unknown one refused — before a single field
+//! is interpreted. Decoding is strict: a missing or unknown version byte, a postcard error, or
+//! trailing bytes after the value are all errors, never a default.
+//!
+//! Two versions are in use:
+//! - [`FORMAT_VERSION`] (1) for the log store's own records (vote, committed, last purged);
+//! - [`ENTRY_FORMAT`] (2) for log entries. Format 2 entries have the same layout as format 1;
+//!   the number records that the application payload inside carries its own format version, so
+//!   it can evolve. Format 1 entries were written before that and are handed to the
+//!   application's upgrade function (see [`crate::LogStore::with_upgrade`]).
 //!
 //! Log keys are the entry index as a big-endian `u64`, so the engine's byte order is index order.
 
@@ -13,26 +20,54 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::error::Result;
 
-/// The version byte written in front of every value. Bump only together with a decoder that still
-/// reads every older version.
+/// The version byte written in front of every record that is not a log entry. Bump only together
+/// with a decoder that still reads every older version.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The version byte written in front of every log entry (see the module docs).
+pub const ENTRY_FORMAT: u8 = 2;
+
+/// Log entries written before application payloads carried a format version of their own.
+pub const LEGACY_ENTRY_FORMAT: u8 = 1;
 
 /// Encode `value` as `[FORMAT_VERSION] ++ postcard(value)`. `what` names the value in errors.
 pub fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>> {
+    encode_as(FORMAT_VERSION, what, value)
+}
+
+/// Encode a log entry as the log store writes it: `[ENTRY_FORMAT] ++ postcard(entry)`.
+pub fn encode_entry<T: Serialize + ?Sized>(entry: &T) -> Result<Vec<u8>> {
+    encode_as(ENTRY_FORMAT, "raft log entry", entry)
+}
+
+/// Encode `value` as `[version] ++ postcard(value)`.
+pub fn encode_as<T: Serialize + ?Sized>(version: u8, what: &'static str, value: &T) -> Result<Vec<u8>> {
     // One allocation in the common case: small values fit, large ones grow geometrically.
     let mut buf = Vec::with_capacity(64);
-    buf.push(FORMAT_VERSION);
+    buf.push(version);
     postcard::to_extend(value, buf).map_err(|source| Error::Encode { what, source })
 }
 
 /// Decode a value written by [`encode`]. `what` names the value in errors.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    let Some((&version, body)) = bytes.split_first() else {
-        return Err(Error::corrupt(what, "empty value, no version byte"));
-    };
+    let (version, body) = split_version(what, bytes)?;
     if version != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion { what, found: version, expected: FORMAT_VERSION });
     }
+    decode_body(what, body)
+}
+
+/// The version byte of a stored value and the bytes after it.
+pub fn split_version<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(u8, &'a [u8])> {
+    match bytes.split_first() {
+        Some((&version, body)) => Ok((version, body)),
+        None => Err(Error::corrupt(what, "empty value, no version byte")),
+    }
+}
+
+/// Decode the postcard `body` of a value whose version byte was already checked; trailing bytes
+/// are an error.
+pub fn decode_body<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<T> {
     let (value, rest) = postcard::take_from_bytes(body).map_err(|source| Error::Decode { what, source })?;
     if !rest.is_empty() {
         return Err(Error::corrupt(what, format!("{} trailing bytes after the value", rest.len())));
@@ -41,7 +76,7 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
 }
 
 /// The engine key of the log entry at `index`.
-pub(crate) fn index_key(index: u64) -> [u8; 8] {
+pub fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 

@@ -8,13 +8,14 @@
 //! - [`log_store`]: [`LogStore`], openraft's `RaftLogStorage` + `RaftLogReader` on any engine. It
 //!   passes `openraft::testing::log::Suite::test_all` on both engines.
 //! - [`snapshot`]: [`SnapshotStore`], checksummed snapshot files replaced by temp + fsync + rename.
-//! - [`codec`]: the one value format, `[version byte] ++ postcard(value)`.
+//! - [`codec`]: the one value format, `[version byte] ++ postcard(value)`; log entries of the
+//!   legacy format 1 go through the application's upgrade function.
 //!
 //! # The path of an append
 //!
 //! 1. A client write reaches the leader; openraft batches the pending entries and calls
 //!    `RaftLogStorage::append(entries, callback)` on the [`LogStore`].
-//! 2. Each entry is encoded as `[1] ++ postcard(entry)` and queued under its index (big-endian
+//! 2. Each entry is encoded as `[2] ++ postcard(entry)` and queued under its index (big-endian
 //!    `u64`) in one engine [`Batch`] for the `log` tree.
 //! 3. The batch is applied atomically. From here on every log reader (replication, apply) sees the
 //!    entries, as openraft requires when `append` returns.
@@ -53,4 +54,5 @@ pub use error::Error;
 pub use error::Result;
 pub use log_store::LogStore;
 pub use log_store::LogStoreOptions;
+pub use log_store::UpgradeEntry;
 pub use snapshot::SnapshotStore;

@@ -4,7 +4,7 @@
 //!
 //! | tree   | key                       | value                              |
 //! |--------|---------------------------|------------------------------------|
-//! | `log`  | entry index, big-endian u64 | `[1] ++ postcard(C::Entry)`      |
+//! | `log`  | entry index, big-endian u64 | `[2] ++ postcard(C::Entry)`      |
 //! | `meta` | `vote`                    | `[1] ++ postcard(Vote)`            |
 //! | `meta` | `committed`               | `[1] ++ postcard(LogId)`           |
 //! | `meta` | `last_purged`             | `[1] ++ postcard(LogId)`           |
@@ -25,6 +25,11 @@
 //!
 //! Every read decodes strictly: an undecodable value, a key that does not match its entry's
 //! index, or a hole inside a requested range is an error handed to openraft, which stops the node.
+//!
+//! Entries of the legacy format 1 (written before application payloads carried a version of
+//! their own, see [`crate::codec`]) are decoded by the application's [`UpgradeEntry`] function,
+//! given with [`LogStore::with_upgrade`]; without one they are refused. They are never rewritten:
+//! they leave the log with the next snapshot's purge.
 
 use std::fmt;
 use std::fmt::Debug;
@@ -83,6 +88,10 @@ impl Default for LogStoreOptions {
     }
 }
 
+/// Decodes the postcard body of a log entry stored under an older entry format (the version byte
+/// is the first argument) into today's entry, or says why it cannot.
+pub type UpgradeEntry<C> = fn(u8, &[u8]) -> std::result::Result<<C as RaftTypeConfig>::Entry, String>;
+
 /// The Raft log and vote of one node, stored in an [`Engine`].
 ///
 /// `C` is the openraft type config. Its entry, vote and log id types must be serde-serialisable;
@@ -91,27 +100,29 @@ impl Default for LogStoreOptions {
 ///
 /// Clones share the same trees; the log reader handed to openraft is such a clone and therefore
 /// sees every append the moment it returns.
-pub struct LogStore<C, E: Engine> {
+pub struct LogStore<C: RaftTypeConfig, E: Engine> {
     engine: E,
     log: E::Tree,
     meta: E::Tree,
     options: LogStoreOptions,
+    upgrade: Option<UpgradeEntry<C>>,
     _config: PhantomData<fn() -> C>,
 }
 
-impl<C, E: Engine> Clone for LogStore<C, E> {
+impl<C: RaftTypeConfig, E: Engine> Clone for LogStore<C, E> {
     fn clone(&self) -> Self {
         LogStore {
             engine: self.engine.clone(),
             log: self.log.clone(),
             meta: self.meta.clone(),
             options: self.options.clone(),
+            upgrade: self.upgrade,
             _config: PhantomData,
         }
     }
 }
 
-impl<C, E: Engine> fmt::Debug for LogStore<C, E> {
+impl<C: RaftTypeConfig, E: Engine> fmt::Debug for LogStore<C, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LogStore").field("options", &self.options).finish_non_exhaustive()
     }
@@ -135,10 +146,17 @@ where
             meta: engine.open_tree(META_TREE)?,
             engine,
             options,
+            upgrade: None,
             _config: PhantomData,
         };
         store.finish_interrupted_purge()?;
         Ok(store)
+    }
+
+    /// Reads entries of the legacy entry format with `upgrade` instead of refusing them.
+    pub fn with_upgrade(mut self, upgrade: UpgradeEntry<C>) -> Self {
+        self.upgrade = Some(upgrade);
+        self
     }
 
     /// The engine this store writes to (e.g. to open more trees for the state machine).
@@ -180,7 +198,7 @@ where
     fn last_entry(&self) -> Result<Option<C::Entry>> {
         let mut last = None;
         self.log.scan(.., Order::Reverse, |key, value| {
-            last = Some(decode_entry::<C>(key, value)?);
+            last = Some(self.decode_entry(key, value)?);
             Ok(ControlFlow::Break(()))
         })?;
         Ok(last)
@@ -197,7 +215,7 @@ where
         let mut entries: Vec<C::Entry> = Vec::new();
         let mut bytes = 0usize;
         self.log.scan(bounds, Order::Forward, |key, value| {
-            let entry = decode_entry::<C>(key, value)?;
+            let entry = self.decode_entry(key, value)?;
             if let Some(prev) = entries.last()
                 && prev.index() + 1 != entry.index()
             {
@@ -223,7 +241,7 @@ where
             if let Some((_, last)) = span {
                 assert_eq!(index, last + 1, "openraft appended non-consecutive log entries");
             }
-            batch.insert(&index_key(index), codec::encode("raft log entry", &entry)?);
+            batch.insert(&index_key(index), codec::encode_entry(&entry)?);
             span = Some((span.map_or(index, |(first, _)| first), index));
         }
         if let Some((first, last)) = span {
@@ -232,20 +250,30 @@ where
         }
         Ok(())
     }
+
+    /// Decode one log value (upgrading a legacy one) and check it sits under its own index.
+    pub fn decode_entry(&self, key: &[u8], value: &[u8]) -> Result<C::Entry> {
+        let index = parse_index_key(key)?;
+        let (version, body) = codec::split_version(ENTRY, value)?;
+        let entry: C::Entry = match (version, self.upgrade) {
+            (codec::ENTRY_FORMAT, _) => codec::decode_body(ENTRY, body)?,
+            (codec::LEGACY_ENTRY_FORMAT, Some(upgrade)) => {
+                upgrade(version, body).map_err(|detail| Error::corrupt(ENTRY, format!("format {version}: {detail}")))?
+            }
+            (found, _) => return Err(Error::UnsupportedVersion { what: ENTRY, found, expected: codec::ENTRY_FORMAT }),
+        };
+        if entry.index() != index {
+            return Err(Error::corrupt(
+                "raft log",
+                format!("entry stored under index {index} has index {}", entry.index()),
+            ));
+        }
+        Ok(entry)
+    }
 }
 
-/// Decode one log value and check it sits under its own index.
-fn decode_entry<C: RaftTypeConfig>(key: &[u8], value: &[u8]) -> Result<C::Entry> {
-    let index = parse_index_key(key)?;
-    let entry: C::Entry = codec::decode("raft log entry", value)?;
-    if entry.index() != index {
-        return Err(Error::corrupt(
-            "raft log",
-            format!("entry stored under index {index} has index {}", entry.index()),
-        ));
-    }
-    Ok(entry)
-}
+/// What log entries are called in errors.
+const ENTRY: &str = "raft log entry";
 
 impl<C, E> RaftLogReader<C> for LogStore<C, E>
 where

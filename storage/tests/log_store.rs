@@ -1,5 +1,5 @@
 //! LogStore behaviour beyond openraft's suite: strict decoding, hole detection, recovery of an
-//! interrupted purge, `committed` persistence, bounded reads.
+//! interrupted purge, `committed` persistence, bounded reads, legacy entries.
 
 mod common;
 
@@ -16,6 +16,9 @@ use taskraft_storage::LogStoreOptions;
 use taskraft_storage::MemEngine;
 use taskraft_storage::SledEngine;
 use taskraft_storage::Tree;
+use taskraft_storage::codec::ENTRY_FORMAT;
+use taskraft_storage::codec::LEGACY_ENTRY_FORMAT;
+use taskraft_storage::codec::encode_as;
 use taskraft_storage::log_store::LOG_TREE;
 use taskraft_storage::log_store::META_TREE;
 
@@ -33,17 +36,17 @@ async fn undecodable_entry_is_an_error_not_a_skip() {
     let mut store = store_with(&engine, 1..=5).await;
     let log = engine.open_tree(LOG_TREE).unwrap();
 
-    log.insert(&3u64.to_be_bytes(), vec![1, 0xff, 0xff]).unwrap();
+    log.insert(&3u64.to_be_bytes(), vec![ENTRY_FORMAT, 0xff, 0xff]).unwrap();
     let err = store.try_get_log_entries(1..=5).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
     assert!(err.to_string().contains("raft log entry"), "{err}");
 
-    log.insert(&3u64.to_be_bytes(), vec![2, 0]).unwrap();
+    log.insert(&3u64.to_be_bytes(), vec![9, 0]).unwrap();
     let err = store.try_get_log_entries(2..4).await.unwrap_err();
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    assert!(err.to_string().contains("format version 9"), "{err}");
 
     // A valid entry filed under the wrong index is corruption too.
-    let misplaced = taskraft_storage::codec::encode("test", &normal_entry(1, 9)).unwrap();
+    let misplaced = encode_as(ENTRY_FORMAT, "test", &normal_entry(1, 9)).unwrap();
     log.insert(&3u64.to_be_bytes(), misplaced).unwrap();
     let err = store.try_get_log_entries(3..4).await.unwrap_err();
     assert!(err.to_string().contains("stored under index 3"), "{err}");
@@ -78,7 +81,7 @@ async fn reopen_finishes_an_interrupted_purge() {
     // Simulate a crash between recording `last_purged` and deleting the entries.
     let log = engine.open_tree(LOG_TREE).unwrap();
     for i in 1..=4 {
-        let value = taskraft_storage::codec::encode("test", &normal_entry(1, i)).unwrap();
+        let value = encode_as(ENTRY_FORMAT, "test", &normal_entry(1, i)).unwrap();
         log.insert(&i.to_be_bytes(), value).unwrap();
     }
     let mut reopened = MemStore::new(engine.clone()).unwrap();
@@ -124,4 +127,46 @@ async fn empty_append_still_fires_the_callback() {
     let mut store = MemStore::new(MemEngine::new()).unwrap();
     store.blocking_append(Vec::new()).await.unwrap();
     assert_eq!(store.last_log_index().unwrap(), None);
+}
+
+/// The entry as a release before entry format 2 wrote it: same layout, version byte 1.
+fn legacy_value(index: u64) -> Vec<u8> {
+    encode_as(LEGACY_ENTRY_FORMAT, "test", &normal_entry(1, index)).unwrap()
+}
+
+#[tokio::test]
+async fn legacy_entries_are_refused_without_an_upgrade_function() {
+    let engine = MemEngine::new();
+    let mut store = store_with(&engine, 1..=3).await;
+    engine.open_tree(LOG_TREE).unwrap().insert(&2u64.to_be_bytes(), legacy_value(2)).unwrap();
+    let err = store.try_get_log_entries(1..=3).await.unwrap_err();
+    assert!(err.to_string().contains("format version 1"), "{err}");
+}
+
+#[tokio::test]
+async fn legacy_entries_are_read_through_the_upgrade_function() {
+    fn upgrade(version: u8, body: &[u8]) -> Result<<TestConfig as openraft::RaftTypeConfig>::Entry, String> {
+        assert_eq!(version, LEGACY_ENTRY_FORMAT);
+        let mut entry: <TestConfig as openraft::RaftTypeConfig>::Entry =
+            postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        if let openraft::EntryPayload::Normal(req) = &mut entry.payload {
+            req.value = format!("upgraded {}", req.value);
+        }
+        Ok(entry)
+    }
+    let engine = MemEngine::new();
+    let store = store_with(&engine, 1..=3).await;
+    drop(store);
+    engine.open_tree(LOG_TREE).unwrap().insert(&2u64.to_be_bytes(), legacy_value(2)).unwrap();
+    let mut store = MemStore::new(engine.clone()).unwrap().with_upgrade(upgrade);
+    let entries = store.try_get_log_entries(1..=3).await.unwrap();
+    let values: Vec<String> = entries
+        .iter()
+        .map(|e| match &e.payload {
+            openraft::EntryPayload::Normal(r) => r.value.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    assert!(values[1].starts_with("upgraded "), "{values:?}");
+    assert!(!values[0].starts_with("upgraded ") && !values[2].starts_with("upgraded "), "{values:?}");
 }

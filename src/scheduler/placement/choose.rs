@@ -59,9 +59,6 @@ impl Chooser {
             PlacementStrategy::RoundRobin => self.round_robin(fitting, seats),
             PlacementStrategy::WeightedRoundRobin => self.weighted_round_robin(fitting, seats),
             PlacementStrategy::Random => fitting[self.rng.below(fitting.len())],
-            // The planner narrows `fitting` to the best matches and passes the inner strategy;
-            // a `prefer` reaching here is handled the same way.
-            PlacementStrategy::Prefer { then, .. } => self.choose(then, fitting, seats, spec, scale),
             PlacementStrategy::ConsistentHash { key } => {
                 // Strictly greater keeps the lowest id on a (practically impossible) tie.
                 let mut best = fitting[0];

@@ -190,8 +190,8 @@ impl Planner {
             if free_slots > 0 && !refused.contains_key(&shape) {
                 fitting.clear();
                 fitting.extend((0..seats.len()).filter(|&i| seats[i].fits(&task.spec)));
-                if let Some(labels) = task.spec.placement.preferences() {
-                    keep_best_matches(&mut fitting, &seats, labels);
+                if let Some(prefer) = &task.spec.prefer {
+                    keep_best_matches(&mut fitting, &seats, &prefer.labels);
                 }
                 if !fitting.is_empty() {
                     let strategy = effective_strategy(&task.spec.placement, &self.options);
@@ -237,10 +237,9 @@ impl Planner {
     }
 }
 
-/// The strategy that governs a task: its own (under any preferences), unless it says
-/// `priority_fcfs`.
+/// The strategy that governs a task: its own, unless it says `priority_fcfs`.
 fn effective_strategy<'t>(own: &'t PlacementStrategy, options: &'t PlacementOptions) -> &'t PlacementStrategy {
-    match own.base() {
+    match own {
         PlacementStrategy::PriorityFcfs => &options.default_strategy,
         other => other,
     }

@@ -2,27 +2,15 @@
 //! for the promises (apply accepts every plan; nothing is over-committed; a task left waiting
 //! really fits nowhere; same seed, same plans), and unit tests pinning the hash and generator.
 
-use super::super::script::golden;
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::super::script::check_golden;
 use super::super::*;
 use super::choose::{XorShift64Star, fnv1a64};
 use super::queue::{Queue, Runtimes};
 use super::scan::ScanQueue;
 use super::{MAX_RUNTIME_NAMES, rendezvous_hash};
-
-golden!(
-    placement_order,
-    placement_aging,
-    placement_strategies,
-    placement_best_fit,
-    placement_sjf,
-    placement_reasons,
-    placement_preferences
-);
 
 // ---------------------------------------------------------------------------------------------
 // A random cluster driven by the planner: workers come and go, attempts end, rounds dispatch.
@@ -122,7 +110,9 @@ fn zone_labels(zone: u8) -> BTreeMap<String, String> {
 fn registration(i: usize, w: &WorkerSeed) -> WorkerRegistration {
     WorkerRegistration {
         id: format!("w{i}"),
-        api_addr: format!("w{i}:1"),
+        api_addr: None,
+        host: String::new(),
+        pid: None,
         slots: w.slots,
         cpu_millis: w.cpu,
         memory_mib: w.mem,
@@ -223,7 +213,7 @@ proptest! {
         }
         if !tasks.is_empty() {
             let now_ms = sim.now;
-            sim.apply(Command::SubmitBatch { request_id: None, now_ms, specs: tasks.iter().map(spec).collect() });
+            sim.apply(Command::SubmitBatch { request_id: None, now_ms, specs: tasks.iter().map(spec).collect(), reuse: Reuse::SameBody });
         }
         for step in &steps {
             match step {
@@ -270,7 +260,7 @@ proptest! {
                 }
                 Step::Submit(t) => {
                     let now_ms = sim.now;
-                    sim.apply(Command::Submit { request_id: None, now_ms, spec: spec(t) });
+                    sim.apply(Command::Submit { request_id: None, now_ms, spec: spec(t), reuse: Reuse::SameBody });
                 }
                 Step::Finish { pick, outcome, runtime } => {
                     let running: Vec<&Task> = sim.state.tasks_in(TaskState::Assigned).collect();
@@ -314,7 +304,7 @@ proptest! {
     ) {
         let register = |state: &mut State, index: u64, id: &str| {
             let worker = WorkerRegistration {
-                id: id.to_string(), api_addr: "x:1".into(), slots: 64, cpu_millis: 0, memory_mib: 0, labels: BTreeMap::new(),
+                id: id.to_string(), api_addr: None, host: String::new(), pid: None, slots: 64, cpu_millis: 0, memory_mib: 0, labels: BTreeMap::new(),
             };
             state.apply(index, Command::RegisterWorker { now_ms: 0, worker });
         };
@@ -330,7 +320,7 @@ proptest! {
                 ..TaskSpec::default()
             })
             .collect();
-        state.apply(100, Command::SubmitBatch { request_id: None, now_ms: 0, specs });
+        state.apply(100, Command::SubmitBatch { request_id: None, now_ms: 0, specs, reuse: Reuse::SameBody });
         let everyone = |s: &State| s.workers().map(|w| w.id.clone()).collect::<BTreeSet<_>>();
         let before = Planner::new(PlacementOptions::default(), 1).plan(&state, &everyone(&state), 0);
         register(&mut state, 101, &newcomer);
@@ -402,8 +392,7 @@ fn backlog(tasks: &[QueuedSeed], fates: &[(u8, Fate, i64)]) -> (State, u64) {
         response
     };
     let later = |now: u64, dt: i64| now.saturating_add_signed(dt);
-    let worker =
-        WorkerRegistration { id: "w".into(), api_addr: "w:1".into(), slots: 10_000, ..registration(0, &WORKER_SEED) };
+    let worker = WorkerRegistration { id: "w".into(), slots: 10_000, ..registration(0, &WORKER_SEED) };
     apply(&mut state, Command::RegisterWorker { now_ms: now, worker });
     for (i, t) in tasks.iter().enumerate() {
         now = later(now, t.dt);
@@ -424,7 +413,7 @@ fn backlog(tasks: &[QueuedSeed], fates: &[(u8, Fate, i64)]) -> (State, u64) {
             spec.depends_on = vec![(i + 1 - usize::from(t.parent)) as TaskId];
         }
         // A parent that already failed refuses the child: a few submits are rejected, fine.
-        apply(&mut state, Command::Submit { request_id: None, now_ms: now, spec });
+        apply(&mut state, Command::Submit { request_id: None, now_ms: now, spec, reuse: Reuse::SameBody });
     }
     for (pick, fate, dt) in fates {
         now = later(now, *dt);
@@ -587,7 +576,9 @@ fn observe_completed_learns_only_from_successes() {
     let mut state = State::default();
     let reg = WorkerRegistration {
         id: "w".into(),
-        api_addr: "w:1".into(),
+        api_addr: None,
+        host: String::new(),
+        pid: None,
         slots: 2,
         cpu_millis: 0,
         memory_mib: 0,
@@ -595,7 +586,10 @@ fn observe_completed_learns_only_from_successes() {
     };
     state.apply(1, Command::RegisterWorker { now_ms: 0, worker: reg });
     let spec = TaskSpec { name: "n".into(), command: vec!["x".into()], ..TaskSpec::default() };
-    state.apply(2, Command::SubmitBatch { request_id: None, now_ms: 0, specs: vec![spec.clone(), spec] });
+    state.apply(
+        2,
+        Command::SubmitBatch { request_id: None, now_ms: 0, specs: vec![spec.clone(), spec], reuse: Reuse::SameBody },
+    );
     state.apply(3, Command::Assign { now_ms: 0, assignments: vec![(1, "w".into()), (2, "w".into())] });
     state.apply(4, Command::AttemptStarted { now_ms: 1000, task_id: 1, token: 3 });
     state.apply(5, Command::AttemptStarted { now_ms: 1000, task_id: 2, token: 3 });
@@ -631,7 +625,9 @@ fn plan_a_million() {
         let labels = BTreeMap::from([("zone".to_string(), format!("z{}", i % 4))]);
         let worker = WorkerRegistration {
             id: format!("w{i:03}"),
-            api_addr: "x:1".into(),
+            api_addr: None,
+            host: String::new(),
+            pid: None,
             slots: 16,
             cpu_millis: 16_000,
             memory_mib: 65_536,
@@ -653,7 +649,7 @@ fn plan_a_million() {
                 ..TaskSpec::default()
             })
             .collect();
-        state.apply(next(), Command::SubmitBatch { request_id: None, now_ms: b, specs });
+        state.apply(next(), Command::SubmitBatch { request_id: None, now_ms: b, specs, reuse: Reuse::SameBody });
     }
     let live: BTreeSet<String> = state.workers().map(|w| w.id.clone()).collect();
     let mut planner = Planner::new(PlacementOptions::default(), 1);
@@ -687,7 +683,9 @@ fn plan_round_cost() {
     for i in 0..4u32 {
         let worker = WorkerRegistration {
             id: format!("w{i}"),
-            api_addr: "x:1".into(),
+            api_addr: None,
+            host: String::new(),
+            pid: None,
             slots: 64,
             cpu_millis: 0,
             memory_mib: 0,
@@ -706,7 +704,7 @@ fn plan_round_cost() {
                 ..TaskSpec::default()
             })
             .collect();
-        state.apply(next(), Command::SubmitBatch { request_id: None, now_ms: b * 10, specs });
+        state.apply(next(), Command::SubmitBatch { request_id: None, now_ms: b * 10, specs, reuse: Reuse::SameBody });
     }
     let submitted = submitting.elapsed();
     let live: BTreeSet<String> = state.workers().map(|w| w.id.clone()).collect();

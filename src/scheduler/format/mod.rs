@@ -1,0 +1,186 @@
+//! Persisted formats: how commands and the state are written to disk, and how every earlier
+//! format is read back.
+//!
+//! Two things outlive a process: log entries (a [`Command`] each) and snapshots (the whole
+//! [`State`]). Both are postcard behind a format version byte:
+//!
+//! | record      | bytes                                   | written by              |
+//! |-------------|-----------------------------------------|-------------------------|
+//! | log payload | `[COMMAND_FORMAT] ++ postcard(Command)` | [`LogCommand`]'s serde  |
+//! | snapshot    | `[STATE_FORMAT] ++ postcard(State)`     | [`encode_state`]        |
+//!
+//! postcard writes fields by position with no names, so a struct that gains a field cannot read
+//! its old bytes. Instead of contortions (optional wrappers, magic strings in old fields), each
+//! change is a new format version:
+//!
+//! 1. copy the shapes that change, as they are today, into a frozen module `vN.rs` (types the
+//!    old format shares with today's code are used directly until they change);
+//! 2. change today's types and bump the version constant;
+//! 3. write `From<vN::X> for X` for each frozen shape, and a decode arm for version N;
+//! 4. add `tests/fixtures/v{N+1}/` with `TASKRAFT_WRITE_FIXTURES=1 cargo test --test fixtures`.
+//!
+//! An upgraded entry must apply exactly as it did when it was first applied: a replica that
+//! replays it after an upgrade must reach the state its peers reached before. So a new *rule*
+//! is gated by a new field that the upgrade fills with the old behaviour (see
+//! [`super::Reuse`]), and the checks apply repeats (`validate_replicated`) only ever loosen.
+//!
+//! Formats:
+//! - **1** (`v1.rs`): the first release. Log payloads carry no version of their own (the log
+//!   store's entry format 1 marks them); the executor is chosen by a `taskraft:` argv prefix;
+//!   preferences wrap the placement strategy; workers register an `api_addr` string.
+//! - **2** (current): `executor` and `prefer` are fields of `TaskSpec`; workers register `host`,
+//!   `pid` and an optional `api_addr`; submits carry [`super::Reuse`]; `Command::Reports`.
+
+pub mod v1;
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::Deserializer;
+use serde::Serialize;
+use serde::Serializer;
+use serde::de::SeqAccess;
+use serde::de::Visitor;
+
+use super::command::Command;
+use super::state::State;
+
+/// Format of the log payloads this build writes; it reads this one and every earlier one.
+pub const COMMAND_FORMAT: u8 = 2;
+/// Format of the snapshots this build writes; it reads this one and every earlier one.
+pub const STATE_FORMAT: u8 = 2;
+
+/// Why persisted bytes could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// The bytes carry a version this build does not know (written by a newer release).
+    #[error("{what} has format version {found}; this build reads versions 1 to {newest}")]
+    UnknownVersion {
+        /// What was being read.
+        what: &'static str,
+        /// The version byte found.
+        found: u8,
+        /// The newest version this build knows.
+        newest: u8,
+    },
+    /// The bytes do not decode as their version's shape.
+    #[error("cannot decode {what} of format {version}: {message}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Its version byte.
+        version: u8,
+        /// The decoder's complaint.
+        message: String,
+    },
+}
+
+/// The payload of a log entry: a [`Command`] behind its format version. This is the `D` of the
+/// openraft type config, so the version travels with the command wherever openraft moves it
+/// (the log on disk, `AppendEntries` between replicas).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCommand(pub Command);
+
+impl fmt::Display for LogCommand {
+    /// openraft logs entries with `Display`: a short summary, never the whole payload.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = format!("{:?}", self.0);
+        let head: String = text.chars().take(80).collect();
+        if head.len() < text.len() { write!(f, "{head}…") } else { f.write_str(&head) }
+    }
+}
+
+impl Serialize for LogCommand {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (COMMAND_FORMAT, &self.0).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LogCommand {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Versioned;
+        impl<'de> Visitor<'de> for Versioned {
+            type Value = LogCommand;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a format version followed by a command")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LogCommand, A::Error> {
+                use serde::de::Error;
+                let version: u8 = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let command = match version {
+                    COMMAND_FORMAT => seq.next_element::<Command>()?,
+                    // Format 1 payloads have no version byte: the log store recognises them by
+                    // their entry format and decodes them with `v1::Command` (see `node`).
+                    found => {
+                        let e = FormatError::UnknownVersion { what: "log command", found, newest: COMMAND_FORMAT };
+                        return Err(A::Error::custom(e));
+                    }
+                };
+                command.map(LogCommand).ok_or_else(|| A::Error::invalid_length(1, &self))
+            }
+        }
+        d.deserialize_tuple(2, Versioned)
+    }
+}
+
+/// The snapshot payload of `state`: `[STATE_FORMAT] ++ postcard(state)`.
+pub fn encode_state(state: &State) -> Result<Vec<u8>, postcard::Error> {
+    // Reserve roughly what the state will take so the buffer is not regrown (and copied) often.
+    let mut out = Vec::with_capacity(64 + state.task_count() * 128);
+    out.push(STATE_FORMAT);
+    postcard::to_extend(state, out)
+}
+
+/// Reads a snapshot payload of any known format, upgrading it to today's [`State`].
+pub fn decode_state(data: &[u8]) -> Result<State, FormatError> {
+    const WHAT: &str = "snapshot";
+    let Some((&version, body)) = data.split_first() else {
+        return Err(FormatError::Corrupt { what: WHAT, version: 0, message: "empty snapshot".into() });
+    };
+    let corrupt = |e: postcard::Error| FormatError::Corrupt { what: WHAT, version, message: e.to_string() };
+    match version {
+        1 => postcard::from_bytes::<v1::State>(body).map(State::from).map_err(corrupt),
+        STATE_FORMAT => postcard::from_bytes::<State>(body).map_err(corrupt),
+        found => Err(FormatError::UnknownVersion { what: WHAT, found, newest: STATE_FORMAT }),
+    }
+}
+
+/// Reads a format-1 log payload (no version byte of its own) as today's [`Command`]; `Ok`
+/// carries the bytes after it.
+pub fn decode_v1_command(body: &[u8]) -> Result<(Command, &[u8]), FormatError> {
+    postcard::take_from_bytes::<v1::Command>(body)
+        .map(|(c, rest)| (Command::from(c), rest))
+        .map_err(|e| FormatError::Corrupt { what: "log command", version: 1, message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_commands_carry_their_version_and_refuse_unknown_ones() {
+        let cmd = LogCommand(Command::Noop);
+        let bytes = postcard::to_stdvec(&cmd).unwrap();
+        assert_eq!(bytes[0], COMMAND_FORMAT);
+        assert_eq!(postcard::from_bytes::<LogCommand>(&bytes).unwrap(), cmd);
+        let mut newer = bytes.clone();
+        newer[0] = COMMAND_FORMAT + 1;
+        let err = postcard::from_bytes::<LogCommand>(&newer).unwrap_err().to_string();
+        assert!(!err.is_empty());
+        assert!(postcard::from_bytes::<LogCommand>(&[]).is_err());
+    }
+
+    #[test]
+    fn snapshots_carry_their_version_and_refuse_unknown_ones() {
+        let state = State::default();
+        let bytes = encode_state(&state).unwrap();
+        assert_eq!(bytes[0], STATE_FORMAT);
+        assert_eq!(decode_state(&bytes).unwrap(), state);
+        let mut newer = bytes.clone();
+        newer[0] = STATE_FORMAT + 1;
+        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 3, .. })));
+        assert!(matches!(decode_state(&[]), Err(FormatError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,218 @@
+//! The leader's worker-facing verdicts, as pure functions of the replicated state and their
+//! inputs: what a heartbeat is answered, which attempts are orphaned, whether a registering
+//! worker leaves a stale incarnation behind, what an expired lease means, which attempts ran
+//! past their timeout.
+//!
+//! The leader's async loops and the HTTP handlers gather the inputs (a heartbeat's body, the
+//! lease table, the monotonic clock) and commit what comes out; every decision is made here, on
+//! a `&State`, so golden scripts (`testdata/verdicts.script`) can pin each one down.
+//!
+//! A verdict is only as fresh as the state it reads. The leader judges on a state that has
+//! applied everything committed before its term (it waits for that before serving workers), and
+//! `heartbeat` leaves alone any token newer than the state has applied.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use super::command::Command;
+use super::state::State;
+use super::task::{AttemptId, AttemptOutcome, TaskState};
+use super::worker::WorkerState;
+
+/// Why the leader tells a worker to stop an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// A client cancelled the task: the worker kills it and reports it cancelled.
+    Cancelled,
+    /// The attempt is not the task's current live attempt on this worker any more (it was
+    /// reassigned, timed out, or the worker was declared lost): the worker kills it and reports
+    /// nothing, since its token is fenced off.
+    StaleToken,
+}
+
+impl StopReason {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Cancelled => "cancelled",
+            StopReason::StaleToken => "stale_token",
+        }
+    }
+}
+
+/// One attempt a worker must stop, and why. JSON: `{"task_id", "token", "reason"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopOrder {
+    /// The attempt.
+    #[serde(flatten)]
+    pub attempt: AttemptId,
+    /// Why.
+    pub reason: StopReason,
+}
+
+impl fmt::Display for StopOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.attempt, self.reason.as_str())
+    }
+}
+
+/// Why a heartbeat is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatRefusal {
+    /// The cluster does not know this worker, or declared it lost: it must register again.
+    NotRegistered,
+    /// An operator removed it: it must stop.
+    Removed,
+}
+
+/// The answer to an accepted heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatVerdict {
+    /// Attempts the worker runs and must stop now.
+    pub stop: Vec<StopOrder>,
+    /// Live attempts assigned to this worker that it no longer runs: their token is one it has
+    /// seen (from its inbox) and it did not list them. Nobody runs them; the leader ends them
+    /// `lost` ([`orphan_command`]) so that they resume elsewhere.
+    pub orphans: Vec<AttemptId>,
+}
+
+/// Judges a heartbeat of `worker_id`, which says it runs `running` and has seen inbox tokens up
+/// to `seen_token`.
+pub fn heartbeat(
+    state: &State,
+    worker_id: &str,
+    running: &[AttemptId],
+    seen_token: u64,
+) -> Result<HeartbeatVerdict, HeartbeatRefusal> {
+    let worker = state.worker(worker_id).ok_or(HeartbeatRefusal::NotRegistered)?;
+    match worker.state {
+        WorkerState::Active | WorkerState::Draining => {}
+        WorkerState::Removed => return Err(HeartbeatRefusal::Removed),
+        WorkerState::Lost => return Err(HeartbeatRefusal::NotRegistered),
+    }
+    let applied = state.last_applied_index();
+    let stop = running
+        .iter()
+        // A token newer than this state has applied cannot be judged yet.
+        .filter(|r| r.token <= applied)
+        .filter_map(|&r| {
+            let task = state.task(r.task_id);
+            let live =
+                task.and_then(|t| t.live_attempt()).filter(|a| a.fencing_token == r.token && a.worker_id == worker_id);
+            let reason = match (task, live) {
+                (_, None) => StopReason::StaleToken,
+                (Some(t), Some(_)) if t.cancel_requested => StopReason::Cancelled,
+                _ => return None,
+            };
+            Some(StopOrder { attempt: r, reason })
+        })
+        .collect();
+    let orphans = state
+        .live_tasks_on(worker_id)
+        .filter_map(|task_id| {
+            let token = state.task(task_id)?.live_attempt()?.fencing_token;
+            let attempt = AttemptId::new(task_id, token);
+            (token <= seen_token && !running.contains(&attempt)).then_some(attempt)
+        })
+        .collect();
+    Ok(HeartbeatVerdict { stop, orphans })
+}
+
+/// The command that ends an orphaned attempt (see [`HeartbeatVerdict::orphans`]).
+pub fn orphan_command(worker_id: &str, attempt: AttemptId, now_ms: u64) -> Command {
+    Command::Complete {
+        now_ms,
+        task_id: attempt.task_id,
+        token: attempt.token,
+        outcome: AttemptOutcome::Lost,
+        exit_code: None,
+        output_tail: String::new(),
+        error: Some(format!("worker {worker_id} no longer runs this attempt")),
+    }
+}
+
+/// A worker registers when its process starts, so it runs nothing: attempts the cluster still
+/// has on it belong to an earlier incarnation (crashed and restarted within its lease). The
+/// command that ends them `lost` first, so they resume elsewhere instead of waiting forever.
+pub fn stale_incarnation(state: &State, worker_id: &str, now_ms: u64) -> Option<Command> {
+    state.live_tasks_on(worker_id).next()?;
+    let registered_ms = state.worker(worker_id)?.registered_ms;
+    Some(Command::WorkerLostIncarnation { now_ms, worker_id: worker_id.to_string(), registered_ms })
+}
+
+/// What the leader does about a worker whose lease ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expiry {
+    /// Declare this incarnation lost: its attempts follow their failover policy.
+    Declare(Command),
+    /// Nothing to declare (unknown, already lost or removed): forget the lease.
+    Forget,
+}
+
+/// Judges the expired lease of `worker_id`.
+pub fn expired_lease(state: &State, worker_id: &str, now_ms: u64) -> Expiry {
+    match state.worker(worker_id) {
+        Some(w) if matches!(w.state, WorkerState::Active | WorkerState::Draining) => {
+            Expiry::Declare(Command::WorkerLostIncarnation {
+                now_ms,
+                worker_id: worker_id.to_string(),
+                registered_ms: w.registered_ms,
+            })
+        }
+        _ => Expiry::Forget,
+    }
+}
+
+/// A live attempt past its task's `timeout_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overdue {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Its task's timeout.
+    pub limit_ms: u64,
+}
+
+impl Overdue {
+    /// The command that fences the attempt off: it ends `timed_out` under its own token, and
+    /// the worker's late report is then refused as stale.
+    pub fn command(&self, now_ms: u64) -> Command {
+        Command::Complete {
+            now_ms,
+            task_id: self.attempt.task_id,
+            token: self.attempt.token,
+            outcome: AttemptOutcome::TimedOut,
+            exit_code: None,
+            output_tail: String::new(),
+            error: Some(format!("timed out after {} ms (enforced by the leader)", self.limit_ms)),
+        }
+    }
+}
+
+/// The live attempts past their timeout at wall time `now_ms`, counted from the attempt's start
+/// (or assignment). Start times were stamped by whichever leader applied them, so after a
+/// failover a skewed wall clock could time attempts out early: an attempt must also have been
+/// watched by *this* leader, on its monotonic clock, for `min(timeout, min_watch_ms)`.
+/// `watched_ms` says how long (it is called once for every attempt that has a timeout, so the
+/// caller can start watching new ones).
+pub fn overdue(
+    state: &State,
+    now_ms: u64,
+    min_watch_ms: u64,
+    watched_ms: &mut dyn FnMut(AttemptId) -> u64,
+) -> Vec<Overdue> {
+    [TaskState::Assigned, TaskState::Running]
+        .into_iter()
+        .flat_map(|s| state.tasks_in(s))
+        .filter_map(|t| {
+            let limit_ms = t.spec.timeout_ms?;
+            let a = t.live_attempt()?;
+            let attempt = AttemptId::new(t.id, a.fencing_token);
+            let watched = watched_ms(attempt);
+            let ran = now_ms.saturating_sub(a.started_ms.unwrap_or(a.assigned_ms));
+            (ran > limit_ms && watched >= limit_ms.min(min_watch_ms)).then_some(Overdue { attempt, limit_ms })
+        })
+        .collect()
+}
