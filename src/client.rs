@@ -21,7 +21,28 @@ use serde_json::Value;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::proto::ErrorBody;
+use crate::proto::ErrorCode;
+use crate::proto::LEADER_HEADER;
+use crate::proto::MAX_INBOX_WAIT;
+use crate::proto::MAX_WAIT;
+use crate::proto::REQUEST_ID_HEADER;
+use crate::proto::cluster::AddMember;
+use crate::proto::cluster::ClusterStatus;
+use crate::proto::workers::AttemptId;
+use crate::proto::workers::Heartbeat;
+use crate::proto::workers::HeartbeatAnswer;
+use crate::proto::workers::Inbox;
+use crate::proto::workers::Registered;
+use crate::proto::workers::RemovedWorker;
+use crate::proto::workers::ReportResults;
+use crate::proto::workers::Reports;
+use crate::proto::workers::WorkerList;
+use crate::scheduler::Stats;
 use crate::scheduler::Task;
+use crate::scheduler::TaskStatus;
+use crate::scheduler::WorkerInfo;
+use crate::scheduler::WorkerRegistration;
 
 /// Default overall deadline of one client call, retries included.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -33,7 +54,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 pub enum ClientError {
     /// The API answered a definite error.
     #[error("{code} (HTTP {status}): {message}")]
-    Api { status: u16, code: String, message: String },
+    Api { status: u16, code: ErrorCode, message: String },
     /// A write may or may not have happened and the deadline passed before a retry settled it.
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
@@ -48,13 +69,16 @@ pub enum ClientError {
 /// Result alias of the client.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
-/// One page of `GET /v1/tasks`.
-#[derive(Debug, serde::Deserialize)]
-pub struct TaskPage {
-    /// The tasks, in id order.
-    pub tasks: Vec<Task>,
-    /// Cursor of the next page.
-    pub next_cursor: Option<u64>,
+pub use crate::proto::tasks::TaskPage;
+
+impl ClientError {
+    /// The API's error code, for a definite error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
 }
 
 /// A client of the taskraft API.
@@ -148,13 +172,7 @@ impl Client {
     /// Makes the current leader the first replica tried (saves a forwarding hop).
     pub async fn prefer_leader(&self) -> Result<()> {
         let status = self.cluster_status().await?;
-        let leader = status["leader_id"].as_u64();
-        let addr = status["members"].as_array().and_then(|ms| {
-            ms.iter()
-                .find(|m| m["id"].as_u64() == leader)
-                .and_then(|m| m["api_addr"].as_str())
-                .map(|a| format!("http://{a}"))
-        });
+        let addr = status.leader().map(|m| format!("http://{}", m.api_addr));
         if let Some(i) = addr.and_then(|a| self.addrs.iter().position(|x| *x == a)) {
             self.preferred.store(i, Ordering::Relaxed);
         }
@@ -183,7 +201,7 @@ impl Client {
     ) -> Attempt {
         let mut req = self.http.request(method.clone(), format!("{addr}{path}")).timeout(left);
         if let Some(rid) = request_id {
-            req = req.header(crate::api::tasks::REQUEST_ID_HEADER, rid);
+            req = req.header(REQUEST_ID_HEADER, rid);
         }
         match body {
             Some(Payload::Json(v)) => req = req.json(v),
@@ -197,7 +215,7 @@ impl Client {
             Err(e) => return Attempt::Unknown(format!("{addr}: {e}")),
         };
         let status = resp.status();
-        if let Some(leader) = resp.headers().get(crate::api::forward::LEADER_HEADER).and_then(|v| v.to_str().ok()) {
+        if let Some(leader) = resp.headers().get(LEADER_HEADER).and_then(|v| v.to_str().ok()) {
             let leader = format!("http://{leader}");
             if let Some(i) = self.addrs.iter().position(|a| *a == leader) {
                 self.leader_hint.store(i + 1, Ordering::Relaxed);
@@ -352,7 +370,7 @@ impl Client {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let poll = left.min(crate::api::tasks::MAX_WAIT);
+            let poll = left.min(MAX_WAIT);
             let saved = Duration::from_millis(poll.as_millis() as u64);
             let task: Task = self
                 .call_as(Method::GET, &format!("/v1/tasks/{id}/wait?timeout_ms={}", saved.as_millis()), None)
@@ -363,40 +381,94 @@ impl Client {
         }
     }
 
+    /// `GET /v1/stats`.
+    pub async fn stats(&self) -> Result<Stats> {
+        self.call_as(Method::GET, "/v1/stats", None).await
+    }
+
     /// `GET /v1/cluster` from the first replica that answers.
-    pub async fn cluster_status(&self) -> Result<Value> {
+    pub async fn cluster_status(&self) -> Result<ClusterStatus> {
         self.call_as(Method::GET, "/v1/cluster", None).await
     }
 
-    /// `GET /v1/cluster` from every replica (errors included), in address order.
-    pub async fn cluster_status_all(&self) -> Vec<(String, Result<Value>)> {
-        let mut out = Vec::new();
-        for addr in &self.addrs {
-            let r = match self.attempt(addr, &Method::GET, "/v1/cluster", None, Duration::from_secs(2)).await {
+    /// `GET /v1/cluster` from every replica (errors included), in address order, each with
+    /// `per_replica` to answer.
+    pub async fn cluster_status_all(&self, per_replica: Duration) -> Vec<(String, Result<ClusterStatus>)> {
+        let asks = self.addrs.iter().map(|addr| async move {
+            let r = match self.attempt(addr, &Method::GET, "/v1/cluster", None, per_replica).await {
                 Attempt::Done(s, body) if s.is_success() => decode(&body),
                 Attempt::Done(s, body) => Err(api_error(s, &body)),
                 Attempt::NextReplica(w) | Attempt::Unknown(w) => Err(ClientError::Unavailable(w)),
             };
-            out.push((addr.clone(), r));
-        }
-        out
+            (addr.clone(), r)
+        });
+        futures::future::join_all(asks).await
     }
 
     /// `POST /v1/cluster/init` on the first given replica.
-    pub async fn init(&self) -> Result<Value> {
+    pub async fn init(&self) -> Result<ClusterStatus> {
         self.call_as(Method::POST, "/v1/cluster/init", None).await
     }
 
     /// Adds a replica (waits until it caught up and became a voter).
-    pub async fn add_member(&self, id: u64, api_addr: &str, raft_addr: &str) -> Result<Value> {
-        let body = json!({"id": id, "api_addr": api_addr, "raft_addr": raft_addr});
-        self.call_as(Method::POST, "/v1/cluster/members", Some(body)).await
+    pub async fn add_member(&self, id: u64, api_addr: &str, raft_addr: &str) -> Result<ClusterStatus> {
+        let body = AddMember { id, api_addr: api_addr.into(), raft_addr: raft_addr.into() };
+        self.call_as(Method::POST, "/v1/cluster/members", Some(to_json(&body)?)).await
     }
 
     /// Removes a replica for good.
-    pub async fn remove_member(&self, id: u64) -> Result<Value> {
+    pub async fn remove_member(&self, id: u64) -> Result<ClusterStatus> {
         self.call_as(Method::DELETE, &format!("/v1/cluster/members/{id}"), None).await
     }
+
+    /// `GET /v1/workers`.
+    pub async fn list_workers(&self) -> Result<WorkerList> {
+        self.call_as(Method::GET, "/v1/workers", None).await
+    }
+
+    /// Drains a worker: no new work; it finishes what it runs.
+    pub async fn drain_worker(&self, id: &str) -> Result<WorkerInfo> {
+        self.call_as(Method::POST, &format!("/v1/workers/{id}/drain"), None).await
+    }
+
+    /// Removes a worker; its attempts end lost and follow their failover policy.
+    pub async fn remove_worker(&self, id: &str) -> Result<RemovedWorker> {
+        self.call_as(Method::DELETE, &format!("/v1/workers/{id}"), None).await
+    }
+
+    // -- The worker protocol (see `crate::proto::workers`). --------------------------------
+
+    /// Registers (or re-registers) a worker; the answer carries its lease.
+    pub async fn register_worker(&self, registration: &WorkerRegistration) -> Result<Registered> {
+        self.call_as(Method::POST, "/v1/workers", Some(to_json(registration)?)).await
+    }
+
+    /// Heartbeats: renews the lease; the answer lists the attempts to stop.
+    pub async fn heartbeat(&self, worker_id: &str, heartbeat: &Heartbeat) -> Result<HeartbeatAnswer> {
+        self.call_as(Method::POST, &format!("/v1/workers/{worker_id}/heartbeat"), Some(to_json(heartbeat)?)).await
+    }
+
+    /// Long-polls the inbox for assignments with a token above `after`, up to `wait` (cut to
+    /// the server's maximum).
+    pub async fn inbox(&self, worker_id: &str, after: u64, wait: Duration) -> Result<Inbox> {
+        let wait_ms = wait.min(MAX_INBOX_WAIT).as_millis();
+        self.call_as(Method::GET, &format!("/v1/workers/{worker_id}/inbox?wait_ms={wait_ms}&after={after}"), None).await
+    }
+
+    /// Sends a batch of attempt reports; one verdict per report, in order.
+    pub async fn reports(&self, worker_id: &str, reports: &Reports) -> Result<ReportResults> {
+        self.call_as(Method::POST, &format!("/v1/workers/{worker_id}/reports"), Some(to_json(reports)?)).await
+    }
+
+    /// Saves a checkpoint of an attempt; the answer is the task's status after it.
+    pub async fn checkpoint(&self, attempt: AttemptId, data: Vec<u8>) -> Result<TaskStatus> {
+        let path = format!("/v1/tasks/{}/attempts/{}/checkpoint", attempt.task_id, attempt.token);
+        self.request(Method::POST, &path, Some(Payload::Bytes(data.into()))).await
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| ClientError::Decode(format!("cannot encode the request: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -404,14 +476,12 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         .map_err(|e| ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))))
 }
 
-/// `(code, message)` of an error body `{"error": {"code", "message"}}` (or its raw text).
-fn error_parts(body: &[u8]) -> (String, String) {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v) if v["error"].is_object() => (
-            v["error"]["code"].as_str().unwrap_or("unknown").to_string(),
-            v["error"]["message"].as_str().unwrap_or_default().to_string(),
-        ),
-        _ => ("unknown".to_string(), String::from_utf8_lossy(body).into_owned()),
+/// `(code, message)` of an error body `{"error": {"code", "message"}}`, or of a body that is
+/// not one (a proxy's page, an empty 5xx).
+fn error_parts(body: &[u8]) -> (ErrorCode, String) {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => (ErrorCode::Unknown, String::from_utf8_lossy(body).into_owned()),
     }
 }
 

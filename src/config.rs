@@ -35,6 +35,15 @@ pub const DEFAULT_SNAPSHOT_LOGS: u64 = 100_000;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// Largest accepted request body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Default worker lease: a worker silent this long is declared lost and its attempts follow
+/// their failover policy. Workers learn it from the cluster's answers.
+pub const DEFAULT_WORKER_TTL_MS: u64 = 3_000;
+/// Default interval between a worker's heartbeats (told to workers with the lease). At most a
+/// third of the TTL, so a lease survives two lost heartbeats.
+pub const DEFAULT_WORKER_HEARTBEAT_MS: u64 = 1_000;
+/// Default longest pause between two dispatch rounds when nothing wakes the dispatcher (retry
+/// backoffs falling due are noticed within this).
+pub const DEFAULT_DISPATCH_INTERVAL_MS: u64 = 100;
 /// Secret used when none is configured. Fine for `taskraft dev`; the server logs a warning.
 pub const INSECURE_DEFAULT_SECRET: &str = "taskraft-insecure-default-secret";
 
@@ -84,6 +93,20 @@ pub struct ServerArgs {
     /// Largest accepted API request body in bytes.
     #[arg(long, env = "TASKRAFT_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Worker lease in milliseconds: a worker silent this long is declared lost. Workers learn
+    /// it from the cluster (default 3000).
+    #[arg(long, env = "TASKRAFT_WORKER_TTL_MS")]
+    pub worker_ttl_ms: Option<u64>,
+    /// Interval between a worker's heartbeats in milliseconds, told to workers with the lease;
+    /// at most a third of `worker_ttl_ms` (default 1000).
+    #[arg(long, env = "TASKRAFT_WORKER_HEARTBEAT_MS")]
+    pub worker_heartbeat_ms: Option<u64>,
+    /// Most assignments the leader commits per dispatch round (default 1024).
+    #[arg(long, env = "TASKRAFT_DISPATCH_BATCH")]
+    pub dispatch_batch: Option<usize>,
+    /// Longest pause between dispatch rounds in milliseconds when nothing new arrives (default 100).
+    #[arg(long, env = "TASKRAFT_DISPATCH_INTERVAL_MS")]
+    pub dispatch_interval_ms: Option<u64>,
 }
 
 impl ServerArgs {
@@ -104,6 +127,10 @@ impl ServerArgs {
             snapshot_logs: self.snapshot_logs.or(lower.snapshot_logs),
             request_timeout_ms: self.request_timeout_ms.or(lower.request_timeout_ms),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            worker_ttl_ms: self.worker_ttl_ms.or(lower.worker_ttl_ms),
+            worker_heartbeat_ms: self.worker_heartbeat_ms.or(lower.worker_heartbeat_ms),
+            dispatch_batch: self.dispatch_batch.or(lower.dispatch_batch),
+            dispatch_interval_ms: self.dispatch_interval_ms.or(lower.dispatch_interval_ms),
         }
     }
 }
@@ -148,6 +175,14 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// See [`ServerArgs::max_body_bytes`].
     pub max_body_bytes: usize,
+    /// See [`ServerArgs::worker_ttl_ms`].
+    pub worker_ttl: Duration,
+    /// See [`ServerArgs::worker_heartbeat_ms`].
+    pub worker_heartbeat: Duration,
+    /// See [`ServerArgs::dispatch_batch`].
+    pub dispatch_batch: usize,
+    /// See [`ServerArgs::dispatch_interval_ms`].
+    pub dispatch_interval: Duration,
 }
 
 /// A configuration problem, reported before anything starts.
@@ -222,6 +257,25 @@ impl ServerConfig {
         if request_timeout_ms < 100 {
             return Err(invalid("request_timeout_ms", "must be at least 100"));
         }
+        let worker_ttl_ms = a.worker_ttl_ms.unwrap_or(DEFAULT_WORKER_TTL_MS);
+        let worker_heartbeat_ms = a.worker_heartbeat_ms.unwrap_or(DEFAULT_WORKER_HEARTBEAT_MS.min(worker_ttl_ms / 3));
+        if worker_heartbeat_ms < 10 || worker_heartbeat_ms * 3 > worker_ttl_ms {
+            return Err(invalid(
+                "worker_heartbeat_ms",
+                format!(
+                    "need 10 <= worker_heartbeat_ms ({worker_heartbeat_ms}) <= worker_ttl_ms / 3 ({worker_ttl_ms} / 3), \
+                     so a lease survives two lost heartbeats"
+                ),
+            ));
+        }
+        let dispatch_batch = a.dispatch_batch.unwrap_or(crate::scheduler::placement::DEFAULT_MAX_PER_ROUND);
+        if !(1..=crate::scheduler::MAX_BATCH).contains(&dispatch_batch) {
+            return Err(invalid("dispatch_batch", format!("must be 1 to {}", crate::scheduler::MAX_BATCH)));
+        }
+        let dispatch_interval_ms = a.dispatch_interval_ms.unwrap_or(DEFAULT_DISPATCH_INTERVAL_MS);
+        if !(1..=60_000).contains(&dispatch_interval_ms) {
+            return Err(invalid("dispatch_interval_ms", "must be 1 to 60000"));
+        }
         Ok(Self {
             node_id,
             api_addr,
@@ -237,6 +291,10 @@ impl ServerConfig {
             snapshot_logs,
             request_timeout: Duration::from_millis(request_timeout_ms),
             max_body_bytes: a.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            worker_ttl: Duration::from_millis(worker_ttl_ms),
+            worker_heartbeat: Duration::from_millis(worker_heartbeat_ms),
+            dispatch_batch,
+            dispatch_interval: Duration::from_millis(dispatch_interval_ms),
         })
     }
 
@@ -273,5 +331,25 @@ mod tests {
         assert!(err.contains("api_addr"), "{err}");
         let err = ServerConfig::resolve(ServerArgs::default(), None).unwrap_err().to_string();
         assert!(err.contains("node_id"), "{err}");
+    }
+
+    #[test]
+    fn worker_lease_settings_come_from_file_flag_or_default() {
+        let file: ServerArgs = toml::from_str("node_id = 1\nworker_ttl_ms = 6000\ndispatch_batch = 64").unwrap();
+        let c = ServerConfig::resolve(ServerArgs::default(), Some(file)).unwrap();
+        assert_eq!(c.worker_ttl, Duration::from_millis(6000));
+        assert_eq!(c.worker_heartbeat, Duration::from_millis(1000));
+        assert_eq!(c.dispatch_batch, 64);
+        // A short TTL brings the default heartbeat down with it.
+        let args = ServerArgs { node_id: Some(1), worker_ttl_ms: Some(900), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(args, None).unwrap().worker_heartbeat, Duration::from_millis(300));
+        let args = ServerArgs {
+            node_id: Some(1),
+            worker_ttl_ms: Some(1000),
+            worker_heartbeat_ms: Some(600),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
+        assert!(err.contains("worker_heartbeat_ms"), "{err}");
     }
 }

@@ -8,10 +8,18 @@
 //!   `State::apply`. No I/O, no clock, no Raft.
 //! - [`node`]: one replica wired together — openraft state-machine adapter, snapshots, storage,
 //!   membership (bootstrap, join, add, remove), leader lookup, write and read paths.
+//! - [`proto`]: the wire protocol — every request and response body, header names, limits and
+//!   error codes, shared by server, client, worker and CLI.
 //! - [`api`]: the axum handlers of the public API; HTTP status mapping in `api::error` only.
-//! - [`client`]: typed client with failover and idempotent retries (CLI, bench, tests).
+//! - [`server`]: the composition root of a replica — starts the [`node`] and serves the [`api`]
+//!   on it (the only place that knows both).
+//! - [`client`]: typed client with failover and idempotent retries (CLI, bench, worker, tests).
+//! - [`worker`]: the worker agent and its executors.
 //! - [`cli`]: the `taskraft` commands, including `taskraft dev`.
 //! - [`config`]: server settings from TOML, environment and flags.
+//!
+//! Dependencies point down: `cli` → `server` → `api` → `node` → `scheduler`, and `client`,
+//! `worker` → `proto` → `scheduler`. `node`, `worker`, `client` and `cli` never import `api`.
 //!
 //! The Raft network lives in the `taskraft-raft` crate and durable storage in
 //! `taskraft-storage`; neither depends on this package.
@@ -21,6 +29,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod node;
+pub mod proto;
 pub mod scheduler;
+pub mod server;
 pub mod util;
 pub mod worker;

@@ -282,7 +282,7 @@ async fn pausing_the_leader_loses_no_running_attempt() {
         .with_timeout(Duration::from_secs(5));
     let new = eventually("a new leader", Duration::from_secs(10), || async {
         let s = watcher.cluster_status().await.ok()?;
-        s["leader_id"].as_u64().filter(|&l| l != old)
+        s.leader_id.filter(|&l| l != old)
     })
     .await;
     let elected_after = paused_at.elapsed();

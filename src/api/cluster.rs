@@ -14,8 +14,6 @@ use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use openraft::ServerState;
-use serde_json::Value;
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::error::ApiError;
@@ -23,48 +21,58 @@ use super::error::path_error;
 use super::forward;
 use crate::node::MembershipError;
 use crate::node::Node;
-use crate::node::membership::AddMember;
+use crate::proto::ErrorCode;
+use crate::proto::cluster::AddMember;
+use crate::proto::cluster::ClusterStatus;
+use crate::proto::cluster::Health;
+use crate::proto::cluster::MemberStatus;
+use crate::proto::cluster::ReadIndex;
+use crate::proto::cluster::Readiness;
+use crate::proto::cluster::Role;
 
 /// The cluster as this replica sees it (no Raft round trip: cheap enough to poll).
-pub fn status_json(node: &Node) -> Value {
+pub fn status(node: &Node) -> ClusterStatus {
     let m = node.metrics();
     let membership = m.membership_config.membership();
     let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-    let members: Vec<Value> = membership
+    let members = membership
         .nodes()
-        .map(
-            |(id, n)| json!({"id": id, "api_addr": n.api_addr, "raft_addr": n.raft_addr, "voter": voters.contains(id)}),
-        )
+        .map(|(id, n)| MemberStatus {
+            id: *id,
+            api_addr: n.api_addr.clone(),
+            raft_addr: n.raft_addr.clone(),
+            voter: voters.contains(id),
+        })
         .collect();
     let role = match m.state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
+        ServerState::Leader => Role::Leader,
+        ServerState::Follower => Role::Follower,
+        ServerState::Candidate => Role::Candidate,
+        ServerState::Learner => Role::Learner,
+        ServerState::Shutdown => Role::Shutdown,
     };
-    json!({
-        "node_id": node.id,
-        "pid": std::process::id(),
-        "role": role,
-        "leader_id": m.current_leader,
-        "term": m.current_term,
-        "last_log_index": m.last_log_index,
-        "committed": m.local_committed.map(|l| l.index),
-        "last_applied": m.last_applied.map(|l| l.index),
-        "snapshot": m.snapshot.map(|l| l.index),
-        "members": members,
-    })
+    ClusterStatus {
+        node_id: node.id,
+        pid: std::process::id(),
+        role,
+        leader_id: m.current_leader,
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        committed: m.local_committed.map(|l| l.index),
+        last_applied: m.last_applied.map(|l| l.index),
+        snapshot: m.snapshot.map(|l| l.index),
+        members,
+    }
 }
 
 /// `GET /v1/cluster`.
-pub async fn status(State(node): State<Arc<Node>>) -> Json<Value> {
-    Json(status_json(&node))
+pub async fn get_status(State(node): State<Arc<Node>>) -> Json<ClusterStatus> {
+    Json(status(&node))
 }
 
 /// `GET /health`: the process is alive and serving HTTP.
-pub async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
-    Json(json!({"status": "ok", "node_id": node.id}))
+pub async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
+    Json(Health { status: "ok".into(), node_id: node.id })
 }
 
 /// `GET /ready`: 200 only when a leader is known and everything known committed is applied.
@@ -83,18 +91,17 @@ pub async fn ready(State(node): State<Arc<Node>>) -> Response {
         Some(_) => (true, "ok".to_string()),
     };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"ready": ready, "reason": reason, "leader_id": leader, "committed": committed, "last_applied": applied})))
-        .into_response()
+    (status, Json(Readiness { ready, reason, leader_id: leader, committed, last_applied: applied })).into_response()
 }
 
 /// `GET /v1/internal/read-index` (leader only): confirms leadership with a quorum and returns
 /// the index a linearizable read must wait for. Followers call it for their reads.
-pub async fn read_index(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
+pub async fn read_index(State(node): State<Arc<Node>>) -> Result<Json<ReadIndex>, ApiError> {
     if !node.is_leader() {
-        return Err(ApiError::unavailable("not_leader", "this replica is not the leader"));
+        return Err(ApiError::unavailable(ErrorCode::NotLeader, "this replica is not the leader"));
     }
     let index = node.leader_read_index(Instant::now() + node.config.request_timeout).await?;
-    Ok(Json(json!({"index": index})))
+    Ok(Json(ReadIndex { index }))
 }
 
 /// Runs a membership change here if we lead, otherwise forwards it.
@@ -114,7 +121,7 @@ where
         return forward::to_leader(node, None, method, uri, headers, body).await;
     }
     match change().await {
-        Ok(()) => Json(status_json(node)).into_response(),
+        Ok(()) => Json(status(node)).into_response(),
         Err(MembershipError::NotLeader(hint)) => forward::to_leader(node, hint, method, uri, headers, body).await,
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -151,7 +158,7 @@ pub async fn remove_member(
 }
 
 /// `POST /v1/cluster/init`: make this fresh replica the first member of a new cluster.
-pub async fn init(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
+pub async fn init(State(node): State<Arc<Node>>) -> Result<Json<ClusterStatus>, ApiError> {
     node.init_cluster().await?;
-    Ok(Json(status_json(&node)))
+    Ok(Json(status(&node)))
 }

@@ -13,11 +13,12 @@ use axum::http::StatusCode;
 use axum::http::header::RETRY_AFTER;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use serde_json::json;
-
 use crate::node::MembershipError;
 use crate::node::ReadError;
 use crate::node::WriteError;
+use crate::proto::ErrorBody;
+use crate::proto::ErrorCode;
+use crate::proto::ErrorDetail;
 use crate::scheduler::RejectCode;
 use crate::scheduler::Rejection;
 
@@ -27,7 +28,7 @@ pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Stable machine-readable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     /// Seconds for `Retry-After` (503 only).
@@ -36,38 +37,38 @@ pub struct ApiError {
 
 impl ApiError {
     /// Any error with a status and code.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), retry_after: None }
     }
     /// 400: the request cannot be parsed.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
     /// 422: a field has an invalid value; the message names it.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, message)
     }
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
     /// 503 + Retry-After: try again shortly (no leader, no quorum). Nothing was written.
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>) -> Self {
         Self { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
     }
     /// 504: the write may or may not have taken effect.
     pub fn outcome_unknown(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", message)
+        Self::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::OutcomeUnknown, message)
     }
     /// 500.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let body = Json(ErrorBody { error: ErrorDetail { code: self.code, message: self.message } });
         let mut resp = (self.status, body).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -81,11 +82,11 @@ impl From<BytesRejection> for ApiError {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "request body is over the size limit (max_body_bytes)",
             )
         } else {
-            ApiError::new(r.status(), "bad_request", r.body_text())
+            ApiError::new(r.status(), ErrorCode::BadRequest, r.body_text())
         }
     }
 }
@@ -109,7 +110,7 @@ impl From<Rejection> for ApiError {
             RejectCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::CONFLICT,
         };
-        ApiError::new(status, r.code.as_str(), r.message)
+        ApiError::new(status, r.code.into(), r.message)
     }
 }
 
@@ -117,16 +118,16 @@ impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::NotLeader(_) => {
-                ApiError::unavailable("no_leader", "no leader is known right now; retry shortly")
+                ApiError::unavailable(ErrorCode::NoLeader, "no leader is known right now; retry shortly")
             }
             WriteError::NoQuorum => ApiError::unavailable(
-                "no_quorum",
+                ErrorCode::NoQuorum,
                 "the leader cannot reach a majority of replicas; nothing was written",
             ),
             WriteError::Unknown(m) => ApiError::outcome_unknown(format!(
                 "{m}; the write may still take effect: retry with the same idempotency_key or request_id"
             )),
-            WriteError::Stopped(m) => ApiError::unavailable("unavailable", format!("this replica is stopping: {m}")),
+            WriteError::Stopped(m) => ApiError::unavailable(ErrorCode::Unavailable, format!("this replica is stopping: {m}")),
         }
     }
 }
@@ -135,14 +136,14 @@ impl From<ReadError> for ApiError {
     fn from(e: ReadError) -> Self {
         match e {
             ReadError::NoLeader => ApiError::unavailable(
-                "no_leader",
+                ErrorCode::NoLeader,
                 "no leader is known right now; retry shortly, or read with ?consistency=stale",
             ),
             ReadError::NoQuorum(m) => {
-                ApiError::unavailable("no_quorum", format!("cannot confirm leadership with a majority: {m}"))
+                ApiError::unavailable(ErrorCode::NoQuorum, format!("cannot confirm leadership with a majority: {m}"))
             }
             ReadError::Timeout => {
-                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "the read did not complete before its deadline")
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout, "the read did not complete before its deadline")
             }
         }
     }
@@ -153,18 +154,27 @@ impl From<MembershipError> for ApiError {
         let message = e.to_string();
         match e {
             MembershipError::NotLeader(_) => {
-                ApiError::unavailable("no_leader", "no leader is known right now; retry shortly")
+                ApiError::unavailable(ErrorCode::NoLeader, "no leader is known right now; retry shortly")
             }
-            MembershipError::AlreadyInitialized => ApiError::new(StatusCode::CONFLICT, "already_initialized", message),
-            MembershipError::RemovedBefore(_) => ApiError::new(StatusCode::CONFLICT, "member_removed", message),
+            MembershipError::AlreadyInitialized => ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadyInitialized, message),
+            MembershipError::RemovedBefore(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::MemberRemoved, message),
             MembershipError::UnknownMember(_) => ApiError::not_found(message),
-            MembershipError::LastVoter(_) => ApiError::new(StatusCode::CONFLICT, "last_voter", message),
-            MembershipError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            MembershipError::LastVoter(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::LastVoter, message),
+            MembershipError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, message),
             MembershipError::Invalid { .. } => ApiError::invalid(message),
             MembershipError::Unknown(_) => ApiError::outcome_unknown(message),
-            MembershipError::Unavailable(_) => ApiError::unavailable("unavailable", message),
+            MembershipError::Unavailable(_) => ApiError::unavailable(ErrorCode::Unavailable, message),
         }
     }
+}
+
+/// 405 as a JSON error (axum's own answer has an empty body).
+pub fn method_not_allowed(method: &axum::http::Method, path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {path}; see the API reference in the README"),
+    )
 }
 
 /// A JSON body that did not deserialize: 422 naming the field path.

@@ -9,7 +9,10 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 
 use super::error::ApiError;
-use crate::node::FORWARDED_HEADER;
+use crate::proto::ErrorCode;
+use crate::proto::FORWARDED_HEADER;
+use crate::proto::LEADER_HEADER;
+use crate::proto::REQUEST_ID_HEADER;
 use crate::node::Node;
 use crate::node::NodeId;
 
@@ -28,21 +31,21 @@ pub async fn to_leader(
     body: Bytes,
 ) -> Response {
     if headers.contains_key(FORWARDED_HEADER) {
-        return ApiError::unavailable("no_leader", "leadership moved while the request was being forwarded; retry")
+        return ApiError::unavailable(ErrorCode::NoLeader, "leadership moved while the request was being forwarded; retry")
             .into_response();
     }
     let Some(leader) = hint.or_else(|| node.leader()) else {
         return ApiError::unavailable(
-            "no_leader",
+            ErrorCode::NoLeader,
             "no leader is known right now (election in progress?); retry shortly",
         )
         .into_response();
     };
     if leader == node.id {
-        return ApiError::unavailable("no_leader", "leadership is changing; retry").into_response();
+        return ApiError::unavailable(ErrorCode::NoLeader, "leadership is changing; retry").into_response();
     }
     let Some(addr) = node.api_addr_of(leader) else {
-        return ApiError::unavailable("no_leader", format!("leader {leader} has no known address yet; retry"))
+        return ApiError::unavailable(ErrorCode::NoLeader, format!("leader {leader} has no known address yet; retry"))
             .into_response();
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
@@ -56,17 +59,17 @@ pub async fn to_leader(
     if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
         req = req.header(axum::http::header::CONTENT_TYPE, ct);
     }
-    if let Some(rid) = headers.get(super::tasks::REQUEST_ID_HEADER) {
-        req = req.header(super::tasks::REQUEST_ID_HEADER, rid);
+    if let Some(rid) = headers.get(REQUEST_ID_HEADER) {
+        req = req.header(REQUEST_ID_HEADER, rid);
     }
     match req.send().await {
         Ok(resp) => relay(resp, &addr).await,
         // Not connected: the request never reached the leader, so nothing was written.
         Err(e) if e.is_connect() => {
-            ApiError::unavailable("no_leader", format!("leader {leader} at {addr} is unreachable; retry")).into_response()
+            ApiError::unavailable(ErrorCode::NoLeader, format!("leader {leader} at {addr} is unreachable; retry")).into_response()
         }
         Err(e) if method == Method::GET => {
-            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", format!("forwarding to leader {leader}: {e}")).into_response()
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout, format!("forwarding to leader {leader}: {e}")).into_response()
         }
         Err(e) => ApiError::outcome_unknown(format!(
             "forwarded to leader {leader} but got no answer ({e}); the write may still take effect: retry with the same idempotency_key or request_id"
@@ -75,9 +78,6 @@ pub async fn to_leader(
     }
 }
 
-/// Response header naming the leader's API address on forwarded answers, so that clients can
-/// go to the leader directly next time and save the hop.
-pub const LEADER_HEADER: &str = "x-taskraft-leader";
 
 async fn relay(resp: reqwest::Response, leader_addr: &str) -> Response {
     let status = resp.status();

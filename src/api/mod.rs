@@ -16,16 +16,25 @@
 //! then reads its own state. `?consistency=stale` skips that.
 //!
 //! Every request runs under a deadline (`request_timeout_ms`, long-polls their own); error
-//! bodies are `{"error": {"code", "message"}}`, mapped in [`error`] only.
+//! bodies are `{"error": {"code", "message"}}` (405 and 431 included), mapped in [`error`]
+//! only. Request and response types live in [`crate::proto`]; handlers translate HTTP to
+//! commands and to the leader's verdicts ([`crate::scheduler::verdict`]) and back.
+//!
+//! | module              | endpoints                                                   |
+//! |---------------------|-------------------------------------------------------------|
+//! | [`tasks`]           | `/v1/tasks…`, `/v1/stats`                                   |
+//! | [`worker_protocol`] | register, heartbeat, inbox, reports, checkpoints            |
+//! | [`worker_admin`]    | `GET /v1/workers`, drain, remove                            |
+//! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
 
 pub mod cluster;
 pub mod error;
 pub mod forward;
 pub mod tasks;
-pub mod workers;
+pub mod worker_admin;
+pub mod worker_protocol;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -47,22 +56,21 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/tasks/{id}", get(tasks::get))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/wait", get(tasks::wait))
-        .route("/v1/tasks/{id}/attempts/{token}/started", post(workers::started))
-        .route("/v1/tasks/{id}/attempts/{token}/checkpoint", post(workers::checkpoint))
-        .route("/v1/tasks/{id}/attempts/{token}/complete", post(workers::complete))
-        .route("/v1/workers", post(workers::register).get(workers::list))
-        .route("/v1/workers/{id}", delete(workers::remove))
-        .route("/v1/workers/{id}/heartbeat", post(workers::heartbeat))
-        .route("/v1/workers/{id}/inbox", get(workers::inbox))
-        .route("/v1/workers/{id}/drain", post(workers::drain))
-        .route("/v1/workers/{id}/reports", post(workers::reports))
+        .route("/v1/tasks/{id}/attempts/{token}/checkpoint", post(worker_protocol::checkpoint))
+        .route("/v1/workers", post(worker_protocol::register).get(worker_admin::list))
+        .route("/v1/workers/{id}", delete(worker_admin::remove))
+        .route("/v1/workers/{id}/heartbeat", post(worker_protocol::heartbeat))
+        .route("/v1/workers/{id}/inbox", get(worker_protocol::inbox))
+        .route("/v1/workers/{id}/drain", post(worker_admin::drain))
+        .route("/v1/workers/{id}/reports", post(worker_protocol::reports))
         .route("/v1/stats", get(tasks::stats))
-        .route("/v1/cluster", get(cluster::status))
+        .route("/v1/cluster", get(cluster::get_status))
         .route("/v1/cluster/init", post(cluster::init))
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/members/{id}", delete(cluster::remove_member))
         .route("/v1/internal/read-index", get(cluster::read_index))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(node)
 }
@@ -71,5 +79,6 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no such endpoint: {}", uri.path()))
 }
 
-/// Upper bound of any request other than long-polls and membership changes, used by clients.
-pub const CLIENT_SLACK: Duration = Duration::from_secs(2);
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    error::method_not_allowed(&method, uri.path())
+}

@@ -17,8 +17,6 @@ use axum::http::StatusCode;
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use serde::Deserialize;
-use serde::Serialize;
 use serde_json::Value;
 use serde_json::json;
 use tokio::time::Instant;
@@ -33,16 +31,25 @@ use crate::scheduler::Command;
 use crate::scheduler::QueryResponse;
 use crate::scheduler::Task;
 use crate::scheduler::TaskSpec;
+use crate::proto::DEFAULT_WAIT;
+use crate::proto::MAX_BATCH;
+use crate::proto::MAX_REQUEST_ID_BYTES;
+use crate::proto::MAX_WAIT;
+use crate::proto::REQUEST_ID_HEADER;
+use crate::proto::tasks::BatchAnswer;
+use crate::proto::tasks::BatchItem;
+use crate::proto::tasks::BatchRequest;
+use crate::proto::tasks::CancelRequest;
+use crate::proto::tasks::Consistency;
+use crate::proto::tasks::ListQuery;
+use crate::proto::tasks::ReadQuery;
+use crate::proto::tasks::TaskPage;
+use crate::proto::tasks::TaskView;
+use crate::proto::tasks::WaitQuery;
 use crate::scheduler::TaskState;
 use crate::util::now_ms;
 
-/// Most tasks accepted in one batch.
-pub const MAX_BATCH: usize = 10_000;
-/// Longest `/wait` long-poll.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
-/// `/wait` long-poll when `timeout_ms` is not given.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
-
+/// A request body, or why axum could not read it.
 pub type Body = Result<Bytes, BytesRejection>;
 /// A `{id}` path segment; a non-number is a JSON 400, not axum's plain-text one.
 pub type IdPath = Result<Path<u64>, PathRejection>;
@@ -68,11 +75,7 @@ pub(crate) async fn propose(
     let deadline = Instant::now() + node.config.request_timeout;
     match node.write(cmd, deadline).await {
         Ok(scheduler::Response::Rejected(r)) => Err(r.into()),
-        Ok(resp) => {
-            // New work (or a cancel that frees a slot): let the dispatcher look now.
-            node.leader.wake.notify_one();
-            Ok(Proposed::Applied(Box::new(resp)))
-        }
+        Ok(resp) => Ok(Proposed::Applied(Box::new(resp))),
         // Refused before anything was appended: forwarding cannot double the write.
         Err(WriteError::NotLeader(hint)) => {
             Ok(Proposed::Forwarded(forward::to_leader(node, hint, method, uri, headers, body).await))
@@ -84,14 +87,16 @@ pub(crate) async fn propose(
 /// Parses one task object of the public API into a spec (+ request id).
 ///
 /// Accepted on top of the [`TaskSpec`] fields: `max_attempts` (short for
-/// `retry.max_attempts`), `labels` (alias of `constraints`) and `request_id`.
+/// `retry.max_attempts`), `labels` (alias of `constraints`), `request_id`, and what clients
+/// of the first release sent: `"placement": {"prefer": {"labels", "then"}}` (lifted into
+/// `prefer` beside `placement`); the `taskraft:` shorthand is expanded by [`accept`].
 fn parse_task(value: Value, path: &str) -> Result<(TaskSpec, Option<String>), ApiError> {
     let Value::Object(mut map) = value else {
         return Err(ApiError::invalid(format!("{path}: expected a JSON object")));
     };
     let request_id = match map.remove("request_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_REQUEST_ID_BYTES => Some(s),
         Some(_) => {
             return Err(ApiError::invalid(format!(
                 "{path}request_id: must be a non-empty string of at most 256 bytes"
@@ -104,6 +109,7 @@ fn parse_task(value: Value, path: &str) -> Result<(TaskSpec, Option<String>), Ap
         }
         map.insert("constraints".into(), labels);
     }
+    lift_legacy_prefer(&mut map, path)?;
     if let Some(max) = map.remove("max_attempts") {
         let retry = map.entry("retry").or_insert_with(|| json!({}));
         match retry {
@@ -117,22 +123,43 @@ fn parse_task(value: Value, path: &str) -> Result<(TaskSpec, Option<String>), Ap
         let field = e.path().to_string();
         ApiError::invalid(format!("{path}{field}: {}", e.into_inner()))
     })?;
-    spec.validate().map_err(|e| ApiError::invalid(format!("{path}{}: {}", e.field, e.message)))?;
-    Ok((spec, request_id))
+    Ok((accept(spec, path)?, request_id))
+}
+
+/// Format 1 wrapped preferences around the strategy: `"placement": {"prefer": {"labels": {…},
+/// "then": S}}`. Rewritten as `"placement": S, "prefer": {"labels": {…}}`.
+fn lift_legacy_prefer(map: &mut serde_json::Map<String, Value>, path: &str) -> Result<(), ApiError> {
+    let Some(Value::Object(placement)) = map.get_mut("placement") else {
+        return Ok(());
+    };
+    let Some(Value::Object(mut prefer)) = placement.remove("prefer") else {
+        return Ok(());
+    };
+    if map.contains_key("prefer") {
+        return Err(ApiError::invalid(format!("{path}prefer: give `prefer` or `placement.prefer`, not both")));
+    }
+    let then = prefer.remove("then").unwrap_or_else(|| json!("priority_fcfs"));
+    map.insert("placement".into(), then);
+    map.insert("prefer".into(), Value::Object(prefer));
+    Ok(())
+}
+
+/// Expands the `taskraft:` executor shorthand, then checks every rule of the API edge.
+fn accept(mut spec: TaskSpec, path: &str) -> Result<TaskSpec, ApiError> {
+    let invalid = |e: scheduler::FieldError| ApiError::invalid(format!("{path}{}: {}", e.field, e.message));
+    spec.expand_shorthand().map_err(invalid)?;
+    spec.validate().map_err(invalid)?;
+    Ok(spec)
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
-/// Header carrying the client's request id (client id + serial), de-duplicated by apply so a
-/// retried write never doubles. Also accepted as a `request_id` body field.
-pub const REQUEST_ID_HEADER: &str = "x-taskraft-request-id";
-
 fn header_request_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get(REQUEST_ID_HEADER).map(|v| v.to_str()) {
         None => Ok(None),
-        Some(Ok(s)) if !s.is_empty() && s.len() <= 256 => Ok(Some(s.to_string())),
+        Some(Ok(s)) if !s.is_empty() && s.len() <= MAX_REQUEST_ID_BYTES => Ok(Some(s.to_string())),
         Some(_) => Err(ApiError::invalid(format!("{REQUEST_ID_HEADER}: must be 1 to 256 visible ASCII characters"))),
     }
 }
@@ -141,30 +168,20 @@ fn header_request_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// pass; anything else (shortcuts, or an error to explain) takes the slower [`parse_task`].
 fn parse_one(body: &[u8]) -> Result<(TaskSpec, Option<String>), ApiError> {
     match serde_json::from_slice::<TaskSpec>(body) {
-        Ok(spec) => {
-            spec.validate().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
-            Ok((spec, None))
-        }
+        Ok(spec) => Ok((accept(spec, "")?, None)),
         Err(_) => parse_task(parse_json(body)?, ""),
     }
 }
 
-/// The body of `POST /v1/tasks/batch` in its plain form (decoded in one pass).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlainBatch {
-    tasks: Vec<TaskSpec>,
-    request_id: Option<String>,
-}
-
 /// Parses a batch body: one pass for plain specs, the explaining path otherwise.
 fn parse_batch(body: &[u8]) -> Result<(Vec<TaskSpec>, Option<String>), ApiError> {
-    let (specs, request_id) = match serde_json::from_slice::<PlainBatch>(body) {
+    let (specs, request_id) = match serde_json::from_slice::<BatchRequest>(body) {
         Ok(plain) => {
-            for (i, spec) in plain.tasks.iter().enumerate() {
-                spec.validate().map_err(|e| ApiError::invalid(format!("tasks[{i}].{}: {}", e.field, e.message)))?;
+            let mut specs = Vec::with_capacity(plain.tasks.len());
+            for (i, spec) in plain.tasks.into_iter().enumerate() {
+                specs.push(accept(spec, &format!("tasks[{i}]."))?);
             }
-            (plain.tasks, plain.request_id)
+            (specs, plain.request_id)
         }
         Err(_) => parse_batch_slow(body)?,
     };
@@ -203,36 +220,6 @@ fn parse_batch_slow(body: &[u8]) -> Result<(Vec<TaskSpec>, Option<String>), ApiE
     Ok((specs, request_id))
 }
 
-/// One task of a batch answer: the task plus whether this request created it.
-#[derive(Serialize)]
-struct BatchItem<'a> {
-    #[serde(flatten)]
-    task: &'a Task,
-    created: bool,
-}
-
-/// The answer to a batch submit.
-#[derive(Serialize)]
-struct BatchOut<'a> {
-    tasks: Vec<BatchItem<'a>>,
-}
-
-/// A task with, while it waits, the reason it is not running yet.
-#[derive(Serialize)]
-struct TaskView<'a> {
-    #[serde(flatten)]
-    task: &'a Task,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pending_reason: Option<String>,
-}
-
-/// A page of tasks.
-#[derive(Serialize)]
-struct Page<'a> {
-    tasks: &'a [Task],
-    next_cursor: Option<u64>,
-}
-
 /// `POST /v1/tasks`: 201 with the new task, or 200 with the existing one for a known
 /// idempotency key / request id.
 pub async fn submit(
@@ -253,7 +240,7 @@ pub async fn submit(
                     return Err(ApiError::internal("submit produced no task"));
                 };
                 let status = if first.created { StatusCode::CREATED } else { StatusCode::OK };
-                Ok((status, Json(&first.task)).into_response())
+                Ok((status, Json(first.task)).into_response())
             }
             other => Err(ApiError::internal(format!("unexpected answer to submit: {other:?}"))),
         },
@@ -277,22 +264,13 @@ pub async fn submit_batch(
         Proposed::Applied(resp) => match *resp {
             scheduler::Response::Submitted { tasks } => {
                 let any_created = tasks.iter().any(|t| t.created);
-                let out: Vec<BatchItem> =
-                    tasks.iter().map(|t| BatchItem { task: &t.task, created: t.created }).collect();
+                let tasks = tasks.into_iter().map(|t| BatchItem { task: t.task, created: t.created }).collect();
                 let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
-                Ok((status, Json(BatchOut { tasks: out })).into_response())
+                Ok((status, Json(BatchAnswer { tasks })).into_response())
             }
             other => Err(ApiError::internal(format!("unexpected answer to batch submit: {other:?}"))),
         },
     }
-}
-
-/// Body of `POST /v1/tasks/{id}/cancel` (optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CancelBody {
-    reason: Option<String>,
-    request_id: Option<String>,
 }
 
 /// `POST /v1/tasks/{id}/cancel`.
@@ -305,8 +283,8 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
     let body = body?;
-    let parsed: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CancelBody::default()
+    let parsed: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelRequest::default()
     } else {
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(path_error)?
     };
@@ -314,21 +292,10 @@ pub async fn cancel(
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
         Proposed::Applied(resp) => match *resp {
-            scheduler::Response::Cancelled { task } => Ok(Json(&task).into_response()),
+            scheduler::Response::Cancelled { task } => Ok(Json(task).into_response()),
             other => Err(ApiError::internal(format!("unexpected answer to cancel: {other:?}"))),
         },
     }
-}
-
-/// `?consistency=` of reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Consistency {
-    /// ReadIndex through the leader (default).
-    #[default]
-    Linearizable,
-    /// This replica's local state, possibly behind.
-    Stale,
 }
 
 /// Waits for the read barrier unless the client asked for a stale read.
@@ -337,14 +304,6 @@ pub async fn barrier(node: &Node, consistency: &Consistency, deadline: Instant) 
         Consistency::Stale => Ok(()),
         Consistency::Linearizable => Ok(node.read_barrier(deadline).await?),
     }
-}
-
-/// Query string of `GET /v1/tasks/{id}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReadParams {
-    #[serde(default)]
-    consistency: Consistency,
 }
 
 fn get_task(node: &Node, id: u64) -> Option<Task> {
@@ -358,7 +317,7 @@ fn get_task(node: &Node, id: u64) -> Option<Task> {
 pub async fn get(
     State(node): State<Arc<Node>>,
     id: IdPath,
-    p: Result<Query<ReadParams>, QueryRejection>,
+    p: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (Path(id), Query(p)) = (id?, p?);
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
@@ -368,26 +327,15 @@ pub async fn get(
         Some((task, pending_reason))
     });
     match view {
-        Some((task, pending_reason)) => Ok(Json(TaskView { task: &task, pending_reason }).into_response()),
+        Some((task, pending_reason)) => Ok(Json(TaskView { task, pending_reason }).into_response()),
         None => Err(ApiError::not_found(format!("task {id} does not exist"))),
     }
-}
-
-/// Query string of `GET /v1/tasks`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    state: Option<String>,
-    limit: Option<u32>,
-    cursor: Option<u64>,
-    #[serde(default)]
-    consistency: Consistency,
 }
 
 /// `GET /v1/tasks?state=&limit=&cursor=`: a page in id order and the cursor of the next one.
 pub async fn list(
     State(node): State<Arc<Node>>,
-    p: Result<Query<ListParams>, QueryRejection>,
+    p: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = p?;
     let state = match p.state.as_deref() {
@@ -401,7 +349,7 @@ pub async fn list(
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
     let q = scheduler::Query::ListTasks { state, after: p.cursor, limit: p.limit.unwrap_or(0) };
     match node.view.read(|a| a.state.query(&q)) {
-        QueryResponse::Tasks { tasks, next_cursor } => Ok(Json(Page { tasks: &tasks, next_cursor }).into_response()),
+        QueryResponse::Tasks { tasks, next_cursor } => Ok(Json(TaskPage { tasks, next_cursor }).into_response()),
         other => Err(ApiError::internal(format!("unexpected answer to list: {other:?}"))),
     }
 }
@@ -409,7 +357,7 @@ pub async fn list(
 /// `GET /v1/stats`: task counts per state, totals and worker counts (O(1)).
 pub async fn stats(
     State(node): State<Arc<Node>>,
-    p: Result<Query<ReadParams>, QueryRejection>,
+    p: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = p?;
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
@@ -419,21 +367,12 @@ pub async fn stats(
     }
 }
 
-/// Query string of `GET /v1/tasks/{id}/wait`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WaitParams {
-    timeout_ms: Option<u64>,
-    #[serde(default)]
-    consistency: Consistency,
-}
-
 /// `GET /v1/tasks/{id}/wait?timeout_ms=`: long-polls until the task is terminal or the timeout
 /// passes, then answers the task as it is (check `state`).
 pub async fn wait(
     State(node): State<Arc<Node>>,
     id: IdPath,
-    p: Result<Query<WaitParams>, QueryRejection>,
+    p: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (Path(id), Query(p)) = (id?, p?);
     let wait = p.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis).min(MAX_WAIT);
@@ -446,7 +385,7 @@ pub async fn wait(
             return Err(ApiError::not_found(format!("task {id} does not exist")));
         };
         if task.is_terminal() {
-            return Ok(Json(&task).into_response());
+            return Ok(Json(task).into_response());
         }
         tokio::select! {
             changed = tokio::time::timeout_at(deadline, changes.changed()) => match changed {

@@ -12,6 +12,7 @@ use super::ClientArgs;
 use super::Output;
 use super::output::print_json;
 use crate::client::Client;
+use crate::proto::cluster::Role;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCmd {
@@ -115,7 +116,11 @@ impl BenchCmd {
 
 async fn submit(concurrency: usize, batch: usize, duration: u64, client: ClientArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
-    anyhow::ensure!((1..=crate::api::tasks::MAX_BATCH).contains(&batch), "--batch must be 1..=10000");
+    anyhow::ensure!(
+        (1..=crate::proto::MAX_BATCH).contains(&batch),
+        "--batch must be 1..={}",
+        crate::proto::MAX_BATCH
+    );
     let c = Arc::new(Client::new(client.addr.clone())?.with_timeout(Duration::from_secs(10)));
     c.prefer_leader().await?;
     let start = Instant::now();
@@ -199,14 +204,13 @@ async fn submit(concurrency: usize, batch: usize, duration: u64, client: ClientA
 
 /// Every replica reports the same leader and has applied as far as the leader.
 async fn settled(client: &Client) -> bool {
-    let all = client.cluster_status_all().await;
-    let Some(leader) = all.iter().find_map(|(_, s)| s.as_ref().ok().filter(|s| s["role"] == "leader").cloned()) else {
+    let all = client.cluster_status_all(Duration::from_secs(2)).await;
+    let Some(leader) = all.iter().find_map(|(_, s)| s.as_ref().ok().filter(|s| s.role == Role::Leader).cloned()) else {
         return false;
     };
-    let target = leader["last_applied"].as_u64().unwrap_or(0);
+    let target = leader.last_applied.unwrap_or(0);
     all.iter().all(|(_, s)| {
-        s.as_ref()
-            .is_ok_and(|s| s["leader_id"] == leader["node_id"] && s["last_applied"].as_u64().unwrap_or(0) >= target)
+        s.as_ref().is_ok_and(|s| s.leader_id == Some(leader.node_id) && s.last_applied.unwrap_or(0) >= target)
     })
 }
 
@@ -230,7 +234,7 @@ async fn failover(kills: usize, port_base: u16, output: Output, server_args: Vec
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             client.submit(json!({"command": ["true"], "name": format!("before-kill-{k}")})).await?;
-            let leader = client.cluster_status().await?["leader_id"].as_u64().context("no leader")?;
+            let leader = client.cluster_status().await?.leader_id.context("no leader")?;
             cluster.kill9(leader).await?;
             let t0 = Instant::now();
             client.submit(json!({"command": ["true"], "name": format!("after-kill-{k}")})).await?;
@@ -302,19 +306,20 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let v: serde_json::Value = client.request(reqwest::Method::GET, "/v1/stats", None).await?;
-            if v["active_workers"].as_u64() == Some(args.workers as u64) {
+            if client.stats().await?.active_workers == args.workers as u64 {
                 break;
             }
             anyhow::ensure!(Instant::now() < deadline, "workers did not register within 60 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         client.prefer_leader().await?;
-        let command = match args.executor {
-            E2eExecutor::Noop => json!(["taskraft:noop"]),
-            E2eExecutor::Exec => json!(["true"]),
+        let (executor, command) = match args.executor {
+            E2eExecutor::Noop => ("noop", json!([])),
+            E2eExecutor::Exec => ("exec", json!(["true"])),
         };
-        let spec = |i: usize| json!({"command": command, "name": "e2e", "idempotency_key": format!("e2e-{i}")});
+        let spec = |i: usize| {
+            json!({"executor": executor, "command": command, "name": "e2e", "idempotency_key": format!("e2e-{i}")})
+        };
         let started = Instant::now();
         match args.rate {
             None => {
@@ -345,8 +350,8 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
         }
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
-            let v: serde_json::Value = client.request(reqwest::Method::GET, "/v1/stats", None).await?;
-            let done = v["counts"]["succeeded"].as_u64().unwrap_or(0) + v["counts"]["failed"].as_u64().unwrap_or(0);
+            let counts = client.stats().await?.counts;
+            let done = counts.succeeded + counts.failed;
             if done >= args.tasks as u64 {
                 break;
             }

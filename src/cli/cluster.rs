@@ -10,6 +10,8 @@ use super::Output;
 use super::output::print_json;
 use super::output::print_table;
 use crate::client::Client;
+use crate::client::ClientError;
+use crate::proto::cluster::ClusterStatus;
 use crate::node::membership::ADD_MEMBER_TIMEOUT;
 
 #[derive(Debug, clap::Subcommand)]
@@ -51,35 +53,45 @@ pub enum ClusterCmd {
     },
 }
 
-fn print_members(status: &Value, output: Output) {
+fn print_members(status: &ClusterStatus, output: Output) {
     if output == Output::Json {
         return print_json(status);
     }
-    let leader = status["leader_id"].as_u64();
-    let rows: Vec<Vec<String>> = status["members"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .map(|m| {
-                    let id = m["id"].as_u64().unwrap_or(0);
-                    let role = if Some(id) == leader {
-                        "leader"
-                    } else if m["voter"].as_bool() == Some(true) {
-                        "voter"
-                    } else {
-                        "learner"
-                    };
-                    vec![
-                        id.to_string(),
-                        role.into(),
-                        m["api_addr"].as_str().unwrap_or("").into(),
-                        m["raft_addr"].as_str().unwrap_or("").into(),
-                    ]
-                })
-                .collect()
+    let rows: Vec<Vec<String>> = status
+        .members
+        .iter()
+        .map(|m| {
+            let role = if Some(m.id) == status.leader_id {
+                "leader"
+            } else if m.voter {
+                "voter"
+            } else {
+                "learner"
+            };
+            vec![m.id.to_string(), role.into(), m.api_addr.clone(), m.raft_addr.clone()]
         })
-        .unwrap_or_default();
+        .collect();
     print_table(&["ID", "ROLE", "API", "RAFT"], &rows);
+}
+
+/// Every replica's own status: the given addresses, plus any member they name that was not
+/// given (so each replica's pid is shown).
+async fn status_of_all(addrs: Vec<String>) -> anyhow::Result<Vec<(String, Result<ClusterStatus, ClientError>)>> {
+    let per_replica = Duration::from_secs(2);
+    let mut all = Client::new(addrs)?.cluster_status_all(per_replica).await;
+    let asked: Vec<String> = all.iter().map(|(a, _)| a.trim_start_matches("http://").to_string()).collect();
+    let mut extra: Vec<String> = all
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|s| s.members.iter().map(|m| m.api_addr.clone()))
+        .filter(|a| !asked.contains(a))
+        .collect();
+    extra.sort();
+    extra.dedup();
+    if !extra.is_empty() {
+        all.extend(Client::new(extra)?.cluster_status_all(per_replica).await);
+    }
+    Ok(all)
 }
 
 impl ClusterCmd {
@@ -97,47 +109,46 @@ impl ClusterCmd {
                 }
             }
             ClusterCmd::Status { client } => {
-                let all = Client::new(client.addr.clone())?.cluster_status_all().await;
+                let all = status_of_all(client.addr.clone()).await?;
                 if client.output == Output::Json {
                     let v: Vec<Value> = all
                         .iter()
                         .map(|(a, r)| match r {
-                            Ok(s) => s.clone(),
+                            Ok(s) => serde_json::to_value(s).unwrap_or_default(),
                             Err(e) => serde_json::json!({"addr": a, "error": e.to_string()}),
                         })
                         .collect();
                     print_json(&v);
                 } else {
+                    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
                     let rows: Vec<Vec<String>> = all
                         .iter()
-                        .map(|(a, r)| match r {
-                            Ok(s) => vec![
-                                a.trim_start_matches("http://").into(),
-                                s["node_id"].to_string(),
-                                s["role"].as_str().unwrap_or("?").into(),
-                                s["leader_id"].to_string(),
-                                s["term"].to_string(),
-                                s["committed"].to_string(),
-                                s["last_applied"].to_string(),
-                            ],
-                            Err(e) => {
-                                let why = match e {
-                                    crate::client::ClientError::Unavailable(_) => "unreachable".to_string(),
-                                    other => other.to_string(),
-                                };
-                                vec![
-                                    a.trim_start_matches("http://").into(),
-                                    "-".into(),
-                                    why,
-                                    "".into(),
-                                    "".into(),
-                                    "".into(),
-                                    "".into(),
-                                ]
+                        .map(|(a, r)| {
+                            let addr = a.trim_start_matches("http://").to_string();
+                            match r {
+                                Ok(s) => vec![
+                                    addr,
+                                    s.node_id.to_string(),
+                                    s.pid.to_string(),
+                                    s.role.as_str().into(),
+                                    opt(s.leader_id),
+                                    s.term.to_string(),
+                                    opt(s.committed),
+                                    opt(s.last_applied),
+                                ],
+                                Err(e) => {
+                                    let why = match e {
+                                        ClientError::Unavailable(_) => "unreachable".to_string(),
+                                        other => other.to_string(),
+                                    };
+                                    let mut row = vec![addr, "-".into(), "-".into(), why];
+                                    row.resize(8, String::new());
+                                    row
+                                }
                             }
                         })
                         .collect();
-                    print_table(&["ADDR", "NODE", "ROLE", "LEADER", "TERM", "COMMITTED", "APPLIED"], &rows);
+                    print_table(&["ADDR", "NODE", "PID", "ROLE", "LEADER", "TERM", "COMMITTED", "APPLIED"], &rows);
                 }
             }
             ClusterCmd::Members { client } => {

@@ -143,8 +143,8 @@ impl LocalCluster {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(status) = client.cluster_status().await {
-                let n = status["members"].as_array().map_or(0, |m| m.iter().filter(|m| m["voter"] == true).count());
-                if status["leader_id"].is_u64() && n == voters {
+                let n = status.members.iter().filter(|m| m.voter).count();
+                if status.leader_id.is_some() && n == voters {
                     return Ok(());
                 }
             }

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use crate::config::ServerArgs;
 use crate::config::ServerConfig;
 use crate::config::load_file;
-use crate::node::RunningNode;
+use crate::server::Server;
 
 /// Run one replica. Settings come from flags, `TASKRAFT_*` variables and the TOML file, in
 /// that order of precedence.
@@ -35,8 +35,8 @@ impl ServerCmd {
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone());
         async move {
-            let node = RunningNode::start(config, shutdown).await.context("starting the replica")?;
-            node.run_until_shutdown().await.context("stopping the replica")?;
+            let server = Server::start(config, shutdown).await.context("starting the replica")?;
+            server.run_until_shutdown().await.context("stopping the replica")?;
             Ok(ExitCode::SUCCESS)
         }
         .instrument(span)

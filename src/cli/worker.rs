@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use reqwest::Method;
@@ -17,8 +16,6 @@ use super::Output;
 use super::output::print_json;
 use super::output::print_table;
 use crate::client::Client;
-use crate::node::leader::DEFAULT_HEARTBEAT_INTERVAL;
-use crate::node::leader::DEFAULT_WORKER_TTL;
 use crate::worker::WorkerConfig;
 use crate::worker::executor::ExecLimits;
 
@@ -88,12 +85,6 @@ pub struct WorkerArgs {
     /// Source IP of outgoing connections.
     #[arg(long, env = "TASKRAFT_WORKER_LOCAL_IP")]
     local_ip: Option<std::net::IpAddr>,
-    /// Heartbeat interval in milliseconds.
-    #[arg(long, env = "TASKRAFT_WORKER_HEARTBEAT_MS")]
-    heartbeat_ms: Option<u64>,
-    /// Lease length in milliseconds (must match the cluster's worker_ttl).
-    #[arg(long, env = "TASKRAFT_WORKER_TTL_MS")]
-    ttl_ms: Option<u64>,
     /// Largest checkpoint shipped, in bytes (default and maximum 262144); a bigger one is
     /// refused with an error in the attempt.
     #[arg(long, env = "TASKRAFT_WORKER_CHECKPOINT_MAX_BYTES")]
@@ -128,11 +119,6 @@ impl WorkerArgs {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let slots = self.slots.or(file.slots).unwrap_or(4);
         anyhow::ensure!(slots >= 1, "--slots must be at least 1");
-        let heartbeat = Duration::from_millis(
-            self.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(DEFAULT_HEARTBEAT_INTERVAL.as_millis() as u64),
-        );
-        let ttl = Duration::from_millis(self.ttl_ms.or(file.ttl_ms).unwrap_or(DEFAULT_WORKER_TTL.as_millis() as u64));
-        anyhow::ensure!(heartbeat < ttl, "heartbeat interval must be shorter than the lease (ttl)");
         let checkpoint_max =
             self.checkpoint_max_bytes.or(file.checkpoint_max_bytes).unwrap_or(crate::scheduler::MAX_CHECKPOINT_BYTES);
         anyhow::ensure!(
@@ -152,8 +138,6 @@ impl WorkerArgs {
             memory_mib: self.memory.or(file.memory).unwrap_or(4096),
             labels: self.label.or(file.label).unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
             local_ip: self.local_ip.or(file.local_ip),
-            heartbeat_interval: heartbeat,
-            worker_ttl: ttl,
             limits: ExecLimits { checkpoint_max_bytes: checkpoint_max, ..ExecLimits::default() },
         })
     }

@@ -13,8 +13,6 @@ use std::time::Duration;
 use openraft::ChangeMembers;
 use openraft::errors::ClientWriteError;
 use openraft::errors::RaftError;
-use serde::Deserialize;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::Member;
@@ -28,17 +26,7 @@ use crate::scheduler::Command;
 /// How long adding a replica may take, catch-up included.
 pub const ADD_MEMBER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Body of `POST /v1/cluster/members`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    /// The new replica's id (never used before in this cluster).
-    pub id: NodeId,
-    /// Its public API address.
-    pub api_addr: String,
-    /// Its Raft RPC address.
-    pub raft_addr: String,
-}
+pub use crate::proto::cluster::AddMember;
 
 /// Why a membership change was refused or failed.
 #[derive(Debug, thiserror::Error)]

@@ -11,12 +11,13 @@
 //!    asks an existing replica to add us (learner → catch up → voter). A restart finds its
 //!    vote and log on disk and does neither.
 //!
-//! The path of a write lives in [`crate::api`]; this module offers the pieces it needs:
+//! The path of a write lives in the API handlers (the `api` module, which this module
+//! never imports); this module offers the pieces they need:
 //! [`Node::write`] (propose and wait, with a deadline), [`Node::read_barrier`] (ReadIndex)
 //! and leader lookup for forwarding.
 //!
 //! Deliberately not here: business rules (the pure [`crate::scheduler`]), HTTP status
-//! mapping ([`crate::api::error`]).
+//! mapping (the `api` module's `error`).
 
 mod batcher;
 pub mod leader;
@@ -53,8 +54,7 @@ use crate::config::ServerConfig;
 use crate::scheduler::Command;
 use crate::scheduler::Response;
 
-/// Header marking a request forwarded by another replica: it is never forwarded again.
-pub const FORWARDED_HEADER: &str = "x-taskraft-forwarded";
+pub use crate::proto::FORWARDED_HEADER;
 
 /// Everything the API handlers need, shared behind an `Arc`.
 pub struct Node {
@@ -167,7 +167,12 @@ impl Node {
         }
         match tokio::time::timeout_at(deadline, self.batcher.propose(cmd)).await {
             Err(_) => Err(WriteError::Unknown("deadline passed before the write committed".into())),
-            Ok(result) => result,
+            Ok(result) => {
+                if let Ok(resp) = &result {
+                    self.leader.after_write(resp);
+                }
+                result
+            }
         }
     }
 
@@ -219,11 +224,7 @@ impl Node {
         if !resp.status().is_success() {
             return Err(ReadError::NoQuorum(format!("leader {leader} answered {}", resp.status())));
         }
-        #[derive(serde::Deserialize)]
-        struct ReadIndex {
-            index: u64,
-        }
-        let body: ReadIndex = resp.json().await.map_err(|e| ReadError::NoQuorum(e.to_string()))?;
+        let body: crate::proto::cluster::ReadIndex = resp.json().await.map_err(|e| ReadError::NoQuorum(e.to_string()))?;
         Ok(body.index)
     }
 }

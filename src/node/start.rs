@@ -1,4 +1,5 @@
-//! Opening storage, starting Raft and the two listeners, and shutting down cleanly.
+//! Opening storage, starting Raft and its listener, and shutting down cleanly. The public API
+//! is served on top of this by [`crate::server`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -77,7 +78,7 @@ fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, Error> {
 }
 
 impl RunningNode {
-    /// Opens storage, starts Raft and both listeners; returns once they are serving.
+    /// Opens storage, starts Raft and its listener; returns once it is serving.
     pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> Result<Self, Error> {
         let config = Arc::new(config);
         let id = config.node_id;
@@ -123,7 +124,7 @@ impl RunningNode {
             config: config.clone(),
             http,
             batcher: super::batcher::Batcher::start(raft.clone(), config.request_timeout * 2, shutdown.clone()),
-            leader: super::leader::LeaderState::new(super::leader::LeaderOptions::default()),
+            leader: super::leader::LeaderState::new(super::leader::LeaderOptions::from_config(&config)),
             shutdown: shutdown.clone(),
             fatal: std::sync::Mutex::new(None),
             membership_lock: tokio::sync::Mutex::new(()),
@@ -133,20 +134,15 @@ impl RunningNode {
         let raft_listener = TcpListener::bind(config.raft_addr)
             .await
             .map_err(|source| Error::Bind { addr: config.raft_addr, source })?;
-        let api_listener =
-            TcpListener::bind(config.api_addr).await.map_err(|source| Error::Bind { addr: config.api_addr, source })?;
         let raft_routes = taskraft_raft::raft_router(raft.clone(), config.cluster_secret.clone());
-        let api_routes = crate::api::router(node.clone());
-        for (name, listener, routes) in [("raft", raft_listener, raft_routes), ("api", api_listener, api_routes)] {
-            let token = shutdown.clone();
-            tracker.spawn(async move {
-                let served = axum::serve(listener, routes).with_graceful_shutdown(token.cancelled_owned()).await;
-                if let Err(e) = served {
-                    tracing::error!(listener = name, error = %e, "listener failed");
-                }
-            });
-        }
-        tracing::info!(node_id = id, api = %config.api_addr, raft = %config.raft_addr, data_dir = %config.data_dir.display(), "replica serving");
+        let token = shutdown.clone();
+        tracker.spawn(async move {
+            let served = axum::serve(raft_listener, raft_routes).with_graceful_shutdown(token.cancelled_owned()).await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "raft listener failed");
+            }
+        });
+        tracing::info!(node_id = id, raft = %config.raft_addr, data_dir = %config.data_dir.display(), "replica started");
 
         let starter = node.clone();
         let token = shutdown.clone();

@@ -1,27 +1,28 @@
 //! Batches the worker's attempt reports: many `started` / `complete` reports per request.
 //!
 //! Under load a worker finishes attempts faster than one HTTP round trip each would allow;
-//! reports queue here and go out together (`POST /v1/workers/{id}/reports`), at most
+//! reports queue here and go out together ([`Client::reports`]; the leader commits each
+//! request as one log entry), at most
 //! [`MAX_IN_FLIGHT`] requests at a time, and each caller gets its own verdict back.
 
 use std::sync::Arc;
 
-use reqwest::Method;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
-use crate::api::workers::Report;
-use crate::api::workers::ReportResult;
-use crate::api::workers::ReportResults;
-use crate::api::workers::Reports;
 use crate::client::Client;
-use crate::client::Payload;
+use crate::proto::workers::AttemptReport as Report;
+use crate::proto::workers::ReportResult;
+use crate::proto::workers::ReportResults;
+use crate::proto::workers::Reports;
 
 /// Report requests outstanding at once.
 pub const MAX_IN_FLIGHT: usize = 4;
-/// Most reports per request.
-pub const MAX_BATCH: usize = 512;
+/// Most reports this worker sends per request (the server takes up to
+/// [`crate::proto::MAX_REPORTS`]).
+pub const REPORTS_PER_REQUEST: usize = 512;
+const _: () = assert!(REPORTS_PER_REQUEST <= crate::proto::MAX_REPORTS);
 
 type Reply = oneshot::Sender<Result<ReportResult, String>>;
 
@@ -35,7 +36,7 @@ impl Reporter {
     /// Starts the loop for worker `id`; it ends when every handle is dropped.
     pub fn start(client: Arc<Client>, id: &str) -> Self {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run(client, format!("/v1/workers/{id}/reports"), rx));
+        tokio::spawn(run(client, id.to_string(), rx));
         Self { tx }
     }
 
@@ -57,28 +58,22 @@ impl Reporter {
     }
 }
 
-async fn run(client: Arc<Client>, path: String, mut rx: mpsc::Receiver<(Report, Reply)>) {
+async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Report, Reply)>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < REPORTS_PER_REQUEST {
             match rx.try_recv() {
                 Ok(item) => batch.push(item),
                 Err(_) => break,
             }
         }
         let client = client.clone();
-        let path = path.clone();
+        let worker_id = worker_id.clone();
         tokio::spawn(async move {
             let (reports, replies): (Vec<Report>, Vec<Reply>) = batch.into_iter().unzip();
-            let body = serde_json::to_value(Reports { reports }).map(Payload::Json);
-            let answer = match body {
-                Ok(body) => {
-                    client.request::<ReportResults>(Method::POST, &path, Some(body)).await.map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            };
+            let answer = client.reports(&worker_id, &Reports { reports }).await.map_err(|e| e.to_string());
             match answer {
                 Ok(ReportResults { results }) if results.len() == replies.len() => {
                     for (reply, result) in replies.into_iter().zip(results) {

@@ -305,7 +305,8 @@ impl TestCluster {
 
     /// `/v1/cluster` of one running replica.
     pub async fn status_of(&self, id: u64) -> Option<Value> {
-        self.node(id).client().with_timeout(Duration::from_secs(1)).cluster_status().await.ok()
+        let status = self.node(id).client().with_timeout(Duration::from_secs(1)).cluster_status().await.ok()?;
+        serde_json::to_value(status).ok()
     }
 
     /// Waits until some running replica reports a leader that every running replica agrees on.

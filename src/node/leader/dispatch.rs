@@ -20,7 +20,11 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
     let seed = now_ms() ^ (node.id << 32);
     // Nobody reads a round's waiting reasons (`task get` explains a pending task on demand),
     // and gathering them walks up to a thousand queued tasks per round: skip it.
-    let options = PlacementOptions { max_waiting_reasons: 0, ..PlacementOptions::default() };
+    let options = PlacementOptions {
+        max_waiting_reasons: 0,
+        max_per_round: node.leader.options.dispatch_batch,
+        ..PlacementOptions::default()
+    };
     let mut planner = Planner::new(options, seed);
     loop {
         // Woken by new work or freed capacity (submits, completions, registrations, lost

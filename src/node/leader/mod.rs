@@ -27,23 +27,36 @@ use tokio_util::sync::CancellationToken;
 pub use self::leases::Leases;
 use super::Node;
 
-/// Default interval between a worker's heartbeats.
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
-/// Default lease: a worker silent this long is declared lost and its tasks are reassigned.
-pub const DEFAULT_WORKER_TTL: Duration = Duration::from_secs(3);
-
-/// Settings of the leader loops.
+/// Settings of the leader loops (the server config's `worker_*` and `dispatch_*` keys).
 #[derive(Debug, Clone)]
 pub struct LeaderOptions {
-    /// See [`DEFAULT_WORKER_TTL`].
+    /// A worker silent this long is declared lost and its attempts follow their failover policy.
     pub worker_ttl: Duration,
+    /// How often workers heartbeat (told to them with the lease).
+    pub worker_heartbeat: Duration,
     /// Longest pause between two dispatch rounds when nothing wakes the dispatcher.
     pub dispatch_interval: Duration,
+    /// Most assignments per dispatch round.
+    pub dispatch_batch: usize,
 }
 
-impl Default for LeaderOptions {
-    fn default() -> Self {
-        Self { worker_ttl: DEFAULT_WORKER_TTL, dispatch_interval: Duration::from_millis(100) }
+impl LeaderOptions {
+    /// The options a server config sets.
+    pub fn from_config(config: &crate::config::ServerConfig) -> Self {
+        Self {
+            worker_ttl: config.worker_ttl,
+            worker_heartbeat: config.worker_heartbeat,
+            dispatch_interval: config.dispatch_interval,
+            dispatch_batch: config.dispatch_batch,
+        }
+    }
+
+    /// The lease workers are held to, as the protocol tells them.
+    pub fn lease(&self) -> crate::proto::workers::Lease {
+        crate::proto::workers::Lease {
+            ttl_ms: self.worker_ttl.as_millis() as u64,
+            heartbeat_ms: self.worker_heartbeat.as_millis() as u64,
+        }
     }
 }
 
@@ -84,11 +97,34 @@ impl LeaderState {
         self.ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Records a task a `Complete` just ended (its runtime teaches shortest-job-first).
-    pub fn note_completed(&self, task: crate::scheduler::Task) {
-        let mut done = self.completed.lock().expect("completed lock");
-        if done.len() < MAX_COMPLETED_BACKLOG {
-            done.push(task);
+    /// Called by [`Node::write`] with every committed answer on this replica: wakes the
+    /// dispatcher when the write may have brought work or capacity (anything but its own
+    /// `Assign`, a refusal or a no-op), and keeps the tasks that just ended for its runtime
+    /// estimates (shortest-job-first). No handler has to remember either.
+    pub(crate) fn after_write(&self, resp: &crate::scheduler::Response) {
+        use crate::scheduler::Response as R;
+        let mut ended = Vec::new();
+        let mut stack = vec![resp];
+        let mut wake = false;
+        while let Some(r) = stack.pop() {
+            match r {
+                R::Assigned { .. } | R::Rejected(_) | R::Noop => {}
+                R::Completed { task } => {
+                    wake = true;
+                    ended.push(task.clone());
+                }
+                R::Many { responses } => stack.extend(responses),
+                R::Reports { results } => stack.extend(results),
+                _ => wake = true,
+            }
+        }
+        if !ended.is_empty() {
+            let mut done = self.completed.lock().expect("completed lock");
+            let room = MAX_COMPLETED_BACKLOG.saturating_sub(done.len());
+            done.extend(ended.into_iter().take(room));
+        }
+        if wake {
+            self.wake.notify_one();
         }
     }
 }
@@ -102,7 +138,9 @@ pub fn watch_leadership(node: &Arc<Node>) -> openraft::WatchChangeHandle<super::
         move |leader_id| {
             let node = up.clone();
             async move {
-                tracing::info!(%leader_id, "became leader: starting dispatch, leases and timeouts");
+                // openraft also reports leadership for a vote restored from disk on restart,
+                // before any quorum confirmed it: say so only once `run` has confirmed it.
+                tracing::debug!(%leader_id, "openraft reports this replica leads; confirming with a quorum");
                 node.leader.ready.store(false, std::sync::atomic::Ordering::Release);
                 let token = node.shutdown.child_token();
                 if let Some(old) = node.leader.running.lock().expect("leader lock").replace(token.clone()) {
@@ -114,7 +152,7 @@ pub fn watch_leadership(node: &Arc<Node>) -> openraft::WatchChangeHandle<super::
         move |leader_id| {
             let node = down.clone();
             async move {
-                tracing::info!(%leader_id, "stopped leading: stopping dispatch, leases and timeouts");
+                tracing::info!(%leader_id, "not leading: dispatch, leases and timeouts stopped");
                 node.leader.ready.store(false, std::sync::atomic::Ordering::Release);
                 if let Some(token) = node.leader.running.lock().expect("leader lock").take() {
                     token.cancel();
@@ -141,7 +179,11 @@ async fn run(node: Arc<Node>, token: CancellationToken) {
     let workers: Vec<String> = node.view.read(|a| a.state.workers().map(|w| w.id.clone()).collect());
     node.leader.leases.grant_all(workers);
     node.leader.ready.store(true, std::sync::atomic::Ordering::Release);
-    tracing::info!("leader loops running; every known worker got a full lease of grace");
+    tracing::info!(
+        term = node.metrics().current_term,
+        "became leader (confirmed by a quorum): dispatch, leases and timeouts running; every known worker got a \
+         full lease of grace"
+    );
     tokio::join!(
         dispatch::run(node.clone(), token.clone()),
         watchdog::expire_leases(node.clone(), token.clone()),

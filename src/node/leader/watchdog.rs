@@ -1,5 +1,7 @@
 //! Lease expiry and attempt timeouts: the leader ends what stopped answering or ran too long.
 
+use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,13 +9,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
-use crate::scheduler::AttemptOutcome;
-use crate::scheduler::Command;
-use crate::scheduler::TaskState;
-use crate::scheduler::WorkerState;
+use crate::scheduler::AttemptId;
+use crate::scheduler::verdict;
+use crate::scheduler::verdict::Expiry;
 use crate::util::now_ms;
 
-/// Commits `WorkerLost` for every active or draining worker whose lease ran out.
+/// Commits `WorkerLostIncarnation` for every active or draining worker whose lease ran out
+/// (the verdict is [`verdict::expired_lease`]).
 pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
     let period = (node.leader.leases.ttl() / 10).max(Duration::from_millis(50));
     loop {
@@ -22,24 +24,19 @@ pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
             _ = tokio::time::sleep(period) => {}
         }
         for (worker, silent) in node.leader.leases.expired() {
-            let incarnation = node.view.read(|a| {
-                a.state
-                    .worker(&worker)
-                    .filter(|w| matches!(w.state, WorkerState::Active | WorkerState::Draining))
-                    .map(|w| w.registered_ms)
-            });
-            let Some(registered_ms) = incarnation else {
-                node.leader.leases.forget(&worker);
-                continue;
+            let lost = match node.view.read(|a| verdict::expired_lease(&a.state, &worker, now_ms())) {
+                Expiry::Forget => {
+                    node.leader.leases.forget(&worker);
+                    continue;
+                }
+                Expiry::Declare(cmd) => cmd,
             };
             tracing::warn!(worker = %worker, silent_ms = silent.as_millis() as u64, "worker lease expired; declaring it lost");
             let deadline = Instant::now() + node.config.request_timeout;
-            let lost = Command::WorkerLostIncarnation { now_ms: now_ms(), worker_id: worker.clone(), registered_ms };
             match node.write(lost, deadline).await {
                 Ok(resp) => {
                     node.leader.leases.forget(&worker);
                     tracing::info!(worker = %worker, ?resp, "worker declared lost; its attempts follow their failover policy");
-                    node.leader.wake.notify_one();
                 }
                 Err(e) => tracing::warn!(worker = %worker, error = %e, "could not commit WorkerLost; will retry"),
             }
@@ -47,12 +44,11 @@ pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
     }
 }
 
-/// Ends attempts that ran past their task's `timeout_ms`, counted from the attempt's start
-/// (or assignment). Start times were stamped by whichever leader applied them, so after a
-/// failover a skewed wall clock could time attempts out early: an attempt is also required to
-/// have been watched by *this* leader, on its monotonic clock, for `min(timeout, worker_ttl)`.
+/// Ends attempts that ran past their task's `timeout_ms` (the verdict is [`verdict::overdue`]:
+/// an attempt must also have been watched by this leader, on its monotonic clock, for
+/// `min(timeout, worker_ttl)`, so a skewed wall clock after a failover cannot end it early).
 pub async fn enforce_timeouts(node: Arc<Node>, token: CancellationToken) {
-    let mut first_seen: std::collections::HashMap<(u64, u64), Instant> = std::collections::HashMap::new();
+    let mut first_seen: HashMap<AttemptId, Instant> = HashMap::new();
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
@@ -60,38 +56,19 @@ pub async fn enforce_timeouts(node: Arc<Node>, token: CancellationToken) {
         }
         let now = now_ms();
         let mono = Instant::now();
-        let ttl = node.leader.leases.ttl();
-        let mut watched = std::collections::HashSet::new();
-        let overdue: Vec<(u64, u64, u64)> = node.view.read(|a| {
-            [TaskState::Assigned, TaskState::Running]
-                .into_iter()
-                .flat_map(|s| a.state.tasks_in(s))
-                .filter_map(|t| {
-                    let limit = t.spec.timeout_ms?;
-                    let attempt = t.live_attempt()?;
-                    let key = (t.id, attempt.fencing_token);
-                    watched.insert(key);
-                    let seen = *first_seen.entry(key).or_insert(mono);
-                    let wall_overdue = now.saturating_sub(attempt.started_ms.unwrap_or(attempt.assigned_ms)) > limit;
-                    let watched_long_enough = mono.duration_since(seen) >= Duration::from_millis(limit).min(ttl);
-                    (wall_overdue && watched_long_enough).then_some((t.id, attempt.fencing_token, limit))
-                })
-                .collect()
+        let min_watch = node.leader.leases.ttl().as_millis() as u64;
+        let mut watched = HashSet::new();
+        let overdue = node.view.read(|a| {
+            verdict::overdue(&a.state, now, min_watch, &mut |attempt| {
+                watched.insert(attempt);
+                mono.duration_since(*first_seen.entry(attempt).or_insert(mono)).as_millis() as u64
+            })
         });
         first_seen.retain(|k, _| watched.contains(k));
-        for (task_id, token_of_attempt, limit) in overdue {
-            tracing::info!(task_id, token = token_of_attempt, limit_ms = limit, "attempt timed out; fencing it");
-            let cmd = Command::Complete {
-                now_ms: now,
-                task_id,
-                token: token_of_attempt,
-                outcome: AttemptOutcome::TimedOut,
-                exit_code: None,
-                output_tail: String::new(),
-                error: Some(format!("timed out after {limit} ms (enforced by the leader)")),
-            };
-            if let Err(e) = node.write(cmd, Instant::now() + node.config.request_timeout).await {
-                tracing::warn!(task_id, error = %e, "could not commit the timeout; will retry");
+        for o in overdue {
+            tracing::info!(attempt = %o.attempt, limit_ms = o.limit_ms, "attempt timed out; fencing it");
+            if let Err(e) = node.write(o.command(now), Instant::now() + node.config.request_timeout).await {
+                tracing::warn!(attempt = %o.attempt, error = %e, "could not commit the timeout; will retry");
             }
         }
     }

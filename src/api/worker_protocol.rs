@@ -1,0 +1,282 @@
+//! The worker protocol: register, heartbeat, inbox, reports and checkpoints (types and flow in
+//! [`crate::proto::workers`]).
+//!
+//! Handlers translate HTTP to the leader's verdicts ([`crate::scheduler::verdict`], pure
+//! functions of the state) and to commands, and back; they decide nothing themselves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::QueryRejection;
+use axum::http::HeaderMap;
+use axum::http::Method;
+use axum::http::StatusCode;
+use axum::http::Uri;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use super::error::path_error;
+use super::forward;
+use super::tasks::Body;
+use super::tasks::Proposed;
+use super::tasks::propose;
+use crate::node::Node;
+use crate::proto::ErrorCode;
+use crate::proto::MAX_CHECKPOINT_BYTES;
+use crate::proto::MAX_INBOX_WAIT;
+use crate::proto::MAX_REPORTS;
+use crate::proto::workers::Assignment;
+use crate::proto::workers::Heartbeat;
+use crate::proto::workers::HeartbeatAnswer;
+use crate::proto::workers::Inbox;
+use crate::proto::workers::InboxQuery;
+use crate::proto::workers::Registered;
+use crate::proto::workers::ReportResult;
+use crate::proto::workers::ReportResults;
+use crate::proto::workers::Reports;
+use crate::scheduler;
+use crate::scheduler::Command;
+use crate::scheduler::TaskState;
+use crate::scheduler::WorkerRegistration;
+use crate::scheduler::WorkerState;
+use crate::scheduler::verdict;
+use crate::scheduler::verdict::HeartbeatRefusal;
+use crate::util::now_ms;
+
+/// Decodes a JSON body, naming the bad field.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(path_error)
+}
+
+/// Proposes on the leader (forwarding otherwise): the scheduler's answer, or the leader's
+/// relayed HTTP answer.
+pub(crate) async fn on_leader(
+    node: &Node,
+    cmd: Command,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Result<scheduler::Response, Response>, ApiError> {
+    Ok(match propose(node, cmd, method, uri, headers, body).await? {
+        Proposed::Applied(resp) => Ok(*resp),
+        Proposed::Forwarded(relayed) => Err(relayed),
+    })
+}
+
+/// The 409 answers to a refused heartbeat.
+fn refused(id: &str, why: HeartbeatRefusal) -> ApiError {
+    match why {
+        HeartbeatRefusal::Removed => ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::WorkerRemoved,
+            format!("worker {id} was removed by an operator; it must stop (start it again to re-register)"),
+        ),
+        HeartbeatRefusal::NotRegistered => ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::NotRegistered,
+            format!("worker {id} is not registered (or was declared lost): register again"),
+        ),
+    }
+}
+
+/// `POST /v1/workers`: register (or re-register) a worker; answers its lease.
+pub async fn register(
+    State(node): State<Arc<Node>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let reg: WorkerRegistration = json_body(&body)?;
+    reg.validate().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
+    let id = reg.id.clone();
+    if node.is_leader()
+        && let Some(lost) = node.view.read(|a| verdict::stale_incarnation(&a.state, &id, now_ms()))
+    {
+        tracing::warn!(worker = %id, "worker re-registered with attempts still assigned; ending them lost");
+        if let Err(forwarded) = on_leader(&node, lost, Method::POST, &uri, &headers, body.clone()).await? {
+            return Ok(forwarded);
+        }
+    }
+    let cmd = Command::RegisterWorker { now_ms: now_ms(), worker: reg };
+    match on_leader(&node, cmd, Method::POST, &uri, &headers, body).await? {
+        Err(forwarded) => Ok(forwarded),
+        Ok(scheduler::Response::Worker { worker, .. }) => {
+            node.leader.leases.renew(&id);
+            Ok(Json(Registered { worker, lease: node.leader.options.lease() }).into_response())
+        }
+        Ok(other) => Err(ApiError::internal(format!("unexpected answer to register: {other:?}"))),
+    }
+}
+
+/// `POST /v1/workers/{id}/heartbeat` (leader only; forwarded otherwise): renews the lease,
+/// answers the attempts to stop, and ends the orphaned ones.
+pub async fn heartbeat(
+    State(node): State<Arc<Node>>,
+    id: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let body = body?;
+    let hb: Heartbeat = if body.is_empty() { Heartbeat::default() } else { json_body(&body)? };
+    if !node.is_leader() {
+        return Ok(forward::to_leader(&node, None, Method::POST, &uri, &headers, body).await);
+    }
+    // Judge attempts only from a state that has everything committed before this term
+    // applied; until then a valid attempt could look stale.
+    if !node.leader.is_ready() {
+        return Err(ApiError::unavailable(ErrorCode::LeaderNotReady, "the new leader is catching up; retry"));
+    }
+    // A leader cut off from the majority must not keep leases alive: the other side has
+    // elected a leader that will declare this worker lost and reassign its tasks, and the
+    // worker has to notice (no renewal) and fence itself.
+    let lease =
+        tokio::time::timeout(Duration::from_millis(500), node.raft.get_read_log_id(openraft::ReadPolicy::LeaseRead));
+    if !matches!(lease.await, Ok(Ok(_))) {
+        return Err(ApiError::unavailable(ErrorCode::NoQuorum, "this leader cannot confirm its leadership; not renewing"));
+    }
+    let judged = node.view.read(|a| verdict::heartbeat(&a.state, &id, &hb.running, hb.seen_token));
+    let judged = judged.map_err(|why| refused(&id, why))?;
+    for orphan in judged.orphans {
+        tracing::warn!(worker = %id, attempt = %orphan, "worker no longer runs this attempt; ending it lost");
+        let cmd = verdict::orphan_command(&id, orphan, now_ms());
+        if let Err(e) = node.write(cmd, Instant::now() + node.config.request_timeout).await {
+            tracing::warn!(attempt = %orphan, error = %e, "could not end the orphaned attempt; the next heartbeat retries");
+        }
+    }
+    node.leader.leases.renew(&id);
+    Ok(Json(HeartbeatAnswer { lease: node.leader.options.lease(), stop: judged.stop }).into_response())
+}
+
+fn inbox_of(node: &Node, worker: &str, after: u64) -> Vec<Assignment> {
+    node.view.read(|a| {
+        a.state
+            .live_tasks_on(worker)
+            .filter_map(|id| a.state.task(id))
+            .filter(|t| t.state == TaskState::Assigned)
+            .filter_map(|t| {
+                let att = t.live_attempt().filter(|a| a.fencing_token > after)?;
+                Some(Assignment { attempt: att.number, token: att.fencing_token, task: t.clone() })
+            })
+            .collect()
+    })
+}
+
+/// `GET /v1/workers/{id}/inbox?wait_ms=&after=`: committed assignments of this worker that it
+/// has not reported started yet (with `after`, only newer ones than it has); waits up to
+/// `wait_ms` for one to appear. 409 `not_registered` for a worker the cluster does not know
+/// (or declared lost), like its heartbeat.
+pub async fn inbox(
+    State(node): State<Arc<Node>>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<Query<InboxQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (Path(id), Query(p)) = (id?, params?);
+    let wait = p.wait_ms.map_or(Duration::ZERO, Duration::from_millis).min(MAX_INBOX_WAIT);
+    let deadline = Instant::now() + wait;
+    node.read_barrier(Instant::now() + node.config.request_timeout).await?;
+    let known = node.view.read(|a| a.state.worker(&id).map(|w| w.state));
+    match known {
+        Some(WorkerState::Active | WorkerState::Draining) => {}
+        Some(WorkerState::Removed) => return Err(refused(&id, HeartbeatRefusal::Removed)),
+        None | Some(WorkerState::Lost) => return Err(refused(&id, HeartbeatRefusal::NotRegistered)),
+    }
+    let mut changes = node.view.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let assignments = inbox_of(&node, &id, p.after.unwrap_or(0));
+        if !assignments.is_empty() {
+            return Ok(Json(Inbox { assignments }).into_response());
+        }
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, changes.changed()) => {
+                if !matches!(changed, Ok(Ok(()))) {
+                    return Ok(Json(Inbox { assignments }).into_response());
+                }
+            }
+            _ = node.shutdown.cancelled() => return Ok(Json(Inbox { assignments }).into_response()),
+        }
+    }
+}
+
+/// Path of an attempt: task id and fencing token.
+pub type AttemptPath = Result<Path<(u64, u64)>, PathRejection>;
+
+/// `POST /v1/tasks/{id}/attempts/{token}/checkpoint` with the checkpoint bytes as the body:
+/// the task's status after it (`cancel_requested` tells the worker to stop).
+pub async fn checkpoint(
+    State(node): State<Arc<Node>>,
+    path: AttemptPath,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path((task_id, token)) = path?;
+    let body = body?;
+    if body.len() > MAX_CHECKPOINT_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::CheckpointTooLarge,
+            format!("checkpoint of {} bytes is over the {MAX_CHECKPOINT_BYTES} byte limit", body.len()),
+        ));
+    }
+    let cmd = Command::Checkpoint { now_ms: now_ms(), task_id, token, data: body.to_vec() };
+    match on_leader(&node, cmd, Method::POST, &uri, &headers, body).await? {
+        Err(forwarded) => Ok(forwarded),
+        Ok(scheduler::Response::CheckpointSaved { status }) => Ok(Json(status).into_response()),
+        Ok(other) => Err(ApiError::internal(format!("unexpected answer to a checkpoint: {other:?}"))),
+    }
+}
+
+/// `POST /v1/workers/{id}/reports`: a batch of `started` / `ended` reports, committed as one
+/// `Reports` command and answered per report, in order. Apply checks that each attempt is this
+/// worker's.
+pub async fn reports(
+    State(node): State<Arc<Node>>,
+    id: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path(worker_id) = id?;
+    let body = body?;
+    let batch: Reports = json_body(&body)?;
+    if batch.reports.len() > MAX_REPORTS {
+        return Err(ApiError::invalid(format!("reports: at most {MAX_REPORTS} per request")));
+    }
+    let cmd = Command::Reports { now_ms: now_ms(), worker_id, reports: batch.reports };
+    let results = match on_leader(&node, cmd, Method::POST, &uri, &headers, body).await? {
+        Err(forwarded) => return Ok(forwarded),
+        Ok(scheduler::Response::Reports { results }) => results,
+        Ok(other) => return Err(ApiError::internal(format!("unexpected answer to reports: {other:?}"))),
+    };
+    let results = results
+        .into_iter()
+        .map(|r| match r {
+            scheduler::Response::Rejected(r) => {
+                ReportResult { status: None, code: Some(r.code.into()), message: Some(r.message) }
+            }
+            scheduler::Response::AttemptStarted { status } => ReportResult { status: Some(status), code: None, message: None },
+            scheduler::Response::Completed { task } => {
+                ReportResult { status: Some(scheduler::TaskStatus::of(&task)), code: None, message: None }
+            }
+            other => ReportResult {
+                status: None,
+                code: Some(ErrorCode::Internal),
+                message: Some(format!("unexpected answer to a report: {other:?}")),
+            },
+        })
+        .collect();
+    Ok(Json(ReportResults { results }).into_response())
+}

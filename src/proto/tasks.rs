@@ -1,0 +1,120 @@
+//! `/v1/tasks…` and `/v1/stats`.
+//!
+//! A submitted task is a [`TaskSpec`] in JSON, plus the shortcuts the API accepts on input:
+//! `max_attempts` (for `retry.max_attempts`), `labels` (for `constraints`), `request_id`, the
+//! `taskraft:` executor shorthand (`["taskraft:sleep", "50"]` for `"executor": "sleep"` with
+//! `["50"]`) and format 1's `"placement": {"prefer": {"labels", "then"}}` (for `prefer` beside
+//! `placement`). Answers always use the canonical fields.
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::scheduler::Task;
+use crate::scheduler::TaskSpec;
+
+/// Body of `POST /v1/tasks/batch` in its canonical form.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The tasks, 1 to [`super::MAX_BATCH`]; all are created, or none.
+    pub tasks: Vec<TaskSpec>,
+    /// Request id (or give the [`super::REQUEST_ID_HEADER`] header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// One task of a batch answer: the task, and whether this request created it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The task.
+    #[serde(flatten)]
+    pub task: Task,
+    /// False: an idempotency key (or a retried request) mapped it to an existing task.
+    pub created: bool,
+}
+
+/// Answer of `POST /v1/tasks/batch`: 201 if any task was created, else 200.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchAnswer {
+    /// The tasks, in request order.
+    pub tasks: Vec<BatchItem>,
+}
+
+/// Body of `POST /v1/tasks/{id}/cancel` (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Kept on the task.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Makes a retried cancel answer like the first.
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// Answer of `GET /v1/tasks/{id}`: the task and, while it waits, why it is not running yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskView {
+    /// The task.
+    #[serde(flatten)]
+    pub task: Task,
+    /// Why a pending task is not placed yet (no fitting worker, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_reason: Option<String>,
+}
+
+/// Answer of `GET /v1/tasks`: one page in id order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskPage {
+    /// The tasks.
+    pub tasks: Vec<Task>,
+    /// Give as `cursor` to read the next page; `null` on the last page.
+    pub next_cursor: Option<u64>,
+}
+
+/// `?consistency=` of reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// ReadIndex through the leader: the read sees every write acknowledged before it (default).
+    #[default]
+    Linearizable,
+    /// This replica's local state, possibly behind; no leader needed.
+    Stale,
+}
+
+/// Query of `GET /v1/tasks/{id}` and `GET /v1/stats`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// See [`Consistency`].
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// Query of `GET /v1/tasks`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only tasks in this state.
+    pub state: Option<String>,
+    /// Page size: absent or 0 means [`super::DEFAULT_LIST_LIMIT`]; cut to [`super::MAX_LIST_LIMIT`].
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<u64>,
+    /// See [`Consistency`].
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// Query of `GET /v1/tasks/{id}/wait`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// How long to wait for the task to finish: default [`super::DEFAULT_WAIT`], cut to
+    /// [`super::MAX_WAIT`].
+    pub timeout_ms: Option<u64>,
+    /// See [`Consistency`].
+    #[serde(default)]
+    pub consistency: Consistency,
+}

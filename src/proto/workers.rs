@@ -1,0 +1,179 @@
+//! The worker protocol and worker administration: `/v1/workers…` and attempt checkpoints.
+//!
+//! A worker ([`crate::worker`]):
+//! 1. registers: `POST /v1/workers` with a [`WorkerRegistration`] → [`Registered`], which
+//!    carries the [`Lease`] (TTL and heartbeat interval) the cluster holds it to;
+//! 2. heartbeats: `POST /v1/workers/{id}/heartbeat` with a [`Heartbeat`] → [`HeartbeatAnswer`]
+//!    (the lease again, and the attempts it must stop);
+//! 3. long-polls `GET /v1/workers/{id}/inbox?wait_ms=&after=` → [`Inbox`] of committed
+//!    assignments;
+//! 4. reports attempts in batches: `POST /v1/workers/{id}/reports` with [`Reports`] →
+//!    [`ReportResults`], one verdict per report, all committed as one log entry;
+//! 5. ships checkpoints: `POST /v1/tasks/{id}/attempts/{token}/checkpoint` with the raw bytes →
+//!    the task's [`TaskStatus`].
+//!
+//! Administration: `GET /v1/workers` → [`WorkerList`], `POST /v1/workers/{id}/drain` →
+//! [`WorkerInfo`], `DELETE /v1/workers/{id}` → [`RemovedWorker`].
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+pub use crate::scheduler::AttemptEvent;
+pub use crate::scheduler::AttemptId;
+pub use crate::scheduler::AttemptReport;
+pub use crate::scheduler::WorkerRegistration;
+pub use crate::scheduler::verdict::StopOrder;
+pub use crate::scheduler::verdict::StopReason;
+use crate::scheduler::Task;
+use crate::scheduler::TaskStatus;
+use crate::scheduler::WorkerInfo;
+
+use super::ErrorCode;
+
+/// The lease the cluster holds a worker to. Workers learn it from every registration and
+/// heartbeat answer, so it is configured once, on the servers (`worker_ttl_ms`,
+/// `worker_heartbeat_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// A worker not heard from for this long is declared lost; a worker that cannot renew for
+    /// this long stops its attempts itself.
+    pub ttl_ms: u64,
+    /// How often the worker heartbeats.
+    pub heartbeat_ms: u64,
+}
+
+impl Lease {
+    /// The TTL as a duration.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms)
+    }
+
+    /// The heartbeat interval as a duration.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+}
+
+/// Answer of `POST /v1/workers`: the worker as registered, and its lease.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registered {
+    /// The worker.
+    #[serde(flatten)]
+    pub worker: WorkerInfo,
+    /// The lease.
+    pub lease: Lease,
+}
+
+/// Body of a heartbeat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Attempts the worker runs now.
+    #[serde(default)]
+    pub running: Vec<AttemptId>,
+    /// The highest fencing token the worker has received from its inbox. A live attempt on
+    /// this worker with a token up to this one that is not in `running` is run by nobody: the
+    /// leader ends it `lost` so it resumes elsewhere.
+    #[serde(default)]
+    pub seen_token: u64,
+}
+
+/// Answer to a heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    /// The lease, renewed.
+    pub lease: Lease,
+    /// Attempts to stop now, and why.
+    pub stop: Vec<StopOrder>,
+}
+
+/// Query of the inbox long-poll.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    /// Wait up to this long for an assignment (cut to [`super::MAX_INBOX_WAIT`]; default 0).
+    pub wait_ms: Option<u64>,
+    /// Only assignments with a fencing token above this (the highest the worker has seen).
+    pub after: Option<u64>,
+}
+
+/// One committed assignment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The attempt number.
+    pub attempt: u32,
+    /// Its fencing token.
+    pub token: u64,
+    /// The task (spec and last committed checkpoint included).
+    pub task: Task,
+}
+
+impl Assignment {
+    /// The attempt's id.
+    pub fn id(&self) -> AttemptId {
+        AttemptId::new(self.task.id, self.token)
+    }
+}
+
+/// Answer of the inbox.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Inbox {
+    /// Assignments not yet reported started.
+    pub assignments: Vec<Assignment>,
+}
+
+/// Body of `POST /v1/workers/{id}/reports`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reports {
+    /// The reports (at most [`super::MAX_REPORTS`]), answered in order.
+    pub reports: Vec<AttemptReport>,
+}
+
+/// The verdict on one report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportResult {
+    /// The task's status after an accepted report.
+    #[serde(default)]
+    pub status: Option<TaskStatus>,
+    /// Why it was refused (`stale_token`, `duplicate`, …): definite.
+    #[serde(default)]
+    pub code: Option<ErrorCode>,
+    /// Human-readable reason.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Answer of `POST /v1/workers/{id}/reports`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReportResults {
+    /// One result per report, in order.
+    pub results: Vec<ReportResult>,
+}
+
+/// One worker of `GET /v1/workers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerEntry {
+    /// The worker.
+    pub worker: WorkerInfo,
+    /// Its live attempts.
+    pub running: usize,
+}
+
+/// Answer of `GET /v1/workers`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerList {
+    /// Every worker the cluster knows, removed ones included.
+    pub workers: Vec<WorkerEntry>,
+}
+
+/// Answer of `DELETE /v1/workers/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemovedWorker {
+    /// The worker, now removed.
+    pub worker: WorkerInfo,
+    /// Tasks whose live attempt on it ended `lost`.
+    pub affected: Vec<TaskStatus>,
+}

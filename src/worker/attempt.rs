@@ -1,0 +1,292 @@
+//! The attempt path: inbox → start → executor → checkpoints → completion, keyed by the
+//! attempt's id (task id and fencing token).
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::agent::Running;
+use super::agent::StopReason;
+use super::agent::Worker;
+use super::agent::halt;
+use super::executor;
+use super::executor::ExecRequest;
+use crate::client::ClientError;
+use crate::proto::ErrorCode;
+use crate::proto::workers::AttemptEvent;
+use crate::proto::workers::AttemptId;
+use crate::proto::workers::AttemptReport;
+use crate::proto::workers::Assignment;
+use crate::proto::workers::ReportResult;
+use crate::scheduler::AttemptOutcome;
+
+/// How long one inbox long-poll waits for an assignment.
+const INBOX_WAIT: Duration = Duration::from_secs(5);
+
+/// How an attempt ended, as reported.
+struct Ending {
+    outcome: AttemptOutcome,
+    exit_code: Option<i32>,
+    output_tail: String,
+    error: Option<String>,
+}
+
+impl Worker {
+    pub(super) async fn inbox_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let slots = self.config.slots as usize;
+            let free = slots - self.running.lock().expect("running lock").len().min(slots);
+            if free == 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.wake_inbox.notified() => continue,
+                }
+            }
+            // Only assignments newer than the newest this worker has seen.
+            let after = self.seen_token.load(Ordering::Relaxed);
+            let polled = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = self.client.inbox(&self.config.id, after, INBOX_WAIT) => r,
+            };
+            match polled {
+                Ok(inbox) => {
+                    for a in inbox.assignments {
+                        // Into `running` first, then `seen_token`: a heartbeat must never
+                        // report a token as seen while omitting its attempt (the leader would
+                        // end it as abandoned).
+                        let token = a.token;
+                        self.clone().start(a, &shutdown);
+                        self.seen_token.fetch_max(token, Ordering::Release);
+                    }
+                }
+                Err(ClientError::Api { code: ErrorCode::NotRegistered | ErrorCode::WorkerRemoved, .. }) => {
+                    // The lease loop re-registers (or stops); wait for it.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(self.lease().heartbeat()) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbox poll failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts an assignment unless it already runs.
+    fn start(self: Arc<Self>, a: Assignment, shutdown: &CancellationToken) {
+        let id = a.id();
+        let stop = shutdown.child_token();
+        let reason = Arc::new(Mutex::new(None));
+        {
+            let mut running = self.running.lock().expect("running lock");
+            if running.contains_key(&id) {
+                return;
+            }
+            // A newer attempt of a task supersedes any older one still running here.
+            for (old, r) in running.iter() {
+                if old.task_id == id.task_id && old.token < id.token {
+                    tracing::warn!(attempt = %old, newer = %id, "superseded by a newer attempt; stopping it");
+                    halt(&r.stop, &r.reason, StopReason::Stale);
+                }
+            }
+            // No local slot check: the leader only assigns within the slots it has seen free,
+            // and an attempt that just finished here may still be in `running` while its report
+            // is in flight. Refusing would strand the assignment.
+            running.insert(id, Running { stop: stop.clone(), reason: reason.clone() });
+        }
+        let span = tracing::info_span!("attempt", task_id = id.task_id, attempt = a.attempt, token = id.token);
+        let tracker = self.attempts.clone();
+        tracker.spawn(
+            async move {
+                self.attempt(a, stop, reason).await;
+                self.running.lock().expect("running lock").remove(&id);
+                self.wake_inbox.notify_one();
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn attempt(&self, a: Assignment, stop: CancellationToken, reason: Arc<Mutex<Option<StopReason>>>) {
+        let id = a.id();
+        if a.task.cancel_requested {
+            let error = Some("cancelled before it started".to_string());
+            let ending = Ending { outcome: AttemptOutcome::Cancelled, exit_code: None, output_tail: String::new(), error };
+            self.complete(id, ending).await;
+            return;
+        }
+        // The assignment is committed, so the attempt is this worker's until the cluster says
+        // otherwise: start at once and report the start meanwhile. The report is queued before
+        // the process starts, so it reaches the leader no later than the completion's batch
+        // (a short task's start and end usually share one request and one log entry). Its
+        // verdict can still stop the attempt: cancelled meanwhile, or fenced off.
+        let confirm = self.confirm_started(id);
+        tokio::pin!(confirm);
+        // One poll queues the report (it cannot be answered yet).
+        let mut confirmed = false;
+        if let Poll::Ready(verdict) = futures::poll!(&mut confirm) {
+            confirmed = true;
+            if let Some(why) = verdict {
+                halt(&stop, &reason, why);
+            }
+        }
+        let dir = executor::needs_attempt_dir(&a.task.spec)
+            .then(|| self.config.work_dir.join(format!("task-{}-attempt-{}-{}", id.task_id, a.attempt, id.token)));
+        if let Some(dir) = &dir
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            let error = Some(format!("cannot create {}: {e}", dir.display()));
+            let ending = Ending { outcome: AttemptOutcome::Failed, exit_code: None, output_tail: String::new(), error };
+            self.complete(id, ending).await;
+            return;
+        }
+        let resumed = a.task.checkpoint.as_ref().map(|c| c.data.len());
+        tracing::info!(resumed_from_checkpoint_bytes = resumed, "attempt starting");
+        let req = ExecRequest {
+            task_id: id.task_id,
+            attempt: a.attempt,
+            token: id.token,
+            timeout: a.task.spec.timeout_ms.map(Duration::from_millis),
+            checkpoint_in: a.task.checkpoint.map(|c| c.data),
+            spec: a.task.spec,
+            attempt_dir: dir.clone().unwrap_or_default(),
+            limits: self.config.limits,
+        };
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
+        let exec = executor::run(req, stop.clone(), tx);
+        tokio::pin!(exec);
+        let result = loop {
+            tokio::select! {
+                result = &mut exec => break result,
+                verdict = &mut confirm, if !confirmed => {
+                    confirmed = true;
+                    if let Some(why) = verdict {
+                        halt(&stop, &reason, why);
+                    }
+                }
+                Some(data) = rx.recv() => self.ship_checkpoint(id, data, &stop, &reason).await,
+            }
+        };
+        // A checkpoint written just before exit is delivered after the process ends.
+        while let Ok(data) = rx.try_recv() {
+            self.ship_checkpoint(id, data, &stop, &reason).await;
+        }
+        if let Some(dir) = &dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let stopped_by = *reason.lock().expect("reason lock");
+        tracing::info!(outcome = %result.outcome.as_str(), exit_code = result.exit_code, ?stopped_by, "attempt ended");
+        let ending = Ending {
+            outcome: result.outcome,
+            exit_code: result.exit_code,
+            output_tail: result.output_tail,
+            error: result.error,
+        };
+        match stopped_by {
+            None | Some(StopReason::Cancelled) => self.complete(id, ending).await,
+            // Fenced off: a newer attempt owns the task; nothing to report.
+            Some(StopReason::Stale) => {}
+            // We killed it ourselves: tell the cluster the attempt is lost so the task follows
+            // its failover policy now (if the leader already declared it lost, this is stale).
+            Some(why @ (StopReason::LeaseLost | StopReason::Shutdown)) => {
+                let error =
+                    Some(format!("attempt stopped by its worker ({why:?}); it resumes elsewhere per failover policy"));
+                self.complete(id, Ending { outcome: AttemptOutcome::Lost, error, ..ending }).await
+            }
+        }
+    }
+
+    /// Reports that an attempt started and returns why it must stop, if the cluster's verdict
+    /// says so: cancelled meanwhile, or refused (fenced off, ended). Transient failures are
+    /// retried for one lease; after that the attempt runs on unconfirmed: heartbeats keep
+    /// listing it and its completion is still reported (the attempt then has no start time).
+    async fn confirm_started(&self, attempt: AttemptId) -> Option<StopReason> {
+        let report = AttemptReport { attempt, event: AttemptEvent::Started };
+        let deadline = Instant::now() + self.lease().ttl();
+        loop {
+            let verdict = match self.reporter.enqueue(report.clone()).await {
+                Ok(verdict) => verdict.await,
+                Err(e) => Err(e),
+            };
+            match verdict {
+                Ok(ReportResult { code: None, status, .. }) => {
+                    return status.is_some_and(|s| s.cancel_requested).then_some(StopReason::Cancelled);
+                }
+                // An earlier try was applied after all.
+                Ok(ReportResult { code: Some(ErrorCode::Duplicate), .. }) => return None,
+                Ok(ReportResult { code: Some(code), message, .. }) => {
+                    tracing::warn!(%code, ?message, "the cluster refused the attempt; stopping it");
+                    return Some(StopReason::Stale);
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "could not report the attempt started; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not report the attempt started; running it unconfirmed");
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn ship_checkpoint(
+        &self,
+        attempt: AttemptId,
+        data: Vec<u8>,
+        stop: &CancellationToken,
+        reason: &Mutex<Option<StopReason>>,
+    ) {
+        match self.client.checkpoint(attempt, data).await {
+            Ok(status) if status.cancel_requested => halt(stop, reason, StopReason::Cancelled),
+            Ok(_) => {}
+            Err(ClientError::Api { code: ErrorCode::StaleToken, message, .. }) => {
+                tracing::warn!(%message, "checkpoint refused: this attempt was fenced off; killing it");
+                halt(stop, reason, StopReason::Stale);
+            }
+            Err(e) => tracing::warn!(error = %e, "checkpoint not saved"),
+        }
+    }
+
+    /// Reports the outcome, retrying until the cluster gives a definite answer.
+    async fn complete(&self, attempt: AttemptId, ending: Ending) {
+        let Ending { outcome, exit_code, output_tail, error } = ending;
+        let report = AttemptReport { attempt, event: AttemptEvent::Ended { outcome, exit_code, output_tail, error } };
+        let deadline = Instant::now() + self.lease().ttl() * 10;
+        loop {
+            match self.reporter.send(report.clone()).await {
+                Ok(ReportResult { code: None, status, .. }) => {
+                    tracing::debug!(state = ?status.map(|s| s.state), "completion recorded");
+                    return;
+                }
+                Ok(ReportResult { code: Some(code), message, .. }) => {
+                    // Definite: duplicate (already recorded) or stale (fenced off).
+                    tracing::warn!(%code, ?message, "completion not accepted");
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "could not report completion; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "giving up reporting completion");
+                    return;
+                }
+            }
+        }
+    }
+}
