@@ -128,8 +128,8 @@ async fn serve(listener: TcpListener, router: axum::Router, shutdown: Cancellati
 /// Answers 431 with the JSON error shape when the request head is over our limits.
 async fn limit_headers(req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
-        + req.uri().to_string().len();
+    let bytes: usize =
+        headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>() + req.uri().to_string().len();
     if bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADER_COUNT {
         return ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -151,3 +151,101 @@ async fn without_quorum_writes_fail_definitely_or_indeterminately_never_silently
     let (s, _) = raw(reqwest::Method::GET, format!("{base}/v1/tasks?consistency=stale"), None).await;
     assert_eq!(s, 200);
 }
+
+/// What a new user trips over first: every refusal is the JSON error shape with a code that
+/// says what to do, and nothing is created by a refused request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_json_and_say_why() {
+    let cluster = TestCluster::start(3, &[]).await;
+    let leader = cluster.wait_leader().await;
+    let base = format!("http://{}", cluster.node(leader).api_addr);
+    let post = reqwest::Method::POST;
+    let submit = |body: &str| raw(post.clone(), format!("{base}/v1/tasks"), Some(body.as_bytes().to_vec()));
+
+    // 405 and 431 carry the JSON error shape, not an empty body.
+    let (s, v) = raw(reqwest::Method::DELETE, format!("{base}/v1/tasks"), None).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{v}");
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/v1/stats"))
+        .header("x-padding", "a".repeat(70 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 431);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "headers_too_large", "{v}");
+
+    // Reusing an idempotency key with a different body is refused; an identical retry is not.
+    let (s, first) = submit(r#"{"command": ["true"], "idempotency_key": "same"}"#).await;
+    assert_eq!(s, 201, "{first}");
+    let (s, v) = submit(r#"{"command": ["true"], "idempotency_key": "same"}"#).await;
+    assert_eq!((s, &v["id"]), (200, &first["id"]));
+    let (s, v) = submit(r#"{"command": ["false"], "idempotency_key": "same"}"#).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("idempotency_mismatch")), "{v}");
+    // The same for a request id given in the header.
+    let with_rid = |body: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/tasks"))
+            .header("x-taskraft-request-id", "client-9:1")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(with_rid(r#"{"command": ["true"], "name": "a"}"#).await.unwrap().status().as_u16(), 201);
+    assert_eq!(with_rid(r#"{"command": ["true"], "name": "a"}"#).await.unwrap().status().as_u16(), 200);
+    let resp = with_rid(r#"{"command": ["true"], "name": "b"}"#).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "idempotency_mismatch");
+
+    // working_dir may not climb out of the attempt directory.
+    let (s, v) = submit(r#"{"command": ["true"], "working_dir": "../../etc"}"#).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().starts_with("working_dir"), "{v}");
+    let (s, v) = submit(r#"{"command": ["true"], "working_dir": "out/logs"}"#).await;
+    assert_eq!(s, 201, "{v}");
+
+    // Executors: a real field, the old shorthand accepted on input, arguments checked at submit.
+    let (s, v) = submit(r#"{"command": ["50"], "executor": "sleep"}"#).await;
+    assert_eq!((s, v["spec"]["executor"].as_str(), &v["spec"]["command"]), (201, Some("sleep"), &json!(["50"])), "{v}");
+    let (s, v) = submit(r#"{"command": ["taskraft:sleep", "50"]}"#).await;
+    assert_eq!((s, v["spec"]["executor"].as_str(), &v["spec"]["command"]), (201, Some("sleep"), &json!(["50"])), "{v}");
+    for bad in [
+        r#"{"command": ["abc"], "executor": "sleep"}"#,
+        r#"{"command": ["taskraft:sleep", "abc"]}"#,
+        r#"{"command": ["taskraft:teleport"]}"#,
+        r#"{"command": ["not a url"], "executor": "http"}"#,
+    ] {
+        let (s, v) = submit(bad).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_field")), "{bad}: {v}");
+    }
+
+    // Preferences: a field beside placement; the first release's wrapper is still accepted.
+    let (s, v) = submit(r#"{"command": ["true"], "prefer": {"labels": {"disk": "ssd"}}}"#).await;
+    assert_eq!((s, &v["spec"]["prefer"]), (201, &json!({"labels": {"disk": "ssd"}})), "{v}");
+    let (s, v) = submit(
+        r#"{"command": ["true"], "placement": {"prefer": {"labels": {"disk": "ssd"}, "then": "least_loaded"}}}"#,
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let spec = &v["spec"];
+    assert_eq!((&spec["placement"], &spec["prefer"]), (&json!("least_loaded"), &json!({"labels": {"disk": "ssd"}})));
+
+    // Worker registrations are checked at the edge.
+    for (bad, field) in [
+        (r#"{"id": "w-big", "slots": 1000000000}"#, "slots"),
+        (r#"{"id": "w-addr", "slots": 1, "api_addr": "garbage"}"#, "api_addr"),
+    ] {
+        let (s, v) = raw(post.clone(), format!("{base}/v1/workers"), Some(bad.as_bytes().to_vec())).await;
+        assert_eq!(s, 422, "{bad}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(field), "{v}");
+    }
+    // An unknown worker's inbox answers like its heartbeat: register first.
+    let (s, v) = raw(reqwest::Method::GET, format!("{base}/v1/workers/nobody/inbox"), None).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("not_registered")), "{v}");
+    let (s, v) = raw(post.clone(), format!("{base}/v1/workers/nobody/heartbeat"), Some(b"{}".to_vec())).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("not_registered")), "{v}");
+
+    // Nothing above created a task it should not have: 7 accepted submits.
+    let (_, stats) = raw(reqwest::Method::GET, format!("{base}/v1/stats"), None).await;
+    assert_eq!(stats["total"], 7, "{stats}");
+}

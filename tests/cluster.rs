@@ -99,7 +99,9 @@ async fn killing_the_leader_loses_nothing_and_it_catches_up_after_restart() {
     assert!(first.id > *before.last().unwrap());
 
     // The old leader restarts with the same flags (including --bootstrap: it must not
-    // re-bootstrap) and catches up.
+    // re-bootstrap) and catches up. Its saved vote makes openraft report it as leader for a
+    // moment; it must not claim leadership in its log until a quorum confirmed it.
+    let log_before = std::fs::read_to_string(&cluster.node(old_leader).log).unwrap().len();
     cluster.node_mut(old_leader).start();
     let leader = cluster.wait_leader().await;
     let target = cluster.status_of(leader).await.unwrap()["last_applied"].as_u64().unwrap();
@@ -109,6 +111,11 @@ async fn killing_the_leader_loses_nothing_and_it_catches_up_after_restart() {
         old.get_task_from(0, *id, true).await.unwrap_or_else(|e| panic!("restarted node misses task {id}: {e}"));
     }
     cluster.wait_voters(3).await;
+    let log = std::fs::read_to_string(&cluster.node(old_leader).log).unwrap();
+    let after_restart = &log[log_before..];
+    if cluster.wait_leader().await != old_leader {
+        assert!(!after_restart.contains("became leader"), "the restarted replica claimed leadership:\n{after_restart}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

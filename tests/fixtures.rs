@@ -54,6 +54,9 @@ use taskraft_storage::SledEngine;
 use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
+/// The format this build writes; its fixtures must match today's bytes.
+const CURRENT: &str = "v2";
+
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
 const T0: u64 = 1_700_000_000_000;
@@ -527,7 +530,7 @@ async fn format_2_is_what_this_build_writes() {
     if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
         return; // being rewritten right now
     }
-    let v2 = committed("v2");
+    let v2 = committed(CURRENT);
     let entries = read_log(&v2).await;
     assert_eq!(entries.len(), 24);
     check_log(&entries, Reuse::SameBody);
@@ -551,7 +554,7 @@ async fn write_fixtures_when_asked() {
     if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_none() {
         return;
     }
-    let dir = fixtures_dir("v2");
+    let dir = fixtures_dir(CURRENT);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("log")).unwrap();
     let files = today().await;

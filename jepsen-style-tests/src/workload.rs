@@ -178,10 +178,9 @@ pub fn task_read(v: &Value) -> Option<TaskRead> {
     })
 }
 
+/// The counter a sink task checkpointed: its checkpoint is UTF-8, so the API shows it as `text`.
 fn checkpoint_counter(v: &Value) -> Option<u64> {
-    let bytes: Vec<u8> =
-        v["checkpoint"]["data"].as_array()?.iter().filter_map(|b| b.as_u64().map(|b| b as u8)).collect();
-    String::from_utf8(bytes).ok()?.trim().parse().ok()
+    v["checkpoint"]["text"].as_str()?.trim().parse().ok()
 }
 
 /// How many of the newest acknowledged tasks count as "recent" for targeted reads.
@@ -409,4 +408,19 @@ fn final_task(t: &Value) -> Option<FinalTask> {
         attempts,
         checkpoint,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpoint_counter_is_read_from_the_api_text_form() {
+        let task = serde_json::json!({"checkpoint": {"attempt": 1, "token": 9, "at_ms": 5, "size": 3, "text": "42\n"}});
+        assert_eq!(checkpoint_counter(&task), Some(42));
+        let binary =
+            serde_json::json!({"checkpoint": {"attempt": 1, "token": 9, "at_ms": 5, "size": 2, "base64": "/w=="}});
+        assert_eq!(checkpoint_counter(&binary), None);
+        assert_eq!(checkpoint_counter(&serde_json::json!({"checkpoint": null})), None);
+    }
 }

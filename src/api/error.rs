@@ -4,6 +4,14 @@
 //! `Retry-After`. Indefinite: 504 `outcome_unknown` — the write may still commit, so retry
 //! it with the same idempotency key or request id.
 
+use crate::node::MembershipError;
+use crate::node::ReadError;
+use crate::node::WriteError;
+use crate::proto::ErrorBody;
+use crate::proto::ErrorCode;
+use crate::proto::ErrorDetail;
+use crate::scheduler::RejectCode;
+use crate::scheduler::Rejection;
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::PathRejection;
@@ -13,14 +21,6 @@ use axum::http::StatusCode;
 use axum::http::header::RETRY_AFTER;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use crate::node::MembershipError;
-use crate::node::ReadError;
-use crate::node::WriteError;
-use crate::proto::ErrorBody;
-use crate::proto::ErrorCode;
-use crate::proto::ErrorDetail;
-use crate::scheduler::RejectCode;
-use crate::scheduler::Rejection;
 
 /// A JSON error answer `{"error": {"code", "message"}}`.
 #[derive(Debug)]
@@ -127,7 +127,9 @@ impl From<WriteError> for ApiError {
             WriteError::Unknown(m) => ApiError::outcome_unknown(format!(
                 "{m}; the write may still take effect: retry with the same idempotency_key or request_id"
             )),
-            WriteError::Stopped(m) => ApiError::unavailable(ErrorCode::Unavailable, format!("this replica is stopping: {m}")),
+            WriteError::Stopped(m) => {
+                ApiError::unavailable(ErrorCode::Unavailable, format!("this replica is stopping: {m}"))
+            }
         }
     }
 }
@@ -142,9 +144,11 @@ impl From<ReadError> for ApiError {
             ReadError::NoQuorum(m) => {
                 ApiError::unavailable(ErrorCode::NoQuorum, format!("cannot confirm leadership with a majority: {m}"))
             }
-            ReadError::Timeout => {
-                ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout, "the read did not complete before its deadline")
-            }
+            ReadError::Timeout => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorCode::Timeout,
+                "the read did not complete before its deadline",
+            ),
         }
     }
 }
@@ -156,7 +160,9 @@ impl From<MembershipError> for ApiError {
             MembershipError::NotLeader(_) => {
                 ApiError::unavailable(ErrorCode::NoLeader, "no leader is known right now; retry shortly")
             }
-            MembershipError::AlreadyInitialized => ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadyInitialized, message),
+            MembershipError::AlreadyInitialized => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadyInitialized, message)
+            }
             MembershipError::RemovedBefore(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::MemberRemoved, message),
             MembershipError::UnknownMember(_) => ApiError::not_found(message),
             MembershipError::LastVoter(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::LastVoter, message),

@@ -9,12 +9,12 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 
 use super::error::ApiError;
+use crate::node::Node;
+use crate::node::NodeId;
 use crate::proto::ErrorCode;
 use crate::proto::FORWARDED_HEADER;
 use crate::proto::LEADER_HEADER;
 use crate::proto::REQUEST_ID_HEADER;
-use crate::node::Node;
-use crate::node::NodeId;
 
 /// Extra time a forwarded request gets over the leader's own deadline, so that the leader's
 /// answer (even a 504) normally arrives before we give up on it.
@@ -31,8 +31,11 @@ pub async fn to_leader(
     body: Bytes,
 ) -> Response {
     if headers.contains_key(FORWARDED_HEADER) {
-        return ApiError::unavailable(ErrorCode::NoLeader, "leadership moved while the request was being forwarded; retry")
-            .into_response();
+        return ApiError::unavailable(
+            ErrorCode::NoLeader,
+            "leadership moved while the request was being forwarded; retry",
+        )
+        .into_response();
     }
     let Some(leader) = hint.or_else(|| node.leader()) else {
         return ApiError::unavailable(
@@ -77,7 +80,6 @@ pub async fn to_leader(
         .into_response(),
     }
 }
-
 
 async fn relay(resp: reqwest::Response, leader_addr: &str) -> Response {
     let status = resp.status();

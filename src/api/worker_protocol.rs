@@ -144,7 +144,10 @@ pub async fn heartbeat(
     let lease =
         tokio::time::timeout(Duration::from_millis(500), node.raft.get_read_log_id(openraft::ReadPolicy::LeaseRead));
     if !matches!(lease.await, Ok(Ok(_))) {
-        return Err(ApiError::unavailable(ErrorCode::NoQuorum, "this leader cannot confirm its leadership; not renewing"));
+        return Err(ApiError::unavailable(
+            ErrorCode::NoQuorum,
+            "this leader cannot confirm its leadership; not renewing",
+        ));
     }
     let judged = node.view.read(|a| verdict::heartbeat(&a.state, &id, &hb.running, hb.seen_token));
     let judged = judged.map_err(|why| refused(&id, why))?;
@@ -267,7 +270,9 @@ pub async fn reports(
             scheduler::Response::Rejected(r) => {
                 ReportResult { status: None, code: Some(r.code.into()), message: Some(r.message) }
             }
-            scheduler::Response::AttemptStarted { status } => ReportResult { status: Some(status), code: None, message: None },
+            scheduler::Response::AttemptStarted { status } => {
+                ReportResult { status: Some(status), code: None, message: None }
+            }
             scheduler::Response::Completed { task } => {
                 ReportResult { status: Some(scheduler::TaskStatus::of(&task)), code: None, message: None }
             }

@@ -11,8 +11,8 @@ use super::output::print_json;
 use super::output::print_table;
 use crate::client::Client;
 use crate::client::ClientError;
-use crate::proto::cluster::ClusterStatus;
 use crate::node::membership::ADD_MEMBER_TIMEOUT;
+use crate::proto::cluster::ClusterStatus;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClusterCmd {

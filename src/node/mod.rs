@@ -224,7 +224,8 @@ impl Node {
         if !resp.status().is_success() {
             return Err(ReadError::NoQuorum(format!("leader {leader} answered {}", resp.status())));
         }
-        let body: crate::proto::cluster::ReadIndex = resp.json().await.map_err(|e| ReadError::NoQuorum(e.to_string()))?;
+        let body: crate::proto::cluster::ReadIndex =
+            resp.json().await.map_err(|e| ReadError::NoQuorum(e.to_string()))?;
         Ok(body.index)
     }
 }

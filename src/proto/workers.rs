@@ -23,12 +23,12 @@ use serde::Serialize;
 pub use crate::scheduler::AttemptEvent;
 pub use crate::scheduler::AttemptId;
 pub use crate::scheduler::AttemptReport;
-pub use crate::scheduler::WorkerRegistration;
-pub use crate::scheduler::verdict::StopOrder;
-pub use crate::scheduler::verdict::StopReason;
 use crate::scheduler::Task;
 use crate::scheduler::TaskStatus;
 use crate::scheduler::WorkerInfo;
+pub use crate::scheduler::WorkerRegistration;
+pub use crate::scheduler::verdict::StopOrder;
+pub use crate::scheduler::verdict::StopReason;
 
 use super::ErrorCode;
 

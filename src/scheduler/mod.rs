@@ -11,7 +11,7 @@
 //!    obvious mistakes never reach the log.
 //! 2. The leader builds the `Command`, stamping `now_ms` from its clock: apply never reads one.
 //!    Dispatch decisions (which worker, when a lease expired, when an attempt timed out) are
-//!    made by the leader too and arrive here as `Assign`, `WorkerLost` and `Complete`.
+//!    made by the leader too and arrive here as `Assign`, `WorkerLostIncarnation` and `Complete` (see [`verdict`]).
 //! 3. The command is postcard-encoded into a log entry behind its format version ([`format`])
 //!    and committed by Raft.
 //! 4. Every replica calls `apply(log_index, command)`. It de-duplicates (request id window,

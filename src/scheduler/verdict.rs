@@ -144,6 +144,7 @@ pub fn stale_incarnation(state: &State, worker_id: &str, now_ms: u64) -> Option<
 }
 
 /// What the leader does about a worker whose lease ran out.
+#[allow(clippy::large_enum_variant, reason = "a short-lived answer, one per expired lease")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expiry {
     /// Declare this incarnation lost: its attempts follow their failover policy.

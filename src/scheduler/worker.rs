@@ -1,6 +1,6 @@
 //! Workers as the replicated state knows them: who they are, what they offer, whether they may
 //! receive work. Liveness (heartbeats, leases) is *not* here: the leader tracks it in memory and
-//! commits only its conclusion, `WorkerLost`.
+//! commits only its conclusion, `WorkerLostIncarnation`.
 
 use std::collections::BTreeMap;
 use std::fmt;

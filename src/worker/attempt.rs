@@ -20,10 +20,10 @@ use super::executor;
 use super::executor::ExecRequest;
 use crate::client::ClientError;
 use crate::proto::ErrorCode;
+use crate::proto::workers::Assignment;
 use crate::proto::workers::AttemptEvent;
 use crate::proto::workers::AttemptId;
 use crate::proto::workers::AttemptReport;
-use crate::proto::workers::Assignment;
 use crate::proto::workers::ReportResult;
 use crate::scheduler::AttemptOutcome;
 
@@ -125,7 +125,8 @@ impl Worker {
         let id = a.id();
         if a.task.cancel_requested {
             let error = Some("cancelled before it started".to_string());
-            let ending = Ending { outcome: AttemptOutcome::Cancelled, exit_code: None, output_tail: String::new(), error };
+            let ending =
+                Ending { outcome: AttemptOutcome::Cancelled, exit_code: None, output_tail: String::new(), error };
             self.complete(id, ending).await;
             return;
         }

@@ -6,7 +6,7 @@
 //!    leader's lease table died with it, and a worker must not be declared lost only because
 //!    its heartbeats were going to a dead node.
 //! 2. Heartbeats renew leases in memory, on the monotonic clock; they are never written to
-//!    the log. A worker whose lease expires is declared lost by committing `WorkerLost`.
+//!    the log. A worker whose lease expires is declared lost by committing `WorkerLostIncarnation`.
 //! 3. The dispatcher plans with the pure [`crate::scheduler::placement::Planner`] and commits
 //!    one `Assign` batch per round; a worker sees an assignment only once it is committed.
 //! 4. Attempts past their timeout are ended `timed_out` by committing a `Complete` with the
