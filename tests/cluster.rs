@@ -281,3 +281,16 @@ async fn concurrent_submits_are_coalesced_yet_each_gets_its_own_answer() {
     let page = client.list_tasks(None, 1000, None).await.unwrap();
     assert_eq!(page.tasks.len(), 100, "640 submits of 100 keys must create exactly 100 tasks");
 }
+
+/// A one-replica cluster (a first trial, a laptop) keeps accepting writes after sitting idle
+/// longer than the window in which a leader must hear from a quorum: a lone voter is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_replica_accepts_writes_after_idling() {
+    let cluster = TestCluster::start(1, &[]).await;
+    let client = cluster.client();
+    client.submit(json!({"command": ["true"]})).await.unwrap();
+    // The scenario itself is the idle period: longer than 2 x election_timeout_max (800 ms).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (task, created) = client.submit(json!({"command": ["true"], "name": "after-idle"})).await.unwrap();
+    assert!(created && task.id == 2, "{task:?}");
+}

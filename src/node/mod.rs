@@ -153,6 +153,11 @@ impl Node {
     /// Used to refuse writes definitely (503) instead of letting them time out (504).
     fn leader_has_quorum(&self) -> bool {
         let m = self.metrics();
+        // A lone voter is its own quorum; openraft only refreshes `last_quorum_acked` from
+        // followers' acknowledgements, so an idle single-replica cluster would look cut off.
+        if m.membership_config.membership().voter_ids().count() <= 1 {
+            return true;
+        }
         match &m.last_quorum_acked {
             Some(at) => at.elapsed() < self.config.election_timeout_max * 2,
             // A fresh leader has not been acked yet; let the proposal decide.
