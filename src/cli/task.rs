@@ -11,18 +11,33 @@ use serde_json::Value;
 use serde_json::json;
 
 use super::ClientArgs;
+use super::output::escape;
 use super::output::print_json;
 use super::output::print_task;
 use super::output::print_tasks;
 use crate::client::Client;
+use crate::scheduler::DEFAULT_LIST_LIMIT;
+use crate::scheduler::Executor;
+use crate::scheduler::MAX_PRIORITY;
+
+/// What `--help` of `task submit` says about words that start with `-`; kept true by the tests.
+const HYPHEN_HELP: &str = "\
+Words starting with `-`:
+  Everything after `--` is the command, passed on as is, dashes included:
+    taskraft task submit -- sleep -5          (argv [\"sleep\", \"-5\"])
+    taskraft task submit --executor sleep -- 50
+  An option's value may start with `-` too: `--name -x` and `--name=-x` both name the task \"-x\".
+  A negative number is refused by the option itself (`--priority -5`: not in 0..=1000).";
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TaskCmd {
     /// Submit a task: `taskraft task submit --name hello -- echo hi`.
-    Submit(SubmitArgs),
+    #[command(after_help = HYPHEN_HELP)]
+    Submit(Box<SubmitArgs>),
     /// Show one task.
     Get {
         /// Task id.
+        #[arg(allow_negative_numbers = true)]
         id: u64,
         /// Read this replica's local state (may be behind) instead of a linearizable read.
         #[arg(long)]
@@ -32,14 +47,16 @@ pub enum TaskCmd {
     },
     /// List tasks, oldest first.
     List {
-        /// Only tasks in this state (pending, running, succeeded, …).
+        /// Only tasks in this state (pending, blocked, assigned, running, retry_wait, succeeded,
+        /// failed, cancelled).
         #[arg(long)]
         state: Option<String>,
-        /// Page size (at most 1000).
-        #[arg(long, default_value_t = 100)]
+        /// Page size. The server returns at most 1000 tasks per page (a bigger limit is cut to
+        /// 1000), and 0 means its default page of 100, not "all": follow `--cursor` for more.
+        #[arg(long, default_value_t = DEFAULT_LIST_LIMIT, allow_negative_numbers = true)]
         limit: u32,
         /// Start after this task id (the `next_cursor` of the previous page).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         cursor: Option<u64>,
         #[command(flatten)]
         client: ClientArgs,
@@ -47,9 +64,10 @@ pub enum TaskCmd {
     /// Cancel a task that has not finished.
     Cancel {
         /// Task id.
+        #[arg(allow_negative_numbers = true)]
         id: u64,
         /// Reason kept on the task.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         reason: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
@@ -57,56 +75,89 @@ pub enum TaskCmd {
     /// Wait until a task finishes; exit 0 if it succeeded, 1 otherwise, 2 on timeout.
     Wait {
         /// Task id.
+        #[arg(allow_negative_numbers = true)]
         id: u64,
-        /// Give up after this many seconds.
-        #[arg(long, default_value_t = 60)]
+        /// Give up after this many seconds in all. The server holds one long-poll for at most
+        /// 60 s (30 s when a request names no wait), so the CLI polls again until the time is up.
+        #[arg(long, default_value_t = 60, allow_negative_numbers = true)]
         timeout: u64,
         #[command(flatten)]
         client: ClientArgs,
     },
 }
 
-/// Options of `task submit`.
+/// Options of `task submit`. Every option takes a value that starts with `-` (see
+/// [`HYPHEN_HELP`]): clap's own tip for such a value (`use '-- -x'`) would be wrong for an
+/// option, since after `--` everything is the command.
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
     /// Human-readable name.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     name: Option<String>,
+    /// How the worker runs the task; the command holds its arguments: exec (default): the
+    /// program and its arguments; http: URL [METHOD [BODY]] (2xx succeeds); noop: nothing;
+    /// sleep: milliseconds.
+    #[arg(long, value_name = "EXECUTOR", allow_hyphen_values = true, value_parser = executor_parser())]
+    executor: Option<Executor>,
     /// 0–1000, higher runs first.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PRIORITY)))]
     priority: Option<u32>,
     /// Idempotency key: submitting the same key again returns the first task.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     key: Option<String>,
     /// Attempts before the task fails for good.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_attempts: Option<u32>,
     /// Per-attempt timeout in milliseconds.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     timeout_ms: Option<u64>,
+    /// When the worker running an attempt is lost: resume (default: from the last checkpoint),
+    /// restart (from scratch) or fail.
+    #[arg(long, allow_hyphen_values = true, value_parser = ["resume", "restart", "fail"])]
+    failover: Option<String>,
+    /// CPU the task reserves on its worker, in millicores (1000 = one core).
+    #[arg(long, value_name = "MILLIS", allow_negative_numbers = true)]
+    cpu: Option<u32>,
+    /// Memory the task reserves on its worker, in MiB.
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true)]
+    memory: Option<u32>,
+    /// Working directory of an exec task: absolute, or relative to the attempt's own directory
+    /// (created if missing; `..` may not climb out). Default: the attempt directory.
+    #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
+    working_dir: Option<String>,
+    /// A task that must succeed first (repeatable, or comma-separated ids).
+    #[arg(long = "depends-on", value_name = "ID", value_delimiter = ',', allow_negative_numbers = true)]
+    depends_on: Vec<u64>,
     /// Label constraint `key=value` a worker must match (repeatable).
-    #[arg(long = "label", value_parser = parse_pair)]
+    #[arg(long = "label", allow_hyphen_values = true, value_parser = parse_pair)]
     labels: Vec<(String, String)>,
     /// Soft label preference `key=value` (repeatable): workers with the most of these are
     /// chosen when they fit; when none fits, any worker is (unlike --label).
-    #[arg(long = "prefer", value_parser = parse_pair)]
+    #[arg(long = "prefer", allow_hyphen_values = true, value_parser = parse_pair)]
     prefer: Vec<(String, String)>,
     /// Placement strategy: priority_fcfs (cluster default), shortest_job_first (sjf),
     /// least_loaded, best_fit, round_robin, weighted_round_robin, random, or hash:KEY
     /// (consistent hash of KEY).
-    #[arg(long, value_parser = parse_placement)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_placement)]
     placement: Option<Value>,
     /// Environment variable `NAME=value` for the process (repeatable).
-    #[arg(long = "env", value_parser = parse_pair)]
+    #[arg(long = "env", allow_hyphen_values = true, value_parser = parse_pair)]
     env: Vec<(String, String)>,
     /// Read the whole task as JSON from this file (`-` for stdin); other flags override it.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     json: Option<PathBuf>,
-    /// The program and its arguments.
+    /// The executor's arguments: for exec, the program and its arguments.
     #[arg(last = true)]
     command: Vec<String>,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+/// `--executor`: one of [`Executor::ALL`], listed in `--help`.
+fn executor_parser() -> impl clap::builder::TypedValueParser<Value = Executor> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Executor::ALL.map(Executor::as_str))
+        .map(|name| Executor::parse(&name).expect("a possible value is an executor"))
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -141,7 +192,12 @@ fn client(args: &ClientArgs) -> anyhow::Result<Client> {
     Ok(Client::new(args.addr.clone())?)
 }
 
+fn label_map(pairs: &[(String, String)]) -> Value {
+    json!(pairs.iter().cloned().collect::<BTreeMap<_, _>>())
+}
+
 impl SubmitArgs {
+    /// The `POST /v1/tasks` body: the `--json` task (if any) with the flags given on top.
     fn body(&self) -> anyhow::Result<Value> {
         let mut body = match &self.json {
             Some(path) => {
@@ -158,7 +214,12 @@ impl SubmitArgs {
         if !self.command.is_empty() {
             map.insert("command".into(), json!(self.command));
         }
-        if !map.contains_key("command") {
+        if let Some(executor) = self.executor {
+            map.insert("executor".into(), json!(executor.as_str()));
+        }
+        // Only noop runs without arguments; the others need a command (the API says which).
+        let noop = map.get("executor").and_then(Value::as_str) == Some(Executor::Noop.as_str());
+        if !map.contains_key("command") && !noop {
             bail!("give the command after `--`, e.g. `taskraft task submit -- echo hello`");
         }
         let optional = [
@@ -167,25 +228,38 @@ impl SubmitArgs {
             ("idempotency_key", self.key.as_ref().map(|v| json!(v))),
             ("max_attempts", self.max_attempts.map(|v| json!(v))),
             ("timeout_ms", self.timeout_ms.map(|v| json!(v))),
+            ("failover", self.failover.as_ref().map(|v| json!(v))),
+            ("working_dir", self.working_dir.as_ref().map(|v| json!(v))),
+            ("placement", self.placement.clone()),
         ];
         for (k, v) in optional {
             if let Some(v) = v {
                 map.insert(k.into(), v);
             }
         }
-        if !self.labels.is_empty() {
-            map.insert("constraints".into(), json!(self.labels.iter().cloned().collect::<BTreeMap<_, _>>()));
+        if self.cpu.is_some() || self.memory.is_some() {
+            let resources = map.entry("resources").or_insert_with(|| json!({}));
+            let Value::Object(resources) = resources else { bail!("the --json task's `resources` must be an object") };
+            if let Some(cpu) = self.cpu {
+                resources.insert("cpu_millis".into(), json!(cpu));
+            }
+            if let Some(memory) = self.memory {
+                resources.insert("memory_mib".into(), json!(memory));
+            }
         }
-        if let Some(placement) = &self.placement {
-            map.insert("placement".into(), placement.clone());
+        if !self.depends_on.is_empty() {
+            map.insert("depends_on".into(), json!(self.depends_on));
+        }
+        if !self.labels.is_empty() {
+            // `labels` is the API's alias of `constraints`; the flag replaces either.
+            map.remove("labels");
+            map.insert("constraints".into(), label_map(&self.labels));
         }
         if !self.prefer.is_empty() {
-            let then = map.remove("placement").unwrap_or_else(|| json!("priority_fcfs"));
-            let labels: BTreeMap<_, _> = self.prefer.iter().cloned().collect();
-            map.insert("placement".into(), json!({"prefer": {"labels": labels, "then": then}}));
+            map.insert("prefer".into(), json!({"labels": label_map(&self.prefer)}));
         }
         if !self.env.is_empty() {
-            map.insert("env".into(), json!(self.env.iter().cloned().collect::<BTreeMap<_, _>>()));
+            map.insert("env".into(), label_map(&self.env));
         }
         Ok(body)
     }
@@ -214,7 +288,7 @@ impl TaskCmd {
                     let task: crate::scheduler::Task = serde_json::from_value(v.clone())?;
                     print_task(&task, c.output);
                     if let Some(why) = v["pending_reason"].as_str() {
-                        println!("waiting:     {why}");
+                        println!("waiting:     {}", escape(why));
                     }
                 }
             }
@@ -256,9 +330,12 @@ impl TaskCmd {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
     use clap::Parser;
 
     use super::*;
+    use crate::scheduler::MAX_LIST_LIMIT;
+    use crate::scheduler::TaskSpec;
 
     #[derive(Debug, clap::Parser)]
     struct Cli {
@@ -266,10 +343,30 @@ mod tests {
         submit: SubmitArgs,
     }
 
+    /// `taskraft task …` as the binary parses it.
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "task")]
+    struct TaskCli {
+        #[command(subcommand)]
+        cmd: TaskCmd,
+    }
+
     fn body(args: &[&str]) -> Result<Value, String> {
         let cli =
             Cli::try_parse_from(std::iter::once("submit").chain(args.iter().copied())).map_err(|e| e.to_string())?;
         cli.submit.body().map_err(|e| e.to_string())
+    }
+
+    /// What the API makes of a body the CLI built (the API's own aliases aside).
+    fn to_spec(body: Value) -> TaskSpec {
+        let mut spec: TaskSpec = serde_json::from_value(body).unwrap();
+        spec.expand_shorthand().unwrap();
+        spec
+    }
+
+    fn help_of(subcommand: &str) -> String {
+        let mut cmd = TaskCli::command();
+        cmd.find_subcommand_mut(subcommand).unwrap().render_long_help().to_string()
     }
 
     #[test]
@@ -280,12 +377,14 @@ mod tests {
         assert_eq!(b["placement"], json!({"consistent_hash": {"key": "tenant-7"}}));
         let b =
             body(&["--prefer", "zone=a", "--prefer", "disk=ssd", "--placement", "least_loaded", "--", "true"]).unwrap();
-        assert_eq!(b["placement"], json!({"prefer": {"labels": {"disk": "ssd", "zone": "a"}, "then": "least_loaded"}}));
+        assert_eq!(b["placement"], json!("least_loaded"));
+        assert_eq!(b["prefer"], json!({"labels": {"disk": "ssd", "zone": "a"}}));
         let b = body(&["--prefer", "zone=a", "--", "true"]).unwrap();
-        assert_eq!(b["placement"], json!({"prefer": {"labels": {"zone": "a"}, "then": "priority_fcfs"}}));
+        assert_eq!(b, json!({"command": ["true"], "prefer": {"labels": {"zone": "a"}}}));
         // What the CLI builds is what the API accepts.
-        let spec: crate::scheduler::TaskSpec = serde_json::from_value(b).unwrap();
+        let spec = to_spec(b);
         assert_eq!(spec.validate(), Ok(()));
+        assert_eq!(spec.prefer.unwrap().labels, BTreeMap::from([("zone".to_string(), "a".to_string())]));
     }
 
     #[test]
@@ -294,5 +393,141 @@ mod tests {
         assert!(err.contains("`fastest` is not a strategy") && err.contains("least_loaded"), "{err}");
         assert!(body(&["--placement", "hash:", "--", "true"]).is_err());
         assert!(body(&["--prefer", "zone", "--", "true"]).unwrap_err().contains("not KEY=VALUE"));
+    }
+
+    #[test]
+    fn submit_examples_build_the_documented_json() {
+        assert_eq!(
+            body(&["--executor", "sleep", "--", "50"]).unwrap(),
+            json!({"command": ["50"], "executor": "sleep"})
+        );
+        assert_eq!(
+            body(&["--prefer", "disk=ssd", "--", "true"]).unwrap(),
+            json!({"command": ["true"], "prefer": {"labels": {"disk": "ssd"}}})
+        );
+        assert_eq!(body(&["--", "echo", "hi"]).unwrap(), json!({"command": ["echo", "hi"]}));
+    }
+
+    #[test]
+    fn every_executor_is_a_choice_and_only_noop_needs_no_command() {
+        for executor in Executor::ALL {
+            let b = body(&["--executor", executor.as_str(), "--", "x"]).unwrap();
+            assert_eq!(b["executor"], json!(executor.as_str()));
+        }
+        assert_eq!(body(&["--executor", "noop"]).unwrap(), json!({"executor": "noop"}));
+        assert_eq!(to_spec(body(&["--executor", "noop"]).unwrap()).validate(), Ok(()));
+        let err = body(&["--executor", "sleep"]).unwrap_err();
+        assert!(err.contains("give the command after `--`"), "{err}");
+        let err = body(&["--executor", "shell", "--", "true"]).unwrap_err();
+        assert!(err.contains("invalid value 'shell'") && err.contains("exec, http, noop, sleep"), "{err}");
+        let b = body(&["--executor", "http", "--", "http://127.0.0.1:9/hook", "POST", "{}"]).unwrap();
+        let spec = to_spec(b);
+        assert_eq!((spec.executor, spec.validate()), (Executor::Http, Ok(())));
+    }
+
+    #[test]
+    fn resource_failover_dependency_env_and_working_dir_flags_reach_the_spec() {
+        let b = body(&[
+            "--failover",
+            "restart",
+            "--cpu",
+            "500",
+            "--memory",
+            "256",
+            "--working-dir",
+            "out/logs",
+            "--depends-on",
+            "1,2",
+            "--depends-on",
+            "7",
+            "--env",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "--",
+            "sh",
+            "-c",
+            "env",
+        ])
+        .unwrap();
+        assert_eq!(
+            b,
+            json!({
+                "command": ["sh", "-c", "env"],
+                "failover": "restart",
+                "resources": {"cpu_millis": 500, "memory_mib": 256},
+                "working_dir": "out/logs",
+                "depends_on": [1, 2, 7],
+                "env": {"A": "1", "B": "x=y"},
+            })
+        );
+        let spec = to_spec(b);
+        assert_eq!(spec.validate(), Ok(()));
+        assert_eq!(spec.failover, crate::scheduler::FailoverPolicy::Restart);
+        assert_eq!((spec.resources.cpu_millis, spec.resources.memory_mib), (500, 256));
+        assert_eq!(spec.depends_on, vec![1, 2, 7]);
+        assert_eq!(spec.env.get("B").map(String::as_str), Some("x=y"));
+
+        let err = body(&["--failover", "retry", "--", "true"]).unwrap_err();
+        assert!(err.contains("[possible values: resume, restart, fail]"), "{err}");
+        assert!(body(&["--depends-on", "1,x", "--", "true"]).unwrap_err().contains("invalid value 'x'"));
+        assert!(body(&["--env", "NOVALUE", "--", "true"]).unwrap_err().contains("not KEY=VALUE"));
+        // The API refuses what the worker would refuse.
+        let refused = to_spec(body(&["--working-dir", "../up", "--", "true"]).unwrap()).validate().unwrap_err();
+        assert_eq!(refused.field, "working_dir");
+    }
+
+    #[test]
+    fn flags_override_the_json_task() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = dir.path().join("task.json");
+        std::fs::write(&file, r#"{"command": ["a"], "labels": {"gpu": "1"}, "resources": {"cpu_millis": 100}}"#)
+            .unwrap();
+        let file = file.to_str().unwrap();
+        let b = body(&["--json", file, "--memory", "64", "--label", "gpu=2"]).unwrap();
+        assert_eq!(
+            b,
+            json!({"command": ["a"], "constraints": {"gpu": "2"}, "resources": {"cpu_millis": 100, "memory_mib": 64}})
+        );
+    }
+
+    /// Each claim of [`HYPHEN_HELP`], checked against the real parser.
+    #[test]
+    fn the_help_about_leading_dashes_is_true() {
+        assert!(help_of("submit").contains(HYPHEN_HELP));
+        assert_eq!(body(&["--", "sleep", "-5"]).unwrap()["command"], json!(["sleep", "-5"]));
+        assert_eq!(body(&["--executor", "sleep", "--", "50"]).unwrap()["command"], json!(["50"]));
+        assert_eq!(body(&["--name", "-x", "--", "true"]).unwrap()["name"], json!("-x"));
+        assert_eq!(body(&["--name=-x", "--", "true"]).unwrap()["name"], json!("-x"));
+        let err = body(&["--priority", "-5", "--", "true"]).unwrap_err();
+        assert!(err.contains("-5 is not in 0..=1000"), "{err}");
+        // clap's generic tip (`use '-- -5'`) would be wrong here: after `--` comes the command.
+        assert!(!err.contains("tip:"), "{err}");
+        for (flag, value) in [("--key", "-k"), ("--working-dir", "-w"), ("--env", "-A=1"), ("--label", "-l=1")] {
+            assert!(body(&[flag, value, "--", "true"]).is_ok(), "{flag} {value}");
+        }
+        let err = body(&["--timeout-ms", "-1", "--", "true"]).unwrap_err();
+        assert!(err.contains("invalid value '-1'") && !err.contains("tip:"), "{err}");
+        // A stray word is not swallowed silently.
+        let err = body(&["--name", "n", "-x"]).unwrap_err();
+        assert!(err.contains("unexpected argument '-x'"), "{err}");
+
+        let cancel = TaskCli::try_parse_from(["task", "cancel", "3", "--reason", "-because"]).unwrap();
+        assert!(matches!(cancel.cmd, TaskCmd::Cancel { id: 3, reason: Some(r), .. } if r == "-because"));
+        let err = TaskCli::try_parse_from(["task", "get", "-1"]).unwrap_err().to_string();
+        assert!(err.contains("invalid value '-1'") && !err.contains("tip:"), "{err}");
+    }
+
+    #[test]
+    fn list_and_wait_help_state_the_server_limits() {
+        let list = help_of("list");
+        assert!(list.contains(&format!("at most {MAX_LIST_LIMIT} tasks per page")), "{list}");
+        assert!(list.contains(&format!("0 means its default page of {DEFAULT_LIST_LIMIT}")), "{list}");
+        assert!(list.contains(&format!("[default: {DEFAULT_LIST_LIMIT}]")), "{list}");
+        let wait = help_of("wait");
+        let (max, default) = (crate::proto::MAX_WAIT.as_secs(), crate::proto::DEFAULT_WAIT.as_secs());
+        assert!(wait.contains(&format!("at most {max} s ({default} s when a request names no wait)")), "{wait}");
+        let parsed = TaskCli::try_parse_from(["task", "list", "--limit", "0"]).unwrap();
+        assert!(matches!(parsed.cmd, TaskCmd::List { limit: 0, .. }));
     }
 }

@@ -91,6 +91,42 @@ pub struct WorkerArgs {
     checkpoint_max_bytes: Option<usize>,
 }
 
+const WORKER_HEADER: [&str; 8] = ["ID", "STATE", "HOST", "PID", "RUNNING", "CPU", "MEMORY", "LABELS"];
+
+/// The `worker list` rows ([`WORKER_HEADER`]) of a `GET /v1/workers` answer,
+/// `{"workers": [{"worker": WorkerInfo, "running": n}]}`; `-` for what a worker did not say.
+fn worker_rows(answer: &Value) -> Vec<Vec<String>> {
+    let text = |v: &Value| match v.as_str() {
+        Some("") | None => "-".to_string(),
+        Some(s) => s.to_string(),
+    };
+    let number = |v: &Value| if v.is_number() { v.to_string() } else { "-".to_string() };
+    answer["workers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let w = &entry["worker"];
+            let labels = w["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
+                })
+                .unwrap_or_default();
+            vec![
+                text(&w["id"]),
+                text(&w["state"]),
+                text(&w["host"]),
+                number(&w["pid"]),
+                format!("{}/{}", number(&entry["running"]), number(&w["slots"])),
+                number(&w["cpu_millis"]),
+                number(&w["memory_mib"]),
+                if labels.is_empty() { "-".to_string() } else { labels },
+            ]
+        })
+        .collect()
+}
+
 fn parse_label(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -165,33 +201,7 @@ impl WorkerCmd {
                 if client.output == Output::Json {
                     print_json(&v);
                 } else {
-                    let rows: Vec<Vec<String>> = v["workers"]
-                        .as_array()
-                        .map(|ws| {
-                            ws.iter()
-                                .map(|w| {
-                                    let labels = w["worker"]["labels"]
-                                        .as_object()
-                                        .map(|m| {
-                                            m.iter()
-                                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                                                .collect::<Vec<_>>()
-                                                .join(",")
-                                        })
-                                        .unwrap_or_default();
-                                    vec![
-                                        w["worker"]["id"].as_str().unwrap_or("").into(),
-                                        w["worker"]["state"].as_str().unwrap_or("").into(),
-                                        format!("{}/{}", w["running"], w["worker"]["slots"]),
-                                        w["worker"]["cpu_millis"].to_string(),
-                                        w["worker"]["memory_mib"].to_string(),
-                                        labels,
-                                    ]
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    print_table(&["ID", "STATE", "RUNNING", "CPU", "MEMORY", "LABELS"], &rows);
+                    print_table(&WORKER_HEADER, &worker_rows(&v));
                 }
             }
             Some(WorkerAdmin::Drain { id, client }) => {
@@ -217,5 +227,45 @@ impl WorkerCmd {
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cli::output::format_table;
+    use crate::scheduler::WorkerInfo;
+
+    fn info(id: &str, host: &str, pid: Option<u32>, labels: &[(&str, &str)]) -> WorkerInfo {
+        WorkerInfo {
+            id: id.to_string(),
+            host: host.to_string(),
+            pid,
+            api_addr: None,
+            slots: 4,
+            cpu_millis: 2000,
+            memory_mib: 4096,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            state: crate::scheduler::WorkerState::Active,
+            registered_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn worker_list_shows_host_and_pid_or_a_dash() {
+        // The answer as the API serializes it.
+        let answer = json!({"workers": [
+            {"worker": info("w1", "node-a", Some(4242), &[("disk", "ssd"), ("zone", "eu")]), "running": 2},
+            {"worker": info("w2", "", None, &[]), "running": 0},
+        ]});
+        let rows = worker_rows(&answer);
+        assert_eq!(rows[0], ["w1", "active", "node-a", "4242", "2/4", "2000", "4096", "disk=ssd,zone=eu"]);
+        assert_eq!(rows[1], ["w2", "active", "-", "-", "0/4", "2000", "4096", "-"]);
+        let table = format_table(&WORKER_HEADER, &rows);
+        assert_eq!(table.lines().next(), Some("ID  STATE   HOST    PID   RUNNING  CPU   MEMORY  LABELS"), "{table}");
+        assert!(worker_rows(&json!({})).is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! `exec`: runs `command` as a child process (no shell) in its own process group, with the
-//! `TASKRAFT_*` environment of DESIGN §6, bounded output capture and checkpoint shipping.
+//! `TASKRAFT_*` environment of DESIGN §6, bounded output capture and checkpoint shipping. It runs
+//! in the attempt directory, or in `working_dir` (relative: inside the attempt directory).
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -22,7 +23,7 @@ use super::{
     CHECKPOINT_IN_FILE, CHECKPOINT_OUT_FILE, ENV_ATTEMPT, ENV_CHECKPOINT_IN, ENV_CHECKPOINT_OUT, ENV_FENCING_TOKEN,
     ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID, ExecRequest, ExecResult, OUTPUT_DRAIN, Stop, deadline, stop_signal,
 };
-use crate::scheduler::{AttemptOutcome, RESERVED_ENV_PREFIX};
+use crate::scheduler::{AttemptOutcome, Executor, RESERVED_ENV_PREFIX, working_dir_rule};
 
 /// Runs the process to completion; see the module docs of `executor` for the steps.
 pub(super) async fn run(
@@ -31,6 +32,9 @@ pub(super) async fn run(
     checkpoints: mpsc::Sender<Vec<u8>>,
 ) -> ExecResult {
     let (task_id, attempt, limits) = (req.task_id, req.attempt, req.limits);
+    if let Err(e) = check_program(&req.spec.command) {
+        return ExecResult::failed(e);
+    }
     let attempt_dir = match std::path::absolute(&req.attempt_dir) {
         Ok(dir) => dir,
         Err(e) => return ExecResult::failed(format!("bad attempt directory {}: {e}", req.attempt_dir.display())),
@@ -158,10 +162,7 @@ async fn prepare(req: &ExecRequest, attempt_dir: &Path, out_path: &Path) -> Resu
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("could not remove the stale checkpoint {}: {e}", out_path.display())),
     }
-    let workdir = req.spec.working_dir.as_ref().map_or_else(|| attempt_dir.to_path_buf(), PathBuf::from);
-    if !tokio::fs::metadata(&workdir).await.is_ok_and(|m| m.is_dir()) {
-        return Err(format!("working directory {} does not exist or is not a directory", workdir.display()));
-    }
+    let workdir = working_dir(req.spec.working_dir.as_deref(), attempt_dir).await?;
 
     let argv = &req.spec.command;
     let mut command = Command::new(&argv[0]);
@@ -205,6 +206,44 @@ async fn prepare(req: &ExecRequest, attempt_dir: &Path, out_path: &Path) -> Resu
         command.env(ENV_SHARD_INDEX, shard.index.to_string()).env(ENV_SHARD_COUNT, shard.total.to_string());
     }
     Ok(command)
+}
+
+/// A program to spawn: not empty, and not a built-in's input shorthand (`taskraft:sleep`), which
+/// the API expands before a spec is stored; one that got through anyway is a mistake to report,
+/// not a program to look up on `PATH`.
+fn check_program(argv: &[String]) -> Result<(), String> {
+    let Some(program) = argv.first().filter(|p| !p.is_empty()) else {
+        return Err("command is empty: nothing to run".to_string());
+    };
+    match Executor::from_shorthand(program) {
+        None => Ok(()),
+        Some(Ok(executor)) => Err(format!(
+            "{program:?} is the shorthand of the {executor} executor, not a program; \
+             submit it as \"executor\": \"{executor}\" instead"
+        )),
+        Some(Err(_)) => Err(format!("unknown built-in executor {program} (known: http, noop, sleep)")),
+    }
+}
+
+/// Where the process runs: the attempt directory; a relative `working_dir` inside it (created if
+/// missing); an absolute one as is (it must exist). A `working_dir` that breaks
+/// [`working_dir_rule`] (a relative path with `..`) fails the attempt instead of escaping the
+/// attempt directory: the API refuses it at submit, but a worker does not rely on that alone.
+async fn working_dir(dir: Option<&str>, attempt_dir: &Path) -> Result<PathBuf, String> {
+    let Some(dir) = dir else { return Ok(attempt_dir.to_path_buf()) };
+    working_dir_rule(dir).map_err(|e| format!("working directory refused: {e}"))?;
+    let path = Path::new(dir);
+    if path.is_absolute() {
+        if !tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) {
+            return Err(format!("working directory {dir} does not exist or is not a directory"));
+        }
+        return Ok(path.to_path_buf());
+    }
+    let inside = attempt_dir.join(path);
+    tokio::fs::create_dir_all(&inside)
+        .await
+        .map_err(|e| format!("could not create the working directory {}: {e}", inside.display()))?;
+    Ok(inside)
 }
 
 /// The outcome of a process that ended on its own.

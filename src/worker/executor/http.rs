@@ -1,4 +1,4 @@
-//! `taskraft:http <url> [method] [body]`: one HTTP request; a 2xx answer succeeds, anything else
+//! `http` (`command: [url, method?, body?]`): one HTTP request; a 2xx answer succeeds, anything else
 //! fails with the status in the error (the shape of Dkron's HTTP executor). The body's tail is
 //! kept as the output. No retries here: retrying is the task's retry policy.
 //!
@@ -71,23 +71,23 @@ pub(super) async fn run(req: &ExecRequest, cancel: &CancellationToken) -> ExecRe
     result
 }
 
-/// `[_, url, method?, body?]` → a checked method and URL, and the body.
-fn parse(argv: &[String]) -> Result<(Method, Url, Option<String>), String> {
-    const USAGE: &str = "usage: [\"taskraft:http\", URL, METHOD (default GET), BODY (optional)]";
-    let Some(raw_url) = argv.get(1) else { return Err(format!("taskraft:http needs a URL; {USAGE}")) };
+/// `[url, method?, body?]` → a checked method and URL, and the body.
+fn parse(args: &[String]) -> Result<(Method, Url, Option<String>), String> {
+    const USAGE: &str = "the http executor's command is [URL, METHOD (default GET), BODY (optional)]";
+    if args.len() > 3 {
+        return Err(format!("the http executor takes at most 3 arguments, got {}; {USAGE}", args.len()));
+    }
+    let Some(raw_url) = args.first() else { return Err(format!("the http executor needs a URL; {USAGE}")) };
     let url = Url::parse(raw_url).map_err(|e| format!("invalid URL {raw_url:?}: {e}; {USAGE}"))?;
     match url.scheme() {
         "http" => {}
         "https" => return Err(format!("cannot fetch {url}: this worker is built without TLS, only http:// works")),
         other => return Err(format!("unsupported URL scheme {other:?} in {url}: only http:// works")),
     }
-    let raw_method = argv.get(2).map_or("GET", String::as_str);
+    let raw_method = args.get(1).map_or("GET", String::as_str);
     let method = Method::from_bytes(raw_method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("invalid HTTP method {raw_method:?}; {USAGE}"))?;
-    if argv.len() > 4 {
-        return Err(format!("taskraft:http takes at most 3 arguments, got {}; {USAGE}", argv.len() - 1));
-    }
-    Ok((method, url, argv.get(3).cloned()))
+    Ok((method, url, args.get(2).cloned()))
 }
 
 /// An error and its causes on one line: reqwest's own message rarely says what went wrong.

@@ -1,21 +1,27 @@
 //! Task executors: how a worker turns one assigned attempt into an [`ExecResult`].
 //!
-//! The worker calls [`run`] once per attempt. The executor is chosen from the argv, so the
-//! replicated `TaskSpec` needs no executor field:
+//! The worker calls [`run`] once per attempt. The executor is the spec's `executor` field, and
+//! `command` holds that executor's arguments:
 //!
-//! | `command[0]`     | executor                                   | file          |
-//! |------------------|--------------------------------------------|---------------|
-//! | `taskraft:noop`  | succeeds at once, no process               | `noop.rs`     |
-//! | `taskraft:sleep` | sleeps `command[1]` ms, cancellable        | `sleep.rs`    |
-//! | `taskraft:http`  | one HTTP request: URL, method, body        | `http.rs`     |
-//! | anything else    | a child process in its own process group   | `exec.rs`     |
+//! | `executor` | `command`                 | what it does                                  | file       |
+//! |------------|---------------------------|-----------------------------------------------|------------|
+//! | `exec`     | argv (program first)      | a child process in its own process group      | `exec.rs`  |
+//! | `http`     | `[url, method?, body?]`   | one HTTP request (default GET); 2xx succeeds  | `http.rs`  |
+//! | `noop`     | nothing                   | succeeds at once, no process                  | `noop.rs`  |
+//! | `sleep`    | `[milliseconds]`          | waits, cancellable                            | `sleep.rs` |
 //!
-//! Any other `taskraft:` name fails the attempt with "unknown built-in executor" instead of
-//! trying to spawn a program of that name: a typo should read as a typo.
+//! Only `exec` runs a process, so only its attempts get a directory ([`needs_attempt_dir`]).
+//! The input shorthand `command: ["taskraft:sleep", "50"]` is expanded at the API edge and never
+//! reaches a worker; an `exec` program named `taskraft:…` fails the attempt with a clear error
+//! instead of being looked up on `PATH`.
 //!
 //! The path of an `exec` attempt:
 //! 1. Write the last committed checkpoint to `<attempt_dir>/checkpoint.in`, remove any stale
-//!    `checkpoint.out`, build the environment (`TASKRAFT_*`, see DESIGN §6).
+//!    `checkpoint.out`, build the environment (`TASKRAFT_*`, see DESIGN §6) and pick the
+//!    working directory: the attempt directory; a relative `working_dir` inside it (created if
+//!    missing); an absolute one as is. A `working_dir` that breaks
+//!    [`working_dir_rule`](crate::scheduler::working_dir_rule) (`..` climbing out) fails the
+//!    attempt: the API refuses it at submit, and the worker does not rely on that alone.
 //! 2. Spawn the program (no shell, stdin null) as the leader of a new process group.
 //! 3. Until the leader exits, the attempt times out or is cancelled: capture stdout and stderr into
 //!    bounded tail buffers (`tail.rs`) and poll `checkpoint.out` (`checkpoint.rs`), shipping each
@@ -61,10 +67,8 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::scheduler::{AttemptOutcome, MAX_CHECKPOINT_BYTES, TaskSpec};
+use crate::scheduler::{AttemptOutcome, Executor, MAX_CHECKPOINT_BYTES, TaskSpec};
 
-/// Prefix of the built-in executors' names in `command[0]`.
-pub const BUILTIN_PREFIX: &str = "taskraft:";
 /// Default for [`ExecLimits::output_tail_bytes`]: enough for a stack trace, bounded per attempt.
 pub const DEFAULT_OUTPUT_TAIL_BYTES: usize = 64 * 1024;
 /// Default for [`ExecLimits::checkpoint_max_bytes`]: what the leader accepts into the Raft log.
@@ -137,7 +141,7 @@ pub struct ExecRequest {
     pub checkpoint_in: Option<Vec<u8>>,
     /// A fresh directory owned by this attempt (created by the caller when
     /// [`needs_attempt_dir`]): checkpoint files live here, and it is the working directory
-    /// unless the spec names one.
+    /// (a relative `working_dir` is resolved inside it; an absolute one replaces it).
     pub attempt_dir: PathBuf,
     /// Local safety net; the leader enforces the real timeout.
     pub timeout: Option<Duration>,
@@ -182,13 +186,14 @@ impl ExecResult {
 }
 
 /// Whether an attempt of `spec` runs a process and so needs its own directory (checkpoint
-/// files, default working directory). The built-in executors run in the worker and use none.
+/// files, working directory). The built-in executors run in the worker and use none.
 pub fn needs_attempt_dir(spec: &TaskSpec) -> bool {
-    !spec.command.first().is_some_and(|program| program.starts_with(BUILTIN_PREFIX))
+    spec.executor.runs_a_process()
 }
 
-/// Runs one attempt to completion and reports how it ended. Never panics on bad input: an
-/// unknown executor, a missing program or a bad URL all become `Failed` with a clear error.
+/// Runs one attempt to completion with the spec's executor and reports how it ended. Never
+/// panics on bad input: a missing program, bad arguments or a bad URL all become `Failed` with a
+/// clear error.
 ///
 /// `cancel` stops the attempt (for `exec`: TERM to the whole process group, `kill_grace`, KILL)
 /// and yields `Cancelled`. `checkpoints` receives each new checkpoint the task writes; see the
@@ -201,17 +206,13 @@ pub async fn run(req: ExecRequest, cancel: CancellationToken, checkpoints: mpsc:
     if cancel.is_cancelled() {
         return ExecResult::stopped(Stop::Cancelled, req.timeout);
     }
-    let program = req.spec.command.first().map(String::as_str).unwrap_or_default();
-    debug!(task_id, attempt, program, "attempt starting");
-    let result = match program.strip_prefix(BUILTIN_PREFIX) {
-        Some("noop") => noop::run(),
-        Some("sleep") => sleep::run(&req, &cancel).await,
-        Some("http") => http::run(&req, &cancel).await,
-        Some(other) => {
-            ExecResult::failed(format!("unknown built-in executor {BUILTIN_PREFIX}{other} (known: noop, sleep, http)"))
-        }
-        None if program.is_empty() => ExecResult::failed("command is empty: nothing to run"),
-        None => exec::run(req, &cancel, checkpoints).await,
+    let executor = req.spec.executor;
+    debug!(task_id, attempt, executor = executor.as_str(), "attempt starting");
+    let result = match executor {
+        Executor::Exec => exec::run(req, &cancel, checkpoints).await,
+        Executor::Http => http::run(&req, &cancel).await,
+        Executor::Noop => noop::run(),
+        Executor::Sleep => sleep::run(&req, &cancel).await,
     };
     debug!(task_id, attempt, outcome = result.outcome.as_str(), exit_code = result.exit_code, "attempt ended");
     result

@@ -1,4 +1,4 @@
-//! `taskraft:noop`: succeeds at once without starting anything. Useful to measure the
+//! `noop`: succeeds at once without starting anything. Useful to measure the
 //! scheduler's own overhead and in tests of everything around the executor.
 
 use super::ExecResult;

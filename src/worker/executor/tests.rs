@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::scheduler::Shard;
+use crate::scheduler::{Executor, Shard};
 
 /// Longest any condition in these tests is waited for.
 const WAIT: Duration = Duration::from_secs(20);
@@ -30,6 +30,13 @@ fn request(dir: &TempDir, argv: &[&str]) -> ExecRequest {
         timeout: None,
         limits: ExecLimits { kill_grace: Duration::from_secs(2), ..ExecLimits::default() },
     }
+}
+
+/// A request for a built-in executor with its arguments.
+fn builtin(dir: &TempDir, executor: Executor, args: &[&str]) -> ExecRequest {
+    let mut req = request(dir, args);
+    req.spec.executor = executor;
+    req
 }
 
 fn sh(dir: &TempDir, script: &str) -> ExecRequest {
@@ -126,23 +133,77 @@ async fn missing_program_fails_clearly() {
 }
 
 #[tokio::test]
-async fn missing_working_dir_fails_clearly() {
+async fn empty_command_and_builtin_shorthand_programs_fail() {
+    let dir = TempDir::new().unwrap();
+    let r = run_plain(request(&dir, &[])).await;
+    assert_eq!((r.outcome, r.error.as_deref()), (AttemptOutcome::Failed, Some("command is empty: nothing to run")));
+    let r = run_plain(request(&dir, &["taskraft:nope"])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed);
+    assert!(r.error.unwrap().contains("unknown built-in executor taskraft:nope"));
+    // A shorthand reaching the worker unexpanded is reported, not looked up on PATH.
+    let r = run_plain(request(&dir, &["taskraft:sleep", "50"])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed);
+    let error = r.error.unwrap();
+    assert!(error.contains("shorthand of the sleep executor, not a program"), "{error}");
+}
+
+// --- exec: working directory -----------------------------------------------------------------
+
+#[tokio::test]
+async fn relative_working_dir_is_created_inside_the_attempt_dir() {
+    let dir = TempDir::new().unwrap();
+    let mut req = sh(&dir, "pwd -P; touch here");
+    req.spec.working_dir = Some("sub/dir".to_string());
+    let r = run_plain(req).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
+    let inside = std::fs::canonicalize(dir.path()).unwrap().join("sub/dir");
+    assert!(r.output_tail.ends_with(&format!("{}\n", inside.display())), "{}", r.output_tail);
+    assert!(inside.join("here").is_file(), "the process did not run in {}", inside.display());
+
+    // An existing one is reused as it is.
+    let mut req = sh(&dir, "test -e here");
+    req.spec.working_dir = Some("./sub/dir".to_string());
+    assert_eq!(run_plain(req).await.outcome, AttemptOutcome::Succeeded);
+}
+
+#[tokio::test]
+async fn absolute_working_dir_is_used_as_is() {
+    let (dir, elsewhere) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let mut req = sh(&dir, "pwd -P");
+    req.spec.working_dir = Some(elsewhere.path().to_str().unwrap().to_string());
+    let r = run_plain(req).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
+    let expected = std::fs::canonicalize(elsewhere.path()).unwrap();
+    assert!(r.output_tail.ends_with(&format!("{}\n", expected.display())), "{}", r.output_tail);
+}
+
+#[tokio::test]
+async fn working_dir_climbing_out_of_the_attempt_dir_is_refused() {
+    let parent = TempDir::new().unwrap();
+    let attempt_dir = parent.path().join("attempt");
+    std::fs::create_dir(&attempt_dir).unwrap();
+    for escape in ["..", "../escaped", "sub/../../escaped"] {
+        let mut req = request(&parent, &["sh", "-c", "touch ran"]);
+        req.attempt_dir = attempt_dir.clone();
+        req.spec.working_dir = Some(escape.to_string());
+        let r = run_plain(req).await;
+        assert_eq!((r.outcome, r.exit_code), (AttemptOutcome::Failed, None), "{escape}");
+        let error = r.error.unwrap();
+        assert!(error.starts_with("working directory refused: "), "{escape}: {error}");
+        assert!(error.contains("climbs out of the attempt directory"), "{escape}: {error}");
+        assert!(!parent.path().join("ran").exists() && !parent.path().join("escaped").exists(), "{escape}");
+        assert!(!attempt_dir.join("ran").exists() && !attempt_dir.join("sub").exists(), "{escape}");
+    }
+}
+
+#[tokio::test]
+async fn missing_absolute_working_dir_fails_clearly() {
     let dir = TempDir::new().unwrap();
     let mut req = sh(&dir, "exit 0");
     req.spec.working_dir = Some("/no/such/dir-xyz".to_string());
     let r = run_plain(req).await;
     assert_eq!(r.outcome, AttemptOutcome::Failed);
     assert!(r.error.unwrap().contains("working directory /no/such/dir-xyz does not exist"));
-}
-
-#[tokio::test]
-async fn empty_command_and_unknown_builtin_fail() {
-    let dir = TempDir::new().unwrap();
-    let r = run_plain(request(&dir, &[])).await;
-    assert_eq!(r.outcome, AttemptOutcome::Failed);
-    let r = run_plain(request(&dir, &["taskraft:nope"])).await;
-    assert_eq!(r.outcome, AttemptOutcome::Failed);
-    assert!(r.error.unwrap().contains("unknown built-in executor taskraft:nope"));
 }
 
 // --- exec: environment and checkpoints -------------------------------------------------------
@@ -338,35 +399,56 @@ async fn dropping_the_attempt_kills_the_group() {
 
 // --- built-ins -----------------------------------------------------------------------------
 
+#[test]
+fn only_exec_needs_an_attempt_dir() {
+    for executor in Executor::ALL {
+        let spec = TaskSpec { executor, ..TaskSpec::default() };
+        assert_eq!(needs_attempt_dir(&spec), executor == Executor::Exec, "{executor}");
+    }
+}
+
 #[tokio::test]
 async fn noop_succeeds() {
     let dir = TempDir::new().unwrap();
-    let r = run_plain(request(&dir, &["taskraft:noop"])).await;
+    let r = run_plain(builtin(&dir, Executor::Noop, &[])).await;
     assert_eq!(r, ExecResult::new(AttemptOutcome::Succeeded));
 }
 
 #[tokio::test]
-async fn sleep_succeeds_times_out_and_cancels() {
+async fn sleep_reads_its_milliseconds_from_command_0() {
     let dir = TempDir::new().unwrap();
     let started = Instant::now();
-    let r = run_plain(request(&dir, &["taskraft:sleep", "50"])).await;
-    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
+    let r = run_plain(builtin(&dir, Executor::Sleep, &["50"])).await;
+    assert_eq!((r.outcome, r.error.as_deref()), (AttemptOutcome::Succeeded, None));
     assert!(started.elapsed() >= Duration::from_millis(50));
+    assert_eq!(r.exit_code, None, "no process ran");
+}
 
-    let mut req = request(&dir, &["taskraft:sleep", "100000"]);
+#[tokio::test]
+async fn sleep_times_out_cancels_and_refuses_bad_arguments() {
+    let dir = TempDir::new().unwrap();
+    let mut req = builtin(&dir, Executor::Sleep, &["100000"]);
     req.timeout = Some(Duration::from_millis(50));
     let r = run_plain(req).await;
     assert_eq!((r.outcome, r.error.as_deref()), (AttemptOutcome::TimedOut, Some("timed out after 50ms")));
 
     let cancel = CancellationToken::new();
-    let attempt = tokio::spawn(run_collecting(request(&dir, &["taskraft:sleep", "100000"]), cancel.clone()));
+    let attempt = tokio::spawn(run_collecting(builtin(&dir, Executor::Sleep, &["100000"]), cancel.clone()));
     cancel.cancel();
     let (r, _) = tokio::time::timeout(WAIT, attempt).await.unwrap().unwrap();
     assert_eq!(r.outcome, AttemptOutcome::Cancelled);
 
-    let r = run_plain(request(&dir, &["taskraft:sleep", "soon"])).await;
-    assert_eq!(r.outcome, AttemptOutcome::Failed);
-    assert!(r.error.unwrap().contains("needs a duration in milliseconds; got \"soon\""));
+    for (args, got) in [
+        (vec!["soon"], "got \"soon\""),
+        (vec![], "got nothing"),
+        // The old argv shape: the milliseconds are command[0] now.
+        (vec!["taskraft:sleep", "50"], "got 2 arguments"),
+    ] {
+        let r = run_plain(builtin(&dir, Executor::Sleep, &args)).await;
+        assert_eq!(r.outcome, AttemptOutcome::Failed, "{args:?}");
+        let error = r.error.unwrap();
+        assert!(error.contains("takes one argument, a duration in milliseconds") && error.ends_with(got), "{error}");
+    }
 }
 
 // --- http ----------------------------------------------------------------------------------
@@ -387,20 +469,21 @@ async fn http_server() -> String {
 #[tokio::test]
 async fn http_2xx_succeeds_with_the_body() {
     let (dir, base) = (TempDir::new().unwrap(), http_server().await);
-    let r = run_plain(request(&dir, &["taskraft:http", &format!("{base}/ok")])).await;
+    let r = run_plain(builtin(&dir, Executor::Http, &[&format!("{base}/ok")])).await;
     assert_eq!((r.outcome, r.error.as_deref()), (AttemptOutcome::Succeeded, None));
     assert_eq!(r.output_tail, "HTTP 200 OK\n--- body (5 bytes) ---\nhello\n");
 
-    let r = run_plain(request(&dir, &["taskraft:http", &format!("{base}/echo"), "post", "ping"])).await;
-    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
-    assert!(r.output_tail.ends_with("got ping\n"), "{}", r.output_tail);
+    // command is [url, method, body]: the method is command[1], the body command[2].
+    let r = run_plain(builtin(&dir, Executor::Http, &[&format!("{base}/echo"), "post", "ping"])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
+    assert_eq!(r.output_tail, "HTTP 200 OK\n--- body (8 bytes) ---\ngot ping\n");
 }
 
 #[tokio::test]
 async fn http_500_fails_with_the_status() {
     let (dir, base) = (TempDir::new().unwrap(), http_server().await);
     let url = format!("{base}/fail");
-    let r = run_plain(request(&dir, &["taskraft:http", &url])).await;
+    let r = run_plain(builtin(&dir, Executor::Http, &[&url])).await;
     assert_eq!(r.outcome, AttemptOutcome::Failed);
     assert_eq!(r.error, Some(format!("GET {url} answered HTTP 500 Internal Server Error")));
     assert!(r.output_tail.ends_with("boom\n"));
@@ -409,24 +492,27 @@ async fn http_500_fails_with_the_status() {
 #[tokio::test]
 async fn http_timeout_cancel_and_bad_input() {
     let (dir, base) = (TempDir::new().unwrap(), http_server().await);
-    let mut req = request(&dir, &["taskraft:http", &format!("{base}/slow")]);
+    let mut req = builtin(&dir, Executor::Http, &[&format!("{base}/slow")]);
     req.timeout = Some(Duration::from_millis(100));
     assert_eq!(run_plain(req).await.outcome, AttemptOutcome::TimedOut);
 
     let cancel = CancellationToken::new();
-    let slow = request(&dir, &["taskraft:http", &format!("{base}/slow")]);
+    let slow = builtin(&dir, Executor::Http, &[&format!("{base}/slow")]);
     let attempt = tokio::spawn(run_collecting(slow, cancel.clone()));
     cancel.cancel();
     assert_eq!(tokio::time::timeout(WAIT, attempt).await.unwrap().unwrap().0.outcome, AttemptOutcome::Cancelled);
 
     for (argv, expected) in [
-        (vec!["taskraft:http"], "needs a URL"),
-        (vec!["taskraft:http", "not a url"], "invalid URL"),
-        (vec!["taskraft:http", "https://example.com/"], "built without TLS"),
-        (vec!["taskraft:http", "http://127.0.0.1:1/", "BAD METHOD"], "invalid HTTP method"),
-        (vec!["taskraft:http", "http://127.0.0.1:1/"], "failed"),
+        (vec![], "needs a URL"),
+        (vec!["not a url"], "invalid URL"),
+        (vec!["https://example.com/"], "built without TLS"),
+        (vec!["http://127.0.0.1:1/", "BAD METHOD"], "invalid HTTP method"),
+        (vec!["http://127.0.0.1:1/", "POST", "body", "extra"], "at most 3 arguments, got 4"),
+        (vec!["http://127.0.0.1:1/"], "failed"),
+        // The old argv shape: the URL is command[0] now.
+        (vec!["taskraft:http", "http://127.0.0.1:1/"], "unsupported URL scheme \"taskraft\""),
     ] {
-        let r = run_plain(request(&dir, &argv)).await;
+        let r = run_plain(builtin(&dir, Executor::Http, &argv)).await;
         assert_eq!(r.outcome, AttemptOutcome::Failed, "{argv:?}");
         let error = r.error.unwrap();
         assert!(error.contains(expected), "{argv:?}: {error}");
