@@ -29,6 +29,7 @@ use crate::proto::MAX_WAIT;
 use crate::proto::REQUEST_ID_HEADER;
 use crate::proto::cluster::AddMember;
 use crate::proto::cluster::ClusterStatus;
+use crate::proto::tasks::TaskView;
 use crate::proto::workers::AttemptId;
 use crate::proto::workers::Heartbeat;
 use crate::proto::workers::HeartbeatAnswer;
@@ -331,6 +332,12 @@ impl Client {
 
     /// Reads a task (linearizable unless `stale`).
     pub async fn get_task(&self, id: u64, stale: bool) -> Result<Task> {
+        let q = if stale { "?consistency=stale" } else { "" };
+        self.call_as(Method::GET, &format!("/v1/tasks/{id}{q}"), None).await
+    }
+
+    /// Reads a task with why it still waits, if it does (linearizable unless `stale`).
+    pub async fn get_task_view(&self, id: u64, stale: bool) -> Result<TaskView> {
         let q = if stale { "?consistency=stale" } else { "" };
         self.call_as(Method::GET, &format!("/v1/tasks/{id}{q}"), None).await
     }

@@ -525,6 +525,47 @@ async fn format_1_data_dir_is_read_and_upgraded() {
     assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
 }
 
+/// Position of `cmd`'s variant in `Command`. No wildcard arm: a new variant does not compile
+/// until it is listed here, and [`every_command_variant_is_in_the_fixtures`] then fails until
+/// the fixture log holds one (and a new format's fixtures are written).
+fn variant_number(cmd: &Command) -> usize {
+    match cmd {
+        Command::Submit { .. } => 0,
+        Command::SubmitBatch { .. } => 1,
+        Command::Cancel { .. } => 2,
+        Command::RegisterWorker { .. } => 3,
+        Command::Assign { .. } => 4,
+        Command::AttemptStarted { .. } => 5,
+        Command::Checkpoint { .. } => 6,
+        Command::Complete { .. } => 7,
+        Command::WorkerLost { .. } => 8,
+        Command::Noop => 9,
+        Command::DrainWorker { .. } => 10,
+        Command::RemoveWorker { .. } => 11,
+        Command::MemberRemoved { .. } => 12,
+        Command::Many { .. } => 13,
+        Command::WorkerLostIncarnation { .. } => 14,
+        Command::Reports { .. } => 15,
+    }
+}
+
+/// How many variants `Command` has (the arms of [`variant_number`]).
+const COMMAND_VARIANTS: usize = 16;
+
+#[test]
+fn every_command_variant_is_in_the_fixtures() {
+    let mut seen = BTreeSet::new();
+    let mut stack = commands();
+    while let Some(cmd) = stack.pop() {
+        seen.insert(variant_number(&cmd));
+        if let Command::Many { commands } = cmd {
+            stack.extend(commands);
+        }
+    }
+    let missing: Vec<usize> = (0..COMMAND_VARIANTS).filter(|n| !seen.contains(n)).collect();
+    assert!(missing.is_empty(), "Command variants {missing:?} are in no fixture entry: add them to commands()");
+}
+
 #[tokio::test]
 async fn format_2_is_what_this_build_writes() {
     if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {

@@ -304,3 +304,47 @@ async fn pausing_the_leader_loses_no_running_attempt() {
         assert_eq!(done.attempts.len(), 1, "ran more than once: {done:?}");
     }
 }
+
+/// Runs the `taskraft` CLI against the cluster; its stdout, parsed as JSON.
+fn cli(cluster: &TestCluster, args: &[&str]) -> serde_json::Value {
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.api_addr.clone()).collect();
+    // The client options go before `--`: after it everything is the task's command.
+    let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taskraft"))
+        .args(&args[..split])
+        .args(["--addr", &addrs.join(","), "--output", "json"])
+        .args(&args[split..])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "taskraft {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_submits_builtin_executors_and_preferences_that_workers_honour() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("plain", 4, &[]);
+    cluster.add_worker("ssd-1", 4, &["--label", "disk=ssd"]);
+    cluster.wait_workers(2).await;
+    let client = cluster.client();
+
+    let sleep = cli(&cluster, &["task", "submit", "--executor", "sleep", "--", "50"]);
+    assert_eq!((&sleep["spec"]["executor"], &sleep["spec"]["command"]), (&json!("sleep"), &json!(["50"])), "{sleep}");
+    // Preferences steer every task to the one matching worker while it has room.
+    let mut preferred = Vec::new();
+    for _ in 0..3 {
+        let t = cli(&cluster, &["task", "submit", "--prefer", "disk=ssd", "--", "true"]);
+        assert_eq!(t["spec"]["prefer"], json!({"labels": {"disk": "ssd"}}), "{t}");
+        preferred.push(t["id"].as_u64().unwrap());
+    }
+    let done = client.wait(sleep["id"].as_u64().unwrap(), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    for id in preferred {
+        let done = client.wait(id, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+        assert_eq!(done.attempts[0].worker_id, "ssd-1", "{done:?}");
+    }
+    // `task get` shows the same task through the typed read.
+    let got = cli(&cluster, &["task", "get", &sleep["id"].to_string()]);
+    assert_eq!((&got["state"], &got["spec"]["executor"]), (&json!("succeeded"), &json!("sleep")), "{got}");
+}

@@ -44,9 +44,7 @@ use crate::proto::workers::ReportResults;
 use crate::proto::workers::Reports;
 use crate::scheduler;
 use crate::scheduler::Command;
-use crate::scheduler::TaskState;
 use crate::scheduler::WorkerRegistration;
-use crate::scheduler::WorkerState;
 use crate::scheduler::verdict;
 use crate::scheduler::verdict::HeartbeatRefusal;
 use crate::util::now_ms;
@@ -162,17 +160,18 @@ pub async fn heartbeat(
     Ok(Json(HeartbeatAnswer { lease: node.leader.options.lease(), stop: judged.stop }).into_response())
 }
 
-fn inbox_of(node: &Node, worker: &str, after: u64) -> Vec<Assignment> {
+/// The worker's inbox as [`verdict::inbox`] judges it, with each attempt's task.
+fn inbox_of(node: &Node, worker: &str, after: u64) -> Result<Vec<Assignment>, HeartbeatRefusal> {
     node.view.read(|a| {
-        a.state
-            .live_tasks_on(worker)
-            .filter_map(|id| a.state.task(id))
-            .filter(|t| t.state == TaskState::Assigned)
-            .filter_map(|t| {
-                let att = t.live_attempt().filter(|a| a.fencing_token > after)?;
-                Some(Assignment { attempt: att.number, token: att.fencing_token, task: t.clone() })
+        let ids = verdict::inbox(&a.state, worker, after)?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| {
+                let task = a.state.task(id.task_id)?;
+                let number = task.live_attempt()?.number;
+                Some(Assignment { attempt: number, token: id.token, task: task.clone() })
             })
-            .collect()
+            .collect())
     })
 }
 
@@ -189,16 +188,12 @@ pub async fn inbox(
     let wait = p.wait_ms.map_or(Duration::ZERO, Duration::from_millis).min(MAX_INBOX_WAIT);
     let deadline = Instant::now() + wait;
     node.read_barrier(Instant::now() + node.config.request_timeout).await?;
-    let known = node.view.read(|a| a.state.worker(&id).map(|w| w.state));
-    match known {
-        Some(WorkerState::Active | WorkerState::Draining) => {}
-        Some(WorkerState::Removed) => return Err(refused(&id, HeartbeatRefusal::Removed)),
-        None | Some(WorkerState::Lost) => return Err(refused(&id, HeartbeatRefusal::NotRegistered)),
-    }
     let mut changes = node.view.subscribe();
     loop {
         changes.borrow_and_update();
-        let assignments = inbox_of(&node, &id, p.after.unwrap_or(0));
+        // Judged again after every change: a worker removed or declared lost while it waits
+        // hears so at once, as its heartbeat would.
+        let assignments = inbox_of(&node, &id, p.after.unwrap_or(0)).map_err(|why| refused(&id, why))?;
         if !assignments.is_empty() {
             return Ok(Json(Inbox { assignments }).into_response());
         }

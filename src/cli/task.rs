@@ -280,14 +280,12 @@ impl TaskCmd {
                 }
             }
             TaskCmd::Get { id, stale, client: c } => {
-                let q = if stale { "?consistency=stale" } else { "" };
-                let v: Value = client(&c)?.request(reqwest::Method::GET, &format!("/v1/tasks/{id}{q}"), None).await?;
+                let view = client(&c)?.get_task_view(id, stale).await?;
                 if c.output == super::Output::Json {
-                    print_json(&v);
+                    print_json(&view);
                 } else {
-                    let task: crate::scheduler::Task = serde_json::from_value(v.clone())?;
-                    print_task(&task, c.output);
-                    if let Some(why) = v["pending_reason"].as_str() {
+                    print_task(&view.task, c.output);
+                    if let Some(why) = &view.pending_reason {
                         println!("waiting:     {}", escape(why));
                     }
                 }

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use reqwest::Method;
 use serde::Deserialize;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -16,6 +14,8 @@ use super::Output;
 use super::output::print_json;
 use super::output::print_table;
 use crate::client::Client;
+use crate::proto::workers::WorkerEntry;
+use crate::proto::workers::WorkerList;
 use crate::worker::WorkerConfig;
 use crate::worker::executor::ExecLimits;
 
@@ -95,33 +95,21 @@ const WORKER_HEADER: [&str; 8] = ["ID", "STATE", "HOST", "PID", "RUNNING", "CPU"
 
 /// The `worker list` rows ([`WORKER_HEADER`]) of a `GET /v1/workers` answer,
 /// `{"workers": [{"worker": WorkerInfo, "running": n}]}`; `-` for what a worker did not say.
-fn worker_rows(answer: &Value) -> Vec<Vec<String>> {
-    let text = |v: &Value| match v.as_str() {
-        Some("") | None => "-".to_string(),
-        Some(s) => s.to_string(),
-    };
-    let number = |v: &Value| if v.is_number() { v.to_string() } else { "-".to_string() };
-    answer["workers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|entry| {
-            let w = &entry["worker"];
-            let labels = w["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
-                })
-                .unwrap_or_default();
+fn worker_rows(list: &WorkerList) -> Vec<Vec<String>> {
+    let or_dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
+    list.workers
+        .iter()
+        .map(|WorkerEntry { worker: w, running }| {
+            let labels: Vec<String> = w.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             vec![
-                text(&w["id"]),
-                text(&w["state"]),
-                text(&w["host"]),
-                number(&w["pid"]),
-                format!("{}/{}", number(&entry["running"]), number(&w["slots"])),
-                number(&w["cpu_millis"]),
-                number(&w["memory_mib"]),
-                if labels.is_empty() { "-".to_string() } else { labels },
+                or_dash(w.id.clone()),
+                w.state.as_str().to_string(),
+                or_dash(w.host.clone()),
+                w.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
+                format!("{running}/{}", w.slots),
+                w.cpu_millis.to_string(),
+                w.memory_mib.to_string(),
+                or_dash(labels.join(",")),
             ]
         })
         .collect()
@@ -197,32 +185,29 @@ impl WorkerCmd {
             }
             Some(WorkerAdmin::List { client }) => {
                 let c = Client::new(client.addr.clone())?;
-                let v: Value = c.request(Method::GET, "/v1/workers", None).await?;
+                let list = c.list_workers().await?;
                 if client.output == Output::Json {
-                    print_json(&v);
+                    print_json(&list);
                 } else {
-                    print_table(&WORKER_HEADER, &worker_rows(&v));
+                    print_table(&WORKER_HEADER, &worker_rows(&list));
                 }
             }
             Some(WorkerAdmin::Drain { id, client }) => {
                 let c = Client::new(client.addr.clone())?;
-                let v: Value = c.request(Method::POST, &format!("/v1/workers/{id}/drain"), None).await?;
+                let worker = c.drain_worker(&id).await?;
                 if client.output == Output::Json {
-                    print_json(&v)
+                    print_json(&worker)
                 } else {
                     println!("worker {id} is draining: it gets no new tasks and finishes what it runs")
                 }
             }
             Some(WorkerAdmin::Remove { id, client }) => {
                 let c = Client::new(client.addr.clone())?;
-                let v: Value = c.request(Method::DELETE, &format!("/v1/workers/{id}"), None).await?;
+                let removed = c.remove_worker(&id).await?;
                 if client.output == Output::Json {
-                    print_json(&v)
+                    print_json(&removed)
                 } else {
-                    println!(
-                        "worker {id} removed; {} running attempt(s) will resume elsewhere",
-                        v["affected"].as_array().map_or(0, |a| a.len())
-                    )
+                    println!("worker {id} removed; {} running attempt(s) will resume elsewhere", removed.affected.len())
                 }
             }
         }
@@ -256,16 +241,16 @@ mod tests {
 
     #[test]
     fn worker_list_shows_host_and_pid_or_a_dash() {
-        // The answer as the API serializes it.
+        // The answer as the API serializes it, read back as the CLI reads it.
         let answer = json!({"workers": [
             {"worker": info("w1", "node-a", Some(4242), &[("disk", "ssd"), ("zone", "eu")]), "running": 2},
             {"worker": info("w2", "", None, &[]), "running": 0},
         ]});
-        let rows = worker_rows(&answer);
+        let rows = worker_rows(&serde_json::from_value(answer).unwrap());
         assert_eq!(rows[0], ["w1", "active", "node-a", "4242", "2/4", "2000", "4096", "disk=ssd,zone=eu"]);
         assert_eq!(rows[1], ["w2", "active", "-", "-", "0/4", "2000", "4096", "-"]);
         let table = format_table(&WORKER_HEADER, &rows);
         assert_eq!(table.lines().next(), Some("ID  STATE   HOST    PID   RUNNING  CPU   MEMORY  LABELS"), "{table}");
-        assert!(worker_rows(&json!({})).is_empty());
+        assert!(worker_rows(&WorkerList::default()).is_empty());
     }
 }

@@ -367,7 +367,7 @@ pub enum Response {
         /// The task after the command.
         task: Task,
     },
-    /// Answer to `RegisterWorker`, `WorkerLost`, `DrainWorker`, `RemoveWorker`.
+    /// Answer to `RegisterWorker`, `WorkerLost`, `WorkerLostIncarnation`, `DrainWorker`, `RemoveWorker`.
     Worker {
         /// The worker after the command.
         worker: WorkerInfo,

@@ -389,6 +389,17 @@ impl Runner {
                     }
                 }
             }
+            "inbox" => {
+                let worker: String = a.word(0)?;
+                match verdict::inbox(&self.state, &worker, a.num("after")?.unwrap_or(0)) {
+                    Err(verdict::HeartbeatRefusal::NotRegistered) => "refused not_registered".to_string(),
+                    Err(verdict::HeartbeatRefusal::Removed) => "refused worker_removed".to_string(),
+                    Ok(ids) => {
+                        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                        format!("ok assignments=[{}]", ids.join(", "))
+                    }
+                }
+            }
             "register?" => match verdict::stale_incarnation(&self.state, &a.word::<String>(0)?, next_now) {
                 Some(cmd) => format!("stale incarnation: propose {}", describe_command(&cmd)),
                 None => "clean".to_string(),
@@ -626,7 +637,10 @@ impl Runner {
                 for t in tasks {
                     writeln!(self.out, "{}", dump_task(t)).unwrap();
                 }
-                writeln!(self.out, "next_cursor={next_cursor:?}").unwrap();
+                match next_cursor {
+                    Some(c) => writeln!(self.out, "next_cursor={c}").unwrap(),
+                    None => writeln!(self.out, "next_cursor=none").unwrap(),
+                }
             }
             QueryResponse::Stats(s) => {
                 let counts: Vec<String> =

@@ -595,3 +595,37 @@ fn many_applies_each_command_in_order_like_separate_entries() {
         "{nested:?}"
     );
 }
+
+#[test]
+fn a_checkpoint_shows_as_text_or_base64_in_json() {
+    let text = Checkpoint { data: b"37\n".to_vec(), attempt: 2, token: 9, at_ms: 5 };
+    let json = serde_json::to_value(&text).unwrap();
+    assert_eq!(json, serde_json::json!({"attempt": 2, "token": 9, "at_ms": 5, "size": 3, "text": "37\n"}));
+    assert_eq!(serde_json::from_value::<Checkpoint>(json).unwrap(), text);
+
+    let binary = Checkpoint { data: vec![0xff, 0x00, 0xfe], attempt: 1, token: 4, at_ms: 6 };
+    let json = serde_json::to_value(&binary).unwrap();
+    assert_eq!(json, serde_json::json!({"attempt": 1, "token": 4, "at_ms": 6, "size": 3, "base64": "/wD+"}));
+    assert_eq!(serde_json::from_value::<Checkpoint>(json).unwrap(), binary);
+
+    // postcard keeps the plain record: bytes, not text.
+    let bytes = postcard::to_allocvec(&binary).unwrap();
+    assert_eq!(postcard::from_bytes::<Checkpoint>(&bytes).unwrap(), binary);
+    let both = serde_json::json!({"attempt": 1, "token": 4, "at_ms": 6, "text": "a", "base64": "YQ=="});
+    assert!(serde_json::from_value::<Checkpoint>(both).is_err());
+}
+
+#[test]
+fn a_page_holds_the_default_when_asked_for_zero_and_at_most_the_cap() {
+    let mut state = fresh();
+    let specs: Vec<TaskSpec> = (0..MAX_LIST_LIMIT + 5).map(|_| valid()).collect();
+    let resp = state.apply(1, Command::SubmitBatch { request_id: None, now_ms: 1, specs, reuse: Reuse::SameBody });
+    assert!(matches!(resp, Response::Submitted { .. }), "{resp:?}");
+    let page = |limit| match state.query(&Query::ListTasks { state: None, after: None, limit }) {
+        QueryResponse::Tasks { tasks, next_cursor } => (tasks.len(), next_cursor),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(page(0), (DEFAULT_LIST_LIMIT as usize, Some(u64::from(DEFAULT_LIST_LIMIT))));
+    assert_eq!(page(5000), (MAX_LIST_LIMIT as usize, Some(u64::from(MAX_LIST_LIMIT))));
+    assert_eq!(page(7), (7, Some(7)));
+}

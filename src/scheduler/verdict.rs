@@ -87,12 +87,7 @@ pub fn heartbeat(
     running: &[AttemptId],
     seen_token: u64,
 ) -> Result<HeartbeatVerdict, HeartbeatRefusal> {
-    let worker = state.worker(worker_id).ok_or(HeartbeatRefusal::NotRegistered)?;
-    match worker.state {
-        WorkerState::Active | WorkerState::Draining => {}
-        WorkerState::Removed => return Err(HeartbeatRefusal::Removed),
-        WorkerState::Lost => return Err(HeartbeatRefusal::NotRegistered),
-    }
+    standing(state, worker_id)?;
     let applied = state.last_applied_index();
     let stop = running
         .iter()
@@ -119,6 +114,32 @@ pub fn heartbeat(
         })
         .collect();
     Ok(HeartbeatVerdict { stop, orphans })
+}
+
+/// Whether `worker_id` may speak the worker protocol (heartbeat, inbox) at all: it must be
+/// registered and neither lost (it registers again) nor removed (it stops). A draining worker
+/// may: it finishes what it runs.
+pub fn standing(state: &State, worker_id: &str) -> Result<(), HeartbeatRefusal> {
+    match state.worker(worker_id).map(|w| w.state) {
+        Some(WorkerState::Active | WorkerState::Draining) => Ok(()),
+        Some(WorkerState::Removed) => Err(HeartbeatRefusal::Removed),
+        None | Some(WorkerState::Lost) => Err(HeartbeatRefusal::NotRegistered),
+    }
+}
+
+/// The inbox of `worker_id`: the attempts committed to it that it has not reported started yet,
+/// with a fencing token above `after` (the newest the worker already holds), in task order.
+/// Refused like a heartbeat for a worker without [`standing`].
+pub fn inbox(state: &State, worker_id: &str, after: u64) -> Result<Vec<AttemptId>, HeartbeatRefusal> {
+    standing(state, worker_id)?;
+    Ok(state
+        .live_tasks_on(worker_id)
+        .filter_map(|id| {
+            let task = state.task(id).filter(|t| t.state == TaskState::Assigned)?;
+            let token = task.live_attempt()?.fencing_token;
+            (token > after).then_some(AttemptId::new(id, token))
+        })
+        .collect())
 }
 
 /// The command that ends an orphaned attempt (see [`HeartbeatVerdict::orphans`]).

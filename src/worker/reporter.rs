@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::client::Client;
+use crate::client::ClientError;
 use crate::proto::workers::AttemptReport as Report;
 use crate::proto::workers::ReportResult;
 use crate::proto::workers::ReportResults;
@@ -73,8 +74,7 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
         let worker_id = worker_id.clone();
         tokio::spawn(async move {
             let (reports, replies): (Vec<Report>, Vec<Reply>) = batch.into_iter().unzip();
-            let answer = client.reports(&worker_id, &Reports { reports }).await.map_err(|e| e.to_string());
-            match answer {
+            match client.reports(&worker_id, &Reports { reports }).await {
                 Ok(ReportResults { results }) if results.len() == replies.len() => {
                     for (reply, result) in replies.into_iter().zip(results) {
                         let _ = reply.send(Ok(result));
@@ -87,7 +87,16 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
                         let _ = reply.send(Err(e.clone()));
                     }
                 }
+                // A definite refusal of the whole batch (this worker is not registered any more,
+                // or was removed) is every report's verdict: retrying cannot change it.
+                Err(ClientError::Api { status: 400..=499, code, message }) => {
+                    for reply in replies {
+                        let refused = ReportResult { status: None, code: Some(code), message: Some(message.clone()) };
+                        let _ = reply.send(Ok(refused));
+                    }
+                }
                 Err(e) => {
+                    let e = e.to_string();
                     for reply in replies {
                         let _ = reply.send(Err(e.clone()));
                     }

@@ -38,7 +38,9 @@ pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
                     node.leader.leases.forget(&worker);
                     tracing::info!(worker = %worker, ?resp, "worker declared lost; its attempts follow their failover policy");
                 }
-                Err(e) => tracing::warn!(worker = %worker, error = %e, "could not commit WorkerLost; will retry"),
+                Err(e) => {
+                    tracing::warn!(worker = %worker, error = %e, "could not commit WorkerLostIncarnation; will retry")
+                }
             }
         }
     }
