@@ -29,6 +29,10 @@ use crate::proto::MAX_WAIT;
 use crate::proto::REQUEST_ID_HEADER;
 use crate::proto::cluster::AddMember;
 use crate::proto::cluster::ClusterStatus;
+use crate::proto::schedules::Deleted;
+use crate::proto::schedules::RunsStarted;
+use crate::proto::schedules::ScheduleList;
+use crate::proto::schedules::ScheduleView;
 use crate::proto::tasks::TaskView;
 use crate::proto::workers::AttemptId;
 use crate::proto::workers::Heartbeat;
@@ -364,6 +368,80 @@ impl Client {
             q.push_str(&format!("&cursor={c}"));
         }
         self.call_as(Method::GET, &q, None).await
+    }
+
+    /// One page of a schedule's runs, in nominal order (`cursor`: a nominal time).
+    pub async fn list_schedule_runs(&self, schedule: u64, limit: u32, cursor: Option<u64>) -> Result<TaskPage> {
+        let mut q = format!("/v1/tasks?schedule={schedule}&limit={limit}");
+        if let Some(c) = cursor {
+            q.push_str(&format!("&cursor={c}"));
+        }
+        self.call_as(Method::GET, &q, None).await
+    }
+
+    /// Every run of a schedule, in nominal order (follows the cursor).
+    pub async fn all_schedule_runs(&self, schedule: u64) -> Result<Vec<Task>> {
+        let mut runs = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_schedule_runs(schedule, 1000, cursor).await?;
+            runs.extend(page.tasks);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(runs),
+            }
+        }
+    }
+
+    /// Creates a schedule (a JSON object as accepted by `POST /v1/schedules`). Returns it and
+    /// whether it was created (false: its idempotency key or request id was known).
+    pub async fn create_schedule(&self, schedule: Value) -> Result<(ScheduleView, bool)> {
+        let rid = self.next_request_id();
+        let (status, bytes) =
+            self.call_with(Method::POST, "/v1/schedules", Some(Payload::Json(schedule)), Some(&rid)).await?;
+        Ok((decode(&bytes)?, status == StatusCode::CREATED))
+    }
+
+    /// Every schedule.
+    pub async fn list_schedules(&self) -> Result<ScheduleList> {
+        self.call_as(Method::GET, "/v1/schedules", None).await
+    }
+
+    /// One schedule.
+    pub async fn get_schedule(&self, id: u64) -> Result<ScheduleView> {
+        self.call_as(Method::GET, &format!("/v1/schedules/{id}"), None).await
+    }
+
+    /// Replaces a schedule's spec (same body as create).
+    pub async fn update_schedule(&self, id: u64, schedule: Value) -> Result<ScheduleView> {
+        self.call_as(Method::PUT, &format!("/v1/schedules/{id}"), Some(schedule)).await
+    }
+
+    /// Pauses a schedule.
+    pub async fn pause_schedule(&self, id: u64, note: Option<&str>) -> Result<ScheduleView> {
+        self.call_as(Method::POST, &format!("/v1/schedules/{id}/pause"), Some(json!({"note": note}))).await
+    }
+
+    /// Resumes a schedule.
+    pub async fn resume_schedule(&self, id: u64) -> Result<ScheduleView> {
+        self.call_as(Method::POST, &format!("/v1/schedules/{id}/resume"), None).await
+    }
+
+    /// Starts one manual run now.
+    pub async fn trigger_schedule(&self, id: u64) -> Result<RunsStarted> {
+        let body = json!({"request_id": self.next_request_id()});
+        self.call_as(Method::POST, &format!("/v1/schedules/{id}/trigger"), Some(body)).await
+    }
+
+    /// Starts runs for every calendar time in `[from, to]` (RFC 3339 or epoch ms).
+    pub async fn backfill_schedule(&self, id: u64, from: &str, to: &str) -> Result<RunsStarted> {
+        let body = json!({"from": from, "to": to});
+        self.call_as(Method::POST, &format!("/v1/schedules/{id}/backfill"), Some(body)).await
+    }
+
+    /// Deletes a schedule; its live runs are cancelled only with `cancel_runs`.
+    pub async fn delete_schedule(&self, id: u64, cancel_runs: bool) -> Result<Deleted> {
+        self.call_as(Method::DELETE, &format!("/v1/schedules/{id}?cancel_runs={cancel_runs}"), None).await
     }
 
     /// Cancels a task.

@@ -3,7 +3,8 @@
 //! `tests/fixtures/vN/` holds what the release with format N wrote: every log entry exactly as
 //! the log store keeps it (`log/NNNN-<command>.bin`), the snapshot file the state machine built
 //! after applying them (`snapshot.bin`), and a readable dump of that state (`state.json`).
-//! `v1/` was written by the first release's code (commit a883028); `v2/` by this one.
+//! `v1/` was written by the first release's code (commit a883028); `v2/` by the release that
+//! made formats versioned (commit 42a80f8); `v3/` (schedules) by this one.
 //!
 //! The tests read every version through the real paths (a sled log store with the upgrade hook,
 //! the state machine opening a snapshot directory) and check the content. The newest version's
@@ -35,11 +36,13 @@ use taskraft::scheduler::AttemptReport;
 use taskraft::scheduler::Command;
 use taskraft::scheduler::Executor;
 use taskraft::scheduler::FailoverPolicy;
+use taskraft::scheduler::Overlap;
 use taskraft::scheduler::PlacementStrategy;
 use taskraft::scheduler::Preferences;
 use taskraft::scheduler::Resources;
 use taskraft::scheduler::RetryPolicy;
 use taskraft::scheduler::Reuse;
+use taskraft::scheduler::ScheduleSpec;
 use taskraft::scheduler::Shard;
 use taskraft::scheduler::State;
 use taskraft::scheduler::TaskOrigin;
@@ -47,6 +50,8 @@ use taskraft::scheduler::TaskSpec;
 use taskraft::scheduler::TaskState;
 use taskraft::scheduler::WorkerRegistration;
 use taskraft::scheduler::WorkerState;
+use taskraft::scheduler::calendar::CatchUp;
+use taskraft::scheduler::calendar::Trigger;
 use taskraft::scheduler::format::LogCommand;
 use taskraft_storage::Engine;
 use taskraft_storage::LogStore;
@@ -55,7 +60,7 @@ use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
 /// The format this build writes; its fixtures must match today's bytes.
-const CURRENT: &str = "v2";
+const CURRENT: &str = "v3";
 
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
@@ -113,7 +118,7 @@ fn commands() -> Vec<Command> {
         idempotency_key: Some("key-full".into()),
         shard: Some(Shard { index: 0, total: 2 }),
         depends_on: vec![],
-        origin: TaskOrigin::Schedule { schedule_id: "nightly".into(), nominal_time_ms: T0 },
+        origin: TaskOrigin::Claimed { schedule_id: "nightly".into(), nominal_time_ms: T0 },
     };
     let retrying =
         TaskSpec { retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() }, ..spec("retrying", &["false"]) };
@@ -241,7 +246,64 @@ fn commands() -> Vec<Command> {
                 },
             ],
         },
+        // 25… (format 3): schedules, every schedule command once.
+        Command::CreateSchedule {
+            request_id: Some("c1:25".into()),
+            now_ms: i(25),
+            spec: Box::new(schedule_spec("every-second", Trigger::Every { every_ms: 1000 }, Overlap::Forbid)),
+            paused: false,
+        },
+        Command::CreateSchedule {
+            request_id: None,
+            now_ms: i(26),
+            spec: Box::new(ScheduleSpec {
+                time_zone: "Europe/Stockholm".into(),
+                idempotency_key: Some("nightly".into()),
+                catch_up: CatchUp::FireOnce,
+                jitter_ms: 500,
+                ..schedule_spec("nightly", Trigger::Cron { expr: "0 30 2 * * *".into() }, Overlap::BufferOne)
+            }),
+            paused: true,
+        },
+        // Two nominal times while the first run is live: the second is skipped (forbid).
+        Command::FireSchedule {
+            now_ms: i(27),
+            id: 1,
+            version: 1,
+            nominal: vec![i(25), i(26)],
+            advance_to: i(26),
+            missed: 1,
+        },
+        Command::TriggerSchedule { request_id: Some("c1:28".into()), now_ms: i(28), id: 1 },
+        Command::BackfillSchedule { now_ms: i(29), id: 1, version: 1, nominal: vec![i(20)] },
+        Command::PauseSchedule { now_ms: i(30), id: 1, note: Some("maintenance".into()) },
+        Command::ResumeSchedule { now_ms: i(31), id: 1 },
+        Command::UpdateSchedule {
+            now_ms: i(32),
+            id: 2,
+            spec: Box::new(ScheduleSpec {
+                idempotency_key: Some("nightly".into()),
+                ..schedule_spec("nightly", Trigger::At { at_ms: i(100) }, Overlap::Replace)
+            }),
+        },
+        Command::DeleteSchedule { now_ms: i(33), id: 2, cancel_runs: true },
     ]
+}
+
+fn schedule_spec(name: &str, trigger: Trigger, overlap: Overlap) -> ScheduleSpec {
+    ScheduleSpec {
+        name: name.into(),
+        trigger,
+        time_zone: "UTC".into(),
+        start_ms: None,
+        end_ms: Some(now(10_000)),
+        catch_up: CatchUp::All,
+        catch_up_window_ms: 3_600_000,
+        overlap,
+        jitter_ms: 0,
+        idempotency_key: None,
+        task: run(Executor::Noop, "", &[]),
+    }
 }
 
 fn log_id(index: u64) -> LogId {
@@ -434,7 +496,7 @@ fn check_log(entries: &[Entry], reuse: Reuse) {
             assert_eq!((spec.priority, spec.timeout_ms, spec.failover), (700, Some(60_000), FailoverPolicy::Restart));
             assert_eq!(spec.retry.backoff_multiplier_permille, 1500);
             assert_eq!(spec.shard, Some(Shard { index: 0, total: 2 }));
-            assert_eq!(spec.origin, TaskOrigin::Schedule { schedule_id: "nightly".into(), nominal_time_ms: T0 });
+            assert_eq!(spec.origin, TaskOrigin::Claimed { schedule_id: "nightly".into(), nominal_time_ms: T0 });
         }
         other => panic!("{other:?}"),
     }
@@ -508,7 +570,6 @@ fn check_state(state: &State) {
             ("w4", WorkerState::Draining)
         ]
     );
-    assert_eq!(state.next_task_id(), 10);
 }
 
 #[tokio::test]
@@ -519,6 +580,7 @@ async fn format_1_data_dir_is_read_and_upgraded() {
     check_log(&entries, Reuse::AnyBody);
     let snapshot = read_snapshot(&v1);
     check_state(&snapshot);
+    assert_eq!(snapshot.next_task_id(), 10);
     assert_eq!(snapshot.last_applied_index(), 23);
     // Replaying the upgraded log reaches exactly the state the old release snapshotted.
     let scratch = tempfile::tempdir().unwrap();
@@ -546,11 +608,19 @@ fn variant_number(cmd: &Command) -> usize {
         Command::Many { .. } => 13,
         Command::WorkerLostIncarnation { .. } => 14,
         Command::Reports { .. } => 15,
+        Command::CreateSchedule { .. } => 16,
+        Command::UpdateSchedule { .. } => 17,
+        Command::PauseSchedule { .. } => 18,
+        Command::ResumeSchedule { .. } => 19,
+        Command::TriggerSchedule { .. } => 20,
+        Command::BackfillSchedule { .. } => 21,
+        Command::DeleteSchedule { .. } => 22,
+        Command::FireSchedule { .. } => 23,
     }
 }
 
 /// How many variants `Command` has (the arms of [`variant_number`]).
-const COMMAND_VARIANTS: usize = 16;
+const COMMAND_VARIANTS: usize = 24;
 
 #[test]
 fn every_command_variant_is_in_the_fixtures() {
@@ -567,27 +637,66 @@ fn every_command_variant_is_in_the_fixtures() {
 }
 
 #[tokio::test]
-async fn format_2_is_what_this_build_writes() {
-    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
-        return; // being rewritten right now
-    }
-    let v2 = committed(CURRENT);
+async fn format_2_data_dir_is_read_and_upgraded() {
+    let v2 = committed("v2");
     let entries = read_log(&v2).await;
     assert_eq!(entries.len(), 24);
     check_log(&entries, Reuse::SameBody);
     assert!(matches!(command(&entries, 24), Command::Reports { reports, .. } if reports.len() == 2));
     let snapshot = read_snapshot(&v2);
     check_state(&snapshot);
+    assert_eq!(snapshot.next_task_id(), 10);
     assert_eq!(snapshot.last_applied_index(), 24);
+    assert_eq!(snapshot.schedules().count(), 0);
+    // Replaying the upgraded log reaches exactly the state format 2 snapshotted.
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
+}
+
+/// The schedule entries (format 3) and what they leave in the state.
+fn check_schedules(entries: &[Entry], state: &State) {
+    assert!(matches!(command(entries, 25), Command::CreateSchedule { spec, .. } if spec.overlap == Overlap::Forbid));
+    assert!(matches!(command(entries, 26), Command::CreateSchedule { paused: true, spec, .. }
+        if spec.time_zone == "Europe/Stockholm" && spec.trigger == Trigger::Cron { expr: "0 30 2 * * *".into() }));
+    assert!(matches!(command(entries, 27), Command::FireSchedule { nominal, missed: 1, .. } if nominal.len() == 2));
+    let s = state.schedule(1).expect("schedule 1");
+    assert_eq!(s.last_nominal_ms, Some(now(26)));
+    assert_eq!((s.counters.fired, s.counters.skipped, s.counters.missed), (1, 1, 1));
+    assert_eq!((s.counters.triggered, s.counters.backfilled), (1, 1));
+    assert_eq!(s.runs, 3, "the calendar run, the manual one and the backfilled one");
+    assert!(s.paused.is_none());
+    assert_eq!(s.resumed_ms, Some(now(31)));
+    assert!(state.schedule(2).is_none(), "schedule 2 was deleted");
+    let run = state.task(10).expect("the fired run");
+    assert_eq!(run.spec.origin, TaskOrigin::Schedule { schedule: 1, nominal_ms: now(25), manual: false });
+    assert_eq!(run.spec.name, "every-second");
+    let manual = state.task(11).expect("the triggered run");
+    assert!(matches!(manual.spec.origin, TaskOrigin::Schedule { manual: true, .. }));
+    assert_eq!(state.next_task_id(), 13);
+}
+
+#[tokio::test]
+async fn format_3_is_what_this_build_writes() {
+    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
+        return; // being rewritten right now
+    }
+    let v3 = committed(CURRENT);
+    let entries = read_log(&v3).await;
+    assert_eq!(entries.len(), 33);
+    check_log(&entries, Reuse::SameBody);
+    let snapshot = read_snapshot(&v3);
+    check_state(&snapshot);
+    check_schedules(&entries, &snapshot);
+    assert_eq!(snapshot.last_applied_index(), 33);
     // A persisted type changed without a new format version: bump it (src/scheduler/format).
     let now = today().await;
     let names = |f: &Files| f.log.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&now), names(&v2), "the fixture log's entries changed");
-    for ((_, name, want), (_, _, got)) in v2.log.iter().zip(&now.log) {
-        assert!(want == got, "{name}: today's encoding differs from the committed format-2 bytes");
+    assert_eq!(names(&now), names(&v3), "the fixture log's entries changed");
+    for ((_, name, want), (_, _, got)) in v3.log.iter().zip(&now.log) {
+        assert!(want == got, "{name}: today's encoding differs from the committed format-3 bytes");
     }
-    assert!(v2.snapshot == now.snapshot, "today's snapshot differs from the committed format-2 snapshot");
-    assert_eq!(v2.state_json, now.state_json);
+    assert!(v3.snapshot == now.snapshot, "today's snapshot differs from the committed format-3 snapshot");
+    assert_eq!(v3.state_json, now.state_json);
 }
 
 #[tokio::test]

@@ -348,3 +348,24 @@ async fn the_cli_submits_builtin_executors_and_preferences_that_workers_honour()
     let got = cli(&cluster, &["task", "get", &sleep["id"].to_string()]);
     assert_eq!((&got["state"], &got["spec"]["executor"]), (&json!("succeeded"), &json!("sleep")), "{got}");
 }
+
+/// Completions carry up to 128 KiB of output each: a batch of them goes past the server's
+/// 1 MiB body limit. The worker splits such a batch (413) instead of losing the reports, so
+/// every task ends `succeeded` after one attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_with_large_output_tails_are_all_reported() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("w1", 32, &[]);
+    cluster.wait_workers(1).await;
+    let client = cluster.client();
+    let script = "head -c 200000 /dev/zero | tr '\\0' o; head -c 200000 /dev/zero | tr '\\0' e >&2";
+    let specs: Vec<_> =
+        (0..32).map(|i| json!({"name": format!("chatty-{i}"), "command": ["sh", "-c", script]})).collect();
+    let tasks = client.submit_batch(specs).await.unwrap();
+    for t in tasks {
+        let done = client.wait(t.id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+        assert_eq!(done.attempts.len(), 1, "a lost report made the task run again: {:?}", done.attempts);
+        assert!(done.attempts[0].output_tail.len() > 60_000, "the output tail was kept");
+    }
+}

@@ -25,11 +25,13 @@
 //! | [`tasks`]           | `/v1/tasks…`, `/v1/stats`                                   |
 //! | [`worker_protocol`] | register, heartbeat, inbox, reports, checkpoints            |
 //! | [`worker_admin`]    | `GET /v1/workers`, drain, remove                            |
+//! | [`schedules`]       | `/v1/schedules…`                                            |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
 
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod schedules;
 pub mod tasks;
 pub mod worker_admin;
 pub mod worker_protocol;
@@ -63,6 +65,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/workers/{id}/inbox", get(worker_protocol::inbox))
         .route("/v1/workers/{id}/drain", post(worker_admin::drain))
         .route("/v1/workers/{id}/reports", post(worker_protocol::reports))
+        .route("/v1/schedules", post(schedules::create).get(schedules::list))
+        .route("/v1/schedules/preview", get(schedules::preview))
+        .route("/v1/schedules/{id}", get(schedules::get).put(schedules::update).delete(schedules::delete))
+        .route("/v1/schedules/{id}/pause", post(schedules::pause))
+        .route("/v1/schedules/{id}/resume", post(schedules::resume))
+        .route("/v1/schedules/{id}/trigger", post(schedules::trigger))
+        .route("/v1/schedules/{id}/backfill", post(schedules::backfill))
         .route("/v1/stats", get(tasks::stats))
         .route("/v1/cluster", get(cluster::get_status))
         .route("/v1/cluster/init", post(cluster::init))

@@ -90,7 +90,7 @@ pub(crate) async fn propose(
 /// `retry.max_attempts`), `labels` (alias of `constraints`), `request_id`, and what clients
 /// of the first release sent: `"placement": {"prefer": {"labels", "then"}}` (lifted into
 /// `prefer` beside `placement`); the `taskraft:` shorthand is expanded by [`accept`].
-fn parse_task(value: Value, path: &str) -> Result<(TaskSpec, Option<String>), ApiError> {
+pub(crate) fn parse_task(value: Value, path: &str) -> Result<(TaskSpec, Option<String>), ApiError> {
     let Value::Object(mut map) = value else {
         return Err(ApiError::invalid(format!("{path}: expected a JSON object")));
     };
@@ -149,6 +149,9 @@ fn accept(mut spec: TaskSpec, path: &str) -> Result<TaskSpec, ApiError> {
     let invalid = |e: scheduler::FieldError| ApiError::invalid(format!("{path}{}: {}", e.field, e.message));
     spec.expand_shorthand().map_err(invalid)?;
     spec.validate().map_err(invalid)?;
+    if spec.origin != scheduler::TaskOrigin::Api {
+        return Err(ApiError::invalid(format!("{path}origin: is set by the cluster (schedule runs); leave it out")));
+    }
     Ok(spec)
 }
 
@@ -156,7 +159,7 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
-fn header_request_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn header_request_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get(REQUEST_ID_HEADER).map(|v| v.to_str()) {
         None => Ok(None),
         Some(Ok(s)) if !s.is_empty() && s.len() <= MAX_REQUEST_ID_BYTES => Ok(Some(s.to_string())),
@@ -333,6 +336,7 @@ pub async fn get(
 }
 
 /// `GET /v1/tasks?state=&limit=&cursor=`: a page in id order and the cursor of the next one.
+/// With `schedule=ID`: that schedule's runs in nominal order (the cursor is a nominal time).
 pub async fn list(
     State(node): State<Arc<Node>>,
     p: Result<Query<ListQuery>, QueryRejection>,
@@ -346,10 +350,19 @@ pub async fn list(
             ))
         })?),
     };
+    let q = match p.schedule {
+        None => scheduler::Query::ListTasks { state, after: p.cursor, limit: p.limit.unwrap_or(0) },
+        Some(_) if state.is_some() => {
+            return Err(ApiError::invalid("state: cannot be combined with schedule; filter the runs yourself"));
+        }
+        Some(id) => scheduler::Query::ScheduleRuns { id, after: p.cursor, limit: p.limit.unwrap_or(0) },
+    };
     barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
-    let q = scheduler::Query::ListTasks { state, after: p.cursor, limit: p.limit.unwrap_or(0) };
     match node.view.read(|a| a.state.query(&q)) {
         QueryResponse::Tasks { tasks, next_cursor } => Ok(Json(TaskPage { tasks, next_cursor }).into_response()),
+        QueryResponse::Schedule(None) => {
+            Err(ApiError::not_found(format!("schedule {} does not exist", p.schedule.unwrap_or_default())))
+        }
         other => Err(ApiError::internal(format!("unexpected answer to list: {other:?}"))),
     }
 }

@@ -94,25 +94,44 @@ pub async fn register(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let reg: WorkerRegistration = json_body(&body)?;
+    let mut reg: WorkerRegistration = json_body(&body)?;
+    // Workers of the first release sent `ip:0` for "no address"; read it as none.
+    if reg.api_addr.as_deref().is_some_and(|a| a.ends_with(":0")) {
+        reg.api_addr = None;
+    }
     reg.validate().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
     let id = reg.id.clone();
-    if node.is_leader()
-        && let Some(lost) = node.view.read(|a| verdict::stale_incarnation(&a.state, &id, now_ms()))
-    {
-        tracing::warn!(worker = %id, "worker re-registered with attempts still assigned; ending them lost");
-        if let Err(forwarded) = on_leader(&node, lost, Method::POST, &uri, &headers, body.clone()).await? {
-            return Ok(forwarded);
-        }
+    if !node.is_leader() {
+        return Ok(forward::to_leader(&node, None, Method::POST, &uri, &headers, body).await);
     }
-    let cmd = Command::RegisterWorker { now_ms: now_ms(), worker: reg };
-    match on_leader(&node, cmd, Method::POST, &uri, &headers, body).await? {
-        Err(forwarded) => Ok(forwarded),
-        Ok(scheduler::Response::Worker { worker, .. }) => {
+    // Stale incarnations are judged from a state with everything committed before this term
+    // applied; a state that is behind could miss the old incarnation's running attempts.
+    if !node.leader.is_ready() {
+        return Err(ApiError::unavailable(ErrorCode::LeaderNotReady, "the new leader is catching up; retry"));
+    }
+    let register = Command::RegisterWorker { now_ms: now_ms(), worker: reg };
+    // The old incarnation's attempts end `lost` in the same entry as the registration. If the
+    // lease watchdog got there first, that half is refused (`registered_ms` changed) and only
+    // the registration counts.
+    let cmd = match node.view.read(|a| verdict::stale_incarnation(&a.state, &id, now_ms())) {
+        Some(lost) => {
+            tracing::warn!(worker = %id, "worker re-registered with attempts still assigned; ending them lost");
+            Command::Many { commands: vec![lost, register] }
+        }
+        None => register,
+    };
+    let answer = match on_leader(&node, cmd, Method::POST, &uri, &headers, body).await? {
+        Err(forwarded) => return Ok(forwarded),
+        Ok(scheduler::Response::Many { responses }) => responses.into_iter().last(),
+        Ok(other) => Some(other),
+    };
+    match answer {
+        Some(scheduler::Response::Worker { worker, .. }) => {
             node.leader.leases.renew(&id);
             Ok(Json(Registered { worker, lease: node.leader.options.lease() }).into_response())
         }
-        Ok(other) => Err(ApiError::internal(format!("unexpected answer to register: {other:?}"))),
+        Some(scheduler::Response::Rejected(r)) => Err(r.into()),
+        other => Err(ApiError::internal(format!("unexpected answer to register: {other:?}"))),
     }
 }
 
@@ -149,14 +168,26 @@ pub async fn heartbeat(
     }
     let judged = node.view.read(|a| verdict::heartbeat(&a.state, &id, &hb.running, hb.seen_token));
     let judged = judged.map_err(|why| refused(&id, why))?;
-    for orphan in judged.orphans {
-        tracing::warn!(worker = %id, attempt = %orphan, "worker no longer runs this attempt; ending it lost");
-        let cmd = verdict::orphan_command(&id, orphan, now_ms());
-        if let Err(e) = node.write(cmd, Instant::now() + node.config.request_timeout).await {
-            tracing::warn!(attempt = %orphan, error = %e, "could not end the orphaned attempt; the next heartbeat retries");
-        }
-    }
+    // Renew first: the answer must not wait on a commit (a slow one would make the worker
+    // retry elsewhere and, in the end, fence itself for nothing).
     node.leader.leases.renew(&id);
+    if !judged.orphans.is_empty() {
+        for orphan in &judged.orphans {
+            tracing::warn!(worker = %id, attempt = %orphan, "worker no longer runs this attempt; ending it lost");
+        }
+        let now = now_ms();
+        let commands: Vec<Command> = judged.orphans.iter().map(|&o| verdict::orphan_command(&id, o, now)).collect();
+        let cmd =
+            if commands.len() == 1 { commands.into_iter().next().expect("one") } else { Command::Many { commands } };
+        let node = node.clone();
+        // In the background, as one entry; a failure is retried by the next heartbeat, which
+        // reports the same orphans again (apply answers an ended attempt `duplicate`).
+        tokio::spawn(async move {
+            if let Err(e) = node.write(cmd, Instant::now() + node.config.request_timeout).await {
+                tracing::warn!(error = %e, "could not end the orphaned attempts; the next heartbeat retries");
+            }
+        });
+    }
     Ok(Json(HeartbeatAnswer { lease: node.leader.options.lease(), stop: judged.stop }).into_response())
 }
 

@@ -71,6 +71,33 @@ pub enum BenchCmd {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Start a local cluster (3 replicas + workers), create N schedules firing every M ms, and
+    /// report fire lateness: the fire's proposal stamp and its run's start, minus the nominal
+    /// time, p50/p99/max (the commit lies between the two). `--kill-leader` SIGKILLs the leader
+    /// halfway and reports how soon fires resumed after the new leader was elected.
+    Schedules {
+        /// Schedules to create.
+        #[arg(long, default_value_t = 1000)]
+        schedules: usize,
+        /// Interval of every schedule, in ms (their phases are spread by their creation times).
+        #[arg(long, default_value_t = 1000)]
+        every_ms: u64,
+        /// Seconds to measure after the last schedule was created (default: max(20, 3 intervals)).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Worker agents (256 slots each) running the `noop` runs.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// SIGKILL the leader halfway through and measure the resumption of fires.
+        #[arg(long)]
+        kill_leader: bool,
+        /// API ports are BASE+1..BASE+3, Raft ports BASE+101..BASE+103.
+        #[arg(long, default_value_t = 7300)]
+        port_base: u16,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 /// What the e2e benchmark's tasks run.
@@ -109,6 +136,11 @@ impl BenchCmd {
             }
             BenchCmd::Failover { kills, port_base, output, server_args } => {
                 failover(kills, port_base, output, server_args).await
+            }
+            BenchCmd::Schedules { schedules, every_ms, duration, workers, kill_leader, port_base, output } => {
+                let duration = duration.unwrap_or_else(|| (3 * every_ms / 1000).max(20));
+                let args = SchedulesArgs { schedules, every_ms, duration, workers, kill_leader, port_base };
+                bench_schedules(args, output).await
             }
         }
     }
@@ -425,6 +457,168 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             st("assigned_to_started_ms"),
             st("started_to_done_ms")
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct SchedulesArgs {
+    schedules: usize,
+    every_ms: u64,
+    duration: u64,
+    workers: usize,
+    kill_leader: bool,
+    port_base: u16,
+}
+
+async fn bench_schedules(args: SchedulesArgs, output: Output) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.schedules >= 1, "--schedules must be at least 1");
+    let dir = tempfile::Builder::new().prefix("taskraft-schedules-").tempdir()?;
+    let mut cluster = super::local::LocalCluster::spawn(
+        dir.path(),
+        3,
+        args.port_base,
+        args.port_base + 100,
+        &["--cluster-secret".into(), "bench".into()],
+    )?;
+    let client = Arc::new(Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(30)));
+    let stop = tokio_util::sync::CancellationToken::new();
+    super::server::spawn_signal_handler(stop.clone());
+    let result = async {
+        cluster.wait_formed(&client, 3, Duration::from_secs(60), &stop).await?;
+        for _ in 0..args.workers {
+            cluster.spawn_worker(256, &[])?;
+        }
+        client.prefer_leader().await?;
+        // Create the schedules, 32 at a time; their phases follow their creation times.
+        let mut ids = Vec::with_capacity(args.schedules);
+        let mut pending = Vec::new();
+        for i in 0..args.schedules {
+            let c = client.clone();
+            let body = json!({"name": format!("bench-{i}"), "every_ms": args.every_ms, "overlap": "allow", "catch_up": "all",
+                              "idempotency_key": format!("bench-{i}"), "task": {"executor": "noop"}});
+            pending.push(tokio::spawn(async move { c.create_schedule(body).await }));
+            if pending.len() >= 32 {
+                ids.push(pending.remove(0).await??.0.id);
+            }
+        }
+        for h in pending {
+            ids.push(h.await??.0.id);
+        }
+        let measure_from = crate::util::now_ms() + args.every_ms.min(2000);
+        let run_for = Duration::from_secs(args.duration);
+        let mut kill = None;
+        if args.kill_leader {
+            tokio::time::sleep(run_for / 2).await;
+            let leader = client.cluster_status().await?.leader_id.context("no leader")?;
+            let killed_ms = crate::util::now_ms();
+            cluster.kill9(leader).await?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let elected_ms = loop {
+                if let Ok(s) = client.cluster_status().await
+                    && s.leader_id.is_some_and(|l| l != leader)
+                {
+                    break crate::util::now_ms();
+                }
+                anyhow::ensure!(Instant::now() < deadline, "no new leader within 30 s");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            kill = Some((leader, killed_ms, elected_ms));
+            tokio::time::sleep(run_for / 2).await;
+            cluster.start(leader)?;
+        } else {
+            tokio::time::sleep(run_for).await;
+        }
+        let measure_to = crate::util::now_ms().saturating_sub(args.every_ms.min(2000));
+        // Read every run back (each schedule's runs in nominal order).
+        let (mut proposed, mut started, mut fires) = (Vec::new(), Vec::new(), 0u64);
+        let mut created_after_kill: Vec<(u64, u64)> = Vec::new();
+        let mut doubled = 0u64;
+        for chunk in ids.chunks(16) {
+            let mut reads = Vec::new();
+            for &id in chunk {
+                let c = client.clone();
+                reads.push(tokio::spawn(async move { c.all_schedule_runs(id).await }));
+            }
+            for r in reads {
+                let runs = r.await??;
+                let mut seen = std::collections::BTreeSet::new();
+                for t in runs {
+                    let Some((_, nominal)) = t.spec.origin.schedule_run() else { continue };
+                    if !seen.insert(nominal) {
+                        doubled += 1;
+                    }
+                    if kill.is_some() {
+                        created_after_kill.push((t.created_ms, nominal));
+                    }
+                    if nominal < measure_from || nominal > measure_to {
+                        continue;
+                    }
+                    fires += 1;
+                    proposed.push(t.created_ms.saturating_sub(nominal));
+                    if let Some(s) = t.attempts.first().and_then(|a| a.started_ms) {
+                        started.push(s.saturating_sub(nominal));
+                    }
+                }
+            }
+        }
+        let span_s = (measure_to.saturating_sub(measure_from)).max(1) as f64 / 1000.0;
+        let mut report = json!({
+            "schedules": args.schedules, "every_ms": args.every_ms, "measured_seconds": span_s,
+            "fires": fires, "fires_per_sec": (fires as f64 / span_s).round(),
+            "expected_fires_per_sec": (args.schedules as f64 * 1000.0 / args.every_ms as f64).round(),
+            "doubled": doubled,
+            "lateness_proposed_ms": ms_percentiles(proposed),
+            "lateness_started_ms": ms_percentiles(started),
+        });
+        if let Some((leader, killed_ms, elected_ms)) = kill {
+            // The first fire proposed by the new leader, and how late the fires were that were
+            // due while there was no leader.
+            let first_after = created_after_kill.iter().map(|&(c, _)| c).filter(|&c| c >= killed_ms).min();
+            let due_during: Vec<u64> = created_after_kill
+                .iter()
+                .filter(|&&(_, n)| n >= killed_ms && n <= elected_ms)
+                .map(|&(c, n)| c.saturating_sub(n))
+                .collect();
+            report["kill"] = json!({
+                "leader": leader,
+                "election_ms": elected_ms - killed_ms,
+                "first_fire_after_election_ms": first_after.map(|f| f as i64 - elected_ms as i64),
+                "fires_due_without_leader": due_during.len(),
+                "their_lateness_ms": ms_percentiles(due_during),
+            });
+        }
+        Ok(report)
+    }
+    .await;
+    cluster.shutdown().await;
+    let report = result?;
+    if output == Output::Json {
+        print_json(&report);
+    } else {
+        let l =
+            |k: &str| format!("p50 {} ms p99 {} ms max {} ms", report[k]["p50"], report[k]["p99"], report[k]["max"]);
+        println!(
+            "{} schedules every {} ms: {} fires in {} s ({}/s, expected {}/s), doubled {}",
+            report["schedules"],
+            report["every_ms"],
+            report["fires"],
+            report["measured_seconds"],
+            report["fires_per_sec"],
+            report["expected_fires_per_sec"],
+            report["doubled"]
+        );
+        println!("  fire proposed - nominal: {}", l("lateness_proposed_ms"));
+        println!("  run started   - nominal: {}", l("lateness_started_ms"));
+        if let Some(k) = report.get("kill") {
+            println!(
+                "  leader {} killed: new leader after {} ms; first fire {} ms after the election; {} fires due meanwhile, late {}",
+                k["leader"],
+                k["election_ms"],
+                k["first_fire_after_election_ms"],
+                k["fires_due_without_leader"],
+                format_args!("p50 {} ms max {} ms", k["their_lateness_ms"]["p50"], k["their_lateness_ms"]["max"])
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod dev;
 mod local;
 mod output;
+mod schedule;
 mod server;
 mod task;
 mod worker;
@@ -54,6 +55,9 @@ enum Command {
     /// Initialize a cluster, inspect it, add and remove replicas.
     #[command(subcommand)]
     Cluster(cluster::ClusterCmd),
+    /// Timed triggers: cron, intervals and one-shot schedules.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCmd),
     /// Run a worker agent, or list/drain/remove workers.
     Worker(worker::WorkerCmd),
     /// Measure a running cluster.
@@ -69,6 +73,7 @@ pub async fn run() -> ExitCode {
         Command::Dev(cmd) => cmd.run().await,
         Command::Task(cmd) => cmd.run().await,
         Command::Cluster(cmd) => cmd.run().await,
+        Command::Schedule(cmd) => cmd.run().await,
         Command::Worker(cmd) => cmd.run().await,
         Command::Bench(cmd) => cmd.run().await,
     };

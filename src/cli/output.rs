@@ -100,10 +100,12 @@ pub fn print_tasks(tasks: &[Task], output: Output) {
 
 /// The task table.
 fn format_tasks(tasks: &[Task]) -> String {
+    // Schedule runs show their nominal time (a list of runs reads as the calendar it followed).
+    let runs = tasks.iter().any(|t| t.spec.origin.schedule_run().is_some());
     let rows: Vec<Vec<String>> = tasks
         .iter()
         .map(|t| {
-            vec![
+            let mut row = vec![
                 t.id.to_string(),
                 t.state.as_str().to_string(),
                 t.spec.priority.to_string(),
@@ -111,10 +113,29 @@ fn format_tasks(tasks: &[Task]) -> String {
                 t.spec.name.clone(),
                 // Escaped before shortening, so the limit holds for what is shown.
                 shorten(&escape(&command_line(&t.spec)), 48),
-            ]
+            ];
+            if runs {
+                row.insert(1, nominal_of(t));
+            }
+            row
         })
         .collect();
-    format_table(&["ID", "STATE", "PRIORITY", "ATTEMPTS", "NAME", "COMMAND"], &rows)
+    if runs {
+        format_table(&["ID", "NOMINAL (UTC)", "STATE", "PRIORITY", "ATTEMPTS", "NAME", "COMMAND"], &rows)
+    } else {
+        format_table(&["ID", "STATE", "PRIORITY", "ATTEMPTS", "NAME", "COMMAND"], &rows)
+    }
+}
+
+/// A run's nominal time (`manual` for a trigger), or `-` for a task from the API.
+fn nominal_of(t: &Task) -> String {
+    match t.spec.origin {
+        crate::scheduler::TaskOrigin::Schedule { nominal_ms, manual, .. } => {
+            let at = crate::scheduler::calendar::rfc3339_utc(nominal_ms);
+            if manual { format!("{at} (manual)") } else { at }
+        }
+        _ => "-".into(),
+    }
 }
 
 /// One task in detail.
@@ -136,6 +157,9 @@ fn format_task(t: &Task) -> String {
     line(format!("id:          {}", t.id));
     line(format!("name:        {}", escape(&t.spec.name)));
     line(format!("state:       {}", t.state.as_str()));
+    if let crate::scheduler::TaskOrigin::Schedule { schedule, .. } = t.spec.origin {
+        line(format!("schedule:    {schedule}, nominal {}", nominal_of(t)));
+    }
     line(format!("executor:    {}", t.spec.executor));
     line(format!("command:     {}", escape(&t.spec.command.join(" "))));
     line(format!("priority:    {}", t.spec.priority));

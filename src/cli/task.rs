@@ -55,9 +55,13 @@ pub enum TaskCmd {
         /// 1000), and 0 means its default page of 100, not "all": follow `--cursor` for more.
         #[arg(long, default_value_t = DEFAULT_LIST_LIMIT, allow_negative_numbers = true)]
         limit: u32,
-        /// Start after this task id (the `next_cursor` of the previous page).
+        /// Start after this task id (the `next_cursor` of the previous page; with --schedule, a
+        /// nominal time).
         #[arg(long, allow_negative_numbers = true)]
         cursor: Option<u64>,
+        /// Only the runs of this schedule, in nominal order.
+        #[arg(long, allow_negative_numbers = true)]
+        schedule: Option<u64>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -150,7 +154,7 @@ pub struct SubmitArgs {
     #[arg(last = true)]
     command: Vec<String>,
     #[command(flatten)]
-    client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 /// `--executor`: one of [`Executor::ALL`], listed in `--help`.
@@ -197,6 +201,25 @@ fn label_map(pairs: &[(String, String)]) -> Value {
 }
 
 impl SubmitArgs {
+    /// `--name`.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// `--key`.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The task body without `--key` (a schedule's template: `--key` names the schedule).
+    pub(crate) fn body_without_key(&self) -> anyhow::Result<Value> {
+        let mut body = self.body()?;
+        if let Value::Object(map) = &mut body {
+            map.remove("idempotency_key");
+        }
+        Ok(body)
+    }
+
     /// The `POST /v1/tasks` body: the `--json` task (if any) with the flags given on top.
     fn body(&self) -> anyhow::Result<Value> {
         let mut body = match &self.json {
@@ -290,8 +313,12 @@ impl TaskCmd {
                     }
                 }
             }
-            TaskCmd::List { state, limit, cursor, client: c } => {
-                let page = client(&c)?.list_tasks(state.as_deref(), limit, cursor).await?;
+            TaskCmd::List { state, limit, cursor, schedule, client: c } => {
+                let page = match schedule {
+                    Some(_) if state.is_some() => bail!("--state cannot be combined with --schedule"),
+                    Some(id) => client(&c)?.list_schedule_runs(id, limit, cursor).await?,
+                    None => client(&c)?.list_tasks(state.as_deref(), limit, cursor).await?,
+                };
                 if c.output == super::Output::Json {
                     print_json(&json!({"tasks": page.tasks, "next_cursor": page.next_cursor}));
                 } else {

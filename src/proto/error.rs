@@ -98,6 +98,8 @@ error_codes! {
     IdempotencyMismatch = "idempotency_mismatch",
     /// 409: a worker reported on an attempt of another worker.
     WrongWorker = "wrong_worker",
+    /// 409: a schedule command planned for an older version of the schedule.
+    StaleVersion = "stale_version",
 }
 
 impl fmt::Display for ErrorCode {
@@ -119,6 +121,7 @@ impl From<RejectCode> for ErrorCode {
             RejectCode::ConstraintMismatch => ErrorCode::ConstraintMismatch,
             RejectCode::IdempotencyMismatch => ErrorCode::IdempotencyMismatch,
             RejectCode::WrongWorker => ErrorCode::WrongWorker,
+            RejectCode::StaleVersion => ErrorCode::StaleVersion,
         }
     }
 }
@@ -167,6 +170,7 @@ mod tests {
             ConstraintMismatch,
             IdempotencyMismatch,
             WrongWorker,
+            StaleVersion,
         ] {
             assert_eq!(ErrorCode::from(r).as_str(), r.as_str());
         }

@@ -8,6 +8,7 @@
 //! | module       | endpoints                                                        |
 //! |--------------|------------------------------------------------------------------|
 //! | [`tasks`]    | `/v1/tasks…`, `/v1/stats`                                        |
+//! | [`schedules`] | `/v1/schedules…`                                                |
 //! | [`workers`]  | `/v1/workers…` (protocol and administration), attempt checkpoints |
 //! | [`cluster`]  | `/v1/cluster…`, `/health`, `/ready`, `/v1/internal/read-index`   |
 //!
@@ -18,6 +19,7 @@
 
 pub mod cluster;
 mod error;
+pub mod schedules;
 pub mod tasks;
 pub mod workers;
 

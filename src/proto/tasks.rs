@@ -102,6 +102,8 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<u64>,
+    /// Only the runs of this schedule, in nominal order (the cursor is then a nominal time).
+    pub schedule: Option<u64>,
     /// See [`Consistency`].
     #[serde(default)]
     pub consistency: Consistency,

@@ -15,6 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::schedule::{Schedule, ScheduleId, ScheduleSpec};
 use super::task::{AttemptId, AttemptOutcome, Task, TaskId, TaskSpec, TaskState};
 use super::worker::{WorkerInfo, WorkerRegistration};
 
@@ -73,7 +74,8 @@ pub enum Command {
         /// `(task, worker)` pairs. The fencing token of every new attempt is this entry's log index.
         assignments: Vec<(TaskId, String)>,
     },
-    /// The worker started the process of the current attempt.
+    /// The worker started the process of the current attempt. Kept for entries written before
+    /// `Reports` existed: workers now send `started` inside a `Reports` batch.
     AttemptStarted {
         /// Leader time at proposal.
         now_ms: u64,
@@ -173,6 +175,87 @@ pub enum Command {
         /// The reports, answered in the same order.
         reports: Vec<AttemptReport>,
     },
+    /// Create a schedule (format 3). Boxed: a schedule is rare next to submits.
+    CreateSchedule {
+        /// Client id + serial; a repeated request id returns the first schedule.
+        request_id: Option<String>,
+        /// Leader time at proposal: the schedule catches up from here at most.
+        now_ms: u64,
+        /// The schedule (its calendar checked by the API, the rest again by apply).
+        spec: Box<ScheduleSpec>,
+        /// Create it paused (nothing fires until it is resumed).
+        paused: bool,
+    },
+    /// Replace a schedule's spec; bumps its version, keeps its mark and runs.
+    UpdateSchedule {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The schedule.
+        id: ScheduleId,
+        /// The new spec.
+        spec: Box<ScheduleSpec>,
+    },
+    /// Stop firing until resumed.
+    PauseSchedule {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The schedule.
+        id: ScheduleId,
+        /// Why, kept on the schedule.
+        note: Option<String>,
+    },
+    /// Fire again; fires due while paused are missed, not caught up.
+    ResumeSchedule {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The schedule.
+        id: ScheduleId,
+    },
+    /// Start a run now, outside the calendar (`manual` origin), whatever the overlap policy.
+    TriggerSchedule {
+        /// Client id + serial; a repeated request id returns the first run.
+        request_id: Option<String>,
+        /// Leader time at proposal: the run's nominal time.
+        now_ms: u64,
+        /// The schedule.
+        id: ScheduleId,
+    },
+    /// Start runs for past calendar times the leader computed (`backfill from..to`).
+    BackfillSchedule {
+        /// Leader time at proposal; no nominal time may be later.
+        now_ms: u64,
+        /// The schedule.
+        id: ScheduleId,
+        /// The version the times were computed for.
+        version: u64,
+        /// Nominal times; those that already have a run are skipped.
+        nominal: Vec<u64>,
+    },
+    /// Forget a schedule; its runs stay as tasks and are cancelled only if asked.
+    DeleteSchedule {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The schedule.
+        id: ScheduleId,
+        /// Also cancel its live runs.
+        cancel_runs: bool,
+    },
+    /// The leader's calendar says these nominal times are due. Integer-only in apply: see
+    /// [`super::schedule`].
+    FireSchedule {
+        /// Leader time at proposal; a nominal time later than this is refused.
+        now_ms: u64,
+        /// The schedule.
+        id: ScheduleId,
+        /// The version the times were planned for; an older one is refused.
+        version: u64,
+        /// Nominal times to fire; those at or below the mark are ignored.
+        nominal: Vec<u64>,
+        /// The new mark: everything up to here is decided.
+        advance_to: u64,
+        /// Due times the catch-up policy gave up.
+        missed: u64,
+    },
 }
 
 /// What a submit does when its idempotency key or request id was used before.
@@ -240,6 +323,8 @@ pub enum RejectCode {
     IdempotencyMismatch,
     /// A worker reported on an attempt that belongs to another worker (HTTP 409).
     WrongWorker,
+    /// A schedule command planned for an older version of the schedule (HTTP 409).
+    StaleVersion,
 }
 
 impl RejectCode {
@@ -256,6 +341,7 @@ impl RejectCode {
             RejectCode::ConstraintMismatch => "constraint_mismatch",
             RejectCode::IdempotencyMismatch => "idempotency_mismatch",
             RejectCode::WrongWorker => "wrong_worker",
+            RejectCode::StaleVersion => "stale_version",
         }
     }
 }
@@ -408,6 +494,22 @@ pub enum Response {
         /// The verdicts.
         results: Vec<Response>,
     },
+    /// Answer to the schedule commands but delete.
+    Schedule {
+        /// The schedule after the command.
+        schedule: Box<Schedule>,
+        /// True when `CreateSchedule` created it (false: known request id or idempotency key).
+        created: bool,
+        /// Runs this command started, in nominal order.
+        started: Vec<TaskId>,
+    },
+    /// Answer to `DeleteSchedule`.
+    ScheduleDeleted {
+        /// The schedule as it was.
+        schedule: Box<Schedule>,
+        /// Live runs cancelled (or asked to stop) with it.
+        cancelled: Vec<TaskId>,
+    },
 }
 
 /// A read of the local state. Not replicated: linearizability comes from ReadIndex around it.
@@ -432,6 +534,23 @@ pub enum Query {
     Stats,
     /// Every worker, in id order.
     ListWorkers,
+    /// One schedule.
+    GetSchedule {
+        /// The schedule.
+        id: ScheduleId,
+    },
+    /// Every schedule, in id order.
+    ListSchedules,
+    /// A page of a schedule's runs in nominal order (`Tasks`, cursor = a nominal time), or
+    /// `Schedule(None)` for an unknown schedule.
+    ScheduleRuns {
+        /// The schedule.
+        id: ScheduleId,
+        /// Only runs with a nominal time after this.
+        after: Option<u64>,
+        /// Page size, as in `ListTasks`.
+        limit: u32,
+    },
 }
 
 /// Counts of tasks per state.
@@ -521,5 +640,12 @@ pub enum QueryResponse {
     Workers {
         /// Every worker, in id order.
         workers: Vec<WorkerInfo>,
+    },
+    /// Answer to `GetSchedule`.
+    Schedule(Option<Box<Schedule>>),
+    /// Answer to `ListSchedules`.
+    Schedules {
+        /// In id order.
+        schedules: Vec<Schedule>,
     },
 }

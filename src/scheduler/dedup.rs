@@ -25,6 +25,10 @@ pub(crate) enum Recorded {
     Submitted(Vec<TaskId>),
     /// A cancel of this task.
     Cancelled(TaskId),
+    /// A schedule create (format 3).
+    Schedule(u64),
+    /// A manual trigger of a schedule and the run it started (format 3).
+    Triggered(u64, TaskId),
 }
 
 /// FIFO of request ids plus a map for lookup. Both are ordered structures so that the snapshot

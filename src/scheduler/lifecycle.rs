@@ -294,6 +294,7 @@ impl State {
     pub(crate) fn settle_dependents(&mut self, root: TaskId, now_ms: u64) {
         let mut work = vec![root];
         while let Some(parent) = work.pop() {
+            self.run_ended(parent, now_ms);
             let Some(children) = self.dependents.remove(&parent) else {
                 continue;
             };

@@ -31,6 +31,7 @@
 //! at the API edge (`TaskSpec::validate`) or gated by a field old entries upgrade to (see
 //! [`format`]).
 
+pub mod calendar;
 mod command;
 mod dedup;
 pub mod format;
@@ -38,6 +39,7 @@ mod lifecycle;
 pub mod placement;
 mod ready;
 mod ready_tree;
+pub mod schedule;
 mod state;
 mod task;
 pub mod verdict;
@@ -55,6 +57,7 @@ pub use command::{
 pub use dedup::REQUEST_DEDUP_CAPACITY;
 pub use lifecycle::MAX_TOTAL_ATTEMPTS;
 pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
+pub use schedule::{Overlap, Schedule, ScheduleCounters, ScheduleId, ScheduleSpec};
 pub use state::{DEFAULT_LIST_LIMIT, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
 pub use task::{
     Attempt, AttemptId, AttemptOutcome, BUILTIN_PREFIX, Checkpoint, DEFAULT_PRIORITY, Executor, FailoverPolicy,

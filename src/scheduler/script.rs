@@ -38,6 +38,20 @@
 //! dispatch live=w1               plans and commits the assignments as one `Assign`
 //! explain 3 now=5000             observe name=a ms=300             load
 //! ```
+//!
+//! Schedules (`super::schedule`; the calendar is `super::calendar`'s):
+//!
+//! ```text
+//! sched-create name=s every=1000 catch_up=all window=60000 overlap=forbid jitter=0 paused=1
+//!              key=k request=r start=MS end=MS cron="0 30 2 * * *" tz=Europe/Stockholm at=MS
+//!              exec=noop (task fields as in submit, prefixed by nothing)
+//! sched-update 1 …same options…     pause 1 note="why"     resume 1     trigger 1 request=r
+//! backfill 1 version=1 at=3000,4000 delete 1 cancel_runs=1
+//! fire 1 version=1 at=3000,4000 advance=4000 missed=0    (a raw FireSchedule, as a leader proposes it)
+//! due 1 [now=MS]       what the leader would propose now (changes nothing)
+//! leader-fire 1        plans at the next write's clock and applies what it proposes
+//! sched 1              runs 1 after=MS limit=N
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -331,7 +345,7 @@ impl Runner {
         let tokens = tokenize(line)?;
         let (verb, rest) = tokens.split_first().ok_or("empty line")?;
         let a = Args::parse(rest);
-        if self.placement_line(verb, &a)? || self.verdict_line(verb, &a)? {
+        if self.placement_line(verb, &a)? || self.verdict_line(verb, &a)? || self.schedule_line(verb, &a)? {
             return Ok(());
         }
         let query = match verb.as_str() {
@@ -512,6 +526,65 @@ impl Runner {
         Ok(true)
     }
 
+    /// Schedule reads and the leader's calendar verdict. False if `verb` is not one of them.
+    fn schedule_line(&mut self, verb: &str, a: &Args) -> Result<bool, String> {
+        let next_now = (self.index + 1) * 1000 + self.extra_ms;
+        match verb {
+            "sched" => {
+                let q = Query::GetSchedule { id: a.word(0)? };
+                let resp = self.state.query(&q);
+                roundtrip(&q);
+                roundtrip(&resp);
+                match resp {
+                    QueryResponse::Schedule(Some(s)) => {
+                        writeln!(self.out, "{}", dump_schedule(&s, self.state.schedule_runs.get(&s.id))).unwrap()
+                    }
+                    _ => writeln!(self.out, "none").unwrap(),
+                }
+            }
+            "runs" => {
+                let q =
+                    Query::ScheduleRuns { id: a.word(0)?, after: a.num("after")?, limit: a.num("limit")?.unwrap_or(0) };
+                let resp = self.state.query(&q);
+                roundtrip(&q);
+                roundtrip(&resp);
+                match &resp {
+                    QueryResponse::Schedule(None) => writeln!(self.out, "none").unwrap(),
+                    other => self.print_query(other),
+                }
+            }
+            "due" | "leader-fire" => {
+                let id: ScheduleId = a.word(0)?;
+                let now = a.num("now")?.unwrap_or(next_now);
+                let cmd = match self.state.schedule(id) {
+                    None => None,
+                    Some(s) => {
+                        let cal = s.calendar().map_err(|e| e.to_string())?;
+                        super::schedule::plan_fire(s, &cal, now)
+                    }
+                };
+                let Some(cmd) = cmd else {
+                    writeln!(self.out, "nothing due").unwrap();
+                    return Ok(true);
+                };
+                writeln!(self.out, "propose {}", describe_command(&cmd)).unwrap();
+                if verb == "leader-fire" {
+                    self.index += 1;
+                    let cmd = match cmd {
+                        // The leader stamps the clock it planned with.
+                        Command::FireSchedule { id, version, nominal, advance_to, missed, .. } => {
+                            Command::FireSchedule { now_ms: now, id, version, nominal, advance_to, missed }
+                        }
+                        other => other,
+                    };
+                    self.write(cmd);
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
     fn command(&self, verb: &str, a: &Args, rest: &[String]) -> Result<Command, String> {
         let now_ms = self.now();
         let token = || a.num::<u64>("token")?.ok_or_else(|| "token= is required".to_string());
@@ -597,6 +670,35 @@ impl Runner {
                 Command::Reports { now_ms, worker_id: head.word(0)?, reports }
             }
             "noop" => Command::Noop,
+            "sched-create" => Command::CreateSchedule {
+                request_id: a.get("request").map(String::from),
+                now_ms,
+                spec: Box::new(schedule_spec(a)?),
+                paused: a.get("paused") == Some("1"),
+            },
+            "sched-update" => Command::UpdateSchedule { now_ms, id: a.word(0)?, spec: Box::new(schedule_spec(a)?) },
+            "pause" => Command::PauseSchedule { now_ms, id: a.word(0)?, note: a.get("note").map(String::from) },
+            "resume" => Command::ResumeSchedule { now_ms, id: a.word(0)? },
+            "trigger" => {
+                Command::TriggerSchedule { request_id: a.get("request").map(String::from), now_ms, id: a.word(0)? }
+            }
+            "backfill" => Command::BackfillSchedule {
+                now_ms,
+                id: a.word(0)?,
+                version: a.num("version")?.unwrap_or(1),
+                nominal: times(a.get("at"))?,
+            },
+            "delete" => {
+                Command::DeleteSchedule { now_ms, id: a.word(0)?, cancel_runs: a.get("cancel_runs") == Some("1") }
+            }
+            "fire" => Command::FireSchedule {
+                now_ms: a.num("now")?.unwrap_or(now_ms),
+                id: a.word(0)?,
+                version: a.num("version")?.unwrap_or(1),
+                nominal: times(a.get("at"))?,
+                advance_to: a.num("advance")?.unwrap_or(0),
+                missed: a.num("missed")?.unwrap_or(0),
+            },
             other => return Err(format!("unknown command {other}")),
         })
     }
@@ -605,6 +707,7 @@ impl Runner {
         roundtrip(&cmd);
         let before_tasks: BTreeMap<TaskId, u64> = self.state.tasks.iter().map(|(&id, t)| (id, t.version)).collect();
         let before_workers = self.state.workers.clone();
+        let before_schedules = self.state.schedules.clone();
         let resp = self.state.apply(self.index, cmd);
         roundtrip(&resp);
         if let Err(e) = self.state.check_invariants() {
@@ -621,6 +724,14 @@ impl Runner {
             if before_workers.get(id) != Some(w) {
                 writeln!(self.out, "  {}", self.dump_worker(w)).unwrap();
             }
+        }
+        for (id, sch) in &self.state.schedules {
+            if before_schedules.get(id) != Some(sch) {
+                writeln!(self.out, "  {}", dump_schedule(sch, self.state.schedule_runs.get(id))).unwrap();
+            }
+        }
+        for id in before_schedules.keys().filter(|id| !self.state.schedules.contains_key(id)) {
+            writeln!(self.out, "  schedule {id} deleted").unwrap();
         }
     }
 
@@ -660,6 +771,15 @@ impl Runner {
             QueryResponse::Workers { workers } => {
                 for w in workers {
                     writeln!(self.out, "{}", self.dump_worker(w)).unwrap();
+                }
+            }
+            QueryResponse::Schedule(s) => match s {
+                Some(s) => writeln!(self.out, "{}", dump_schedule(s, self.state.schedule_runs.get(&s.id))).unwrap(),
+                None => writeln!(self.out, "none").unwrap(),
+            },
+            QueryResponse::Schedules { schedules } => {
+                for s in schedules {
+                    writeln!(self.out, "{}", dump_schedule(s, self.state.schedule_runs.get(&s.id))).unwrap();
                 }
             }
         }
@@ -725,6 +845,9 @@ fn dump_task(t: &Task) -> String {
     if t.spec.executor != Executor::Exec {
         write!(s, " executor={}", t.spec.executor.as_str()).unwrap();
     }
+    if let TaskOrigin::Schedule { schedule, nominal_ms, manual } = t.spec.origin {
+        write!(s, " run={schedule}@{nominal_ms}{}", if manual { "(manual)" } else { "" }).unwrap();
+    }
     if !t.attempts.is_empty() {
         let parts: Vec<String> = t
             .attempts
@@ -775,6 +898,9 @@ fn describe_command(cmd: &Command) -> String {
         }
         Command::WorkerLostIncarnation { worker_id, registered_ms, .. } => {
             format!("lost {worker_id} registered={registered_ms}")
+        }
+        Command::FireSchedule { now_ms, id, version, nominal, advance_to, missed } => {
+            format!("fire {id} version={version} at={nominal:?} advance={advance_to} missed={missed} now={now_ms}")
         }
         other => format!("{other:?}"),
     }
@@ -830,5 +956,95 @@ fn describe(resp: &Response) -> String {
             }
             s
         }
+        Response::Schedule { schedule, created, started } => {
+            let what = if *created { "created" } else { "ok" };
+            format!("ok schedule {} {what} started={started:?}", schedule.id)
+        }
+        Response::ScheduleDeleted { schedule, cancelled } => {
+            format!("ok deleted schedule {} cancelled={cancelled:?}", schedule.id)
+        }
     }
+}
+
+/// One deterministic line per schedule, with its runs.
+fn dump_schedule(s: &Schedule, runs: Option<&super::schedule::Runs>) -> String {
+    let c = &s.counters;
+    let list = |m: &BTreeMap<u64, TaskId>| m.iter().map(|(n, t)| format!("{n}:{t}")).collect::<Vec<_>>();
+    let mut out = format!(
+        "schedule {} v{} mark={} fired={} missed={} skipped={} dropped={} triggered={} backfilled={} replaced={} \
+         live={:?}",
+        s.id,
+        s.version,
+        s.last_nominal_ms.map_or_else(|| "none".to_string(), |m| m.to_string()),
+        c.fired,
+        c.missed,
+        c.skipped,
+        c.dropped,
+        c.triggered,
+        c.backfilled,
+        c.replaced,
+        s.live,
+    );
+    if let Some(r) = runs {
+        write!(out, " runs={:?}", list(&r.calendar)).unwrap();
+        if !r.manual.is_empty() {
+            write!(out, " manual={:?}", list(&r.manual)).unwrap();
+        }
+    }
+    if let Some(b) = s.buffered {
+        write!(out, " buffered={b}").unwrap();
+    }
+    if let Some(p) = &s.paused {
+        write!(out, " paused({})", p.note.as_deref().unwrap_or("")).unwrap();
+    }
+    if let Some(r) = s.resumed_ms {
+        write!(out, " resumed={r}").unwrap();
+    }
+    out
+}
+
+/// `3000,4000` → nominal times.
+fn times(list: Option<&str>) -> Result<Vec<u64>, String> {
+    list.unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().map_err(|_| format!("bad time {t}")))
+        .collect()
+}
+
+fn schedule_spec(a: &Args) -> Result<ScheduleSpec, String> {
+    use super::calendar::{CatchUp, Trigger};
+    let trigger = match (a.get("cron"), a.num::<u64>("every")?, a.num::<u64>("at")?) {
+        (Some(expr), None, None) => Trigger::Cron { expr: expr.to_string() },
+        (None, Some(every_ms), None) => Trigger::Every { every_ms },
+        (None, None, Some(at_ms)) => Trigger::At { at_ms },
+        _ => return Err("give one of cron=, every=, at=".into()),
+    };
+    let mut task = spec_from(a)?;
+    task.idempotency_key = None;
+    task.name = a.get("task_name").unwrap_or("").to_string();
+    Ok(ScheduleSpec {
+        name: a.get("name").unwrap_or("").to_string(),
+        trigger,
+        time_zone: a.get("tz").unwrap_or("UTC").to_string(),
+        start_ms: a.num("start")?,
+        end_ms: a.num("end")?,
+        catch_up: match a.get("catch_up") {
+            None | Some("skip") => CatchUp::Skip,
+            Some("fire_once") => CatchUp::FireOnce,
+            Some("all") => CatchUp::All,
+            Some(other) => return Err(format!("unknown catch_up {other}")),
+        },
+        catch_up_window_ms: a.num("window")?.unwrap_or(3_600_000),
+        overlap: match a.get("overlap") {
+            None | Some("forbid") => Overlap::Forbid,
+            Some("allow") => Overlap::Allow,
+            Some("replace") => Overlap::Replace,
+            Some("buffer_one") => Overlap::BufferOne,
+            Some(other) => return Err(format!("unknown overlap {other}")),
+        },
+        jitter_ms: a.num("jitter")?.unwrap_or(0),
+        idempotency_key: a.get("key").map(String::from),
+        task,
+    })
 }

@@ -18,6 +18,7 @@ use super::command::{
 };
 use super::dedup::{REQUEST_DEDUP_CAPACITY, Recorded, RequestWindow};
 use super::ready::ReadyIndex;
+use super::schedule::{Runs, Schedule, ScheduleId};
 use super::task::{Task, TaskId, TaskSpec, TaskState};
 use super::worker::{WorkerInfo, WorkerState};
 
@@ -101,6 +102,14 @@ pub struct State {
     pub(crate) dependents: BTreeMap<TaskId, Vec<TaskId>>,
     /// Raft node ids removed from the cluster; they may never join again.
     pub removed_members: BTreeSet<u64>,
+    /// Schedules by id (format 3).
+    pub(crate) schedules: BTreeMap<ScheduleId, Schedule>,
+    /// The id the next schedule gets.
+    pub(crate) next_schedule_id: ScheduleId,
+    /// Schedule idempotency key → schedule, while the schedule exists.
+    pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
+    /// Each schedule's runs by identity (schedule, nominal time).
+    pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
     /// Dispatchable tasks by priority and ready time, for the planner. Derived from `tasks`:
     /// never serialized, rebuilt on decode, kept in step by apply.
     #[serde(skip)]
@@ -139,6 +148,10 @@ pub(crate) struct Parts {
     pub(crate) live: BTreeMap<String, BTreeSet<TaskId>>,
     pub(crate) dependents: BTreeMap<TaskId, Vec<TaskId>>,
     pub(crate) removed_members: BTreeSet<u64>,
+    pub(crate) schedules: BTreeMap<ScheduleId, Schedule>,
+    pub(crate) next_schedule_id: ScheduleId,
+    pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
+    pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
 }
 
 impl State {
@@ -155,6 +168,10 @@ impl State {
             live: BTreeMap::new(),
             dependents: BTreeMap::new(),
             removed_members: BTreeSet::new(),
+            schedules: BTreeMap::new(),
+            next_schedule_id: 1,
+            schedule_keys: BTreeMap::new(),
+            schedule_runs: BTreeMap::new(),
             ready: ReadyIndex::default(),
         }
     }
@@ -173,6 +190,10 @@ impl State {
             live: p.live,
             dependents: p.dependents,
             removed_members: p.removed_members,
+            schedules: p.schedules,
+            next_schedule_id: p.next_schedule_id,
+            schedule_keys: p.schedule_keys,
+            schedule_runs: p.schedule_runs,
             ready,
         }
     }
@@ -239,6 +260,20 @@ impl State {
                 _ => self.worker_gone(now_ms, &worker_id, WorkerState::Lost),
             },
             Command::Reports { now_ms, worker_id, reports } => self.reports(now_ms, &worker_id, reports),
+            Command::CreateSchedule { request_id, now_ms, spec, paused } => {
+                self.create_schedule(request_id, now_ms, *spec, paused)
+            }
+            Command::UpdateSchedule { now_ms, id, spec } => self.update_schedule(now_ms, id, *spec),
+            Command::PauseSchedule { now_ms, id, note } => self.pause_schedule(now_ms, id, note),
+            Command::ResumeSchedule { now_ms, id } => self.resume_schedule(now_ms, id),
+            Command::TriggerSchedule { request_id, now_ms, id } => self.trigger_schedule(request_id, now_ms, id),
+            Command::BackfillSchedule { now_ms, id, version, nominal } => {
+                self.backfill_schedule(now_ms, id, version, nominal)
+            }
+            Command::DeleteSchedule { now_ms, id, cancel_runs } => self.delete_schedule(now_ms, id, cancel_runs),
+            Command::FireSchedule { now_ms, id, version, nominal, advance_to, missed } => {
+                self.fire_schedule(now_ms, id, version, nominal, advance_to, missed)
+            }
         }
     }
 
@@ -249,6 +284,20 @@ impl State {
             Query::ListTasks { state, after, limit } => self.list(state, after, limit),
             Query::Stats => QueryResponse::Stats(self.stats()),
             Query::ListWorkers => QueryResponse::Workers { workers: self.workers.values().cloned().collect() },
+            Query::GetSchedule { id } => QueryResponse::Schedule(self.schedules.get(&id).cloned().map(Box::new)),
+            Query::ListSchedules => QueryResponse::Schedules { schedules: self.schedules.values().cloned().collect() },
+            Query::ScheduleRuns { id, after, limit } => match self.schedule_runs.get(&id) {
+                None => QueryResponse::Schedule(None),
+                Some(s) => {
+                    let limit = match limit {
+                        0 => DEFAULT_LIST_LIMIT,
+                        n => n.min(MAX_LIST_LIMIT),
+                    } as usize;
+                    let (ids, next_cursor) = super::schedule::runs_page(s, after, limit);
+                    let tasks = ids.iter().filter_map(|id| self.tasks.get(id).map(|t| Task::clone(t))).collect();
+                    QueryResponse::Tasks { tasks, next_cursor }
+                }
+            },
         }
     }
 
@@ -418,7 +467,7 @@ impl State {
         Ok(())
     }
 
-    fn create(&mut self, spec: TaskSpec, now_ms: u64) -> TaskId {
+    pub(crate) fn create(&mut self, spec: TaskSpec, now_ms: u64) -> TaskId {
         let id = self.next_task_id;
         self.next_task_id += 1;
         let mut blocked = false;
@@ -466,10 +515,20 @@ impl State {
                 Some(task) => Response::Cancelled { task: Task::clone(task) },
                 None => Response::Rejected(not_found(*id)),
             },
+            Recorded::Schedule(_) | Recorded::Triggered(..) => Response::Rejected(Rejection::new(
+                RejectCode::IdempotencyMismatch,
+                "request_id was used before for a schedule request",
+            )),
         }
     }
 
-    fn cancel(&mut self, request_id: Option<String>, now_ms: u64, task_id: TaskId, reason: Option<String>) -> Response {
+    pub(crate) fn cancel(
+        &mut self,
+        request_id: Option<String>,
+        now_ms: u64,
+        task_id: TaskId,
+        reason: Option<String>,
+    ) -> Response {
         if let Some(recorded) = request_id.as_deref().and_then(|rid| self.requests.get(rid)) {
             // Refusing instead of replaying changes nothing either way, so old entries replay
             // to the same state.
@@ -639,6 +698,36 @@ impl State {
         self.ready.check(self.tasks.values().map(|t| &**t))?;
         if self.next_task_id <= self.tasks.keys().next_back().copied().unwrap_or(0) {
             return Err(format!("next_task_id {} is not above every id", self.next_task_id));
+        }
+        for (&id, sch) in &self.schedules {
+            if sch.id != id || id >= self.next_schedule_id {
+                return Err(format!("schedule {id} is filed wrong (next id {})", self.next_schedule_id));
+            }
+            let Some(runs) = self.schedule_runs.get(&id) else {
+                return Err(format!("schedule {id} has no runs index"));
+            };
+            let all: Vec<TaskId> = runs.calendar.values().chain(runs.manual.values()).copied().collect();
+            if all.len() as u64 != sch.runs {
+                return Err(format!("schedule {id} counts {} runs, {} indexed", sch.runs, all.len()));
+            }
+            for task_id in &all {
+                let origin = self.tasks.get(task_id).and_then(|t| t.spec.origin.schedule_run());
+                if origin.map(|(s, _)| s) != Some(id) {
+                    return Err(format!("run {task_id} of schedule {id} has origin {origin:?}"));
+                }
+            }
+            for task_id in &sch.live {
+                if self.tasks.get(task_id).is_none_or(|t| t.is_terminal()) {
+                    return Err(format!("schedule {id} counts task {task_id} live, but it is not"));
+                }
+            }
+            let live_runs = all.iter().filter(|t| self.tasks.get(t).is_some_and(|t| !t.is_terminal())).count();
+            if live_runs != sch.live.len() {
+                return Err(format!("schedule {id}: {live_runs} live runs, {} counted", sch.live.len()));
+            }
+        }
+        if self.schedule_runs.keys().any(|id| !self.schedules.contains_key(id)) {
+            return Err("a runs index outlived its schedule".into());
         }
         self.requests.check()
     }

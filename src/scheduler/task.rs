@@ -310,19 +310,141 @@ pub struct Shard {
 }
 
 /// Who created a task.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// In JSON: `"api"`, or `{"schedule": 7, "nominal_ms": 1767225600000, "manual": false}` for a
+/// run of schedule 7. Binary formats (postcard) keep the plain enum: variants are appended,
+/// never reordered, so every older entry still decodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum TaskOrigin {
     /// A client, through the API.
     #[default]
     Api,
-    /// A schedule firing.
-    Schedule {
-        /// The schedule that fired.
+    /// Formats 1 and 2 let a client *claim* a schedule origin with a free-text id; the cluster
+    /// never wrote it. Kept so that those entries decode; the API no longer accepts it.
+    Claimed {
+        /// The id the client gave.
         schedule_id: String,
-        /// The nominal fire time (not when it actually fired), in ms since the epoch.
+        /// The nominal time the client gave, in ms since the epoch.
         nominal_time_ms: u64,
     },
+    /// A run of a schedule, created by the cluster when the schedule fired (or was triggered
+    /// or backfilled).
+    Schedule {
+        /// The schedule.
+        schedule: u64,
+        /// The nominal fire time (not when it actually fired), in ms since the epoch; for a
+        /// manual trigger, the time of the trigger.
+        nominal_ms: u64,
+        /// Started by `trigger` (outside the calendar) rather than by the calendar or a backfill.
+        manual: bool,
+    },
+}
+
+/// The binary shape of [`TaskOrigin`] (what postcard reads and writes).
+#[derive(Serialize, Deserialize)]
+enum OriginBinary {
+    Api,
+    Claimed { schedule_id: String, nominal_time_ms: u64 },
+    Schedule { schedule: u64, nominal_ms: u64, manual: bool },
+}
+
+/// The JSON shapes of [`TaskOrigin`].
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum OriginJson {
+    Tag(OriginTag),
+    Schedule {
+        schedule: u64,
+        nominal_ms: u64,
+        #[serde(default)]
+        manual: bool,
+    },
+    Claimed {
+        schedule_id: String,
+        nominal_time_ms: u64,
+    },
+    /// Format 1's JSON: `{"schedule": {"schedule_id", "nominal_time_ms"}}`.
+    Wrapped {
+        schedule: ClaimedJson,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OriginTag {
+    Api,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClaimedJson {
+    schedule_id: String,
+    nominal_time_ms: u64,
+}
+
+impl Serialize for TaskOrigin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let o = self.clone();
+        if s.is_human_readable() {
+            match o {
+                TaskOrigin::Api => OriginJson::Tag(OriginTag::Api),
+                TaskOrigin::Claimed { schedule_id, nominal_time_ms } => {
+                    OriginJson::Claimed { schedule_id, nominal_time_ms }
+                }
+                TaskOrigin::Schedule { schedule, nominal_ms, manual } => {
+                    OriginJson::Schedule { schedule, nominal_ms, manual }
+                }
+            }
+            .serialize(s)
+        } else {
+            match o {
+                TaskOrigin::Api => OriginBinary::Api,
+                TaskOrigin::Claimed { schedule_id, nominal_time_ms } => {
+                    OriginBinary::Claimed { schedule_id, nominal_time_ms }
+                }
+                TaskOrigin::Schedule { schedule, nominal_ms, manual } => {
+                    OriginBinary::Schedule { schedule, nominal_ms, manual }
+                }
+            }
+            .serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskOrigin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            Ok(match OriginJson::deserialize(d)? {
+                OriginJson::Tag(OriginTag::Api) => TaskOrigin::Api,
+                OriginJson::Schedule { schedule, nominal_ms, manual } => {
+                    TaskOrigin::Schedule { schedule, nominal_ms, manual }
+                }
+                OriginJson::Claimed { schedule_id, nominal_time_ms }
+                | OriginJson::Wrapped { schedule: ClaimedJson { schedule_id, nominal_time_ms } } => {
+                    TaskOrigin::Claimed { schedule_id, nominal_time_ms }
+                }
+            })
+        } else {
+            Ok(match OriginBinary::deserialize(d)? {
+                OriginBinary::Api => TaskOrigin::Api,
+                OriginBinary::Claimed { schedule_id, nominal_time_ms } => {
+                    TaskOrigin::Claimed { schedule_id, nominal_time_ms }
+                }
+                OriginBinary::Schedule { schedule, nominal_ms, manual } => {
+                    TaskOrigin::Schedule { schedule, nominal_ms, manual }
+                }
+            })
+        }
+    }
+}
+
+impl TaskOrigin {
+    /// The schedule and nominal time of a schedule run.
+    pub fn schedule_run(&self) -> Option<(u64, u64)> {
+        match *self {
+            TaskOrigin::Schedule { schedule, nominal_ms, .. } => Some((schedule, nominal_ms)),
+            _ => None,
+        }
+    }
 }
 
 /// Why a spec was refused: the offending field (JSON path) and a sentence a user can act on.
@@ -459,7 +581,7 @@ impl TaskSpec {
             }
         }
         self.validate_dependencies()?;
-        if let TaskOrigin::Schedule { schedule_id, .. } = &self.origin {
+        if let TaskOrigin::Claimed { schedule_id, .. } = &self.origin {
             check_key("origin.schedule.schedule_id", schedule_id)?;
         }
         Ok(())

@@ -333,7 +333,7 @@ fn validate_names_the_offending_field() {
         ("depends_on[0]", |s| s.depends_on = vec![0]),
         ("depends_on[1]", |s| s.depends_on = vec![3, 3]),
         ("origin.schedule.schedule_id", |s| {
-            s.origin = TaskOrigin::Schedule { schedule_id: String::new(), nominal_time_ms: 0 }
+            s.origin = TaskOrigin::Claimed { schedule_id: String::new(), nominal_time_ms: 0 }
         }),
     ];
     for (field, breaker) in cases {

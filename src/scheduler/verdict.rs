@@ -105,6 +105,8 @@ pub fn heartbeat(
             Some(StopOrder { attempt: r, reason })
         })
         .collect();
+    // A set: a worker may run thousands of attempts, and each live one is looked up.
+    let running: std::collections::HashSet<AttemptId> = running.iter().copied().collect();
     let orphans = state
         .live_tasks_on(worker_id)
         .filter_map(|task_id| {

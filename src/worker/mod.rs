@@ -5,8 +5,9 @@
 //!    cluster's `worker_ttl_ms` and `worker_heartbeat_ms`). It then heartbeats the leader at
 //!    that interval with the attempts it runs ([`lease`]). The leader renews its lease in
 //!    memory and answers which attempts must stop (cancelled, or fenced off by a newer attempt).
-//! 2. The attempt path ([`attempt`]) long-polls its inbox: committed assignments it has not reported started. It starts
-//!    each at once (up to its slots; `exec` attempts in a fresh per-attempt directory) and
+//! 2. The attempt path ([`attempt`]) long-polls its inbox: committed assignments it has not
+//!    reported started. It starts each at once (the leader already counted its slots; `exec`
+//!    attempts run in a fresh per-attempt directory) and
 //!    reports `started` meanwhile, in the same report batches as completions, so a short task
 //!    costs one round trip, not two. A refused or cancelled start stops the attempt.
 //! 3. The [`executor`] runs the attempt (`exec` in its own process group, `http`, `noop`,

@@ -74,29 +74,13 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
         let worker_id = worker_id.clone();
         tokio::spawn(async move {
             let (reports, replies): (Vec<Report>, Vec<Reply>) = batch.into_iter().unzip();
-            match client.reports(&worker_id, &Reports { reports }).await {
-                Ok(ReportResults { results }) if results.len() == replies.len() => {
+            match send_split(&client, &worker_id, reports).await {
+                Ok(results) => {
                     for (reply, result) in replies.into_iter().zip(results) {
                         let _ = reply.send(Ok(result));
                     }
                 }
-                Ok(other) => {
-                    let e =
-                        format!("the cluster answered {} results for {} reports", other.results.len(), replies.len());
-                    for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                }
-                // A definite refusal of the whole batch (this worker is not registered any more,
-                // or was removed) is every report's verdict: retrying cannot change it.
-                Err(ClientError::Api { status: 400..=499, code, message }) => {
-                    for reply in replies {
-                        let refused = ReportResult { status: None, code: Some(code), message: Some(message.clone()) };
-                        let _ = reply.send(Ok(refused));
-                    }
-                }
                 Err(e) => {
-                    let e = e.to_string();
                     for reply in replies {
                         let _ = reply.send(Err(e.clone()));
                     }
@@ -105,4 +89,32 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
             drop(slot);
         });
     }
+}
+
+/// Sends `reports`, one verdict per report in order. A batch over the server's body limit (413:
+/// chatty completions carry up to 128 KiB of output each) is split in halves until it fits; a
+/// single report that cannot fit is refused for good. Any other failure is transient (`Err`):
+/// the callers retry, and apply answers a retried report `duplicate`, never a second effect.
+async fn send_split(client: &Client, worker_id: &str, reports: Vec<Report>) -> Result<Vec<ReportResult>, String> {
+    let mut pending = vec![reports];
+    let mut done: Vec<Vec<ReportResult>> = Vec::new();
+    // Depth-first, left to right, so the verdicts come back in the reports' order.
+    while let Some(batch) = pending.pop() {
+        let n = batch.len();
+        match client.reports(worker_id, &Reports { reports: batch.clone() }).await {
+            Ok(ReportResults { results }) if results.len() == n => done.push(results),
+            Ok(other) => return Err(format!("the cluster answered {} results for {n} reports", other.results.len())),
+            Err(ClientError::Api { status: 413, code, message }) if n == 1 => {
+                done.push(vec![ReportResult { status: None, code: Some(code), message: Some(message) }]);
+            }
+            Err(ClientError::Api { status: 413, .. }) => {
+                let mut left = batch;
+                let right = left.split_off(n / 2);
+                pending.push(right);
+                pending.push(left);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(done.into_iter().flatten().collect())
 }

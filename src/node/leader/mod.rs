@@ -11,10 +11,13 @@
 //!    one `Assign` batch per round; a worker sees an assignment only once it is committed.
 //! 4. Attempts past their timeout are ended `timed_out` by committing a `Complete` with the
 //!    attempt's own fencing token; the worker's late report is then refused as stale.
+//! 5. The calendar loop ([`fires`]) fires schedules that are due, as `FireSchedule`
+//!    commands that apply de-duplicates by each schedule's high-water mark.
 //!
 //! Losing leadership cancels all of it; the next leader rebuilds from the replicated state.
 
 mod dispatch;
+pub mod fires;
 mod leases;
 mod watchdog;
 
@@ -70,6 +73,9 @@ pub struct LeaderState {
     pub options: LeaderOptions,
     /// Tasks that just completed here, for the dispatcher's runtime estimates (bounded).
     pub completed: std::sync::Mutex<Vec<crate::scheduler::Task>>,
+    /// Pokes the calendar loop: a committed command touched the schedules in `changed`.
+    pub schedules_changed: Notify,
+    changed: std::sync::Mutex<Vec<crate::scheduler::ScheduleId>>,
     running: std::sync::Mutex<Option<CancellationToken>>,
     /// True once this leader has applied everything committed before its term (and granted
     /// leases); worker-facing judgements wait for it.
@@ -87,9 +93,16 @@ impl LeaderState {
             wake: Notify::new(),
             options,
             completed: Default::default(),
+            schedules_changed: Notify::new(),
+            changed: Default::default(),
             running: Default::default(),
             ready: Default::default(),
         }
+    }
+
+    /// The schedules touched by commands committed since the last call.
+    pub fn take_changed_schedules(&self) -> Vec<crate::scheduler::ScheduleId> {
+        std::mem::take(&mut *self.changed.lock().expect("changed lock"))
     }
 
     /// See the `ready` field.
@@ -104,6 +117,7 @@ impl LeaderState {
     pub(crate) fn after_write(&self, resp: &crate::scheduler::Response) {
         use crate::scheduler::Response as R;
         let mut ended = Vec::new();
+        let mut touched = Vec::new();
         let mut stack = vec![resp];
         let mut wake = false;
         while let Some(r) = stack.pop() {
@@ -114,6 +128,14 @@ impl LeaderState {
                     ended.push(task.clone());
                 }
                 R::Many { responses } => stack.extend(responses),
+                R::Schedule { schedule, started, .. } => {
+                    touched.push(schedule.id);
+                    wake |= !started.is_empty();
+                }
+                R::ScheduleDeleted { schedule, .. } => {
+                    touched.push(schedule.id);
+                    wake = true;
+                }
                 R::Reports { results } => stack.extend(results),
                 _ => wake = true,
             }
@@ -125,6 +147,10 @@ impl LeaderState {
         }
         if wake {
             self.wake.notify_one();
+        }
+        if !touched.is_empty() {
+            self.changed.lock().expect("changed lock").extend(touched);
+            self.schedules_changed.notify_one();
         }
     }
 }
@@ -188,5 +214,6 @@ async fn run(node: Arc<Node>, token: CancellationToken) {
         dispatch::run(node.clone(), token.clone()),
         watchdog::expire_leases(node.clone(), token.clone()),
         watchdog::enforce_timeouts(node.clone(), token.clone()),
+        fires::run(node.clone(), token.clone()),
     );
 }

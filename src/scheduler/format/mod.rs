@@ -28,10 +28,14 @@
 //! - **1** (`v1.rs`): the first release. Log payloads carry no version of their own (the log
 //!   store's entry format 1 marks them); the executor is chosen by a `taskraft:` argv prefix;
 //!   preferences wrap the placement strategy; workers register an `api_addr` string.
-//! - **2** (current): `executor` and `prefer` are fields of `TaskSpec`; workers register `host`,
+//! - **2** (`v2.rs`): `executor` and `prefer` are fields of `TaskSpec`; workers register `host`,
 //!   `pid` and an optional `api_addr`; submits carry [`super::Reuse`]; `Command::Reports`.
+//! - **3** (current): schedules. The state gains `schedules`, `next_schedule_id` and
+//!   `schedule_keys`; `Command` gains the schedule commands and `TaskOrigin` its `Schedule`
+//!   variant, both appended, so format-2 log payloads decode as format 3 unchanged.
 
 pub mod v1;
+pub mod v2;
 
 use std::fmt;
 
@@ -46,9 +50,9 @@ use super::command::Command;
 use super::state::State;
 
 /// Format of the log payloads this build writes; it reads this one and every earlier one.
-pub const COMMAND_FORMAT: u8 = 2;
+pub const COMMAND_FORMAT: u8 = 3;
 /// Format of the snapshots this build writes; it reads this one and every earlier one.
-pub const STATE_FORMAT: u8 = 2;
+pub const STATE_FORMAT: u8 = 3;
 
 /// Why persisted bytes could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,7 +114,8 @@ impl<'de> Deserialize<'de> for LogCommand {
                 use serde::de::Error;
                 let version: u8 = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(0, &self))?;
                 let command = match version {
-                    COMMAND_FORMAT => seq.next_element::<Command>()?,
+                    // Format 3 only appended variants: format-2 bytes are format-3 bytes.
+                    2 | COMMAND_FORMAT => seq.next_element::<Command>()?,
                     // Format 1 payloads have no version byte: the log store recognises them by
                     // their entry format and decodes them with `v1::Command` (see `node`).
                     found => {
@@ -142,17 +147,10 @@ pub fn decode_state(data: &[u8]) -> Result<State, FormatError> {
     let corrupt = |e: postcard::Error| FormatError::Corrupt { what: WHAT, version, message: e.to_string() };
     match version {
         1 => postcard::from_bytes::<v1::State>(body).map(State::from).map_err(corrupt),
+        2 => postcard::from_bytes::<v2::State>(body).map(State::from).map_err(corrupt),
         STATE_FORMAT => postcard::from_bytes::<State>(body).map_err(corrupt),
         found => Err(FormatError::UnknownVersion { what: WHAT, found, newest: STATE_FORMAT }),
     }
-}
-
-/// Reads a format-1 log payload (no version byte of its own) as today's [`Command`]; `Ok`
-/// carries the bytes after it.
-pub fn decode_v1_command(body: &[u8]) -> Result<(Command, &[u8]), FormatError> {
-    postcard::take_from_bytes::<v1::Command>(body)
-        .map(|(c, rest)| (Command::from(c), rest))
-        .map_err(|e| FormatError::Corrupt { what: "log command", version: 1, message: e.to_string() })
 }
 
 #[cfg(test)]
@@ -180,7 +178,7 @@ mod tests {
         assert_eq!(decode_state(&bytes).unwrap(), state);
         let mut newer = bytes.clone();
         newer[0] = STATE_FORMAT + 1;
-        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 3, .. })));
+        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 4, .. })));
         assert!(matches!(decode_state(&[]), Err(FormatError::Corrupt { .. })));
     }
 }

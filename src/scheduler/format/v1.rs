@@ -366,6 +366,10 @@ impl From<State> for now::State {
             live: s.live,
             dependents: s.dependents,
             removed_members: s.removed_members,
+            schedules: Default::default(),
+            next_schedule_id: 1,
+            schedule_keys: Default::default(),
+            schedule_runs: Default::default(),
         })
     }
 }

@@ -21,7 +21,8 @@ use super::group::{KillOnDrop, Pgid, signal_name};
 use super::tail::{SharedTail, TailBuffer, capture, lock};
 use super::{
     CHECKPOINT_IN_FILE, CHECKPOINT_OUT_FILE, ENV_ATTEMPT, ENV_CHECKPOINT_IN, ENV_CHECKPOINT_OUT, ENV_FENCING_TOKEN,
-    ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID, ExecRequest, ExecResult, OUTPUT_DRAIN, Stop, deadline, stop_signal,
+    ENV_NOMINAL_MS, ENV_SCHEDULE_ID, ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID, ExecRequest, ExecResult,
+    OUTPUT_DRAIN, Stop, deadline, stop_signal,
 };
 use crate::scheduler::{AttemptOutcome, Executor, RESERVED_ENV_PREFIX, working_dir_rule};
 
@@ -204,6 +205,9 @@ async fn prepare(req: &ExecRequest, attempt_dir: &Path, out_path: &Path) -> Resu
     }
     if let Some(shard) = req.spec.shard {
         command.env(ENV_SHARD_INDEX, shard.index.to_string()).env(ENV_SHARD_COUNT, shard.total.to_string());
+    }
+    if let Some((schedule, nominal_ms)) = req.spec.origin.schedule_run() {
+        command.env(ENV_SCHEDULE_ID, schedule.to_string()).env(ENV_NOMINAL_MS, nominal_ms.to_string());
     }
     Ok(command)
 }

@@ -101,6 +101,10 @@ pub const ENV_CHECKPOINT_OUT: &str = "TASKRAFT_CHECKPOINT_OUT";
 pub const ENV_SHARD_INDEX: &str = "TASKRAFT_SHARD_INDEX";
 /// Number of shards in the job, for sharded tasks only.
 pub const ENV_SHARD_COUNT: &str = "TASKRAFT_SHARD_COUNT";
+/// The schedule that fired the run, for schedule runs only.
+pub const ENV_SCHEDULE_ID: &str = "TASKRAFT_SCHEDULE_ID";
+/// The run's nominal time in ms since the epoch (when it was due, not when it started).
+pub const ENV_NOMINAL_MS: &str = "TASKRAFT_NOMINAL_MS";
 
 /// Per-attempt resource bounds of the executors. `Default` gives the documented defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
