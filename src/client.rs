@@ -18,7 +18,6 @@ use reqwest::Method;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use serde_json::json;
 use tokio::time::Instant;
 
 use crate::proto::ErrorBody;
@@ -29,10 +28,15 @@ use crate::proto::MAX_WAIT;
 use crate::proto::REQUEST_ID_HEADER;
 use crate::proto::cluster::AddMember;
 use crate::proto::cluster::ClusterStatus;
+use crate::proto::schedules::BackfillRequest;
 use crate::proto::schedules::Deleted;
+use crate::proto::schedules::InstantInput;
+use crate::proto::schedules::PauseRequest;
 use crate::proto::schedules::RunsStarted;
 use crate::proto::schedules::ScheduleList;
 use crate::proto::schedules::ScheduleView;
+use crate::proto::schedules::TriggerRequest;
+use crate::proto::tasks::CancelRequest;
 use crate::proto::tasks::TaskView;
 use crate::proto::workers::AttemptId;
 use crate::proto::workers::Heartbeat;
@@ -419,7 +423,8 @@ impl Client {
 
     /// Pauses a schedule.
     pub async fn pause_schedule(&self, id: u64, note: Option<&str>) -> Result<ScheduleView> {
-        self.call_as(Method::POST, &format!("/v1/schedules/{id}/pause"), Some(json!({"note": note}))).await
+        let body = PauseRequest { note: note.map(str::to_string) };
+        self.call_as(Method::POST, &format!("/v1/schedules/{id}/pause"), Some(to_json(&body)?)).await
     }
 
     /// Resumes a schedule.
@@ -429,14 +434,14 @@ impl Client {
 
     /// Starts one manual run now.
     pub async fn trigger_schedule(&self, id: u64) -> Result<RunsStarted> {
-        let body = json!({"request_id": self.next_request_id()});
-        self.call_as(Method::POST, &format!("/v1/schedules/{id}/trigger"), Some(body)).await
+        let body = TriggerRequest { request_id: Some(self.next_request_id()) };
+        self.call_as(Method::POST, &format!("/v1/schedules/{id}/trigger"), Some(to_json(&body)?)).await
     }
 
     /// Starts runs for every calendar time in `[from, to]` (RFC 3339 or epoch ms).
     pub async fn backfill_schedule(&self, id: u64, from: &str, to: &str) -> Result<RunsStarted> {
-        let body = json!({"from": from, "to": to});
-        self.call_as(Method::POST, &format!("/v1/schedules/{id}/backfill"), Some(body)).await
+        let body = BackfillRequest { from: InstantInput::Text(from.into()), to: InstantInput::Text(to.into()) };
+        self.call_as(Method::POST, &format!("/v1/schedules/{id}/backfill"), Some(to_json(&body)?)).await
     }
 
     /// Deletes a schedule; its live runs are cancelled only with `cancel_runs`.
@@ -446,8 +451,8 @@ impl Client {
 
     /// Cancels a task.
     pub async fn cancel(&self, id: u64, reason: Option<&str>) -> Result<Task> {
-        let body = json!({"reason": reason, "request_id": self.next_request_id()});
-        self.call_as(Method::POST, &format!("/v1/tasks/{id}/cancel"), Some(body)).await
+        let body = CancelRequest { reason: reason.map(str::to_string), request_id: Some(self.next_request_id()) };
+        self.call_as(Method::POST, &format!("/v1/tasks/{id}/cancel"), Some(to_json(&body)?)).await
     }
 
     /// Long-polls until the task is terminal or `timeout` passes; returns it as it is then.

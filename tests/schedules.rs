@@ -85,10 +85,20 @@ async fn every_second_fires_once_per_nominal_time_through_leader_kills_and_a_pau
     tokio::time::sleep(Duration::from_secs(4)).await;
     cluster.node(leader).resume();
     cluster.wait_voters(3).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // Judge up to a time every replica has certainly passed: a second ago.
-    let until = taskraft::util::now_ms() - 2000;
+    // Judge up to now: wait until both schedules' marks have passed it (the new leader catches
+    // up everything due meanwhile), then every nominal second up to it must have one run.
+    let until = taskraft::util::now_ms();
+    eventually("both marks past the end of the faults", Duration::from_secs(20), || async {
+        for s in [&a, &b] {
+            let v = client.get_schedule(s.id).await.ok()?;
+            if v.last_nominal_ms? < until {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
     for s in [&a, &b] {
         let created_ms = schedule_created_ms(&client, s.id).await;
         let runs = client.all_schedule_runs(s.id).await.unwrap();
@@ -143,7 +153,7 @@ async fn a_forbid_schedule_never_has_two_live_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_schedules_are_refused_naming_the_field_and_the_cli_shows_them() {
+async fn bad_schedules_are_refused_naming_the_field() {
     let cluster = TestCluster::start(3, &[]).await;
     let client = cluster.client();
     let cases = [
@@ -163,4 +173,80 @@ async fn bad_schedules_are_refused_naming_the_field_and_the_cli_shows_them() {
         assert!(text.contains(field), "{body}: the error must name {field}: {text}");
     }
     assert!(client.list_schedules().await.unwrap().schedules.is_empty(), "nothing was created");
+}
+
+/// A leader whose wall clock is already 8 s ahead when it is elected fires nothing early: it
+/// compares its clock with the voters' and fires by theirs (README "Clock safety").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_clock_runs_ahead_fires_nothing_early() {
+    let libfaketime = format!("/usr/lib/{}-linux-gnu/faketime/libfaketimeMT.so.1", std::env::consts::ARCH);
+    assert!(
+        std::path::Path::new(&libfaketime).exists(),
+        "this test needs libfaketime at {libfaketime} (Debian package faketime; .ci/run installs it)"
+    );
+    let mut cluster = TestCluster::start(3, &[]).await;
+    let client = cluster.client().with_timeout(Duration::from_secs(20));
+    // Restart the leader with its clock 8 s ahead, then kill the others' leaders until it leads
+    // again: its clock was already ahead when it was elected, so no clock step is seen.
+    let skewed = cluster.wait_leader().await;
+    {
+        let node = cluster.node_mut(skewed);
+        node.env = vec![
+            ("LD_PRELOAD".into(), libfaketime.clone()),
+            ("FAKETIME".into(), "+8s".into()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ];
+        node.kill9();
+        node.start();
+    }
+    cluster.wait_voters(3).await;
+    // Hand leadership to the skewed replica: kill whoever else leads (bounded).
+    for _ in 0..10 {
+        let leader = cluster.wait_leader().await;
+        if leader == skewed {
+            break;
+        }
+        cluster.node_mut(leader).kill9();
+        let new = eventually("a new leader", Duration::from_secs(10), || async {
+            let l = cluster.wait_leader().await;
+            (l != leader).then_some(l)
+        })
+        .await;
+        cluster.node_mut(leader).start();
+        cluster.wait_voters(3).await;
+        eprintln!("killed {leader}, {new} leads now");
+    }
+    assert_eq!(cluster.wait_leader().await, skewed, "the skewed replica never became leader in 10 elections");
+    eprintln!("leader {skewed} runs 8 s ahead");
+
+    // catch_up all, created "now" by the skewed leader's clock, i.e. 8 s in the future: a
+    // leader that believed its own clock would fire it at once, and every second after.
+    let body = json!({"name": "ahead", "every_ms": 1000, "catch_up": "all", "overlap": "allow",
+                      "task": {"executor": "noop"}});
+    let (s, _) = client.create_schedule(body).await.unwrap();
+    let mut early = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(14);
+    while std::time::Instant::now() < deadline {
+        let seen_at = taskraft::util::now_ms();
+        let runs = client.all_schedule_runs(s.id).await.unwrap();
+        let read_at = taskraft::util::now_ms();
+        // A run read back at real time `read_at` was fired at or before it: its nominal time
+        // must not be later (1 s of tolerance for the MAX_DEVIATION threshold).
+        for t in &runs {
+            if let Some((_, nominal)) = t.spec.origin.schedule_run()
+                && nominal > read_at + 1000
+            {
+                early.entry(nominal).or_insert(seen_at);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(early.is_empty(), "runs fired before their nominal time (nominal → real time first seen): {early:?}");
+    let view = client.get_schedule(s.id).await.unwrap();
+    assert!(view.counters.fired >= 3, "the schedule fired once the real time reached it: {view:?}");
+    let log = std::fs::read_to_string(&cluster.node(skewed).log).unwrap();
+    assert!(
+        log.contains("disagrees with the median of the voters' clocks"),
+        "the leader says it fires by the voters' clocks; its log:\n{log}"
+    );
 }

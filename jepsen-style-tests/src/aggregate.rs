@@ -3,7 +3,8 @@
 //! A single run sees a handful of faults; the distributions that matter (leader kill → first
 //! acknowledged write, worker loss → task running again) need the raw samples of many runs. So
 //! this module re-measures every stored run from its own files (the measurements are pure
-//! functions of `history.jsonl` and `sink.jsonl`) and pools the samples by nemesis. Used at the end
+//! functions of `history.jsonl` and `sink.jsonl`) and pools the samples by nemesis; the schedule
+//! figures come from each run's `schedules` checker details and `schedules.json`. Used at the end
 //! of `suite` and by `taskraft-jepsen summarize STORE`.
 
 use std::collections::BTreeMap;
@@ -39,11 +40,50 @@ pub struct FamilyAggregate {
     pub during_faults: BTreeMap<String, Counts>,
     /// Client outcomes outside every fault window, per operation.
     pub outside_faults: BTreeMap<String, Counts>,
+    /// The schedule workload, pooled.
+    pub schedules: ScheduleAggregate,
+}
+
+/// The schedule workload of every run of one nemesis combination (`schedules` checker details
+/// summed, lateness samples from each `schedules.json` pooled).
+#[derive(Debug, Default, Serialize)]
+pub struct ScheduleAggregate {
+    /// Runs whose schedules checker answered (runs without `schedules.json` are not counted).
+    pub runs: usize,
+    /// Calendar runs seen in the final reads.
+    pub calendar_runs: u64,
+    /// `fired` counters, summed.
+    pub fired: u64,
+    /// `skipped` counters, summed (`forbid`).
+    pub skipped: u64,
+    /// Nominal times with two calendar runs.
+    pub doubled: u64,
+    /// Grid times of `catch_up: all` schedules without a run nor a counter explaining it.
+    pub missing: u64,
+    /// Proven `forbid` overlaps.
+    pub overlaps: u64,
+    /// Every violation of any kind.
+    pub violations: u64,
+    /// Runs a poll saw before their nominal time (harness clock).
+    pub early_fires: u64,
+    /// The largest of those leads, ms.
+    pub max_early_ms: u64,
+    /// `forbid` overlaps by the leaders' stamps, over the tolerance (measured under clock faults).
+    pub stamp_overlaps: u64,
+    /// Largest mark lag at the pause (harness clock − mark), ms.
+    pub max_mark_lag_ms: i64,
+    /// Grid times due at the pause but never decided, summed.
+    pub unfired_at_pause: u64,
+    /// `created_ms - nominal_ms` of every calendar run, ms.
+    pub lateness_ms: Distribution,
+    /// First poll that saw a run − its nominal time (harness clock; an upper bound), ms.
+    pub observed_lateness_ms: Distribution,
 }
 
 /// Scans `store` (every sub-directory with a `results.json`) and pools by nemesis.
 pub fn aggregate(store: &Path) -> anyhow::Result<BTreeMap<String, FamilyAggregate>> {
     let mut raw: BTreeMap<String, (FamilyAggregate, Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut lateness: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     let mut dirs: Vec<_> = std::fs::read_dir(store)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     dirs.sort();
     for dir in dirs {
@@ -52,7 +92,19 @@ pub fn aggregate(store: &Path) -> anyhow::Result<BTreeMap<String, FamilyAggregat
         let nemesis: Vec<&str> =
             results["nemesis"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         let key = if nemesis.is_empty() { "none".to_string() } else { nemesis.join("+") };
-        let (agg, kills, recoveries) = raw.entry(key).or_default();
+        let (agg, kills, recoveries) = raw.entry(key.clone()).or_default();
+        let checkers = results["checkers"].as_array().map(Vec::as_slice).unwrap_or_default();
+        if let Some(d) = checkers.iter().find(|c| c["name"] == "schedules" && c["details"]["recorded"] == true) {
+            add_schedules(&mut agg.schedules, &d["details"]);
+            if let Ok(bytes) = std::fs::read(dir.join(crate::schedules::FILE))
+                && let Ok(record) = serde_json::from_slice::<crate::history::ScheduleRecord>(&bytes)
+            {
+                let (stamped, observed) = crate::checkers::schedules::lateness_samples(&record);
+                let pooled = lateness.entry(key.clone()).or_default();
+                pooled.0.extend(stamped);
+                pooled.1.extend(observed);
+            }
+        }
         match &results["valid"] {
             Value::Bool(true) => agg.valid += 1,
             Value::Bool(false) => agg.invalid += 1,
@@ -81,9 +133,31 @@ pub fn aggregate(store: &Path) -> anyhow::Result<BTreeMap<String, FamilyAggregat
         .map(|(k, (mut agg, kills, recoveries))| {
             agg.leader_kill_ms = Distribution::of(&kills);
             agg.worker_recovery_ms = Distribution::of(&recoveries);
+            if let Some((stamped, observed)) = lateness.get(&k) {
+                agg.schedules.lateness_ms = Distribution::of(stamped);
+                agg.schedules.observed_lateness_ms = Distribution::of(observed);
+            }
             (k, agg)
         })
         .collect())
+}
+
+/// Adds one run's `schedules` checker details to `agg`.
+fn add_schedules(agg: &mut ScheduleAggregate, d: &Value) {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    agg.runs += 1;
+    agg.calendar_runs += n(&d["calendar_runs"]);
+    agg.fired += n(&d["fired"]);
+    agg.skipped += n(&d["skipped"]);
+    agg.doubled += n(&d["doubled"]);
+    agg.missing += n(&d["missing"]);
+    agg.overlaps += n(&d["overlaps"]);
+    agg.violations += d["violations"].as_object().map_or(0, |m| m.values().map(n).sum());
+    agg.early_fires += n(&d["measured"]["early_fires"]);
+    agg.max_early_ms = agg.max_early_ms.max(n(&d["measured"]["max_early_ms"]));
+    agg.stamp_overlaps += n(&d["measured"]["stamp_overlaps"]);
+    agg.max_mark_lag_ms = agg.max_mark_lag_ms.max(d["measured"]["max_mark_lag_at_pause_ms"].as_i64().unwrap_or(0));
+    agg.unfired_at_pause += n(&d["measured"]["unfired_at_pause"]);
 }
 
 /// The human table of [`aggregate`].
@@ -112,6 +186,28 @@ pub fn summary(aggs: &BTreeMap<String, FamilyAggregate>) -> String {
         }
         if a.worker_recovery_ms.count > 0 {
             let _ = writeln!(s, "  worker loss -> running again ms: {}", dist(&a.worker_recovery_ms));
+        }
+        let sc = &a.schedules;
+        if sc.runs > 0 {
+            let _ = writeln!(
+                s,
+                "  schedules: {} calendar runs in {} runs (fired {}, skipped {}): {} doubled, {} missing, {} overlaps, {} violations; {} early fires (max {} ms); {} stamp overlaps; mark lag at pause max {} ms, {} fires owed",
+                sc.calendar_runs,
+                sc.runs,
+                sc.fired,
+                sc.skipped,
+                sc.doubled,
+                sc.missing,
+                sc.overlaps,
+                sc.violations,
+                sc.early_fires,
+                sc.max_early_ms,
+                sc.stamp_overlaps,
+                sc.max_mark_lag_ms,
+                sc.unfired_at_pause
+            );
+            let _ = writeln!(s, "  schedule fire lateness ms: {}", dist(&sc.lateness_ms));
+            let _ = writeln!(s, "  observed lateness ms:      {}", dist(&sc.observed_lateness_ms));
         }
         for (f, c) in &a.during_faults {
             let _ = writeln!(s, "  during faults  {f:<6} {}  (of {})", rate(c), c.ok + c.fail + c.info);

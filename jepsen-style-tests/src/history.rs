@@ -1,7 +1,8 @@
 //! What a run records: the shared vocabulary of the workload, the nemesis, the checkers and the
 //! report.
 //!
-//! A run writes four files, each one JSON value per line (`final.json` is one document):
+//! A run writes these files, each one JSON value per line (`final.json` and `schedules.json` are
+//! one document each):
 //! 1. `history.jsonl` — [`Op`]s: every client operation as an `invoke` followed by exactly one
 //!    completion (`ok`, `fail` = definitely did not happen, `info` = indeterminate, may or may not
 //!    have happened), and every nemesis action as an `info` pair (start, then stop).
@@ -11,6 +12,8 @@
 //! 3. `leaders.jsonl` — [`LeaderObs`]: each replica's own view of (term, leader), polled often.
 //! 4. `final.json` — [`FinalState`]: every task as read from the healed cluster after the quiet
 //!    period.
+//! 5. `schedules.json` — [`ScheduleRecord`]: the schedules the harness created, what polls saw of
+//!    them during the run, and every run of each as read after the heal.
 //!
 //! Times are nanoseconds since the run started, on the harness's monotonic clock, so they order
 //! events across every file. Task counters travel as decimal text in the checkpoint files; here
@@ -246,6 +249,22 @@ pub struct FinalTask {
     pub attempts: Vec<FinalAttempt>,
     /// The committed checkpoint's counter and the token it was committed under.
     pub checkpoint: Option<(u64, u64)>,
+    /// Set on a schedule's run (the cluster created it, no client submitted it); absent on a
+    /// client's task and in final states recorded before the schedule workload existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RunOrigin>,
+}
+
+/// `"origin"` of a schedule's run: `{"schedule", "nominal_ms", "manual"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOrigin {
+    /// The schedule.
+    pub schedule: u64,
+    /// The nominal fire time (ms since the epoch); for a manual trigger, the trigger's time.
+    pub nominal_ms: u64,
+    /// Started by `trigger` rather than by the calendar (or a backfill).
+    #[serde(default)]
+    pub manual: bool,
 }
 
 /// One attempt of a task in the final state.
@@ -259,6 +278,187 @@ pub struct FinalAttempt {
     pub token: u64,
     /// `succeeded`, `failed`, `lost`, `timed_out`, `cancelled`, or `None` while live.
     pub outcome: Option<String>,
+}
+
+/// `schedules.json`: the schedule workload of a run (see [`crate::schedules`]). Times named
+/// `wall_ms` are the harness's own wall clock (ms since the epoch; never faked), so they can be
+/// set against nominal times; every other `_ms` is a cluster stamp (the leader's wall clock).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    /// Fault families of the run: with `clock`, the leaders' stamps are not comparable and the
+    /// checker only measures what it would otherwise judge by them.
+    pub nemesis: Vec<String>,
+    /// Every schedule the harness asked for, in creation order.
+    pub schedules: Vec<ScheduleLog>,
+    /// True once every created schedule was paused after the heal (acknowledged): the final
+    /// reads then see calendars that no longer move.
+    pub paused: bool,
+    /// Harness wall clock when the pause was acknowledged for the last schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_wall_ms: Option<u64>,
+    /// What the polls during the run saw of each schedule (`GET /v1/schedules`, linearizable).
+    pub polls: Vec<SchedulePoll>,
+}
+
+/// One schedule of the workload, from its creation to the final read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleLog {
+    /// Name (also its idempotency key).
+    pub name: String,
+    /// The body of `POST /v1/schedules`.
+    pub request: serde_json::Value,
+    /// Create requests sent (retries reuse the idempotency key).
+    pub create_attempts: u32,
+    /// The id, once a create was acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// Its `created_ms` (the leader's clock; the interval grid's anchor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<u64>,
+    /// Harness wall clock when the acknowledged create was sent and answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_wall_ms: Option<(u64, u64)>,
+    /// Harness wall clock when the first pause request was sent and when one was acknowledged:
+    /// the calendar stopped in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_wall_ms: Option<(u64, u64)>,
+    /// The last create error, if no create was acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_error: Option<String>,
+    /// Each run as the polls first saw it.
+    pub first_seen: Vec<SeenRun>,
+    /// `GET /v1/schedules/{id}` at the end, before the runs were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_view: Option<ScheduleSeen>,
+    /// `GET /v1/tasks?schedule={id}` at the end, every page (`None` if any page failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_runs: Option<Vec<RunTask>>,
+    /// `GET /v1/schedules/{id}` again, after the runs were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_view_after: Option<ScheduleSeen>,
+}
+
+/// A schedule as one read saw it (the fields the checker needs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSeen {
+    /// Its id.
+    pub id: u64,
+    /// The interval (interval schedules only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
+    /// `start`, if one was given (the grid's anchor then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
+    /// `skip`, `fire_once` or `all`.
+    pub catch_up: String,
+    /// How far back catch-up reaches.
+    pub catch_up_window_ms: u64,
+    /// `forbid`, `allow`, `replace` or `buffer_one`.
+    pub overlap: String,
+    /// Creation time (leader clock).
+    pub created_ms: u64,
+    /// Paused?
+    pub paused: bool,
+    /// The high-water mark: every calendar time at or below it is decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_nominal_ms: Option<u64>,
+    /// fired / missed / skipped / dropped / triggered / backfilled / replaced.
+    pub counters: ScheduleCounts,
+    /// Runs not yet terminal.
+    pub live_runs: Vec<u64>,
+    /// Runs ever started.
+    pub runs: u64,
+}
+
+/// A schedule's counters (`counters` in its JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScheduleCounts {
+    /// Calendar fires that started a run.
+    pub fired: u64,
+    /// Due fires given up by the catch-up policy (or while paused).
+    pub missed: u64,
+    /// Fires not started because a run was live (`forbid`).
+    pub skipped: u64,
+    /// Fires dropped by a full `buffer_one`.
+    pub dropped: u64,
+    /// Runs started by `trigger`.
+    pub triggered: u64,
+    /// Runs started by `backfill`.
+    pub backfilled: u64,
+    /// Live runs cancelled by `replace`.
+    pub replaced: u64,
+}
+
+/// One run of a schedule as the final read saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTask {
+    /// Task id (allocated in log order: a larger id was created later).
+    pub task_id: u64,
+    /// Its origin.
+    pub origin: Option<RunOrigin>,
+    /// State name.
+    pub state: String,
+    /// Version.
+    pub version: u64,
+    /// When the fire that created it was committed (the proposing leader's clock).
+    pub created_ms: u64,
+    /// When it became terminal (leader clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// Its attempts, oldest first.
+    pub attempts: Vec<RunAttempt>,
+}
+
+/// One attempt of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAttempt {
+    /// Fencing token: the log index of the assignment.
+    pub token: u64,
+    /// When the assignment was committed (leader clock).
+    pub assigned_ms: u64,
+    /// When the worker reported the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
+    /// Outcome, `None` while live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+/// A run the first time a poll saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenRun {
+    /// Task id.
+    pub task_id: u64,
+    /// Its nominal time.
+    pub nominal_ms: u64,
+    /// A manual run?
+    pub manual: bool,
+    /// Its `created_ms` (leader clock).
+    pub created_ms: u64,
+    /// Harness wall clock when the read that first showed it was sent.
+    pub read_sent_wall_ms: u64,
+    /// Harness wall clock when that read was answered: the run was committed by then.
+    pub seen_wall_ms: u64,
+}
+
+/// One schedule in one poll of `GET /v1/schedules`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulePoll {
+    /// Harness wall clock when the answer arrived.
+    pub wall_ms: u64,
+    /// The replica asked.
+    pub node: u64,
+    /// The schedule.
+    pub schedule: u64,
+    /// Its live runs then.
+    pub live_runs: Vec<u64>,
+    /// Its mark then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_nominal_ms: Option<u64>,
 }
 
 #[cfg(test)]

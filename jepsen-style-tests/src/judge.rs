@@ -14,6 +14,7 @@ use crate::history::FinalState;
 use crate::history::LeaderObs;
 use crate::history::Op;
 use crate::history::ReplicaViews;
+use crate::history::ScheduleRecord;
 use crate::history::SinkEvent;
 use crate::report;
 use crate::report::JsonlWriter;
@@ -43,6 +44,8 @@ pub struct RunRecord<'a> {
     pub final_state: &'a FinalState,
     /// `replicas.json`.
     pub replicas: &'a ReplicaViews,
+    /// `schedules.json` (absent in runs recorded before the schedule workload).
+    pub schedules: Option<&'a ScheduleRecord>,
 }
 
 /// Runs the checkers, writes `results.json` and `plot.svg`, prints the summary and returns the
@@ -54,6 +57,7 @@ pub fn judge(run: &RunRecord) -> anyhow::Result<Validity> {
         leaders: run.leaders,
         final_state: run.final_state,
         replicas: run.replicas,
+        schedules: run.schedules,
     };
     let results = checkers::check_all(&inputs);
     let valid = checkers::overall(&results);

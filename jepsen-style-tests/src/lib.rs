@@ -7,6 +7,7 @@
 //! 3. [`workload`] clients submit, read and cancel tasks; every operation goes into the history
 //!    ([`history`]). The tasks themselves run [`sink::counter`], which reports its physical side
 //!    effects to the [`sink`].
+//!    [`schedules`] creates a few schedules first and polls their runs; the cluster fires them.
 //! 4. [`nemesis`] injects faults on a seeded schedule, then heals.
 //! 5. [`checkers`] judge the history, the sink events, the leader observations and the final
 //!    state; [`report`] measures failovers and error rates and draws the plot; [`judge`] writes
@@ -23,6 +24,7 @@ pub mod nemesis;
 pub mod ns;
 pub mod report;
 pub mod run;
+pub mod schedules;
 pub mod sink;
 pub mod suite;
 pub mod workload;

@@ -2,13 +2,15 @@
 //!
 //! 1. Form the cluster (`--nodes` replicas, the first bootstraps) and start `--workers` workers,
 //!    each on its own loopback address; wait until all are in.
-//! 2. Start the sink, the clients (`--rate` operations/s in all), the leader poller and the
-//!    nemesis with its seeded schedule.
+//! 2. Create the workload's schedules ([`schedules`]), then start the sink, the clients
+//!    (`--rate` operations/s in all), the leader poller, the schedule poller and the nemesis
+//!    with its seeded schedule.
 //! 3. At `--time-limit`, stop the clients and the nemesis, heal everything, wait until the
-//!    cluster has converged and no task is in flight (bounded: liveness failures are reported,
-//!    not waited out), and read every task.
-//! 4. Write the history, sink events, leader observations and final state; run the checkers;
-//!    write `results.json`, the plot and the summary. The verdict is the exit code.
+//!    cluster has converged, pause the schedules, wait until no task is in flight (bounded:
+//!    liveness failures are reported, not waited out), and read every task, then every
+//!    schedule and its runs.
+//! 4. Write the history, sink events, leader observations, final state and schedule records; run
+//!    the checkers; write `results.json`, the plot and the summary. The verdict is the exit code.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,10 +27,12 @@ use crate::cluster::Layout;
 use crate::cluster::api_addr;
 use crate::history::FinalState;
 use crate::history::ReplicaViews;
+use crate::history::ScheduleRecord;
 use crate::judge;
 use crate::nemesis;
 use crate::nemesis::Family;
 use crate::report;
+use crate::schedules;
 use crate::sink::Sink;
 use crate::workload;
 use crate::workload::Shared;
@@ -89,6 +93,17 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     wait_workers(&cluster.members(), u64::from(opts.workers), Duration::from_secs(30)).await?;
     println!("cluster up: {} replicas, {} workers ({:.1}s)", opts.nodes, opts.workers, epoch.elapsed().as_secs_f64());
 
+    // The schedule workload starts first: its schedules fire from creation on, through every fault.
+    let schedule_record =
+        schedules::create_all(&cluster.members(), names.iter().map(|s| s.to_string()).collect()).await;
+    let created: Vec<String> = schedule_record
+        .schedules
+        .iter()
+        .map(|s| format!("{} = {}", s.name, s.id.map_or("?".into(), |i| i.to_string())))
+        .collect();
+    println!("schedules: {}", created.join(", "));
+    let schedule_record = Arc::new(std::sync::Mutex::new(schedule_record));
+
     let sink = Sink::start(epoch).await?;
     let exe = std::env::current_exe()?.display().to_string();
     let task_command = vec![
@@ -119,6 +134,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         )));
     }
     let poller = tokio::spawn(workload::poll_leaders(shared.clone(), Duration::from_millis(200), stop_poll.clone()));
+    let stop_schedule_poll = CancellationToken::new();
+    let schedule_poller =
+        tokio::spawn(schedules::poll(shared.clone(), schedule_record.clone(), opts.seed, stop_schedule_poll.clone()));
     let load_start = Instant::now();
     let steps = nemesis::schedule(opts.seed, &opts.nemesis, opts.time_limit, opts.interval);
     println!("schedule: {} faults", steps.len());
@@ -144,6 +162,14 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     if let Err(e) = &converged {
         println!("after heal: {e:#}");
     }
+    // Stop the calendars before waiting for quiet: runs would keep the cluster busy forever, and
+    // the final reads should see a mark that no longer moves.
+    stop_schedule_poll.cancel();
+    schedule_poller.await?;
+    let mut schedule_record = std::mem::take(&mut *schedule_record.lock().unwrap());
+    if !schedules::pause_all(&members, &mut schedule_record).await {
+        println!("schedules: could not pause every schedule");
+    }
     let quiet = workload::wait_quiet(&members, opts.quiet_limit).await;
     match quiet {
         Some(d) => println!("quiet after {:.1}s", d.as_secs_f64()),
@@ -158,6 +184,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     for &m in &members {
         replicas.views.push((m, workload::final_state(&[m]).await));
     }
+    schedules::final_read(&members, &mut schedule_record).await;
     stop_poll.cancel();
     poller.await?;
     cluster.lock().await.shutdown();
@@ -169,6 +196,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     judge::write_jsonl(&dir.join("leaders.jsonl"), &leaders)?;
     std::fs::write(dir.join("final.json"), serde_json::to_vec_pretty(&final_state)?)?;
     std::fs::write(dir.join("replicas.json"), serde_json::to_vec(&replicas)?)?;
+    std::fs::write(dir.join(schedules::FILE), serde_json::to_vec_pretty(&schedule_record)?)?;
 
     let valid = judge::judge(&judge::RunRecord {
         dir: &dir,
@@ -182,6 +210,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         leaders: &leaders,
         final_state: &final_state,
         replicas: &replicas,
+        schedules: Some(&schedule_record),
     })?;
     Ok(RunOutcome { valid, dir })
 }
@@ -196,6 +225,11 @@ pub fn recheck(dir: &std::path::Path) -> anyhow::Result<Validity> {
     let replicas: ReplicaViews = match std::fs::read(dir.join("replicas.json")) {
         Ok(bytes) => serde_json::from_slice(&bytes)?,
         Err(_) => ReplicaViews::default(),
+    };
+    // Runs recorded before the schedule workload have no schedules.json (the checker says unknown).
+    let schedule_record: Option<ScheduleRecord> = match std::fs::read(dir.join(schedules::FILE)) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes)?),
+        Err(_) => None,
     };
     let old: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap_or_default()).unwrap_or_default();
@@ -214,6 +248,7 @@ pub fn recheck(dir: &std::path::Path) -> anyhow::Result<Validity> {
         leaders: &leaders,
         final_state: &final_state,
         replicas: &replicas,
+        schedules: schedule_record.as_ref(),
     })
 }
 

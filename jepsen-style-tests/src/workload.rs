@@ -115,7 +115,7 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// How an HTTP exchange ended.
-enum Outcome {
+pub(crate) enum Outcome {
     /// A status and its JSON body.
     Answer(u16, Value),
     /// Nothing was sent (connection refused): definitely no effect.
@@ -124,7 +124,8 @@ enum Outcome {
     Lost(String),
 }
 
-async fn exchange(req: reqwest::RequestBuilder) -> Outcome {
+/// Sends one request and classifies how it ended.
+pub(crate) async fn exchange(req: reqwest::RequestBuilder) -> Outcome {
     match req.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
@@ -407,6 +408,7 @@ fn final_task(t: &Value) -> Option<FinalTask> {
         version: t["version"].as_u64()?,
         attempts,
         checkpoint,
+        origin: crate::schedules::parse_origin(t),
     })
 }
 

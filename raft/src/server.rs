@@ -46,6 +46,7 @@ where
         .route("/raft/pre-vote", post(pre_vote::<C, SM>))
         .route("/raft/snapshot", post(snapshot::<C, SM>))
         .route("/raft/transfer-leader", post(transfer_leader::<C, SM>))
+        .route("/raft/clock", post(clock::<C, SM>))
         .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
         .with_state(peer)
 }
@@ -134,4 +135,22 @@ async fn transfer_leader<C: RaftTypeConfig, SM: RaftStateMachine<C>>(
         Ok(req) => reply(&peer.raft.handle_transfer_leader(req).await),
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// This replica's wall clock, in ms since the epoch (postcard `u64`). The leader compares it with
+/// its own before firing schedules, so a leader whose clock runs ahead of a majority's does not
+/// fire early (see the product's `node/leader/clock.rs`).
+async fn clock<C: RaftTypeConfig, SM: RaftStateMachine<C>>(
+    State(peer): PeerState<C, SM>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match admit::<C, SM, ()>(&peer, &headers, &body, "clock") {
+        Ok(()) => reply(&wall_ms()),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

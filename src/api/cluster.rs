@@ -62,6 +62,7 @@ pub fn status(node: &Node) -> ClusterStatus {
         last_applied: m.last_applied.map(|l| l.index),
         snapshot: m.snapshot.map(|l| l.index),
         members,
+        calendar: (role == Role::Leader).then(|| node.leader.calendar_status()),
     }
 }
 

@@ -8,7 +8,9 @@
 //! itself, so sequential latency does not change.
 //!
 //! Each request still has its own response: `apply` answers `Response::Many` in order. A
-//! failed proposal fails every request of the batch the same way (definite or not).
+//! request that is itself a `Many` (the calendar loop's fires) is spliced in, since apply
+//! refuses a nested `Many`, and gets its own part of the answers back as a `Many`. A failed
+//! proposal fails every request of the batch the same way (definite or not).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,7 @@ pub struct Batcher {
 /// so that coalesced checkpoints cannot build a huge log entry.
 fn weight(cmd: &Command) -> usize {
     match cmd {
+        Command::Many { commands } => commands.iter().map(weight).sum::<usize>().max(1),
         Command::SubmitBatch { specs, .. } => specs.len().max(1),
         Command::Checkpoint { data, .. } => 1 + data.len() / 1024,
         _ => 1,
@@ -123,7 +126,8 @@ async fn propose(raft: &Raft, mut batch: Vec<Pending>, timeout: Duration) {
         let _ = p.reply.send(result);
         return;
     }
-    let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+    let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+    let (commands, shapes) = splice(cmds);
     let n = commands.len();
     let result = match tokio::time::timeout(timeout, raft.client_write(LogCommand(Command::Many { commands }))).await {
         Ok(r) => r.map(|resp| resp.data).map_err(map_write_error),
@@ -131,7 +135,7 @@ async fn propose(raft: &Raft, mut batch: Vec<Pending>, timeout: Duration) {
     };
     match result {
         Ok(Response::Many { responses }) if responses.len() == n => {
-            for (reply, response) in replies.into_iter().zip(responses) {
+            for (reply, response) in replies.into_iter().zip(unsplice(responses, &shapes)) {
                 let _ = reply.send(Ok(response));
             }
         }
@@ -146,5 +150,75 @@ async fn propose(raft: &Raft, mut batch: Vec<Pending>, timeout: Duration) {
                 let _ = reply.send(Err(e.clone()));
             }
         }
+    }
+}
+
+/// How one request sits in a coalesced entry: one command, or a `Many` of that many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    One,
+    Spliced(usize),
+}
+
+/// The commands of one entry for `requests`, in order, with each request's [`Shape`]: a request
+/// that is a `Many` is spliced in, because apply refuses a nested `Many`.
+fn splice(requests: Vec<Command>) -> (Vec<Command>, Vec<Shape>) {
+    let mut commands = Vec::with_capacity(requests.len());
+    let mut shapes = Vec::with_capacity(requests.len());
+    for cmd in requests {
+        match cmd {
+            Command::Many { commands: inner } => {
+                shapes.push(Shape::Spliced(inner.len()));
+                commands.extend(inner);
+            }
+            cmd => {
+                shapes.push(Shape::One);
+                commands.push(cmd);
+            }
+        }
+    }
+    (commands, shapes)
+}
+
+/// Each request's answer from the entry's answers (as many as [`splice`] made commands).
+fn unsplice(responses: Vec<Response>, shapes: &[Shape]) -> Vec<Response> {
+    let mut responses = responses.into_iter();
+    shapes
+        .iter()
+        .map(|shape| match *shape {
+            Shape::One => responses.next().unwrap_or(Response::Noop),
+            Shape::Spliced(k) => Response::Many { responses: responses.by_ref().take(k).collect() },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::RejectCode;
+    use crate::scheduler::Rejection;
+
+    fn cancel(task_id: u64) -> Command {
+        Command::Cancel { request_id: None, now_ms: 0, task_id, reason: None }
+    }
+
+    #[test]
+    fn a_many_request_is_spliced_into_the_entry_and_gets_its_own_answers_back() {
+        let requests = vec![cancel(1), Command::Many { commands: vec![cancel(2), cancel(3)] }, cancel(4)];
+        let (commands, shapes) = splice(requests);
+        assert_eq!(commands, vec![cancel(1), cancel(2), cancel(3), cancel(4)], "no nested Many reaches apply");
+        assert_eq!(shapes, vec![Shape::One, Shape::Spliced(2), Shape::One]);
+        let answers: Vec<Response> =
+            (1..=4).map(|i| Response::Rejected(Rejection::new(RejectCode::NotFound, i.to_string()))).collect();
+        let back = unsplice(answers.clone(), &shapes);
+        assert_eq!(
+            back,
+            vec![
+                answers[0].clone(),
+                Response::Many { responses: vec![answers[1].clone(), answers[2].clone()] },
+                answers[3].clone()
+            ]
+        );
+        assert_eq!(weight(&Command::Many { commands: vec![cancel(1), cancel(2)] }), 2);
     }
 }

@@ -69,6 +69,55 @@ pub struct ClusterStatus {
     pub snapshot: Option<u64>,
     /// Every member, voters and learners.
     pub members: Vec<MemberStatus>,
+    /// The leader's calendar loop (absent on other replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<CalendarStatus>,
+}
+
+/// How the leader's calendar loop is doing since it took office (leader-local, not replicated).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarStatus {
+    /// Schedule fires (nominal times) this leader committed and apply accepted (a nominal time
+    /// at or below the mark is counted, but creates nothing).
+    pub fires_committed: u64,
+    /// Commit lateness of its newest fires (at most [`LATENESS_WINDOW`]): the time the fire's
+    /// entry was committed and applied here, by the clock the loop fires by, minus the nominal
+    /// time, in ms.
+    pub commit_lateness_ms: Percentiles,
+    /// This leader's wall clock minus the voters' median clock at the last probe, in ms (None:
+    /// no majority answered yet). See README "Clock safety".
+    pub wall_minus_median_ms: Option<i64>,
+}
+
+/// Fires whose commit lateness [`CalendarStatus`] keeps.
+pub const LATENESS_WINDOW: usize = 65_536;
+
+/// Percentiles of a sample, in its unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Values in the sample.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Of `values` (any order).
+    pub fn of(mut values: Vec<u64>) -> Self {
+        values.sort_unstable();
+        let rank = |q: f64| -> u64 {
+            if values.is_empty() {
+                return 0;
+            }
+            let r = (q * values.len() as f64).ceil() as usize;
+            values[r.clamp(1, values.len()) - 1]
+        };
+        Percentiles { count: values.len() as u64, p50: rank(0.5), p99: rank(0.99), max: rank(1.0) }
+    }
 }
 
 impl ClusterStatus {

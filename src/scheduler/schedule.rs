@@ -229,8 +229,10 @@ impl Schedule {
 }
 
 /// A page of `s`'s runs in nominal order, after nominal time `after`; the cursor of the next
-/// page is the last nominal time returned.
+/// page is the last nominal time returned. A calendar run and a manual run can share a
+/// millisecond (at most those two): a page never ends between them, so it may hold `limit + 1`.
 pub(crate) fn runs_page(s: &Runs, after: Option<u64>, limit: usize) -> (Vec<TaskId>, Option<u64>) {
+    let limit = limit.max(1);
     let from = match after {
         None => 0,
         Some(u64::MAX) => return (Vec::new(), None),
@@ -239,7 +241,7 @@ pub(crate) fn runs_page(s: &Runs, after: Option<u64>, limit: usize) -> (Vec<Task
     let mut calendar = s.calendar.range(from..).peekable();
     let mut manual = s.manual.range(from..).peekable();
     let mut page: Vec<(u64, TaskId)> = Vec::with_capacity(limit.min(1024) + 1);
-    while page.len() <= limit {
+    while page.len() <= limit + 1 {
         let next = match (calendar.peek(), manual.peek()) {
             (Some(c), Some(m)) if m.0 < c.0 => manual.next(),
             (Some(_), _) => calendar.next(),
@@ -249,8 +251,12 @@ pub(crate) fn runs_page(s: &Runs, after: Option<u64>, limit: usize) -> (Vec<Task
         let Some((&n, &id)) = next else { break };
         page.push((n, id));
     }
-    let more = page.len() > limit;
-    page.truncate(limit);
+    let mut cut = limit;
+    if page.len() > cut && page[cut].0 == page[cut - 1].0 {
+        cut += 1;
+    }
+    let more = page.len() > cut;
+    page.truncate(cut);
     let cursor = if more { page.last().map(|&(n, _)| n) } else { None };
     (page.into_iter().map(|(_, id)| id).collect(), cursor)
 }
@@ -640,6 +646,7 @@ pub fn plan_fire(s: &Schedule, cal: &super::calendar::Calendar, now_ms: u64) -> 
         now_ms,
         spec.catch_up,
         spec.catch_up_window_ms,
+        spec.jitter_ms,
         super::calendar::MAX_FIRES_PER_PLAN,
     );
     let (nominal, advance_to, plan_missed) = match plan {
@@ -685,4 +692,38 @@ fn count_between(cal: &super::calendar::Calendar, after: u64, upto: u64) -> u64 
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages through every run with `limit`, following the cursor.
+    fn walk(runs: &Runs, limit: usize) -> Vec<TaskId> {
+        let (mut all, mut after) = (Vec::new(), None);
+        for _ in 0..100 {
+            let (ids, next) = runs_page(runs, after, limit);
+            all.extend(ids);
+            match next {
+                Some(n) => after = Some(n),
+                None => return all,
+            }
+        }
+        panic!("the cursor never ended");
+    }
+
+    #[test]
+    fn a_page_never_ends_between_a_calendar_run_and_a_manual_run_of_the_same_millisecond() {
+        let runs = Runs {
+            calendar: BTreeMap::from([(1000, 1), (2000, 2), (3000, 4)]),
+            manual: BTreeMap::from([(2000, 3), (3500, 5)]),
+        };
+        for limit in 1..=6 {
+            assert_eq!(walk(&runs, limit), vec![1, 2, 3, 4, 5], "limit {limit}");
+        }
+        // The tie is kept together: a page of 2 from the start holds 1, 2 and 3.
+        assert_eq!(runs_page(&runs, None, 2), (vec![1, 2, 3], Some(2000)));
+        assert_eq!(runs_page(&runs, None, 1), (vec![1], Some(1000)));
+        assert_eq!(runs_page(&runs, Some(1000), 1), (vec![2, 3], Some(2000)));
+    }
 }

@@ -18,9 +18,20 @@ use std::time::Instant;
 use serde_json::Value;
 use taskraft::client::Client;
 
-/// A free loopback port (the listener is closed before the server binds it).
+/// A free loopback port (the listener is closed before the server binds it). Never the same
+/// port twice in one test process: the kernel may hand out a port again while the server it was
+/// picked for has not bound it yet, and two replicas then race for it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no fresh loopback port in 1000 tries");
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout`.
@@ -47,6 +58,8 @@ pub struct TestNode {
     pub data_dir: PathBuf,
     pub log: PathBuf,
     pub extra: Vec<String>,
+    /// Extra environment of the process (e.g. libfaketime), kept across restarts.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -76,6 +89,7 @@ impl TestNode {
         let child = Command::new(env!("CARGO_BIN_EXE_taskraft"))
             .args(self.args())
             .env("RUST_LOG", "info,openraft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -244,6 +258,7 @@ impl TestCluster {
             data_dir: self.dir.path().join(format!("node-{id}")),
             log: self.dir.path().join(format!("node-{id}.log")),
             extra,
+            env: Vec::new(),
             child: None,
         };
         node.start();

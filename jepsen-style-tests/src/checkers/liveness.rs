@@ -4,7 +4,9 @@
 //! acknowledged if its id came back in an `ok` submit, or its key did (the ack of a retry may
 //! carry the id while an earlier `info` created it). Each such task in the final state must be
 //! `succeeded`, `failed` or `cancelled`. Tasks nobody saw acknowledged are counted but not judged:
-//! the cluster owes nothing to a submission whose client gave up.
+//! the cluster owes nothing to a submission whose client gave up. A schedule's runs are never
+//! acknowledged to anyone (the cluster creates them), so they land in that count too
+//! (`unacked_non_terminal`); the `schedules` checker judges them.
 //!
 //! Acknowledged tasks missing from the final state are the queue checker's business, not this
 //! one's. The verdict is reported apart from the run's safety verdict (see

@@ -4,13 +4,14 @@
 //! and decides whether one property held, answering `true`, `false` or
 //! `unknown` with counts and a few examples. The path of a run through this module:
 //!
-//! 1. The harness loads `history.jsonl`, `sink.jsonl`, `leaders.jsonl`, `final.json` and
-//!    `replicas.json` into an [`Inputs`].
+//! 1. The harness loads `history.jsonl`, `sink.jsonl`, `leaders.jsonl`, `final.json`,
+//!    `replicas.json` and `schedules.json` into an [`Inputs`].
 //! 2. [`check_all`] runs every checker in a fixed order: the safety properties [`queue`] (no lost,
 //!    unexpected or duplicated submission), [`reads`] (per-task reads are linearizable, one
 //!    content per version), [`fencing`] (only the current token's effects land), [`leaders`] (one
-//!    leader per term) and [`replicas`] (every member holds the same final state), then
-//!    [`liveness`] (every acknowledged task finished after the heal).
+//!    leader per term), [`replicas`] (every member holds the same final state) and [`schedules`]
+//!    (each nominal time fires once, no gap under `catch_up: all`, no overlap under `forbid`,
+//!    counters add up), then [`liveness`] (every acknowledged task finished after the heal).
 //! 3. [`overall`] folds the safety verdicts into the run's verdict. Liveness is reported apart: a
 //!    cluster that is still catching up after a brutal schedule is slow, not wrong.
 //!
@@ -33,6 +34,7 @@ mod pairs;
 pub mod queue;
 pub mod reads;
 pub mod replicas;
+pub mod schedules;
 mod verdict;
 
 #[cfg(test)]
@@ -45,6 +47,7 @@ use crate::history::FinalState;
 use crate::history::LeaderObs;
 use crate::history::Op;
 use crate::history::ReplicaViews;
+use crate::history::ScheduleRecord;
 use crate::history::SinkEvent;
 
 /// Everything a checker may read, borrowed from the loaded run.
@@ -60,10 +63,12 @@ pub struct Inputs<'a> {
     pub final_state: &'a FinalState,
     /// `replicas.json`.
     pub replicas: &'a ReplicaViews,
+    /// `schedules.json` (`None` for runs recorded before the schedule workload).
+    pub schedules: Option<&'a ScheduleRecord>,
 }
 
-/// Runs every checker: the safety checkers first (queue, reads, fencing, leaders, replicas),
-/// liveness last.
+/// Runs every checker: the safety checkers first (queue, reads, fencing, leaders, replicas,
+/// schedules), liveness last.
 pub fn check_all(inputs: &Inputs) -> Vec<CheckResult> {
     vec![
         queue::check(inputs),
@@ -71,6 +76,7 @@ pub fn check_all(inputs: &Inputs) -> Vec<CheckResult> {
         fencing::check(inputs),
         leaders::check(inputs),
         replicas::check(inputs),
+        schedules::check(inputs),
         liveness::check(inputs),
     ]
 }
@@ -122,14 +128,57 @@ mod tests {
         let done = FinalTask { attempts: vec![attempt(1, 10, Some("succeeded"))], ..task(1, "a", "succeeded", 3) };
         let mut fx = Fixture::new(&h, vec![done]);
         fx.leaders = vec![obs(1, 1, "leader", Some(1))];
+        fx.schedules = Some(schedule_record(&mut fx.final_state));
         fx.replicas = ReplicaViews { quiet: true, views: vec![(1, fx.final_state.clone())] };
         let results = check_all(&fx.inputs());
         let names: Vec<_> = results.iter().map(|r| r.name).collect();
-        assert_eq!(names, ["queue", "reads", "fencing", "leaders", "replicas", "liveness"]);
+        assert_eq!(names, ["queue", "reads", "fencing", "leaders", "replicas", "schedules", "liveness"]);
         assert!(results.iter().all(|r| r.valid == Validity::True), "{results:#?}");
         assert_eq!(overall(&results), Validity::True);
         let json = serde_json::to_value(&results[0]).unwrap();
         assert_eq!(json["valid"], json!(true));
         assert!(is_safety(&results[4]), "replica agreement is a safety property");
+        assert!(is_safety(&results[5]), "schedule fires are a safety property");
+    }
+
+    /// One `allow` schedule (id 1) that fired once, at its creation, as task 50; the run is added
+    /// to `final_state`.
+    fn schedule_record(final_state: &mut crate::history::FinalState) -> ScheduleRecord {
+        use crate::history::{RunOrigin, RunTask, ScheduleCounts, ScheduleLog, ScheduleSeen};
+        let origin = RunOrigin { schedule: 1, nominal_ms: 5_000, manual: false };
+        let run = RunTask {
+            task_id: 50,
+            origin: Some(origin),
+            state: "succeeded".into(),
+            version: 4,
+            created_ms: 5_010,
+            finished_ms: Some(5_100),
+            attempts: vec![],
+        };
+        let attempts = vec![attempt(1, 60, Some("succeeded"))];
+        final_state.tasks.push(FinalTask { origin: Some(origin), key: None, attempts, ..task(50, "", "succeeded", 4) });
+        let view = ScheduleSeen {
+            id: 1,
+            every_ms: Some(1000),
+            catch_up: "all".into(),
+            catch_up_window_ms: 3_600_000,
+            overlap: "allow".into(),
+            created_ms: 5_000,
+            paused: true,
+            last_nominal_ms: Some(5_000),
+            counters: ScheduleCounts { fired: 1, ..ScheduleCounts::default() },
+            runs: 1,
+            ..ScheduleSeen::default()
+        };
+        let log = ScheduleLog {
+            name: "s".into(),
+            id: Some(1),
+            created_ms: Some(5_000),
+            final_view: Some(view.clone()),
+            final_runs: Some(vec![run]),
+            final_view_after: Some(view),
+            ..ScheduleLog::default()
+        };
+        ScheduleRecord { schedules: vec![log], paused: true, ..ScheduleRecord::default() }
     }
 }

@@ -13,7 +13,10 @@
 //!      ids, or an ack whose id is not the key's final task;
 //!    - **failed but present**: every operation on the key said `fail`, yet the key was written;
 //!    - **indeterminate**: no ack and not all failed; present ("recovered") or absent, both fine.
-//! 4. Judge each final task: **unexpected** if it has no key or a key nobody submitted.
+//! 4. Judge each final task: **unexpected** if it has no key or a key nobody submitted. A task
+//!    whose origin is a schedule (`"origin": {"schedule", "nominal_ms", "manual"}`) is a run the
+//!    cluster created when a schedule fired, not a client submission: it is counted
+//!    (`schedule_runs`) and left to the `schedules` checker, which knows which schedules exist.
 //!
 //! Two acks with different task ids are a violation the history proves on its own, so that one is
 //! reported even when the final state is incomplete; everything else then answers `unknown`.
@@ -75,6 +78,8 @@ struct Findings {
     failed: usize,
     indeterminate: usize,
     recovered: usize,
+    /// Final tasks that are runs of a schedule (not judged here).
+    schedule_runs: usize,
 }
 
 impl Findings {
@@ -133,6 +138,7 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "unexpected": f.unexpected.count(),
         "failed_but_present": f.failed_but_present.count(),
         "orphan_completions": pairing.orphans.len(),
+        "schedule_runs": complete.then_some(f.schedule_runs),
         "examples": {
             "lost": f.lost.to_json(),
             "duplicated": f.duplicated.to_json(),
@@ -188,9 +194,13 @@ fn judge_keys(keys: &BTreeMap<&str, KeyOps>, inputs: &Inputs, f: &mut Findings) 
     }
 }
 
-/// Step 4: every final task must come from a submitted key.
+/// Step 4: every final task must come from a submitted key, except a schedule's runs.
 fn judge_final_tasks(keys: &BTreeMap<&str, KeyOps>, inputs: &Inputs, f: &mut Findings) {
     for t in &inputs.final_state.tasks {
+        if t.origin.is_some() {
+            f.schedule_runs += 1;
+            continue;
+        }
         let submitted = t.key.as_deref().is_some_and(|k| keys.contains_key(k));
         if !submitted {
             f.unexpected.push(|| json!({ "task_id": t.task_id, "key": t.key }));
@@ -283,6 +293,19 @@ mod tests {
         let r = run(&h, vec![task(1, "a", "pending", 1), task(2, "ghost", "pending", 1), keyless]);
         assert_eq!(r.valid, Validity::False);
         assert_eq!(count(&r, "unexpected"), 2);
+    }
+
+    #[test]
+    fn schedule_runs_are_not_unexpected() {
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 10), Outcome::Ok(1));
+        let origin = crate::history::RunOrigin { schedule: 1, nominal_ms: 5_000, manual: false };
+        let mut run_task = task(2, "", "succeeded", 4);
+        run_task.key = None;
+        run_task.origin = Some(origin);
+        let r = run(&h, vec![task(1, "a", "pending", 1), run_task]);
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!((count(&r, "unexpected"), count(&r, "schedule_runs")), (0, 1));
     }
 
     #[test]

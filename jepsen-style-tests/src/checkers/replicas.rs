@@ -8,7 +8,8 @@
 //!    different moments may differ legitimately), when no views were recorded (runs older than
 //!    `replicas.json`), or when the main final read is incomplete.
 //! 2. Each complete member view must hold the same set of task ids as the main final state, and
-//!    each task the same version, state, attempts (token and outcome, in order) and checkpoint.
+//!    each task the same version, state, attempts (token and outcome, in order), checkpoint and
+//!    origin (a schedule's runs are tasks like the others).
 //!    Workers and attempt numbers are not compared: they follow from the rest.
 //! 3. A member whose own read did not complete cannot be compared: the verdict is `unknown`
 //!    unless another member already proved a difference.
@@ -125,6 +126,7 @@ fn task_differences(a: &FinalTask, b: &FinalTask) -> Vec<&'static str> {
         ("state", a.state != b.state),
         ("attempts", attempts(a) != attempts(b)),
         ("checkpoint", a.checkpoint != b.checkpoint),
+        ("origin", a.origin != b.origin),
     ];
     checks.into_iter().filter(|(_, differs)| *differs).map(|(name, _)| name).collect()
 }

@@ -15,6 +15,7 @@ use crate::history::OpType;
 use crate::history::Process;
 use crate::history::ReadValue;
 use crate::history::ReplicaViews;
+use crate::history::ScheduleRecord;
 use crate::history::SinkEvent;
 use crate::history::SinkKind;
 use crate::history::SubmitValue;
@@ -104,7 +105,15 @@ pub fn seen(version: u64, state: &str) -> TaskRead {
 
 /// A final task without attempts or checkpoint.
 pub fn task(task_id: u64, key: &str, state: &str, version: u64) -> FinalTask {
-    FinalTask { task_id, key: Some(key.into()), state: state.into(), version, attempts: vec![], checkpoint: None }
+    FinalTask {
+        task_id,
+        key: Some(key.into()),
+        state: state.into(),
+        version,
+        attempts: vec![],
+        checkpoint: None,
+        origin: None,
+    }
 }
 
 /// A final attempt.
@@ -130,6 +139,7 @@ pub struct Fixture {
     pub leaders: Vec<LeaderObs>,
     pub final_state: FinalState,
     pub replicas: ReplicaViews,
+    pub schedules: Option<ScheduleRecord>,
 }
 
 impl Fixture {
@@ -142,6 +152,7 @@ impl Fixture {
             leaders: vec![],
             final_state,
             replicas: ReplicaViews::default(),
+            schedules: None,
         }
     }
 
@@ -165,6 +176,7 @@ impl Fixture {
             leaders: &self.leaders,
             final_state: &self.final_state,
             replicas: &self.replicas,
+            schedules: self.schedules.as_ref(),
         }
     }
 }

@@ -9,11 +9,13 @@
 //! The queue is rebuilt from the state on election and every [`RESYNC`], and refreshed at
 //! once for every schedule a committed command touched ([`super::LeaderState::after_write`]).
 //!
-//! **Clock safety.** The planner reads [`FireClock`], not the wall clock directly: each reading
-//! is checked against the monotonic clock since the last one, and a wall clock that jumped
-//! ahead by more than [`MAX_CLOCK_JUMP`] is not believed — the loop keeps firing by the
-//! monotonic clock and says so in the log. A leader whose clock steps forward therefore fires
-//! nothing early; one whose clock steps back fires late (never twice: the mark holds).
+//! **Clock safety.** The loop fires by the median of the voters' clocks whenever its own wall
+//! clock disagrees with it by more than a second ([`super::clock`]), and fires nothing before
+//! the first comparison has finished. Without a majority's answer it falls back to
+//! [`FireClock`]: each wall-clock reading is checked against the monotonic clock since the last
+//! one, and a wall clock that jumped ahead by more than [`MAX_CLOCK_JUMP`] is not believed. So a
+//! leader whose clock runs or steps ahead fires nothing early, one whose clock runs behind fires
+//! on the majority's time, and nothing fires twice whatever the clocks do (the mark holds).
 
 use std::collections::BTreeSet;
 use std::collections::HashMap;
@@ -23,6 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::clock::ClusterClock;
 use crate::node::Node;
 use crate::scheduler::Command;
 use crate::scheduler::Response;
@@ -81,9 +84,10 @@ impl FireClock {
         trusted
     }
 
-    /// The trusted time now.
-    pub fn now(&mut self) -> u64 {
-        self.read_at(now_ms(), std::time::Instant::now())
+    /// Trusts `trusted_ms` as the time at `mono` (a fire time taken from the voters' median).
+    pub fn reseed(&mut self, trusted_ms: u64, mono: std::time::Instant) {
+        self.last_ms = trusted_ms;
+        self.last_mono = mono;
     }
 }
 
@@ -189,15 +193,37 @@ impl Queue {
     }
 }
 
+/// The time to fire by: the voters' median clock when this leader's own disagrees with it (see
+/// [`super::clock`]), else its own; without a majority's answer, the monotonic guard's reading.
+fn fire_now(clock: &mut FireClock, cluster: &ClusterClock) -> u64 {
+    let wall = now_ms();
+    let mono = std::time::Instant::now();
+    let guarded = clock.read_at(wall, mono);
+    if cluster.latest().is_none() {
+        return guarded;
+    }
+    let t = cluster.fire_time(wall, guarded);
+    // Should the estimate be lost, the guard starts from the median's time, not this leader's.
+    clock.reseed(t, mono);
+    t
+}
+
 /// Runs until `token` is cancelled (leadership lost or shutdown).
 pub async fn run(node: Arc<Node>, token: CancellationToken) {
+    node.leader.with_calendar(|c| *c = Default::default());
+    let cluster = Arc::new(ClusterClock::default());
+    let probe = tokio::spawn(super::clock::run(node.clone(), cluster.clone(), token.clone()));
+    let _stop_probe = AbortOnDrop(probe);
+    // Nothing fires before this leader has compared its clock with the voters' (a fraction of
+    // a millisecond on a LAN; bounded when some voters do not answer).
+    cluster.first_probe(Duration::from_secs(1)).await;
     let mut clock = FireClock::new();
     let mut queue = Queue::default();
     queue.resync(&node);
     let mut last_resync = Instant::now();
     tracing::info!(schedules = queue.entries.len(), "calendar loop running");
     loop {
-        let now = clock.now();
+        let now = fire_now(&mut clock, &cluster);
         let sleep = match queue.by_time.first() {
             Some(&(at, _)) if at <= now => Duration::ZERO,
             Some(&(at, _)) => Duration::from_millis(at - now).min(MAX_SLEEP),
@@ -221,7 +247,9 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
             queue.resync(&node);
             last_resync = Instant::now();
         }
-        let now = clock.now();
+        let now = fire_now(&mut clock, &cluster);
+        let skew = cluster.latest().map(|e| now_ms() as i64 - e.median_at(std::time::Instant::now()) as i64);
+        node.leader.with_calendar(|c| c.wall_minus_median_ms = skew);
         let due: Vec<ScheduleId> = queue.by_time.iter().take_while(|(at, _)| *at <= now).map(|&(_, id)| id).collect();
         if due.is_empty() {
             continue;
@@ -239,7 +267,21 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
             let cmd = if chunk.len() == 1 { chunk[0].clone() } else { Command::Many { commands: chunk.to_vec() } };
             let deadline = Instant::now() + node.config.request_timeout;
             match node.write(cmd, deadline).await {
-                Ok(resp) => log_refusals(&resp),
+                Ok(resp) => {
+                    log_refusals(&resp);
+                    let committed = fire_now(&mut clock, &cluster);
+                    let answers: Vec<&Response> = match &resp {
+                        Response::Many { responses } if chunk.len() > 1 => responses.iter().collect(),
+                        one => vec![one],
+                    };
+                    node.leader.with_calendar(|c| {
+                        for (cmd, answer) in chunk.iter().zip(answers) {
+                            if let (Command::FireSchedule { nominal, .. }, Response::Schedule { .. }) = (cmd, answer) {
+                                nominal.iter().for_each(|&n| c.record_fire(committed.saturating_sub(n)));
+                            }
+                        }
+                    });
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, fires = chunk.len(), "could not commit schedule fires; will retry");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -254,6 +296,15 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
             let s = node.view.read(|a| a.state.schedule(id).cloned());
             queue.replan(id, s.as_ref(), retry_at);
         }
+    }
+}
+
+/// Aborts the probe task when the loop ends (leadership lost, or the loop's future dropped).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -12,10 +12,12 @@
 //! 4. Attempts past their timeout are ended `timed_out` by committing a `Complete` with the
 //!    attempt's own fencing token; the worker's late report is then refused as stale.
 //! 5. The calendar loop ([`fires`]) fires schedules that are due, as `FireSchedule`
-//!    commands that apply de-duplicates by each schedule's high-water mark.
+//!    commands that apply de-duplicates by each schedule's high-water mark, by a clock that is
+//!    never ahead of a majority of the voters' ([`clock`]).
 //!
 //! Losing leadership cancels all of it; the next leader rebuilds from the replicated state.
 
+pub mod clock;
 mod dispatch;
 pub mod fires;
 mod leases;
@@ -80,6 +82,26 @@ pub struct LeaderState {
     /// True once this leader has applied everything committed before its term (and granted
     /// leases); worker-facing judgements wait for it.
     ready: std::sync::atomic::AtomicBool,
+    /// What the calendar loop measured this term (`GET /v1/cluster` shows it).
+    calendar: std::sync::Mutex<CalendarStats>,
+}
+
+/// See [`crate::proto::cluster::CalendarStatus`].
+#[derive(Default)]
+pub(crate) struct CalendarStats {
+    pub(crate) fires_committed: u64,
+    pub(crate) lateness: std::collections::VecDeque<u64>,
+    pub(crate) wall_minus_median_ms: Option<i64>,
+}
+
+impl CalendarStats {
+    pub(crate) fn record_fire(&mut self, lateness_ms: u64) {
+        self.fires_committed += 1;
+        if self.lateness.len() == crate::proto::cluster::LATENESS_WINDOW {
+            self.lateness.pop_front();
+        }
+        self.lateness.push_back(lateness_ms);
+    }
 }
 
 /// Most completed tasks kept for the dispatcher between two rounds.
@@ -97,7 +119,26 @@ impl LeaderState {
             changed: Default::default(),
             running: Default::default(),
             ready: Default::default(),
+            calendar: Default::default(),
         }
+    }
+
+    /// The calendar loop's figures this term.
+    pub fn calendar_status(&self) -> crate::proto::cluster::CalendarStatus {
+        let (fires_committed, lateness, wall_minus_median_ms) = {
+            let c = self.calendar.lock().expect("calendar lock");
+            (c.fires_committed, c.lateness.iter().copied().collect(), c.wall_minus_median_ms)
+        };
+        crate::proto::cluster::CalendarStatus {
+            fires_committed,
+            commit_lateness_ms: crate::proto::cluster::Percentiles::of(lateness),
+            wall_minus_median_ms,
+        }
+    }
+
+    /// Runs `f` on the calendar loop's figures.
+    pub(crate) fn with_calendar<T>(&self, f: impl FnOnce(&mut CalendarStats) -> T) -> T {
+        f(&mut self.calendar.lock().expect("calendar lock"))
     }
 
     /// The schedules touched by commands committed since the last call.

@@ -398,14 +398,25 @@ pub struct Plan {
 /// - `all`: every due time within `window_ms` fires, oldest first, at most `cap` per plan; when
 ///   capped, `advance_to` is the last one fired and the next plan continues.
 ///
+/// `slack_ms` widens both the grace and the window: a schedule's jitter delays its fires on
+/// purpose (up to `jitter_ms` after the nominal time), and that delay is not lateness.
+///
 /// Every due time not fired (and not left for the next plan) counts in `missed`.
-pub fn plan(cal: &Calendar, after_ms: u64, now_ms: u64, policy: CatchUp, window_ms: u64, cap: usize) -> Option<Plan> {
+pub fn plan(
+    cal: &Calendar,
+    after_ms: u64,
+    now_ms: u64,
+    policy: CatchUp,
+    window_ms: u64,
+    slack_ms: u64,
+    cap: usize,
+) -> Option<Plan> {
     let first = cal.next_after(after_ms).filter(|&t| t <= now_ms)?;
-    let floor = now_ms.saturating_sub(window_ms);
+    let floor = now_ms.saturating_sub(window_ms.saturating_add(slack_ms));
     match policy {
         CatchUp::Skip | CatchUp::FireOnce => {
             let newest = newest_at_or_before(cal, first, now_ms);
-            let limit = if policy == CatchUp::Skip { now_ms.saturating_sub(SKIP_GRACE_MS) } else { floor };
+            let limit = if policy == CatchUp::Skip { now_ms.saturating_sub(SKIP_GRACE_MS + slack_ms) } else { floor };
             let count = 1 + cal.count_between(first, newest);
             if newest >= limit {
                 Some(Plan { nominal: vec![newest], advance_to: newest, missed: count - 1 })

@@ -113,7 +113,8 @@ impl Runner {
                 };
                 let window = opt(args, "window").map_or(DEFAULT_CATCH_UP_WINDOW_MS, |w| w.parse().unwrap());
                 let cap = opt(args, "cap").map_or(MAX_FIRES_PER_PLAN, |c| c.parse().unwrap());
-                match plan(cal, after, now, policy, window, cap) {
+                let jitter = opt(args, "jitter").map_or(0, |j| j.parse().unwrap());
+                match plan(cal, after, now, policy, window, jitter, cap) {
                     None => writeln!(self.out, "nothing due").unwrap(),
                     Some(p) => {
                         let fires: Vec<String> = p.nominal.iter().map(|&t| rfc3339_utc(t)).collect();
@@ -280,7 +281,7 @@ fn planned(cal: &Calendar, from: u64, ticks: &[u64]) -> Vec<u64> {
     let mut fires = Vec::new();
     for &now in ticks {
         // A capped plan continues at once, as the leader's loop does.
-        while let Some(p) = plan(cal, mark, now, CatchUp::All, u64::MAX / 4, 7) {
+        while let Some(p) = plan(cal, mark, now, CatchUp::All, u64::MAX / 4, 0, 7) {
             assert!(p.advance_to >= mark && p.advance_to <= now, "{p:?} mark {mark} now {now}");
             assert_eq!(p.missed, 0);
             fires.extend(&p.nominal);
