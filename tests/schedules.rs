@@ -246,7 +246,7 @@ async fn a_leader_whose_clock_runs_ahead_fires_nothing_early() {
     assert!(view.counters.fired >= 3, "the schedule fired once the real time reached it: {view:?}");
     let log = std::fs::read_to_string(&cluster.node(skewed).log).unwrap();
     assert!(
-        log.contains("disagrees with the median of the voters' clocks"),
+        log.contains("is ahead of the median of the voters' clocks"),
         "the leader says it fires by the voters' clocks; its log:\n{log}"
     );
 }

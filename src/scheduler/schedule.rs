@@ -53,8 +53,9 @@ pub const MAX_SCHEDULE_NAME_BYTES: usize = 256;
 pub enum Overlap {
     /// Start the new run anyway.
     Allow,
-    /// Do not start it; count it `skipped` (the default, as Kubernetes' `concurrencyPolicy: Forbid`
-    /// and XXL-JOB's serial execution: a cron user rarely wants two copies of one job at once).
+    /// Do not start it; count it `skipped`. The default, a deliberate choice: like Temporal's
+    /// schedule overlap policy `Skip` and XXL-JOB's serial execution (Kubernetes' CronJob
+    /// defaults to `Allow`); a cron user rarely wants two copies of one job at once.
     #[default]
     Forbid,
     /// Cancel the live runs, then start the new one.

@@ -1,28 +1,29 @@
-//! The cluster's clock, as the calendar loop uses it: the median of the voters' clocks.
+//! The cluster's clock, as the calendar loop uses it: never ahead of the voters' median.
 //!
 //! A schedule's fire is due when the leader's clock passes its nominal time, and `apply` refuses
 //! only nominal times later than the proposer's own clock. A leader whose wall clock runs ahead
-//! would therefore fire early, and with `catch_up: all` fire a burst of future runs at once; one
-//! whose clock runs behind fires late. So the leader does not trust its own clock alone:
+//! would therefore fire early, and with `catch_up: all` fire a burst of future runs at once. So
+//! the leader does not trust its own clock alone:
 //!
 //! 1. When it takes office, and every [`PROBE_EVERY`], it asks every voter for its wall clock
-//!    (`POST /raft/clock` on the Raft port, with the cluster secret) and takes the *lower
-//!    median* of the offsets of those that answered, its own (0) included. With answers from a
-//!    majority, that is the time of a clock that a majority of clocks is at or ahead of.
+//!    (`POST /raft/clock` on the Raft port, with the cluster secret). From the answers of a
+//!    majority it takes the clock that a majority *of the voters* is at or ahead of: the lower
+//!    median when all answered, lower still when only some did.
 //! 2. It anchors that estimate to its **monotonic** clock, so a step of its own wall clock
 //!    between two probes does not move it.
-//! 3. It fires by its own wall clock while that is within [`MAX_DEVIATION`] of the estimate, and
-//!    by the estimate otherwise (logging when that starts and ends).
+//! 3. It fires by its own wall clock unless that is more than [`MAX_DEVIATION`] ahead of the
+//!    estimate; then by the estimate (logging when that starts and ends).
 //!
 //! A probe without a majority keeps the last estimate for up to [`MAX_ESTIMATE_AGE`]. Without
 //! any (no majority answered since the replica took office, or for a minute),
 //! [`super::fires::FireClock`] guards the wall clock with the monotonic clock instead: a forward
-//! step is not believed. It is re-seeded with every fire time taken from an estimate, so a
-//! leader that was ahead of the median does not jump ahead when it falls back.
+//! step is not believed. It is re-seeded with every fire time taken while an estimate exists, so
+//! a leader that was ahead of the median does not jump ahead when it falls back.
 //!
-//! What remains: the cluster fires by the median clock, so an early fire needs a majority of
-//! clocks ahead, and is early by the median skew; a lower median over only a bare majority (a
-//! voter down) errs late. Nothing fires twice whatever the clocks do: the high-water mark holds.
+//! What remains: an early fire needs this leader's clock *and* a majority of the voters' clocks
+//! ahead, and is then early by the smaller skew. A leader whose clock runs behind fires late by
+//! its lag (late is the safe side: a job never runs before its time). Nothing fires twice
+//! whatever the clocks do: the high-water mark holds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use crate::util::now_ms;
 
 /// How often the leader compares its clock with the voters'.
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
-/// The leader fires by its own wall clock while it is within this of the voters' median.
+/// The leader fires by its own wall clock unless it is more than this ahead of the voters' median.
 pub const MAX_DEVIATION: Duration = Duration::from_millis(1000);
 /// How long an estimate stays in use when later probes get no majority.
 const MAX_ESTIMATE_AGE: Duration = Duration::from_secs(60);
@@ -78,11 +79,11 @@ impl Estimate {
         self.median_ms + now.saturating_duration_since(self.at).as_millis() as u64
     }
 
-    /// The time to fire by at `now`, given this replica's wall clock `wall_ms`: its own while
-    /// within [`MAX_DEVIATION`] of the median, else the median.
+    /// The time to fire by at `now`, given this replica's wall clock `wall_ms`: its own, unless
+    /// that is more than [`MAX_DEVIATION`] ahead of the median; then the median.
     pub fn fire_time(&self, wall_ms: u64, now: std::time::Instant) -> u64 {
         let median = self.median_at(now);
-        if wall_ms.abs_diff(median) > MAX_DEVIATION.as_millis() as u64 { median } else { wall_ms }
+        if wall_ms > median + MAX_DEVIATION.as_millis() as u64 { median } else { wall_ms }
     }
 }
 
@@ -116,11 +117,11 @@ impl ClusterClock {
                     wall_minus_median_ms = wall_ms as i64 - estimate.median_at(now) as i64,
                     answered = estimate.answered,
                     voters = estimate.voters,
-                    "this leader's wall clock disagrees with the median of the voters' clocks; firing schedules by \
-                     the median"
+                    "this leader's wall clock is ahead of the median of the voters' clocks; firing schedules by the \
+                     median (nothing fires early)"
                 );
             } else {
-                tracing::info!("this leader's wall clock agrees with the voters' again; firing schedules by it");
+                tracing::info!("this leader's wall clock is no longer ahead of the voters'; firing schedules by it");
             }
         }
         t
@@ -242,9 +243,9 @@ mod tests {
         // One follower ahead, one behind: the leader is the median and fires by its own clock.
         let e = est(vec![0, 40_000, -30_000], 3).unwrap();
         assert_eq!(e.fire_time(T + 500, at(&e, 500)), T + 500);
-        // Leader 30 s behind both: it fires by theirs (on time, not 30 s late).
+        // Leader 30 s behind both: it fires by its own (late, never early).
         let e = est(vec![0, 30_000, 30_000], 3).unwrap();
-        assert_eq!(e.fire_time(T, at(&e, 0)), T + 30_000);
+        assert_eq!(e.fire_time(T, at(&e, 0)), T);
         // Within MAX_DEVIATION: measurement noise; the leader's own clock is used.
         let e = est(vec![0, -800, -900], 3).unwrap();
         assert_eq!(e.fire_time(T, at(&e, 0)), T);
@@ -265,13 +266,14 @@ mod tests {
     #[test]
     fn a_step_of_the_leaders_own_clock_does_not_move_the_estimate() {
         // Measured in agreement; 2 s later the leader's wall clock steps back 21 s: it fires by
-        // the median (2 s after the measurement), not 21 s late.
+        // its own (late) while it is behind.
         let e = est(vec![0, 10, -10], 3).unwrap();
         let later = e.at + Duration::from_millis(2000);
-        assert_eq!(e.fire_time(T + 2000 - 21_000, later), T + 2000);
-        // The step is undone: it agrees again and fires by its own clock.
+        assert_eq!(e.fire_time(T + 2000 - 21_000, later), T + 2000 - 21_000);
+        // The step is undone (a 21 s jump forward): the estimate did not move with the wall
+        // clock, so the two agree and it fires on time again, not stuck 21 s behind.
         assert_eq!(e.fire_time(T + 2000, later), T + 2000);
-        // A step forward of 30 s: still the median, nothing early.
+        // A step forward of 30 s: the median, nothing early.
         assert_eq!(e.fire_time(T + 32_000, later), T + 2000);
     }
 }

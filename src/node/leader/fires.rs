@@ -9,13 +9,13 @@
 //! The queue is rebuilt from the state on election and every [`RESYNC`], and refreshed at
 //! once for every schedule a committed command touched ([`super::LeaderState::after_write`]).
 //!
-//! **Clock safety.** The loop fires by the median of the voters' clocks whenever its own wall
-//! clock disagrees with it by more than a second ([`super::clock`]), and fires nothing before
-//! the first comparison has finished. Without a majority's answer it falls back to
-//! [`FireClock`]: each wall-clock reading is checked against the monotonic clock since the last
-//! one, and a wall clock that jumped ahead by more than [`MAX_CLOCK_JUMP`] is not believed. So a
-//! leader whose clock runs or steps ahead fires nothing early, one whose clock runs behind fires
-//! on the majority's time, and nothing fires twice whatever the clocks do (the mark holds).
+//! **Clock safety.** The loop never fires by a clock ahead of the voters' median: when its own
+//! wall clock is more than a second ahead of the median it fires by the median
+//! ([`super::clock`]), and it fires nothing before the first comparison has finished. Without a
+//! majority's answer it falls back to [`FireClock`]: each wall-clock reading is checked against
+//! the monotonic clock since the last one, and a wall clock that jumped ahead by more than
+//! [`MAX_CLOCK_JUMP`] is not believed. A leader whose clock runs behind fires late; nothing
+//! fires twice whatever the clocks do (the mark holds).
 
 use std::collections::BTreeSet;
 use std::collections::HashMap;
@@ -193,7 +193,7 @@ impl Queue {
     }
 }
 
-/// The time to fire by: the voters' median clock when this leader's own disagrees with it (see
+/// The time to fire by: the voters' median clock when this leader's own is ahead of it (see
 /// [`super::clock`]), else its own; without a majority's answer, the monotonic guard's reading.
 fn fire_now(clock: &mut FireClock, cluster: &ClusterClock) -> u64 {
     let wall = now_ms();
