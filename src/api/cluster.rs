@@ -61,6 +61,7 @@ pub fn status(node: &Node) -> ClusterStatus {
         committed: m.local_committed.map(|l| l.index),
         last_applied: m.last_applied.map(|l| l.index),
         snapshot: m.snapshot.map(|l| l.index),
+        purged: m.purged.map(|l| l.index),
         members,
         calendar: (role == Role::Leader).then(|| node.leader.calendar_status()),
     }

@@ -67,6 +67,9 @@ pub struct ClusterStatus {
     pub last_applied: Option<u64>,
     /// Index its newest snapshot covers.
     pub snapshot: Option<u64>,
+    /// Highest index removed from its log (everything up to it is only in the snapshot).
+    #[serde(default)]
+    pub purged: Option<u64>,
     /// Every member, voters and learners.
     pub members: Vec<MemberStatus>,
     /// The leader's calendar loop (absent on other replicas).
