@@ -73,8 +73,9 @@ pub enum BenchCmd {
     },
     /// Start a local cluster (3 replicas + workers), create N schedules firing every M ms, and
     /// report fire lateness, p50/p99/max: the fire's proposal stamp, its commit on the leader
-    /// (the leader's own measure, `GET /v1/cluster`), and its run's start, minus the nominal time. `--kill-leader` SIGKILLs the leader
-    /// halfway and reports how soon fires resumed after the new leader was elected.
+    /// (the leader's own measure, `GET /v1/cluster`), and its run's start, minus the nominal
+    /// time. `--kill-leader` SIGKILLs the leader halfway and reports how soon fires resumed
+    /// after the new leader was elected.
     Schedules {
         /// Schedules to create.
         #[arg(long, default_value_t = 1000)]

@@ -104,17 +104,17 @@ impl ClusterClock {
         *self.latest.lock().unwrap()
     }
 
-    /// The time to fire by now: from the latest estimate, or `fallback` (the monotonic guard's
-    /// reading) without one.
-    pub fn fire_time(&self, wall_ms: u64, fallback: u64) -> u64 {
-        let Some(estimate) = self.latest() else { return fallback };
-        let now = std::time::Instant::now();
+    /// The time to fire by at monotonic instant `now`, given this replica's wall clock
+    /// `wall_ms`, and the wall clock minus the median; None without an estimate.
+    pub fn fire_time(&self, wall_ms: u64, now: std::time::Instant) -> Option<(u64, i64)> {
+        let estimate = self.latest()?;
+        let median = estimate.median_at(now);
         let t = estimate.fire_time(wall_ms, now);
         let deviating = t != wall_ms;
         if deviating != self.deviating.swap(deviating, std::sync::atomic::Ordering::Relaxed) {
             if deviating {
                 tracing::warn!(
-                    wall_minus_median_ms = wall_ms as i64 - estimate.median_at(now) as i64,
+                    wall_minus_median_ms = wall_ms as i64 - median as i64,
                     answered = estimate.answered,
                     voters = estimate.voters,
                     "this leader's wall clock is ahead of the median of the voters' clocks; firing schedules by the \
@@ -124,7 +124,7 @@ impl ClusterClock {
                 tracing::info!("this leader's wall clock is no longer ahead of the voters'; firing schedules by it");
             }
         }
-        t
+        Some((t, wall_ms as i64 - median as i64))
     }
 
     /// Waits (at most `limit`) until the first probe has finished.

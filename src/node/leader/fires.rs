@@ -195,17 +195,34 @@ impl Queue {
 
 /// The time to fire by: the voters' median clock when this leader's own is ahead of it (see
 /// [`super::clock`]), else its own; without a majority's answer, the monotonic guard's reading.
-fn fire_now(clock: &mut FireClock, cluster: &ClusterClock) -> u64 {
+/// Also this leader's wall clock minus the median, when known.
+fn fire_now(clock: &mut FireClock, cluster: &ClusterClock) -> (u64, Option<i64>) {
     let wall = now_ms();
     let mono = std::time::Instant::now();
     let guarded = clock.read_at(wall, mono);
-    if cluster.latest().is_none() {
-        return guarded;
+    match cluster.fire_time(wall, mono) {
+        None => (guarded, None),
+        Some((t, wall_minus_median)) => {
+            // Should the estimate be lost, the guard starts from the median's time.
+            clock.reseed(t, mono);
+            (t, Some(wall_minus_median))
+        }
     }
-    let t = cluster.fire_time(wall, guarded);
-    // Should the estimate be lost, the guard starts from the median's time, not this leader's.
-    clock.reseed(t, mono);
-    t
+}
+
+/// Records the commit lateness of the fires in `chunk` that apply accepted (`resp` answers it).
+fn record_committed(node: &Node, chunk: &[Command], resp: &Response, committed_ms: u64) {
+    let answers: Vec<&Response> = match resp {
+        Response::Many { responses } if chunk.len() > 1 => responses.iter().collect(),
+        one => vec![one],
+    };
+    node.leader.with_calendar(|c| {
+        for (cmd, answer) in chunk.iter().zip(answers) {
+            if let (Command::FireSchedule { nominal, .. }, Response::Schedule { .. }) = (cmd, answer) {
+                nominal.iter().for_each(|&n| c.record_fire(committed_ms.saturating_sub(n)));
+            }
+        }
+    });
 }
 
 /// Runs until `token` is cancelled (leadership lost or shutdown).
@@ -223,7 +240,7 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
     let mut last_resync = Instant::now();
     tracing::info!(schedules = queue.entries.len(), "calendar loop running");
     loop {
-        let now = fire_now(&mut clock, &cluster);
+        let (now, _) = fire_now(&mut clock, &cluster);
         let sleep = match queue.by_time.first() {
             Some(&(at, _)) if at <= now => Duration::ZERO,
             Some(&(at, _)) => Duration::from_millis(at - now).min(MAX_SLEEP),
@@ -247,8 +264,7 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
             queue.resync(&node);
             last_resync = Instant::now();
         }
-        let now = fire_now(&mut clock, &cluster);
-        let skew = cluster.latest().map(|e| now_ms() as i64 - e.median_at(std::time::Instant::now()) as i64);
+        let (now, skew) = fire_now(&mut clock, &cluster);
         node.leader.with_calendar(|c| c.wall_minus_median_ms = skew);
         let due: Vec<ScheduleId> = queue.by_time.iter().take_while(|(at, _)| *at <= now).map(|&(_, id)| id).collect();
         if due.is_empty() {
@@ -269,18 +285,8 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
             match node.write(cmd, deadline).await {
                 Ok(resp) => {
                     log_refusals(&resp);
-                    let committed = fire_now(&mut clock, &cluster);
-                    let answers: Vec<&Response> = match &resp {
-                        Response::Many { responses } if chunk.len() > 1 => responses.iter().collect(),
-                        one => vec![one],
-                    };
-                    node.leader.with_calendar(|c| {
-                        for (cmd, answer) in chunk.iter().zip(answers) {
-                            if let (Command::FireSchedule { nominal, .. }, Response::Schedule { .. }) = (cmd, answer) {
-                                nominal.iter().for_each(|&n| c.record_fire(committed.saturating_sub(n)));
-                            }
-                        }
-                    });
+                    let (committed, _) = fire_now(&mut clock, &cluster);
+                    record_committed(&node, chunk, &resp, committed);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, fires = chunk.len(), "could not commit schedule fires; will retry");
