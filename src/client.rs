@@ -102,6 +102,8 @@ pub struct Client {
     timeout: Duration,
     /// Cap on one replica's share of a call (none: it may use the whole deadline).
     attempt_timeout: Option<Duration>,
+    /// `Bearer <token>`, marked sensitive so that no debug output shows it.
+    authorization: Option<reqwest::header::HeaderValue>,
 }
 
 /// A request body.
@@ -156,7 +158,22 @@ impl Client {
             serial: AtomicU64::new(0),
             timeout: DEFAULT_CLIENT_TIMEOUT,
             attempt_timeout: None,
+            authorization: None,
         })
+    }
+
+    /// Sends `token` (an API token, `trk_…`) with every request; `None` sends none.
+    pub fn with_token(mut self, token: Option<&str>) -> Result<Self> {
+        self.authorization = match token {
+            None => None,
+            Some(t) => {
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.trim()))
+                    .map_err(|_| ClientError::Unavailable("the token has characters a header cannot carry".into()))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        Ok(self)
     }
 
     /// Sets the overall deadline of each call.
@@ -211,6 +228,9 @@ impl Client {
         let mut req = self.http.request(method.clone(), format!("{addr}{path}")).timeout(left);
         if let Some(rid) = request_id {
             req = req.header(REQUEST_ID_HEADER, rid);
+        }
+        if let Some(auth) = &self.authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, auth.clone());
         }
         match body {
             Some(Payload::Json(v)) => req = req.json(v),
@@ -524,6 +544,26 @@ impl Client {
     /// Removes a worker; its attempts end lost and follow their failover policy.
     pub async fn remove_worker(&self, id: &str) -> Result<RemovedWorker> {
         self.call_as(Method::DELETE, &format!("/v1/workers/{id}"), None).await
+    }
+
+    // -- API tokens (see `crate::proto::tokens`). ------------------------------------------
+
+    /// `POST /v1/tokens`: a new token; its secret is in the answer only.
+    pub async fn create_token(
+        &self,
+        req: &crate::proto::tokens::CreateToken,
+    ) -> Result<crate::proto::tokens::CreatedToken> {
+        self.call_as(Method::POST, "/v1/tokens", Some(to_json(req)?)).await
+    }
+
+    /// `GET /v1/tokens`: every token, without secrets.
+    pub async fn list_tokens(&self) -> Result<crate::proto::tokens::TokenList> {
+        self.call_as(Method::GET, "/v1/tokens", None).await
+    }
+
+    /// `DELETE /v1/tokens/{key}` by key or name.
+    pub async fn revoke_token(&self, key_or_name: &str) -> Result<crate::proto::tokens::TokenInfo> {
+        self.call_as(Method::DELETE, &format!("/v1/tokens/{key_or_name}"), None).await
     }
 
     // -- The worker protocol (see `crate::proto::workers`). --------------------------------

@@ -63,9 +63,25 @@ pub struct ServerArgs {
     /// Directory holding the Raft log, vote and snapshots.
     #[arg(long, env = "TASKRAFT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Shared secret that every Raft RPC between replicas must carry.
-    #[arg(long, env = "TASKRAFT_CLUSTER_SECRET")]
+    /// Shared secret that every Raft RPC between replicas must carry. Prefer
+    /// `cluster_secret_file` or the environment: a flag shows in `ps`.
+    #[arg(long, env = "TASKRAFT_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// File holding the cluster secret (surrounding whitespace ignored).
+    #[arg(long, env = "TASKRAFT_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Require an API token on every request but /health and /ready (default true).
+    #[arg(long, env = "TASKRAFT_AUTH", num_args = 0..=1, default_missing_value = "true")]
+    pub auth: Option<bool>,
+    /// The first admin token (`trk_…`), committed when a bootstrapping replica finds no token
+    /// in the cluster. Prefer `admin_token_file` or the environment: a flag shows in `ps`.
+    #[arg(long, env = "TASKRAFT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// File holding the first admin token. A bootstrapping replica with auth on and no
+    /// `admin_token` reads it from here, or creates it here (mode 0600) and prints it once
+    /// [default: DATA_DIR/admin-token].
+    #[arg(long, env = "TASKRAFT_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Initialize a new single-member cluster on first start (exactly one node of a new cluster).
     #[arg(long, env = "TASKRAFT_BOOTSTRAP", num_args = 0..=1, default_missing_value = "true")]
     pub bootstrap: Option<bool>,
@@ -118,6 +134,10 @@ impl ServerArgs {
             raft_addr: self.raft_addr.or(lower.raft_addr),
             data_dir: self.data_dir.or(lower.data_dir),
             cluster_secret: self.cluster_secret.or(lower.cluster_secret),
+            cluster_secret_file: self.cluster_secret_file.or(lower.cluster_secret_file),
+            auth: self.auth.or(lower.auth),
+            admin_token: self.admin_token.or(lower.admin_token),
+            admin_token_file: self.admin_token_file.or(lower.admin_token_file),
             bootstrap: self.bootstrap.or(lower.bootstrap),
             join: self.join.or(lower.join),
             storage: self.storage.or(lower.storage),
@@ -155,8 +175,14 @@ pub struct ServerConfig {
     pub raft_addr: SocketAddr,
     /// See [`ServerArgs::data_dir`].
     pub data_dir: PathBuf,
-    /// See [`ServerArgs::cluster_secret`].
+    /// See [`ServerArgs::cluster_secret`] (or read from `cluster_secret_file`).
     pub cluster_secret: String,
+    /// See [`ServerArgs::auth`].
+    pub auth: bool,
+    /// See [`ServerArgs::admin_token`].
+    pub admin_token: Option<String>,
+    /// See [`ServerArgs::admin_token_file`]; resolved to its default.
+    pub admin_token_file: PathBuf,
     /// See [`ServerArgs::bootstrap`].
     pub bootstrap: bool,
     /// See [`ServerArgs::join`].
@@ -249,7 +275,17 @@ impl ServerConfig {
         if snapshot_logs == 0 {
             return Err(invalid("snapshot_logs", "must be at least 1"));
         }
-        let cluster_secret = a.cluster_secret.unwrap_or_else(|| INSECURE_DEFAULT_SECRET.to_string());
+        let cluster_secret = match (a.cluster_secret, &a.cluster_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("cluster_secret_file", "give cluster_secret or cluster_secret_file, not both"));
+            }
+            (Some(s), None) => s,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| invalid("cluster_secret_file", format!("cannot read {}: {e}", path.display())))?
+                .trim()
+                .to_string(),
+            (None, None) => INSECURE_DEFAULT_SECRET.to_string(),
+        };
         if cluster_secret.is_empty() {
             return Err(invalid("cluster_secret", "must not be empty"));
         }
@@ -276,12 +312,21 @@ impl ServerConfig {
         if !(1..=60_000).contains(&dispatch_interval_ms) {
             return Err(invalid("dispatch_interval_ms", "must be 1 to 60000"));
         }
+        if let Some(t) = &a.admin_token
+            && crate::proto::tokens::token_key(t.trim()).is_none()
+        {
+            return Err(invalid("admin_token", "not a taskraft token (expected trk_<16 hex>_<secret>)"));
+        }
+        let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from(format!("taskraft-data/node-{node_id}")));
         Ok(Self {
             node_id,
             api_addr,
             raft_addr,
-            data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from(format!("taskraft-data/node-{node_id}"))),
+            admin_token_file: a.admin_token_file.unwrap_or_else(|| data_dir.join("admin-token")),
+            data_dir,
             cluster_secret,
+            auth: a.auth.unwrap_or(true),
+            admin_token: a.admin_token.map(|t| t.trim().to_string()),
             bootstrap: a.bootstrap.unwrap_or(false),
             join: a.join.unwrap_or_default(),
             storage,

@@ -4,7 +4,8 @@
 //! the log store keeps it (`log/NNNN-<command>.bin`), the snapshot file the state machine built
 //! after applying them (`snapshot.bin`), and a readable dump of that state (`state.json`).
 //! `v1/` was written by the first release's code (commit a883028); `v2/` by the release that
-//! made formats versioned (commit 42a80f8); `v3/` (schedules) by this one.
+//! made formats versioned (commit 42a80f8); `v3/` (schedules) by commit 22e948e; `v4/` (API
+//! tokens) by this one.
 //!
 //! The tests read every version through the real paths (a sled log store with the upgrade hook,
 //! the state machine opening a snapshot directory) and check the content. The newest version's
@@ -29,6 +30,7 @@ use taskraft::node::Member;
 use taskraft::node::StateMachine;
 use taskraft::node::TypeConfig;
 use taskraft::node::upgrade_entry;
+use taskraft::scheduler::ApiToken;
 use taskraft::scheduler::AttemptEvent;
 use taskraft::scheduler::AttemptId;
 use taskraft::scheduler::AttemptOutcome;
@@ -42,6 +44,7 @@ use taskraft::scheduler::Preferences;
 use taskraft::scheduler::Resources;
 use taskraft::scheduler::RetryPolicy;
 use taskraft::scheduler::Reuse;
+use taskraft::scheduler::Role;
 use taskraft::scheduler::ScheduleSpec;
 use taskraft::scheduler::Shard;
 use taskraft::scheduler::State;
@@ -60,7 +63,7 @@ use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
 /// The format this build writes; its fixtures must match today's bytes.
-const CURRENT: &str = "v3";
+const CURRENT: &str = "v4";
 
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
@@ -287,7 +290,25 @@ fn commands() -> Vec<Command> {
             }),
         },
         Command::DeleteSchedule { now_ms: i(33), id: 2, cancel_runs: true },
+        // 34… (format 4): API tokens, and a checkpoint sent with another worker's token.
+        Command::CreateToken {
+            now_ms: i(34),
+            token: api_token("00000000000000a1", "bootstrap-admin", Role::Admin, None),
+        },
+        Command::CreateToken {
+            now_ms: i(35),
+            token: api_token("00000000000000b2", "worker-w1", Role::Worker, Some("w1")),
+        },
+        Command::CreateToken { now_ms: i(36), token: api_token("00000000000000c3", "ci", Role::Submitter, None) },
+        Command::RevokeToken { now_ms: i(37), key_or_name: "ci".into() },
+        Command::WorkerCheckpoint { now_ms: i(38), worker_id: "w2".into(), task_id: 1, token: 11, data: b"x".to_vec() },
     ]
+}
+
+fn api_token(key: &str, name: &str, role: Role, worker: Option<&str>) -> ApiToken {
+    let mut sha256 = [0u8; 32];
+    sha256[..key.len().min(32)].copy_from_slice(&key.as_bytes()[..key.len().min(32)]);
+    ApiToken { key: key.into(), name: name.into(), role, worker_id: worker.map(str::to_string), sha256, created_ms: 0 }
 }
 
 fn schedule_spec(name: &str, trigger: Trigger, overlap: Overlap) -> ScheduleSpec {
@@ -616,11 +637,14 @@ fn variant_number(cmd: &Command) -> usize {
         Command::BackfillSchedule { .. } => 21,
         Command::DeleteSchedule { .. } => 22,
         Command::FireSchedule { .. } => 23,
+        Command::CreateToken { .. } => 24,
+        Command::RevokeToken { .. } => 25,
+        Command::WorkerCheckpoint { .. } => 26,
     }
 }
 
 /// How many variants `Command` has (the arms of [`variant_number`]).
-const COMMAND_VARIANTS: usize = 24;
+const COMMAND_VARIANTS: usize = 27;
 
 #[test]
 fn every_command_variant_is_in_the_fixtures() {
@@ -676,11 +700,8 @@ fn check_schedules(entries: &[Entry], state: &State) {
 }
 
 #[tokio::test]
-async fn format_3_is_what_this_build_writes() {
-    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
-        return; // being rewritten right now
-    }
-    let v3 = committed(CURRENT);
+async fn format_3_data_dir_is_read_and_upgraded() {
+    let v3 = committed("v3");
     let entries = read_log(&v3).await;
     assert_eq!(entries.len(), 33);
     check_log(&entries, Reuse::SameBody);
@@ -688,15 +709,46 @@ async fn format_3_is_what_this_build_writes() {
     check_state(&snapshot);
     check_schedules(&entries, &snapshot);
     assert_eq!(snapshot.last_applied_index(), 33);
+    assert_eq!(snapshot.tokens().count(), 0);
+    // Replaying the upgraded log reaches exactly the state format 3 snapshotted.
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
+}
+
+/// The token entries (format 4) and what they leave in the state.
+fn check_tokens(entries: &[Entry], state: &State) {
+    assert!(matches!(command(entries, 34), Command::CreateToken { token, .. } if token.role == Role::Admin));
+    assert!(matches!(command(entries, 38), Command::WorkerCheckpoint { worker_id, .. } if worker_id == "w2"));
+    let kept: Vec<(&str, Role, Option<&str>)> =
+        state.tokens().map(|t| (t.name.as_str(), t.role, t.worker_id.as_deref())).collect();
+    assert_eq!(kept, [("bootstrap-admin", Role::Admin, None), ("worker-w1", Role::Worker, Some("w1"))]);
+    let ckpt = state.task(1).unwrap().checkpoint.as_ref().unwrap();
+    assert_eq!(ckpt.data, b"step-1\n", "w2's checkpoint of w1's attempt was refused");
+}
+
+#[tokio::test]
+async fn format_4_is_what_this_build_writes() {
+    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
+        return; // being rewritten right now
+    }
+    let v4 = committed(CURRENT);
+    let entries = read_log(&v4).await;
+    assert_eq!(entries.len(), 38);
+    check_log(&entries, Reuse::SameBody);
+    let snapshot = read_snapshot(&v4);
+    check_state(&snapshot);
+    check_schedules(&entries, &snapshot);
+    check_tokens(&entries, &snapshot);
+    assert_eq!(snapshot.last_applied_index(), 38);
     // A persisted type changed without a new format version: bump it (src/scheduler/format).
     let now = today().await;
     let names = |f: &Files| f.log.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&now), names(&v3), "the fixture log's entries changed");
-    for ((_, name, want), (_, _, got)) in v3.log.iter().zip(&now.log) {
-        assert!(want == got, "{name}: today's encoding differs from the committed format-3 bytes");
+    assert_eq!(names(&now), names(&v4), "the fixture log's entries changed");
+    for ((_, name, want), (_, _, got)) in v4.log.iter().zip(&now.log) {
+        assert!(want == got, "{name}: today's encoding differs from the committed format-4 bytes");
     }
-    assert!(v3.snapshot == now.snapshot, "today's snapshot differs from the committed format-3 snapshot");
-    assert_eq!(v3.state_json, now.state_json);
+    assert!(v4.snapshot == now.snapshot, "today's snapshot differs from the committed format-4 snapshot");
+    assert_eq!(v4.state_json, now.state_json);
 }
 
 #[tokio::test]

@@ -65,6 +65,13 @@ pub async fn to_leader(
     if let Some(rid) = headers.get(REQUEST_ID_HEADER) {
         req = req.header(REQUEST_ID_HEADER, rid);
     }
+    // The leader authorizes the request again, with the caller's own credentials: never with
+    // this replica's (a forwarded request must not gain rights on the way).
+    for name in [axum::http::header::AUTHORIZATION.as_str(), crate::proto::CLUSTER_SECRET_HEADER] {
+        if let Some(value) = headers.get(name) {
+            req = req.header(name, value);
+        }
+    }
     match req.send().await {
         Ok(resp) => relay(resp, &addr).await,
         // Not connected: the request never reached the leader, so nothing was written.

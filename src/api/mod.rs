@@ -27,12 +27,15 @@
 //! | [`worker_admin`]    | `GET /v1/workers`, drain, remove                            |
 //! | [`schedules`]       | `/v1/schedules…`                                            |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
+//! | [`tokens`]          | `/v1/tokens…` (who may do what: [`auth`])                   |
 
+pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod forward;
 pub mod schedules;
 pub mod tasks;
+pub mod tokens;
 pub mod worker_admin;
 pub mod worker_protocol;
 
@@ -78,6 +81,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/members/{id}", delete(cluster::remove_member))
         .route("/v1/internal/read-index", get(cluster::read_index))
+        .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/tokens/{key}", delete(tokens::revoke))
+        .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::authorize))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

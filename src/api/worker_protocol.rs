@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -22,6 +23,8 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use tokio::time::Instant;
 
+use super::auth::Principal;
+use super::auth::ensure_worker;
 use super::error::ApiError;
 use super::error::path_error;
 use super::forward;
@@ -89,6 +92,7 @@ fn refused(id: &str, why: HeartbeatRefusal) -> ApiError {
 /// `POST /v1/workers`: register (or re-register) a worker; answers its lease.
 pub async fn register(
     State(node): State<Arc<Node>>,
+    principal: Option<Extension<Principal>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -100,6 +104,11 @@ pub async fn register(
         reg.api_addr = None;
     }
     reg.validate().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
+    // A worker token registers its own worker only: never another's (which would take over
+    // its registration and end its attempts).
+    if let Some(Extension(p)) = &principal {
+        ensure_worker(p, &reg.id)?;
+    }
     let id = reg.id.clone();
     if !node.is_leader() {
         return Ok(forward::to_leader(&node, None, Method::POST, &uri, &headers, body).await);
@@ -246,6 +255,7 @@ pub type AttemptPath = Result<Path<(u64, u64)>, PathRejection>;
 /// the task's status after it (`cancel_requested` tells the worker to stop).
 pub async fn checkpoint(
     State(node): State<Arc<Node>>,
+    principal: Option<Extension<Principal>>,
     path: AttemptPath,
     uri: Uri,
     headers: HeaderMap,
@@ -260,7 +270,14 @@ pub async fn checkpoint(
             format!("checkpoint of {} bytes is over the {MAX_CHECKPOINT_BYTES} byte limit", body.len()),
         ));
     }
-    let cmd = Command::Checkpoint { now_ms: now_ms(), task_id, token, data: body.to_vec() };
+    let data = body.to_vec();
+    // With a worker token, apply checks that the attempt is that worker's.
+    let cmd = match principal.as_ref().and_then(|Extension(p)| p.bound_worker()) {
+        Some(worker) => {
+            Command::WorkerCheckpoint { now_ms: now_ms(), worker_id: worker.to_string(), task_id, token, data }
+        }
+        None => Command::Checkpoint { now_ms: now_ms(), task_id, token, data },
+    };
     match on_leader(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Err(forwarded) => Ok(forwarded),
         Ok(scheduler::Response::CheckpointSaved { status }) => Ok(Json(status).into_response()),

@@ -150,7 +150,7 @@ impl BenchCmd {
 async fn submit(concurrency: usize, batch: usize, duration: u64, client: ClientArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
     anyhow::ensure!((1..=crate::proto::MAX_BATCH).contains(&batch), "--batch must be 1..={}", crate::proto::MAX_BATCH);
-    let c = Arc::new(Client::new(client.addr.clone())?.with_timeout(Duration::from_secs(10)));
+    let c = Arc::new(client.connect()?.with_timeout(Duration::from_secs(10)));
     c.prefer_leader().await?;
     let start = Instant::now();
     let end = start + Duration::from_secs(duration);
@@ -245,7 +245,7 @@ async fn settled(client: &Client) -> bool {
 
 async fn failover(kills: usize, port_base: u16, output: Output, server_args: Vec<String>) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new().prefix("taskraft-failover-").tempdir()?;
-    let mut extra = vec!["--cluster-secret".to_string(), "bench".into()];
+    let mut extra = vec!["--cluster-secret".to_string(), "bench".into(), "--auth=false".into()];
     extra.extend(server_args);
     let mut cluster = super::local::LocalCluster::spawn(dir.path(), 3, port_base, port_base + 100, &extra)?;
     let client = Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(10));
@@ -323,7 +323,7 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
         3,
         args.port_base,
         args.port_base + 100,
-        &["--cluster-secret".into(), "bench".into()],
+        &["--cluster-secret".into(), "bench".into(), "--auth=false".into()],
     )?;
     let client = Arc::new(Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(30)));
     let stop = tokio_util::sync::CancellationToken::new();
@@ -479,7 +479,7 @@ async fn bench_schedules(args: SchedulesArgs, output: Output) -> anyhow::Result<
         3,
         args.port_base,
         args.port_base + 100,
-        &["--cluster-secret".into(), "bench".into()],
+        &["--cluster-secret".into(), "bench".into(), "--auth=false".into()],
     )?;
     let client = Arc::new(Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(30)));
     let stop = tokio_util::sync::CancellationToken::new();

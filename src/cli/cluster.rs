@@ -76,8 +76,8 @@ fn bare(addr: &str) -> String {
 }
 
 /// Asks the replica at `addr` alone (no failover to another one: its own pid is wanted).
-async fn status_of(addr: String, known_id: Option<u64>) -> ReplicaStatus {
-    let status = match Client::new(vec![addr.clone()]) {
+async fn status_of(addr: String, known_id: Option<u64>, token: Option<&str>) -> ReplicaStatus {
+    let status = match Client::new(vec![addr.clone()]).and_then(|c| c.with_token(token)) {
         Ok(c) => c.with_timeout(STATUS_TIMEOUT).cluster_status().await,
         Err(e) => Err(e),
     };
@@ -87,8 +87,8 @@ async fn status_of(addr: String, known_id: Option<u64>) -> ReplicaStatus {
 /// The status of every replica given with `--addr`, then of every other member their answers
 /// name (by its `api_addr`); each group is asked concurrently. A replica answers with its own
 /// `pid` only, so each one is asked directly.
-async fn gather_status(addrs: &[String]) -> Vec<ReplicaStatus> {
-    let mut all = futures::future::join_all(addrs.iter().map(|a| status_of(a.clone(), None))).await;
+async fn gather_status(addrs: &[String], token: Option<&str>) -> Vec<ReplicaStatus> {
+    let mut all = futures::future::join_all(addrs.iter().map(|a| status_of(a.clone(), None, token))).await;
     let answered: BTreeSet<u64> = all.iter().filter_map(|r| r.status.as_ref().ok().map(|s| s.node_id)).collect();
     let asked: BTreeSet<String> = all.iter().map(|r| r.addr.clone()).collect();
     let mut others: BTreeMap<u64, String> = BTreeMap::new();
@@ -99,7 +99,7 @@ async fn gather_status(addrs: &[String]) -> Vec<ReplicaStatus> {
             }
         }
     }
-    all.extend(futures::future::join_all(others.into_iter().map(|(id, api)| status_of(api, Some(id)))).await);
+    all.extend(futures::future::join_all(others.into_iter().map(|(id, api)| status_of(api, Some(id), token))).await);
     all
 }
 
@@ -162,7 +162,7 @@ impl ClusterCmd {
         match self {
             ClusterCmd::Init { client } => {
                 let first = client.addr.first().cloned().unwrap_or_default();
-                let status = Client::new(vec![first.clone()])?.init().await?;
+                let status = Client::new(vec![first.clone()])?.with_token(client.token()?.as_deref())?.init().await?;
                 if client.output == Output::Json {
                     print_json(&status);
                 } else {
@@ -172,7 +172,7 @@ impl ClusterCmd {
                 }
             }
             ClusterCmd::Status { client } => {
-                let all = gather_status(&client.addr).await;
+                let all = gather_status(&client.addr, client.token()?.as_deref()).await;
                 if client.output == Output::Json {
                     let v: Vec<Value> = all
                         .iter()
@@ -187,16 +187,16 @@ impl ClusterCmd {
                 }
             }
             ClusterCmd::Members { client } => {
-                let status = Client::new(client.addr.clone())?.cluster_status().await?;
+                let status = client.connect()?.cluster_status().await?;
                 print_members(&status, client.output);
             }
             ClusterCmd::Add { id, api_addr, raft_addr, client } => {
-                let c = Client::new(client.addr.clone())?.with_timeout(ADD_MEMBER_TIMEOUT + Duration::from_secs(10));
+                let c = client.connect()?.with_timeout(ADD_MEMBER_TIMEOUT + Duration::from_secs(10));
                 let status = c.add_member(id, &api_addr, &raft_addr).await?;
                 print_members(&status, client.output);
             }
             ClusterCmd::Remove { id, client } => {
-                let status = Client::new(client.addr.clone())?.remove_member(id).await?;
+                let status = client.connect()?.remove_member(id).await?;
                 print_members(&status, client.output);
             }
         }
@@ -246,7 +246,7 @@ mod tests {
         let (second2, dead2) = (second.clone(), dead.clone());
         let first = replica(move |me| answer(1, 1111, &[(1, me), (2, &second2), (3, &dead2)])).await;
         // Only the first replica is given: the others are found in its member list.
-        let all = gather_status(&[format!("http://{first}")]).await;
+        let all = gather_status(&[format!("http://{first}")], None).await;
         let rows = status_rows(&all);
         assert_eq!(
             rows,
@@ -292,7 +292,7 @@ mod tests {
         let (second2, dead2) = (second.clone(), dead_a.clone());
         let first = replica(move |me| answer(1, 1111, &[(1, me), (2, &second2), (3, &dead2)])).await;
         let started = std::time::Instant::now();
-        let all = gather_status(&[first.clone(), second.clone(), dead_a.clone(), dead_b.clone()]).await;
+        let all = gather_status(&[first.clone(), second.clone(), dead_a.clone(), dead_b.clone()], None).await;
         // Two unreachable replicas, each given STATUS_TIMEOUT: asked one after the other they
         // would take twice as long.
         assert!(started.elapsed() < STATUS_TIMEOUT * 2, "took {:?}", started.elapsed());

@@ -11,6 +11,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::local::LocalCluster;
+use super::local::LocalSecrets;
 use crate::client::Client;
 
 /// How long to wait for the cluster to elect a leader and admit every replica.
@@ -29,6 +30,10 @@ pub struct DevCmd {
     /// Storage engine of the replicas: sled (durable) or memory.
     #[arg(long, default_value = "sled")]
     storage: String,
+    /// Require API tokens (on by default, as in production). `--auth=false` runs an open
+    /// cluster, e.g. to measure what auth costs.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    auth: bool,
     /// Worker agents to start (4 slots each); 0 for a cluster without workers (benchmarks).
     #[arg(long, default_value_t = WORKERS)]
     workers: usize,
@@ -43,29 +48,77 @@ impl DevCmd {
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        let extra = ["--cluster-secret".to_string(), "taskraft-dev".into(), "--storage".into(), self.storage.clone()];
+        // Auth on, as in production: a random cluster secret and admin token, by file.
+        let secrets = LocalSecrets::load_or_create(&dir)?;
+        let mut extra = secrets.server_args();
+        if !self.auth {
+            extra.retain(|a| a != "--auth=true");
+            extra.push("--auth=false".into());
+        }
+        extra.extend(["--storage".to_string(), self.storage.clone()]);
         let mut cluster = LocalCluster::spawn(&dir, REPLICAS, 7100, 7200, &extra)?;
-        let client = Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(2));
+        let client =
+            Client::new(cluster.addrs())?.with_token(Some(&secrets.admin_token))?.with_timeout(Duration::from_secs(2));
         let stop = CancellationToken::new();
         super::server::spawn_signal_handler(stop.clone());
+        // Formed = a leader, every voter, and the admin token committed (status answers 401
+        // until then).
         if let Err(e) = cluster.wait_formed(&client, REPLICAS as usize, STARTUP_TIMEOUT, &stop).await {
             eprintln!("error: {e:#}");
             cluster.shutdown().await;
             return Ok(ExitCode::FAILURE);
         }
+        let admin = client.with_timeout(Duration::from_secs(10));
         for _ in 0..self.workers {
-            cluster.spawn_worker(WORKER_SLOTS, &[])?;
+            let started = if self.auth {
+                cluster.spawn_worker_with_token(&admin, WORKER_SLOTS, &[]).await
+            } else {
+                cluster.spawn_worker(WORKER_SLOTS, &[])
+            };
+            if let Err(e) = started {
+                eprintln!("error: starting a worker: {e:#}");
+                cluster.shutdown().await;
+                return Ok(ExitCode::FAILURE);
+            }
         }
-        print_banner(&cluster, _temp.is_some());
+        let cli_token = if self.auth { publish_token(&secrets.admin_token) } else { None };
+        print_banner(&cluster, _temp.is_some(), &secrets, self.auth, cli_token.as_deref());
         supervise(&mut cluster, &stop).await;
         println!("\nstopping replicas…");
         cluster.shutdown().await;
+        if let Some(path) = cli_token {
+            // Only if it still holds our token: another cluster may have written its own since.
+            if std::fs::read_to_string(&path).is_ok_and(|t| t.trim() == secrets.admin_token) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
         println!("stopped.");
         Ok(ExitCode::SUCCESS)
     }
 }
 
-fn print_banner(cluster: &LocalCluster, temporary: bool) {
+/// Writes the admin token where the CLI looks by default, so that `taskraft task submit …`
+/// works in another terminal with no flag. Returns the file, or `None` if it could not be
+/// written (the banner then says how to pass the token).
+fn publish_token(token: &str) -> Option<PathBuf> {
+    let path = super::default_token_file()?;
+    let _ = std::fs::remove_file(&path);
+    match crate::node::admin_token::write_secret(&path, token) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            eprintln!("warning: could not write the admin token to {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn print_banner(
+    cluster: &LocalCluster,
+    temporary: bool,
+    secrets: &LocalSecrets,
+    auth: bool,
+    cli_token: Option<&std::path::Path>,
+) {
     println!("taskraft dev cluster is up ({} replicas, {} workers)\n", cluster.replicas.len(), cluster.workers.len());
     println!("  {:<4} {:<8} {:<17} {:<17} LOG", "ID", "PID", "API", "RAFT");
     for r in &cluster.replicas {
@@ -88,12 +141,31 @@ fn print_banner(cluster: &LocalCluster, temporary: bool) {
         );
     }
     println!("\ndata: {}{}", cluster.dir.display(), if temporary { " (deleted on exit)" } else { "" });
+    if auth {
+        println!("\nauth is on. admin token: {}", secrets.admin_token);
+        match cli_token {
+            Some(path) => println!("  written to {} (mode 0600), where the CLI finds it by itself", path.display()),
+            None => {
+                println!(
+                    "  pass it to the CLI with: export TASKRAFT_TOKEN=$(cat {})",
+                    secrets.admin_token_file.display()
+                )
+            }
+        }
+        println!("  dashboard: http://127.0.0.1:7101/ (paste the token when it asks)");
+    } else {
+        println!("\nauth is OFF (--auth=false): anyone who reaches these ports can run commands on the workers");
+        println!("  dashboard: http://127.0.0.1:7101/");
+    }
     println!("\ntry:");
     println!("  taskraft task submit --name hello -- echo hello");
     println!("  taskraft task wait 1                                   # its exit code, output tail and attempts");
     println!("  taskraft worker list");
     println!("  taskraft task list");
-    println!("  curl -s -XPOST localhost:7102/v1/tasks -d '{{\"command\":[\"sleep\",\"1\"]}}'");
+    println!(
+        "  curl -s -XPOST localhost:7102/v1/tasks -H \"Authorization: Bearer $(cat {})\" -d '{{\"command\":[\"sleep\",\"1\"]}}'",
+        secrets.admin_token_file.display()
+    );
     println!("  taskraft cluster status          # who leads; `kill -9 <its pid>` and keep submitting");
     println!("\nCtrl-C stops the cluster.");
 }

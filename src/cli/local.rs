@@ -17,6 +17,52 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 
+/// The secrets of a local cluster, kept in files of its data dir (mode 0600) so that a reused
+/// data dir keeps them, and passed to the processes by file: never on a command line.
+pub struct LocalSecrets {
+    /// The cluster secret (random, per cluster).
+    pub cluster_secret_file: PathBuf,
+    /// The bootstrap admin token.
+    pub admin_token_file: PathBuf,
+    /// Its value.
+    pub admin_token: String,
+}
+
+impl LocalSecrets {
+    /// Reads the secrets under `dir`, creating the missing ones.
+    pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let cluster_secret_file = dir.join("cluster-secret");
+        if !cluster_secret_file.exists() {
+            // A token string is 256 random bits in a shape that needs no escaping.
+            let secret = crate::proto::tokens::generate_token();
+            crate::node::admin_token::write_secret(&cluster_secret_file, &secret)
+                .with_context(|| format!("writing {}", cluster_secret_file.display()))?;
+        }
+        let admin_token_file = dir.join("admin-token");
+        if !admin_token_file.exists() {
+            crate::node::admin_token::write_secret(&admin_token_file, &crate::proto::tokens::generate_token())
+                .with_context(|| format!("writing {}", admin_token_file.display()))?;
+        }
+        let admin_token = std::fs::read_to_string(&admin_token_file)
+            .with_context(|| format!("reading {}", admin_token_file.display()))?
+            .trim()
+            .to_string();
+        Ok(Self { cluster_secret_file, admin_token_file, admin_token })
+    }
+
+    /// `taskraft server` arguments that use these secrets (auth on).
+    pub fn server_args(&self) -> Vec<String> {
+        vec![
+            "--cluster-secret-file".into(),
+            self.cluster_secret_file.display().to_string(),
+            "--admin-token-file".into(),
+            self.admin_token_file.display().to_string(),
+            "--auth=true".into(),
+        ]
+    }
+}
+
 /// Grace period between SIGTERM and SIGKILL at shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -100,6 +146,36 @@ impl LocalCluster {
         let child = spawn_process(&self.exe, &args, &log)?;
         self.workers.push(Replica { id: n, child: Some(child), args, log });
         Ok(())
+    }
+
+    /// Starts the next worker like [`LocalCluster::spawn_worker`], with its own worker token
+    /// (created through `admin`, written to `DIR/worker-<n>.token`). A token of that name left
+    /// by an earlier run of the same data dir is revoked first.
+    pub async fn spawn_worker_with_token(
+        &mut self,
+        admin: &Client,
+        slots: u32,
+        extra: &[String],
+    ) -> anyhow::Result<()> {
+        let name = format!("worker-{}", self.workers.len() + 1);
+        if let Err(e) = admin.revoke_token(&name).await
+            && e.code() != Some(crate::proto::ErrorCode::NotFound)
+        {
+            return Err(e).context("revoking the previous worker token");
+        }
+        let req = crate::proto::tokens::CreateToken {
+            name: name.clone(),
+            role: crate::scheduler::Role::Worker,
+            worker_id: Some(name.clone()),
+        };
+        let created = admin.create_token(&req).await.context("creating a worker token")?;
+        let file = self.dir.join(format!("{name}.token"));
+        let _ = std::fs::remove_file(&file);
+        crate::node::admin_token::write_secret(&file, &created.token)
+            .with_context(|| format!("writing {}", file.display()))?;
+        let mut args = vec!["--token-file".to_string(), file.display().to_string()];
+        args.extend(extra.iter().cloned());
+        self.spawn_worker(slots, &args)
     }
 
     /// API address of replica `id`.

@@ -12,6 +12,7 @@ mod output;
 mod schedule;
 mod server;
 mod task;
+mod token;
 mod worker;
 
 use std::process::ExitCode;
@@ -41,6 +42,53 @@ pub struct ClientArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
+    /// API token (`trk_…`). Prefer TASKRAFT_TOKEN or a token file: a flag shows in `ps`.
+    #[arg(long, env = "TASKRAFT_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// File holding the API token [default: $XDG_CONFIG_HOME/taskraft/token or
+    /// ~/.config/taskraft/token, where `taskraft dev` writes its admin token].
+    #[arg(long, env = "TASKRAFT_TOKEN_FILE", global = true)]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl ClientArgs {
+    /// A client of `--addr` carrying the token found by [`ClientArgs::token`].
+    pub fn connect(&self) -> anyhow::Result<crate::client::Client> {
+        let token = self.token()?;
+        Ok(crate::client::Client::new(self.addr.clone())?.with_token(token.as_deref())?)
+    }
+
+    /// The API token: `--token` / TASKRAFT_TOKEN, else the `--token-file` / TASKRAFT_TOKEN_FILE,
+    /// else the default token file if it exists, else none.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        use anyhow::Context;
+        if let Some(t) = &self.token {
+            return Ok(Some(t.trim().to_string()));
+        }
+        if let Some(path) = &self.token_file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading token file {}", path.display()))?;
+            return Ok(Some(text.trim().to_string()));
+        }
+        match default_token_file() {
+            Some(path) if path.exists() => {
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("reading token file {}", path.display()))?;
+                Ok(Some(text.trim().to_string()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Where the CLI looks for a token when none is given: `$XDG_CONFIG_HOME/taskraft/token`, else
+/// `~/.config/taskraft/token`.
+pub fn default_token_file() -> Option<std::path::PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(base.join("taskraft").join("token"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +108,9 @@ enum Command {
     Schedule(schedule::ScheduleCmd),
     /// Run a worker agent, or list/drain/remove workers.
     Worker(worker::WorkerCmd),
+    /// Create, list and revoke API tokens (admin).
+    #[command(subcommand)]
+    Token(token::TokenCmd),
     /// Measure a running cluster.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -75,6 +126,7 @@ pub async fn run() -> ExitCode {
         Command::Cluster(cmd) => cmd.run().await,
         Command::Schedule(cmd) => cmd.run().await,
         Command::Worker(cmd) => cmd.run().await,
+        Command::Token(cmd) => cmd.run().await,
         Command::Bench(cmd) => cmd.run().await,
     };
     match result {

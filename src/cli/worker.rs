@@ -13,7 +13,6 @@ use super::ClientArgs;
 use super::Output;
 use super::output::print_json;
 use super::output::print_table;
-use crate::client::Client;
 use crate::proto::workers::WorkerEntry;
 use crate::proto::workers::WorkerList;
 use crate::worker::WorkerConfig;
@@ -89,6 +88,13 @@ pub struct WorkerArgs {
     /// refused with an error in the attempt.
     #[arg(long, env = "TASKRAFT_WORKER_CHECKPOINT_MAX_BYTES")]
     checkpoint_max_bytes: Option<usize>,
+    /// The worker's API token (role `worker`, bound to this worker's id). Prefer
+    /// TASKRAFT_TOKEN or `token_file`: a flag shows in `ps`.
+    #[arg(long, env = "TASKRAFT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the worker's API token.
+    #[arg(long, env = "TASKRAFT_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
 }
 
 const WORKER_HEADER: [&str; 8] = ["ID", "STATE", "HOST", "PID", "RUNNING", "CPU", "MEMORY", "LABELS"];
@@ -150,8 +156,19 @@ impl WorkerArgs {
             "--checkpoint-max-bytes must be 1..={} (the cluster refuses bigger checkpoints)",
             crate::scheduler::MAX_CHECKPOINT_BYTES
         );
+        let token = match (self.token.or(file.token), self.token_file.or(file.token_file)) {
+            (Some(t), _) => Some(t.trim().to_string()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading token file {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
         Ok(WorkerConfig {
             cluster,
+            token,
             work_dir: self
                 .work_dir
                 .or(file.work_dir)
@@ -184,7 +201,7 @@ impl WorkerCmd {
                 .await?;
             }
             Some(WorkerAdmin::List { client }) => {
-                let c = Client::new(client.addr.clone())?;
+                let c = client.connect()?;
                 let list = c.list_workers().await?;
                 if client.output == Output::Json {
                     print_json(&list);
@@ -193,7 +210,7 @@ impl WorkerCmd {
                 }
             }
             Some(WorkerAdmin::Drain { id, client }) => {
-                let c = Client::new(client.addr.clone())?;
+                let c = client.connect()?;
                 let worker = c.drain_worker(&id).await?;
                 if client.output == Output::Json {
                     print_json(&worker)
@@ -202,7 +219,7 @@ impl WorkerCmd {
                 }
             }
             Some(WorkerAdmin::Remove { id, client }) => {
-                let c = Client::new(client.addr.clone())?;
+                let c = client.connect()?;
                 let removed = c.remove_worker(&id).await?;
                 if client.output == Output::Json {
                     print_json(&removed)

@@ -219,7 +219,14 @@ async fn join(node: &Node) {
                 return;
             }
             let url = format!("http://{peer}/v1/cluster/members");
-            let sent = node.http.post(&url).json(&body).timeout(ADD_MEMBER_TIMEOUT).send().await;
+            let sent = node
+                .http
+                .post(&url)
+                .header(crate::proto::CLUSTER_SECRET_HEADER, &node.config.cluster_secret)
+                .json(&body)
+                .timeout(ADD_MEMBER_TIMEOUT)
+                .send()
+                .await;
             match sent {
                 Ok(resp) if resp.status().is_success() => {
                     tracing::info!(node_id = node.id, via = %peer, "joined the cluster");

@@ -19,6 +19,7 @@
 //! Deliberately not here: business rules (the pure [`crate::scheduler`]), HTTP status
 //! mapping (the `api` module's `error`).
 
+pub mod admin_token;
 mod batcher;
 pub mod leader;
 pub mod membership;
@@ -222,6 +223,7 @@ impl Node {
             .http
             .get(format!("http://{addr}/v1/internal/read-index"))
             .header(FORWARDED_HEADER, self.id.to_string())
+            .header(crate::proto::CLUSTER_SECRET_HEADER, &self.config.cluster_secret)
             .timeout(timeout)
             .send()
             .await

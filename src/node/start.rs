@@ -144,12 +144,19 @@ impl RunningNode {
         });
         tracing::info!(node_id = id, raft = %config.raft_addr, data_dir = %config.data_dir.display(), "replica started");
 
+        let admin_token = super::admin_token::source(&node.config)
+            .map_err(|e| Error::Fatal(format!("the bootstrap admin token: {e}")))?;
         let starter = node.clone();
         let token = shutdown.clone();
         tracker.spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
-                _ = super::membership::first_start(&starter) => {}
+                _ = async {
+                    super::membership::first_start(&starter).await;
+                    if let Some(admin) = admin_token {
+                        super::admin_token::ensure(&starter, admin).await;
+                    }
+                } => {}
             }
         });
         let leadership = super::leader::watch_leadership(&node);

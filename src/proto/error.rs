@@ -41,6 +41,10 @@ error_codes! {
     BadRequest = "bad_request",
     /// 422: a field has an invalid value; the message names it.
     InvalidField = "invalid_field",
+    /// 401: no token, or a token this cluster does not know (revoked, mistyped).
+    Unauthorized = "unauthorized",
+    /// 403: the token's role may not do this.
+    Forbidden = "forbidden",
     /// 404: no such task, member, worker or endpoint.
     NotFound = "not_found",
     /// 405: the endpoint exists but not with this method.

@@ -11,6 +11,7 @@
 //! | [`schedules`] | `/v1/schedules…`                                                |
 //! | [`workers`]  | `/v1/workers…` (protocol and administration), attempt checkpoints |
 //! | [`cluster`]  | `/v1/cluster…`, `/health`, `/ready`, `/v1/internal/read-index`   |
+//! | [`tokens`]   | `/v1/tokens…`, and the token string format                       |
 //!
 //! Task specs, tasks, workers and statuses are the scheduler's own types
 //! ([`crate::scheduler`]): their JSON form is part of this protocol.
@@ -21,6 +22,7 @@ pub mod cluster;
 mod error;
 pub mod schedules;
 pub mod tasks;
+pub mod tokens;
 pub mod workers;
 
 use std::time::Duration;
@@ -37,6 +39,9 @@ pub const REQUEST_ID_HEADER: &str = "x-taskraft-request-id";
 pub const LEADER_HEADER: &str = "x-taskraft-leader";
 /// Request header marking a request forwarded by another replica: it is never forwarded again.
 pub const FORWARDED_HEADER: &str = "x-taskraft-forwarded";
+/// Request header by which one replica proves to another that it belongs to the cluster
+/// (joining, read indexes): it carries the cluster secret, and is worth an admin token.
+pub const CLUSTER_SECRET_HEADER: &str = "x-taskraft-cluster-secret";
 
 /// Most tasks in one `POST /v1/tasks/batch` (apply enforces the same bound).
 pub const MAX_BATCH: usize = crate::scheduler::MAX_BATCH;

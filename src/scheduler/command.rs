@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::{Schedule, ScheduleId, ScheduleSpec};
 use super::task::{AttemptId, AttemptOutcome, Task, TaskId, TaskSpec, TaskState};
+use super::token::ApiToken;
 use super::worker::{WorkerInfo, WorkerRegistration};
 
 /// A replicated write. The leader stamps `now_ms`; apply never reads a clock.
@@ -255,6 +256,34 @@ pub enum Command {
         advance_to: u64,
         /// Due times the catch-up policy gave up.
         missed: u64,
+    },
+    /// Keep an API token's record (format 4). The API made the secret and hashed it.
+    CreateToken {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The record; its `created_ms` is the leader's time.
+        token: ApiToken,
+    },
+    /// Forget an API token (format 4): requests carrying it are refused from then on.
+    RevokeToken {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The token's key or name.
+        key_or_name: String,
+    },
+    /// A checkpoint sent with a worker token (format 4): refused unless the attempt is that
+    /// worker's, so that a worker can only write its own attempts' progress.
+    WorkerCheckpoint {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The worker the token speaks for.
+        worker_id: String,
+        /// The task.
+        task_id: TaskId,
+        /// Fencing token of the attempt.
+        token: u64,
+        /// The checkpoint bytes.
+        data: Vec<u8>,
     },
 }
 
@@ -509,6 +538,18 @@ pub enum Response {
         schedule: Box<Schedule>,
         /// Live runs cancelled (or asked to stop) with it.
         cancelled: Vec<TaskId>,
+    },
+    /// Answer to `CreateToken`.
+    Token {
+        /// The record kept.
+        token: ApiToken,
+        /// False when the same record was already kept (a retried proposal).
+        created: bool,
+    },
+    /// Answer to `RevokeToken`.
+    TokenRevoked {
+        /// The record as it was.
+        token: ApiToken,
     },
 }
 

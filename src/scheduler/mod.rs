@@ -42,6 +42,7 @@ mod ready_tree;
 pub mod schedule;
 mod state;
 mod task;
+mod token;
 pub mod verdict;
 mod worker;
 
@@ -66,6 +67,7 @@ pub use task::{
     MAX_SHARDS, MAX_SLEEP_MS, PlacementStrategy, Preferences, RESERVED_ENV_PREFIX, Resources, RetryPolicy, Shard, Task,
     TaskId, TaskOrigin, TaskSpec, TaskState, working_dir_rule,
 };
+pub use token::{ApiToken, MAX_TOKEN_NAME_BYTES, MAX_TOKENS, Role, TOKEN_KEY_LEN};
 pub use worker::{
     MAX_ADDR_BYTES, MAX_LABELS, MAX_WORKER_ID_BYTES, MAX_WORKER_SLOTS, WorkerInfo, WorkerRegistration, WorkerState,
 };

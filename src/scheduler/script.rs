@@ -945,6 +945,10 @@ fn describe(resp: &Response) -> String {
             format!("ok completed task={} state={}", task.id, task.state)
         }
         Response::Noop => "ok noop".to_string(),
+        Response::Token { token, created } => {
+            format!("ok token {} {} created={created}", token.name, token.role)
+        }
+        Response::TokenRevoked { token } => format!("ok revoked token {}", token.name),
         Response::Rejected(rej) => format!("rejected {rej}"),
         Response::Many { responses } => {
             format!("ok many [{}]", responses.iter().map(describe).collect::<Vec<_>>().join("; "))

@@ -20,6 +20,7 @@ use super::dedup::{REQUEST_DEDUP_CAPACITY, Recorded, RequestWindow};
 use super::ready::ReadyIndex;
 use super::schedule::{Runs, Schedule, ScheduleId};
 use super::task::{Task, TaskId, TaskSpec, TaskState};
+use super::token::ApiToken;
 use super::worker::{WorkerInfo, WorkerState};
 
 /// Page size of `ListTasks` when the query says 0.
@@ -110,6 +111,8 @@ pub struct State {
     pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
     /// Each schedule's runs by identity (schedule, nominal time).
     pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
+    /// API tokens by key (format 4): only their hashes.
+    pub(crate) tokens: BTreeMap<String, ApiToken>,
     /// Dispatchable tasks by priority and ready time, for the planner. Derived from `tasks`:
     /// never serialized, rebuilt on decode, kept in step by apply.
     #[serde(skip)]
@@ -152,6 +155,7 @@ pub(crate) struct Parts {
     pub(crate) next_schedule_id: ScheduleId,
     pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
     pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
+    pub(crate) tokens: BTreeMap<String, ApiToken>,
 }
 
 impl State {
@@ -172,6 +176,7 @@ impl State {
             next_schedule_id: 1,
             schedule_keys: BTreeMap::new(),
             schedule_runs: BTreeMap::new(),
+            tokens: BTreeMap::new(),
             ready: ReadyIndex::default(),
         }
     }
@@ -194,6 +199,7 @@ impl State {
             next_schedule_id: p.next_schedule_id,
             schedule_keys: p.schedule_keys,
             schedule_runs: p.schedule_runs,
+            tokens: p.tokens,
             ready,
         }
     }
@@ -243,6 +249,19 @@ impl State {
             }
             Command::WorkerLost { now_ms, worker_id } => self.worker_gone(now_ms, &worker_id, WorkerState::Lost),
             Command::Noop => Response::Noop,
+            Command::CreateToken { now_ms: _, token } => self.create_token(token),
+            Command::RevokeToken { now_ms: _, key_or_name } => self.revoke_token(&key_or_name),
+            Command::WorkerCheckpoint { now_ms, worker_id, task_id, token, data } => {
+                let owner =
+                    self.tasks.get(&task_id).and_then(|t| t.current_attempt()).filter(|a| a.fencing_token == token);
+                match owner {
+                    Some(a) if a.worker_id != worker_id => Response::Rejected(Rejection::new(
+                        RejectCode::WrongWorker,
+                        format!("attempt {token} of task {task_id} belongs to worker {}, not {worker_id}", a.worker_id),
+                    )),
+                    _ => self.checkpoint(now_ms, task_id, token, data),
+                }
+            }
             Command::DrainWorker { now_ms, worker_id } => self.drain_worker(now_ms, &worker_id),
             Command::RemoveWorker { now_ms, worker_id } => self.worker_gone(now_ms, &worker_id, WorkerState::Removed),
             Command::MemberRemoved { now_ms: _, node_id } => {

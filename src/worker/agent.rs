@@ -39,6 +39,9 @@ pub struct WorkerConfig {
     pub local_ip: Option<std::net::IpAddr>,
     /// Executor bounds.
     pub limits: ExecLimits,
+    /// API token (role `worker`, bound to `id`) sent with every request; none when the
+    /// cluster runs without auth.
+    pub token: Option<String>,
 }
 
 impl WorkerConfig {
@@ -154,10 +157,13 @@ impl Worker {
 /// Runs the worker until `shutdown`.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)?;
-    let client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?.with_timeout(Duration::from_secs(10));
+    let client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?
+        .with_token(config.token.as_deref())?
+        .with_timeout(Duration::from_secs(10));
     // Reports are short writes: a replica that has not answered one in 2 s is paused or cut off,
     // so move on (the retry is idempotent) instead of waiting out the whole deadline there.
     let report_client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?
+        .with_token(config.token.as_deref())?
         .with_timeout(Duration::from_secs(10))
         .with_attempt_timeout(Duration::from_secs(2));
     let reporter = super::reporter::Reporter::start(Arc::new(report_client), &config.id);

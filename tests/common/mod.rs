@@ -60,6 +60,8 @@ pub struct TestNode {
     pub extra: Vec<String>,
     /// Extra environment of the process (e.g. libfaketime), kept across restarts.
     pub env: Vec<(String, String)>,
+    /// API token its [`TestNode::client`] sends (clusters with auth on).
+    pub token: Option<String>,
     child: Option<Child>,
 }
 
@@ -78,6 +80,10 @@ impl TestNode {
             "--cluster-secret".into(),
             "test-secret".into(),
         ];
+        // Auth is on by default; tests of other things run without it unless they ask.
+        if !self.extra.iter().any(|e| e.starts_with("--auth")) {
+            a.push("--auth=false".into());
+        }
         a.extend(self.extra.iter().cloned());
         a
     }
@@ -153,7 +159,11 @@ impl TestNode {
 
     /// A client talking to this replica only.
     pub fn client(&self) -> Client {
-        Client::new(vec![self.api_addr.clone()]).unwrap().with_timeout(Duration::from_secs(10))
+        Client::new(vec![self.api_addr.clone()])
+            .unwrap()
+            .with_token(self.token.as_deref())
+            .unwrap()
+            .with_timeout(Duration::from_secs(10))
     }
 }
 
@@ -219,21 +229,31 @@ pub struct TestCluster {
     pub workers: Vec<TestWorker>,
     pub dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// The admin token of a cluster started with [`TestCluster::start_with_auth`].
+    pub token: Option<String>,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl TestCluster {
     /// Starts `n` replicas (node 1 bootstraps, the others join) and waits until all are voters.
     pub async fn start(n: u64, extra: &[&str]) -> TestCluster {
+        Self::start_inner(n, extra, None).await
+    }
+
+    /// Like [`TestCluster::start`] with auth on: every replica is given `admin_token`
+    /// (TASKRAFT_ADMIN_TOKEN), the leader commits it, and the cluster's clients send it.
+    pub async fn start_with_auth(n: u64, extra: &[&str], admin_token: &str) -> TestCluster {
+        Self::start_inner(n, extra, Some(admin_token.to_string())).await
+    }
+
+    async fn start_inner(n: u64, extra: &[&str], token: Option<String>) -> TestCluster {
         let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::Builder::new().prefix("taskraft-test-").tempdir().unwrap();
-        let mut cluster = TestCluster {
-            nodes: Vec::new(),
-            workers: Vec::new(),
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            _serial: serial,
-        };
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if token.is_some() {
+            extra.push("--auth=true".into());
+        }
+        let mut cluster = TestCluster { nodes: Vec::new(), workers: Vec::new(), dir, extra, token, _serial: serial };
         for id in 1..=n {
             cluster.add_node_process(id, id == 1);
         }
@@ -258,7 +278,8 @@ impl TestCluster {
             data_dir: self.dir.path().join(format!("node-{id}")),
             log: self.dir.path().join(format!("node-{id}.log")),
             extra,
-            env: Vec::new(),
+            env: self.token.iter().map(|t| ("TASKRAFT_ADMIN_TOKEN".to_string(), t.clone())).collect(),
+            token: self.token.clone(),
             child: None,
         };
         node.start();
@@ -306,6 +327,8 @@ impl TestCluster {
     /// A client that knows every replica (running or not).
     pub fn client(&self) -> Client {
         Client::new(self.nodes.iter().map(|n| n.api_addr.clone()).collect())
+            .unwrap()
+            .with_token(self.token.as_deref())
             .unwrap()
             .with_timeout(Duration::from_secs(10))
     }

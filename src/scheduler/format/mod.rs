@@ -33,9 +33,13 @@
 //! - **3** (current): schedules. The state gains `schedules`, `next_schedule_id` and
 //!   `schedule_keys`; `Command` gains the schedule commands and `TaskOrigin` its `Schedule`
 //!   variant, both appended, so format-2 log payloads decode as format 3 unchanged.
+//! - **4** (current; `v3.rs` freezes format 3): API tokens. The state gains `tokens`;
+//!   `Command` gains `CreateToken`, `RevokeToken` and `WorkerCheckpoint`, appended, so
+//!   format-2 and -3 log payloads decode as format 4 unchanged.
 
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 use std::fmt;
 
@@ -50,9 +54,9 @@ use super::command::Command;
 use super::state::State;
 
 /// Format of the log payloads this build writes; it reads this one and every earlier one.
-pub const COMMAND_FORMAT: u8 = 3;
+pub const COMMAND_FORMAT: u8 = 4;
 /// Format of the snapshots this build writes; it reads this one and every earlier one.
-pub const STATE_FORMAT: u8 = 3;
+pub const STATE_FORMAT: u8 = 4;
 
 /// Why persisted bytes could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,8 +118,8 @@ impl<'de> Deserialize<'de> for LogCommand {
                 use serde::de::Error;
                 let version: u8 = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(0, &self))?;
                 let command = match version {
-                    // Format 3 only appended variants: format-2 bytes are format-3 bytes.
-                    2 | COMMAND_FORMAT => seq.next_element::<Command>()?,
+                    // Formats 3 and 4 only appended variants: format-2 bytes are format-4 bytes.
+                    2 | 3 | COMMAND_FORMAT => seq.next_element::<Command>()?,
                     // Format 1 payloads have no version byte: the log store recognises them by
                     // their entry format and decodes them with `v1::Command` (see `node`).
                     found => {
@@ -148,6 +152,7 @@ pub fn decode_state(data: &[u8]) -> Result<State, FormatError> {
     match version {
         1 => postcard::from_bytes::<v1::State>(body).map(State::from).map_err(corrupt),
         2 => postcard::from_bytes::<v2::State>(body).map(State::from).map_err(corrupt),
+        3 => postcard::from_bytes::<v3::State>(body).map(State::from).map_err(corrupt),
         STATE_FORMAT => postcard::from_bytes::<State>(body).map_err(corrupt),
         found => Err(FormatError::UnknownVersion { what: WHAT, found, newest: STATE_FORMAT }),
     }
@@ -178,7 +183,7 @@ mod tests {
         assert_eq!(decode_state(&bytes).unwrap(), state);
         let mut newer = bytes.clone();
         newer[0] = STATE_FORMAT + 1;
-        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 4, .. })));
+        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 5, .. })));
         assert!(matches!(decode_state(&[]), Err(FormatError::Corrupt { .. })));
     }
 }

@@ -370,6 +370,7 @@ impl From<State> for now::State {
             next_schedule_id: 1,
             schedule_keys: Default::default(),
             schedule_runs: Default::default(),
+            tokens: BTreeMap::new(),
         })
     }
 }

@@ -49,6 +49,7 @@ impl From<State> for now::State {
             next_schedule_id: 1,
             schedule_keys: BTreeMap::new(),
             schedule_runs: BTreeMap::new(),
+            tokens: BTreeMap::new(),
         })
     }
 }

@@ -1,0 +1,59 @@
+//! Format 3, frozen: the snapshot shape before API tokens. Never edit a type here.
+//!
+//! Format 4 only *appended* to shapes format 3 shares with today's code (new `Command` and
+//! `Response` variants), so format-3 log payloads decode as today's types unchanged, and only
+//! the state itself (which gained `tokens`) needs a frozen copy.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::scheduler as now;
+use crate::scheduler::dedup::RequestWindow;
+use crate::scheduler::schedule::Runs;
+use crate::scheduler::state::TaskIndex;
+use crate::scheduler::{Schedule, ScheduleId, Task, TaskId, WorkerInfo};
+
+/// The replicated state as format 3 wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs, reason = "frozen copy; today's `State` documents every field")]
+pub struct State {
+    pub tasks: BTreeMap<TaskId, Box<Task>>,
+    pub next_task_id: TaskId,
+    pub last_applied_index: u64,
+    pub idempotency: BTreeMap<String, TaskId>,
+    pub(crate) requests: RequestWindow,
+    pub workers: BTreeMap<String, WorkerInfo>,
+    pub(crate) index: TaskIndex,
+    pub live: BTreeMap<String, BTreeSet<TaskId>>,
+    pub dependents: BTreeMap<TaskId, Vec<TaskId>>,
+    pub removed_members: BTreeSet<u64>,
+    pub schedules: BTreeMap<ScheduleId, Schedule>,
+    pub next_schedule_id: ScheduleId,
+    pub schedule_keys: BTreeMap<String, ScheduleId>,
+    pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
+}
+
+impl From<State> for now::State {
+    fn from(s: State) -> Self {
+        now::State::from_parts(now::state::Parts {
+            tasks: s.tasks,
+            next_task_id: s.next_task_id,
+            last_applied_index: s.last_applied_index,
+            idempotency: s.idempotency,
+            requests: s.requests,
+            workers: s.workers,
+            index: s.index,
+            live: s.live,
+            dependents: s.dependents,
+            removed_members: s.removed_members,
+            schedules: s.schedules,
+            next_schedule_id: s.next_schedule_id,
+            schedule_keys: s.schedule_keys,
+            schedule_runs: s.schedule_runs,
+            tokens: BTreeMap::new(),
+        })
+    }
+}
