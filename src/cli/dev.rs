@@ -32,6 +32,10 @@ pub struct DevCmd {
     /// Worker agents to start (4 slots each); 0 for a cluster without workers (benchmarks).
     #[arg(long, default_value_t = WORKERS)]
     workers: usize,
+    /// Replica N serves its API on port BASE+N and Raft on BASE+100+N (a second dev cluster
+    /// on one machine, or a CI job beside one).
+    #[arg(long, value_name = "BASE", default_value_t = 7100)]
+    port_base: u16,
 }
 
 impl DevCmd {
@@ -44,7 +48,8 @@ impl DevCmd {
             }
         };
         let extra = ["--cluster-secret".to_string(), "taskraft-dev".into(), "--storage".into(), self.storage.clone()];
-        let mut cluster = LocalCluster::spawn(&dir, REPLICAS, 7100, 7200, &extra)?;
+        let raft_base = self.port_base.checked_add(100).context("--port-base is too high")?;
+        let mut cluster = LocalCluster::spawn(&dir, REPLICAS, self.port_base, raft_base, &extra)?;
         let client = Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(2));
         let stop = CancellationToken::new();
         super::server::spawn_signal_handler(stop.clone());
@@ -56,7 +61,7 @@ impl DevCmd {
         for _ in 0..self.workers {
             cluster.spawn_worker(WORKER_SLOTS, &[])?;
         }
-        print_banner(&cluster, _temp.is_some());
+        print_banner(&cluster, raft_base, _temp.is_some());
         supervise(&mut cluster, &stop).await;
         println!("\nstopping replicas…");
         cluster.shutdown().await;
@@ -65,7 +70,7 @@ impl DevCmd {
     }
 }
 
-fn print_banner(cluster: &LocalCluster, temporary: bool) {
+fn print_banner(cluster: &LocalCluster, raft_base: u16, temporary: bool) {
     println!("taskraft dev cluster is up ({} replicas, {} workers)\n", cluster.replicas.len(), cluster.workers.len());
     println!("  {:<4} {:<8} {:<17} {:<17} LOG", "ID", "PID", "API", "RAFT");
     for r in &cluster.replicas {
@@ -74,7 +79,7 @@ fn print_banner(cluster: &LocalCluster, temporary: bool) {
             r.id,
             r.child.as_ref().and_then(|c| c.id()).map_or("-".into(), |p| p.to_string()),
             cluster.api_addr(r.id),
-            format!("127.0.0.1:{}", 7200 + r.id),
+            format!("127.0.0.1:{}", u64::from(raft_base) + r.id),
             r.log.display()
         );
     }
