@@ -68,16 +68,44 @@ pub fn status(node: &Node) -> ClusterStatus {
 }
 
 /// `GET /v1/cluster`.
+#[utoipa::path(
+    get,
+    path = "/v1/cluster",
+    tag = "cluster",
+    operation_id = "cluster_status",
+    responses(
+        (status = 200, description = "The cluster as this replica sees it", body = ClusterStatus),
+    ),
+)]
 pub async fn get_status(State(node): State<Arc<Node>>) -> Json<ClusterStatus> {
     Json(status(&node))
 }
 
 /// `GET /health`: the process is alive and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "cluster",
+    operation_id = "health",
+    responses(
+        (status = 200, description = "Alive", body = Health),
+    ),
+)]
 pub async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
     Json(Health { status: "ok".into(), node_id: node.id })
 }
 
 /// `GET /ready`: 200 only when a leader is known and everything known committed is applied.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "cluster",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: no leader known, or still applying", body = Readiness),
+    ),
+)]
 pub async fn ready(State(node): State<Arc<Node>>) -> Response {
     let (leader, committed, applied) = {
         let m = node.metrics();
@@ -130,6 +158,22 @@ where
 }
 
 /// `POST /v1/cluster/members` `{"id", "api_addr", "raft_addr"}`: learner, catch up, voter.
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/members",
+    tag = "cluster",
+    operation_id = "add_member",
+    request_body(content = AddMember, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new replica is a voter (or already was); the cluster after the change", body = ClusterStatus),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn add_member(
     State(node): State<Arc<Node>>,
     uri: Uri,
@@ -146,6 +190,21 @@ pub async fn add_member(
 }
 
 /// `DELETE /v1/cluster/members/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/cluster/members/{id}",
+    tag = "cluster",
+    operation_id = "remove_member",
+    params(("id" = u64, Path, description = "Replica id")),
+    responses(
+        (status = 200, description = "Removed; the cluster after the change", body = ClusterStatus),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn remove_member(
     State(node): State<Arc<Node>>,
     id: super::tasks::IdPath,
@@ -160,6 +219,17 @@ pub async fn remove_member(
 }
 
 /// `POST /v1/cluster/init`: make this fresh replica the first member of a new cluster.
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/init",
+    tag = "cluster",
+    operation_id = "init_cluster",
+    responses(
+        (status = 200, description = "Initialized; the new cluster", body = ClusterStatus),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 503, response = crate::api::openapi::Unavailable),
+    ),
+)]
 pub async fn init(State(node): State<Arc<Node>>) -> Result<Json<ClusterStatus>, ApiError> {
     node.init_cluster().await?;
     Ok(Json(status(&node)))

@@ -28,11 +28,16 @@
 //! | [`schedules`]       | `/v1/schedules…`                                            |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
 //! | [`tokens`]          | `/v1/tokens…` (who may do what: [`auth`])                   |
+//! | [`openapi`]         | `/v1/openapi.json`: this API described by its own code      |
+//!
+//! Every public route is registered with its `#[utoipa::path]` description (see [`openapi`]),
+//! so the OpenAPI document lists exactly what the router serves.
 
 pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod openapi;
 pub mod schedules;
 pub mod tasks;
 pub mod tokens;
@@ -43,51 +48,67 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::delete;
 use axum::routing::get;
-use axum::routing::post;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use self::error::ApiError;
 use crate::node::Node;
 
+/// Every public route with its documentation, not yet bound to a node.
+fn documented() -> OpenApiRouter<Arc<Node>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(cluster::health))
+        .routes(routes!(cluster::ready))
+        .routes(routes!(tasks::submit, tasks::list))
+        .routes(routes!(tasks::submit_batch))
+        .routes(routes!(tasks::get))
+        .routes(routes!(tasks::cancel))
+        .routes(routes!(tasks::wait))
+        .routes(routes!(worker_protocol::checkpoint))
+        .routes(routes!(worker_protocol::register, worker_admin::list))
+        .routes(routes!(worker_admin::remove))
+        .routes(routes!(worker_protocol::heartbeat))
+        .routes(routes!(worker_protocol::inbox))
+        .routes(routes!(worker_admin::drain))
+        .routes(routes!(worker_protocol::reports))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(schedules::preview))
+        .routes(routes!(schedules::get, schedules::update, schedules::delete))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(schedules::trigger))
+        .routes(routes!(schedules::backfill))
+        .routes(routes!(tasks::stats))
+        .routes(routes!(cluster::get_status))
+        .routes(routes!(cluster::init))
+        .routes(routes!(cluster::add_member))
+        .routes(routes!(cluster::remove_member))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(openapi::serve))
+}
+
 /// The API router of one replica.
 pub fn router(node: Arc<Node>) -> Router {
     let limit = node.config.max_body_bytes;
-    Router::new()
-        .route("/health", get(cluster::health))
-        .route("/ready", get(cluster::ready))
-        .route("/v1/tasks", post(tasks::submit).get(tasks::list))
-        .route("/v1/tasks/batch", post(tasks::submit_batch))
-        .route("/v1/tasks/{id}", get(tasks::get))
-        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/v1/tasks/{id}/wait", get(tasks::wait))
-        .route("/v1/tasks/{id}/attempts/{token}/checkpoint", post(worker_protocol::checkpoint))
-        .route("/v1/workers", post(worker_protocol::register).get(worker_admin::list))
-        .route("/v1/workers/{id}", delete(worker_admin::remove))
-        .route("/v1/workers/{id}/heartbeat", post(worker_protocol::heartbeat))
-        .route("/v1/workers/{id}/inbox", get(worker_protocol::inbox))
-        .route("/v1/workers/{id}/drain", post(worker_admin::drain))
-        .route("/v1/workers/{id}/reports", post(worker_protocol::reports))
-        .route("/v1/schedules", post(schedules::create).get(schedules::list))
-        .route("/v1/schedules/preview", get(schedules::preview))
-        .route("/v1/schedules/{id}", get(schedules::get).put(schedules::update).delete(schedules::delete))
-        .route("/v1/schedules/{id}/pause", post(schedules::pause))
-        .route("/v1/schedules/{id}/resume", post(schedules::resume))
-        .route("/v1/schedules/{id}/trigger", post(schedules::trigger))
-        .route("/v1/schedules/{id}/backfill", post(schedules::backfill))
-        .route("/v1/stats", get(tasks::stats))
-        .route("/v1/cluster", get(cluster::get_status))
-        .route("/v1/cluster/init", post(cluster::init))
-        .route("/v1/cluster/members", post(cluster::add_member))
-        .route("/v1/cluster/members/{id}", delete(cluster::remove_member))
+    let (public, _) = documented().split_for_parts();
+    public
+        // Replica to replica: not part of the public API or its document.
         .route("/v1/internal/read-index", get(cluster::read_index))
-        .route("/v1/tokens", post(tokens::create).get(tokens::list))
-        .route("/v1/tokens/{key}", delete(tokens::revoke))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::authorize))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(node)
+}
+
+/// The OpenAPI 3.1 document of the public API (served, cached, by [`openapi::serve`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut spec) = documented().split_for_parts();
+    openapi::finish(&mut spec);
+    spec
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -183,6 +183,25 @@ fn schedule_of(resp: scheduler::Response, what: &str) -> Result<(Schedule, bool,
 
 /// `POST /v1/schedules`: 201 with the schedule, or 200 with the existing one for a known
 /// idempotency key or request id.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules",
+    tag = "schedules",
+    operation_id = "create_schedule",
+    params(crate::api::openapi::RequestIdHeader),
+    request_body(content = ScheduleRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = ScheduleView),
+        (status = 200, description = "The schedule an earlier create with the same idempotency key or request id created", body = ScheduleView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn create(
     State(node): State<Arc<Node>>,
     uri: Uri,
@@ -203,6 +222,19 @@ pub async fn create(
 }
 
 /// `GET /v1/schedules`.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules",
+    tag = "schedules",
+    operation_id = "list_schedules",
+    params(ReadQuery),
+    responses(
+        (status = 200, description = "Every schedule, in id order", body = ScheduleList),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn list(
     State(node): State<Arc<Node>>,
     p: Result<Query<ReadQuery>, QueryRejection>,
@@ -215,6 +247,21 @@ pub async fn list(
 }
 
 /// `GET /v1/schedules/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules/{id}",
+    tag = "schedules",
+    operation_id = "get_schedule",
+    params(("id" = u64, Path, description = "Schedule id"), ReadQuery),
+    responses(
+        (status = 200, description = "The schedule", body = ScheduleView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn get(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -226,6 +273,24 @@ pub async fn get(
 }
 
 /// `PUT /v1/schedules/{id}`: replaces the spec (same body as create), bumps the version.
+#[utoipa::path(
+    put,
+    path = "/v1/schedules/{id}",
+    tag = "schedules",
+    operation_id = "update_schedule",
+    params(("id" = u64, Path, description = "Schedule id")),
+    request_body(content = ScheduleRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The schedule after the update", body = ScheduleView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn update(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -274,6 +339,24 @@ fn optional<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, 
 }
 
 /// `POST /v1/schedules/{id}/pause` `{"note"?}`.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{id}/pause",
+    tag = "schedules",
+    operation_id = "pause_schedule",
+    params(("id" = u64, Path, description = "Schedule id")),
+    request_body(content = Option<PauseRequest>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The schedule, paused", body = ScheduleView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn pause(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -289,6 +372,23 @@ pub async fn pause(
 }
 
 /// `POST /v1/schedules/{id}/resume`.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{id}/resume",
+    tag = "schedules",
+    operation_id = "resume_schedule",
+    params(("id" = u64, Path, description = "Schedule id")),
+    responses(
+        (status = 200, description = "The schedule, resumed", body = ScheduleView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn resume(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -303,6 +403,24 @@ pub async fn resume(
 }
 
 /// `POST /v1/schedules/{id}/trigger` `{"request_id"?}`: one manual run now.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{id}/trigger",
+    tag = "schedules",
+    operation_id = "trigger_schedule",
+    params(("id" = u64, Path, description = "Schedule id"), crate::api::openapi::RequestIdHeader),
+    request_body(content = Option<TriggerRequest>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The schedule and the run started (none if the overlap policy refused it)", body = RunsStarted),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn trigger(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -320,6 +438,24 @@ pub async fn trigger(
 
 /// `POST /v1/schedules/{id}/backfill` `{"from", "to"}`: a run for every calendar time in the
 /// range that has none yet. The leader computes the times, so a follower forwards first.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{id}/backfill",
+    tag = "schedules",
+    operation_id = "backfill_schedule",
+    params(("id" = u64, Path, description = "Schedule id")),
+    request_body(content = BackfillRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The schedule and the runs started, in nominal order", body = RunsStarted),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn backfill(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -363,6 +499,23 @@ pub async fn backfill(
 }
 
 /// `DELETE /v1/schedules/{id}?cancel_runs=true`.
+#[utoipa::path(
+    delete,
+    path = "/v1/schedules/{id}",
+    tag = "schedules",
+    operation_id = "delete_schedule",
+    params(("id" = u64, Path, description = "Schedule id"), DeleteQuery),
+    responses(
+        (status = 200, description = "The schedule as it was, and the runs cancelled with it", body = Deleted),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn delete(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -386,6 +539,17 @@ pub async fn delete(
 }
 
 /// `GET /v1/schedules/preview?cron=&time_zone=&after=&count=`: fire times, nothing created.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules/preview",
+    tag = "schedules",
+    operation_id = "preview_schedule",
+    params(PreviewQuery),
+    responses(
+        (status = 200, description = "The next fire times", body = Preview),
+        (status = 422, response = crate::api::openapi::Invalid),
+    ),
+)]
 pub async fn preview(q: Result<Query<PreviewQuery>, QueryRejection>) -> Result<Response, ApiError> {
     let Query(q) = q?;
     let now = now_ms();

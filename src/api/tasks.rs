@@ -225,6 +225,25 @@ fn parse_batch_slow(body: &[u8]) -> Result<(Vec<TaskSpec>, Option<String>), ApiE
 
 /// `POST /v1/tasks`: 201 with the new task, or 200 with the existing one for a known
 /// idempotency key / request id.
+#[utoipa::path(
+    post,
+    path = "/v1/tasks",
+    tag = "tasks",
+    operation_id = "submit_task",
+    params(crate::api::openapi::RequestIdHeader),
+    request_body(content = crate::proto::tasks::TaskSubmission, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = Task),
+        (status = 200, description = "The task an earlier submit with the same idempotency key or request id created", body = Task),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn submit(
     State(node): State<Arc<Node>>,
     uri: Uri,
@@ -252,6 +271,25 @@ pub async fn submit(
 
 /// `POST /v1/tasks/batch` `{"tasks": [...]}`: all or nothing; the created tasks in order,
 /// each with a `created` flag.
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/batch",
+    tag = "tasks",
+    operation_id = "submit_batch",
+    params(crate::api::openapi::RequestIdHeader),
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "At least one task was created", body = BatchAnswer),
+        (status = 200, description = "Every task already existed (idempotency keys, or a retried request)", body = BatchAnswer),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn submit_batch(
     State(node): State<Arc<Node>>,
     uri: Uri,
@@ -277,6 +315,24 @@ pub async fn submit_batch(
 }
 
 /// `POST /v1/tasks/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/cancel",
+    tag = "tasks",
+    operation_id = "cancel_task",
+    params(("id" = u64, Path, description = "Task id")),
+    request_body(content = Option<CancelRequest>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The task: cancelled, or `cancel_requested` while its attempt is stopped", body = Task),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn cancel(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -317,6 +373,21 @@ fn get_task(node: &Node, id: u64) -> Option<Task> {
 }
 
 /// `GET /v1/tasks/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}",
+    tag = "tasks",
+    operation_id = "get_task",
+    params(("id" = u64, Path, description = "Task id"), ReadQuery),
+    responses(
+        (status = 200, description = "The task", body = TaskView),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn get(
     State(node): State<Arc<Node>>,
     id: IdPath,
@@ -337,6 +408,20 @@ pub async fn get(
 
 /// `GET /v1/tasks?state=&limit=&cursor=`: a page in id order and the cursor of the next one.
 /// With `schedule=ID`: that schedule's runs in nominal order (the cursor is a nominal time).
+#[utoipa::path(
+    get,
+    path = "/v1/tasks",
+    tag = "tasks",
+    operation_id = "list_tasks",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page, in id order (nominal order with `schedule`)", body = TaskPage),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn list(
     State(node): State<Arc<Node>>,
     p: Result<Query<ListQuery>, QueryRejection>,
@@ -368,6 +453,19 @@ pub async fn list(
 }
 
 /// `GET /v1/stats`: task counts per state, totals and worker counts (O(1)).
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = "tasks",
+    operation_id = "stats",
+    params(ReadQuery),
+    responses(
+        (status = 200, description = "Counts", body = scheduler::Stats),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn stats(
     State(node): State<Arc<Node>>,
     p: Result<Query<ReadQuery>, QueryRejection>,
@@ -382,6 +480,21 @@ pub async fn stats(
 
 /// `GET /v1/tasks/{id}/wait?timeout_ms=`: long-polls until the task is terminal or the timeout
 /// passes, then answers the task as it is (check `state`).
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}/wait",
+    tag = "tasks",
+    operation_id = "wait_task",
+    params(("id" = u64, Path, description = "Task id"), WaitQuery),
+    responses(
+        (status = 200, description = "The task when it finished, or as it is when the wait timed out (check `state`)", body = Task),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn wait(
     State(node): State<Arc<Node>>,
     id: IdPath,

@@ -34,6 +34,22 @@ use crate::scheduler::Command;
 use crate::util::now_ms;
 
 /// `POST /v1/tokens` `{"name", "role", "worker_id"?}` → 201 with the secret, shown only here.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    operation_id = "create_token",
+    request_body(content = CreateToken, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `token` is the secret, shown only in this answer", body = CreatedToken),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn create(
     State(node): State<Arc<Node>>,
     uri: Uri,
@@ -63,6 +79,17 @@ pub async fn create(
 }
 
 /// `GET /v1/tokens`: every token, without secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "tokens",
+    operation_id = "list_tokens",
+    responses(
+        (status = 200, description = "Every token by key, without secrets", body = TokenList),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn list(State(node): State<Arc<Node>>) -> Result<Json<TokenList>, ApiError> {
     node.read_barrier(tokio::time::Instant::now() + node.config.request_timeout).await?;
     let tokens = node.view.read(|a| a.state.tokens().map(TokenInfo::from).collect());
@@ -71,6 +98,20 @@ pub async fn list(State(node): State<Arc<Node>>) -> Result<Json<TokenList>, ApiE
 
 /// `DELETE /v1/tokens/{key}` (the key or the name): requests with it are refused from the
 /// moment the revocation is applied on each replica.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{key}",
+    tag = "tokens",
+    operation_id = "revoke_token",
+    params(("key" = String, Path, description = "The token's key (16 hex digits) or its name")),
+    responses(
+        (status = 200, description = "The revoked token", body = TokenInfo),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn revoke(
     State(node): State<Arc<Node>>,
     key: Result<Path<String>, PathRejection>,

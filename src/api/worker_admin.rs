@@ -26,6 +26,17 @@ use crate::scheduler::QueryResponse;
 use crate::util::now_ms;
 
 /// `GET /v1/workers`: every known worker with its live attempts.
+#[utoipa::path(
+    get,
+    path = "/v1/workers",
+    tag = "workers",
+    operation_id = "list_workers",
+    responses(
+        (status = 200, description = "Every worker the cluster knows", body = WorkerList),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn list(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
     node.read_barrier(Instant::now() + node.config.request_timeout).await?;
     let workers = node.view.read(|a| match a.state.query(&scheduler::Query::ListWorkers) {
@@ -42,6 +53,20 @@ pub async fn list(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
 }
 
 /// `POST /v1/workers/{id}/drain`: no new work; it finishes what it runs.
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{id}/drain",
+    tag = "workers",
+    operation_id = "drain_worker",
+    params(("id" = String, Path, description = "Worker id")),
+    responses(
+        (status = 200, description = "The worker, now draining", body = crate::scheduler::WorkerInfo),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn drain(
     State(node): State<Arc<Node>>,
     id: Result<Path<String>, PathRejection>,
@@ -59,6 +84,20 @@ pub async fn drain(
 
 /// `DELETE /v1/workers/{id}`: remove a worker; its running attempts end lost and follow their
 /// failover policy.
+#[utoipa::path(
+    delete,
+    path = "/v1/workers/{id}",
+    tag = "workers",
+    operation_id = "remove_worker",
+    params(("id" = String, Path, description = "Worker id")),
+    responses(
+        (status = 200, description = "The worker, now removed, and the tasks whose attempt on it ended lost", body = RemovedWorker),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn remove(
     State(node): State<Arc<Node>>,
     id: Result<Path<String>, PathRejection>,

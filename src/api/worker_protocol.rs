@@ -90,6 +90,22 @@ fn refused(id: &str, why: HeartbeatRefusal) -> ApiError {
 }
 
 /// `POST /v1/workers`: register (or re-register) a worker; answers its lease.
+#[utoipa::path(
+    post,
+    path = "/v1/workers",
+    tag = "workers",
+    operation_id = "register_worker",
+    request_body(content = WorkerRegistration, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Registered: the worker and its lease", body = Registered),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn register(
     State(node): State<Arc<Node>>,
     principal: Option<Extension<Principal>>,
@@ -146,6 +162,23 @@ pub async fn register(
 
 /// `POST /v1/workers/{id}/heartbeat` (leader only; forwarded otherwise): renews the lease,
 /// answers the attempts to stop, and ends the orphaned ones.
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{id}/heartbeat",
+    tag = "workers",
+    operation_id = "heartbeat",
+    params(("id" = String, Path, description = "Worker id")),
+    request_body(content = Option<Heartbeat>, description = "Optional (an empty body is an empty heartbeat)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Lease renewed; the attempts to stop", body = HeartbeatAnswer),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn heartbeat(
     State(node): State<Arc<Node>>,
     id: Result<Path<String>, PathRejection>,
@@ -219,6 +252,21 @@ fn inbox_of(node: &Node, worker: &str, after: u64) -> Result<Vec<Assignment>, He
 /// has not reported started yet (with `after`, only newer ones than it has); waits up to
 /// `wait_ms` for one to appear. 409 `not_registered` for a worker the cluster does not know
 /// (or declared lost), like its heartbeat.
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{id}/inbox",
+    tag = "workers",
+    operation_id = "inbox",
+    params(("id" = String, Path, description = "Worker id"), InboxQuery),
+    responses(
+        (status = 200, description = "Assignments not yet reported started (empty when the wait ran out)", body = Inbox),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn inbox(
     State(node): State<Arc<Node>>,
     id: Result<Path<String>, PathRejection>,
@@ -253,6 +301,24 @@ pub type AttemptPath = Result<Path<(u64, u64)>, PathRejection>;
 
 /// `POST /v1/tasks/{id}/attempts/{token}/checkpoint` with the checkpoint bytes as the body:
 /// the task's status after it (`cancel_requested` tells the worker to stop).
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/attempts/{token}/checkpoint",
+    tag = "workers",
+    operation_id = "checkpoint",
+    params(("id" = u64, Path, description = "Task id"), ("token" = u64, Path, description = "The attempt's fencing token")),
+    request_body(content = crate::api::openapi::Binary, description = "The checkpoint bytes (at most 256 KiB)", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Saved; the task's status", body = crate::scheduler::TaskStatus),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn checkpoint(
     State(node): State<Arc<Node>>,
     principal: Option<Extension<Principal>>,
@@ -288,6 +354,23 @@ pub async fn checkpoint(
 /// `POST /v1/workers/{id}/reports`: a batch of `started` / `ended` reports, committed as one
 /// `Reports` command and answered per report, in order. Apply checks that each attempt is this
 /// worker's.
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{id}/reports",
+    tag = "workers",
+    operation_id = "reports",
+    params(("id" = String, Path, description = "Worker id")),
+    request_body(content = Reports, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One verdict per report, in order", body = ReportResults),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 409, response = crate::api::openapi::Conflict),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
 pub async fn reports(
     State(node): State<Arc<Node>>,
     id: Result<Path<String>, PathRejection>,

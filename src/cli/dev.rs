@@ -37,6 +37,10 @@ pub struct DevCmd {
     /// Worker agents to start (4 slots each); 0 for a cluster without workers (benchmarks).
     #[arg(long, default_value_t = WORKERS)]
     workers: usize,
+    /// Replica N serves its API on port BASE+N and Raft on BASE+100+N (a second dev cluster
+    /// on one machine, or a CI job beside one).
+    #[arg(long, value_name = "BASE", default_value_t = 7100)]
+    port_base: u16,
 }
 
 impl DevCmd {
@@ -56,7 +60,8 @@ impl DevCmd {
             extra.push("--auth=false".into());
         }
         extra.extend(["--storage".to_string(), self.storage.clone()]);
-        let mut cluster = LocalCluster::spawn(&dir, REPLICAS, 7100, 7200, &extra)?;
+        let raft_base = self.port_base.checked_add(100).context("--port-base is too high")?;
+        let mut cluster = LocalCluster::spawn(&dir, REPLICAS, self.port_base, raft_base, &extra)?;
         let client =
             Client::new(cluster.addrs())?.with_token(Some(&secrets.admin_token))?.with_timeout(Duration::from_secs(2));
         let stop = CancellationToken::new();
@@ -81,8 +86,9 @@ impl DevCmd {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        let cli_token = if self.auth { publish_token(&secrets.admin_token) } else { None };
-        print_banner(&cluster, _temp.is_some(), &secrets, self.auth, cli_token.as_deref());
+        // The CLI's default addresses are those of the default ports only.
+        let cli_token = if self.auth && self.port_base == 7100 { publish_token(&secrets.admin_token) } else { None };
+        print_banner(&cluster, raft_base, _temp.is_some(), &secrets, self.auth, cli_token.as_deref());
         supervise(&mut cluster, &stop).await;
         println!("\nstopping replicas…");
         cluster.shutdown().await;
@@ -114,6 +120,7 @@ fn publish_token(token: &str) -> Option<PathBuf> {
 
 fn print_banner(
     cluster: &LocalCluster,
+    raft_base: u16,
     temporary: bool,
     secrets: &LocalSecrets,
     auth: bool,
@@ -127,7 +134,7 @@ fn print_banner(
             r.id,
             r.child.as_ref().and_then(|c| c.id()).map_or("-".into(), |p| p.to_string()),
             cluster.api_addr(r.id),
-            format!("127.0.0.1:{}", 7200 + r.id),
+            format!("127.0.0.1:{}", u64::from(raft_base) + r.id),
             r.log.display()
         );
     }
@@ -152,10 +159,10 @@ fn print_banner(
                 )
             }
         }
-        println!("  dashboard: http://127.0.0.1:7101/ (paste the token when it asks)");
+        println!("  dashboard: http://{}/ (paste the token when it asks)", cluster.api_addr(1));
     } else {
         println!("\nauth is OFF (--auth=false): anyone who reaches these ports can run commands on the workers");
-        println!("  dashboard: http://127.0.0.1:7101/");
+        println!("  dashboard: http://{}/", cluster.api_addr(1));
     }
     println!("\ntry:");
     println!("  taskraft task submit --name hello -- echo hello");

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 /// A replica's Raft role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Makes every decision.
@@ -33,7 +33,7 @@ impl Role {
 }
 
 /// One member of the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberStatus {
     /// Replica id.
     pub id: u64,
@@ -47,7 +47,7 @@ pub struct MemberStatus {
 
 /// Answer of `GET /v1/cluster` (and of membership changes): the cluster as the answering
 /// replica sees it, without a Raft round trip.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// The answering replica.
     pub node_id: u64,
@@ -78,7 +78,7 @@ pub struct ClusterStatus {
 }
 
 /// How the leader's calendar loop is doing since it took office (leader-local, not replicated).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CalendarStatus {
     /// Schedule fires (nominal times) this leader committed and apply accepted (a nominal time
     /// at or below the mark is counted, but creates nothing).
@@ -96,7 +96,7 @@ pub struct CalendarStatus {
 pub const LATENESS_WINDOW: usize = 65_536;
 
 /// Percentiles of a sample, in its unit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Percentiles {
     /// Values in the sample.
     pub count: u64,
@@ -132,7 +132,7 @@ impl ClusterStatus {
 }
 
 /// Body of `POST /v1/cluster/members`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     /// The new replica's id (never used before in this cluster).
@@ -144,7 +144,7 @@ pub struct AddMember {
 }
 
 /// Answer of `GET /health`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok`.
     pub status: String,
@@ -153,7 +153,7 @@ pub struct Health {
 }
 
 /// Answer of `GET /ready` (200 when ready, 503 otherwise).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// A leader is known and everything known committed is applied.
     pub ready: bool,

@@ -21,7 +21,7 @@ pub const MAX_BACKFILL: usize = crate::scheduler::schedule::MAX_FIRES_PER_COMMAN
 pub const MAX_PREVIEW: usize = 1000;
 
 /// An instant as a user writes it: RFC 3339 text or epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum InstantInput {
     /// Milliseconds since the epoch.
@@ -32,7 +32,7 @@ pub enum InstantInput {
 
 /// Body of `POST /v1/schedules` and `PUT /v1/schedules/{id}`. Exactly one of `cron`,
 /// `every_ms`, `at`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
     /// Shown in lists; also the runs' name when the task has none.
@@ -78,11 +78,12 @@ pub struct ScheduleRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// The task template (the body `POST /v1/tasks` takes).
+    #[schema(value_type = super::tasks::TaskSubmission)]
     pub task: serde_json::Value,
 }
 
 /// One fire time, three ways.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FireTime {
     /// Milliseconds since the epoch.
     pub ms: u64,
@@ -93,7 +94,7 @@ pub struct FireTime {
 }
 
 /// A schedule as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     /// Its id.
     pub id: u64,
@@ -147,6 +148,7 @@ pub struct ScheduleView {
     /// fired / missed / skipped / dropped / triggered / backfilled / replaced.
     pub counters: ScheduleCounters,
     /// Runs not yet finished.
+    #[schema(value_type = Vec<u64>)]
     pub live_runs: Vec<TaskId>,
     /// `buffer_one`: the nominal time waiting for the live run to end.
     pub buffered_nominal_ms: Option<u64>,
@@ -157,14 +159,14 @@ pub struct ScheduleView {
 }
 
 /// Answer of `GET /v1/schedules`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleList {
     /// In id order.
     pub schedules: Vec<ScheduleView>,
 }
 
 /// Body of `POST /v1/schedules/{id}/pause` (optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     /// Why; shown by `get`.
@@ -173,7 +175,7 @@ pub struct PauseRequest {
 }
 
 /// Body of `POST /v1/schedules/{id}/trigger` (optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
     /// Makes a retried trigger answer like the first instead of starting a second run.
@@ -182,7 +184,7 @@ pub struct TriggerRequest {
 }
 
 /// Body of `POST /v1/schedules/{id}/backfill`: runs for every calendar time in `[from, to]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillRequest {
     /// First instant (inclusive).
@@ -192,17 +194,19 @@ pub struct BackfillRequest {
 }
 
 /// Answer of trigger and backfill: the schedule and the runs started.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunsStarted {
     /// The schedule after the command.
     pub schedule: ScheduleView,
     /// The tasks started, in nominal order.
+    #[schema(value_type = Vec<u64>)]
     pub started: Vec<TaskId>,
 }
 
 /// Query of `DELETE /v1/schedules/{id}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// Also cancel the live runs (default: leave them running).
     #[serde(default)]
@@ -210,17 +214,19 @@ pub struct DeleteQuery {
 }
 
 /// Answer of `DELETE /v1/schedules/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deleted {
     /// The schedule as it was.
     pub schedule: ScheduleView,
     /// Runs cancelled with it.
+    #[schema(value_type = Vec<u64>)]
     pub cancelled: Vec<TaskId>,
 }
 
 /// Query of `GET /v1/schedules/preview`: fire times of a calendar, nothing created.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
     /// Cron expression.
     pub cron: Option<String>,
@@ -235,7 +241,7 @@ pub struct PreviewQuery {
 }
 
 /// Answer of the preview.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Preview {
     /// The fire times.
     pub fires: Vec<FireTime>,

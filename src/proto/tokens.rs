@@ -19,7 +19,7 @@ pub const TOKEN_PREFIX: &str = "trk_";
 const SECRET_BYTES: usize = 32;
 
 /// `POST /v1/tokens` (admin).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// Free text naming the holder, unique in the cluster (`ci`, `worker-1`).
@@ -32,7 +32,7 @@ pub struct CreateToken {
 }
 
 /// A token as listed: everything but the secret, which the cluster does not have.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// The token's public key (16 hex digits), as in `trk_<key>_…`.
     pub key: String,
@@ -60,7 +60,7 @@ impl From<&ApiToken> for TokenInfo {
 }
 
 /// Answer of `POST /v1/tokens`: the only time the secret is shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     /// The bearer token. Store it now: the cluster keeps only its hash.
     pub token: String,
@@ -70,7 +70,7 @@ pub struct CreatedToken {
 }
 
 /// Answer of `GET /v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenList {
     /// Every token, by key.
     pub tokens: Vec<TokenInfo>,

@@ -35,7 +35,7 @@ use super::ErrorCode;
 /// The lease the cluster holds a worker to. Workers learn it from every registration and
 /// heartbeat answer, so it is configured once, on the servers (`worker_ttl_ms`,
 /// `worker_heartbeat_ms`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Lease {
     /// A worker not heard from for this long is declared lost; a worker that cannot renew for
     /// this long stops its attempts itself.
@@ -57,7 +57,7 @@ impl Lease {
 }
 
 /// Answer of `POST /v1/workers`: the worker as registered, and its lease.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registered {
     /// The worker.
     #[serde(flatten)]
@@ -67,7 +67,7 @@ pub struct Registered {
 }
 
 /// Body of a heartbeat.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Attempts the worker runs now.
@@ -81,7 +81,7 @@ pub struct Heartbeat {
 }
 
 /// Answer to a heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeartbeatAnswer {
     /// The lease, renewed.
     pub lease: Lease,
@@ -90,8 +90,9 @@ pub struct HeartbeatAnswer {
 }
 
 /// Query of the inbox long-poll.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// Wait up to this long for an assignment (cut to [`super::MAX_INBOX_WAIT`]; default 0).
     pub wait_ms: Option<u64>,
@@ -100,7 +101,7 @@ pub struct InboxQuery {
 }
 
 /// One committed assignment.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Assignment {
     /// The attempt number.
     pub attempt: u32,
@@ -118,14 +119,14 @@ impl Assignment {
 }
 
 /// Answer of the inbox.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Inbox {
     /// Assignments not yet reported started.
     pub assignments: Vec<Assignment>,
 }
 
 /// Body of `POST /v1/workers/{id}/reports`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reports {
     /// The reports (at most [`super::MAX_REPORTS`]), answered in order.
@@ -133,7 +134,7 @@ pub struct Reports {
 }
 
 /// The verdict on one report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportResult {
     /// The task's status after an accepted report.
     #[serde(default)]
@@ -147,14 +148,14 @@ pub struct ReportResult {
 }
 
 /// Answer of `POST /v1/workers/{id}/reports`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportResults {
     /// One result per report, in order.
     pub results: Vec<ReportResult>,
 }
 
 /// One worker of `GET /v1/workers`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerEntry {
     /// The worker.
     pub worker: WorkerInfo,
@@ -163,14 +164,14 @@ pub struct WorkerEntry {
 }
 
 /// Answer of `GET /v1/workers`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerList {
     /// Every worker the cluster knows, removed ones included.
     pub workers: Vec<WorkerEntry>,
 }
 
 /// Answer of `DELETE /v1/workers/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemovedWorker {
     /// The worker, now removed.
     pub worker: WorkerInfo,

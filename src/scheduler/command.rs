@@ -300,7 +300,7 @@ pub enum Reuse {
 }
 
 /// One report of a worker about one of its attempts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptReport {
     /// The attempt.
     pub attempt: AttemptId,
@@ -309,7 +309,7 @@ pub struct AttemptReport {
 }
 
 /// What a worker reports about an attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptEvent {
     /// The process started (same as `AttemptStarted`).
@@ -409,9 +409,10 @@ pub struct SubmittedTask {
 }
 
 /// A small view of a task for answers to workers (no spec, no checkpoint bytes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskStatus {
     /// The task.
+    #[schema(value_type = u64)]
     pub id: TaskId,
     /// Its state after the command.
     pub state: TaskState,
@@ -595,7 +596,7 @@ pub enum Query {
 }
 
 /// Counts of tasks per state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StateCounts {
     /// Tasks in `pending`.
     pub pending: u64,
@@ -645,13 +646,14 @@ impl StateCounts {
 }
 
 /// Answer to `Query::Stats`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Tasks per state.
     pub counts: StateCounts,
     /// All tasks.
     pub total: u64,
     /// The id the next created task will get.
+    #[schema(value_type = u64)]
     pub next_task_id: TaskId,
     /// Log index of the last command applied.
     pub last_applied_index: u64,

@@ -48,7 +48,7 @@ pub const MAX_NOTE_BYTES: usize = 1024;
 pub const MAX_SCHEDULE_NAME_BYTES: usize = 256;
 
 /// What a fire does while the previous run of the same schedule is still live.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
     /// Start the new run anyway.
@@ -148,7 +148,7 @@ pub struct Pause {
 }
 
 /// What a schedule did, counted in apply (so every replica reports the same numbers).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleCounters {
     /// Calendar fires that started a run (directly, or later from the buffer).
     pub fired: u64,

@@ -15,9 +15,10 @@ pub type TaskId = u64;
 
 /// One attempt of a task: the task and the attempt's fencing token (the log index of the
 /// assignment that created it). Printed `task@token`, e.g. `7@42`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptId {
     /// The task.
+    #[schema(value_type = u64)]
     pub task_id: TaskId,
     /// The attempt's fencing token.
     pub token: u64,
@@ -73,7 +74,7 @@ pub const MAX_SLEEP_MS: u64 = 7 * 24 * 3600 * 1000;
 /// `#[serde(default)]` lets JSON clients omit everything but `command`; postcard always writes
 /// every field, so the default never changes what a log entry means. A new field is a new
 /// format version (see `scheduler::format`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskSpec {
     /// Human-readable label; may be empty.
@@ -113,6 +114,7 @@ pub struct TaskSpec {
     /// Set on the tasks a sharded job fans out to.
     pub shard: Option<Shard>,
     /// Parents that must succeed before this task may run (they must already exist).
+    #[schema(value_type = Vec<u64>)]
     pub depends_on: Vec<TaskId>,
     /// Who created the task.
     pub origin: TaskOrigin,
@@ -143,7 +145,7 @@ impl Default for TaskSpec {
 }
 
 /// Resources a task reserves on its worker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Resources {
     /// CPU in millicores (1000 = one core).
@@ -153,7 +155,7 @@ pub struct Resources {
 }
 
 /// Placement strategies the leader's dispatcher knows. Apply only stores the choice.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlacementStrategy {
     /// Highest priority first, then oldest first (with aging).
@@ -179,7 +181,7 @@ pub enum PlacementStrategy {
 }
 
 /// Soft label preferences of a task (see [`TaskSpec::prefer`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     /// `key=value` labels a worker should have; each one it has counts one point.
@@ -187,7 +189,7 @@ pub struct Preferences {
 }
 
 /// How a worker runs a task. The built-ins run inside the worker, without a process.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Executor {
     /// A program: `command` is its argv, run without a shell in its own process group.
@@ -245,7 +247,7 @@ impl fmt::Display for Executor {
 }
 
 /// Retry after a failed or timed-out attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Failed or timed-out attempts allowed before the task fails (1 = no retry).
@@ -287,7 +289,7 @@ impl RetryPolicy {
 }
 
 /// What to do with a task whose worker was lost mid-attempt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailoverPolicy {
     /// Requeue; the next attempt starts from the last committed checkpoint.
@@ -300,7 +302,7 @@ pub enum FailoverPolicy {
 }
 
 /// Position of a task inside a sharded job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shard {
     /// 0-based shard number, below `total`.
@@ -348,36 +350,52 @@ enum OriginBinary {
     Schedule { schedule: u64, nominal_ms: u64, manual: bool },
 }
 
-/// The JSON shapes of [`TaskOrigin`].
-#[derive(Serialize, Deserialize)]
+/// The JSON shapes of [`TaskOrigin`] (also its OpenAPI schema): `"api"` for a task a client
+/// submitted, `{"schedule", "nominal_ms", "manual"}` for a run of a schedule. A submitted task
+/// may only say `"api"` (or leave it out); the other shapes are set by the cluster.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum OriginJson {
-    Tag(OriginTag),
+    /// A client, through the API.
+    Tag(#[schema(inline)] OriginTag),
+    /// A run of a schedule.
     Schedule {
+        /// The schedule.
         schedule: u64,
+        /// The nominal fire time, in ms since the epoch.
         nominal_ms: u64,
+        /// Started by `trigger` rather than by the calendar or a backfill.
         #[serde(default)]
         manual: bool,
     },
+    /// A schedule origin claimed by a client of formats 1 and 2 (read, never accepted).
     Claimed {
+        /// The id the client gave.
         schedule_id: String,
+        /// The nominal time the client gave, in ms since the epoch.
         nominal_time_ms: u64,
     },
     /// Format 1's JSON: `{"schedule": {"schedule_id", "nominal_time_ms"}}`.
     Wrapped {
+        /// The claimed origin.
+        #[schema(inline)]
         schedule: ClaimedJson,
     },
 }
 
-#[derive(Serialize, Deserialize)]
+/// A task a client submitted.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum OriginTag {
     Api,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A claimed origin of format 1.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 struct ClaimedJson {
+    /// The id the client gave.
     schedule_id: String,
+    /// The nominal time the client gave, in ms since the epoch.
     nominal_time_ms: u64,
 }
 
@@ -434,6 +452,19 @@ impl<'de> Deserialize<'de> for TaskOrigin {
                 }
             })
         }
+    }
+}
+
+/// The JSON schema of [`TaskOrigin`] is that of its JSON shapes.
+impl utoipa::PartialSchema for TaskOrigin {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <OriginJson as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for TaskOrigin {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <OriginJson as utoipa::ToSchema>::schemas(schemas);
     }
 }
 
@@ -742,7 +773,7 @@ impl TaskSpec {
 
 /// Lifecycle of a task. Declaration order is the order of the per-state index, so it is part of
 /// the snapshot format: append new states, never reorder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Waiting for the dispatcher.
@@ -808,7 +839,7 @@ impl fmt::Display for TaskState {
 }
 
 /// How an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     /// The process exited successfully.
@@ -837,7 +868,7 @@ impl AttemptOutcome {
 }
 
 /// One run of a task on one worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// 1-based attempt number.
     pub number: u32,
@@ -899,17 +930,24 @@ struct CheckpointRecord<D> {
     at_ms: u64,
 }
 
-/// The JSON form of [`Checkpoint`].
-#[derive(Serialize, Deserialize)]
+/// The JSON form of [`Checkpoint`] (also its OpenAPI schema): the bytes as `text` when they
+/// are UTF-8, else as `base64` (neither when empty), next to their `size`.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename = "Checkpoint", deny_unknown_fields)]
 struct CheckpointJson {
+    /// Attempt that saved it.
     attempt: u32,
+    /// That attempt's fencing token.
     token: u64,
+    /// Commit time (leader clock), ms since the epoch.
     at_ms: u64,
+    /// Size of the data in bytes.
     #[serde(default)]
     size: usize,
+    /// The data, when it is UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
+    /// The data in standard base64, when it is not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     base64: Option<String>,
 }
@@ -938,6 +976,15 @@ impl Serialize for Checkpoint {
     }
 }
 
+/// The JSON schema of [`Checkpoint`] is that of its JSON form.
+impl utoipa::PartialSchema for Checkpoint {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <CheckpointJson as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Checkpoint {}
+
 impl<'de> Deserialize<'de> for Checkpoint {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use base64::Engine as _;
@@ -962,9 +1009,10 @@ impl<'de> Deserialize<'de> for Checkpoint {
 pub const MAX_CHECKPOINT_BYTES: usize = 256 * 1024;
 
 /// The replicated record of a task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     /// Allocated by apply.
+    #[schema(value_type = u64)]
     pub id: TaskId,
     /// What was submitted.
     pub spec: TaskSpec,

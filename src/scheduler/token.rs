@@ -34,7 +34,7 @@ pub const MAX_TOKEN_NAME_BYTES: usize = 128;
 pub const TOKEN_KEY_LEN: usize = 16;
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// GET only.

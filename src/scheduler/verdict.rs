@@ -22,7 +22,7 @@ use super::task::{AttemptId, AttemptOutcome, TaskState};
 use super::worker::WorkerState;
 
 /// Why the leader tells a worker to stop an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// A client cancelled the task: the worker kills it and reports it cancelled.
@@ -44,7 +44,7 @@ impl StopReason {
 }
 
 /// One attempt a worker must stop, and why. JSON: `{"task_id", "token", "reason"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StopOrder {
     /// The attempt.
     #[serde(flatten)]

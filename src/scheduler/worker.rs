@@ -22,7 +22,7 @@ pub const MAX_WORKER_SLOTS: u32 = 10_000;
 /// What a worker sends to register (and re-register after a restart).
 ///
 /// `#[serde(default)]` keeps the JSON of older workers (which sent no `host` or `pid`) valid.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerRegistration {
     /// Stable, operator-chosen id (e.g. the host name).
@@ -106,7 +106,7 @@ fn check_host_port(addr: &str) -> Result<(), String> {
 }
 
 /// Whether a worker may receive work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerState {
     /// Receives assignments.
@@ -138,7 +138,7 @@ impl fmt::Display for WorkerState {
 }
 
 /// The replicated record of a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerInfo {
     /// Stable id.
     pub id: String,

@@ -94,7 +94,7 @@ pub enum Trigger {
 }
 
 /// What happens to due times nobody fired (see [`plan`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CatchUp {
     /// Fire only the newest due time, and only if it is at most [`SKIP_GRACE_MS`] late (the
