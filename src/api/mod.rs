@@ -27,10 +27,12 @@
 //! | [`worker_admin`]    | `GET /v1/workers`, drain, remove                            |
 //! | [`schedules`]       | `/v1/schedules…`                                            |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
+//! | [`metrics`]         | `/metrics`, and the layer counting and timing every request |
 
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod metrics;
 pub mod schedules;
 pub mod tasks;
 pub mod worker_admin;
@@ -47,12 +49,14 @@ use axum::routing::post;
 pub use self::error::ApiError;
 use crate::node::Node;
 
-/// The API router of one replica.
+/// The API router of one replica. Build it once per node: it registers the HTTP metrics.
 pub fn router(node: Arc<Node>) -> Router {
     let limit = node.config.max_body_bytes;
+    let http = node.telemetry.register(metrics::HttpMetrics::register);
     Router::new()
         .route("/health", get(cluster::health))
         .route("/ready", get(cluster::ready))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
         .route("/v1/tasks/batch", post(tasks::submit_batch))
         .route("/v1/tasks/{id}", get(tasks::get))
@@ -81,6 +85,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        // After every route and fallback, so that it sees them all (and their matched path).
+        .layer(axum::middleware::from_fn_with_state(http, metrics::track))
         .with_state(node)
 }
 

@@ -22,6 +22,7 @@
 mod batcher;
 pub mod leader;
 pub mod membership;
+pub mod metrics;
 mod start;
 mod state_machine;
 mod types;
@@ -66,6 +67,8 @@ pub struct Node {
     pub metrics: openraft::type_config::alias::WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>,
     /// Read access to the applied state.
     pub view: StateView,
+    /// The Prometheus registry of this replica and the instruments the node bumps.
+    pub telemetry: Arc<metrics::Telemetry>,
     /// Resolved settings.
     pub config: Arc<ServerConfig>,
     /// Client for forwarding to the leader (bound to our own IP, like Raft traffic).
