@@ -121,7 +121,7 @@ impl RaftGauges {
             "taskraft_raft_replication_lag_entries",
             "Leader only: entries a follower has not acknowledged (leader's last log index minus its match).",
             "follower",
-            self.lag.iter().map(|&(id, lag)| (id, lag)),
+            self.lag.iter().copied(),
         )
     }
 }
