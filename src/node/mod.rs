@@ -14,7 +14,8 @@
 //! The path of a write lives in the API handlers (the `api` module, which this module
 //! never imports); this module offers the pieces they need:
 //! [`Node::write`] (propose and wait, with a deadline), [`Node::read_barrier`] (ReadIndex)
-//! and leader lookup for forwarding.
+//! and leader lookup for forwarding. [`metrics`] holds the replica's Prometheus registry: the
+//! state machine, the dispatch loop and the snapshot builder count into it, the API serves it.
 //!
 //! Deliberately not here: business rules (the pure [`crate::scheduler`]), HTTP status
 //! mapping (the `api` module's `error`).
