@@ -260,6 +260,7 @@ async fn openapi_document_lists_every_public_route() {
         ("GET", "/health"),
         ("GET", "/ready"),
         ("GET", "/v1/openapi.json"),
+        ("GET", "/metrics"),
         ("POST", "/v1/tasks"),
         ("GET", "/v1/tasks"),
         ("POST", "/v1/tasks/batch"),

@@ -28,6 +28,7 @@
 //! | [`schedules`]       | `/v1/schedules…`                                            |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
 //! | [`tokens`]          | `/v1/tokens…` (who may do what: [`auth`])                   |
+//! | [`metrics`]         | `/metrics`, and the layer counting and timing every request |
 //! | [`openapi`]         | `/v1/openapi.json`: this API described by its own code      |
 //!
 //! Every public route is registered with its `#[utoipa::path]` description (see [`openapi`]),
@@ -37,6 +38,7 @@ pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod metrics;
 pub mod openapi;
 pub mod schedules;
 pub mod tasks;
@@ -87,12 +89,14 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(cluster::remove_member))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(metrics::scrape))
         .routes(routes!(openapi::serve))
 }
 
-/// The API router of one replica.
+/// The API router of one replica. Build it once per node: it registers the HTTP metrics.
 pub fn router(node: Arc<Node>) -> Router {
     let limit = node.config.max_body_bytes;
+    let http = node.telemetry.register(metrics::HttpMetrics::register);
     let (public, _) = documented().split_for_parts();
     public
         // Replica to replica: not part of the public API or its document.
@@ -101,6 +105,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        // After every route and fallback, so that it sees them all (and their matched path).
+        .layer(axum::middleware::from_fn_with_state(http, metrics::track))
         .with_state(node)
 }
 

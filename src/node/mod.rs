@@ -14,7 +14,8 @@
 //! The path of a write lives in the API handlers (the `api` module, which this module
 //! never imports); this module offers the pieces they need:
 //! [`Node::write`] (propose and wait, with a deadline), [`Node::read_barrier`] (ReadIndex)
-//! and leader lookup for forwarding.
+//! and leader lookup for forwarding. [`metrics`] holds the replica's Prometheus registry: the
+//! state machine, the dispatch loop and the snapshot builder count into it, the API serves it.
 //!
 //! Deliberately not here: business rules (the pure [`crate::scheduler`]), HTTP status
 //! mapping (the `api` module's `error`).
@@ -23,6 +24,7 @@ pub mod admin_token;
 mod batcher;
 pub mod leader;
 pub mod membership;
+pub mod metrics;
 mod start;
 mod state_machine;
 mod types;
@@ -67,6 +69,8 @@ pub struct Node {
     pub metrics: openraft::type_config::alias::WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>,
     /// Read access to the applied state.
     pub view: StateView,
+    /// The Prometheus registry of this replica and the instruments the node bumps.
+    pub telemetry: Arc<metrics::Telemetry>,
     /// Resolved settings.
     pub config: Arc<ServerConfig>,
     /// Client for forwarding to the leader (bound to our own IP, like Raft traffic).

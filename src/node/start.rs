@@ -85,7 +85,9 @@ impl RunningNode {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_err(&config.data_dir, e))?;
         let snap_dir = config.data_dir.join("snapshots");
         let snapshots = SnapshotStore::open(&snap_dir).map_err(|e| storage_err(&snap_dir, e))?;
-        let (state_machine, view) = StateMachine::open(snapshots).map_err(|e| storage_err(&snap_dir, e))?;
+        let telemetry = super::metrics::Telemetry::new();
+        let (state_machine, view) =
+            StateMachine::open_counted(snapshots, telemetry.clone()).map_err(|e| storage_err(&snap_dir, e))?;
 
         let network = HttpNetworkFactory::new(NetworkOptions {
             secret: config.cluster_secret.clone(),
@@ -116,11 +118,13 @@ impl RunningNode {
             .tcp_nodelay(true)
             .no_proxy()
             .build()?;
+        telemetry.watch(view.clone(), raft.metrics());
         let node = Arc::new(Node {
             id,
             metrics: raft.metrics(),
             raft: raft.clone(),
             view,
+            telemetry: telemetry.clone(),
             config: config.clone(),
             http,
             batcher: super::batcher::Batcher::start(raft.clone(), config.request_timeout * 2, shutdown.clone()),
@@ -131,6 +135,7 @@ impl RunningNode {
         });
 
         let tracker = TaskTracker::new();
+        tracker.spawn(telemetry.elections.clone().follow(raft.server_metrics(), shutdown.clone()));
         let raft_listener = TcpListener::bind(config.raft_addr)
             .await
             .map_err(|source| Error::Bind { addr: config.raft_addr, source })?;

@@ -6,6 +6,8 @@
 //!
 //! Business logic never lives here: every normal entry goes to
 //! [`crate::scheduler::State::apply`], and its `Response` is handed back to the waiting client.
+//! On the way, the cluster counters of [`super::metrics::applied`] look at the command and its
+//! response (a few integer additions per entry; the counters are published once per batch).
 
 use std::io;
 use std::sync::Arc;
@@ -22,6 +24,9 @@ use serde::Serialize;
 use taskraft_storage::SnapshotStore;
 use tokio::sync::watch;
 
+use super::metrics::Probe;
+use super::metrics::Tally;
+use super::metrics::Telemetry;
 use super::types::LogId;
 use super::types::Snapshot;
 use super::types::SnapshotMeta;
@@ -58,6 +63,14 @@ impl StateView {
         f(&guard)
     }
 
+    /// A view of `state` that no state machine updates, for tests of what reads it.
+    #[cfg(test)]
+    pub(crate) fn detached(state: State) -> Self {
+        let index = state.last_applied_index();
+        let applied = Applied { state, ..Applied::default() };
+        StateView { applied: Arc::new(RwLock::new(applied)), index: watch::channel(index).1 }
+    }
+
     /// Index of the last applied entry (0 before anything was applied).
     pub fn applied_index(&self) -> u64 {
         *self.index.borrow()
@@ -82,11 +95,18 @@ pub struct StateMachine {
     applied: Arc<RwLock<Applied>>,
     index_tx: watch::Sender<u64>,
     snapshots: Arc<SnapshotStore>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl StateMachine {
     /// Opens the state machine, loading the newest snapshot from `snapshots` if there is one.
+    /// What it applies is counted into a registry of its own (nobody scrapes it).
     pub fn open(snapshots: SnapshotStore) -> io::Result<(Self, StateView)> {
+        Self::open_counted(snapshots, Telemetry::new())
+    }
+
+    /// [`StateMachine::open`], counting applied commands into `telemetry`.
+    pub fn open_counted(snapshots: SnapshotStore, telemetry: Arc<Telemetry>) -> io::Result<(Self, StateView)> {
         let mut applied = Applied::default();
         if let Some((meta, data)) = snapshots.load_latest::<SnapshotMeta>().map_err(io::Error::other)? {
             applied.state = decode_state(&data)?;
@@ -98,7 +118,7 @@ impl StateMachine {
         let (index_tx, index_rx) = watch::channel(index);
         let applied = Arc::new(RwLock::new(applied));
         let view = StateView { applied: applied.clone(), index: index_rx };
-        Ok((Self { applied, index_tx, snapshots: Arc::new(snapshots) }, view))
+        Ok((Self { applied, index_tx, snapshots: Arc::new(snapshots), telemetry }, view))
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
@@ -130,6 +150,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
     {
         let mut last = None;
+        let mut tally = Tally::default();
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id;
             let response = {
@@ -137,7 +158,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.last_applied = Some(log_id);
                 match entry.payload {
                     EntryPayload::Blank => Response::Noop,
-                    EntryPayload::Normal(LogCommand(cmd)) => applied.state.apply(log_id.index, cmd),
+                    EntryPayload::Normal(LogCommand(cmd)) => {
+                        let probe = Probe::of(&applied.state, &cmd);
+                        let response = applied.state.apply(log_id.index, cmd);
+                        tally.record(&probe, applied.state.counts(), &response, &self.telemetry.applied);
+                        response
+                    }
                     EntryPayload::Membership(m) => {
                         applied.membership = StoredMembership::new(Some(log_id), m);
                         Response::Noop
@@ -149,6 +175,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 responder.send(response);
             }
         }
+        // Counted before the index moves, so that a reader who waited for the index sees them.
+        self.telemetry.applied.add(&tally);
         if let Some(index) = last {
             self.index_tx.send_replace(index);
         }
@@ -156,11 +184,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { applied: self.applied.clone(), snapshots: self.snapshots.clone() }
+        SnapshotBuilder {
+            applied: self.applied.clone(),
+            snapshots: self.snapshots.clone(),
+            metrics: self.telemetry.snapshots.clone(),
+        }
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), io::Error> {
         let state = decode_state(&data)?;
+        self.telemetry.snapshots.installed(data.len());
         let snapshots = self.snapshots.clone();
         let (m, d) = (meta.clone(), data);
         tokio::task::spawn_blocking(move || snapshots.save(&m, &d))
@@ -193,6 +226,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 pub struct SnapshotBuilder {
     applied: Arc<RwLock<Applied>>,
     snapshots: Arc<SnapshotStore>,
+    metrics: super::metrics::SnapshotMetrics,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -201,14 +235,17 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let applied = self.applied.clone();
         let snapshots = self.snapshots.clone();
+        let metrics = self.metrics.clone();
         // Encoding a large state takes a while: keep it off the async worker threads.
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let (meta, data) = {
                 let guard = applied.read().expect("state lock poisoned");
                 let meta = SnapshotMeta { last_log_id: guard.last_applied, last_membership: guard.membership.clone() };
                 (meta, encode_state(&guard.state)?)
             };
             snapshots.save(&meta, &data).map_err(io::Error::other)?;
+            metrics.built(started.elapsed(), data.len());
             tracing::info!(index = meta.last_log_id.map(|l| l.index), bytes = data.len(), "built snapshot");
             Ok(Snapshot { meta, snapshot: data })
         })

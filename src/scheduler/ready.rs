@@ -72,6 +72,11 @@ impl Level {
         self.open.is_empty() && self.backoff.is_empty()
     }
 
+    /// Tasks of this level, eligible now or not (O(1): the trees keep their sizes).
+    pub(crate) fn len(&self) -> usize {
+        self.open.len() + self.backoff.len()
+    }
+
     /// Tasks of this level eligible at `now_ms`.
     pub(crate) fn eligible(&self, now_ms: u64) -> usize {
         self.open.len() + self.backoff.count_ready_at_most(now_ms)

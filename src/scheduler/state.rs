@@ -641,6 +641,13 @@ impl State {
         &self.ready
     }
 
+    /// Tasks waiting for a worker (`pending` or `retry_wait`) per priority, lowest priority
+    /// first; priorities without such tasks are left out. O(distinct priorities), at most
+    /// `MAX_PRIORITY + 1` of them, whatever the backlog.
+    pub fn queued_by_priority(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.ready.levels().map(|(priority, level)| (priority, level.len() as u64))
+    }
+
     /// Tasks in `state`, in id order.
     pub fn tasks_in(&self, state: TaskState) -> impl Iterator<Item = &Task> + '_ {
         self.index.ids_in(state, 0).filter_map(|id| self.tasks.get(&id).map(|t| &**t))

@@ -1,4 +1,5 @@
-//! The dispatch loop: plan, commit one `Assign` batch, repeat.
+//! The dispatch loop: plan, commit one `Assign` batch, repeat. Each committed round is timed
+//! (planning plus commit) into `taskraft_dispatch_*`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,7 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
             planner.observe_completed(&task);
         }
         let now = now_ms();
+        let started = Instant::now();
         let live = node.leader.leases.live();
         // Nothing can be placed without a free slot: skip planning (and its waiting reasons).
         let plan = node.view.read(|a| {
@@ -66,6 +68,7 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
                         AssignOutcome::Assigned { .. } => None,
                     })
                     .collect();
+                node.telemetry.dispatch.round(started.elapsed(), n - rejected.len());
                 tracing::debug!(
                     assigned = n - rejected.len(),
                     rejected = rejected.len(),
