@@ -78,6 +78,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/members/{id}", delete(cluster::remove_member))
         .route("/v1/internal/read-index", get(cluster::read_index))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -11,6 +11,7 @@
 //! | [`schedules`] | `/v1/schedules…`                                                |
 //! | [`workers`]  | `/v1/workers…` (protocol and administration), attempt checkpoints |
 //! | [`cluster`]  | `/v1/cluster…`, `/health`, `/ready`, `/v1/internal/read-index`   |
+//! | [`dashboard`] | `/v1/dashboard/…`: what only the web dashboard asks              |
 //!
 //! Task specs, tasks, workers and statuses are the scheduler's own types
 //! ([`crate::scheduler`]): their JSON form is part of this protocol.
@@ -18,6 +19,7 @@
 //! Dependencies point one way: `proto` uses only `scheduler`; everything else may use `proto`.
 
 pub mod cluster;
+pub mod dashboard;
 mod error;
 pub mod schedules;
 pub mod tasks;
