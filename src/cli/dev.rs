@@ -88,6 +88,7 @@ fn print_banner(cluster: &LocalCluster, temporary: bool) {
         );
     }
     println!("\ndata: {}{}", cluster.dir.display(), if temporary { " (deleted on exit)" } else { "" });
+    println!("dashboard: http://{}/  (any replica serves it)", cluster.api_addr(1));
     println!("\ntry:");
     println!("  taskraft task submit --name hello -- echo hello");
     println!("  taskraft task wait 1                                   # its exit code, output tail and attempts");

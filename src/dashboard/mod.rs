@@ -16,6 +16,10 @@
 //!    member's own status, probed by the answering replica (`/v1/dashboard/replicas`), and
 //!    the leader's heartbeat ages (`/v1/dashboard/leases`).
 //!
+//! With auth on, `/` and `/ui/*` stay open (a token prompt must load without a token) and
+//! `/v1/dashboard/*` need the same role as `GET /v1/cluster` (reader); a follower answering
+//! `/v1/dashboard/leases` forwards the caller's token with the request.
+//!
 //! What it deliberately does not do: hold any state on the server, push (the browser polls),
 //! or render API strings as markup (the script only ever sets `textContent`).
 

@@ -11,9 +11,10 @@ in the output directory.
 
 With TASKRAFT_TOKEN (or TASKRAFT_TOKEN_FILE) set, the first pass logs in through the token
 prompt and the second through `#token=` in the URL, which must then vanish from the URL.
-Without one, a third pass goes through a small proxy that demands a bearer token the way
-the server's auth does (401 JSON on /v1/*, static files open), so the prompt is exercised
-either way: a wrong token is refused, the right one is kept and sent, "forget" drops it.
+A third pass goes through a small proxy that demands a token of its own the way the server's
+auth does (401 JSON on /v1/*, static files open; it sends the real token, if any, upstream),
+so the prompt is exercised with auth on or off: a wrong token is refused, the right one is
+kept and sent after a reload, "forget" drops it.
 
 Usage: test_dashboard.py --base http://127.0.0.1:7101 [--out DIR] [--workers 2]
 Exits non-zero when a check fails; the last line is "N passed, N failed".
@@ -76,8 +77,9 @@ class AuthGate:
     """A bearer-token check in front of one replica, standing in for the server's own."""
 
     OPEN = ("/", "/health", "/ready")
+    FORBIDDEN = "role reader may not drain workers"
 
-    def __init__(self, upstream, secret):
+    def __init__(self, upstream, secret, upstream_token):
         gate = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -102,10 +104,17 @@ class AuthGate:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length) if length else None
+                if self.command == "POST" and path.startswith("/v1/workers/") and path.endswith("/drain"):
+                    # As for a token whose role may not administer workers.
+                    body = json.dumps({"error": {"code": "forbidden", "message": gate.FORBIDDEN}})
+                    self.answer(403, [("Content-Type", "application/json")], body.encode())
+                    return
                 req = urllib.request.Request(upstream + path, data=data, method=self.command)
                 for h in ("Content-Type", "Accept"):
                     if self.headers.get(h):
                         req.add_header(h, self.headers[h])
+                if upstream_token:
+                    req.add_header("Authorization", "Bearer " + upstream_token)
                 try:
                     with urllib.request.urlopen(req, timeout=15) as resp:
                         status, headers, body = resp.status, resp.headers, resp.read()
@@ -230,6 +239,7 @@ class Run:
             self.check("token prompt: refused, accepted, sent, forgotten", self.open_gated)
             self.check("cluster page", self.cluster)
             self.check("submit a task through the form; it succeeds", self.submit_and_finish)
+            self.check("a 403 is shown inline", self.forbidden)
             self.check("forget the token", self.forget)
             self.check("no script errors", self.console_clean)
             return
@@ -283,6 +293,16 @@ class Run:
         self.wait("the cluster table after a reload", lambda: self.css("#cluster-members tbody tr"))
         assert self.one("#login[hidden]") is not None, "asked for the token again after a reload"
         assert self.gate.refused == refused, "a request went out without the stored token"
+
+    def forbidden(self):
+        self.go("#/workers")
+        self.wait("worker-1 listed", lambda: self.row("workers-table", "worker-1") is not None)
+        self.row("workers-table", "worker-1").find_element(By.CSS_SELECTOR, ".worker-drain").click()
+        self.wait("the 403 message", lambda: self.one("#workers-msg.err")
+                  and AuthGate.FORBIDDEN in self.one("#workers-msg").text)
+        assert self.one("#workers-msg").text.startswith("Forbidden"), self.one("#workers-msg").text
+        assert self.one("#login[hidden]") is not None, "a 403 must not ask for another token"
+        self.shot("forbidden")
 
     def forget(self):
         self.go("#/cluster")
@@ -394,9 +414,10 @@ class Run:
         self.shot("workers-removed")
 
     def console_clean(self):
+        # A 401 before logging in and the gate's 403 are answers the page shows, not errors.
+        expected = ("status of 401 ", "status of 403 ")
         bad = [e for e in self.d.get_log("browser") if e.get("level") == "SEVERE"
-               # a 401 before logging in is the expected way auth announces itself
-               and " 401 " not in e.get("message", "")]
+               and not any(x in e.get("message", "") for x in expected)]
         assert not bad, "browser console errors: " + "; ".join(e["message"] for e in bad)
 
 
@@ -428,16 +449,15 @@ def main():
             Run(driver, base, label, out, token, login, n == len(passes) - 1, args.workers, results).run()
         finally:
             driver.quit()
-    if not token:
-        gate = AuthGate(f"http://{addr[follower]}", "s3cret-" + str(os.getpid()))
-        print(f"== through a token-checking proxy in front of replica {follower} ({gate.base})")
-        driver = make_driver()
-        try:
-            Run(driver, gate.base, "auth-gate", out, "s3cret-" + str(os.getpid()), "prompt", False, args.workers,
-                results, gate=gate).run()
-        finally:
-            driver.quit()
-            gate.close()
+    secret = f"gate-{os.getpid()}-{time.time_ns()}"
+    gate = AuthGate(f"http://{addr[follower]}", secret, token)
+    print(f"== through a token-checking proxy in front of replica {follower} ({gate.base})")
+    driver = make_driver()
+    try:
+        Run(driver, gate.base, "auth-gate", out, secret, "prompt", False, args.workers, results, gate=gate).run()
+    finally:
+        driver.quit()
+        gate.close()
     failed = [name for name, ok in results if not ok]
     print(f"browser test took {time.monotonic() - t0:.1f} s; screenshots in {out}")
     for name in failed:
