@@ -872,7 +872,7 @@ function taskPage(ctx) {
       });
       const pick = t.attempts.find((x) => x.number === shown) || a;
       setText(outputTitle, pick ? `Output of attempt ${pick.number} (tail)` : 'Output');
-      setText(output, pick ? pick.output_tail || '(no output yet)' : '(not started)');
+      setText(output, pick ? pick.output_tail || (pick.outcome ? '(no output)' : '(no output yet)') : '(not started)');
     },
   };
 }
