@@ -4,7 +4,8 @@
 # workers). Screenshots of every page are kept in the test's temp dir (printed at the end).
 #
 # Env: TASKRAFT_BIN (default target/release/taskraft, else target/debug/taskraft),
-#      TASKRAFT_TOKEN or TASKRAFT_TOKEN_FILE (log in through the dashboard's token prompt),
+#      TASKRAFT_TOKEN or TASKRAFT_TOKEN_FILE (log in through the dashboard's token prompt;
+#      default: the admin token `taskraft dev` keeps in its data dir when auth is on),
 #      DASHBOARD_VENV (default target/dashboard-venv), DASHBOARD_OUT (default: a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,8 +68,17 @@ for port in 7101 7102 7103; do
         sleep 0.2
     done
 done
+# With auth on, `taskraft dev` keeps its admin token in the data dir: log in with that one
+# unless a token was given.
+if [ -z "${TASKRAFT_TOKEN:-}" ] && [ -z "${TASKRAFT_TOKEN_FILE:-}" ] && [ -s "$tmp/data/admin-token" ]; then
+    export TASKRAFT_TOKEN_FILE="$tmp/data/admin-token"
+fi
+token="${TASKRAFT_TOKEN:-}"
+if [ -z "$token" ] && [ -n "${TASKRAFT_TOKEN_FILE:-}" ]; then token="$(tr -d '[:space:]' <"$TASKRAFT_TOKEN_FILE")"; fi
+auth=()
+[ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
 # Both workers registered: the workers page must list them.
-until [ "$(curl -sf http://127.0.0.1:7101/v1/workers | grep -o '"state":"active"' | wc -l)" -ge 2 ]; do
+until [ "$(curl -sf "${auth[@]}" http://127.0.0.1:7101/v1/workers | grep -o '"state":"active"' | wc -l)" -ge 2 ]; do
     if [ $SECONDS -ge $deadline ]; then
         echo "the dev workers did not register; dev output:" >&2
         cat "$tmp/dev.log" >&2
