@@ -34,6 +34,7 @@ async fn every_replica_serves_the_dashboard_and_its_views() {
     for (path, content_type, needle) in [
         ("/", "text/html; charset=utf-8", "/ui/app.js"),
         ("/ui/app.js", "text/javascript; charset=utf-8", "function route()"),
+        ("/ui/pages.js", "text/javascript; charset=utf-8", "function tasksPage("),
         ("/ui/app.css", "text/css; charset=utf-8", ".badge"),
     ] {
         let resp = get(&format!("{base}{path}"), None).await;

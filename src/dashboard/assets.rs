@@ -39,6 +39,7 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
 
 static INDEX: Asset = asset(include_str!("static/index.html"), "text/html; charset=utf-8");
 static APP_JS: Asset = asset(include_str!("static/app.js"), "text/javascript; charset=utf-8");
+static PAGES_JS: Asset = asset(include_str!("static/pages.js"), "text/javascript; charset=utf-8");
 static APP_CSS: Asset = asset(include_str!("static/app.css"), "text/css; charset=utf-8");
 
 /// Only our own script and style; the API on the same origin; no framing.
@@ -57,6 +58,7 @@ async fn index(headers: HeaderMap) -> Response {
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
     match name.as_str() {
         "app.js" => serve(&APP_JS, &headers),
+        "pages.js" => serve(&PAGES_JS, &headers),
         "app.css" => serve(&APP_CSS, &headers),
         _ => ApiError::not_found(format!("no such dashboard file: /ui/{name}")).into_response(),
     }
@@ -91,10 +93,15 @@ mod tests {
     #[test]
     fn etags_differ_per_file_and_the_page_loads_only_local_assets() {
         assert_ne!(INDEX.etag, APP_JS.etag);
+        assert_ne!(APP_JS.etag, PAGES_JS.etag);
         assert_ne!(APP_JS.etag, APP_CSS.etag);
-        assert!(INDEX.body.contains("/ui/app.js") && INDEX.body.contains("/ui/app.css"));
+        for file in ["/ui/app.js", "/ui/pages.js", "/ui/app.css"] {
+            assert!(INDEX.body.contains(file), "index.html loads {file}");
+        }
         assert!(!INDEX.body.contains("http://") && !INDEX.body.contains("https://"), "no external assets");
-        assert!(!APP_JS.body.contains("innerHTML"), "API strings reach the DOM through textContent only");
+        for js in [&APP_JS, &PAGES_JS] {
+            assert!(!js.body.contains("innerHTML"), "API strings reach the DOM through textContent only");
+        }
     }
 
     #[test]

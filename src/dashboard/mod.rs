@@ -1,13 +1,14 @@
 //! # The web dashboard, served at `/` by every replica
 //!
-//! Three static files (`static/index.html`, `app.js`, `app.css`) are compiled into the binary
+//! Four static files (`static/index.html`, `app.js`, `pages.js`, `app.css`) are compiled into the binary
 //! with `include_str!`: no npm, no build step, no asset from the network. The page is plain
 //! JavaScript that polls the public JSON API of the replica that served it, so it works
 //! through any replica (writes reaching a follower are forwarded to the leader, as for any
 //! client).
 //!
 //! The path of a page view:
-//! 1. `GET /` answers `index.html`; it loads `/ui/app.js` and `/ui/app.css` ([`assets`]).
+//! 1. `GET /` answers `index.html`; it loads `/ui/app.js`, `/ui/pages.js` and `/ui/app.css`
+//!    ([`assets`]).
 //!    Static files are open (no token): they hold no data.
 //! 2. The script routes on the URL fragment (`#/cluster`, `#/workers`, `#/tasks`,
 //!    `#/tasks/{id}`, `#/schedules`) and polls the API about once a second, sending the bearer
