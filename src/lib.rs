@@ -17,6 +17,7 @@
 //! - [`worker`]: the worker agent and its executors.
 //! - [`cli`]: the `taskraft` commands, including `taskraft dev`.
 //! - [`config`]: server settings from TOML, environment and flags.
+//! - [`dashboard`]: the web dashboard at `/` (static files in the binary) and its two views.
 //!
 //! Dependencies point down: `cli` → `server` → `api` → `node` → `scheduler`, and `client`,
 //! `worker` → `proto` → `scheduler`. `node`, `worker`, `client` and `cli` never import `api`.
@@ -28,6 +29,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod node;
 pub mod proto;
 pub mod scheduler;

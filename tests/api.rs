@@ -261,6 +261,8 @@ async fn openapi_document_lists_every_public_route() {
         ("GET", "/ready"),
         ("GET", "/v1/openapi.json"),
         ("GET", "/metrics"),
+        ("GET", "/v1/dashboard/replicas"),
+        ("GET", "/v1/dashboard/leases"),
         ("POST", "/v1/tasks"),
         ("GET", "/v1/tasks"),
         ("POST", "/v1/tasks/batch"),

@@ -71,6 +71,10 @@ const GUARDED: &[(&str, &str)] = &[
     ("GET", "/v1/tokens"),
     ("POST", "/v1/tokens"),
     ("DELETE", "/v1/tokens/ci"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/dashboard/replicas"),
+    ("GET", "/v1/dashboard/leases"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,6 +100,8 @@ async fn without_a_valid_token_everything_but_health_is_refused_and_roles_decide
         }
         assert_eq!(call(&node.api_addr, Method::GET, "/health", None, None).await.0, StatusCode::OK);
         assert_ne!(call(&node.api_addr, Method::GET, "/ready", None, None).await.0, StatusCode::UNAUTHORIZED);
+        // The dashboard's page and scripts are open: they hold no data and ask for a token.
+        assert_eq!(call(&node.api_addr, Method::GET, "/", None, None).await.0, StatusCode::OK);
     }
 
     // 2. Roles. Tokens are made on the leader (through whichever replica) and used at once

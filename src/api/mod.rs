@@ -90,6 +90,8 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(metrics::scrape))
+        .routes(routes!(crate::dashboard::views::replicas))
+        .routes(routes!(crate::dashboard::views::leases))
         .routes(routes!(openapi::serve))
 }
 
@@ -102,6 +104,7 @@ pub fn router(node: Arc<Node>) -> Router {
         // Replica to replica: not part of the public API or its document.
         .route("/v1/internal/read-index", get(cluster::read_index))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::authorize))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

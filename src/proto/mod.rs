@@ -12,6 +12,7 @@
 //! | [`workers`]  | `/v1/workers…` (protocol and administration), attempt checkpoints |
 //! | [`cluster`]  | `/v1/cluster…`, `/health`, `/ready`, `/v1/internal/read-index`   |
 //! | [`tokens`]   | `/v1/tokens…`, and the token string format                       |
+//! | [`dashboard`] | `/v1/dashboard/…`: what only the web dashboard asks              |
 //!
 //! Task specs, tasks, workers and statuses are the scheduler's own types
 //! ([`crate::scheduler`]): their JSON form is part of this protocol.
@@ -19,6 +20,7 @@
 //! Dependencies point one way: `proto` uses only `scheduler`; everything else may use `proto`.
 
 pub mod cluster;
+pub mod dashboard;
 mod error;
 pub mod schedules;
 pub mod tasks;

@@ -1,5 +1,6 @@
 //! Worker leases: last heartbeat per worker on the monotonic clock.
 
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -53,6 +54,13 @@ impl Leases {
         let now = Instant::now();
         let last = self.last.lock().expect("lease lock");
         last.iter().filter(|(_, at)| now.duration_since(**at) < self.ttl).map(|(w, _)| w.clone()).collect()
+    }
+
+    /// How long ago each worker was last heard from (the dashboard shows it).
+    pub fn ages(&self) -> BTreeMap<String, Duration> {
+        let now = Instant::now();
+        let last = self.last.lock().expect("lease lock");
+        last.iter().map(|(w, at)| (w.clone(), now.duration_since(*at))).collect()
     }
 
     /// Workers whose lease has run out (and how long ago they were last heard from).

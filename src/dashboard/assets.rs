@@ -1,0 +1,114 @@
+//! The static files: `GET /` and `GET /ui/{file}`, with content types, an ETag and
+//! `Cache-Control: no-cache` (a browser revalidates on each load and gets a 304 until the
+//! binary changes).
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::http::HeaderValue;
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::api::ApiError;
+
+/// One embedded file.
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    etag: u64,
+}
+
+const fn asset(body: &'static str, content_type: &'static str) -> Asset {
+    Asset { body, content_type, etag: fnv1a(body.as_bytes()) }
+}
+
+/// FNV-1a, computed at compile time: a new binary with changed files gets new ETags.
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+static INDEX: Asset = asset(include_str!("static/index.html"), "text/html; charset=utf-8");
+static APP_JS: Asset = asset(include_str!("static/app.js"), "text/javascript; charset=utf-8");
+static PAGES_JS: Asset = asset(include_str!("static/pages.js"), "text/javascript; charset=utf-8");
+static APP_CSS: Asset = asset(include_str!("static/app.css"), "text/css; charset=utf-8");
+
+/// Only our own script and style; the API on the same origin; no framing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// `GET /` and `GET /ui/{file}`. Generic over the router state: the files need none.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/", get(index)).route("/ui/{file}", get(file))
+}
+
+async fn index(headers: HeaderMap) -> Response {
+    serve(&INDEX, &headers)
+}
+
+async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    match name.as_str() {
+        "app.js" => serve(&APP_JS, &headers),
+        "pages.js" => serve(&PAGES_JS, &headers),
+        "app.css" => serve(&APP_CSS, &headers),
+        _ => ApiError::not_found(format!("no such dashboard file: /ui/{name}")).into_response(),
+    }
+}
+
+fn serve(asset: &Asset, request: &HeaderMap) -> Response {
+    let etag = format!("\"{:016x}\"", asset.etag);
+    let fresh = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        })
+    });
+    let mut resp = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { asset.body.into_response() };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_differ_per_file_and_the_page_loads_only_local_assets() {
+        assert_ne!(INDEX.etag, APP_JS.etag);
+        assert_ne!(APP_JS.etag, PAGES_JS.etag);
+        assert_ne!(APP_JS.etag, APP_CSS.etag);
+        for file in ["/ui/app.js", "/ui/pages.js", "/ui/app.css"] {
+            assert!(INDEX.body.contains(file), "index.html loads {file}");
+        }
+        assert!(!INDEX.body.contains("http://") && !INDEX.body.contains("https://"), "no external assets");
+        for js in [&APP_JS, &PAGES_JS] {
+            assert!(!js.body.contains("innerHTML"), "API strings reach the DOM through textContent only");
+        }
+    }
+
+    #[test]
+    fn a_matching_etag_is_answered_304() {
+        let mut req = HeaderMap::new();
+        req.insert(header::IF_NONE_MATCH, HeaderValue::from_str(&format!("\"{:016x}\"", APP_JS.etag)).unwrap());
+        assert_eq!(serve(&APP_JS, &req).status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(serve(&APP_JS, &HeaderMap::new()).status(), StatusCode::OK);
+    }
+}
