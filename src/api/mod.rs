@@ -27,10 +27,14 @@
 //! | [`worker_admin`]    | `GET /v1/workers`, drain, remove                            |
 //! | [`schedules`]       | `/v1/schedules…`                                            |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
+//! | [`backup`]          | `GET /v1/snapshot` (a backup file)                          |
+//! | [`output`]          | live attempt output (ship, read, follow)                    |
 
+pub mod backup;
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod output;
 pub mod schedules;
 pub mod tasks;
 pub mod worker_admin;
@@ -78,6 +82,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/members/{id}", delete(cluster::remove_member))
         .route("/v1/internal/read-index", get(cluster::read_index))
+        .route("/v1/snapshot", get(backup::snapshot))
+        .route("/v1/workers/{id}/output", post(output::ship))
+        .route("/v1/tasks/{id}/output", get(output::read))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -19,6 +19,7 @@
 //! Deliberately not here: business rules (the pure [`crate::scheduler`]), HTTP status
 //! mapping (the `api` module's `error`).
 
+pub mod backup;
 mod batcher;
 pub mod leader;
 pub mod membership;

@@ -11,14 +11,18 @@
 //! | [`schedules`] | `/v1/schedules…`                                                |
 //! | [`workers`]  | `/v1/workers…` (protocol and administration), attempt checkpoints |
 //! | [`cluster`]  | `/v1/cluster…`, `/health`, `/ready`, `/v1/internal/read-index`   |
+//! | [`backup`]   | `/v1/snapshot` (a backup file)                                   |
+//! | [`output`]   | live attempt output: `/v1/workers/{id}/output`, `/v1/tasks/{id}/output` |
 //!
 //! Task specs, tasks, workers and statuses are the scheduler's own types
 //! ([`crate::scheduler`]): their JSON form is part of this protocol.
 //!
 //! Dependencies point one way: `proto` uses only `scheduler`; everything else may use `proto`.
 
+pub mod backup;
 pub mod cluster;
 mod error;
+pub mod output;
 pub mod schedules;
 pub mod tasks;
 pub mod workers;

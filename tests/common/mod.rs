@@ -225,20 +225,26 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts `n` replicas (node 1 bootstraps, the others join) and waits until all are voters.
     pub async fn start(n: u64, extra: &[&str]) -> TestCluster {
-        let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let dir = tempfile::Builder::new().prefix("taskraft-test-").tempdir().unwrap();
-        let mut cluster = TestCluster {
-            nodes: Vec::new(),
-            workers: Vec::new(),
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            _serial: serial,
-        };
+        let mut cluster = TestCluster::empty(extra);
         for id in 1..=n {
             cluster.add_node_process(id, id == 1);
         }
         cluster.wait_voters(n as usize).await;
         cluster
+    }
+
+    /// A cluster with no process yet (its temp dir exists): start replicas with
+    /// [`TestCluster::add_node_process`], e.g. on a data dir prepared first.
+    pub fn empty(extra: &[&str]) -> TestCluster {
+        let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = tempfile::Builder::new().prefix("taskraft-test-").tempdir().unwrap();
+        TestCluster {
+            nodes: Vec::new(),
+            workers: Vec::new(),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _serial: serial,
+        }
     }
 
     /// Creates and starts the process of a replica `id` that bootstraps or joins the others.

@@ -29,6 +29,7 @@ fn request(dir: &TempDir, argv: &[&str]) -> ExecRequest {
         attempt_dir: dir.path().to_path_buf(),
         timeout: None,
         limits: ExecLimits { kill_grace: Duration::from_secs(2), ..ExecLimits::default() },
+        live: None,
     }
 }
 
