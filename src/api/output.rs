@@ -104,14 +104,15 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (Path(task_id), Query(q)) = (id?, q?);
+    let wait = q.wait_ms.map_or(Duration::ZERO, Duration::from_millis).min(MAX_OUTPUT_WAIT);
     if !node.is_leader() {
-        return Ok(forward::to_leader(&node, None, Method::GET, &uri, &headers, Bytes::new()).await);
+        let within = wait + node.config.request_timeout;
+        return Ok(forward::to_leader_within(&node, None, Method::GET, &uri, &headers, Bytes::new(), within).await);
     }
     // A new leader's state may lack recent attempts until it has applied its predecessor's log.
     if !node.leader.is_ready() {
         return Err(ApiError::unavailable(ErrorCode::LeaderNotReady, "the new leader is catching up; retry"));
     }
-    let wait = q.wait_ms.map_or(Duration::ZERO, Duration::from_millis).min(MAX_OUTPUT_WAIT);
     let deadline = Instant::now() + wait;
     let after = q.after.unwrap_or(0);
     let mut applied = node.view.subscribe();

@@ -116,6 +116,26 @@ async fn nonzero_exit_fails_with_code_and_output() {
 }
 
 #[tokio::test]
+async fn live_output_sees_both_streams_while_the_process_runs() {
+    let dir = TempDir::new().unwrap();
+    let live = LiveOutput::new(1024);
+    let mut req = sh(&dir, "echo out; sleep 0.2; echo err >&2; while [ ! -e stop ]; do sleep 0.02; done");
+    req.live = Some(live.clone());
+    let attempt = tokio::spawn(run_plain(req));
+    let deadline = Instant::now() + WAIT;
+    // Both lines show up while the process still runs (it waits for the `stop` file).
+    while live.read_from(0, 1024).data != b"out\nerr\n" {
+        assert!(Instant::now() < deadline, "live output: {:?}", live.read_from(0, 1024));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!attempt.is_finished());
+    std::fs::write(dir.path().join("stop"), b"").unwrap();
+    let r = attempt.await.unwrap();
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
+    assert_eq!(live.total(), 8);
+}
+
+#[tokio::test]
 async fn death_by_signal_names_the_signal() {
     let dir = TempDir::new().unwrap();
     let r = run_plain(sh(&dir, "kill -SEGV $$")).await;
