@@ -1,7 +1,8 @@
 //! Live attempt output (types and flow in [`crate::proto::output`]): workers ship it with
 //! `POST /v1/workers/{id}/output`, readers follow it with `GET /v1/tasks/{id}/output`. Both are
 //! served by the leader, which holds the output in memory
-//! ([`crate::node::leader::output`]); a follower forwards them.
+//! ([`crate::node::leader::output`]); a follower forwards them. Whether a chunk is kept is the
+//! leader's verdict ([`verdict::output_chunk`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,19 +35,14 @@ use crate::proto::output::MAX_OUTPUT_CHUNKS;
 use crate::proto::output::MAX_OUTPUT_WAIT;
 use crate::proto::output::OutputAcks;
 use crate::proto::output::OutputBatch;
+use crate::proto::output::OutputChunk;
 use crate::proto::output::OutputQuery;
 use crate::proto::output::OutputSource;
 use crate::proto::output::TaskOutput;
 use crate::proto::workers::AttemptId;
 use crate::scheduler::Task;
-
-/// Whether a chunk of `worker` for attempt `token` of `task` may be stored: `Some(true)` for a
-/// live attempt of that worker, `Some(false)` for one that ended or is not the worker's (stop
-/// shipping), `None` for an attempt this replica has not applied yet (try again later).
-fn may_store(task: Option<&Task>, worker: &str, token: u64) -> Option<bool> {
-    let attempt = task?.attempts.iter().find(|a| a.fencing_token == token)?;
-    Some(attempt.worker_id == worker && attempt.is_live())
-}
+use crate::scheduler::verdict;
+use crate::scheduler::verdict::OutputVerdict;
 
 /// `POST /v1/workers/{id}/output`: stores each chunk of a live attempt of this worker, and
 /// answers per chunk where the leader's copy of its stream ends.
@@ -73,8 +69,10 @@ pub async fn ship(
     if !node.is_leader() {
         return Ok(forward::to_leader(&node, None, Method::POST, &uri, &headers, body).await);
     }
-    let verdicts: Vec<Option<bool>> =
-        node.view.read(|a| batch.chunks.iter().map(|c| may_store(a.state.task(c.task_id), &worker, c.token)).collect());
+    let verdicts: Vec<OutputVerdict> = node.view.read(|a| {
+        let judge = |c: &OutputChunk| verdict::output_chunk(&a.state, &worker, AttemptId::new(c.task_id, c.token));
+        batch.chunks.iter().map(judge).collect()
+    });
     let acks = batch
         .chunks
         .into_iter()
@@ -82,12 +80,12 @@ pub async fn ship(
         .map(|(c, verdict)| {
             let (task_id, token) = (c.task_id, c.token);
             match verdict {
-                Some(true) => {
+                OutputVerdict::Store => {
                     let next = node.leader.output.append(AttemptId::new(task_id, token), c.offset, c.gap, &c.data);
                     ChunkAck { task_id, token, next, stop: false }
                 }
-                Some(false) => ChunkAck { task_id, token, next: c.offset + c.data.len() as u64, stop: true },
-                None => ChunkAck { task_id, token, next: c.offset, stop: false },
+                OutputVerdict::Stop => ChunkAck { task_id, token, next: c.offset + c.data.len() as u64, stop: true },
+                OutputVerdict::NotYet => ChunkAck { task_id, token, next: c.offset, stop: false },
             }
         })
         .collect();

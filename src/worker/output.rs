@@ -145,9 +145,7 @@ impl Shipper {
         for ((id, end), ack) in sent.into_iter().zip(acks.acks) {
             if ack.stop {
                 // Ended or fenced off: the leader keeps what it has; nothing more is wanted.
-                if let Some(s) = streams.get_mut(&id) {
-                    s.sent = s.live.total();
-                }
+                streams.remove(&id);
                 continue;
             }
             if let Some(s) = streams.get_mut(&id) {
