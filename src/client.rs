@@ -26,8 +26,13 @@ use crate::proto::LEADER_HEADER;
 use crate::proto::MAX_INBOX_WAIT;
 use crate::proto::MAX_WAIT;
 use crate::proto::REQUEST_ID_HEADER;
+use crate::proto::backup::BackupMeta;
 use crate::proto::cluster::AddMember;
 use crate::proto::cluster::ClusterStatus;
+use crate::proto::output::MAX_OUTPUT_WAIT;
+use crate::proto::output::OutputAcks;
+use crate::proto::output::OutputBatch;
+use crate::proto::output::TaskOutput;
 use crate::proto::schedules::BackfillRequest;
 use crate::proto::schedules::Deleted;
 use crate::proto::schedules::InstantInput;
@@ -73,6 +78,9 @@ pub enum ClientError {
     /// The answer was not what the API promises.
     #[error("bad answer: {0}")]
     Decode(String),
+    /// A local file could not be written (e.g. a backup).
+    #[error("{0}")]
+    Local(String),
 }
 
 /// Result alias of the client.
@@ -590,11 +598,111 @@ impl Client {
         self.call_as(Method::POST, &format!("/v1/workers/{worker_id}/reports"), Some(to_json(reports)?)).await
     }
 
+    /// Ships new output of this worker's attempts; one ack per chunk, in order.
+    pub async fn ship_output(&self, worker_id: &str, batch: &OutputBatch) -> Result<OutputAcks> {
+        self.call_as(Method::POST, &format!("/v1/workers/{worker_id}/output"), Some(to_json(batch)?)).await
+    }
+
+    /// The output of a task's attempt (`None`: its latest) after byte offset `after`, waiting up
+    /// to `wait` (cut to the server's maximum) for some to appear. The client's own timeout must
+    /// be longer than `wait`.
+    pub async fn task_output(&self, id: u64, attempt: Option<u32>, after: u64, wait: Duration) -> Result<TaskOutput> {
+        let wait_ms = wait.min(MAX_OUTPUT_WAIT).as_millis();
+        let mut path = format!("/v1/tasks/{id}/output?after={after}&wait_ms={wait_ms}");
+        if let Some(n) = attempt {
+            path.push_str(&format!("&attempt={n}"));
+        }
+        self.call_as(Method::GET, &path, None).await
+    }
+
+    /// `GET /v1/snapshot`: streams a backup of the cluster's state from the leader into `file`
+    /// (a temp file beside it, checked, fsynced, then renamed over `file`), and returns its
+    /// header. Replicas are tried in turn until one answers; a cut transfer starts over.
+    pub async fn save_snapshot(&self, file: &std::path::Path) -> Result<BackupMeta> {
+        let local = |what: &str, e: &dyn std::fmt::Display| ClientError::Local(format!("{what}: {e}"));
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = file.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let deadline = Instant::now() + self.timeout;
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut last = String::from("no replica tried");
+        'rounds: for round in 0.. {
+            for k in 0..self.addrs.len() {
+                let addr = &self.addrs[(start + round + k) % self.addrs.len()];
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break 'rounds;
+                }
+                let mut req = self.http.get(format!("{addr}/v1/snapshot")).timeout(left);
+                if let Some(auth) = &self.authorization {
+                    req = req.header(reqwest::header::AUTHORIZATION, auth.clone());
+                }
+                let resp = match req.send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last = format!("{addr}: {e}");
+                        continue;
+                    }
+                };
+                let status = resp.status();
+                if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::GATEWAY_TIMEOUT {
+                    last = format!("{addr}: {}", error_text(&resp.bytes().await.unwrap_or_default()));
+                    continue;
+                }
+                if !status.is_success() {
+                    return Err(api_error(status, &resp.bytes().await.unwrap_or_default()));
+                }
+                match stream_to_file(resp, &temp).await {
+                    Ok(()) => break 'rounds,
+                    Err(e) => last = format!("{addr}: transfer cut: {e}"),
+                }
+            }
+            if Instant::now() + RETRY_PAUSE >= deadline {
+                break;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        let Ok(bytes) = tokio::fs::read(&temp).await else {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(ClientError::Unavailable(last));
+        };
+        let checked = tokio::task::spawn_blocking({
+            let temp = temp.clone();
+            move || taskraft_storage::snapshot::decode_file::<BackupMeta>(&temp, bytes).map(|(meta, _)| meta)
+        })
+        .await
+        .map_err(|e| local("checking the backup", &e))?;
+        let meta = match checked {
+            Ok(meta) => meta,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(ClientError::Decode(format!("the backup failed its check: {e}")));
+            }
+        };
+        tokio::fs::rename(&temp, file).await.map_err(|e| local(&format!("renaming into {}", file.display()), &e))?;
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let synced = tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all())).await;
+        synced.map_err(|e| local("fsync", &e))?.map_err(|e| local("fsync of the directory", &e))?;
+        Ok(meta)
+    }
+
     /// Saves a checkpoint of an attempt; the answer is the task's status after it.
     pub async fn checkpoint(&self, attempt: AttemptId, data: Vec<u8>) -> Result<TaskStatus> {
         let path = format!("/v1/tasks/{}/attempts/{}/checkpoint", attempt.task_id, attempt.token);
         self.request(Method::POST, &path, Some(Payload::Bytes(data.into()))).await
     }
+}
+
+/// Writes a response body to `path` as it arrives, then fsyncs it.
+async fn stream_to_file(mut resp: reqwest::Response, path: &std::path::Path) -> std::result::Result<(), String> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut out = tokio::fs::File::create(path).await.map_err(|e| format!("create {}: {e}", path.display()))?;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        out.write_all(&chunk).await.map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    out.sync_all().await.map_err(|e| format!("fsync {}: {e}", path.display()))
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value> {

@@ -75,6 +75,9 @@ const GUARDED: &[(&str, &str)] = &[
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/dashboard/replicas"),
     ("GET", "/v1/dashboard/leases"),
+    ("GET", "/v1/snapshot"),
+    ("POST", "/v1/workers/w1/output"),
+    ("GET", "/v1/tasks/1/output"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,19 @@ pub async fn to_leader(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    to_leader_within(node, hint, method, uri, headers, body, node.config.request_timeout).await
+}
+
+/// [`to_leader`] for a request the leader may hold up to `leader_deadline` (a long-poll).
+pub async fn to_leader_within(
+    node: &Node,
+    hint: Option<NodeId>,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    leader_deadline: std::time::Duration,
+) -> Response {
     if headers.contains_key(FORWARDED_HEADER) {
         return ApiError::unavailable(
             ErrorCode::NoLeader,
@@ -57,7 +70,7 @@ pub async fn to_leader(
         .http
         .request(method.clone(), &url)
         .header(FORWARDED_HEADER, node.id.to_string())
-        .timeout(node.config.request_timeout + FORWARD_SLACK)
+        .timeout(leader_deadline + FORWARD_SLACK)
         .body(body);
     if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
         req = req.header(axum::http::header::CONTENT_TYPE, ct);

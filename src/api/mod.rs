@@ -29,17 +29,21 @@
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
 //! | [`tokens`]          | `/v1/tokens…` (who may do what: [`auth`])                   |
 //! | [`metrics`]         | `/metrics`, and the layer counting and timing every request |
+//! | [`backup`]          | `GET /v1/snapshot` (a backup file)                          |
+//! | [`output`]          | live attempt output (ship, read, follow)                    |
 //! | [`openapi`]         | `/v1/openapi.json`: this API described by its own code      |
 //!
 //! Every public route is registered with its `#[utoipa::path]` description (see [`openapi`]),
 //! so the OpenAPI document lists exactly what the router serves.
 
 pub mod auth;
+pub mod backup;
 pub mod cluster;
 pub mod error;
 pub mod forward;
 pub mod metrics;
 pub mod openapi;
+pub mod output;
 pub mod schedules;
 pub mod tasks;
 pub mod tokens;
@@ -90,6 +94,9 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(metrics::scrape))
+        .routes(routes!(backup::snapshot))
+        .routes(routes!(output::ship))
+        .routes(routes!(output::read))
         .routes(routes!(crate::dashboard::views::replicas))
         .routes(routes!(crate::dashboard::views::leases))
         .routes(routes!(openapi::serve))

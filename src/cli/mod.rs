@@ -11,6 +11,7 @@ mod local;
 mod output;
 mod schedule;
 mod server;
+mod snapshot;
 mod task;
 mod token;
 mod worker;
@@ -106,6 +107,9 @@ enum Command {
     /// Timed triggers: cron, intervals and one-shot schedules.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCmd),
+    /// Back up the cluster's state, or seed a new cluster from a backup.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
     /// Run a worker agent, or list/drain/remove workers.
     Worker(worker::WorkerCmd),
     /// Create, list and revoke API tokens (admin).
@@ -125,6 +129,7 @@ pub async fn run() -> ExitCode {
         Command::Task(cmd) => cmd.run().await,
         Command::Cluster(cmd) => cmd.run().await,
         Command::Schedule(cmd) => cmd.run().await,
+        Command::Snapshot(cmd) => cmd.run().await,
         Command::Worker(cmd) => cmd.run().await,
         Command::Token(cmd) => cmd.run().await,
         Command::Bench(cmd) => cmd.run().await,

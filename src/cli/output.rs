@@ -31,6 +31,17 @@ pub fn escape(s: &str) -> String {
     escape_but(s, &[])
 }
 
+/// A task's output made safe for a terminal: like [`escape`], but newlines and tabs stay.
+pub fn escape_output(s: &str) -> String {
+    escape_but(s, &['\n', '\t'])
+}
+
+/// The last `lines` lines of a task's output, each as `    | line`.
+pub fn output_excerpt(text: &str, lines: usize) -> String {
+    let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+    tail.iter().rev().map(|l| format!("    | {}\n", escape_but(l, &['\t']))).collect()
+}
+
 /// [`escape`], leaving the characters in `keep` as they are.
 fn escape_but(s: &str, keep: &[char]) -> String {
     if !s.chars().any(|c| needs_escape(c) && !keep.contains(&c)) {

@@ -12,10 +12,13 @@ use serde_json::json;
 
 use super::ClientArgs;
 use super::output::escape;
+use super::output::escape_output;
+use super::output::output_excerpt;
 use super::output::print_json;
 use super::output::print_task;
 use super::output::print_tasks;
 use crate::client::Client;
+use crate::proto::output::OutputSource;
 use crate::scheduler::DEFAULT_LIST_LIMIT;
 use crate::scheduler::Executor;
 use crate::scheduler::MAX_PRIORITY;
@@ -73,6 +76,22 @@ pub enum TaskCmd {
         /// Reason kept on the task.
         #[arg(long, allow_hyphen_values = true)]
         reason: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show an attempt's output, as it is produced: the leader's live copy of what the worker
+    /// shipped (kept for a lost attempt too), or the committed output tail once it ended.
+    Logs {
+        /// Task id.
+        #[arg(allow_negative_numbers = true)]
+        id: u64,
+        /// Keep printing output as it arrives; exit when the attempt ends (waits for the first
+        /// attempt of a task that has none yet).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Attempt number (default: the latest).
+        #[arg(long, allow_negative_numbers = true)]
+        attempt: Option<u32>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -288,6 +307,67 @@ impl SubmitArgs {
     }
 }
 
+/// One long-poll of `task logs --follow`.
+const LOGS_POLL: Duration = Duration::from_secs(10);
+
+/// `task logs`: prints the attempt's output; with `follow`, until the attempt ends.
+async fn logs(cl: &Client, id: u64, mut attempt: Option<u32>, follow: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut after = 0;
+    let mut printed = false;
+    loop {
+        let wait = if follow { LOGS_POLL } else { Duration::ZERO };
+        let out = cl.task_output(id, attempt, after, wait).await?;
+        // Follow the attempt shown first, even if a retry starts meanwhile.
+        if attempt.is_none() {
+            attempt = out.attempt;
+        }
+        if printed && out.source == OutputSource::Live && out.start > after {
+            eprintln!("[… {} bytes of output dropped …]", out.start - after);
+        }
+        let text = match out.source {
+            OutputSource::Live => out.text.as_str(),
+            // The leader changed and lost its live copy: the committed tail repeats what was
+            // printed, so it is shown only if nothing was.
+            OutputSource::Committed if !printed => out.text.as_str(),
+            _ => "",
+        };
+        if !text.is_empty() {
+            print!("{}", escape_output(text));
+            std::io::stdout().flush()?;
+            printed = true;
+        }
+        after = out.next;
+        if !follow || out.complete {
+            if !printed && !follow {
+                eprintln!(
+                    "(no output{})",
+                    if out.attempt.is_none() { ": the task has not started yet" } else { " yet" }
+                );
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// `task get`: the leader's live output of a running attempt, and of lost attempts whose
+/// completion carries no output tail (best effort: nothing is printed if it cannot be read).
+async fn print_live_output(cl: &Client, task: &crate::scheduler::Task) {
+    for a in &task.attempts {
+        let lost = a.outcome == Some(crate::scheduler::AttemptOutcome::Lost) && a.output_tail.is_empty();
+        if !(lost || a.is_live()) {
+            continue;
+        }
+        let Ok(out) = cl.task_output(task.id, Some(a.number), 0, Duration::ZERO).await else { continue };
+        if out.source != OutputSource::Live || out.text.is_empty() {
+            continue;
+        }
+        let when = if lost { "shipped before it was lost" } else { "so far" };
+        println!("  output of attempt {} {when} (`taskraft task logs {} --attempt {}`):", a.number, task.id, a.number);
+        print!("{}", output_excerpt(&out.text, 5));
+    }
+}
+
 impl TaskCmd {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self {
@@ -303,7 +383,8 @@ impl TaskCmd {
                 }
             }
             TaskCmd::Get { id, stale, client: c } => {
-                let view = client(&c)?.get_task_view(id, stale).await?;
+                let cl = client(&c)?;
+                let view = cl.get_task_view(id, stale).await?;
                 if c.output == super::Output::Json {
                     print_json(&view);
                 } else {
@@ -311,7 +392,12 @@ impl TaskCmd {
                     if let Some(why) = &view.pending_reason {
                         println!("waiting:     {}", escape(why));
                     }
+                    print_live_output(&cl, &view.task).await;
                 }
+            }
+            TaskCmd::Logs { id, follow, attempt, client: c } => {
+                let cl = client(&c)?.with_timeout(LOGS_POLL + Duration::from_secs(10));
+                logs(&cl, id, attempt, follow).await?;
             }
             TaskCmd::List { state, limit, cursor, schedule, client: c } => {
                 let page = match schedule {

@@ -21,6 +21,7 @@
 //! mapping (the `api` module's `error`).
 
 pub mod admin_token;
+pub mod backup;
 mod batcher;
 pub mod leader;
 pub mod membership;

@@ -85,6 +85,7 @@ impl RunningNode {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_err(&config.data_dir, e))?;
         let snap_dir = config.data_dir.join("snapshots");
         let snapshots = SnapshotStore::open(&snap_dir).map_err(|e| storage_err(&snap_dir, e))?;
+        super::backup::install_restore_seed(&config, &snapshots).map_err(|e| storage_err(&config.data_dir, e))?;
         let telemetry = super::metrics::Telemetry::new();
         let (state_machine, view) =
             StateMachine::open_counted(snapshots, telemetry.clone()).map_err(|e| storage_err(&snap_dir, e))?;

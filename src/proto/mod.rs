@@ -13,15 +13,19 @@
 //! | [`cluster`]  | `/v1/cluster…`, `/health`, `/ready`, `/v1/internal/read-index`   |
 //! | [`tokens`]   | `/v1/tokens…`, and the token string format                       |
 //! | [`dashboard`] | `/v1/dashboard/…`: what only the web dashboard asks              |
+//! | [`backup`]   | `/v1/snapshot` (a backup file)                                   |
+//! | [`output`]   | live attempt output: `/v1/workers/{id}/output`, `/v1/tasks/{id}/output` |
 //!
 //! Task specs, tasks, workers and statuses are the scheduler's own types
 //! ([`crate::scheduler`]): their JSON form is part of this protocol.
 //!
 //! Dependencies point one way: `proto` uses only `scheduler`; everything else may use `proto`.
 
+pub mod backup;
 pub mod cluster;
 pub mod dashboard;
 mod error;
+pub mod output;
 pub mod schedules;
 pub mod tasks;
 pub mod tokens;

@@ -26,6 +26,7 @@
 //!
 //! ```text
 //! heartbeat w1 running=1@4,2@4 seen=12       register? w1       expire w1,w2       overdue now=9000 watched=1@4:3000
+//! output w1 1@4      (is a chunk of live output kept: store, stop or not yet)
 //! ```
 //!
 //! Placement (a `Planner` lives across the script; `live=` defaults to every registered worker,
@@ -412,6 +413,15 @@ impl Runner {
                         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
                         format!("ok assignments=[{}]", ids.join(", "))
                     }
+                }
+            }
+            "output" => {
+                let worker: String = a.word(0)?;
+                let attempt = attempt_id(&a.word::<String>(1)?)?;
+                match verdict::output_chunk(&self.state, &worker, attempt) {
+                    verdict::OutputVerdict::Store => "store".to_string(),
+                    verdict::OutputVerdict::Stop => "stop".to_string(),
+                    verdict::OutputVerdict::NotYet => "not yet".to_string(),
                 }
             }
             "register?" => match verdict::stale_incarnation(&self.state, &a.word::<String>(0)?, next_now) {

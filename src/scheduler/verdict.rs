@@ -1,7 +1,7 @@
 //! The leader's worker-facing verdicts, as pure functions of the replicated state and their
 //! inputs: what a heartbeat is answered, which attempts are orphaned, whether a registering
 //! worker leaves a stale incarnation behind, what an expired lease means, which attempts ran
-//! past their timeout.
+//! past their timeout, whether a worker's live output of an attempt is kept.
 //!
 //! The leader's async loops and the HTTP handlers gather the inputs (a heartbeat's body, the
 //! lease table, the monotonic clock) and commit what comes out; every decision is made here, on
@@ -239,4 +239,27 @@ pub fn overdue(
             (ran > limit_ms && watched >= limit_ms.min(min_watch_ms)).then_some(Overdue { attempt, limit_ms })
         })
         .collect()
+}
+
+/// What the leader does with a chunk of live output a worker shipped for an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputVerdict {
+    /// A live attempt of this worker: keep the bytes.
+    Store,
+    /// The attempt ended, or is another worker's: drop the bytes, and the worker stops shipping.
+    Stop,
+    /// An attempt this state has not applied yet (or an unknown task): drop the bytes for now;
+    /// the worker sends them again.
+    NotYet,
+}
+
+/// Judges a chunk of live output `worker_id` shipped for `attempt`. A lost attempt's output is
+/// kept as shipped until it was lost: anything later is refused.
+pub fn output_chunk(state: &State, worker_id: &str, attempt: AttemptId) -> OutputVerdict {
+    let found = state.task(attempt.task_id).and_then(|t| t.attempts.iter().find(|a| a.fencing_token == attempt.token));
+    match found {
+        None => OutputVerdict::NotYet,
+        Some(a) if a.worker_id == worker_id && a.is_live() => OutputVerdict::Store,
+        Some(_) => OutputVerdict::Stop,
+    }
 }

@@ -101,6 +101,8 @@ const SHUTDOWN_REPORT_GRACE: Duration = Duration::from_secs(10);
 pub(super) struct Worker {
     pub(super) config: WorkerConfig,
     pub(super) reporter: super::reporter::Reporter,
+    /// Ships running attempts' output to the leader.
+    pub(super) output: Arc<super::output::Shipper>,
     pub(super) attempts: tokio_util::task::TaskTracker,
     pub(super) client: Client,
     /// Attempts running here.
@@ -167,9 +169,16 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         .with_timeout(Duration::from_secs(10))
         .with_attempt_timeout(Duration::from_secs(2));
     let reporter = super::reporter::Reporter::start(Arc::new(report_client), &config.id);
+    // Live output is best effort: a slow replica is skipped quickly, the next tick retries.
+    let output_client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?
+        .with_token(config.token.as_deref())?
+        .with_timeout(Duration::from_secs(2))
+        .with_attempt_timeout(Duration::from_secs(1));
+    let output = Arc::new(super::output::Shipper::new(&config.id, output_client));
     let worker = Arc::new(Worker {
         config,
         reporter,
+        output: output.clone(),
         attempts: tokio_util::task::TaskTracker::new(),
         client,
         running: Mutex::new(HashMap::new()),
@@ -182,6 +191,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         return Ok(());
     }
     let heartbeat = tokio::spawn(worker.clone().heartbeat_loop(shutdown.clone()));
+    tokio::spawn(output.run(shutdown.clone()));
     worker.clone().inbox_loop(shutdown.clone()).await;
     let _ = heartbeat.await;
     let n = worker.stop_all(StopReason::Shutdown);

@@ -18,6 +18,7 @@ use super::agent::Worker;
 use super::agent::halt;
 use super::executor;
 use super::executor::ExecRequest;
+use super::executor::LiveOutput;
 use crate::client::ClientError;
 use crate::proto::ErrorCode;
 use crate::proto::workers::Assignment;
@@ -155,6 +156,10 @@ impl Worker {
             self.complete(id, ending).await;
             return;
         }
+        let live = a.task.spec.executor.runs_a_process().then(|| LiveOutput::new(self.config.limits.output_tail_bytes));
+        if let Some(live) = &live {
+            self.output.register(id, live.clone());
+        }
         let resumed = a.task.checkpoint.as_ref().map(|c| c.data.len());
         tracing::info!(resumed_from_checkpoint_bytes = resumed, "attempt starting");
         let req = ExecRequest {
@@ -166,6 +171,7 @@ impl Worker {
             spec: a.task.spec,
             attempt_dir: dir.clone().unwrap_or_default(),
             limits: self.config.limits,
+            live: live.clone(),
         };
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
         let exec = executor::run(req, stop.clone(), tx);
@@ -188,6 +194,10 @@ impl Worker {
         }
         if let Some(dir) = &dir {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        // The last output reaches the leader before the completion does.
+        if live.is_some() {
+            self.output.finish(id).await;
         }
         let stopped_by = *reason.lock().expect("reason lock");
         tracing::info!(outcome = %result.outcome.as_str(), exit_code = result.exit_code, ?stopped_by, "attempt ended");

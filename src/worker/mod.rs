@@ -12,6 +12,8 @@
 //!    costs one round trip, not two. A refused or cancelled start stops the attempt.
 //! 3. The [`executor`] runs the attempt (`exec` in its own process group, `http`, `noop`,
 //!    `sleep`); every checkpoint the task writes is shipped with the attempt's fencing token.
+//!    While it runs, its output is shipped to the leader every 250 ms ([`output`]), so
+//!    `taskraft task logs --follow` shows it as it is produced.
 //! 4. The outcome is reported with the token; a `stale_token` answer means the cluster has
 //!    moved on (the task was reassigned): the worker drops the attempt, and kills its process
 //!    if it still runs.
@@ -24,6 +26,7 @@ pub mod agent;
 mod attempt;
 pub mod executor;
 mod lease;
+pub mod output;
 pub mod reporter;
 
 pub use agent::WorkerConfig;

@@ -22,6 +22,10 @@
 //! anywhere past the magic, a truncated file or a torn length is detected. `meta` is the caller's
 //! metadata in postcard; `data` is opaque bytes. A snapshot that fails any check is an error —
 //! never silently skipped in favour of an older one or an empty state.
+//!
+//! The same file format carries a backup (`taskraft snapshot save`): [`encode_file`] builds the
+//! bytes, [`decode_file`] checks and splits them, and [`write_atomic`] stores them with the same
+//! temp + fsync + rename steps as a snapshot.
 
 use std::fs;
 use std::fs::File;
@@ -215,8 +219,44 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync snapshot directory", dir, e))
 }
 
-/// Validate and split a snapshot file read from `path`.
-fn decode_file<M: DeserializeOwned>(path: &Path, mut bytes: Vec<u8>) -> Result<(M, Vec<u8>)> {
+/// The bytes of one complete snapshot file: header, `meta` in postcard, `data`.
+pub fn encode_file<M: Serialize>(meta: &M, data: &[u8]) -> Result<Vec<u8>> {
+    let meta = postcard::to_stdvec(meta).map_err(|source| Error::Encode { what: "snapshot metadata", source })?;
+    let meta_len = u32::try_from(meta.len()).map_err(|_| {
+        Error::corrupt("snapshot metadata", format!("{} bytes exceed the u32 length field", meta.len()))
+    })?;
+    let mut out = Vec::with_capacity(HEADER_LEN + meta.len() + data.len());
+    out.extend_from_slice(&header(meta_len, &meta, data));
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+/// Durably writes `bytes` to `path`: a temp file beside it, fsync, rename over `path`, fsync of
+/// the directory. A crash leaves either the old file (or none) or the whole new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&temp);
+        return Err(Error::io("write temp file", &temp, e));
+    }
+    fs::rename(&temp, path).map_err(|e| Error::io("rename into place", path, e))?;
+    sync_dir(&dir)
+}
+
+/// Validates and splits the bytes of a snapshot file read from `path` (named in errors): the
+/// magic, the version, the checksum over everything after it, the lengths and the metadata.
+pub fn decode_file<M: DeserializeOwned>(path: &Path, mut bytes: Vec<u8>) -> Result<(M, Vec<u8>)> {
     let corrupt = |detail: String| Error::CorruptSnapshot { path: path.to_path_buf(), detail };
     if bytes.len() < HEADER_LEN {
         return Err(corrupt(format!("{} bytes is shorter than the header", bytes.len())));

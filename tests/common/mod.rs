@@ -261,6 +261,21 @@ impl TestCluster {
         cluster
     }
 
+    /// A cluster with no process yet (its temp dir exists): start replicas with
+    /// [`TestCluster::add_node_process`], e.g. on a data dir prepared first.
+    pub fn empty(extra: &[&str]) -> TestCluster {
+        let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = tempfile::Builder::new().prefix("taskraft-test-").tempdir().unwrap();
+        TestCluster {
+            nodes: Vec::new(),
+            workers: Vec::new(),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            token: None,
+            _serial: serial,
+        }
+    }
+
     /// Creates and starts the process of a replica `id` that bootstraps or joins the others.
     pub fn add_node_process(&mut self, id: u64, bootstrap: bool) -> usize {
         let mut extra = self.extra.clone();

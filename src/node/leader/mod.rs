@@ -15,12 +15,17 @@
 //!    commands that apply de-duplicates by each schedule's high-water mark, by a clock that is
 //!    never ahead of a majority of the voters' ([`clock`]).
 //!
-//! Losing leadership cancels all of it; the next leader rebuilds from the replicated state.
+//! 6. Workers ship their attempts' output here ([`output`]): kept in memory, bounded, never
+//!    in the log, for readers that follow a running attempt.
+//!
+//! Losing leadership cancels all of it; the next leader rebuilds from the replicated state
+//! (live output is not rebuilt: see [`output`]).
 
 pub mod clock;
 mod dispatch;
 pub mod fires;
 mod leases;
+pub mod output;
 mod watchdog;
 
 use std::sync::Arc;
@@ -84,6 +89,8 @@ pub struct LeaderState {
     ready: std::sync::atomic::AtomicBool,
     /// What the calendar loop measured this term (`GET /v1/cluster` shows it).
     calendar: std::sync::Mutex<CalendarStats>,
+    /// Live output of attempts, shipped by workers (meaningful only while this replica leads).
+    pub output: output::OutputStore,
 }
 
 /// See [`crate::proto::cluster::CalendarStatus`].
@@ -120,6 +127,7 @@ impl LeaderState {
             running: Default::default(),
             ready: Default::default(),
             calendar: Default::default(),
+            output: Default::default(),
         }
     }
 
@@ -224,6 +232,7 @@ pub fn watch_leadership(node: &Arc<Node>) -> openraft::WatchChangeHandle<super::
                 if let Some(token) = node.leader.running.lock().expect("leader lock").take() {
                     token.cancel();
                 }
+                node.leader.output.clear();
             }
         },
     )

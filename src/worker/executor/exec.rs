@@ -61,10 +61,10 @@ pub(super) async fn run(
     let stderr: SharedTail = Arc::new(Mutex::new(TailBuffer::new(limits.output_tail_bytes)));
     let mut readers = Vec::new();
     if let Some(pipe) = child.stdout.take() {
-        readers.push(tokio::spawn(capture(pipe, stdout.clone())));
+        readers.push(tokio::spawn(capture(pipe, stdout.clone(), req.live.clone())));
     }
     if let Some(pipe) = child.stderr.take() {
-        readers.push(tokio::spawn(capture(pipe, stderr.clone())));
+        readers.push(tokio::spawn(capture(pipe, stderr.clone(), req.live.clone())));
     }
 
     let mut watcher = CheckpointWatcher::new(out_path, limits.checkpoint_max_bytes, checkpoints);

@@ -31,6 +31,9 @@
 //! 5. Read `checkpoint.out` one last time (a checkpoint written just before exit is not lost),
 //!    reap the leader, and assemble the result.
 //!
+//! Output also reaches [`ExecRequest::live`], when given: stdout and stderr as one bounded stream
+//! the worker ships while the attempt runs (`crate::worker::output`).
+//!
 //! Checkpoints reach the caller on the `mpsc::Sender<Vec<u8>>` given to [`run`], in the order
 //! they were written, coalesced: while the channel is full only the newest unsent checkpoint is
 //! kept. The last one is delivered with a blocking `send` before [`run`] returns (unless the
@@ -54,6 +57,9 @@ mod http;
 mod noop;
 mod sleep;
 mod tail;
+
+pub use tail::LiveOutput;
+pub use tail::LiveSlice;
 
 #[cfg(test)]
 mod tests;
@@ -151,6 +157,9 @@ pub struct ExecRequest {
     pub timeout: Option<Duration>,
     /// Output, checkpoint and kill bounds.
     pub limits: ExecLimits,
+    /// Where an `exec` attempt's stdout and stderr also go, as one stream, while it runs (the
+    /// worker ships it to the leader); `None` keeps only the tails of the result.
+    pub live: Option<LiveOutput>,
 }
 
 /// How an attempt ended, ready to be reported to the leader.

@@ -66,6 +66,60 @@ impl TailBuffer {
     }
 }
 
+/// The bytes of a live stream from one offset on, as [`LiveOutput::read_from`] answers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSlice {
+    /// Offset of `data`'s first byte in the stream.
+    pub offset: u64,
+    /// Bytes between the requested offset and `offset` were dropped (the buffer is bounded).
+    pub gap: bool,
+    /// The bytes (at most the requested maximum).
+    pub data: Vec<u8>,
+}
+
+impl TailBuffer {
+    /// Offset just after the last byte written.
+    pub(super) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Up to `max` kept bytes from `offset` on (from the oldest kept byte if `offset` was dropped).
+    fn read_from(&self, offset: u64, max: usize) -> LiveSlice {
+        let first = self.total - self.buf.len() as u64;
+        let from = offset.clamp(first, self.total);
+        let skip = (from - first) as usize;
+        let data: Vec<u8> = self.buf.range(skip..).take(max).copied().collect();
+        LiveSlice { offset: from, gap: offset < first, data }
+    }
+}
+
+/// An attempt's stdout and stderr as one stream, in the order the bytes arrived, bounded like a
+/// [`TailBuffer`]: what the worker ships to the leader while the attempt runs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LiveOutput(Arc<Mutex<TailBuffer>>);
+
+impl LiveOutput {
+    /// An empty stream keeping at most `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        LiveOutput(Arc::new(Mutex::new(TailBuffer::new(cap))))
+    }
+
+    /// Appends bytes the process wrote.
+    pub(super) fn push(&self, data: &[u8]) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(data);
+    }
+
+    /// Offset just after the last byte written.
+    pub fn total(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).total()
+    }
+
+    /// Up to `max` bytes from `offset` on; see [`LiveSlice`].
+    pub fn read_from(&self, offset: u64, max: usize) -> LiveSlice {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).read_from(offset, max)
+    }
+}
+
 /// A tail buffer shared between the task reading a pipe and the executor collecting the result,
 /// so the executor can take what was read even if it has to abandon the reader.
 pub(super) type SharedTail = Arc<Mutex<TailBuffer>>;
@@ -75,13 +129,18 @@ pub(super) fn lock(tail: &SharedTail) -> std::sync::MutexGuard<'_, TailBuffer> {
     tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads `reader` to its end (or first error) into `tail`.
-pub(super) async fn capture(mut reader: impl AsyncRead + Unpin, tail: SharedTail) {
+/// Reads `reader` to its end (or first error) into `tail`, and into the `live` stream if any.
+pub(super) async fn capture(mut reader: impl AsyncRead + Unpin, tail: SharedTail, live: Option<LiveOutput>) {
     let mut chunk = vec![0u8; CHUNK_BYTES];
     loop {
         match reader.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => lock(&tail).push(&chunk[..n]),
+            Ok(n) => {
+                lock(&tail).push(&chunk[..n]);
+                if let Some(live) = &live {
+                    live.push(&chunk[..n]);
+                }
+            }
         }
     }
 }
@@ -106,6 +165,18 @@ mod tests {
         let mut t = TailBuffer::new(4);
         t.push("xé€".as_bytes()); // 1 + 2 + 3 bytes: the cut lands inside 'é'
         assert_eq!(t.to_string_lossy(), "€");
+    }
+
+    #[test]
+    fn live_output_reads_from_an_offset_and_reports_dropped_bytes() {
+        let live = LiveOutput::new(4);
+        live.push(b"ab");
+        assert_eq!(live.read_from(0, 10), LiveSlice { offset: 0, gap: false, data: b"ab".to_vec() });
+        live.push(b"cdef");
+        assert_eq!(live.total(), 6);
+        assert_eq!(live.read_from(0, 10), LiveSlice { offset: 2, gap: true, data: b"cdef".to_vec() });
+        assert_eq!(live.read_from(3, 2), LiveSlice { offset: 3, gap: false, data: b"de".to_vec() });
+        assert_eq!(live.read_from(6, 2), LiveSlice { offset: 6, gap: false, data: Vec::new() });
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn request(dir: &TempDir, argv: &[&str]) -> ExecRequest {
         attempt_dir: dir.path().to_path_buf(),
         timeout: None,
         limits: ExecLimits { kill_grace: Duration::from_secs(2), ..ExecLimits::default() },
+        live: None,
     }
 }
 
@@ -112,6 +113,26 @@ async fn nonzero_exit_fails_with_code_and_output() {
     assert_eq!(r.exit_code, Some(3));
     assert_eq!(r.error.as_deref(), Some("exited with code 3"));
     assert_eq!(r.output_tail, "--- stdout (4 bytes) ---\nout\n--- stderr (4 bytes) ---\nerr\n");
+}
+
+#[tokio::test]
+async fn live_output_sees_both_streams_while_the_process_runs() {
+    let dir = TempDir::new().unwrap();
+    let live = LiveOutput::new(1024);
+    let mut req = sh(&dir, "echo out; sleep 0.2; echo err >&2; while [ ! -e stop ]; do sleep 0.02; done");
+    req.live = Some(live.clone());
+    let attempt = tokio::spawn(run_plain(req));
+    let deadline = Instant::now() + WAIT;
+    // Both lines show up while the process still runs (it waits for the `stop` file).
+    while live.read_from(0, 1024).data != b"out\nerr\n" {
+        assert!(Instant::now() < deadline, "live output: {:?}", live.read_from(0, 1024));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!attempt.is_finished());
+    std::fs::write(dir.path().join("stop"), b"").unwrap();
+    let r = attempt.await.unwrap();
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded);
+    assert_eq!(live.total(), 8);
 }
 
 #[tokio::test]
