@@ -17,6 +17,9 @@
 //! - [`worker`]: the worker agent and its executors.
 //! - [`cli`]: the `taskraft` commands, including `taskraft dev`.
 //! - [`config`]: server settings from TOML, environment and flags.
+//! - [`listener`]: the accept loop of both listeners — TLS handshake, connection cap, slow
+//!   and idle connection timeouts.
+//! - [`tls`]: certificates (rustls with ring): loading, reloading, `tls init`.
 //!
 //! Dependencies point down: `cli` → `server` → `api` → `node` → `scheduler`, and `client`,
 //! `worker` → `proto` → `scheduler`. `node`, `worker`, `client` and `cli` never import `api`.
@@ -28,9 +31,11 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod listener;
 pub mod node;
 pub mod proto;
 pub mod scheduler;
 pub mod server;
+pub mod tls;
 pub mod util;
 pub mod worker;

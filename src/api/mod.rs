@@ -15,7 +15,8 @@
 //! (ReadIndex, leadership confirmed by a quorum) and waits until it has applied that far,
 //! then reads its own state. `?consistency=stale` skips that.
 //!
-//! Every request runs under a deadline (`request_timeout_ms`, long-polls their own); error
+//! Every request runs under a deadline (`request_timeout_ms`, long-polls their own, and at
+//! most `max_long_polls` of them at once: [`long_poll`]); error
 //! bodies are `{"error": {"code", "message"}}` (405 and 431 included), mapped in [`error`]
 //! only. Request and response types live in [`crate::proto`]; handlers translate HTTP to
 //! commands and to the leader's verdicts ([`crate::scheduler::verdict`]) and back.
@@ -31,6 +32,7 @@
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod long_poll;
 pub mod schedules;
 pub mod tasks;
 pub mod worker_admin;
@@ -50,6 +52,8 @@ use crate::node::Node;
 /// The API router of one replica.
 pub fn router(node: Arc<Node>) -> Router {
     let limit = node.config.max_body_bytes;
+    let gate =
+        axum::middleware::from_fn_with_state(long_poll::LongPolls::new(node.config.max_long_polls), long_poll::gate);
     Router::new()
         .route("/health", get(cluster::health))
         .route("/ready", get(cluster::ready))
@@ -57,12 +61,12 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/tasks/batch", post(tasks::submit_batch))
         .route("/v1/tasks/{id}", get(tasks::get))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/v1/tasks/{id}/wait", get(tasks::wait))
+        .route("/v1/tasks/{id}/wait", get(tasks::wait).layer(gate.clone()))
         .route("/v1/tasks/{id}/attempts/{token}/checkpoint", post(worker_protocol::checkpoint))
         .route("/v1/workers", post(worker_protocol::register).get(worker_admin::list))
         .route("/v1/workers/{id}", delete(worker_admin::remove))
         .route("/v1/workers/{id}/heartbeat", post(worker_protocol::heartbeat))
-        .route("/v1/workers/{id}/inbox", get(worker_protocol::inbox))
+        .route("/v1/workers/{id}/inbox", get(worker_protocol::inbox).layer(gate))
         .route("/v1/workers/{id}/drain", post(worker_admin::drain))
         .route("/v1/workers/{id}/reports", post(worker_protocol::reports))
         .route("/v1/schedules", post(schedules::create).get(schedules::list))

@@ -150,7 +150,7 @@ impl BenchCmd {
 async fn submit(concurrency: usize, batch: usize, duration: u64, client: ClientArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
     anyhow::ensure!((1..=crate::proto::MAX_BATCH).contains(&batch), "--batch must be 1..={}", crate::proto::MAX_BATCH);
-    let c = Arc::new(Client::new(client.addr.clone())?.with_timeout(Duration::from_secs(10)));
+    let c = Arc::new(client.connect()?.with_timeout(Duration::from_secs(10)));
     c.prefer_leader().await?;
     let start = Instant::now();
     let end = start + Duration::from_secs(duration);

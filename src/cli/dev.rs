@@ -11,7 +11,6 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::local::LocalCluster;
-use crate::client::Client;
 
 /// How long to wait for the cluster to elect a leader and admit every replica.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -32,6 +31,10 @@ pub struct DevCmd {
     /// Worker agents to start (4 slots each); 0 for a cluster without workers (benchmarks).
     #[arg(long, default_value_t = WORKERS)]
     workers: usize,
+    /// Serve TLS (mutual TLS between replicas) with certificates made by `tls init` in
+    /// DATA_DIR/tls (kept if already there); clients need `--ca-file DATA_DIR/tls/ca.pem`.
+    #[arg(long)]
+    tls: bool,
 }
 
 impl DevCmd {
@@ -44,8 +47,14 @@ impl DevCmd {
             }
         };
         let extra = ["--cluster-secret".to_string(), "taskraft-dev".into(), "--storage".into(), self.storage.clone()];
-        let mut cluster = LocalCluster::spawn(&dir, REPLICAS, 7100, 7200, &extra)?;
-        let client = Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(2));
+        let tls_dir = dir.join("tls");
+        if self.tls && !tls_dir.join("ca.pem").exists() {
+            let options = crate::tls::init::InitOptions { replicas: REPLICAS, ..Default::default() };
+            crate::tls::init::write_cluster(&tls_dir, &options).context("writing TLS certificates")?;
+        }
+        let tls = self.tls.then_some(tls_dir.as_path());
+        let mut cluster = LocalCluster::spawn_with_tls(&dir, REPLICAS, 7100, 7200, &extra, tls)?;
+        let client = cluster.client()?.with_timeout(Duration::from_secs(2));
         let stop = CancellationToken::new();
         super::server::spawn_signal_handler(stop.clone());
         if let Err(e) = cluster.wait_formed(&client, REPLICAS as usize, STARTUP_TIMEOUT, &stop).await {
@@ -88,12 +97,19 @@ fn print_banner(cluster: &LocalCluster, temporary: bool) {
         );
     }
     println!("\ndata: {}{}", cluster.dir.display(), if temporary { " (deleted on exit)" } else { "" });
+    let (curl_ca, scheme) = match cluster.ca_file() {
+        Some(ca) => {
+            println!("\nTLS is on: clients need the CA, e.g.\n  export TASKRAFT_CA_FILE={}", ca.display());
+            (format!("--cacert {} ", ca.display()), "https://")
+        }
+        None => (String::new(), ""),
+    };
     println!("\ntry:");
     println!("  taskraft task submit --name hello -- echo hello");
     println!("  taskraft task wait 1                                   # its exit code, output tail and attempts");
     println!("  taskraft worker list");
     println!("  taskraft task list");
-    println!("  curl -s -XPOST localhost:7102/v1/tasks -d '{{\"command\":[\"sleep\",\"1\"]}}'");
+    println!("  curl -s {curl_ca}-XPOST {scheme}localhost:7102/v1/tasks -d '{{\"command\":[\"sleep\",\"1\"]}}'");
     println!("  taskraft cluster status          # who leads; `kill -9 <its pid>` and keep submitting");
     println!("\nCtrl-C stops the cluster.");
 }

@@ -12,6 +12,7 @@ mod output;
 mod schedule;
 mod server;
 mod task;
+mod tls;
 mod worker;
 
 use std::process::ExitCode;
@@ -41,6 +42,22 @@ pub struct ClientArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
+    /// PEM CA certificate of a TLS cluster: replicas are verified against it, and addresses
+    /// without a scheme mean `https://`.
+    #[arg(long, env = "TASKRAFT_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl ClientArgs {
+    /// How to connect: the CA file, if any.
+    pub fn options(&self) -> crate::client::ClientOptions {
+        crate::client::ClientOptions { ca_file: self.ca_file.clone(), ..Default::default() }
+    }
+
+    /// A client of the `--addr` replicas.
+    pub fn connect(&self) -> crate::client::Result<crate::client::Client> {
+        crate::client::Client::with_options(self.addr.clone(), &self.options())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +80,9 @@ enum Command {
     /// Measure a running cluster.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Certificates for a TLS cluster: a CA and replica, worker and client certificates.
+    #[command(subcommand)]
+    Tls(tls::TlsCmd),
 }
 
 /// Parses the command line and runs it.
@@ -76,6 +96,7 @@ pub async fn run() -> ExitCode {
         Command::Schedule(cmd) => cmd.run().await,
         Command::Worker(cmd) => cmd.run().await,
         Command::Bench(cmd) => cmd.run().await,
+        Command::Tls(cmd) => cmd.run(),
     };
     match result {
         Ok(code) => code,

@@ -12,7 +12,6 @@ use super::output::escape;
 use super::output::print_json;
 use super::output::print_table;
 use super::task::SubmitArgs;
-use crate::client::Client;
 use crate::proto::schedules::ScheduleView;
 use crate::scheduler::calendar;
 use crate::scheduler::calendar::Calendar;
@@ -289,7 +288,7 @@ impl ScheduleCmd {
             ScheduleCmd::Create(args) => {
                 let body = args.body()?;
                 let c = &args.task.client;
-                let (s, created) = Client::new(c.addr.clone())?.create_schedule(body).await?;
+                let (s, created) = c.connect()?.create_schedule(body).await?;
                 if c.output == Output::Json {
                     print_json(&s);
                 } else {
@@ -302,22 +301,20 @@ impl ScheduleCmd {
                 }
             }
             ScheduleCmd::List { client: c } => {
-                let list = Client::new(c.addr.clone())?.list_schedules().await?;
+                let list = c.connect()?.list_schedules().await?;
                 if c.output == Output::Json { print_json(&list) } else { print_schedules(&list.schedules) }
             }
-            ScheduleCmd::Get { id, client: c } => show(&Client::new(c.addr.clone())?.get_schedule(id).await?, c.output),
+            ScheduleCmd::Get { id, client: c } => show(&c.connect()?.get_schedule(id).await?, c.output),
             ScheduleCmd::Pause { id, note, client: c } => {
-                show(&Client::new(c.addr.clone())?.pause_schedule(id, note.as_deref()).await?, c.output)
+                show(&c.connect()?.pause_schedule(id, note.as_deref()).await?, c.output)
             }
-            ScheduleCmd::Resume { id, client: c } => {
-                show(&Client::new(c.addr.clone())?.resume_schedule(id).await?, c.output)
-            }
+            ScheduleCmd::Resume { id, client: c } => show(&c.connect()?.resume_schedule(id).await?, c.output),
             ScheduleCmd::Trigger { id, client: c } => {
-                let r = Client::new(c.addr.clone())?.trigger_schedule(id).await?;
+                let r = c.connect()?.trigger_schedule(id).await?;
                 if c.output == Output::Json { print_json(&r) } else { println!("started task(s) {:?}", r.started) }
             }
             ScheduleCmd::Backfill { id, from, to, client: c } => {
-                let r = Client::new(c.addr.clone())?.backfill_schedule(id, &from, &to).await?;
+                let r = c.connect()?.backfill_schedule(id, &from, &to).await?;
                 if c.output == Output::Json {
                     print_json(&r)
                 } else {
@@ -327,10 +324,10 @@ impl ScheduleCmd {
             ScheduleCmd::Update { id, args } => {
                 let body = args.body()?;
                 let c = &args.task.client;
-                show(&Client::new(c.addr.clone())?.update_schedule(id, body).await?, c.output)
+                show(&c.connect()?.update_schedule(id, body).await?, c.output)
             }
             ScheduleCmd::Delete { id, cancel_runs, client: c } => {
-                let d = Client::new(c.addr.clone())?.delete_schedule(id, cancel_runs).await?;
+                let d = c.connect()?.delete_schedule(id, cancel_runs).await?;
                 if c.output == Output::Json {
                     print_json(&d)
                 } else {

@@ -193,7 +193,7 @@ fn parse_placement(s: &str) -> Result<Value, String> {
 }
 
 fn client(args: &ClientArgs) -> anyhow::Result<Client> {
-    Ok(Client::new(args.addr.clone())?)
+    Ok(args.connect()?)
 }
 
 fn label_map(pairs: &[(String, String)]) -> Value {

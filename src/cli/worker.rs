@@ -13,7 +13,6 @@ use super::ClientArgs;
 use super::Output;
 use super::output::print_json;
 use super::output::print_table;
-use crate::client::Client;
 use crate::proto::workers::WorkerEntry;
 use crate::proto::workers::WorkerList;
 use crate::worker::WorkerConfig;
@@ -85,6 +84,10 @@ pub struct WorkerArgs {
     /// Source IP of outgoing connections.
     #[arg(long, env = "TASKRAFT_WORKER_LOCAL_IP")]
     local_ip: Option<std::net::IpAddr>,
+    /// PEM CA certificate of a TLS cluster: replicas are verified against it, and addresses
+    /// without a scheme mean `https://`.
+    #[arg(long, env = "TASKRAFT_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Largest checkpoint shipped, in bytes (default and maximum 262144); a bigger one is
     /// refused with an error in the attempt.
     #[arg(long, env = "TASKRAFT_WORKER_CHECKPOINT_MAX_BYTES")]
@@ -162,6 +165,7 @@ impl WorkerArgs {
             memory_mib: self.memory.or(file.memory).unwrap_or(4096),
             labels: self.label.or(file.label).unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
             local_ip: self.local_ip.or(file.local_ip),
+            ca_file: self.ca_file.or(file.ca_file),
             limits: ExecLimits { checkpoint_max_bytes: checkpoint_max, ..ExecLimits::default() },
         })
     }
@@ -184,7 +188,7 @@ impl WorkerCmd {
                 .await?;
             }
             Some(WorkerAdmin::List { client }) => {
-                let c = Client::new(client.addr.clone())?;
+                let c = client.connect()?;
                 let list = c.list_workers().await?;
                 if client.output == Output::Json {
                     print_json(&list);
@@ -193,7 +197,7 @@ impl WorkerCmd {
                 }
             }
             Some(WorkerAdmin::Drain { id, client }) => {
-                let c = Client::new(client.addr.clone())?;
+                let c = client.connect()?;
                 let worker = c.drain_worker(&id).await?;
                 if client.output == Output::Json {
                     print_json(&worker)
@@ -202,7 +206,7 @@ impl WorkerCmd {
                 }
             }
             Some(WorkerAdmin::Remove { id, client }) => {
-                let c = Client::new(client.addr.clone())?;
+                let c = client.connect()?;
                 let removed = c.remove_worker(&id).await?;
                 if client.output == Output::Json {
                     print_json(&removed)

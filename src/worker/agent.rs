@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::executor::ExecLimits;
 use crate::client::Client;
+use crate::client::ClientOptions;
 use crate::proto::workers::AttemptId;
 use crate::proto::workers::Lease;
 use crate::proto::workers::WorkerRegistration;
@@ -37,6 +38,8 @@ pub struct WorkerConfig {
     pub work_dir: PathBuf,
     /// Source IP of outgoing connections.
     pub local_ip: Option<std::net::IpAddr>,
+    /// PEM CA of a TLS cluster: replicas are verified against it (addresses default to https).
+    pub ca_file: Option<PathBuf>,
     /// Executor bounds.
     pub limits: ExecLimits,
 }
@@ -154,10 +157,11 @@ impl Worker {
 /// Runs the worker until `shutdown`.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)?;
-    let client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?.with_timeout(Duration::from_secs(10));
+    let options = ClientOptions { local_ip: config.local_ip, ca_file: config.ca_file.clone() };
+    let client = Client::with_options(config.cluster.clone(), &options)?.with_timeout(Duration::from_secs(10));
     // Reports are short writes: a replica that has not answered one in 2 s is paused or cut off,
     // so move on (the retry is idempotent) instead of waiting out the whole deadline there.
-    let report_client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?
+    let report_client = Client::with_options(config.cluster.clone(), &options)?
         .with_timeout(Duration::from_secs(10))
         .with_attempt_timeout(Duration::from_secs(2));
     let reporter = super::reporter::Reporter::start(Arc::new(report_client), &config.id);
