@@ -467,6 +467,15 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_example_configs_resolve() {
+        for i in 1..=3 {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("cluster-configs/local-3-tls/node-{i}.toml"));
+            let c = ServerConfig::resolve(ServerArgs::default(), Some(load_file(&path).unwrap())).unwrap();
+            assert_eq!((c.node_id, c.scheme()), (i, "https"));
+        }
+    }
+
+    #[test]
     fn tls_needs_all_three_files_and_limits_are_checked() {
         let file: ServerArgs = toml::from_str("node_id = 1\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
         let err = ServerConfig::resolve(ServerArgs::default(), Some(file)).unwrap_err().to_string();

@@ -40,6 +40,9 @@ use crate::wire;
 /// retries on its own schedule.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Default of [`NetworkOptions::pool_idle_timeout`].
+pub const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(30);
+
 /// Settings of the outbound Raft client.
 #[derive(Debug, Clone)]
 pub struct NetworkOptions {
@@ -49,6 +52,9 @@ pub struct NetworkOptions {
     pub local_ip: Option<IpAddr>,
     /// TCP connect timeout, see [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Duration,
+    /// How long an unused pooled connection to a peer is kept; below the peers' idle timeout,
+    /// so that this side lets go of a connection before the peer closes it.
+    pub pool_idle_timeout: Duration,
     /// With TLS: the client side of mutual TLS (trusting the cluster CA, presenting this
     /// replica's certificate); peers are then called over `https`.
     pub tls: Option<rustls::ClientConfig>,
@@ -56,7 +62,13 @@ pub struct NetworkOptions {
 
 impl Default for NetworkOptions {
     fn default() -> Self {
-        Self { secret: String::new(), local_ip: None, connect_timeout: DEFAULT_CONNECT_TIMEOUT, tls: None }
+        Self {
+            secret: String::new(),
+            local_ip: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            pool_idle_timeout: DEFAULT_POOL_IDLE,
+            tls: None,
+        }
     }
 }
 
@@ -75,7 +87,7 @@ impl<C> HttpNetworkFactory<C> {
             .local_address(options.local_ip)
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(options.pool_idle_timeout)
             .no_proxy();
         let scheme = match options.tls {
             Some(tls) => {

@@ -33,6 +33,7 @@ mod member;
 mod server;
 pub mod wire;
 
+pub use client::DEFAULT_POOL_IDLE;
 pub use client::HttpNetwork;
 pub use client::HttpNetworkFactory;
 pub use client::NetworkOptions;

@@ -19,7 +19,7 @@ const REPLICAS: u64 = 3;
 const WORKERS: usize = 2;
 const WORKER_SLOTS: u32 = 4;
 
-/// Run a local 3-replica cluster (API ports 7101–7103, Raft ports 7201–7203).
+/// Run a local 3-replica cluster (API ports 7101–7103, Raft ports 7201–7203 by default).
 #[derive(Debug, clap::Args)]
 pub struct DevCmd {
     /// Keep data here (reused on the next run) instead of a fresh temporary directory.
@@ -31,6 +31,9 @@ pub struct DevCmd {
     /// Worker agents to start (4 slots each); 0 for a cluster without workers (benchmarks).
     #[arg(long, default_value_t = WORKERS)]
     workers: usize,
+    /// API ports are BASE+1..BASE+3, Raft ports BASE+101..BASE+103.
+    #[arg(long, default_value_t = 7100)]
+    port_base: u16,
     /// Serve TLS (mutual TLS between replicas) with certificates made by `tls init` in
     /// DATA_DIR/tls (kept if already there); clients need `--ca-file DATA_DIR/tls/ca.pem`.
     #[arg(long)]
@@ -53,7 +56,8 @@ impl DevCmd {
             crate::tls::init::write_cluster(&tls_dir, &options).context("writing TLS certificates")?;
         }
         let tls = self.tls.then_some(tls_dir.as_path());
-        let mut cluster = LocalCluster::spawn_with_tls(&dir, REPLICAS, 7100, 7200, &extra, tls)?;
+        let mut cluster =
+            LocalCluster::spawn_with_tls(&dir, REPLICAS, self.port_base, self.port_base + 100, &extra, tls)?;
         let client = cluster.client()?.with_timeout(Duration::from_secs(2));
         let stop = CancellationToken::new();
         super::server::spawn_signal_handler(stop.clone());
@@ -65,7 +69,7 @@ impl DevCmd {
         for _ in 0..self.workers {
             cluster.spawn_worker(WORKER_SLOTS, &[])?;
         }
-        print_banner(&cluster, _temp.is_some());
+        print_banner(&cluster, self.port_base + 100, _temp.is_some());
         supervise(&mut cluster, &stop).await;
         println!("\nstopping replicas…");
         cluster.shutdown().await;
@@ -74,7 +78,7 @@ impl DevCmd {
     }
 }
 
-fn print_banner(cluster: &LocalCluster, temporary: bool) {
+fn print_banner(cluster: &LocalCluster, raft_base: u16, temporary: bool) {
     println!("taskraft dev cluster is up ({} replicas, {} workers)\n", cluster.replicas.len(), cluster.workers.len());
     println!("  {:<4} {:<8} {:<17} {:<17} LOG", "ID", "PID", "API", "RAFT");
     for r in &cluster.replicas {
@@ -83,7 +87,7 @@ fn print_banner(cluster: &LocalCluster, temporary: bool) {
             r.id,
             r.child.as_ref().and_then(|c| c.id()).map_or("-".into(), |p| p.to_string()),
             cluster.api_addr(r.id),
-            format!("127.0.0.1:{}", 7200 + r.id),
+            format!("127.0.0.1:{}", raft_base as u64 + r.id),
             r.log.display()
         );
     }

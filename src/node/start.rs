@@ -62,6 +62,12 @@ fn storage_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
     Error::Storage { path: path.to_path_buf(), message: e.to_string() }
 }
 
+/// How long connections to peers stay pooled: half the idle timeout (every replica is assumed
+/// to run with the same one), so this side closes them before the peer's watchdog does.
+fn pool_idle(config: &ServerConfig) -> std::time::Duration {
+    (config.limits.idle_timeout / 2).min(taskraft_raft::DEFAULT_POOL_IDLE)
+}
+
 fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, Error> {
     let raft_config = openraft::Config {
         cluster_name: "taskraft".into(),
@@ -98,6 +104,7 @@ impl RunningNode {
             secret: config.cluster_secret.clone(),
             local_ip: config.local_ip(),
             tls: peer_tls.clone(),
+            pool_idle_timeout: pool_idle(&config),
             ..Default::default()
         })
         .map_err(|e| Error::Raft(e.to_string()))?;
@@ -121,7 +128,7 @@ impl RunningNode {
         let mut http = reqwest::Client::builder()
             .local_address(config.local_ip())
             .connect_timeout(std::time::Duration::from_millis(500))
-            .pool_idle_timeout(crate::client::POOL_IDLE)
+            .pool_idle_timeout(pool_idle(&config).min(crate::client::POOL_IDLE))
             .tcp_nodelay(true)
             .no_proxy();
         if let Some(peer_tls) = peer_tls {
