@@ -51,7 +51,8 @@ fn cli(cluster: &TestCluster, args: &[&str]) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_cluster_forms_runs_work_and_refuses_plaintext_and_uncertified_peers() {
     // Forming needs joins (API), votes and appends (Raft, mutual TLS) to work over TLS.
-    let mut cluster = TestCluster::start_tls(3, &[]).await;
+    // A short worker lease: a worker whose heartbeats fail loses its attempt within a second.
+    let mut cluster = TestCluster::start_tls(3, &["--worker-ttl-ms", "900"]).await;
     let tls = cluster.tls_dir.clone().unwrap();
     cluster.add_worker("w1", 2, &[]);
     cluster.wait_workers(1).await;
@@ -59,9 +60,11 @@ async fn a_tls_cluster_forms_runs_work_and_refuses_plaintext_and_uncertified_pee
     // Submitted through the CLI at every replica (followers forward to the leader over TLS),
     // run by a worker that talks TLS, read back through the typed client.
     let client = cluster.client();
-    let t = cli(&cluster, &["task", "submit", "--", "sh", "-c", "echo over-tls"]);
+    // It outlives the lease, so it succeeds in one attempt only if the worker's heartbeats
+    // reach the cluster over TLS too.
+    let t = cli(&cluster, &["task", "submit", "--", "sh", "-c", "sleep 1.5; echo over-tls"]);
     let done = client.wait(t["id"].as_u64().unwrap(), Duration::from_secs(30)).await.unwrap();
-    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!((done.state, done.attempts.len()), (TaskState::Succeeded, 1), "{done:?}");
     let listed = cli(&cluster, &["task", "list"]);
     assert!(listed.to_string().contains(&format!("\"id\":{}", done.id)), "{listed}");
     // Linearizable reads on a follower ask the leader for a read index over TLS.

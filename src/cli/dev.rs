@@ -108,12 +108,21 @@ fn print_banner(cluster: &LocalCluster, raft_base: u16, temporary: bool) {
         }
         None => (String::new(), ""),
     };
+    if cluster.addrs().join(",") != super::DEFAULT_ADDRS {
+        println!(
+            "\nnot the default ports: point clients at them, e.g.\n  export TASKRAFT_ADDR={}",
+            cluster.addrs().join(",")
+        );
+    }
     println!("\ntry:");
     println!("  taskraft task submit --name hello -- echo hello");
     println!("  taskraft task wait 1                                   # its exit code, output tail and attempts");
     println!("  taskraft worker list");
     println!("  taskraft task list");
-    println!("  curl -s {curl_ca}-XPOST {scheme}localhost:7102/v1/tasks -d '{{\"command\":[\"sleep\",\"1\"]}}'");
+    println!(
+        "  curl -s {curl_ca}-XPOST {scheme}{}/v1/tasks -d '{{\"command\":[\"sleep\",\"1\"]}}'",
+        cluster.api_addr(2)
+    );
     println!("  taskraft cluster status          # who leads; `kill -9 <its pid>` and keep submitting");
     println!("\nCtrl-C stops the cluster.");
 }

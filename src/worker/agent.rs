@@ -45,6 +45,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// How the worker's clients connect (source IP, CA).
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions { local_ip: self.local_ip, ca_file: self.ca_file.clone() }
+    }
+
     /// What the worker tells the cluster about itself.
     pub fn registration(&self) -> WorkerRegistration {
         WorkerRegistration {
@@ -157,7 +162,7 @@ impl Worker {
 /// Runs the worker until `shutdown`.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)?;
-    let options = ClientOptions { local_ip: config.local_ip, ca_file: config.ca_file.clone() };
+    let options = config.client_options();
     let client = Client::with_options(config.cluster.clone(), &options)?.with_timeout(Duration::from_secs(10));
     // Reports are short writes: a replica that has not answered one in 2 s is paused or cut off,
     // so move on (the retry is idempotent) instead of waiting out the whole deadline there.
