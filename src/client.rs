@@ -8,6 +8,10 @@
 //! - any other 4xx is final and returned as [`ClientError::Api`].
 //!
 //! Every call has an overall deadline ([`Client::with_timeout`]); nothing waits forever.
+//!
+//! With a CA file ([`ClientOptions::ca_file`]) addresses default to `https://` and the
+//! replicas' certificates are verified against that CA only; `https://host:port` without a
+//! CA file is refused up front rather than failing every handshake.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::AtomicUsize;
@@ -60,6 +64,10 @@ use crate::scheduler::WorkerRegistration;
 
 /// Default overall deadline of one client call, retries included.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an unused pooled connection is kept. Below the servers' idle timeout
+/// ([`crate::listener::DEFAULT_IDLE_TIMEOUT`]), so the client drops a connection before the
+/// server closes it and never sends a request into one being closed.
+pub const POOL_IDLE: Duration = Duration::from_secs(50);
 /// Pause before retrying after every replica answered "unavailable".
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
@@ -101,6 +109,8 @@ impl ClientError {
 /// A client of the taskraft API.
 pub struct Client {
     addrs: Vec<String>,
+    /// Scheme of addresses the cluster names (leader hints, member lists).
+    scheme: &'static str,
     http: reqwest::Client,
     preferred: AtomicUsize,
     /// 1 + index of the leader named by the last forwarded answer (0: none).
@@ -130,35 +140,69 @@ enum Attempt {
     Unknown(String),
 }
 
+/// How a [`Client`] connects.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Source IP of outgoing connections.
+    pub local_ip: Option<std::net::IpAddr>,
+    /// PEM CA certificate to verify replicas against; its presence makes `https` the default
+    /// scheme of addresses given without one.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// API token sent with every request (`Authorization: Bearer`).
+    pub token: Option<String>,
+}
+
+/// `addr` as a base URL: an explicit `http://` or `https://` is kept, otherwise `scheme`.
+fn base_url(addr: &str, scheme: &str) -> String {
+    let a = addr.trim().trim_end_matches('/');
+    if a.starts_with("http://") || a.starts_with("https://") { a.to_string() } else { format!("{scheme}://{a}") }
+}
+
 impl Client {
     /// A client of the replicas at `addrs` (`host:port`, with or without `http://`).
     pub fn new(addrs: Vec<String>) -> Result<Self> {
-        Self::with_local_ip(addrs, None)
+        Self::with_options(addrs, &ClientOptions::default())
     }
 
     /// Like [`Client::new`], with outgoing connections bound to `local_ip`.
     pub fn with_local_ip(addrs: Vec<String>, local_ip: Option<std::net::IpAddr>) -> Result<Self> {
-        let addrs: Vec<String> = addrs
-            .into_iter()
-            .map(|a| a.trim().trim_end_matches('/').to_string())
-            .filter(|a| !a.is_empty())
-            .map(|a| if a.starts_with("http://") { a } else { format!("http://{a}") })
-            .collect();
+        Self::with_options(addrs, &ClientOptions { local_ip, ..Default::default() })
+    }
+
+    /// A client of the replicas at `addrs` (`host:port`, `http://host:port` or
+    /// `https://host:port`) connecting as `options` say.
+    pub fn with_options(addrs: Vec<String>, options: &ClientOptions) -> Result<Self> {
+        let scheme = if options.ca_file.is_some() { "https" } else { "http" };
+        let addrs: Vec<String> = addrs.iter().filter(|a| !a.trim().is_empty()).map(|a| base_url(a, scheme)).collect();
         if addrs.is_empty() {
             return Err(ClientError::Unavailable("no replica address given".into()));
         }
-        let http = reqwest::Client::builder()
-            .local_address(local_ip)
+        let mut builder = reqwest::Client::builder()
+            .local_address(options.local_ip)
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(1024)
-            .no_proxy()
-            .build()
-            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+            .pool_idle_timeout(POOL_IDLE)
+            .no_proxy();
+        match &options.ca_file {
+            Some(ca) => {
+                let tls = crate::tls::client_config(ca).map_err(|e| ClientError::Unavailable(e.to_string()))?;
+                builder = builder.use_preconfigured_tls(tls);
+            }
+            None => {
+                if let Some(a) = addrs.iter().find(|a| a.starts_with("https://")) {
+                    return Err(ClientError::Unavailable(format!(
+                        "{a}: https needs the cluster CA (--ca-file or TASKRAFT_CA_FILE)"
+                    )));
+                }
+            }
+        }
+        let http = builder.build().map_err(|e| ClientError::Unavailable(e.to_string()))?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let client_id = format!("c{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff);
-        Ok(Self {
+        Self {
             addrs,
+            scheme,
             http,
             preferred: AtomicUsize::new(0),
             leader_hint: AtomicUsize::new(0),
@@ -167,7 +211,8 @@ impl Client {
             timeout: DEFAULT_CLIENT_TIMEOUT,
             attempt_timeout: None,
             authorization: None,
-        })
+        }
+        .with_token(options.token.as_deref())
     }
 
     /// Sends `token` (an API token, `trk_…`) with every request; `None` sends none.
@@ -206,7 +251,7 @@ impl Client {
     /// Makes the current leader the first replica tried (saves a forwarding hop).
     pub async fn prefer_leader(&self) -> Result<()> {
         let status = self.cluster_status().await?;
-        let addr = status.leader().map(|m| format!("http://{}", m.api_addr));
+        let addr = status.leader().map(|m| base_url(&m.api_addr, self.scheme));
         if let Some(i) = addr.and_then(|a| self.addrs.iter().position(|x| *x == a)) {
             self.preferred.store(i, Ordering::Relaxed);
         }
@@ -253,7 +298,7 @@ impl Client {
         };
         let status = resp.status();
         if let Some(leader) = resp.headers().get(LEADER_HEADER).and_then(|v| v.to_str().ok()) {
-            let leader = format!("http://{leader}");
+            let leader = base_url(leader, self.scheme);
             if let Some(i) = self.addrs.iter().position(|a| *a == leader) {
                 self.leader_hint.store(i + 1, Ordering::Relaxed);
             }

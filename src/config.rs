@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::listener::Limits;
+use crate::tls::TlsFiles;
+
 /// Default heartbeat interval. Loopback and LAN round trips are well under a millisecond, so
 /// a leader can afford to prove it is alive often; followers then notice a dead leader fast.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
@@ -44,6 +47,9 @@ pub const DEFAULT_WORKER_HEARTBEAT_MS: u64 = 1_000;
 /// Default longest pause between two dispatch rounds when nothing wakes the dispatcher (retry
 /// backoffs falling due are noticed within this).
 pub const DEFAULT_DISPATCH_INTERVAL_MS: u64 = 100;
+/// Default cap on long-polls in flight: half the connections, so that waiting clients can
+/// never take every connection from ordinary requests.
+pub const DEFAULT_MAX_LONG_POLLS: usize = crate::listener::DEFAULT_MAX_CONNECTIONS / 2;
 /// Secret used when none is configured. Fine for `taskraft dev`; the server logs a warning.
 pub const INSECURE_DEFAULT_SECRET: &str = "taskraft-insecure-default-secret";
 
@@ -123,6 +129,30 @@ pub struct ServerArgs {
     /// Longest pause between dispatch rounds in milliseconds when nothing new arrives (default 100).
     #[arg(long, env = "TASKRAFT_DISPATCH_INTERVAL_MS")]
     pub dispatch_interval_ms: Option<u64>,
+    /// PEM certificate of this replica (with `tls_key` and `tls_ca`: TLS on both listeners,
+    /// mutual TLS between replicas). Reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "TASKRAFT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[arg(long, env = "TASKRAFT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM cluster CA: peers must present a certificate it signed; clients verify against it.
+    #[arg(long, env = "TASKRAFT_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Most connections served at once per listener (default 8192); more wait in the backlog.
+    #[arg(long, env = "TASKRAFT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most long-polls (task waits, worker inbox waits) in flight at once (default 4096, below
+    /// `max_connections`); more are answered 503 `overloaded` with Retry-After.
+    #[arg(long, env = "TASKRAFT_MAX_LONG_POLLS")]
+    pub max_long_polls: Option<usize>,
+    /// Milliseconds a client has for its TLS handshake and for each request head once begun
+    /// (default 10000).
+    #[arg(long, env = "TASKRAFT_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Milliseconds a connection may stay open with no request in flight (default 60000).
+    #[arg(long, env = "TASKRAFT_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl ServerArgs {
@@ -151,6 +181,13 @@ impl ServerArgs {
             worker_heartbeat_ms: self.worker_heartbeat_ms.or(lower.worker_heartbeat_ms),
             dispatch_batch: self.dispatch_batch.or(lower.dispatch_batch),
             dispatch_interval_ms: self.dispatch_interval_ms.or(lower.dispatch_interval_ms),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            tls_ca: self.tls_ca.or(lower.tls_ca),
+            max_connections: self.max_connections.or(lower.max_connections),
+            max_long_polls: self.max_long_polls.or(lower.max_long_polls),
+            header_read_timeout_ms: self.header_read_timeout_ms.or(lower.header_read_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.or(lower.idle_timeout_ms),
         }
     }
 }
@@ -209,6 +246,12 @@ pub struct ServerConfig {
     pub dispatch_batch: usize,
     /// See [`ServerArgs::dispatch_interval_ms`].
     pub dispatch_interval: Duration,
+    /// See [`ServerArgs::tls_cert`]; `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Connection limits of both listeners, see [`ServerArgs::max_connections`].
+    pub limits: Limits,
+    /// See [`ServerArgs::max_long_polls`].
+    pub max_long_polls: usize,
 }
 
 /// A configuration problem, reported before anything starts.
@@ -312,6 +355,9 @@ impl ServerConfig {
         if !(1..=60_000).contains(&dispatch_interval_ms) {
             return Err(invalid("dispatch_interval_ms", "must be 1 to 60000"));
         }
+        let tls = resolve_tls(a.tls_cert, a.tls_key, a.tls_ca)?;
+        let (limits, max_long_polls) =
+            resolve_limits(a.max_connections, a.max_long_polls, a.header_read_timeout_ms, a.idle_timeout_ms)?;
         if let Some(t) = &a.admin_token
             && crate::proto::tokens::token_key(t.trim()).is_none()
         {
@@ -340,7 +386,15 @@ impl ServerConfig {
             worker_heartbeat: Duration::from_millis(worker_heartbeat_ms),
             dispatch_batch,
             dispatch_interval: Duration::from_millis(dispatch_interval_ms),
+            tls,
+            limits,
+            max_long_polls,
         })
+    }
+
+    /// `https` with TLS on, else `http`: the scheme of every URL of this cluster.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The IP outgoing connections are bound to: the node's own (raft) address, so that
@@ -349,6 +403,65 @@ impl ServerConfig {
         let ip = self.raft_addr.ip();
         (!ip.is_unspecified()).then_some(ip)
     }
+}
+
+/// All three TLS files or none: half a TLS setup is a mistake, not a choice.
+fn resolve_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsFiles { cert, key, ca })),
+        (cert, key, ca) => {
+            let missing: Vec<&str> =
+                [("tls_cert", cert.is_none()), ("tls_key", key.is_none()), ("tls_ca", ca.is_none())]
+                    .into_iter()
+                    .filter_map(|(k, m)| m.then_some(k))
+                    .collect();
+            Err(invalid(
+                "tls_cert",
+                format!("TLS needs tls_cert, tls_key and tls_ca together; missing: {}", missing.join(", ")),
+            ))
+        }
+    }
+}
+
+fn resolve_limits(
+    max_connections: Option<usize>,
+    max_long_polls: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+) -> Result<(Limits, usize), ConfigError> {
+    let defaults = Limits::default();
+    let max_connections = max_connections.unwrap_or(defaults.max_connections);
+    if max_connections < 2 {
+        return Err(invalid("max_connections", "must be at least 2"));
+    }
+    let max_long_polls = max_long_polls.unwrap_or(DEFAULT_MAX_LONG_POLLS.min(max_connections / 2));
+    if max_long_polls >= max_connections {
+        return Err(invalid(
+            "max_long_polls",
+            format!(
+                "must be below max_connections ({max_connections}) so that long-polls cannot take every connection"
+            ),
+        ));
+    }
+    let header_read_timeout_ms = header_read_timeout_ms.unwrap_or(defaults.header_read_timeout.as_millis() as u64);
+    let idle_timeout_ms = idle_timeout_ms.unwrap_or(defaults.idle_timeout.as_millis() as u64);
+    if header_read_timeout_ms < 100 {
+        return Err(invalid("header_read_timeout_ms", "must be at least 100"));
+    }
+    if idle_timeout_ms < 100 {
+        return Err(invalid("idle_timeout_ms", "must be at least 100"));
+    }
+    let limits = Limits {
+        max_connections,
+        header_read_timeout: Duration::from_millis(header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(idle_timeout_ms),
+    };
+    Ok((limits, max_long_polls))
 }
 
 #[cfg(test)]
@@ -396,5 +509,38 @@ mod tests {
         };
         let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
         assert!(err.contains("worker_heartbeat_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_tls_example_configs_resolve() {
+        for i in 1..=3 {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("cluster-configs/local-3-tls/node-{i}.toml"));
+            let c = ServerConfig::resolve(ServerArgs::default(), Some(load_file(&path).unwrap())).unwrap();
+            assert_eq!((c.node_id, c.scheme()), (i, "https"));
+        }
+    }
+
+    #[test]
+    fn tls_needs_all_three_files_and_limits_are_checked() {
+        let file: ServerArgs = toml::from_str("node_id = 1\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
+        let err = ServerConfig::resolve(ServerArgs::default(), Some(file)).unwrap_err().to_string();
+        assert!(err.contains("missing: tls_ca"), "{err}");
+        let file: ServerArgs =
+            toml::from_str("node_id = 1\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_ca = \"ca.pem\"").unwrap();
+        let c = ServerConfig::resolve(ServerArgs::default(), Some(file)).unwrap();
+        assert_eq!(c.scheme(), "https");
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.max_long_polls, DEFAULT_MAX_LONG_POLLS);
+        let args = ServerArgs { node_id: Some(1), max_connections: Some(100), ..Default::default() };
+        let c = ServerConfig::resolve(args, None).unwrap();
+        assert_eq!((c.scheme(), c.limits.max_connections, c.max_long_polls), ("http", 100, 50));
+        let args = ServerArgs {
+            node_id: Some(1),
+            max_connections: Some(100),
+            max_long_polls: Some(100),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
+        assert!(err.contains("max_long_polls"), "{err}");
     }
 }

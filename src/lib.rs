@@ -18,6 +18,9 @@
 //! - [`cli`]: the `taskraft` commands, including `taskraft dev`.
 //! - [`config`]: server settings from TOML, environment and flags.
 //! - [`dashboard`]: the web dashboard at `/` (static files in the binary) and its two views.
+//! - [`listener`]: the accept loop of both listeners — TLS handshake, connection cap, slow
+//!   and idle connection timeouts.
+//! - [`tls`]: certificates (rustls with ring): loading, reloading, `tls init`.
 //!
 //! Dependencies point down: `cli` → `server` → `api` → `node` → `scheduler`, and `client`,
 //! `worker` → `proto` → `scheduler`. `node`, `worker`, `client` and `cli` never import `api`.
@@ -30,9 +33,11 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod dashboard;
+pub mod listener;
 pub mod node;
 pub mod proto;
 pub mod scheduler;
 pub mod server;
+pub mod tls;
 pub mod util;
 pub mod worker;

@@ -6,13 +6,13 @@
 //! So the arrows point one way (`server` → `api` → `node`), and a test can run a node without
 //! HTTP.
 //!
-//! The API listener is a plain accept loop over hyper rather than `axum::serve`, for two
-//! limits users can hit:
-//! - **connections**: at most [`MAX_CONNECTIONS`] at once; the next one waits in the kernel's
-//!   backlog until one closes, instead of exhausting file descriptors;
+//! The API listener is served by [`crate::listener`] (TLS when configured, the connection
+//! cap, slow-head and idle timeouts, shared with the Raft listener). What is particular to the
+//! API is added here:
 //! - **request heads**: up to [`MAX_HEADER_BYTES`] of headers, answered `431` with the JSON
 //!   error shape beyond that (hyper's own refusal has an empty body, so its hard limits are set
-//!   well above ours: only a head over [`HARD_HEADER_BYTES`] gets hyper's bare answer).
+//!   well above ours: only a head over [`HARD_HEADER_BYTES`] gets hyper's bare answer);
+//! - **long-polls** are capped by the API router itself (`api::long_poll`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,30 +22,25 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::ApiError;
 use crate::config::ServerConfig;
+pub use crate::listener::HARD_HEADER_BYTES;
+use crate::listener::Listener;
 use crate::node::Error;
 use crate::node::Node;
 use crate::node::RunningNode;
 use crate::proto::ErrorCode;
 
-/// Most API connections served at once.
-pub const MAX_CONNECTIONS: usize = 8192;
+/// Most API connections served at once, by default (`max_connections`).
+pub const MAX_CONNECTIONS: usize = crate::listener::DEFAULT_MAX_CONNECTIONS;
 /// Largest request head (request line and headers) answered normally; larger ones get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Most header fields in one request; more get 431.
 pub const MAX_HEADER_COUNT: usize = 100;
-/// hyper's own limit on a request head: beyond it hyper answers 431 with an empty body.
-pub const HARD_HEADER_BYTES: usize = 1024 * 1024;
-/// hyper's own limit on header fields.
-const HARD_HEADER_COUNT: usize = 1000;
 /// How long shutdown waits for in-flight API requests.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
@@ -66,9 +61,16 @@ impl Server {
         let running = RunningNode::start(config, shutdown.clone()).await?;
         let node = running.node.clone();
         let router = crate::api::router(node.clone()).layer(axum::middleware::from_fn(limit_headers));
+        let tls = node.tls.as_ref().map(|t| t.api_server()).transpose()?;
+        let limits = node.config.limits;
         let api = TaskTracker::new();
-        api.spawn(serve(listener, router, shutdown, api.clone()));
-        tracing::info!(node_id = node.id, api = %api_addr, "serving the API");
+        let serving = Listener { name: "api", listener, router, tls, limits };
+        api.spawn(crate::listener::serve(serving, shutdown, api.clone()));
+        tracing::info!(
+            node_id = node.id, api = %api_addr, tls = node.tls.is_some(),
+            max_connections = limits.max_connections, idle_timeout = ?limits.idle_timeout,
+            "serving the API"
+        );
         Ok(Self { node, running, api })
     }
 
@@ -80,48 +82,6 @@ impl Server {
             tracing::warn!("some API requests were still running after {DRAIN_GRACE:?}; closing them");
         }
         self.running.run_until_shutdown().await
-    }
-}
-
-/// The accept loop: one task per connection, at most [`MAX_CONNECTIONS`].
-async fn serve(listener: TcpListener, router: axum::Router, shutdown: CancellationToken, tracker: TaskTracker) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-        };
-        let (stream, _peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(error = %e, "accepting an API connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let token = shutdown.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(HARD_HEADER_BYTES)
-                .max_headers(HARD_HEADER_COUNT)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = token.cancelled() => {
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
     }
 }
 

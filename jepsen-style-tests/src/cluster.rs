@@ -10,6 +10,9 @@
 //! under libfaketime reading their offset from a per-node file (`clock/n{id}`), so the skew can
 //! change while they run; the monotonic clock is left alone (faking it hangs tokio).
 //!
+//! With `--tls` every replica serves its own certificate from `tls/` and workers verify them
+//! against `tls/ca.pem` ([`crate::tls`]).
+//!
 //! Workers are given the API addresses of every replica id the run may ever use, so they keep
 //! finding the leader after membership changes (unused addresses just refuse connections).
 
@@ -53,6 +56,11 @@ pub fn replica_ip(id: u64) -> Ipv4Addr {
 pub fn worker_ip(j: u32) -> Ipv4Addr {
     assert!((1..=40).contains(&j), "worker number {j} out of range");
     Ipv4Addr::new(127, 0, 0, 50 + j as u8)
+}
+
+/// `http(s)://ip:7000{path}` of replica `id` (https during a TLS run, see [`crate::tls`]).
+pub fn api_url(id: u64, path: &str) -> String {
+    crate::tls::url(&api_addr(id), path)
 }
 
 /// `ip:7000` of replica `id`.
@@ -125,6 +133,8 @@ pub struct Layout {
     pub bin: PathBuf,
     /// Run replicas under libfaketime.
     pub clock: bool,
+    /// With TLS: the certificates written by `tls init` (see [`crate::tls`]).
+    pub tls: Option<PathBuf>,
 }
 
 /// Every process of the system under test.
@@ -142,7 +152,7 @@ impl Cluster {
         for sub in ["config", "data", "logs", "work", "clock"] {
             std::fs::create_dir_all(layout.dir.join(sub))?;
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .timeout(Duration::from_secs(2))
             .connect_timeout(Duration::from_millis(500))
             .pool_max_idle_per_host(0)
@@ -177,6 +187,15 @@ impl Cluster {
             replica_ip(id),
             dir.join("data").join(format!("n{id}")).display(),
         );
+        if let Some(tls) = &self.layout.tls {
+            let file = |name: String| tls.join(name).display().to_string();
+            text.push_str(&format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_ca = \"{}\"\n",
+                file(format!("replica-{id}.pem")),
+                file(format!("replica-{id}-key.pem")),
+                file("ca.pem".into()),
+            ));
+        }
         if bootstrap {
             text.push_str("bootstrap = true\n");
         } else {
@@ -293,7 +312,7 @@ impl Cluster {
 
     /// `GET /v1/cluster` of one replica.
     pub async fn status(&self, id: u64) -> anyhow::Result<Value> {
-        let url = format!("http://{}/v1/cluster", api_addr(id));
+        let url = api_url(id, "/v1/cluster");
         let resp = self.http.get(url).timeout(Duration::from_millis(500)).send().await?;
         Ok(resp.error_for_status()?.json().await?)
     }
@@ -358,7 +377,7 @@ impl Cluster {
 
     /// Asks the cluster (through `via`) to remove member `id`. Returns the HTTP status and body.
     pub async fn remove_member(&self, via: u64, id: u64) -> anyhow::Result<(u16, String)> {
-        let url = format!("http://{}/v1/cluster/members/{id}", api_addr(via));
+        let url = api_url(via, &format!("/v1/cluster/members/{id}"));
         let resp = self.http.delete(url).timeout(Duration::from_secs(15)).send().await?;
         Ok((resp.status().as_u16(), resp.text().await.unwrap_or_default()))
     }
@@ -388,6 +407,9 @@ impl Cluster {
             .arg(&work)
             .arg("--local-ip")
             .arg(worker_ip(j).to_string());
+        if let Some(tls) = &self.layout.tls {
+            cmd.arg("--ca-file").arg(tls.join("ca.pem"));
+        }
         let log = self.layout.dir.join("logs").join(format!("w{j}.log"));
         let child = spawn_logged(cmd, &log)?;
         self.workers.insert(j, Proc { child: Some(child), paused: false });

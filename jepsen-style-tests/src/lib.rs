@@ -27,4 +27,5 @@ pub mod run;
 pub mod schedules;
 pub mod sink;
 pub mod suite;
+pub mod tls;
 pub mod workload;

@@ -84,6 +84,10 @@ struct Common {
     /// Longest wait, after healing, for every task to finish (seconds).
     #[arg(long, default_value_t = 90.0)]
     quiet_limit: f64,
+    /// Run the cluster with TLS: certificates from `taskraft tls init` in each run's directory,
+    /// mutual TLS between replicas, workers and the harness verifying against the run's CA.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Args)]
@@ -220,6 +224,7 @@ fn options(c: &Common, time_limit: f64, nemesis: Vec<Family>, seed: u64) -> anyh
         steps: c.steps,
         step_ms: c.step_ms,
         quiet_limit: Duration::from_secs_f64(c.quiet_limit),
+        tls: c.tls,
     })
 }
 

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkers::Validity;
 use crate::cluster::Cluster;
 use crate::cluster::Layout;
-use crate::cluster::api_addr;
+use crate::cluster::api_url;
 use crate::history::FinalState;
 use crate::history::ReplicaViews;
 use crate::history::ScheduleRecord;
@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub step_ms: u64,
     /// Longest wait for the cluster to finish its tasks after the heal.
     pub quiet_limit: Duration,
+    /// Run the cluster with TLS (certificates from `taskraft tls init` in the run's directory).
+    pub tls: bool,
 }
 
 /// What a run ended with.
@@ -84,7 +86,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     println!("run: {} (seed {}, nemesis {label})", dir.display(), opts.seed);
     let epoch = Instant::now();
-    let layout = Layout { dir: dir.clone(), bin: opts.bin.clone(), clock: opts.nemesis.contains(&Family::Clock) };
+    let tls = if opts.tls { Some(crate::tls::generate(&opts.bin, &dir)?) } else { None };
+    crate::tls::activate(tls.as_deref())?;
+    let layout = Layout { dir: dir.clone(), bin: opts.bin.clone(), clock: opts.nemesis.contains(&Family::Clock), tls };
     let mut cluster = Cluster::new(layout)?;
     cluster.form(opts.nodes).await.context("forming the cluster")?;
     for j in 1..=opts.workers {
@@ -258,7 +262,7 @@ async fn wait_workers(members: &[u64], want: u64, limit: Duration) -> anyhow::Re
     let mut seen = 0;
     while Instant::now() < deadline {
         for &id in members {
-            let url = format!("http://{}/v1/stats", api_addr(id));
+            let url = api_url(id, "/v1/stats");
             let answer = match http.get(url).send().await {
                 Ok(resp) => resp.json::<serde_json::Value>().await.ok(),
                 Err(_) => None,

@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::api_addr;
+use crate::cluster::api_url;
 use crate::history::RunAttempt;
 use crate::history::RunOrigin;
 use crate::history::RunTask;
@@ -109,7 +109,7 @@ pub async fn create_all(members: &[u64], nemesis: Vec<String>) -> ScheduleRecord
             k += 1;
             log.create_attempts += 1;
             let sent = wall_ms();
-            let url = format!("http://{}/v1/schedules", api_addr(node));
+            let url = api_url(node, "/v1/schedules");
             match exchange(http.post(url).json(&body)).await {
                 Outcome::Answer(200 | 201, v) => match parse_view(&v) {
                     Some(view) => {
@@ -144,7 +144,7 @@ pub async fn poll(shared: Arc<Shared>, record: Arc<Mutex<ScheduleRecord>>, seed:
     let mut cursors: Vec<Option<u64>> = vec![None; ids.len()];
     while !stop.is_cancelled() {
         let Some(node) = shared.members.lock().unwrap().choose(&mut rng).copied() else { break };
-        let url = format!("http://{}/v1/schedules", api_addr(node));
+        let url = api_url(node, "/v1/schedules");
         if let Outcome::Answer(200, v) = exchange(http.get(url)).await {
             let wall = wall_ms();
             let mut rec = record.lock().unwrap();
@@ -209,7 +209,7 @@ pub async fn pause_all(members: &[u64], record: &mut ScheduleRecord) -> bool {
         while !done && tries < MAX_TRIES && start.elapsed() < PER_SCHEDULE_LIMIT && !members.is_empty() {
             let node = members[tries as usize % members.len()];
             tries += 1;
-            let url = format!("http://{}/v1/schedules/{id}/pause", api_addr(node));
+            let url = api_url(node, &format!("/v1/schedules/{id}/pause"));
             let body = json!({"note": "jepsen: end of the load"});
             done = matches!(exchange(http.post(url).json(&body)).await, Outcome::Answer(200, _));
             if done {
@@ -252,7 +252,7 @@ pub async fn final_read(members: &[u64], record: &mut ScheduleRecord) {
 /// `GET /v1/schedules` and adopt the id (`create_error` stays, so the record shows it).
 async fn recover_ids(http: &reqwest::Client, members: &[u64], record: &mut ScheduleRecord) {
     for &node in members {
-        let url = format!("http://{}/v1/schedules", api_addr(node));
+        let url = api_url(node, "/v1/schedules");
         let Outcome::Answer(200, v) = exchange(http.get(url)).await else { continue };
         let listed = v["schedules"].as_array().cloned().unwrap_or_default();
         for log in record.schedules.iter_mut().filter(|s| s.id.is_none()) {
@@ -267,7 +267,7 @@ async fn recover_ids(http: &reqwest::Client, members: &[u64], record: &mut Sched
 }
 
 async fn read_view(http: &reqwest::Client, node: u64, id: u64) -> Option<ScheduleSeen> {
-    let url = format!("http://{}/v1/schedules/{id}", api_addr(node));
+    let url = api_url(node, &format!("/v1/schedules/{id}"));
     match exchange(http.get(url)).await {
         Outcome::Answer(200, v) => parse_view(&v),
         _ => None,
@@ -280,7 +280,7 @@ async fn read_runs(http: &reqwest::Client, node: u64, id: u64, after: Option<u64
     let mut runs = Vec::new();
     let mut cursor = after;
     for _ in 0..MAX_PAGES {
-        let mut url = format!("http://{}/v1/tasks?schedule={id}&limit={PAGE}", api_addr(node));
+        let mut url = api_url(node, &format!("/v1/tasks?schedule={id}&limit={PAGE}"));
         if let Some(c) = cursor {
             url.push_str(&format!("&cursor={c}"));
         }

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::api_addr;
+use crate::cluster::api_url;
 use crate::history::Body;
 use crate::history::CancelValue;
 use crate::history::FinalAttempt;
@@ -107,7 +107,7 @@ impl Shared {
 
 /// Plain HTTP client for the workload (no retries, no leader following: every request is one op).
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::tls::client_builder()
         .timeout(CLIENT_TIMEOUT)
         .connect_timeout(Duration::from_millis(1_000))
         .build()
@@ -239,7 +239,7 @@ async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
         "idempotency_key": key,
         "retry": {"max_attempts": 20},
     });
-    let url = format!("http://{}/v1/tasks", api_addr(node));
+    let url = api_url(node, "/v1/tasks");
     match exchange(http.post(url).json(&body)).await {
         Outcome::Answer(status, v) if (200..300).contains(&status) => match v["id"].as_u64() {
             Some(task_id) => {
@@ -265,7 +265,7 @@ async fn read(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, t
     let process = Process::Client(client);
     let value = |seen| Body::Read(ReadValue { task_id, seen });
     shared.rec.record(process, Some(node), OpType::Invoke, value(None), None);
-    let url = format!("http://{}/v1/tasks/{task_id}", api_addr(node));
+    let url = api_url(node, &format!("/v1/tasks/{task_id}"));
     match exchange(http.get(url)).await {
         Outcome::Answer(200, v) => match task_read(&v) {
             Some(seen) => shared.rec.record(process, Some(node), OpType::Ok, value(Some(seen)), None),
@@ -285,7 +285,7 @@ async fn cancel(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
     let process = Process::Client(client);
     let value = |state| Body::Cancel(CancelValue { task_id, state });
     shared.rec.record(process, Some(node), OpType::Invoke, value(None), None);
-    let url = format!("http://{}/v1/tasks/{task_id}/cancel", api_addr(node));
+    let url = api_url(node, &format!("/v1/tasks/{task_id}/cancel"));
     match exchange(http.post(url).json(&serde_json::json!({"reason": "jepsen"}))).await {
         Outcome::Answer(status, v) if (200..300).contains(&status) => {
             let state = v["state"].as_str().map(str::to_string);
@@ -300,13 +300,13 @@ async fn cancel(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
 
 /// Polls every member's `/v1/cluster` every `every` until `stop`.
 pub async fn poll_leaders(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
-    let http = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().expect("client");
+    let http = crate::tls::client_builder().timeout(Duration::from_millis(300)).build().expect("client");
     while !stop.is_cancelled() {
         let members = shared.members.lock().unwrap().clone();
         let polls = members.iter().map(|&id| {
             let http = http.clone();
             async move {
-                let url = format!("http://{}/v1/cluster", api_addr(id));
+                let url = api_url(id, "/v1/cluster");
                 let v: Value = http.get(url).send().await.ok()?.json().await.ok()?;
                 Some((id, v))
             }
@@ -331,7 +331,7 @@ pub async fn poll_leaders(shared: Arc<Shared>, every: Duration, stop: Cancellati
 /// Reads `/v1/stats` from any member (linearizable); `None` when nobody answers.
 async fn stats(http: &reqwest::Client, members: &[u64]) -> Option<Value> {
     for &id in members {
-        let url = format!("http://{}/v1/stats", api_addr(id));
+        let url = api_url(id, "/v1/stats");
         if let Outcome::Answer(200, v) = exchange(http.get(url)).await {
             return Some(v);
         }
@@ -367,7 +367,7 @@ pub async fn final_state(members: &[u64]) -> FinalState {
         let mut tasks = Vec::new();
         let mut cursor: Option<u64> = None;
         let complete = loop {
-            let mut url = format!("http://{}/v1/tasks?limit=500", api_addr(id));
+            let mut url = api_url(id, "/v1/tasks?limit=500");
             if let Some(c) = cursor {
                 url.push_str(&format!("&cursor={c}"));
             }

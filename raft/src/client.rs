@@ -40,6 +40,9 @@ use crate::wire;
 /// retries on its own schedule.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Default of [`NetworkOptions::pool_idle_timeout`].
+pub const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(30);
+
 /// Settings of the outbound Raft client.
 #[derive(Debug, Clone)]
 pub struct NetworkOptions {
@@ -49,11 +52,23 @@ pub struct NetworkOptions {
     pub local_ip: Option<IpAddr>,
     /// TCP connect timeout, see [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Duration,
+    /// How long an unused pooled connection to a peer is kept; below the peers' idle timeout,
+    /// so that this side lets go of a connection before the peer closes it.
+    pub pool_idle_timeout: Duration,
+    /// With TLS: the client side of mutual TLS (trusting the cluster CA, presenting this
+    /// replica's certificate); peers are then called over `https`.
+    pub tls: Option<rustls::ClientConfig>,
 }
 
 impl Default for NetworkOptions {
     fn default() -> Self {
-        Self { secret: String::new(), local_ip: None, connect_timeout: DEFAULT_CONNECT_TIMEOUT }
+        Self {
+            secret: String::new(),
+            local_ip: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            pool_idle_timeout: DEFAULT_POOL_IDLE,
+            tls: None,
+        }
     }
 }
 
@@ -61,20 +76,27 @@ impl Default for NetworkOptions {
 pub struct HttpNetworkFactory<C> {
     client: reqwest::Client,
     secret: Arc<str>,
+    scheme: &'static str,
     _c: PhantomData<C>,
 }
 
 impl<C> HttpNetworkFactory<C> {
     /// Builds the shared HTTP client (bound to `options.local_ip`).
     pub fn new(options: NetworkOptions) -> Result<Self> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .local_address(options.local_ip)
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .no_proxy()
-            .build()?;
-        Ok(Self { client, secret: options.secret.into(), _c: PhantomData })
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .no_proxy();
+        let scheme = match options.tls {
+            Some(tls) => {
+                builder = builder.use_preconfigured_tls(tls);
+                "https"
+            }
+            None => "http",
+        };
+        Ok(Self { client: builder.build()?, secret: options.secret.into(), scheme, _c: PhantomData })
     }
 }
 
@@ -88,7 +110,7 @@ where
         HttpNetwork {
             client: self.client.clone(),
             secret: self.secret.clone(),
-            base: format!("http://{}/raft", node.raft_addr),
+            base: format!("{}://{}/raft", self.scheme, node.raft_addr),
             target,
             _c: PhantomData,
         }

@@ -18,7 +18,12 @@
 //! 4. Connection failures become [`openraft::errors::Unreachable`] (openraft backs off);
 //!    timeouts and bad answers become network errors; a remote Raft error is passed through.
 //!
-//! What it deliberately does not do: TLS (run it on a private network), chunked snapshots
+//! With TLS ([`NetworkOptions::tls`]) the same requests go over `https` with mutual TLS: the
+//! client presents its replica certificate, and the listener (served by the product, which
+//! owns the sockets) admits only peers whose certificate the cluster CA signed — the secret
+//! header is then a second check, not the only one.
+//!
+//! What it deliberately does not do: bind or serve sockets (the product does), chunked snapshots
 //! (snapshots are sent whole with `full_snapshot`, which fits a scheduler's state), and any
 //! retry of its own (openraft owns retries and backoff).
 
@@ -28,6 +33,7 @@ mod member;
 mod server;
 pub mod wire;
 
+pub use client::DEFAULT_POOL_IDLE;
 pub use client::HttpNetwork;
 pub use client::HttpNetworkFactory;
 pub use client::NetworkOptions;

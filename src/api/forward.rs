@@ -65,7 +65,7 @@ pub async fn to_leader_within(
             .into_response();
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let url = format!("http://{addr}{path}");
+    let url = node.url(&addr, path);
     let mut req = node
         .http
         .request(method.clone(), &url)

@@ -15,7 +15,8 @@
 //! (ReadIndex, leadership confirmed by a quorum) and waits until it has applied that far,
 //! then reads its own state. `?consistency=stale` skips that.
 //!
-//! Every request runs under a deadline (`request_timeout_ms`, long-polls their own); error
+//! Every request runs under a deadline (`request_timeout_ms`, long-polls their own, and at
+//! most `max_long_polls` of them at once: [`long_poll`]); error
 //! bodies are `{"error": {"code", "message"}}` (405 and 431 included), mapped in [`error`]
 //! only. Request and response types live in [`crate::proto`]; handlers translate HTTP to
 //! commands and to the leader's verdicts ([`crate::scheduler::verdict`]) and back.
@@ -41,6 +42,7 @@ pub mod backup;
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod long_poll;
 pub mod metrics;
 pub mod openapi;
 pub mod output;
@@ -106,10 +108,14 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
 pub fn router(node: Arc<Node>) -> Router {
     let limit = node.config.max_body_bytes;
     let http = node.telemetry.register(metrics::HttpMetrics::register);
+    let gate =
+        axum::middleware::from_fn_with_state(long_poll::LongPolls::new(node.config.max_long_polls), long_poll::gate);
     let (public, _) = documented().split_for_parts();
     public
         // Replica to replica: not part of the public API or its document.
         .route("/v1/internal/read-index", get(cluster::read_index))
+        // Long-polls hold a permit of their own (`max_long_polls`); other requests pass.
+        .route_layer(gate)
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::authorize))
         .merge(crate::dashboard::routes())
         .fallback(not_found)

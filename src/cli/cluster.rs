@@ -14,6 +14,7 @@ use super::output::print_json;
 use super::output::print_table;
 use crate::client::Client;
 use crate::client::ClientError;
+use crate::client::ClientOptions;
 use crate::node::membership::ADD_MEMBER_TIMEOUT;
 use crate::proto::cluster::ClusterStatus;
 
@@ -72,12 +73,12 @@ struct ReplicaStatus {
 }
 
 fn bare(addr: &str) -> String {
-    addr.trim().trim_start_matches("http://").trim_end_matches('/').to_string()
+    addr.trim().trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_string()
 }
 
 /// Asks the replica at `addr` alone (no failover to another one: its own pid is wanted).
-async fn status_of(addr: String, known_id: Option<u64>, token: Option<&str>) -> ReplicaStatus {
-    let status = match Client::new(vec![addr.clone()]).and_then(|c| c.with_token(token)) {
+async fn status_of(addr: String, known_id: Option<u64>, options: &ClientOptions) -> ReplicaStatus {
+    let status = match Client::with_options(vec![addr.clone()], options) {
         Ok(c) => c.with_timeout(STATUS_TIMEOUT).cluster_status().await,
         Err(e) => Err(e),
     };
@@ -87,8 +88,8 @@ async fn status_of(addr: String, known_id: Option<u64>, token: Option<&str>) -> 
 /// The status of every replica given with `--addr`, then of every other member their answers
 /// name (by its `api_addr`); each group is asked concurrently. A replica answers with its own
 /// `pid` only, so each one is asked directly.
-async fn gather_status(addrs: &[String], token: Option<&str>) -> Vec<ReplicaStatus> {
-    let mut all = futures::future::join_all(addrs.iter().map(|a| status_of(a.clone(), None, token))).await;
+async fn gather_status(addrs: &[String], options: &ClientOptions) -> Vec<ReplicaStatus> {
+    let mut all = futures::future::join_all(addrs.iter().map(|a| status_of(a.clone(), None, options))).await;
     let answered: BTreeSet<u64> = all.iter().filter_map(|r| r.status.as_ref().ok().map(|s| s.node_id)).collect();
     let asked: BTreeSet<String> = all.iter().map(|r| r.addr.clone()).collect();
     let mut others: BTreeMap<u64, String> = BTreeMap::new();
@@ -99,7 +100,7 @@ async fn gather_status(addrs: &[String], token: Option<&str>) -> Vec<ReplicaStat
             }
         }
     }
-    all.extend(futures::future::join_all(others.into_iter().map(|(id, api)| status_of(api, Some(id), token))).await);
+    all.extend(futures::future::join_all(others.into_iter().map(|(id, api)| status_of(api, Some(id), options))).await);
     all
 }
 
@@ -162,7 +163,7 @@ impl ClusterCmd {
         match self {
             ClusterCmd::Init { client } => {
                 let first = client.addr.first().cloned().unwrap_or_default();
-                let status = Client::new(vec![first.clone()])?.with_token(client.token()?.as_deref())?.init().await?;
+                let status = Client::with_options(vec![first.clone()], &client.options()?)?.init().await?;
                 if client.output == Output::Json {
                     print_json(&status);
                 } else {
@@ -172,7 +173,7 @@ impl ClusterCmd {
                 }
             }
             ClusterCmd::Status { client } => {
-                let all = gather_status(&client.addr, client.token()?.as_deref()).await;
+                let all = gather_status(&client.addr, &client.options()?).await;
                 if client.output == Output::Json {
                     let v: Vec<Value> = all
                         .iter()
@@ -246,7 +247,7 @@ mod tests {
         let (second2, dead2) = (second.clone(), dead.clone());
         let first = replica(move |me| answer(1, 1111, &[(1, me), (2, &second2), (3, &dead2)])).await;
         // Only the first replica is given: the others are found in its member list.
-        let all = gather_status(&[format!("http://{first}")], None).await;
+        let all = gather_status(&[format!("http://{first}")], &ClientOptions::default()).await;
         let rows = status_rows(&all);
         assert_eq!(
             rows,
@@ -292,7 +293,9 @@ mod tests {
         let (second2, dead2) = (second.clone(), dead_a.clone());
         let first = replica(move |me| answer(1, 1111, &[(1, me), (2, &second2), (3, &dead2)])).await;
         let started = std::time::Instant::now();
-        let all = gather_status(&[first.clone(), second.clone(), dead_a.clone(), dead_b.clone()], None).await;
+        let all =
+            gather_status(&[first.clone(), second.clone(), dead_a.clone(), dead_b.clone()], &ClientOptions::default())
+                .await;
         // Two unreachable replicas, each given STATUS_TIMEOUT: asked one after the other they
         // would take twice as long.
         assert!(started.elapsed() < STATUS_TIMEOUT * 2, "took {:?}", started.elapsed());

@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::local::LocalCluster;
 use super::local::LocalSecrets;
-use crate::client::Client;
 
 /// How long to wait for the cluster to elect a leader and admit every replica.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,7 +20,7 @@ const REPLICAS: u64 = 3;
 const WORKERS: usize = 2;
 const WORKER_SLOTS: u32 = 4;
 
-/// Run a local 3-replica cluster (API ports 7101–7103, Raft ports 7201–7203).
+/// Run a local 3-replica cluster (API ports 7101–7103, Raft ports 7201–7203 by default).
 #[derive(Debug, clap::Args)]
 pub struct DevCmd {
     /// Keep data here (reused on the next run) instead of a fresh temporary directory.
@@ -37,10 +36,13 @@ pub struct DevCmd {
     /// Worker agents to start (4 slots each); 0 for a cluster without workers (benchmarks).
     #[arg(long, default_value_t = WORKERS)]
     workers: usize,
-    /// Replica N serves its API on port BASE+N and Raft on BASE+100+N (a second dev cluster
-    /// on one machine, or a CI job beside one).
-    #[arg(long, value_name = "BASE", default_value_t = 7100)]
+    /// API ports are BASE+1..BASE+3, Raft ports BASE+101..BASE+103.
+    #[arg(long, default_value_t = 7100)]
     port_base: u16,
+    /// Serve TLS (mutual TLS between replicas) with certificates made by `tls init` in
+    /// DATA_DIR/tls (kept if already there); clients need `--ca-file DATA_DIR/tls/ca.pem`.
+    #[arg(long)]
+    tls: bool,
 }
 
 impl DevCmd {
@@ -61,9 +63,14 @@ impl DevCmd {
         }
         extra.extend(["--storage".to_string(), self.storage.clone()]);
         let raft_base = self.port_base.checked_add(100).context("--port-base is too high")?;
-        let mut cluster = LocalCluster::spawn(&dir, REPLICAS, self.port_base, raft_base, &extra)?;
-        let client =
-            Client::new(cluster.addrs())?.with_token(Some(&secrets.admin_token))?.with_timeout(Duration::from_secs(2));
+        let tls_dir = dir.join("tls");
+        if self.tls && !tls_dir.join("ca.pem").exists() {
+            let options = crate::tls::init::InitOptions { replicas: REPLICAS, ..Default::default() };
+            crate::tls::init::write_cluster(&tls_dir, &options).context("writing TLS certificates")?;
+        }
+        let tls = self.tls.then_some(tls_dir.as_path());
+        let mut cluster = LocalCluster::spawn_with_tls(&dir, REPLICAS, self.port_base, raft_base, &extra, tls)?;
+        let client = cluster.client()?.with_token(Some(&secrets.admin_token))?.with_timeout(Duration::from_secs(2));
         let stop = CancellationToken::new();
         super::server::spawn_signal_handler(stop.clone());
         // Formed = a leader, every voter, and the admin token committed (status answers 401
@@ -148,6 +155,19 @@ fn print_banner(
         );
     }
     println!("\ndata: {}{}", cluster.dir.display(), if temporary { " (deleted on exit)" } else { "" });
+    let (curl_ca, scheme) = match cluster.ca_file() {
+        Some(ca) => {
+            println!("\nTLS is on: clients need the CA, e.g.\n  export TASKRAFT_CA_FILE={}", ca.display());
+            (format!("--cacert {} ", ca.display()), "https://")
+        }
+        None => (String::new(), ""),
+    };
+    if cluster.addrs().join(",") != super::DEFAULT_ADDRS {
+        println!(
+            "\nnot the default ports: point clients at them, e.g.\n  export TASKRAFT_ADDR={}",
+            cluster.addrs().join(",")
+        );
+    }
     if auth {
         println!("\nauth is on. admin token: {}", secrets.admin_token);
         match cli_token {
@@ -159,10 +179,10 @@ fn print_banner(
                 )
             }
         }
-        println!("  dashboard: http://{}/ (paste the token when it asks)", cluster.api_addr(1));
+        println!("  dashboard: {}{}/ (paste the token when it asks)", web_scheme(scheme), cluster.api_addr(1));
     } else {
         println!("\nauth is OFF (--auth=false): anyone who reaches these ports can run commands on the workers");
-        println!("  dashboard: http://{}/", cluster.api_addr(1));
+        println!("  dashboard: {}{}/", web_scheme(scheme), cluster.api_addr(1));
     }
     println!("\ntry:");
     println!("  taskraft task submit --name hello -- echo hello");
@@ -170,11 +190,17 @@ fn print_banner(
     println!("  taskraft worker list");
     println!("  taskraft task list");
     println!(
-        "  curl -s -XPOST localhost:7102/v1/tasks -H \"Authorization: Bearer $(cat {})\" -d '{{\"command\":[\"sleep\",\"1\"]}}'",
+        "  curl -s {curl_ca}-XPOST {scheme}{}/v1/tasks -H \"Authorization: Bearer $(cat {})\" -d '{{\"command\":[\"sleep\",\"1\"]}}'",
+        cluster.api_addr(2),
         secrets.admin_token_file.display()
     );
     println!("  taskraft cluster status          # who leads; `kill -9 <its pid>` and keep submitting");
     println!("\nCtrl-C stops the cluster.");
+}
+
+/// The scheme a browser needs: `https://` with TLS, else `http://`.
+fn web_scheme(scheme: &str) -> &str {
+    if scheme.is_empty() { "http://" } else { scheme }
 }
 
 /// Waits for Ctrl-C, reporting replicas that exit on their own (e.g. killed by the user).

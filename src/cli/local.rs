@@ -87,6 +87,8 @@ pub struct LocalCluster {
     pub replicas: Vec<Replica>,
     /// The workers (`id` = 1-based worker number), in start order.
     pub workers: Vec<Replica>,
+    /// With TLS: the directory written by `tls init` (replica-N certificates, `ca.pem`).
+    pub tls_dir: Option<PathBuf>,
     exe: PathBuf,
     api_base: u16,
 }
@@ -94,6 +96,19 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Spawns `n` replicas: node 1 bootstraps, the others join through the API.
     pub fn spawn(dir: &Path, n: u64, api_base: u16, raft_base: u16, extra: &[String]) -> anyhow::Result<Self> {
+        Self::spawn_with_tls(dir, n, api_base, raft_base, extra, None)
+    }
+
+    /// Like [`LocalCluster::spawn`]; with `tls_dir` (written by `tls init` with at least `n`
+    /// replica certificates) replica N serves `replica-N.pem` and everyone trusts `ca.pem`.
+    pub fn spawn_with_tls(
+        dir: &Path,
+        n: u64,
+        api_base: u16,
+        raft_base: u16,
+        extra: &[String],
+        tls_dir: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let exe = std::env::current_exe().context("locating the taskraft binary")?;
         let api = |id: u64| format!("127.0.0.1:{}", api_base as u64 + id);
@@ -111,6 +126,17 @@ impl LocalCluster {
                 dir.join(format!("node-{id}")).display().to_string(),
             ];
             args.extend(extra.iter().cloned());
+            if let Some(tls) = tls_dir {
+                let file = |name: String| tls.join(name).display().to_string();
+                args.extend([
+                    "--tls-cert".into(),
+                    file(format!("replica-{id}.pem")),
+                    "--tls-key".into(),
+                    file(format!("replica-{id}-key.pem")),
+                    "--tls-ca".into(),
+                    file("ca.pem".into()),
+                ]);
+            }
             if id == 1 {
                 args.push("--bootstrap".into());
             } else {
@@ -120,7 +146,8 @@ impl LocalCluster {
             let log = dir.join(format!("node-{id}.log"));
             replicas.push(Replica { id, child: None, args, log });
         }
-        let mut cluster = Self { dir: dir.to_path_buf(), replicas, workers: Vec::new(), exe, api_base };
+        let tls_dir = tls_dir.map(Path::to_path_buf);
+        let mut cluster = Self { dir: dir.to_path_buf(), replicas, workers: Vec::new(), tls_dir, exe, api_base };
         for id in 1..=n {
             cluster.start(id)?;
         }
@@ -141,11 +168,25 @@ impl LocalCluster {
             "--work-dir".into(),
             self.dir.join(format!("worker-{n}")).display().to_string(),
         ];
+        if let Some(ca) = self.ca_file() {
+            args.extend(["--ca-file".into(), ca.display().to_string()]);
+        }
         args.extend(extra.iter().cloned());
         let log = self.dir.join(format!("worker-{n}.log"));
         let child = spawn_process(&self.exe, &args, &log)?;
         self.workers.push(Replica { id: n, child: Some(child), args, log });
         Ok(())
+    }
+
+    /// The cluster CA, with TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls_dir.as_ref().map(|d| d.join("ca.pem"))
+    }
+
+    /// A client of every replica (trusting the CA with TLS).
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let options = crate::client::ClientOptions { ca_file: self.ca_file(), ..Default::default() };
+        Ok(Client::with_options(self.addrs(), &options)?)
     }
 
     /// Starts the next worker like [`LocalCluster::spawn_worker`], with its own worker token

@@ -13,6 +13,7 @@ mod schedule;
 mod server;
 mod snapshot;
 mod task;
+mod tls;
 mod token;
 mod worker;
 
@@ -50,13 +51,21 @@ pub struct ClientArgs {
     /// ~/.config/taskraft/token, where `taskraft dev` writes its admin token].
     #[arg(long, env = "TASKRAFT_TOKEN_FILE", global = true)]
     pub token_file: Option<std::path::PathBuf>,
+    /// PEM CA certificate of a TLS cluster: replicas are verified against it, and addresses
+    /// without a scheme mean `https://`.
+    #[arg(long, env = "TASKRAFT_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl ClientArgs {
-    /// A client of `--addr` carrying the token found by [`ClientArgs::token`].
+    /// How to connect: the CA file and the token, if any.
+    pub fn options(&self) -> anyhow::Result<crate::client::ClientOptions> {
+        Ok(crate::client::ClientOptions { ca_file: self.ca_file.clone(), token: self.token()?, ..Default::default() })
+    }
+
+    /// A client of the `--addr` replicas, with the CA file and token.
     pub fn connect(&self) -> anyhow::Result<crate::client::Client> {
-        let token = self.token()?;
-        Ok(crate::client::Client::new(self.addr.clone())?.with_token(token.as_deref())?)
+        Ok(crate::client::Client::with_options(self.addr.clone(), &self.options()?)?)
     }
 
     /// The API token: `--token` / TASKRAFT_TOKEN, else the `--token-file` / TASKRAFT_TOKEN_FILE,
@@ -118,6 +127,9 @@ enum Command {
     /// Measure a running cluster.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Certificates for a TLS cluster: a CA and replica, worker and client certificates.
+    #[command(subcommand)]
+    Tls(tls::TlsCmd),
 }
 
 /// Parses the command line and runs it.
@@ -133,6 +145,7 @@ pub async fn run() -> ExitCode {
         Command::Worker(cmd) => cmd.run().await,
         Command::Token(cmd) => cmd.run().await,
         Command::Bench(cmd) => cmd.run().await,
+        Command::Tls(cmd) => cmd.run(),
     };
     match result {
         Ok(code) => code,

@@ -84,6 +84,10 @@ pub struct WorkerArgs {
     /// Source IP of outgoing connections.
     #[arg(long, env = "TASKRAFT_WORKER_LOCAL_IP")]
     local_ip: Option<std::net::IpAddr>,
+    /// PEM CA certificate of a TLS cluster: replicas are verified against it, and addresses
+    /// without a scheme mean `https://`.
+    #[arg(long, env = "TASKRAFT_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Largest checkpoint shipped, in bytes (default and maximum 262144); a bigger one is
     /// refused with an error in the attempt.
     #[arg(long, env = "TASKRAFT_WORKER_CHECKPOINT_MAX_BYTES")]
@@ -179,6 +183,7 @@ impl WorkerArgs {
             memory_mib: self.memory.or(file.memory).unwrap_or(4096),
             labels: self.label.or(file.label).unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
             local_ip: self.local_ip.or(file.local_ip),
+            ca_file: self.ca_file.or(file.ca_file),
             limits: ExecLimits { checkpoint_max_bytes: checkpoint_max, ..ExecLimits::default() },
         })
     }

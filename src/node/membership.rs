@@ -218,7 +218,8 @@ async fn join(node: &Node) {
                 // Added by someone else (e.g. an operator) meanwhile.
                 return;
             }
-            let url = format!("http://{peer}/v1/cluster/members");
+            let url =
+                node.url(peer.trim_start_matches("https://").trim_start_matches("http://"), "/v1/cluster/members");
             let sent = node
                 .http
                 .post(&url)

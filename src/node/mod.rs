@@ -74,8 +74,11 @@ pub struct Node {
     pub telemetry: Arc<metrics::Telemetry>,
     /// Resolved settings.
     pub config: Arc<ServerConfig>,
-    /// Client for forwarding to the leader (bound to our own IP, like Raft traffic).
+    /// Client for forwarding to the leader (bound to our own IP, like Raft traffic). With
+    /// TLS it trusts the cluster CA and presents this replica's certificate.
     pub http: reqwest::Client,
+    /// This replica's TLS material (`None`: plaintext), shared by both listeners and `http`.
+    pub tls: Option<Arc<crate::tls::TlsContext>>,
     /// Leader-only duties (leases, dispatch, timeouts) and their in-memory state.
     pub leader: leader::LeaderState,
     /// Coalesces concurrent client writes into shared log entries (group commit).
@@ -134,6 +137,11 @@ pub enum ReadError {
 }
 
 impl Node {
+    /// `scheme://addr/path` for a call to another replica (https when TLS is on).
+    pub fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.config.scheme())
+    }
+
     /// The latest Raft metrics of this replica (a cheap borrow; do not hold it across awaits).
     pub fn metrics(&self) -> impl std::ops::Deref<Target = openraft::RaftMetrics<TypeConfig>> + '_ {
         self.metrics.borrow_watched()
@@ -226,7 +234,7 @@ impl Node {
         let timeout = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         let resp = self
             .http
-            .get(format!("http://{addr}/v1/internal/read-index"))
+            .get(self.url(&addr, "/v1/internal/read-index"))
             .header(FORWARDED_HEADER, self.id.to_string())
             .header(crate::proto::CLUSTER_SECRET_HEADER, &self.config.cluster_secret)
             .timeout(timeout)

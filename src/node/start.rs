@@ -22,6 +22,8 @@ use super::StateMachine;
 use super::types::upgrade_entry;
 use crate::config::ServerConfig;
 use crate::config::StorageKind;
+use crate::listener::Listener;
+use crate::tls::TlsContext;
 
 /// Why a replica could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,9 @@ pub enum Error {
     /// The replica cannot take part in the cluster (e.g. its join was refused).
     #[error("{0}")]
     Fatal(String),
+    /// A TLS file is missing or unusable.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A started replica: the shared [`Node`] plus the tasks serving it.
@@ -55,6 +60,12 @@ pub struct RunningNode {
 
 fn storage_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
     Error::Storage { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// How long connections to peers stay pooled: half the idle timeout (every replica is assumed
+/// to run with the same one), so this side closes them before the peer's watchdog does.
+fn pool_idle(config: &ServerConfig) -> std::time::Duration {
+    (config.limits.idle_timeout / 2).min(taskraft_raft::DEFAULT_POOL_IDLE)
 }
 
 fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, Error> {
@@ -90,9 +101,13 @@ impl RunningNode {
         let (state_machine, view) =
             StateMachine::open_counted(snapshots, telemetry.clone()).map_err(|e| storage_err(&snap_dir, e))?;
 
+        let tls = config.tls.as_ref().map(TlsContext::load).transpose()?.map(Arc::new);
+        let peer_tls = tls.as_ref().map(|t| t.peer_client()).transpose()?;
         let network = HttpNetworkFactory::new(NetworkOptions {
             secret: config.cluster_secret.clone(),
             local_ip: config.local_ip(),
+            tls: peer_tls.clone(),
+            pool_idle_timeout: pool_idle(&config),
             ..Default::default()
         })
         .map_err(|e| Error::Raft(e.to_string()))?;
@@ -113,12 +128,16 @@ impl RunningNode {
         }
         .map_err(|e| Error::Raft(e.to_string()))?;
 
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .local_address(config.local_ip())
             .connect_timeout(std::time::Duration::from_millis(500))
+            .pool_idle_timeout(pool_idle(&config).min(crate::client::POOL_IDLE))
             .tcp_nodelay(true)
-            .no_proxy()
-            .build()?;
+            .no_proxy();
+        if let Some(peer_tls) = peer_tls {
+            http = http.use_preconfigured_tls(peer_tls);
+        }
+        let http = http.build()?;
         telemetry.watch(view.clone(), raft.metrics());
         let node = Arc::new(Node {
             id,
@@ -128,6 +147,7 @@ impl RunningNode {
             telemetry: telemetry.clone(),
             config: config.clone(),
             http,
+            tls: tls.clone(),
             batcher: super::batcher::Batcher::start(raft.clone(), config.request_timeout * 2, shutdown.clone()),
             leader: super::leader::LeaderState::new(super::leader::LeaderOptions::from_config(&config)),
             shutdown: shutdown.clone(),
@@ -141,14 +161,23 @@ impl RunningNode {
             .await
             .map_err(|source| Error::Bind { addr: config.raft_addr, source })?;
         let raft_routes = taskraft_raft::raft_router(raft.clone(), config.cluster_secret.clone());
-        let token = shutdown.clone();
-        tracker.spawn(async move {
-            let served = axum::serve(raft_listener, raft_routes).with_graceful_shutdown(token.cancelled_owned()).await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "raft listener failed");
-            }
-        });
-        tracing::info!(node_id = id, raft = %config.raft_addr, data_dir = %config.data_dir.display(), "replica started");
+        // Peers must present a certificate of the cluster CA (mutual TLS).
+        let raft_tls = tls.as_ref().map(|t| t.peer_server()).transpose()?;
+        let raft_serve = Listener {
+            name: "raft",
+            listener: raft_listener,
+            router: raft_routes,
+            tls: raft_tls,
+            limits: config.limits,
+        };
+        tracker.spawn(crate::listener::serve(raft_serve, shutdown.clone(), tracker.clone()));
+        if let Some(tls) = &tls {
+            tracker.spawn(crate::tls::run_reloader(tls.identity.clone(), crate::tls::RELOAD_POLL, shutdown.clone()));
+        }
+        tracing::info!(
+            node_id = id, raft = %config.raft_addr, data_dir = %config.data_dir.display(), tls = tls.is_some(),
+            "replica started"
+        );
 
         let admin_token = super::admin_token::source(&node.config)
             .map_err(|e| Error::Fatal(format!("the bootstrap admin token: {e}")))?;

@@ -61,6 +61,9 @@ error_codes! {
     NoQuorum = "no_quorum",
     /// 503: this replica cannot serve right now (stopping, or a membership change failed).
     Unavailable = "unavailable",
+    /// 503: this replica has as many long-polls in flight as it allows (`max_long_polls`);
+    /// retry after the Retry-After delay or at another replica. Nothing was written.
+    Overloaded = "overloaded",
     /// 503: a new leader is still applying what was committed before its term; retry.
     LeaderNotReady = "leader_not_ready",
     /// 503: a leader-only endpoint reached a follower.

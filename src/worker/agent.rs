@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::executor::ExecLimits;
 use crate::client::Client;
+use crate::client::ClientOptions;
 use crate::proto::workers::AttemptId;
 use crate::proto::workers::Lease;
 use crate::proto::workers::WorkerRegistration;
@@ -37,6 +38,8 @@ pub struct WorkerConfig {
     pub work_dir: PathBuf,
     /// Source IP of outgoing connections.
     pub local_ip: Option<std::net::IpAddr>,
+    /// PEM CA of a TLS cluster: replicas are verified against it (addresses default to https).
+    pub ca_file: Option<PathBuf>,
     /// Executor bounds.
     pub limits: ExecLimits,
     /// API token (role `worker`, bound to `id`) sent with every request; none when the
@@ -45,6 +48,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// How the worker's clients connect (source IP, CA).
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions { local_ip: self.local_ip, ca_file: self.ca_file.clone(), token: self.token.clone() }
+    }
+
     /// What the worker tells the cluster about itself.
     pub fn registration(&self) -> WorkerRegistration {
         WorkerRegistration {
@@ -159,13 +167,11 @@ impl Worker {
 /// Runs the worker until `shutdown`.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)?;
-    let client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?
-        .with_token(config.token.as_deref())?
-        .with_timeout(Duration::from_secs(10));
+    let options = config.client_options();
+    let client = Client::with_options(config.cluster.clone(), &options)?.with_timeout(Duration::from_secs(10));
     // Reports are short writes: a replica that has not answered one in 2 s is paused or cut off,
     // so move on (the retry is idempotent) instead of waiting out the whole deadline there.
-    let report_client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?
-        .with_token(config.token.as_deref())?
+    let report_client = Client::with_options(config.cluster.clone(), &options)?
         .with_timeout(Duration::from_secs(10))
         .with_attempt_timeout(Duration::from_secs(2));
     let reporter = super::reporter::Reporter::start(Arc::new(report_client), &config.id);

@@ -71,9 +71,7 @@ impl Worker {
             // reaches another replica, which forwards it to the new leader.
             let budget = interval.max(Duration::from_millis(200));
             if client.as_ref().is_none_or(|(b, _)| *b != budget) {
-                match Client::with_local_ip(self.config.cluster.clone(), self.config.local_ip)
-                    .and_then(|c| c.with_token(self.config.token.as_deref()))
-                {
+                match Client::with_options(self.config.cluster.clone(), &self.config.client_options()) {
                     Ok(c) => client = Some((budget, c.with_timeout(budget).with_attempt_timeout(budget / 3))),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot build the heartbeat client");

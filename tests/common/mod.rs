@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use taskraft::client::Client;
+use taskraft::client::ClientOptions;
 
 /// A free loopback port (the listener is closed before the server binds it). Never the same
 /// port twice in one test process: the kernel may hand out a port again while the server it was
@@ -62,6 +63,8 @@ pub struct TestNode {
     pub env: Vec<(String, String)>,
     /// API token its [`TestNode::client`] sends (clusters with auth on).
     pub token: Option<String>,
+    /// With TLS: the cluster CA that clients of this node trust.
+    pub ca: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -159,11 +162,13 @@ impl TestNode {
 
     /// A client talking to this replica only.
     pub fn client(&self) -> Client {
-        Client::new(vec![self.api_addr.clone()])
-            .unwrap()
-            .with_token(self.token.as_deref())
-            .unwrap()
-            .with_timeout(Duration::from_secs(10))
+        let options = ClientOptions { ca_file: self.ca.clone(), token: self.token.clone(), ..Default::default() };
+        Client::with_options(vec![self.api_addr.clone()], &options).unwrap().with_timeout(Duration::from_secs(10))
+    }
+
+    /// The process id (the node must be running).
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("node not running").id() as i32
     }
 }
 
@@ -231,29 +236,44 @@ pub struct TestCluster {
     extra: Vec<String>,
     /// The admin token of a cluster started with [`TestCluster::start_with_auth`].
     pub token: Option<String>,
+    /// With TLS: the directory written by `tls init` (see [`TestCluster::start_tls`]).
+    pub tls_dir: Option<PathBuf>,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl TestCluster {
     /// Starts `n` replicas (node 1 bootstraps, the others join) and waits until all are voters.
     pub async fn start(n: u64, extra: &[&str]) -> TestCluster {
-        Self::start_inner(n, extra, None).await
+        Self::start_with(n, extra, false, None).await
     }
 
     /// Like [`TestCluster::start`] with auth on: every replica is given `admin_token`
     /// (TASKRAFT_ADMIN_TOKEN), the leader commits it, and the cluster's clients send it.
     pub async fn start_with_auth(n: u64, extra: &[&str], admin_token: &str) -> TestCluster {
-        Self::start_inner(n, extra, Some(admin_token.to_string())).await
+        Self::start_with(n, extra, false, Some(admin_token.to_string())).await
     }
 
-    async fn start_inner(n: u64, extra: &[&str], token: Option<String>) -> TestCluster {
+    /// Like [`TestCluster::start`] with TLS: certificates from `tls init` in `<dir>/tls`,
+    /// replica N serving `replica-N.pem`, every client and worker trusting `ca.pem`.
+    pub async fn start_tls(n: u64, extra: &[&str]) -> TestCluster {
+        Self::start_with(n, extra, true, None).await
+    }
+
+    async fn start_with(n: u64, extra: &[&str], tls: bool, token: Option<String>) -> TestCluster {
         let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::Builder::new().prefix("taskraft-test-").tempdir().unwrap();
+        let tls_dir = tls.then(|| {
+            let tls_dir = dir.path().join("tls");
+            let options = taskraft::tls::init::InitOptions { replicas: n + 2, ..Default::default() };
+            taskraft::tls::init::write_cluster(&tls_dir, &options).expect("tls init");
+            tls_dir
+        });
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         if token.is_some() {
             extra.push("--auth=true".into());
         }
-        let mut cluster = TestCluster { nodes: Vec::new(), workers: Vec::new(), dir, extra, token, _serial: serial };
+        let mut cluster =
+            TestCluster { nodes: Vec::new(), workers: Vec::new(), dir, extra, tls_dir, token, _serial: serial };
         for id in 1..=n {
             cluster.add_node_process(id, id == 1);
         }
@@ -271,6 +291,7 @@ impl TestCluster {
             workers: Vec::new(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls_dir: None,
             token: None,
             _serial: serial,
         }
@@ -286,6 +307,17 @@ impl TestCluster {
             extra.push("--join".into());
             extra.push(peers.join(","));
         }
+        if let Some(tls) = &self.tls_dir {
+            let file = |name: String| tls.join(name).display().to_string();
+            extra.extend([
+                "--tls-cert".into(),
+                file(format!("replica-{id}.pem")),
+                "--tls-key".into(),
+                file(format!("replica-{id}-key.pem")),
+                "--tls-ca".into(),
+                file("ca.pem".into()),
+            ]);
+        }
         let mut node = TestNode {
             id,
             api_addr: format!("127.0.0.1:{}", free_port()),
@@ -295,6 +327,7 @@ impl TestCluster {
             extra,
             env: self.token.iter().map(|t| ("TASKRAFT_ADMIN_TOKEN".to_string(), t.clone())).collect(),
             token: self.token.clone(),
+            ca: self.ca_file(),
             child: None,
         };
         node.start();
@@ -316,6 +349,9 @@ impl TestCluster {
             "--work-dir".into(),
             self.dir.path().join(name).display().to_string(),
         ];
+        if let Some(ca) = self.ca_file() {
+            args.extend(["--ca-file".into(), ca.display().to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut w =
             TestWorker { name: name.into(), log: self.dir.path().join(format!("{name}.log")), args, child: None };
@@ -339,9 +375,15 @@ impl TestCluster {
         .await
     }
 
+    /// With TLS: the cluster CA.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls_dir.as_ref().map(|d| d.join("ca.pem"))
+    }
+
     /// A client that knows every replica (running or not).
     pub fn client(&self) -> Client {
-        Client::new(self.nodes.iter().map(|n| n.api_addr.clone()).collect())
+        let options = ClientOptions { ca_file: self.ca_file(), ..Default::default() };
+        Client::with_options(self.nodes.iter().map(|n| n.api_addr.clone()).collect(), &options)
             .unwrap()
             .with_token(self.token.as_deref())
             .unwrap()

@@ -214,7 +214,7 @@ async fn ask(node: &Node, raft_addr: &str) -> anyhow::Result<u64> {
     let body = taskraft_raft::wire::encode(&())?;
     let resp = node
         .http
-        .post(format!("http://{raft_addr}/raft/clock"))
+        .post(node.url(raft_addr, "/raft/clock"))
         .header(taskraft_raft::SECRET_HEADER, &node.config.cluster_secret)
         .body(body)
         .timeout(PROBE_TIMEOUT)
