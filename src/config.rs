@@ -358,6 +358,15 @@ impl ServerConfig {
         let tls = resolve_tls(a.tls_cert, a.tls_key, a.tls_ca)?;
         let (limits, max_long_polls) =
             resolve_limits(a.max_connections, a.max_long_polls, a.header_read_timeout_ms, a.idle_timeout_ms)?;
+        // With auth on, the cluster secret admits replicas (Raft, join): a well-known one would
+        // let anyone join the cluster and read its log.
+        if a.auth.unwrap_or(true) && cluster_secret == INSECURE_DEFAULT_SECRET {
+            return Err(invalid(
+                "cluster_secret",
+                "auth is on but no cluster secret is set: give every replica the same cluster_secret or \
+                 cluster_secret_file (or run with auth = false)",
+            ));
+        }
         if let Some(t) = &a.admin_token
             && crate::proto::tokens::token_key(t.trim()).is_none()
         {
@@ -468,10 +477,24 @@ fn resolve_limits(
 mod tests {
     use super::*;
 
+    /// Settings with a cluster secret, which auth (on by default) requires.
+    fn secret() -> ServerArgs {
+        ServerArgs { cluster_secret: Some("s3cret".into()), ..Default::default() }
+    }
+
+    #[test]
+    fn auth_without_a_cluster_secret_is_refused() {
+        let args = ServerArgs { node_id: Some(1), ..Default::default() };
+        let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
+        assert!(err.contains("cluster_secret"), "{err}");
+        let open = ServerArgs { node_id: Some(1), auth: Some(false), ..Default::default() };
+        assert!(ServerConfig::resolve(open, None).is_ok());
+    }
+
     #[test]
     fn flags_beat_file_and_defaults_fill_the_rest() {
         let file: ServerArgs = toml::from_str("node_id = 2\napi_addr = \"127.0.0.1:9000\"\njoin = [\"a:1\"]").unwrap();
-        let flags = ServerArgs { api_addr: Some("127.0.0.1:9100".into()), ..Default::default() };
+        let flags = ServerArgs { api_addr: Some("127.0.0.1:9100".into()), ..secret() };
         let c = ServerConfig::resolve(flags, Some(file)).unwrap();
         assert_eq!(c.node_id, 2);
         assert_eq!(c.api_addr.port(), 9100);
@@ -484,29 +507,25 @@ mod tests {
     fn unknown_keys_and_bad_values_are_named() {
         let err = toml::from_str::<ServerArgs>("node_idd = 1").unwrap_err().to_string();
         assert!(err.contains("node_idd"), "{err}");
-        let args = ServerArgs { node_id: Some(1), api_addr: Some("nowhere".into()), ..Default::default() };
+        let args = ServerArgs { node_id: Some(1), api_addr: Some("nowhere".into()), ..secret() };
         let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
         assert!(err.contains("api_addr"), "{err}");
-        let err = ServerConfig::resolve(ServerArgs::default(), None).unwrap_err().to_string();
+        let err = ServerConfig::resolve(secret(), None).unwrap_err().to_string();
         assert!(err.contains("node_id"), "{err}");
     }
 
     #[test]
     fn worker_lease_settings_come_from_file_flag_or_default() {
         let file: ServerArgs = toml::from_str("node_id = 1\nworker_ttl_ms = 6000\ndispatch_batch = 64").unwrap();
-        let c = ServerConfig::resolve(ServerArgs::default(), Some(file)).unwrap();
+        let c = ServerConfig::resolve(secret(), Some(file)).unwrap();
         assert_eq!(c.worker_ttl, Duration::from_millis(6000));
         assert_eq!(c.worker_heartbeat, Duration::from_millis(1000));
         assert_eq!(c.dispatch_batch, 64);
         // A short TTL brings the default heartbeat down with it.
-        let args = ServerArgs { node_id: Some(1), worker_ttl_ms: Some(900), ..Default::default() };
+        let args = ServerArgs { node_id: Some(1), worker_ttl_ms: Some(900), ..secret() };
         assert_eq!(ServerConfig::resolve(args, None).unwrap().worker_heartbeat, Duration::from_millis(300));
-        let args = ServerArgs {
-            node_id: Some(1),
-            worker_ttl_ms: Some(1000),
-            worker_heartbeat_ms: Some(600),
-            ..Default::default()
-        };
+        let args =
+            ServerArgs { node_id: Some(1), worker_ttl_ms: Some(1000), worker_heartbeat_ms: Some(600), ..secret() };
         let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
         assert!(err.contains("worker_heartbeat_ms"), "{err}");
     }
@@ -515,7 +534,7 @@ mod tests {
     fn the_tls_example_configs_resolve() {
         for i in 1..=3 {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("cluster-configs/local-3-tls/node-{i}.toml"));
-            let c = ServerConfig::resolve(ServerArgs::default(), Some(load_file(&path).unwrap())).unwrap();
+            let c = ServerConfig::resolve(secret(), Some(load_file(&path).unwrap())).unwrap();
             assert_eq!((c.node_id, c.scheme()), (i, "https"));
         }
     }
@@ -523,23 +542,18 @@ mod tests {
     #[test]
     fn tls_needs_all_three_files_and_limits_are_checked() {
         let file: ServerArgs = toml::from_str("node_id = 1\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
-        let err = ServerConfig::resolve(ServerArgs::default(), Some(file)).unwrap_err().to_string();
+        let err = ServerConfig::resolve(secret(), Some(file)).unwrap_err().to_string();
         assert!(err.contains("missing: tls_ca"), "{err}");
         let file: ServerArgs =
             toml::from_str("node_id = 1\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_ca = \"ca.pem\"").unwrap();
-        let c = ServerConfig::resolve(ServerArgs::default(), Some(file)).unwrap();
+        let c = ServerConfig::resolve(secret(), Some(file)).unwrap();
         assert_eq!(c.scheme(), "https");
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.max_long_polls, DEFAULT_MAX_LONG_POLLS);
-        let args = ServerArgs { node_id: Some(1), max_connections: Some(100), ..Default::default() };
+        let args = ServerArgs { node_id: Some(1), max_connections: Some(100), ..secret() };
         let c = ServerConfig::resolve(args, None).unwrap();
         assert_eq!((c.scheme(), c.limits.max_connections, c.max_long_polls), ("http", 100, 50));
-        let args = ServerArgs {
-            node_id: Some(1),
-            max_connections: Some(100),
-            max_long_polls: Some(100),
-            ..Default::default()
-        };
+        let args = ServerArgs { node_id: Some(1), max_connections: Some(100), max_long_polls: Some(100), ..secret() };
         let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
         assert!(err.contains("max_long_polls"), "{err}");
     }

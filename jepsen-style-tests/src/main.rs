@@ -88,6 +88,10 @@ struct Common {
     /// mutual TLS between replicas, workers and the harness verifying against the run's CA.
     #[arg(long)]
     tls: bool,
+    /// Run the cluster with auth on: a fresh admin token per run, sent by the workers and the
+    /// harness (`auth = true` as in `cluster-configs/`).
+    #[arg(long)]
+    auth: bool,
 }
 
 #[derive(Args)]
@@ -225,6 +229,7 @@ fn options(c: &Common, time_limit: f64, nemesis: Vec<Family>, seed: u64) -> anyh
         step_ms: c.step_ms,
         quiet_limit: Duration::from_secs_f64(c.quiet_limit),
         tls: c.tls,
+        auth: c.auth,
     })
 }
 

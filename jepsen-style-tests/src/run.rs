@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub quiet_limit: Duration,
     /// Run the cluster with TLS (certificates from `taskraft tls init` in the run's directory).
     pub tls: bool,
+    /// Run the cluster with auth on (an admin token for the run; see [`crate::tls`]).
+    pub auth: bool,
 }
 
 /// What a run ended with.
@@ -88,7 +90,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let epoch = Instant::now();
     let tls = if opts.tls { Some(crate::tls::generate(&opts.bin, &dir)?) } else { None };
     crate::tls::activate(tls.as_deref())?;
-    let layout = Layout { dir: dir.clone(), bin: opts.bin.clone(), clock: opts.nemesis.contains(&Family::Clock), tls };
+    let admin_token = crate::tls::activate_auth(opts.auth.then_some(dir.as_path()))?;
+    let clock = opts.nemesis.contains(&Family::Clock);
+    let layout = Layout { dir: dir.clone(), bin: opts.bin.clone(), clock, tls, admin_token };
     let mut cluster = Cluster::new(layout)?;
     cluster.form(opts.nodes).await.context("forming the cluster")?;
     for j in 1..=opts.workers {

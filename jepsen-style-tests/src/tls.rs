@@ -7,6 +7,9 @@
 //! 3. Every HTTP client of the harness is built by [`client_builder`], which trusts the run's CA
 //!    while a TLS run is active, and every URL comes from [`url`], which says `https`.
 //!
+//! With `--auth` the same goes for the run's admin token ([`activate_auth`]): replicas run with
+//! `auth = true`, workers and every harness client send the token.
+//!
 //! The active CA is process-wide because runs are sequential and dozens of call sites build
 //! URLs and clients; [`activate`] swaps it at the start of each run (and clears it for a
 //! plaintext run).
@@ -23,6 +26,26 @@ use crate::cluster::replica_ip;
 
 /// PEM of the active run's CA; `None`: plaintext.
 static ACTIVE_CA: RwLock<Option<Vec<u8>>> = RwLock::new(None);
+/// The active run's admin token (`--auth`); `None`: the cluster runs without auth.
+static ACTIVE_TOKEN: RwLock<Option<String>> = RwLock::new(None);
+
+/// With `--auth`: a fresh admin token for the run, written to `dir/admin-token`; every replica's
+/// config names that file (whichever replica leads first commits it), the workers use it, and
+/// every client of the harness sends it from now on. `None` clears it (a run without auth).
+pub fn activate_auth(dir: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+    let Some(dir) = dir else {
+        *ACTIVE_TOKEN.write().expect("token lock") = None;
+        return Ok(None);
+    };
+    let mut bytes = [0u8; 40];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let token = format!("trk_{}_{}", hex(&bytes[..8]), hex(&bytes[8..]));
+    let file = dir.join("admin-token");
+    std::fs::write(&file, format!("{token}\n")).context("writing the run's admin token")?;
+    *ACTIVE_TOKEN.write().expect("token lock") = Some(token);
+    Ok(Some(file))
+}
 
 /// Writes the run's certificates into `dir/tls` with `bin tls init`; returns that directory.
 pub fn generate(bin: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
@@ -58,9 +81,16 @@ pub fn url(addr: &str, path: &str) -> String {
     format!("{}://{addr}{path}", scheme())
 }
 
-/// A reqwest builder that trusts only the active CA during a TLS run.
+/// A reqwest builder that trusts only the active CA during a TLS run, and sends the run's
+/// admin token during an `--auth` run.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder();
+    let mut builder = reqwest::Client::builder();
+    if let Some(token) = ACTIVE_TOKEN.read().expect("token lock").as_deref() {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("ascii token");
+        value.set_sensitive(true);
+        let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
+        builder = builder.default_headers(headers);
+    }
     match ACTIVE_CA.read().expect("ca lock").as_deref() {
         Some(pem) => {
             let ca = reqwest::Certificate::from_pem(pem).expect("tls init writes a valid CA");

@@ -61,7 +61,9 @@ where
     T: serde::de::DeserializeOwned,
 {
     let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes());
-    if given != Some(peer.secret.as_bytes()) {
+    // Constant time: the secret is what admits a replica; its bytes must not leak by timing.
+    let matches = given.is_some_and(|g| bool::from(subtle::ConstantTimeEq::ct_eq(g, peer.secret.as_bytes())));
+    if !matches {
         tracing::warn!(rpc, secret_present = given.is_some(), "refused raft rpc: wrong or missing cluster secret");
         return Err((StatusCode::UNAUTHORIZED, "wrong or missing cluster secret".into()));
     }

@@ -127,7 +127,7 @@ pub async fn authorize(
     next: Next,
 ) -> Response {
     let need = need(req.method(), route.as_str());
-    let principal = match identify(&node, req.headers(), need).await {
+    let principal = match identify(&node, req.headers(), need, route.as_str()).await {
         Ok(p) => p,
         Err(e) => {
             let mut resp = e.into_response();
@@ -145,11 +145,26 @@ pub async fn authorize(
     next.run(req).await
 }
 
-async fn identify(node: &Node, headers: &axum::http::HeaderMap, need: Need) -> Result<Principal, ApiError> {
+/// The routes one replica calls on another with the cluster secret: joining, read indexes.
+fn replica_route(route: &str) -> bool {
+    matches!(route, "/v1/internal/read-index" | "/v1/cluster/members")
+}
+
+async fn identify(
+    node: &Node,
+    headers: &axum::http::HeaderMap,
+    need: Need,
+    route: &str,
+) -> Result<Principal, ApiError> {
     if !node.config.auth || need == Need::Open {
         return Ok(Principal::Open);
     }
     if let Some(secret) = headers.get(CLUSTER_SECRET_HEADER) {
+        // Only where replicas call each other: the secret is a replica's credential, not a
+        // master key of the API.
+        if !replica_route(route) {
+            return Err(unauthorized("the cluster secret is accepted only on the join and read-index routes"));
+        }
         return if bool::from(secret.as_bytes().ct_eq(node.config.cluster_secret.as_bytes())) {
             Ok(Principal::Replica)
         } else {

@@ -3,7 +3,7 @@
 //! Served by the leader, which confirms its leadership with a quorum first; a follower forwards
 //! the request. The body is the backup file itself (`application/octet-stream`); the index,
 //! term and counts are in its checksummed header, and repeated in `x-taskraft-snapshot-*`
-//! headers for a quick look with curl. Admin only once authentication lands.
+//! headers for a quick look with curl. Admin only (see `api::auth`).
 
 use std::sync::Arc;
 
@@ -32,7 +32,6 @@ use crate::proto::backup::SNAPSHOT_CONTENT_TYPE;
     operation_id = "snapshot",
     responses(
         (status = 200, description = "A consistent, checksummed backup of the whole state (admin); restore it with `taskraft snapshot restore`", content_type = "application/octet-stream", body = crate::api::openapi::Binary),
-        (status = 500, description = "The backup could not be built (a bug)", body = crate::proto::ErrorBody),
         (status = 503, response = crate::api::openapi::Unavailable),
         (status = 504, response = crate::api::openapi::Timeout),
     ),

@@ -136,7 +136,6 @@ pub async fn track(State(metrics): State<HttpMetrics>, req: Request, next: Next)
     operation_id = "metrics",
     responses(
         (status = 200, description = "This replica's metrics (OpenMetrics text; names in the README)", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
-        (status = 500, description = "The metrics could not be encoded (a bug)", body = crate::proto::ErrorBody),
     ),
 )]
 pub async fn scrape(State(node): State<Arc<Node>>) -> Response {

@@ -45,10 +45,8 @@ pub async fn replicas(State(node): State<Arc<Node>>, headers: HeaderMap) -> Json
                 return ReplicaProbe::answered(m, Ok(here.clone()), Duration::ZERO);
             }
             let started = Instant::now();
-            let mut req = node
-                .http
-                .get(format!("http://{}/v1/cluster", m.api_addr))
-                .timeout(Duration::from_millis(PROBE_TIMEOUT_MS));
+            let mut req =
+                node.http.get(node.url(&m.api_addr, "/v1/cluster")).timeout(Duration::from_millis(PROBE_TIMEOUT_MS));
             if let Some(a) = auth {
                 req = req.header(AUTHORIZATION, a);
             }

@@ -123,6 +123,10 @@ impl ApiToken {
         if !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b)) {
             return Err(field("name", "may hold only letters, digits and . _ @ -".into()));
         }
+        // `token revoke` takes a key or a name: a name shaped like a key would be ambiguous.
+        if self.name.len() == TOKEN_KEY_LEN && self.name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(field("name", format!("must not look like a token key ({TOKEN_KEY_LEN} hex digits)")));
+        }
         match (&self.worker_id, self.role) {
             (None, Role::Worker) => Err(field("worker_id", "a worker token needs the worker id it speaks for".into())),
             (Some(w), Role::Worker) if w.is_empty() || w.len() > super::MAX_WORKER_ID_BYTES => {
@@ -249,5 +253,7 @@ mod tests {
         assert_eq!(r.validate().unwrap_err().field, "worker_id");
         let bad_key = token("xyz", "k", Role::Reader);
         assert_eq!(bad_key.validate().unwrap_err().field, "key");
+        let key_like_name = token("00000000000000aa", "00000000000000bb", Role::Reader);
+        assert_eq!(key_like_name.validate().unwrap_err().field, "name");
     }
 }

@@ -176,8 +176,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         .with_attempt_timeout(Duration::from_secs(2));
     let reporter = super::reporter::Reporter::start(Arc::new(report_client), &config.id);
     // Live output is best effort: a slow replica is skipped quickly, the next tick retries.
-    let output_client = Client::with_local_ip(config.cluster.clone(), config.local_ip)?
-        .with_token(config.token.as_deref())?
+    let output_client = Client::with_options(config.cluster.clone(), &options)?
         .with_timeout(Duration::from_secs(2))
         .with_attempt_timeout(Duration::from_secs(1));
     let output = Arc::new(super::output::Shipper::new(&config.id, output_client));
