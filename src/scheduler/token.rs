@@ -36,6 +36,7 @@ pub const TOKEN_KEY_LEN: usize = 16;
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = TokenRole)]
 pub enum Role {
     /// GET only.
     Reader,
