@@ -103,3 +103,25 @@ async fn long_polls_over_their_cap_get_503_with_retry_after() {
     let again = http.get(url.replace("4000", "10")).send().await.unwrap();
     assert_eq!(again.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_trickles_its_body_is_cut_off_at_the_request_deadline() {
+    let cluster = TestCluster::start(1, &["--request-timeout-ms", "500", "--idle-timeout-ms", "60000"]).await;
+    let addr = cluster.nodes[0].api_addr.clone();
+    // A whole head, then 10 of the 100 body bytes it promised, then nothing.
+    let opened = Instant::now();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"command\"")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut answer)).await;
+    let took = opened.elapsed();
+    assert!(read.is_ok(), "the stalled upload was still open after 15 s");
+    // request_timeout (0.5 s) + the 5 s grace: not at once, and not never.
+    assert!(took >= Duration::from_secs(5), "cut off after only {took:?}");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(text.contains("outcome_unknown"), "{text}");
+    cluster.client().cluster_status().await.unwrap();
+}

@@ -40,6 +40,10 @@ use crate::proto::tokens::token_key;
 use crate::proto::tokens::token_sha256;
 use crate::scheduler::Role;
 
+/// Catch-ups (read barriers) for unknown token keys in flight on this replica; more are
+/// refused at once (401), as if the barrier had not found the key.
+static UNKNOWN_KEY_CATCH_UPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 /// Who is calling, as established by [`authorize`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
@@ -184,8 +188,10 @@ async fn identify(
     if let Some(p) = lookup(node, key, token) {
         return p;
     }
-    // A token created a moment ago may not have reached this replica yet.
+    // A token created a moment ago may not have reached this replica yet. Few such catch-ups
+    // at once: a flood of made-up keys must not turn into a flood of quorum round trips.
     if !node.is_leader()
+        && let Ok(_permit) = UNKNOWN_KEY_CATCH_UPS.try_acquire()
         && node.read_barrier(Instant::now() + node.config.request_timeout).await.is_ok()
         && let Some(p) = lookup(node, key, token)
     {

@@ -114,8 +114,10 @@ pub fn router(node: Arc<Node>) -> Router {
     public
         // Replica to replica: not part of the public API or its document.
         .route("/v1/internal/read-index", get(cluster::read_index))
-        // Long-polls hold a permit of their own (`max_long_polls`); other requests pass.
+        // Long-polls hold a permit of their own (`max_long_polls`); everything else must be
+        // done by its deadline, body included.
         .route_layer(gate)
+        .route_layer(axum::middleware::from_fn_with_state(node.config.request_timeout, long_poll::deadline))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::authorize))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
