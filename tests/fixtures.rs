@@ -5,7 +5,7 @@
 //! after applying them (`snapshot.bin`), and a readable dump of that state (`state.json`).
 //! `v1/` was written by the first release's code (commit a883028); `v2/` by the release that
 //! made formats versioned (commit 42a80f8); `v3/` (schedules) by commit 22e948e; `v4/` (API
-//! tokens) by this one.
+//! tokens) by commit 94614ec; `v5/` (task results) by this one.
 //!
 //! The tests read every version through the real paths (a sled log store with the upgrade hook,
 //! the state machine opening a snapshot directory) and check the content. The newest version's
@@ -42,6 +42,7 @@ use taskraft::scheduler::Overlap;
 use taskraft::scheduler::PlacementStrategy;
 use taskraft::scheduler::Preferences;
 use taskraft::scheduler::Resources;
+use taskraft::scheduler::ResultData;
 use taskraft::scheduler::RetryPolicy;
 use taskraft::scheduler::Reuse;
 use taskraft::scheduler::Role;
@@ -63,7 +64,7 @@ use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
 /// The format this build writes; its fixtures must match today's bytes.
-const CURRENT: &str = "v4";
+const CURRENT: &str = "v5";
 
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
@@ -191,6 +192,7 @@ fn commands() -> Vec<Command> {
             exit_code: Some(0),
             output_tail: "slept\n".into(),
             error: None,
+            result: None,
         },
         // task 3 fails and waits to retry
         Command::Complete {
@@ -201,6 +203,7 @@ fn commands() -> Vec<Command> {
             exit_code: Some(1),
             output_tail: String::new(),
             error: Some("exit code 1".into()),
+            result: None,
         },
         // task 4 times out and fails for good
         Command::Complete {
@@ -211,6 +214,7 @@ fn commands() -> Vec<Command> {
             exit_code: None,
             output_tail: String::new(),
             error: Some("timed out after 60000 ms (enforced by the leader)".into()),
+            result: None,
         },
         // 17: w3 is lost with task 7 live on it: task 7 is pending again with a lost attempt
         Command::WorkerLost { now_ms: i(17), worker_id: "w3".into() },
@@ -245,6 +249,7 @@ fn commands() -> Vec<Command> {
                         exit_code: Some(0),
                         output_tail: String::new(),
                         error: None,
+                        result: None,
                     },
                 },
             ],
@@ -302,7 +307,52 @@ fn commands() -> Vec<Command> {
         Command::CreateToken { now_ms: i(36), token: api_token("00000000000000c3", "ci", Role::Submitter, None) },
         Command::RevokeToken { now_ms: i(37), key_or_name: "ci".into() },
         Command::WorkerCheckpoint { now_ms: i(38), worker_id: "w2".into(), task_id: 1, token: 11, data: b"x".to_vec() },
+        // 39… (format 5): task results. Task 13 answers "42\n" in a report; a stale report
+        // with a result is refused; task 14 answers bytes that are not UTF-8.
+        Command::Submit {
+            request_id: None,
+            now_ms: i(39),
+            spec: spec("answer", &["sh", "-c", "echo 42 > \"$TASKRAFT_RESULT_OUT\""]),
+            reuse: Reuse::SameBody,
+        },
+        Command::Assign { now_ms: i(40), assignments: vec![(13, "w1".into())] },
+        Command::Reports {
+            now_ms: i(41),
+            worker_id: "w1".into(),
+            reports: vec![
+                AttemptReport { attempt: AttemptId::new(13, 40), event: AttemptEvent::Started },
+                AttemptReport { attempt: AttemptId::new(13, 11), event: ended(Some(b"stale\n")) },
+                AttemptReport { attempt: AttemptId::new(13, 40), event: ended(Some(b"42\n")) },
+            ],
+        },
+        Command::Submit {
+            request_id: None,
+            now_ms: i(42),
+            spec: run(Executor::Noop, "binary", &[]),
+            reuse: Reuse::SameBody,
+        },
+        Command::Assign { now_ms: i(43), assignments: vec![(14, "w1".into())] },
+        Command::Complete {
+            now_ms: i(44),
+            task_id: 14,
+            token: 43,
+            outcome: AttemptOutcome::Succeeded,
+            exit_code: None,
+            output_tail: String::new(),
+            error: None,
+            result: Some(vec![0xff, 0x00, 0x01]),
+        },
     ]
+}
+
+fn ended(result: Option<&[u8]>) -> AttemptEvent {
+    AttemptEvent::Ended {
+        outcome: AttemptOutcome::Succeeded,
+        exit_code: Some(0),
+        output_tail: String::new(),
+        error: None,
+        result: result.map(|r| ResultData(r.to_vec())),
+    }
 }
 
 fn api_token(key: &str, name: &str, role: Role, worker: Option<&str>) -> ApiToken {
@@ -696,7 +746,7 @@ fn check_schedules(entries: &[Entry], state: &State) {
     assert_eq!(run.spec.name, "every-second");
     let manual = state.task(11).expect("the triggered run");
     assert!(matches!(manual.spec.origin, TaskOrigin::Schedule { manual: true, .. }));
-    assert_eq!(state.next_task_id(), 13);
+    assert!(state.task(12).is_some(), "the backfilled run");
 }
 
 #[tokio::test]
@@ -708,6 +758,7 @@ async fn format_3_data_dir_is_read_and_upgraded() {
     let snapshot = read_snapshot(&v3);
     check_state(&snapshot);
     check_schedules(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 13);
     assert_eq!(snapshot.last_applied_index(), 33);
     assert_eq!(snapshot.tokens().count(), 0);
     // Replaying the upgraded log reaches exactly the state format 3 snapshotted.
@@ -727,11 +778,8 @@ fn check_tokens(entries: &[Entry], state: &State) {
 }
 
 #[tokio::test]
-async fn format_4_is_what_this_build_writes() {
-    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
-        return; // being rewritten right now
-    }
-    let v4 = committed(CURRENT);
+async fn format_4_data_dir_is_read_and_upgraded() {
+    let v4 = committed("v4");
     let entries = read_log(&v4).await;
     assert_eq!(entries.len(), 38);
     check_log(&entries, Reuse::SameBody);
@@ -739,16 +787,57 @@ async fn format_4_is_what_this_build_writes() {
     check_state(&snapshot);
     check_schedules(&entries, &snapshot);
     check_tokens(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 13);
     assert_eq!(snapshot.last_applied_index(), 38);
+    // Format 4 had no results: every upgraded completion and task carries none.
+    assert!(matches!(command(&entries, 14), Command::Complete { result: None, .. }));
+    assert!(matches!(command(&entries, 24), Command::Reports { reports, .. }
+        if matches!(&reports[1].event, AttemptEvent::Ended { result: None, .. })));
+    assert!(snapshot.task(2).is_some_and(|t| t.state == TaskState::Succeeded && t.result.is_none()));
+    // Replaying the upgraded log reaches exactly the state format 4 snapshotted.
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
+}
+
+/// The result entries (format 5) and what they leave in the state.
+fn check_results(entries: &[Entry], state: &State) {
+    assert!(matches!(command(entries, 44), Command::Complete { result: Some(r), .. } if r == &[0xff, 0, 1]));
+    let answer = state.task(13).expect("task 13");
+    assert_eq!(answer.state, TaskState::Succeeded);
+    let result = answer.result.as_ref().expect("task 13 has a result");
+    assert_eq!((result.data.as_slice(), result.attempt, result.token), (&b"42\n"[..], 1, 40), "not the stale one");
+    let binary = state.task(14).unwrap().result.as_ref().expect("task 14 has a result");
+    assert_eq!((binary.data.as_slice(), binary.token), (&[0xff, 0, 1][..], 43));
+    let json = serde_json::to_value(state.task(14).unwrap()).unwrap();
+    assert_eq!(json["result"]["base64"], "/wAB");
+    assert_eq!(serde_json::to_value(answer).unwrap()["result"]["text"], "42\n");
+}
+
+#[tokio::test]
+async fn format_5_is_what_this_build_writes() {
+    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
+        return; // being rewritten right now
+    }
+    let v5 = committed(CURRENT);
+    let entries = read_log(&v5).await;
+    assert_eq!(entries.len(), 44);
+    check_log(&entries, Reuse::SameBody);
+    let snapshot = read_snapshot(&v5);
+    check_state(&snapshot);
+    check_schedules(&entries, &snapshot);
+    check_tokens(&entries, &snapshot);
+    check_results(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 15);
+    assert_eq!(snapshot.last_applied_index(), 44);
     // A persisted type changed without a new format version: bump it (src/scheduler/format).
     let now = today().await;
     let names = |f: &Files| f.log.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&now), names(&v4), "the fixture log's entries changed");
-    for ((_, name, want), (_, _, got)) in v4.log.iter().zip(&now.log) {
-        assert!(want == got, "{name}: today's encoding differs from the committed format-4 bytes");
+    assert_eq!(names(&now), names(&v5), "the fixture log's entries changed");
+    for ((_, name, want), (_, _, got)) in v5.log.iter().zip(&now.log) {
+        assert!(want == got, "{name}: today's encoding differs from the committed format-5 bytes");
     }
-    assert!(v4.snapshot == now.snapshot, "today's snapshot differs from the committed format-4 snapshot");
-    assert_eq!(v4.state_json, now.state_json);
+    assert!(v5.snapshot == now.snapshot, "today's snapshot differs from the committed format-5 snapshot");
+    assert_eq!(v5.state_json, now.state_json);
 }
 
 #[tokio::test]

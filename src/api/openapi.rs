@@ -350,6 +350,13 @@ mod tests {
             assert!(checkpoint[field].is_object(), "checkpoint.{field}");
         }
         assert!(checkpoint.get("data").is_none());
+        let result = &schemas["TaskResult"]["properties"];
+        for field in ["attempt", "token", "at_ms", "size", "text", "base64"] {
+            assert!(result[field].is_object(), "result.{field}");
+        }
+        assert!(schemas["Task"]["properties"]["result"].is_object(), "{}", schemas["Task"]);
+        let data = &schemas["ResultData"]["properties"];
+        assert!(data["text"].is_object() && data["base64"].is_object() && data.get("attempt").is_none());
         let origin = serde_json::to_string(&schemas["TaskOrigin"]).unwrap();
         assert!(origin.contains("\"api\"") && origin.contains("nominal_ms"), "{origin}");
         // Flattened answers are the flattened type plus their own fields.

@@ -189,6 +189,17 @@ fn format_task(t: &Task) -> String {
     if let Some(cp) = &t.checkpoint {
         line(format!("checkpoint:  {} bytes from attempt {}", cp.data.len(), cp.attempt));
     }
+    if let Some(r) = &t.result {
+        // Text is escaped like everything else a task wrote (a newline shows as `\n`, so the
+        // result stays on one line); other bytes show as base64, as in the JSON form.
+        let (text, base64) = crate::scheduler::text_or_base64(&r.data);
+        let shown = match (text, base64) {
+            (Some(text), _) => escape(&text),
+            (None, Some(b64)) => format!("(base64) {b64}"),
+            (None, None) => "(empty)".to_string(),
+        };
+        line(format!("result:      {} bytes from attempt {}: {shown}", r.data.len(), r.attempt));
+    }
     for a in &t.attempts {
         let outcome = a.outcome.map_or("running", |o| o.as_str());
         let exit = a.exit_code.map(|c| format!(" exit={c}")).unwrap_or_default();
@@ -243,6 +254,7 @@ mod tests {
             cancel_reason: None,
             retry_at_ms: None,
             last_error: None,
+            result: None,
         }
     }
 
@@ -296,6 +308,7 @@ mod tests {
     fn task_details_escape_everything_from_users_and_tasks() {
         let mut t = task("n\u{1b}[1m", Executor::Exec, &["echo", "\u{1b}c"]);
         t.last_error = Some("bad\rerror".into());
+        t.result = Some(crate::scheduler::TaskResult { data: b"42\n\x1b".to_vec(), attempt: 1, token: 9, at_ms: 0 });
         t.attempts.push(Attempt {
             number: 1,
             worker_id: "w\n1".into(),
@@ -315,6 +328,7 @@ mod tests {
             "executor:    exec\n",
             "command:     echo \\u{1b}c\n",
             "last error:  bad\\rerror\n",
+            "result:      4 bytes from attempt 1: 42\\n\\u{1b}\n",
             "  attempt 1 on w\\n1 (token 9): failed exit=1\n",
             "    error: x\\u{1b}\n",
             "    | col1\tcol2\n    | \\u{1b}[31mred\n",

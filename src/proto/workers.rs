@@ -23,6 +23,7 @@ use serde::Serialize;
 pub use crate::scheduler::AttemptEvent;
 pub use crate::scheduler::AttemptId;
 pub use crate::scheduler::AttemptReport;
+pub use crate::scheduler::ResultData;
 use crate::scheduler::Task;
 use crate::scheduler::TaskStatus;
 use crate::scheduler::WorkerInfo;

@@ -15,6 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::result::ResultData;
 use super::schedule::{Schedule, ScheduleId, ScheduleSpec};
 use super::task::{AttemptId, AttemptOutcome, Task, TaskId, TaskSpec, TaskState};
 use super::token::ApiToken;
@@ -112,6 +113,9 @@ pub enum Command {
         output_tail: String,
         /// Error message, if any.
         error: Option<String>,
+        /// What the attempt wrote to `$TASKRAFT_RESULT_OUT` (format 5); kept only if the
+        /// token is current, dropped (with a note in the error) past `MAX_RESULT_BYTES`.
+        result: Option<Vec<u8>>,
     },
     /// Kept for entries written before `WorkerLostIncarnation` existed; the leader no longer
     /// proposes it. The worker is lost whatever its incarnation: its live attempts end as `lost`
@@ -324,6 +328,10 @@ pub enum AttemptEvent {
         output_tail: String,
         /// Error message, if any.
         error: Option<String>,
+        /// What the attempt wrote to `$TASKRAFT_RESULT_OUT`, if anything (format 5). Absent
+        /// in JSON from workers older than results: no result.
+        #[serde(default)]
+        result: Option<ResultData>,
     },
 }
 

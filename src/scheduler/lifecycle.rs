@@ -8,6 +8,7 @@
 use super::command::{
     AssignOutcome, AssignResult, AttemptEvent, AttemptReport, RejectCode, Rejection, Response, TaskStatus,
 };
+use super::result::{MAX_RESULT_BYTES, TaskResult};
 use super::state::{State, TaskIndex, not_found};
 use super::task::{
     Attempt, AttemptOutcome, Checkpoint, FailoverPolicy, MAX_CHECKPOINT_BYTES, MAX_ERROR_BYTES, MAX_OUTPUT_TAIL_BYTES,
@@ -26,6 +27,8 @@ pub(crate) struct AttemptEnd {
     pub(crate) exit_code: Option<i32>,
     pub(crate) output_tail: String,
     pub(crate) error: Option<String>,
+    /// What the attempt wrote to `$TASKRAFT_RESULT_OUT`.
+    pub(crate) result: Option<Vec<u8>>,
 }
 
 /// What a task does after an attempt ends.
@@ -113,6 +116,7 @@ impl State {
                 exit_code: None,
                 output_tail: String::new(),
                 error: Some(why.clone()),
+                result: None,
             };
             finish_attempt(task, &mut self.index, end, now_ms);
             self.ready.sync(task);
@@ -279,8 +283,9 @@ impl State {
             }
             results.push(match event {
                 AttemptEvent::Started => self.attempt_started(now_ms, attempt.task_id, attempt.token),
-                AttemptEvent::Ended { outcome, exit_code, output_tail, error } => {
-                    let end = AttemptEnd { outcome, exit_code, output_tail, error };
+                AttemptEvent::Ended { outcome, exit_code, output_tail, error, result } => {
+                    let result = result.map(|r| r.0);
+                    let end = AttemptEnd { outcome, exit_code, output_tail, error, result };
                     self.complete(now_ms, attempt.task_id, attempt.token, end)
                 }
             });
@@ -384,6 +389,20 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
     attempt.exit_code = end.exit_code;
     attempt.output_tail = truncate(end.output_tail, MAX_OUTPUT_TAIL_BYTES, true);
     attempt.error = end.error.map(|e| truncate(e, MAX_ERROR_BYTES, false));
+    // Only the fenced, current attempt gets here, so a stale attempt's result never lands.
+    // The task keeps the result of the attempt that ended last, even none: a retry that writes
+    // nothing must not pass on its failed predecessor's answer. Too big a result is dropped
+    // (workers never send one; refusing the completion instead would leave the attempt live).
+    task.result = match end.result {
+        Some(data) if data.len() > MAX_RESULT_BYTES => {
+            let note = format!("result of {} bytes dropped: the limit is {MAX_RESULT_BYTES}", data.len());
+            let error = attempt.error.take().map_or(note.clone(), |e| format!("{e}; {note}"));
+            attempt.error = Some(truncate(error, MAX_ERROR_BYTES, false));
+            None
+        }
+        Some(data) => Some(TaskResult { data, attempt: attempt.number, token: attempt.fencing_token, at_ms: now_ms }),
+        None => None,
+    };
     let summary = summarize(attempt);
     let restart = task.spec.failover == FailoverPolicy::Restart;
     let next = match end.outcome {

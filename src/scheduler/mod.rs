@@ -39,6 +39,7 @@ mod lifecycle;
 pub mod placement;
 mod ready;
 mod ready_tree;
+mod result;
 pub mod schedule;
 mod state;
 mod task;
@@ -58,6 +59,7 @@ pub use command::{
 pub use dedup::REQUEST_DEDUP_CAPACITY;
 pub use lifecycle::MAX_TOTAL_ATTEMPTS;
 pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
+pub use result::{MAX_RESULT_BYTES, ResultData, TaskResult, text_or_base64};
 pub use schedule::{Overlap, Schedule, ScheduleCounters, ScheduleId, ScheduleSpec};
 pub use state::{DEFAULT_LIST_LIMIT, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
 pub use task::{

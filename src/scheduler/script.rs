@@ -16,8 +16,8 @@
 //! cancel 1 reason="no longer needed" request=r2
 //! register w1 slots=2 label=zone:a          drain w1      remove w1      lost w1 [registered=MS]
 //! assign 1 w1 2 w2                          start 1 token=5
-//! checkpoint 1 token=5 data=abc             complete 1 token=5 outcome=failed exit=1 error=boom
-//! reports w1 | started 1@5 | ended 2@5 outcome=failed exit=1 error=boom
+//! checkpoint 1 token=5 data=abc             complete 1 token=5 outcome=failed exit=1 error=boom result=42
+//! reports w1 | started 1@5 | ended 2@5 outcome=failed exit=1 error=boom result=42
 //! get 1      list state=pending limit=2 after=1      stats      workers      tick 5000      noop
 //! ```
 //!
@@ -319,6 +319,7 @@ fn report(a: &Args) -> Result<AttemptReport, String> {
             exit_code: a.num("exit")?,
             output_tail: a.get("output").unwrap_or("").to_string(),
             error: a.get("error").map(String::from),
+            result: a.get("result").map(|r| ResultData(r.as_bytes().to_vec())),
         },
         other => return Err(format!("unknown report {other}")),
     };
@@ -664,6 +665,7 @@ impl Runner {
                 exit_code: a.num("exit")?,
                 output_tail: a.get("output").unwrap_or("").to_string(),
                 error: a.get("error").map(String::from),
+                result: a.get("result").map(|r| r.as_bytes().to_vec()),
             },
             "lost" => match a.num("registered")? {
                 Some(registered_ms) => {
@@ -871,6 +873,9 @@ fn dump_task(t: &Task) -> String {
     }
     if let Some(c) = &t.checkpoint {
         write!(s, " ckpt={}@#{}/t{}", String::from_utf8_lossy(&c.data), c.attempt, c.token).unwrap();
+    }
+    if let Some(r) = &t.result {
+        write!(s, " result={:?}@#{}/t{}", String::from_utf8_lossy(&r.data), r.attempt, r.token).unwrap();
     }
     if t.cancel_requested {
         s.push_str(" cancel_requested");

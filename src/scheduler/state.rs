@@ -243,8 +243,8 @@ impl State {
             Command::Assign { now_ms, assignments } => self.assign(log_index, now_ms, assignments),
             Command::AttemptStarted { now_ms, task_id, token } => self.attempt_started(now_ms, task_id, token),
             Command::Checkpoint { now_ms, task_id, token, data } => self.checkpoint(now_ms, task_id, token, data),
-            Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error } => {
-                let end = super::lifecycle::AttemptEnd { outcome, exit_code, output_tail, error };
+            Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error, result } => {
+                let end = super::lifecycle::AttemptEnd { outcome, exit_code, output_tail, error, result };
                 self.complete(now_ms, task_id, token, end)
             }
             Command::WorkerLost { now_ms, worker_id } => self.worker_gone(now_ms, &worker_id, WorkerState::Lost),
@@ -515,6 +515,7 @@ impl State {
             cancel_reason: None,
             retry_at_ms: None,
             last_error: None,
+            result: None,
         };
         self.ready.sync(&task);
         self.tasks.insert(id, Box::new(task));
@@ -704,6 +705,19 @@ impl State {
             }
             if let Some(a) = live_attempt {
                 live.entry(a.worker_id.clone()).or_default().insert(id);
+            }
+            // Only the fenced completion of an attempt writes a result: it is the last ended one's.
+            if let Some(r) = &task.result {
+                let ended = task.attempts.iter().rev().find(|a| !a.is_live());
+                if ended.map(|a| (a.number, a.fencing_token)) != Some((r.attempt, r.token)) {
+                    return Err(format!(
+                        "task {id} has the result of attempt {}/t{}, not of its last ended one",
+                        r.attempt, r.token
+                    ));
+                }
+                if r.data.len() > super::MAX_RESULT_BYTES {
+                    return Err(format!("task {id} keeps a result of {} bytes", r.data.len()));
+                }
             }
             // A requested cancel ends the task with its attempt: it is never requeued.
             if task.cancel_requested && !should_be_live && !task.is_terminal() {

@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::result::TaskResult;
+
 /// Task ids are allocated by apply from a counter that starts at 1, identical on every replica.
 pub type TaskId = u64;
 
@@ -1038,6 +1040,10 @@ pub struct Task {
     pub retry_at_ms: Option<u64>,
     /// Summary of the most recent problem (failed attempt, lost worker, failed parent).
     pub last_error: Option<String>,
+    /// What the attempt that ended last wrote to `$TASKRAFT_RESULT_OUT`, committed with its
+    /// completion under its fencing token (format 5). Once the task succeeded, the successful
+    /// attempt's result.
+    pub result: Option<TaskResult>,
 }
 
 impl Task {

@@ -168,6 +168,8 @@ fn resolve(state: &State, index: u64, op: &Op) -> Command {
             exit_code: Some(i32::from(*outcome)),
             output_tail: "out".into(),
             error: None,
+            // Some completions carry a result, so stale ones with a result get refused too.
+            result: (*outcome % 2 == 0).then(|| vec![*task, *outcome]),
         },
         Op::Lost { worker: w } => Command::WorkerLost { now_ms, worker_id: worker(*w) },
         Op::Drain { worker: w } => Command::DrainWorker { now_ms, worker_id: worker(*w) },
@@ -526,12 +528,40 @@ fn long_reports_are_truncated_not_refused() {
             exit_code: Some(0),
             output_tail: format!("{}é-end", "x".repeat(10_000)),
             error: Some("é".repeat(MAX_ERROR_BYTES)),
+            result: None,
         },
     );
     let Response::Completed { task } = resp else { panic!("expected completion, got {resp:?}") };
     let a = &task.attempts[0];
     assert!(a.output_tail.len() <= MAX_OUTPUT_TAIL_BYTES && a.output_tail.ends_with("é-end"));
     assert!(a.error.as_ref().unwrap().len() <= MAX_ERROR_BYTES);
+}
+
+/// Workers never send a result over the limit (they fail the attempt instead), but apply must
+/// not keep one that arrives anyway, nor leave the attempt live by refusing the completion.
+#[test]
+fn a_result_over_the_limit_is_dropped_with_a_note() {
+    let mut state = State::default();
+    state.apply(1, Command::Submit { request_id: None, now_ms: 0, spec: valid(), reuse: Reuse::SameBody });
+    let reg = WorkerRegistration { id: "w".into(), slots: 1, ..WorkerRegistration::default() };
+    state.apply(2, Command::RegisterWorker { now_ms: 0, worker: reg });
+    state.apply(3, Command::Assign { now_ms: 0, assignments: vec![(1, "w".into())] });
+    let complete = |result: Vec<u8>| Command::Complete {
+        now_ms: 0,
+        task_id: 1,
+        token: 3,
+        outcome: AttemptOutcome::Succeeded,
+        exit_code: Some(0),
+        output_tail: String::new(),
+        error: None,
+        result: Some(result),
+    };
+    let resp = state.apply(4, complete(vec![b'x'; MAX_RESULT_BYTES + 1]));
+    let Response::Completed { task } = resp else { panic!("expected completion, got {resp:?}") };
+    assert_eq!((task.state, task.result.is_none()), (TaskState::Succeeded, true));
+    let error = task.attempts[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains(&format!("result of {} bytes dropped", MAX_RESULT_BYTES + 1)), "{error}");
+    state.check_invariants().unwrap();
 }
 
 /// Throughput and memory at the design's scale. Run with

@@ -153,6 +153,7 @@ pub fn orphan_command(worker_id: &str, attempt: AttemptId, now_ms: u64) -> Comma
         outcome: AttemptOutcome::Lost,
         exit_code: None,
         output_tail: String::new(),
+        result: None,
         error: Some(format!("worker {worker_id} no longer runs this attempt")),
     }
 }
@@ -210,6 +211,7 @@ impl Overdue {
             outcome: AttemptOutcome::TimedOut,
             exit_code: None,
             output_tail: String::new(),
+            result: None,
             error: Some(format!("timed out after {} ms (enforced by the leader)", self.limit_ms)),
         }
     }

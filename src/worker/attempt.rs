@@ -26,6 +26,7 @@ use crate::proto::workers::AttemptEvent;
 use crate::proto::workers::AttemptId;
 use crate::proto::workers::AttemptReport;
 use crate::proto::workers::ReportResult;
+use crate::proto::workers::ResultData;
 use crate::scheduler::AttemptOutcome;
 
 /// How long one inbox long-poll waits for an assignment.
@@ -37,6 +38,8 @@ struct Ending {
     exit_code: Option<i32>,
     output_tail: String,
     error: Option<String>,
+    /// What the task wrote to `$TASKRAFT_RESULT_OUT`.
+    result: Option<Vec<u8>>,
 }
 
 impl Worker {
@@ -126,8 +129,13 @@ impl Worker {
         let id = a.id();
         if a.task.cancel_requested {
             let error = Some("cancelled before it started".to_string());
-            let ending =
-                Ending { outcome: AttemptOutcome::Cancelled, exit_code: None, output_tail: String::new(), error };
+            let ending = Ending {
+                outcome: AttemptOutcome::Cancelled,
+                exit_code: None,
+                output_tail: String::new(),
+                error,
+                result: None,
+            };
             self.complete(id, ending).await;
             return;
         }
@@ -152,7 +160,13 @@ impl Worker {
             && let Err(e) = std::fs::create_dir_all(dir)
         {
             let error = Some(format!("cannot create {}: {e}", dir.display()));
-            let ending = Ending { outcome: AttemptOutcome::Failed, exit_code: None, output_tail: String::new(), error };
+            let ending = Ending {
+                outcome: AttemptOutcome::Failed,
+                exit_code: None,
+                output_tail: String::new(),
+                error,
+                result: None,
+            };
             self.complete(id, ending).await;
             return;
         }
@@ -206,6 +220,7 @@ impl Worker {
             exit_code: result.exit_code,
             output_tail: result.output_tail,
             error: result.error,
+            result: result.result,
         };
         match stopped_by {
             None | Some(StopReason::Cancelled) => self.complete(id, ending).await,
@@ -216,7 +231,8 @@ impl Worker {
             Some(why @ (StopReason::LeaseLost | StopReason::Shutdown)) => {
                 let error =
                     Some(format!("attempt stopped by its worker ({why:?}); it resumes elsewhere per failover policy"));
-                self.complete(id, Ending { outcome: AttemptOutcome::Lost, error, ..ending }).await
+                // A result of a process we killed is not an answer.
+                self.complete(id, Ending { outcome: AttemptOutcome::Lost, error, result: None, ..ending }).await
             }
         }
     }
@@ -275,8 +291,10 @@ impl Worker {
 
     /// Reports the outcome, retrying until the cluster gives a definite answer.
     async fn complete(&self, attempt: AttemptId, ending: Ending) {
-        let Ending { outcome, exit_code, output_tail, error } = ending;
-        let report = AttemptReport { attempt, event: AttemptEvent::Ended { outcome, exit_code, output_tail, error } };
+        let Ending { outcome, exit_code, output_tail, error, result } = ending;
+        let result = result.map(ResultData);
+        let event = AttemptEvent::Ended { outcome, exit_code, output_tail, error, result };
+        let report = AttemptReport { attempt, event };
         let deadline = Instant::now() + self.lease().ttl() * 10;
         loop {
             match self.reporter.send(report.clone()).await {

@@ -90,6 +90,7 @@ fn the_exporter_reports_what_apply_did_what_the_state_holds_and_where_raft_is() 
         exit_code: Some(0),
         output_tail: String::new(),
         error: None,
+        result: None,
     };
     let state = apply_all(
         &telemetry,

@@ -220,7 +220,7 @@ impl From<Command> for now::Command {
                 now::Command::Checkpoint { now_ms, task_id, token, data }
             }
             Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error } => {
-                now::Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error }
+                now::Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error, result: None }
             }
             Command::WorkerLost { now_ms, worker_id } => now::Command::WorkerLost { now_ms, worker_id },
             Command::Noop => now::Command::Noop,
@@ -349,6 +349,7 @@ impl From<Task> for now::Task {
             cancel_reason: t.cancel_reason,
             retry_at_ms: t.retry_at_ms,
             last_error: t.last_error,
+            result: None,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Format 2, frozen: the snapshot shape before schedules. Never edit a type here.
 //!
+//! Its tasks are `v4::Task`: formats 2 to 4 wrote the same task record, frozen once there.
+//!
 //! Format 3 only *appended* to shapes format 2 shares with today's code: new `Command`
 //! variants, `TaskOrigin::Schedule`, new `Recorded` variants. postcard encodes an enum variant
 //! by its position, so format-2 bytes of those decode as today's types unchanged, and only the
@@ -11,10 +13,11 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde::Serialize;
 
+use super::v4::{Task, upgrade_tasks};
 use crate::scheduler as now;
 use crate::scheduler::dedup::RequestWindow;
 use crate::scheduler::state::TaskIndex;
-use crate::scheduler::{Task, TaskId, WorkerInfo};
+use crate::scheduler::{TaskId, WorkerInfo};
 
 /// The replicated state as format 2 wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +38,7 @@ pub struct State {
 impl From<State> for now::State {
     fn from(s: State) -> Self {
         now::State::from_parts(now::state::Parts {
-            tasks: s.tasks,
+            tasks: upgrade_tasks(s.tasks),
             next_task_id: s.next_task_id,
             last_applied_index: s.last_applied_index,
             idempotency: s.idempotency,

@@ -1,5 +1,7 @@
 //! Format 3, frozen: the snapshot shape before API tokens. Never edit a type here.
 //!
+//! Its tasks are `v4::Task`: formats 2 to 4 wrote the same task record, frozen once there.
+//!
 //! Format 4 only *appended* to shapes format 3 shares with today's code (new `Command` and
 //! `Response` variants), so format-3 log payloads decode as today's types unchanged, and only
 //! the state itself (which gained `tokens`) needs a frozen copy.
@@ -10,11 +12,12 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde::Serialize;
 
+use super::v4::{Task, upgrade_tasks};
 use crate::scheduler as now;
 use crate::scheduler::dedup::RequestWindow;
 use crate::scheduler::schedule::Runs;
 use crate::scheduler::state::TaskIndex;
-use crate::scheduler::{Schedule, ScheduleId, Task, TaskId, WorkerInfo};
+use crate::scheduler::{Schedule, ScheduleId, TaskId, WorkerInfo};
 
 /// The replicated state as format 3 wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +42,7 @@ pub struct State {
 impl From<State> for now::State {
     fn from(s: State) -> Self {
         now::State::from_parts(now::state::Parts {
-            tasks: s.tasks,
+            tasks: upgrade_tasks(s.tasks),
             next_task_id: s.next_task_id,
             last_applied_index: s.last_applied_index,
             idempotency: s.idempotency,

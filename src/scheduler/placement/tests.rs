@@ -273,7 +273,7 @@ proptest! {
                     let outcome = [AttemptOutcome::Succeeded, AttemptOutcome::Failed, AttemptOutcome::Lost][*outcome as usize];
                     let now_ms = sim.now;
                     let resp = sim.apply(Command::Complete {
-                        now_ms, task_id, token, outcome, exit_code: None, output_tail: String::new(), error: None,
+                        now_ms, task_id, token, outcome, exit_code: None, output_tail: String::new(), error: None, result: None,
                     });
                     prop_assert!(matches!(resp, Response::Completed { .. }), "{:?}", resp);
                     a.observe_runtime(&name, *runtime);
@@ -444,7 +444,16 @@ fn backlog(tasks: &[QueuedSeed], fates: &[(u8, Fate, i64)]) -> (State, u64) {
         let (output_tail, error) = (String::new(), None);
         apply(
             &mut state,
-            Command::Complete { now_ms: now, task_id, token, outcome, exit_code: None, output_tail, error },
+            Command::Complete {
+                now_ms: now,
+                task_id,
+                token,
+                outcome,
+                exit_code: None,
+                output_tail,
+                error,
+                result: None,
+            },
         );
     }
     (state, now)
@@ -601,6 +610,7 @@ fn observe_completed_learns_only_from_successes() {
         exit_code: None,
         output_tail: String::new(),
         error: None,
+        result: None,
     };
     let Response::Completed { task: failed } = state.apply(6, end(2, AttemptOutcome::Failed)) else { panic!() };
     p.observe_completed(&failed);
@@ -722,7 +732,10 @@ fn plan_round_cost() {
         for (task_id, token) in running {
             let outcome = AttemptOutcome::Succeeded;
             let (output_tail, error, exit_code) = (String::new(), None, Some(0));
-            state.apply(next(), Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error });
+            state.apply(
+                next(),
+                Command::Complete { now_ms, task_id, token, outcome, exit_code, output_tail, error, result: None },
+            );
         }
         let planned = std::time::Instant::now();
         let plan = planner.plan(&state, &live, now_ms);

@@ -21,8 +21,8 @@ use super::group::{KillOnDrop, Pgid, signal_name};
 use super::tail::{SharedTail, TailBuffer, capture, lock};
 use super::{
     CHECKPOINT_IN_FILE, CHECKPOINT_OUT_FILE, ENV_ATTEMPT, ENV_CHECKPOINT_IN, ENV_CHECKPOINT_OUT, ENV_FENCING_TOKEN,
-    ENV_NOMINAL_MS, ENV_SCHEDULE_ID, ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID, ExecRequest, ExecResult,
-    OUTPUT_DRAIN, Stop, deadline, stop_signal,
+    ENV_NOMINAL_MS, ENV_RESULT_OUT, ENV_SCHEDULE_ID, ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID, ExecRequest,
+    ExecResult, OUTPUT_DRAIN, RESULT_OUT_FILE, Stop, deadline, stop_signal,
 };
 use crate::scheduler::{AttemptOutcome, Executor, RESERVED_ENV_PREFIX, working_dir_rule};
 
@@ -41,7 +41,8 @@ pub(super) async fn run(
         Err(e) => return ExecResult::failed(format!("bad attempt directory {}: {e}", req.attempt_dir.display())),
     };
     let out_path = attempt_dir.join(CHECKPOINT_OUT_FILE);
-    let mut command = match prepare(&req, &attempt_dir, &out_path).await {
+    let result_path = attempt_dir.join(RESULT_OUT_FILE);
+    let mut command = match prepare(&req, &attempt_dir, &out_path, &result_path).await {
         Ok(command) => command,
         Err(e) => return ExecResult::failed(e),
     };
@@ -92,6 +93,7 @@ pub(super) async fn run(
     if let Some(refused) = refused {
         result.add_error(refused);
     }
+    super::result::collect(&result_path, limits.result_max_bytes, &mut result).await;
     result
 }
 
@@ -146,7 +148,12 @@ async fn drain(readers: &mut [JoinHandle<()>]) -> bool {
 }
 
 /// Builds the command: checkpoint files, working directory, environment, process group.
-async fn prepare(req: &ExecRequest, attempt_dir: &Path, out_path: &Path) -> Result<Command, String> {
+async fn prepare(
+    req: &ExecRequest,
+    attempt_dir: &Path,
+    out_path: &Path,
+    result_path: &Path,
+) -> Result<Command, String> {
     let checkpoint_in = match &req.checkpoint_in {
         Some(data) => {
             let path = attempt_dir.join(CHECKPOINT_IN_FILE);
@@ -157,11 +164,14 @@ async fn prepare(req: &ExecRequest, attempt_dir: &Path, out_path: &Path) -> Resu
         }
         None => None,
     };
-    // A leftover from an earlier run in the same directory must not be shipped as new progress.
-    match tokio::fs::remove_file(out_path).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("could not remove the stale checkpoint {}: {e}", out_path.display())),
+    // A leftover from an earlier run in the same directory must not be shipped as new progress,
+    // nor as this attempt's result.
+    for (path, what) in [(out_path, "checkpoint"), (result_path, "result")] {
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("could not remove the stale {what} {}: {e}", path.display())),
+        }
     }
     let workdir = working_dir(req.spec.working_dir.as_deref(), attempt_dir).await?;
 
@@ -199,7 +209,8 @@ async fn prepare(req: &ExecRequest, attempt_dir: &Path, out_path: &Path) -> Resu
         .env(ENV_TASK_ID, req.task_id.to_string())
         .env(ENV_ATTEMPT, req.attempt.to_string())
         .env(ENV_FENCING_TOKEN, req.token.to_string())
-        .env(ENV_CHECKPOINT_OUT, out_path);
+        .env(ENV_CHECKPOINT_OUT, out_path)
+        .env(ENV_RESULT_OUT, result_path);
     if let Some(path) = checkpoint_in {
         command.env(ENV_CHECKPOINT_IN, path);
     }

@@ -17,7 +17,7 @@
 //!
 //! The path of an `exec` attempt:
 //! 1. Write the last committed checkpoint to `<attempt_dir>/checkpoint.in`, remove any stale
-//!    `checkpoint.out`, build the environment (`TASKRAFT_*`, see DESIGN §6) and pick the
+//!    `checkpoint.out` and `result.out`, build the environment (`TASKRAFT_*`, see DESIGN §6) and pick the
 //!    working directory: the attempt directory; a relative `working_dir` inside it (created if
 //!    missing); an absolute one as is. A `working_dir` that breaks
 //!    [`working_dir_rule`](crate::scheduler::working_dir_rule) (`..` climbing out) fails the
@@ -29,7 +29,8 @@
 //! 4. Stop the group (`group.rs`): TERM, up to `kill_grace` for every member to exit, then KILL.
 //!    This also runs after a normal exit, so background children never outlive their attempt.
 //! 5. Read `checkpoint.out` one last time (a checkpoint written just before exit is not lost),
-//!    reap the leader, and assemble the result.
+//!    reap the leader, read the task's result from `result.out` (`$TASKRAFT_RESULT_OUT`, see
+//!    `result.rs`), and assemble the result.
 //!
 //! Output also reaches [`ExecRequest::live`], when given: stdout and stderr as one bounded stream
 //! the worker ships while the attempt runs (`crate::worker::output`).
@@ -55,6 +56,7 @@ mod exec;
 mod group;
 mod http;
 mod noop;
+mod result;
 mod sleep;
 mod tail;
 
@@ -73,7 +75,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::scheduler::{AttemptOutcome, Executor, MAX_CHECKPOINT_BYTES, TaskSpec};
+use crate::scheduler::{AttemptOutcome, Executor, MAX_CHECKPOINT_BYTES, MAX_RESULT_BYTES, TaskSpec};
 
 /// Default for [`ExecLimits::output_tail_bytes`]: enough for a stack trace, bounded per attempt.
 pub const DEFAULT_OUTPUT_TAIL_BYTES: usize = 64 * 1024;
@@ -92,6 +94,8 @@ pub const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 pub const CHECKPOINT_IN_FILE: &str = "checkpoint.in";
 /// File in the attempt directory the task writes (by rename) to save progress.
 pub const CHECKPOINT_OUT_FILE: &str = "checkpoint.out";
+/// File in the attempt directory the task writes its result to (read once, after it ends).
+pub const RESULT_OUT_FILE: &str = "result.out";
 
 /// The task id; first of the environment variables the `exec` executor sets (DESIGN §6).
 pub const ENV_TASK_ID: &str = "TASKRAFT_TASK_ID";
@@ -103,6 +107,9 @@ pub const ENV_FENCING_TOKEN: &str = "TASKRAFT_FENCING_TOKEN";
 pub const ENV_CHECKPOINT_IN: &str = "TASKRAFT_CHECKPOINT_IN";
 /// Path the task writes its checkpoint to, atomically by rename.
 pub const ENV_CHECKPOINT_OUT: &str = "TASKRAFT_CHECKPOINT_OUT";
+/// Path the task may write its result to (at most `result_max_bytes`), passed on to its
+/// children.
+pub const ENV_RESULT_OUT: &str = "TASKRAFT_RESULT_OUT";
 /// 0-based shard index, for sharded tasks only.
 pub const ENV_SHARD_INDEX: &str = "TASKRAFT_SHARD_INDEX";
 /// Number of shards in the job, for sharded tasks only.
@@ -123,6 +130,8 @@ pub struct ExecLimits {
     pub kill_grace: Duration,
     /// Interval at which the checkpoint file is checked for changes.
     pub checkpoint_poll: Duration,
+    /// Largest result a task may write; a bigger one fails the attempt (see `result.rs`).
+    pub result_max_bytes: usize,
 }
 
 impl Default for ExecLimits {
@@ -132,6 +141,7 @@ impl Default for ExecLimits {
             checkpoint_max_bytes: DEFAULT_CHECKPOINT_MAX_BYTES,
             kill_grace: DEFAULT_KILL_GRACE,
             checkpoint_poll: DEFAULT_CHECKPOINT_POLL,
+            result_max_bytes: MAX_RESULT_BYTES,
         }
     }
 }
@@ -174,11 +184,13 @@ pub struct ExecResult {
     pub output_tail: String,
     /// Why the attempt did not succeed, and any refused checkpoint (even on success).
     pub error: Option<String>,
+    /// What the task wrote to `$TASKRAFT_RESULT_OUT`, if it wrote that file (`exec` only).
+    pub result: Option<Vec<u8>>,
 }
 
 impl ExecResult {
     fn new(outcome: AttemptOutcome) -> Self {
-        ExecResult { outcome, exit_code: None, output_tail: String::new(), error: None }
+        ExecResult { outcome, exit_code: None, output_tail: String::new(), error: None, result: None }
     }
 
     fn failed(error: impl Into<String>) -> Self {

@@ -242,13 +242,42 @@ async fn environment_is_set() {
     assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
     let dir = std::fs::canonicalize(dir.path()).unwrap();
     let out = dir.join(CHECKPOINT_OUT_FILE);
+    let result = dir.join(RESULT_OUT_FILE);
     let expected = format!(
         "GREETING=hello world\nTASKRAFT_ATTEMPT=2\nTASKRAFT_CHECKPOINT_OUT={}\nTASKRAFT_FENCING_TOKEN=1234\n\
-         TASKRAFT_SHARD_COUNT=5\nTASKRAFT_SHARD_INDEX=2\nTASKRAFT_TASK_ID=7\n{}\nno-checkpoint-in\n",
+         TASKRAFT_RESULT_OUT={}\nTASKRAFT_SHARD_COUNT=5\nTASKRAFT_SHARD_INDEX=2\nTASKRAFT_TASK_ID=7\n{}\n\
+         no-checkpoint-in\n",
         out.display(),
+        result.display(),
         dir.display()
     );
     assert!(r.output_tail.ends_with(&expected), "got:\n{}\nexpected:\n{expected}", r.output_tail);
+}
+
+#[tokio::test]
+async fn a_result_written_to_result_out_comes_back_with_the_ending() {
+    let dir = TempDir::new().unwrap();
+    // A leftover of an earlier run in the same directory is not this attempt's result.
+    std::fs::write(dir.path().join(RESULT_OUT_FILE), "stale").unwrap();
+    let r = run_plain(sh(&dir, r#"[ ! -e "$TASKRAFT_RESULT_OUT" ] && echo 42 > "$TASKRAFT_RESULT_OUT""#)).await;
+    assert_eq!((r.outcome, r.result.as_deref()), (AttemptOutcome::Succeeded, Some(&b"42\n"[..])), "{r:?}");
+    // No file, no result; a failed attempt's result is reported too (apply decides what counts).
+    assert_eq!(run_plain(sh(&dir, "true")).await.result, None);
+    let r = run_plain(sh(&dir, r#"printf 'half' > "$TASKRAFT_RESULT_OUT"; exit 3"#)).await;
+    assert_eq!((r.outcome, r.result.as_deref()), (AttemptOutcome::Failed, Some(&b"half"[..])));
+}
+
+#[tokio::test]
+async fn a_result_over_the_limit_fails_the_attempt() {
+    let dir = TempDir::new().unwrap();
+    let mut req = sh(&dir, r#"printf '12345' > "$TASKRAFT_RESULT_OUT""#);
+    req.limits.result_max_bytes = 4;
+    let r = run_plain(req).await;
+    assert_eq!((r.outcome, r.result.as_deref()), (AttemptOutcome::Failed, None), "{r:?}");
+    assert!(r.error.unwrap().contains("over the limit of 4 bytes"));
+    let mut req = sh(&dir, r#"printf '1234' > "$TASKRAFT_RESULT_OUT""#);
+    req.limits.result_max_bytes = 4;
+    assert_eq!(run_plain(req).await.result.as_deref(), Some(&b"1234"[..]), "exactly the limit is fine");
 }
 
 #[tokio::test]
