@@ -369,3 +369,39 @@ async fn completions_with_large_output_tails_are_all_reported() {
         assert!(done.attempts[0].output_tail.len() > 60_000, "the output tail was kept");
     }
 }
+
+/// A task's result (`$TASKRAFT_RESULT_OUT`) is committed with its completion and shown by
+/// `task get`: as text when it is UTF-8, as base64 otherwise, and on one line in the text form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_written_by_a_task_is_shown_by_task_get() {
+    let mut cluster = TestCluster::start(1, &[]).await;
+    cluster.add_worker("w1", 4, &[]);
+    cluster.wait_workers(1).await;
+    let client = cluster.client();
+
+    let answer = cli(&cluster, &["task", "submit", "--", "sh", "-c", r#"echo 42 > "$TASKRAFT_RESULT_OUT""#]);
+    let binary = cli(&cluster, &["task", "submit", "--", "sh", "-c", r#"printf '\377\000' > "$TASKRAFT_RESULT_OUT""#]);
+    let (answer, binary) = (answer["id"].as_u64().unwrap(), binary["id"].as_u64().unwrap());
+    for id in [answer, binary] {
+        let done = client.wait(id, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    }
+    let got = cli(&cluster, &["task", "get", &answer.to_string()]);
+    let token = got["attempts"][0]["fencing_token"].clone();
+    assert_eq!(got["result"]["text"], "42\n", "{got}");
+    assert_eq!(
+        (&got["result"]["size"], &got["result"]["attempt"], &got["result"]["token"]),
+        (&json!(3), &json!(1), &token)
+    );
+    let got = cli(&cluster, &["task", "get", &binary.to_string()]);
+    assert_eq!((&got["result"]["base64"], got["result"].get("text")), (&json!("/wA="), None), "{got}");
+
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.api_addr.clone()).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taskraft"))
+        .args(["task", "get", &answer.to_string(), "--addr", &addrs.join(",")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("result:      3 bytes from attempt 1: 42\\n\n"), "{text}{stderr}");
+}
