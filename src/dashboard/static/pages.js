@@ -406,6 +406,7 @@ function taskPage(ctx) {
     refreshNow();
   });
   const checkpoint = el('div', { id: 'task-checkpoint' });
+  const result = el('div', { id: 'task-result' });
   const attempts = table('task-attempts', ['#', 'worker', 'token', 'assigned', 'started', 'ended', 'outcome', 'exit', 'error', '']);
   const outputTitle = el('h2', { id: 'task-output-title' }, 'Output');
   const output = el('pre', { id: 'task-output', class: 'output' });
@@ -414,6 +415,7 @@ function taskPage(ctx) {
     el('h1', { id: 'task-title' }, Number.isSafeInteger(id) ? `Task #${id}` : 'Task'),
     el('div', { class: 'row' }, reason, cancel),
     msg.node, summary,
+    el('h2', {}, 'Result'), result,
     el('h2', {}, 'Checkpoint'), checkpoint,
     el('h2', {}, 'Attempts'), attempts.table,
     outputTitle, output,
@@ -448,6 +450,12 @@ function taskPage(ctx) {
         ? [el('p', { class: 'muted small' }, `${c.size} byte(s) from attempt ${c.attempt} at ${fmtTime(c.at_ms)}${c.base64 ? ', binary (base64)' : ''}`),
           el('pre', { class: 'output short' }, c.text !== undefined && c.text !== null ? c.text : c.base64 || '')]
         : [el('p', { class: 'muted' }, 'none')], c ? JSON.stringify(c) : '');
+      // Same JSON form as the checkpoint: text when UTF-8, else base64.
+      const r = t.result;
+      setChildren(result, r
+        ? [el('p', { class: 'muted small' }, `${r.size} byte(s) from attempt ${r.attempt} at ${fmtTime(r.at_ms)}${r.base64 ? ', binary (base64)' : ''}`),
+          el('pre', { class: 'output short' }, r.text !== undefined && r.text !== null ? r.text : r.base64 || '')]
+        : [el('p', { class: 'muted' }, 'none')], r ? JSON.stringify(r) : '');
       syncRows(attempts.tbody, t.attempts.slice().reverse(), (x) => x.number, (x) => {
         const show = el('button', { type: 'button', class: 'link', onclick: () => { shown = x.number; refreshNow(); } }, 'output');
         return el('tr', {}, cells(9), el('td', {}, show));
