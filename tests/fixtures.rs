@@ -5,7 +5,8 @@
 //! after applying them (`snapshot.bin`), and a readable dump of that state (`state.json`).
 //! `v1/` was written by the first release's code (commit a883028); `v2/` by the release that
 //! made formats versioned (commit 42a80f8); `v3/` (schedules) by commit 22e948e; `v4/` (API
-//! tokens) by commit 94614ec; `v5/` (task results) by this one.
+//! tokens) by commit 94614ec; `v5/` (task results) by commit 0b14ebb; `v6/` (workflows and
+//! concurrency limits) by this one.
 //!
 //! The tests read every version through the real paths (a sled log store with the upgrade hook,
 //! the state machine opening a snapshot directory) and check the content. The newest version's
@@ -57,6 +58,8 @@ use taskraft::scheduler::WorkerState;
 use taskraft::scheduler::calendar::CatchUp;
 use taskraft::scheduler::calendar::Trigger;
 use taskraft::scheduler::format::LogCommand;
+use taskraft::scheduler::workflow::{EdgeOn, EdgeSpec, NodeRule, NodeSpec, ShardSuccess, ShardsSpec};
+use taskraft::scheduler::{WorkflowSpec, WorkflowState};
 use taskraft_storage::Engine;
 use taskraft_storage::LogStore;
 use taskraft_storage::SledEngine;
@@ -64,7 +67,7 @@ use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
 /// The format this build writes; its fixtures must match today's bytes.
-const CURRENT: &str = "v5";
+const CURRENT: &str = "v6";
 
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
@@ -123,6 +126,7 @@ fn commands() -> Vec<Command> {
         shard: Some(Shard { index: 0, total: 2 }),
         depends_on: vec![],
         origin: TaskOrigin::Claimed { schedule_id: "nightly".into(), nominal_time_ms: T0 },
+        concurrency_key: None,
     };
     let retrying =
         TaskSpec { retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() }, ..spec("retrying", &["false"]) };
@@ -342,7 +346,44 @@ fn commands() -> Vec<Command> {
             error: None,
             result: Some(vec![0xff, 0x00, 0x01]),
         },
+        // 45… (format 6): a concurrency limit of 1 and a task holding its permit; a workflow
+        // cancelled while its root waits; a second one left running, with an idempotency key.
+        Command::SetLimit { now_ms: i(45), key: "db-backup".into(), max_running: Some(1) },
+        Command::Submit {
+            request_id: None,
+            now_ms: i(46),
+            spec: TaskSpec { concurrency_key: Some("db-backup".into()), ..run(Executor::Noop, "backup", &[]) },
+            reuse: Reuse::SameBody,
+        },
+        Command::Assign { now_ms: i(47), assignments: vec![(15, "w1".into())] },
+        Command::SubmitWorkflow { request_id: Some("wf-1".into()), now_ms: i(48), spec: Box::new(word_count(None)) },
+        Command::CancelWorkflow { now_ms: i(49), id: 1, reason: Some("fixture".into()) },
+        Command::SubmitWorkflow { request_id: None, now_ms: i(50), spec: Box::new(word_count(Some("nightly"))) },
     ]
+}
+
+/// A split → count (2 shards, 1 at a time, at least 1 must succeed) → sum workflow.
+fn word_count(key: Option<&str>) -> WorkflowSpec {
+    let node = |id: &str, depends: &[&str], shards: Option<ShardsSpec>| NodeSpec {
+        id: id.into(),
+        task: run(Executor::Noop, "", &[]),
+        depends: depends.iter().map(|d| EdgeSpec { node: d.to_string(), on: EdgeOn::Success }).collect(),
+        trigger: NodeRule::All,
+        shards,
+    };
+    WorkflowSpec {
+        name: "wc".into(),
+        idempotency_key: key.map(String::from),
+        nodes: vec![
+            node("split", &[], None),
+            node(
+                "count",
+                &["split"],
+                Some(ShardsSpec { count: 2, max_parallel: Some(1), success: ShardSuccess::Min(1) }),
+            ),
+            NodeSpec { trigger: NodeRule::Any, ..node("sum", &["count"], None) },
+        ],
+    }
 }
 
 fn ended(result: Option<&[u8]>) -> AttemptEvent {
@@ -374,6 +415,7 @@ fn schedule_spec(name: &str, trigger: Trigger, overlap: Overlap) -> ScheduleSpec
         jitter_ms: 0,
         idempotency_key: None,
         task: run(Executor::Noop, "", &[]),
+        workflow: None,
     }
 }
 
@@ -690,11 +732,14 @@ fn variant_number(cmd: &Command) -> usize {
         Command::CreateToken { .. } => 24,
         Command::RevokeToken { .. } => 25,
         Command::WorkerCheckpoint { .. } => 26,
+        Command::SubmitWorkflow { .. } => 27,
+        Command::CancelWorkflow { .. } => 28,
+        Command::SetLimit { .. } => 29,
     }
 }
 
 /// How many variants `Command` has (the arms of [`variant_number`]).
-const COMMAND_VARIANTS: usize = 27;
+const COMMAND_VARIANTS: usize = 30;
 
 #[test]
 fn every_command_variant_is_in_the_fixtures() {
@@ -814,11 +859,8 @@ fn check_results(entries: &[Entry], state: &State) {
 }
 
 #[tokio::test]
-async fn format_5_is_what_this_build_writes() {
-    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
-        return; // being rewritten right now
-    }
-    let v5 = committed(CURRENT);
+async fn format_5_data_dir_is_read_and_upgraded() {
+    let v5 = committed("v5");
     let entries = read_log(&v5).await;
     assert_eq!(entries.len(), 44);
     check_log(&entries, Reuse::SameBody);
@@ -829,15 +871,57 @@ async fn format_5_is_what_this_build_writes() {
     check_results(&entries, &snapshot);
     assert_eq!(snapshot.next_task_id(), 15);
     assert_eq!(snapshot.last_applied_index(), 44);
+    // Format 5 had no concurrency keys, workflows or limits: every upgraded spec carries none.
+    assert!(snapshot.task(1).is_some_and(|t| t.spec.concurrency_key.is_none()));
+    assert!(snapshot.workflow(1).is_none());
+    assert!(snapshot.limits_view().is_empty());
+    // Replaying the upgraded log reaches exactly the state format 5 snapshotted.
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
+}
+
+/// The workflow and limit entries (format 6) and what they leave in the state.
+fn check_workflows(entries: &[Entry], state: &State) {
+    assert!(matches!(command(entries, 45), Command::SetLimit { max_running: Some(1), .. }));
+    let limit = state.limit_view("db-backup");
+    assert_eq!((limit.max_running, limit.running.as_slice()), (Some(1), &[15][..]), "task 15 holds the permit");
+    let cancelled = state.workflow(1).expect("workflow 1");
+    assert_eq!(cancelled.state, WorkflowState::Cancelled);
+    assert_eq!(state.task(16).map(|t| t.state), Some(TaskState::Cancelled));
+    let running = state.workflow(2).expect("workflow 2");
+    assert_eq!((running.state, running.idempotency_key.as_deref()), (WorkflowState::Running, Some("nightly")));
+    assert_eq!(running.nodes[0].tasks, [17]);
+    assert_eq!(state.task(17).map(|t| t.spec.origin.workflow_node()), Some(Some((2, 0))));
+    let json = serde_json::to_value(running).unwrap();
+    assert_eq!(json["nodes"][1]["spec"]["shards"]["success"]["min"], 1);
+}
+
+#[tokio::test]
+async fn format_6_is_what_this_build_writes() {
+    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
+        return; // being rewritten right now
+    }
+    let v6 = committed(CURRENT);
+    let entries = read_log(&v6).await;
+    assert_eq!(entries.len(), 50);
+    check_log(&entries, Reuse::SameBody);
+    let snapshot = read_snapshot(&v6);
+    check_state(&snapshot);
+    check_schedules(&entries, &snapshot);
+    check_tokens(&entries, &snapshot);
+    check_results(&entries, &snapshot);
+    check_workflows(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 18);
+    assert_eq!(snapshot.last_applied_index(), 50);
     // A persisted type changed without a new format version: bump it (src/scheduler/format).
     let now = today().await;
     let names = |f: &Files| f.log.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&now), names(&v5), "the fixture log's entries changed");
-    for ((_, name, want), (_, _, got)) in v5.log.iter().zip(&now.log) {
-        assert!(want == got, "{name}: today's encoding differs from the committed format-5 bytes");
+    assert_eq!(names(&now), names(&v6), "the fixture log's entries changed");
+    for ((_, name, want), (_, _, got)) in v6.log.iter().zip(&now.log) {
+        assert!(want == got, "{name}: today's encoding differs from the committed format-6 bytes");
     }
-    assert!(v5.snapshot == now.snapshot, "today's snapshot differs from the committed format-5 snapshot");
-    assert_eq!(v5.state_json, now.state_json);
+    assert!(v6.snapshot == now.snapshot, "today's snapshot differs from the committed format-6 snapshot");
+    assert_eq!(v6.state_json, now.state_json);
 }
 
 #[tokio::test]

@@ -154,6 +154,7 @@ fn parse_request(body: &[u8], now: u64) -> Result<(ScheduleSpec, bool, Option<St
         jitter_ms,
         idempotency_key: req.idempotency_key.clone(),
         task,
+        workflow: None,
     };
     spec.validate_replicated().map_err(field_error)?;
     if let Trigger::At { at_ms } = spec.trigger

@@ -107,6 +107,8 @@ error_codes! {
     WrongWorker = "wrong_worker",
     /// 409: a schedule command planned for an older version of the schedule.
     StaleVersion = "stale_version",
+    /// 409: the task's concurrency key is at its limit (an `Assign` waits for a permit).
+    LimitReached = "limit_reached",
 }
 
 /// Every known code; `unknown` is only how a client reads a code from a newer server.
@@ -142,6 +144,7 @@ impl From<RejectCode> for ErrorCode {
             RejectCode::IdempotencyMismatch => ErrorCode::IdempotencyMismatch,
             RejectCode::WrongWorker => ErrorCode::WrongWorker,
             RejectCode::StaleVersion => ErrorCode::StaleVersion,
+            RejectCode::LimitReached => ErrorCode::LimitReached,
         }
     }
 }
@@ -191,6 +194,7 @@ mod tests {
             IdempotencyMismatch,
             WrongWorker,
             StaleVersion,
+            LimitReached,
         ] {
             assert_eq!(ErrorCode::from(r).as_str(), r.as_str());
         }

@@ -15,11 +15,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::limit::LimitView;
 use super::result::ResultData;
 use super::schedule::{Schedule, ScheduleId, ScheduleSpec};
 use super::task::{AttemptId, AttemptOutcome, Task, TaskId, TaskSpec, TaskState};
 use super::token::ApiToken;
 use super::worker::{WorkerInfo, WorkerRegistration};
+use super::workflow::{Workflow, WorkflowId, WorkflowSpec};
 
 /// A replicated write. The leader stamps `now_ms`; apply never reads a clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,6 +291,33 @@ pub enum Command {
         /// The checkpoint bytes.
         data: Vec<u8>,
     },
+    /// Create a workflow and start its root nodes (format 6). Boxed: rare next to submits.
+    SubmitWorkflow {
+        /// Client id + serial; a repeated request id returns the first workflow.
+        request_id: Option<String>,
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The DAG (validated by the API, again by apply).
+        spec: Box<WorkflowSpec>,
+    },
+    /// Cancel a workflow (format 6): waiting nodes are cancelled, live tasks asked to stop.
+    CancelWorkflow {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The workflow.
+        id: WorkflowId,
+        /// Free text kept on the workflow and its cancelled tasks.
+        reason: Option<String>,
+    },
+    /// Set (or with `None` remove) a cluster-wide concurrency limit (format 6).
+    SetLimit {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// The concurrency key.
+        key: String,
+        /// Most tasks with this key whose attempts may be live at once.
+        max_running: Option<u32>,
+    },
 }
 
 /// What a submit does when its idempotency key or request id was used before.
@@ -362,6 +391,8 @@ pub enum RejectCode {
     WrongWorker,
     /// A schedule command planned for an older version of the schedule (HTTP 409).
     StaleVersion,
+    /// The task's concurrency key is at its limit: it waits for a permit.
+    LimitReached,
 }
 
 impl RejectCode {
@@ -379,6 +410,7 @@ impl RejectCode {
             RejectCode::IdempotencyMismatch => "idempotency_mismatch",
             RejectCode::WrongWorker => "wrong_worker",
             RejectCode::StaleVersion => "stale_version",
+            RejectCode::LimitReached => "limit_reached",
         }
     }
 }
@@ -560,6 +592,18 @@ pub enum Response {
         /// The record as it was.
         token: ApiToken,
     },
+    /// Answer to `SubmitWorkflow` and `CancelWorkflow`.
+    Workflow {
+        /// The workflow after the command.
+        workflow: Box<Workflow>,
+        /// True when `SubmitWorkflow` created it (false: a known request id or idempotency key).
+        created: bool,
+    },
+    /// Answer to `SetLimit`.
+    Limit {
+        /// The limit after the command.
+        limit: LimitView,
+    },
 }
 
 /// A read of the local state. Not replicated: linearizability comes from ReadIndex around it.
@@ -601,6 +645,20 @@ pub enum Query {
         /// Page size, as in `ListTasks`.
         limit: u32,
     },
+    /// One workflow.
+    GetWorkflow {
+        /// The workflow.
+        id: WorkflowId,
+    },
+    /// A page of workflows in id order.
+    ListWorkflows {
+        /// Cursor: only ids greater than this.
+        after: Option<WorkflowId>,
+        /// Page size, as in `ListTasks`.
+        limit: u32,
+    },
+    /// Every concurrency limit and every key in use.
+    ListLimits,
 }
 
 /// Counts of tasks per state.
@@ -698,5 +756,19 @@ pub enum QueryResponse {
     Schedules {
         /// In id order.
         schedules: Vec<Schedule>,
+    },
+    /// Answer to `GetWorkflow`.
+    Workflow(Option<Box<Workflow>>),
+    /// Answer to `ListWorkflows`.
+    Workflows {
+        /// The page, in id order.
+        workflows: Vec<Workflow>,
+        /// Pass as `after` for the next page; `None` on the last page.
+        next_cursor: Option<WorkflowId>,
+    },
+    /// Answer to `ListLimits`.
+    Limits {
+        /// In key order.
+        limits: Vec<LimitView>,
     },
 }

@@ -29,6 +29,8 @@ pub(crate) enum Recorded {
     Schedule(u64),
     /// A manual trigger of a schedule and the run it started (format 3).
     Triggered(u64, TaskId),
+    /// A workflow submit and the workflow it created or found (format 6).
+    Workflow(u64),
 }
 
 /// FIFO of request ids plus a map for lookup. Both are ordered structures so that the snapshot

@@ -108,6 +108,8 @@ impl State {
         let why = format!("worker {worker_id} {}", if to == WorkerState::Removed { "removed" } else { "lost" });
         let mut affected = Vec::new();
         for task_id in self.live.remove(worker_id).unwrap_or_default() {
+            let key = self.tasks.get(&task_id).and_then(|t| t.spec.concurrency_key.clone());
+            self.release_permit(task_id, key.as_deref());
             let Some(task) = self.tasks.get_mut(&task_id) else {
                 continue;
             };
@@ -177,6 +179,10 @@ impl State {
             let msg = format!("worker {worker_id} already runs {used} of {} slots", worker.slots);
             return Err(Rejection::new(RejectCode::WorkerFull, msg));
         }
+        let key = task.spec.concurrency_key.clone();
+        self.check_permit(task_id, key.as_deref())?;
+        self.take_permit(task_id, key.as_deref());
+        let task = self.tasks.get_mut(&task_id).ok_or_else(|| not_found(task_id))?;
         let number = task.attempts.len() as u32 + 1;
         task.attempts.push(Attempt {
             number,
@@ -244,9 +250,11 @@ impl State {
             Err(Fenced::Missing) => return Response::Rejected(not_found(task_id)),
         };
         let worker_id = task.live_attempt().map(|a| a.worker_id.clone()).unwrap_or_default();
+        let key = task.spec.concurrency_key.clone();
         finish_attempt(task, &mut self.index, end, now_ms);
         self.ready.sync(task);
         let terminal = task.is_terminal();
+        self.release_permit(task_id, key.as_deref());
         if let Some(set) = self.live.get_mut(&worker_id) {
             set.remove(&task_id);
             if set.is_empty() {
@@ -300,6 +308,7 @@ impl State {
         let mut work = vec![root];
         while let Some(parent) = work.pop() {
             self.run_ended(parent, now_ms);
+            self.workflow_task_ended(parent, now_ms);
             let Some(children) = self.dependents.remove(&parent) else {
                 continue;
             };

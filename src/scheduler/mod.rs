@@ -36,6 +36,7 @@ mod command;
 mod dedup;
 pub mod format;
 mod lifecycle;
+pub mod limit;
 pub mod placement;
 mod ready;
 mod ready_tree;
@@ -46,6 +47,7 @@ mod task;
 mod token;
 pub mod verdict;
 mod worker;
+pub mod workflow;
 
 #[cfg(test)]
 mod script;
@@ -58,6 +60,7 @@ pub use command::{
 };
 pub use dedup::REQUEST_DEDUP_CAPACITY;
 pub use lifecycle::MAX_TOTAL_ATTEMPTS;
+pub use limit::LimitView;
 pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
 pub use result::{MAX_RESULT_BYTES, ResultData, TaskResult, text_or_base64};
 pub use schedule::{Overlap, Schedule, ScheduleCounters, ScheduleId, ScheduleSpec};
@@ -73,3 +76,4 @@ pub use token::{ApiToken, MAX_TOKEN_NAME_BYTES, MAX_TOKENS, Role, TOKEN_KEY_LEN}
 pub use worker::{
     MAX_ADDR_BYTES, MAX_LABELS, MAX_WORKER_ID_BYTES, MAX_WORKER_SLOTS, WorkerInfo, WorkerRegistration, WorkerState,
 };
+pub use workflow::{Workflow, WorkflowId, WorkflowSpec, WorkflowState};

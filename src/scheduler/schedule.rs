@@ -34,6 +34,7 @@ use super::task::FieldError;
 use super::task::TaskId;
 use super::task::TaskOrigin;
 use super::task::TaskSpec;
+use super::workflow::WorkflowSpec;
 
 /// Schedule ids are allocated by apply from a counter, like task ids; never reused.
 pub type ScheduleId = u64;
@@ -100,8 +101,10 @@ pub struct ScheduleSpec {
     pub jitter_ms: u64,
     /// Client-chosen key: a second create with the same key returns the first schedule.
     pub idempotency_key: Option<String>,
-    /// The task each run starts as.
+    /// The task each run starts as (ignored when `workflow` is set).
     pub task: TaskSpec,
+    /// The workflow each run starts as, instead of a task (format 6).
+    pub workflow: Option<Box<WorkflowSpec>>,
 }
 
 impl ScheduleSpec {

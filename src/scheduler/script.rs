@@ -17,6 +17,7 @@
 //! register w1 slots=2 label=zone:a          drain w1      remove w1      lost w1 [registered=MS]
 //! assign 1 w1 2 w2                          start 1 token=5
 //! checkpoint 1 token=5 data=abc             complete 1 token=5 outcome=failed exit=1 error=boom result=42
+//! done 1 outcome=failed result=42           (complete with the current attempt's token; outcome defaults to succeeded)
 //! reports w1 | started 1@5 | ended 2@5 outcome=failed exit=1 error=boom result=42
 //! get 1      list state=pending limit=2 after=1      stats      workers      tick 5000      noop
 //! ```
@@ -38,6 +39,14 @@
 //! plan live=w1,w2 now=5000       dry run: prints the plan; the planner's memory still moves
 //! dispatch live=w1               plans and commits the assignments as one `Assign`
 //! explain 3 now=5000             observe name=a ms=300             load
+//! ```
+//!
+//! Workflows (`super::workflow`) and concurrency limits (`super::limit`):
+//!
+//! ```text
+//! wf-submit request=r {"name": …, "nodes": […]}     (the rest of the line is the JSON spec)
+//! wf-cancel 1 reason=why     wf 1     wfs after=1 limit=2     inputs 7  (what task 7's worker receives)
+//! limit db max=2     limit db max=none (remove)     limits     submit … ckey=db
 //! ```
 //!
 //! Schedules (`super::schedule`; the calendar is `super::calendar`'s):
@@ -274,6 +283,7 @@ fn spec_from(a: &Args) -> Result<TaskSpec, String> {
         let (k, v) = pair(e)?;
         spec.env.insert(k, v);
     }
+    spec.concurrency_key = a.get("ckey").map(String::from);
     Ok(spec)
 }
 
@@ -344,6 +354,21 @@ fn strategy(name: &str) -> Result<PlacementStrategy, String> {
 
 impl Runner {
     fn line(&mut self, line: &str) -> Result<(), String> {
+        if let Some(rest) = line.strip_prefix("wf-submit ") {
+            // `wf-submit [request=R] {json}`: the spec is JSON, as a client sends it.
+            let at = rest.find('{').ok_or("wf-submit needs a JSON spec")?;
+            let head = Args::parse(&tokenize(&rest[..at])?);
+            let spec: WorkflowSpec =
+                serde_json::from_str(&rest[at..]).map_err(|e| format!("bad workflow JSON: {e}"))?;
+            self.index += 1;
+            let cmd = Command::SubmitWorkflow {
+                request_id: head.get("request").map(String::from),
+                now_ms: self.now(),
+                spec: Box::new(spec),
+            };
+            self.write(cmd);
+            return Ok(());
+        }
         let tokens = tokenize(line)?;
         let (verb, rest) = tokens.split_first().ok_or("empty line")?;
         let a = Args::parse(rest);
@@ -358,6 +383,23 @@ impl Runner {
                 limit: a.num("limit")?.unwrap_or(0),
             }),
             "stats" => Some(Query::Stats),
+            "wf" => Some(Query::GetWorkflow { id: a.word(0)? }),
+            "wfs" => Some(Query::ListWorkflows { after: a.num("after")?, limit: a.num("limit")?.unwrap_or(0) }),
+            "limits" => Some(Query::ListLimits),
+            "inputs" => {
+                let task: TaskId = a.word(0)?;
+                let inputs = self.state.inputs_of(task);
+                roundtrip(&inputs);
+                let parts: Vec<String> = inputs
+                    .iter()
+                    .map(|i| {
+                        let at = i.shard.map_or_else(String::new, |s| format!("/{s}"));
+                        format!("{}{at}={:?}", i.node, String::from_utf8_lossy(&i.data.0))
+                    })
+                    .collect();
+                writeln!(self.out, "inputs of {task}: [{}]", parts.join(" ")).unwrap();
+                return Ok(());
+            }
             "workers" => Some(Query::ListWorkers),
             "tick" => {
                 self.extra_ms += a.word::<u64>(0)?;
@@ -667,6 +709,21 @@ impl Runner {
                 error: a.get("error").map(String::from),
                 result: a.get("result").map(|r| r.as_bytes().to_vec()),
             },
+            // `complete` with the current attempt's token, whatever it is: `done 3 outcome=failed`.
+            "done" => {
+                let task_id: TaskId = a.word(0)?;
+                let token = self.state.task(task_id).and_then(|t| t.current_attempt()).map_or(0, |at| at.fencing_token);
+                Command::Complete {
+                    now_ms,
+                    task_id,
+                    token,
+                    outcome: outcome(a.get("outcome").unwrap_or("succeeded"))?,
+                    exit_code: a.num("exit")?,
+                    output_tail: String::new(),
+                    error: a.get("error").map(String::from),
+                    result: a.get("result").map(|r| r.as_bytes().to_vec()),
+                }
+            }
             "lost" => match a.num("registered")? {
                 Some(registered_ms) => {
                     Command::WorkerLostIncarnation { now_ms, worker_id: worker_id()?, registered_ms }
@@ -711,6 +768,17 @@ impl Runner {
                 advance_to: a.num("advance")?.unwrap_or(0),
                 missed: a.num("missed")?.unwrap_or(0),
             },
+            "wf-cancel" => {
+                Command::CancelWorkflow { now_ms, id: a.word(0)?, reason: a.get("reason").map(String::from) }
+            }
+            "limit" => Command::SetLimit {
+                now_ms,
+                key: a.word(0)?,
+                max_running: match a.get("max") {
+                    None | Some("none") => None,
+                    Some(n) => Some(n.parse().map_err(|_| format!("max={n} is not a number"))?),
+                },
+            },
             other => return Err(format!("unknown command {other}")),
         })
     }
@@ -720,6 +788,8 @@ impl Runner {
         let before_tasks: BTreeMap<TaskId, u64> = self.state.tasks.iter().map(|(&id, t)| (id, t.version)).collect();
         let before_workers = self.state.workers.clone();
         let before_schedules = self.state.schedules.clone();
+        let before_workflows: BTreeMap<u64, u64> =
+            self.state.workflows.iter().map(|(&id, w)| (id, w.version)).collect();
         let resp = self.state.apply(self.index, cmd);
         roundtrip(&resp);
         if let Err(e) = self.state.check_invariants() {
@@ -744,6 +814,11 @@ impl Runner {
         }
         for id in before_schedules.keys().filter(|id| !self.state.schedules.contains_key(id)) {
             writeln!(self.out, "  schedule {id} deleted").unwrap();
+        }
+        for (id, wf) in &self.state.workflows {
+            if before_workflows.get(id) != Some(&wf.version) {
+                writeln!(self.out, "  {}", dump_workflow(wf)).unwrap();
+            }
         }
     }
 
@@ -792,6 +867,28 @@ impl Runner {
             QueryResponse::Schedules { schedules } => {
                 for s in schedules {
                     writeln!(self.out, "{}", dump_schedule(s, self.state.schedule_runs.get(&s.id))).unwrap();
+                }
+            }
+            QueryResponse::Workflow(None) => writeln!(self.out, "none").unwrap(),
+            QueryResponse::Workflow(Some(wf)) => {
+                writeln!(self.out, "{}", dump_workflow(wf)).unwrap();
+                for n in &wf.nodes {
+                    if let Some(r) = &n.reason {
+                        writeln!(self.out, "  {}: {r}", n.spec.id).unwrap();
+                    }
+                }
+            }
+            QueryResponse::Workflows { workflows, next_cursor } => {
+                for wf in workflows {
+                    writeln!(self.out, "{}", dump_workflow(wf)).unwrap();
+                }
+                writeln!(self.out, "next_cursor={}", next_cursor.map_or_else(|| "none".to_string(), |c| c.to_string()))
+                    .unwrap();
+            }
+            QueryResponse::Limits { limits } => {
+                for l in limits {
+                    let max = l.max_running.map_or_else(|| "none".to_string(), |m| m.to_string());
+                    writeln!(self.out, "limit {} max={max} running={:?}", l.key, l.running).unwrap();
                 }
             }
         }
@@ -856,6 +953,15 @@ fn dump_task(t: &Task) -> String {
     }
     if t.spec.executor != Executor::Exec {
         write!(s, " executor={}", t.spec.executor.as_str()).unwrap();
+    }
+    if let TaskOrigin::Workflow { workflow, node } = t.spec.origin {
+        write!(s, " wf={workflow}/{node}").unwrap();
+        if let Some(sh) = t.spec.shard {
+            write!(s, " shard={}/{}", sh.index, sh.total).unwrap();
+        }
+    }
+    if let Some(k) = &t.spec.concurrency_key {
+        write!(s, " ckey={k}").unwrap();
     }
     if let TaskOrigin::Schedule { schedule, nominal_ms, manual } = t.spec.origin {
         write!(s, " run={schedule}@{nominal_ms}{}", if manual { "(manual)" } else { "" }).unwrap();
@@ -982,7 +1088,35 @@ fn describe(resp: &Response) -> String {
         Response::ScheduleDeleted { schedule, cancelled } => {
             format!("ok deleted schedule {} cancelled={cancelled:?}", schedule.id)
         }
+        Response::Workflow { workflow, created } => {
+            let what = if *created { "created" } else { "ok" };
+            format!("ok workflow {} {what} {}", workflow.id, workflow.state.as_str())
+        }
+        Response::Limit { limit } => {
+            let max = limit.max_running.map_or_else(|| "none".to_string(), |m| m.to_string());
+            format!("ok limit {} max={max} running={:?}", limit.key, limit.running)
+        }
     }
+}
+
+/// One deterministic line per workflow: each node's state and tasks.
+fn dump_workflow(wf: &Workflow) -> String {
+    let nodes: Vec<String> = wf
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut s = format!("{}:{}", n.spec.id, n.state.as_str());
+            if !n.tasks.is_empty() {
+                let ids: Vec<String> = n.tasks.iter().map(ToString::to_string).collect();
+                write!(s, "({})", ids.join(",")).unwrap();
+            }
+            if n.spec.shards.is_some() {
+                write!(s, "[{}ok/{}ended/{}]", n.succeeded(), n.ended.len(), n.shard_count()).unwrap();
+            }
+            s
+        })
+        .collect();
+    format!("workflow {} v{} {} nodes=[{}]", wf.id, wf.version, wf.state.as_str(), nodes.join(" "))
 }
 
 /// One deterministic line per schedule, with its runs.
@@ -1065,5 +1199,6 @@ fn schedule_spec(a: &Args) -> Result<ScheduleSpec, String> {
         jitter_ms: a.num("jitter")?.unwrap_or(0),
         idempotency_key: a.get("key").map(String::from),
         task,
+        workflow: None,
     })
 }

@@ -22,6 +22,7 @@ use super::schedule::{Runs, Schedule, ScheduleId};
 use super::task::{Task, TaskId, TaskSpec, TaskState};
 use super::token::ApiToken;
 use super::worker::{WorkerInfo, WorkerState};
+use super::workflow::{Workflow, WorkflowId};
 
 /// Page size of `ListTasks` when the query says 0.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -113,6 +114,18 @@ pub struct State {
     pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
     /// API tokens by key (format 4): only their hashes.
     pub(crate) tokens: BTreeMap<String, ApiToken>,
+    /// Workflows by id (format 6). Boxed like tasks.
+    pub(crate) workflows: BTreeMap<WorkflowId, Box<Workflow>>,
+    /// The id the next workflow gets.
+    pub(crate) next_workflow_id: WorkflowId,
+    /// Workflow idempotency key → workflow, forever.
+    pub(crate) workflow_keys: BTreeMap<String, WorkflowId>,
+    /// Concurrency limits (format 6): key → most tasks with that key that may hold a permit.
+    pub(crate) limits: BTreeMap<String, u32>,
+    /// Concurrency key → tasks whose live attempt holds a permit: taken at `Assign`, released
+    /// when the attempt ends. Kept for every key in use, limited or not, so that a limit set
+    /// later counts the tasks already running.
+    pub(crate) permits: BTreeMap<String, BTreeSet<TaskId>>,
     /// Dispatchable tasks by priority and ready time, for the planner. Derived from `tasks`:
     /// never serialized, rebuilt on decode, kept in step by apply.
     #[serde(skip)]
@@ -156,6 +169,41 @@ pub(crate) struct Parts {
     pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
     pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
     pub(crate) tokens: BTreeMap<String, ApiToken>,
+    pub(crate) workflows: BTreeMap<WorkflowId, Box<Workflow>>,
+    pub(crate) next_workflow_id: WorkflowId,
+    pub(crate) workflow_keys: BTreeMap<String, WorkflowId>,
+    pub(crate) limits: BTreeMap<String, u32>,
+    pub(crate) permits: BTreeMap<String, BTreeSet<TaskId>>,
+}
+
+impl Parts {
+    /// The parts of an empty state: the base of an upgrade, which then names every field its
+    /// format had, so that only what later formats added keeps these empty values.
+    pub(crate) fn empty_additions() -> Self {
+        let s = State::default();
+        Parts {
+            tasks: s.tasks,
+            next_task_id: s.next_task_id,
+            last_applied_index: s.last_applied_index,
+            idempotency: s.idempotency,
+            requests: s.requests,
+            workers: s.workers,
+            index: s.index,
+            live: s.live,
+            dependents: s.dependents,
+            removed_members: s.removed_members,
+            schedules: s.schedules,
+            next_schedule_id: s.next_schedule_id,
+            schedule_keys: s.schedule_keys,
+            schedule_runs: s.schedule_runs,
+            tokens: s.tokens,
+            workflows: s.workflows,
+            next_workflow_id: s.next_workflow_id,
+            workflow_keys: s.workflow_keys,
+            limits: s.limits,
+            permits: s.permits,
+        }
+    }
 }
 
 impl State {
@@ -177,6 +225,11 @@ impl State {
             schedule_keys: BTreeMap::new(),
             schedule_runs: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            workflows: BTreeMap::new(),
+            next_workflow_id: 1,
+            workflow_keys: BTreeMap::new(),
+            limits: BTreeMap::new(),
+            permits: BTreeMap::new(),
             ready: ReadyIndex::default(),
         }
     }
@@ -200,6 +253,11 @@ impl State {
             schedule_keys: p.schedule_keys,
             schedule_runs: p.schedule_runs,
             tokens: p.tokens,
+            workflows: p.workflows,
+            next_workflow_id: p.next_workflow_id,
+            workflow_keys: p.workflow_keys,
+            limits: p.limits,
+            permits: p.permits,
             ready,
         }
     }
@@ -293,6 +351,11 @@ impl State {
             Command::FireSchedule { now_ms, id, version, nominal, advance_to, missed } => {
                 self.fire_schedule(now_ms, id, version, nominal, advance_to, missed)
             }
+            Command::SubmitWorkflow { request_id, now_ms, spec } => {
+                self.submit_workflow(request_id, now_ms, *spec, super::workflow::WorkflowOrigin::Api)
+            }
+            Command::CancelWorkflow { now_ms, id, reason } => self.cancel_workflow(now_ms, id, reason),
+            Command::SetLimit { now_ms: _, key, max_running } => self.set_limit(key, max_running),
         }
     }
 
@@ -317,6 +380,16 @@ impl State {
                     QueryResponse::Tasks { tasks, next_cursor }
                 }
             },
+            Query::GetWorkflow { id } => QueryResponse::Workflow(self.workflows.get(&id).cloned()),
+            Query::ListWorkflows { after, limit } => {
+                let limit = match limit {
+                    0 => DEFAULT_LIST_LIMIT,
+                    n => n.min(MAX_LIST_LIMIT),
+                } as usize;
+                let (workflows, next_cursor) = self.workflows_page(after, limit);
+                QueryResponse::Workflows { workflows, next_cursor }
+            }
+            Query::ListLimits => QueryResponse::Limits { limits: self.limits_view() },
         }
     }
 
@@ -538,6 +611,10 @@ impl State {
             Recorded::Schedule(_) | Recorded::Triggered(..) => Response::Rejected(Rejection::new(
                 RejectCode::IdempotencyMismatch,
                 "request_id was used before for a schedule request",
+            )),
+            Recorded::Workflow(_) => Response::Rejected(Rejection::new(
+                RejectCode::IdempotencyMismatch,
+                "request_id was used before for a workflow submit",
             )),
         }
     }
@@ -769,6 +846,8 @@ impl State {
         if self.schedule_runs.keys().any(|id| !self.schedules.contains_key(id)) {
             return Err("a runs index outlived its schedule".into());
         }
+        self.check_workflows()?;
+        self.check_permits()?;
         self.requests.check()
     }
 }

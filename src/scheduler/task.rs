@@ -120,6 +120,9 @@ pub struct TaskSpec {
     pub depends_on: Vec<TaskId>,
     /// Who created the task.
     pub origin: TaskOrigin,
+    /// Cluster-wide concurrency limit this task counts against (format 6): while `n` tasks
+    /// with this key hold a permit (`PUT /v1/limits/{key}`), no other one is assigned.
+    pub concurrency_key: Option<String>,
 }
 
 impl Default for TaskSpec {
@@ -142,6 +145,7 @@ impl Default for TaskSpec {
             shard: None,
             depends_on: Vec::new(),
             origin: TaskOrigin::default(),
+            concurrency_key: None,
         }
     }
 }
@@ -342,6 +346,14 @@ pub enum TaskOrigin {
         /// Started by `trigger` (outside the calendar) rather than by the calendar or a backfill.
         manual: bool,
     },
+    /// A task of a workflow's node (format 6), created by the cluster when the node started
+    /// (each shard of a sharded node is one; its index is in `shard`).
+    Workflow {
+        /// The workflow.
+        workflow: u64,
+        /// The node's position in the workflow's `nodes`.
+        node: u32,
+    },
 }
 
 /// The binary shape of [`TaskOrigin`] (what postcard reads and writes).
@@ -350,6 +362,7 @@ enum OriginBinary {
     Api,
     Claimed { schedule_id: String, nominal_time_ms: u64 },
     Schedule { schedule: u64, nominal_ms: u64, manual: bool },
+    Workflow { workflow: u64, node: u32 },
 }
 
 /// The JSON shapes of [`TaskOrigin`] (also its OpenAPI schema): `"api"` for a task a client
@@ -369,6 +382,13 @@ enum OriginJson {
         /// Started by `trigger` rather than by the calendar or a backfill.
         #[serde(default)]
         manual: bool,
+    },
+    /// A task of a workflow's node.
+    Workflow {
+        /// The workflow.
+        workflow: u64,
+        /// The node's position in the workflow's `nodes`.
+        node: u32,
     },
     /// A schedule origin claimed by a client of formats 1 and 2 (read, never accepted).
     Claimed {
@@ -413,6 +433,7 @@ impl Serialize for TaskOrigin {
                 TaskOrigin::Schedule { schedule, nominal_ms, manual } => {
                     OriginJson::Schedule { schedule, nominal_ms, manual }
                 }
+                TaskOrigin::Workflow { workflow, node } => OriginJson::Workflow { workflow, node },
             }
             .serialize(s)
         } else {
@@ -424,6 +445,7 @@ impl Serialize for TaskOrigin {
                 TaskOrigin::Schedule { schedule, nominal_ms, manual } => {
                     OriginBinary::Schedule { schedule, nominal_ms, manual }
                 }
+                TaskOrigin::Workflow { workflow, node } => OriginBinary::Workflow { workflow, node },
             }
             .serialize(s)
         }
@@ -438,6 +460,7 @@ impl<'de> Deserialize<'de> for TaskOrigin {
                 OriginJson::Schedule { schedule, nominal_ms, manual } => {
                     TaskOrigin::Schedule { schedule, nominal_ms, manual }
                 }
+                OriginJson::Workflow { workflow, node } => TaskOrigin::Workflow { workflow, node },
                 OriginJson::Claimed { schedule_id, nominal_time_ms }
                 | OriginJson::Wrapped { schedule: ClaimedJson { schedule_id, nominal_time_ms } } => {
                     TaskOrigin::Claimed { schedule_id, nominal_time_ms }
@@ -452,6 +475,7 @@ impl<'de> Deserialize<'de> for TaskOrigin {
                 OriginBinary::Schedule { schedule, nominal_ms, manual } => {
                     TaskOrigin::Schedule { schedule, nominal_ms, manual }
                 }
+                OriginBinary::Workflow { workflow, node } => TaskOrigin::Workflow { workflow, node },
             })
         }
     }
@@ -475,6 +499,14 @@ impl TaskOrigin {
     pub fn schedule_run(&self) -> Option<(u64, u64)> {
         match *self {
             TaskOrigin::Schedule { schedule, nominal_ms, .. } => Some((schedule, nominal_ms)),
+            _ => None,
+        }
+    }
+
+    /// The workflow and node index of a workflow node's task.
+    pub fn workflow_node(&self) -> Option<(u64, u32)> {
+        match *self {
+            TaskOrigin::Workflow { workflow, node } => Some((workflow, node)),
             _ => None,
         }
     }
@@ -616,6 +648,9 @@ impl TaskSpec {
         self.validate_dependencies()?;
         if let TaskOrigin::Claimed { schedule_id, .. } = &self.origin {
             check_key("origin.schedule.schedule_id", schedule_id)?;
+        }
+        if let Some(key) = &self.concurrency_key {
+            check_key("concurrency_key", key)?;
         }
         Ok(())
     }

@@ -172,6 +172,8 @@ impl Tally {
             | Response::Rejected(_)
             | Response::Token { .. }
             | Response::TokenRevoked { .. }
+            | Response::Workflow { .. }
+            | Response::Limit { .. }
             | Response::Schedule { .. } => {}
         }
     }

@@ -258,6 +258,7 @@ impl From<TaskSpec> for now::TaskSpec {
             shard: s.shard,
             depends_on: s.depends_on,
             origin: s.origin,
+            concurrency_key: None,
         };
         // Format 1 chose the executor from `command[0]`. An unknown `taskraft:` name stays an
         // `exec` program, which fails to start just as the unknown built-in failed before.
@@ -372,6 +373,7 @@ impl From<State> for now::State {
             schedule_keys: Default::default(),
             schedule_runs: Default::default(),
             tokens: BTreeMap::new(),
+            ..now::state::Parts::empty_additions()
         })
     }
 }

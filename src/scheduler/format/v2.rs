@@ -53,6 +53,7 @@ impl From<State> for now::State {
             schedule_keys: BTreeMap::new(),
             schedule_runs: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            ..now::state::Parts::empty_additions()
         })
     }
 }

@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use super::v4::{Task, upgrade_tasks};
+use super::v5::{Schedule, upgrade_schedules};
 use crate::scheduler as now;
 use crate::scheduler::dedup::RequestWindow;
 use crate::scheduler::schedule::Runs;
 use crate::scheduler::state::TaskIndex;
-use crate::scheduler::{Schedule, ScheduleId, TaskId, WorkerInfo};
+use crate::scheduler::{ScheduleId, TaskId, WorkerInfo};
 
 /// The replicated state as format 3 wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,11 +53,12 @@ impl From<State> for now::State {
             live: s.live,
             dependents: s.dependents,
             removed_members: s.removed_members,
-            schedules: s.schedules,
+            schedules: upgrade_schedules(s.schedules),
             next_schedule_id: s.next_schedule_id,
             schedule_keys: s.schedule_keys,
             schedule_runs: s.schedule_runs,
             tokens: BTreeMap::new(),
+            ..now::state::Parts::empty_additions()
         })
     }
 }

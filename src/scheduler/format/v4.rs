@@ -20,9 +20,11 @@ use crate::scheduler as now;
 use crate::scheduler::dedup::RequestWindow;
 use crate::scheduler::schedule::Runs;
 use crate::scheduler::state::TaskIndex;
+// Task specs and schedules are format 5's frozen shapes (formats 2 to 5 wrote the same bytes).
+use super::v5::{Schedule, ScheduleSpec, TaskSpec, upgrade_schedules};
 use crate::scheduler::{
-    ApiToken, Attempt, AttemptId, AttemptOutcome, Checkpoint, Reuse, Schedule, ScheduleId, ScheduleSpec, TaskId,
-    TaskSpec, TaskState, WorkerInfo, WorkerRegistration,
+    ApiToken, Attempt, AttemptId, AttemptOutcome, Checkpoint, Reuse, ScheduleId, TaskId, TaskState, WorkerInfo,
+    WorkerRegistration,
 };
 
 /// A command as formats 2 to 4 wrote it.
@@ -229,11 +231,14 @@ impl From<Command> for now::Command {
     fn from(c: Command) -> Self {
         match c {
             Command::Submit { request_id, now_ms, spec, reuse } => {
-                now::Command::Submit { request_id, now_ms, spec, reuse }
+                now::Command::Submit { request_id, now_ms, spec: spec.into(), reuse }
             }
-            Command::SubmitBatch { request_id, now_ms, specs, reuse } => {
-                now::Command::SubmitBatch { request_id, now_ms, specs, reuse }
-            }
+            Command::SubmitBatch { request_id, now_ms, specs, reuse } => now::Command::SubmitBatch {
+                request_id,
+                now_ms,
+                specs: specs.into_iter().map(Into::into).collect(),
+                reuse,
+            },
             Command::Cancel { request_id, now_ms, task_id, reason } => {
                 now::Command::Cancel { request_id, now_ms, task_id, reason }
             }
@@ -263,9 +268,11 @@ impl From<Command> for now::Command {
                 now::Command::Reports { now_ms, worker_id, reports: reports.into_iter().map(Into::into).collect() }
             }
             Command::CreateSchedule { request_id, now_ms, spec, paused } => {
-                now::Command::CreateSchedule { request_id, now_ms, spec, paused }
+                now::Command::CreateSchedule { request_id, now_ms, spec: Box::new((*spec).into()), paused }
             }
-            Command::UpdateSchedule { now_ms, id, spec } => now::Command::UpdateSchedule { now_ms, id, spec },
+            Command::UpdateSchedule { now_ms, id, spec } => {
+                now::Command::UpdateSchedule { now_ms, id, spec: Box::new((*spec).into()) }
+            }
             Command::PauseSchedule { now_ms, id, note } => now::Command::PauseSchedule { now_ms, id, note },
             Command::ResumeSchedule { now_ms, id } => now::Command::ResumeSchedule { now_ms, id },
             Command::TriggerSchedule { request_id, now_ms, id } => {
@@ -305,7 +312,7 @@ impl From<Task> for now::Task {
     fn from(t: Task) -> Self {
         now::Task {
             id: t.id,
-            spec: t.spec,
+            spec: t.spec.into(),
             state: t.state,
             version: t.version,
             created_ms: t.created_ms,
@@ -340,11 +347,12 @@ impl From<State> for now::State {
             live: s.live,
             dependents: s.dependents,
             removed_members: s.removed_members,
-            schedules: s.schedules,
+            schedules: upgrade_schedules(s.schedules),
             next_schedule_id: s.next_schedule_id,
             schedule_keys: s.schedule_keys,
             schedule_runs: s.schedule_runs,
             tokens: s.tokens,
+            ..now::state::Parts::empty_additions()
         })
     }
 }
