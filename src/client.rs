@@ -56,6 +56,9 @@ use crate::proto::workers::RemovedWorker;
 use crate::proto::workers::ReportResults;
 use crate::proto::workers::Reports;
 use crate::proto::workers::WorkerList;
+use crate::proto::workflows::CancelWorkflowRequest;
+use crate::proto::workflows::WorkflowList;
+use crate::proto::workflows::WorkflowView;
 use crate::scheduler::Stats;
 use crate::scheduler::Task;
 use crate::scheduler::TaskStatus;
@@ -445,6 +448,35 @@ impl Client {
             q.push_str(&format!("&cursor={c}"));
         }
         self.call_as(Method::GET, &q, None).await
+    }
+
+    /// Submits a workflow (a JSON object as accepted by `POST /v1/workflows`). Returns it and
+    /// whether it was created (false: its idempotency key or request id was known).
+    pub async fn submit_workflow(&self, workflow: Value) -> Result<(WorkflowView, bool)> {
+        let rid = self.next_request_id();
+        let (status, bytes) =
+            self.call_with(Method::POST, "/v1/workflows", Some(Payload::Json(workflow)), Some(&rid)).await?;
+        Ok((decode(&bytes)?, status == StatusCode::CREATED))
+    }
+
+    /// Reads a workflow with every node's tasks and results (linearizable).
+    pub async fn get_workflow(&self, id: u64) -> Result<WorkflowView> {
+        self.call_as(Method::GET, &format!("/v1/workflows/{id}"), None).await
+    }
+
+    /// One page of workflows in id order.
+    pub async fn list_workflows(&self, limit: u32, cursor: Option<u64>) -> Result<WorkflowList> {
+        let mut q = format!("/v1/workflows?limit={limit}");
+        if let Some(c) = cursor {
+            q.push_str(&format!("&cursor={c}"));
+        }
+        self.call_as(Method::GET, &q, None).await
+    }
+
+    /// Cancels a workflow: waiting nodes are cancelled, live tasks asked to stop.
+    pub async fn cancel_workflow(&self, id: u64, reason: Option<&str>) -> Result<WorkflowView> {
+        let body = CancelWorkflowRequest { reason: reason.map(String::from) };
+        self.call_as(Method::POST, &format!("/v1/workflows/{id}/cancel"), Some(to_json(&body)?)).await
     }
 
     /// One page of a schedule's runs, in nominal order (`cursor`: a nominal time).

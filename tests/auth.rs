@@ -62,6 +62,10 @@ const GUARDED: &[(&str, &str)] = &[
     ("POST", "/v1/schedules/1/resume"),
     ("POST", "/v1/schedules/1/trigger"),
     ("POST", "/v1/schedules/1/backfill"),
+    ("GET", "/v1/workflows"),
+    ("POST", "/v1/workflows"),
+    ("GET", "/v1/workflows/1"),
+    ("POST", "/v1/workflows/1/cancel"),
     ("GET", "/v1/stats"),
     ("GET", "/v1/cluster"),
     ("POST", "/v1/cluster/init"),
@@ -121,6 +125,20 @@ async fn without_a_valid_token_everything_but_health_is_refused_and_roles_decide
     let id = body["id"].as_u64().expect("task id");
     assert_eq!(call(&follower, Method::GET, &format!("/v1/tasks/{id}"), Some(&reader), None).await.0, StatusCode::OK);
     let cancel = format!("/v1/tasks/{id}/cancel");
+    assert_eq!(call(&follower, Method::POST, &cancel, Some(&submitter), None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(call(&follower, Method::POST, &cancel, Some(&operator), None).await.0, StatusCode::OK);
+    // Workflows: submitters submit, readers read, operators cancel.
+    let wf = json!({"name": "roles", "nodes": [{"id": "a", "task": {"command": ["sleep", "30"]}}]});
+    assert_eq!(
+        call(&follower, Method::POST, "/v1/workflows", Some(&reader), Some(wf.clone())).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (s, body) = call(&follower, Method::POST, "/v1/workflows", Some(&submitter), Some(wf)).await;
+    assert_eq!(s, StatusCode::CREATED, "a submitter submits a workflow: {body}");
+    let wf_id = body["id"].as_u64().expect("workflow id");
+    let get = format!("/v1/workflows/{wf_id}");
+    assert_eq!(call(&follower, Method::GET, &get, Some(&reader), None).await.0, StatusCode::OK);
+    let cancel = format!("/v1/workflows/{wf_id}/cancel");
     assert_eq!(call(&follower, Method::POST, &cancel, Some(&submitter), None).await.0, StatusCode::FORBIDDEN);
     assert_eq!(call(&follower, Method::POST, &cancel, Some(&operator), None).await.0, StatusCode::OK);
     assert_eq!(call(&follower, Method::GET, "/v1/tokens", Some(&operator), None).await.0, StatusCode::FORBIDDEN);

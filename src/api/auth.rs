@@ -109,10 +109,10 @@ pub fn need(method: &Method, route: &str) -> Need {
         ("/v1/tokens" | "/v1/tokens/{key}" | "/v1/snapshot" | "/v1/internal/read-index", _) => Need::Role(Admin),
         ("/v1/cluster/init" | "/v1/cluster/members" | "/v1/cluster/members/{id}", false) => Need::Role(Admin),
         (_, true) => Need::Role(Reader),
-        ("/v1/tasks" | "/v1/tasks/batch" | "/v1/schedules", false) => Need::Role(Submitter),
+        ("/v1/tasks" | "/v1/tasks/batch" | "/v1/schedules" | "/v1/workflows", false) => Need::Role(Submitter),
         ("/v1/schedules/{id}/trigger" | "/v1/schedules/{id}/backfill", false) => Need::Role(Submitter),
         ("/v1/schedules/{id}", false) if method == Method::PUT => Need::Role(Submitter),
-        ("/v1/tasks/{id}/cancel", false) => Need::Role(Operator),
+        ("/v1/tasks/{id}/cancel" | "/v1/workflows/{id}/cancel", false) => Need::Role(Operator),
         ("/v1/workers/{id}" | "/v1/workers/{id}/drain", false) => Need::Role(Operator),
         ("/v1/schedules/{id}/pause" | "/v1/schedules/{id}/resume" | "/v1/schedules/{id}", false) => {
             Need::Role(Operator)

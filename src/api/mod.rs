@@ -27,6 +27,7 @@
 //! | [`worker_protocol`] | register, heartbeat, inbox, reports, checkpoints            |
 //! | [`worker_admin`]    | `GET /v1/workers`, drain, remove                            |
 //! | [`schedules`]       | `/v1/schedules…`                                            |
+//! | [`workflows`]       | `/v1/workflows…`                                            |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
 //! | [`tokens`]          | `/v1/tokens…` (who may do what: [`auth`])                   |
 //! | [`metrics`]         | `/metrics`, and the layer counting and timing every request |
@@ -51,6 +52,7 @@ pub mod tasks;
 pub mod tokens;
 pub mod worker_admin;
 pub mod worker_protocol;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -88,6 +90,9 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(schedules::resume))
         .routes(routes!(schedules::trigger))
         .routes(routes!(schedules::backfill))
+        .routes(routes!(workflows::submit, workflows::list))
+        .routes(routes!(workflows::get))
+        .routes(routes!(workflows::cancel))
         .routes(routes!(tasks::stats))
         .routes(routes!(cluster::get_status))
         .routes(routes!(cluster::init))

@@ -16,6 +16,7 @@ mod task;
 mod tls;
 mod token;
 mod worker;
+mod workflow;
 
 use std::process::ExitCode;
 
@@ -116,6 +117,9 @@ enum Command {
     /// Timed triggers: cron, intervals and one-shot schedules.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCmd),
+    /// Workflows: DAGs of tasks with edge conditions, shards and results passed to children.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCmd),
     /// Back up the cluster's state, or seed a new cluster from a backup.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCmd),
@@ -141,6 +145,7 @@ pub async fn run() -> ExitCode {
         Command::Task(cmd) => cmd.run().await,
         Command::Cluster(cmd) => cmd.run().await,
         Command::Schedule(cmd) => cmd.run().await,
+        Command::Workflow(cmd) => cmd.run().await,
         Command::Snapshot(cmd) => cmd.run().await,
         Command::Worker(cmd) => cmd.run().await,
         Command::Token(cmd) => cmd.run().await,

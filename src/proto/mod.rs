@@ -30,6 +30,7 @@ pub mod schedules;
 pub mod tasks;
 pub mod tokens;
 pub mod workers;
+pub mod workflows;
 
 use std::time::Duration;
 
