@@ -261,7 +261,7 @@ pub fn draw(wf: &WorkflowView, results: bool) -> String {
             continue;
         }
         if l > 0 {
-            writeln!(out, "  {}", "│").unwrap();
+            writeln!(out, "  │").unwrap();
         }
         for (k, &i) in members.iter().enumerate() {
             let n = &wf.nodes[i];
