@@ -99,6 +99,35 @@ pub enum BenchCmd {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Start a local cluster (3 replicas + workers) and time workflows: a fan-out of 1 → N
+    /// shards → 1 (makespan, per-edge overhead), then many small diamonds submitted at once
+    /// (workflows completed per second). Tasks are `noop`; times are the leader's.
+    Workflow {
+        /// Shards of the fan-out's middle node.
+        #[arg(long, default_value_t = 1000)]
+        shards: u32,
+        /// Fan-out workflows, run one after the other.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Small diamond workflows (a → b, c → d) submitted at once.
+        #[arg(long, default_value_t = 1000)]
+        diamonds: usize,
+        /// Nodes of a chain run alone: its edges give the overhead per edge without queueing.
+        #[arg(long, default_value_t = 100)]
+        chain: usize,
+        /// Worker agents to start.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Slots per worker.
+        #[arg(long, default_value_t = 64)]
+        slots: u32,
+        /// API ports are BASE+1..BASE+3, Raft ports BASE+101..BASE+103.
+        #[arg(long, default_value_t = 7300)]
+        port_base: u16,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 /// What the e2e benchmark's tasks run.
@@ -137,6 +166,10 @@ impl BenchCmd {
             }
             BenchCmd::Failover { kills, port_base, output, server_args } => {
                 failover(kills, port_base, output, server_args).await
+            }
+            BenchCmd::Workflow { shards, rounds, diamonds, chain, workers, slots, port_base, output } => {
+                let args = super::bench_workflow::WorkflowBenchArgs { shards, rounds, diamonds, chain };
+                bench_workflow(args, workers, slots, port_base, output).await
             }
             BenchCmd::Schedules { schedules, every_ms, duration, workers, kill_leader, port_base, output } => {
                 let duration = duration.unwrap_or_else(|| (3 * every_ms / 1000).max(20));
@@ -316,32 +349,95 @@ fn ms_percentiles(mut v: Vec<u64>) -> serde_json::Value {
     json!({"p50": p(50.0), "p90": p(90.0), "p99": p(99.0), "max": p(100.0)})
 }
 
-async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
-    let dir = tempfile::Builder::new().prefix("taskraft-e2e-").tempdir()?;
+/// A local 3-replica cluster (auth off) with `workers` × `slots`, formed and registered.
+async fn bench_cluster(
+    dir: &std::path::Path,
+    port_base: u16,
+    workers: usize,
+    slots: u32,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<(super::local::LocalCluster, Arc<Client>)> {
     let mut cluster = super::local::LocalCluster::spawn(
-        dir.path(),
+        dir,
         3,
-        args.port_base,
-        args.port_base + 100,
+        port_base,
+        port_base + 100,
         &["--cluster-secret".into(), "bench".into(), "--auth=false".into()],
     )?;
     let client = Arc::new(Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(30)));
-    let stop = tokio_util::sync::CancellationToken::new();
-    super::server::spawn_signal_handler(stop.clone());
-    let result = async {
-        cluster.wait_formed(&client, 3, Duration::from_secs(60), &stop).await?;
-        for _ in 0..args.workers {
-            cluster.spawn_worker(args.slots, &[])?;
+    let formed = async {
+        cluster.wait_formed(&client, 3, Duration::from_secs(60), stop).await?;
+        for _ in 0..workers {
+            cluster.spawn_worker(slots, &[])?;
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if client.stats().await?.active_workers == args.workers as u64 {
+            if client.stats().await?.active_workers == workers as u64 {
                 break;
             }
             anyhow::ensure!(Instant::now() < deadline, "workers did not register within 60 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        client.prefer_leader().await?;
+        Ok(client.prefer_leader().await?)
+    }
+    .await;
+    match formed {
+        Ok(()) => Ok((cluster, client)),
+        Err(e) => {
+            cluster.shutdown().await;
+            Err(e)
+        }
+    }
+}
+
+async fn bench_workflow(
+    args: super::bench_workflow::WorkflowBenchArgs,
+    workers: usize,
+    slots: u32,
+    port_base: u16,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.shards >= 1 && args.rounds >= 1, "--shards and --rounds must be at least 1");
+    let dir = tempfile::Builder::new().prefix("taskraft-wf-bench-").tempdir()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    super::server::spawn_signal_handler(stop.clone());
+    let (mut cluster, client) = bench_cluster(dir.path(), port_base, workers, slots, &stop).await?;
+    let result = super::bench_workflow::run(&client, &args).await;
+    cluster.shutdown().await;
+    let mut report = result?;
+    report["workers"] = json!(workers);
+    report["slots"] = json!(slots);
+    if output == Output::Json {
+        print_json(&report);
+    } else {
+        let f = &report["fan_out"];
+        let d = &report["diamonds"];
+        let c = &report["chain"];
+        println!(
+            "fan-out 1 -> {} -> 1 on {workers} x {slots} slots, {} rounds: makespan p50 {} ms (max {}), client wall p50 {} ms; edge overhead p50 {} ms p99 {} ms",
+            f["shards"], f["rounds"], f["makespan_ms"]["p50"], f["makespan_ms"]["max"], f["client_wall_ms"]["p50"],
+            f["edge_overhead_ms"]["p50"], f["edge_overhead_ms"]["p99"]
+        );
+        println!(
+            "chain of {} nodes alone: makespan {} ms; edge overhead p50 {} ms p90 {} ms p99 {} ms (parent end -> assign p50 {} ms, assign -> start p50 {} ms)",
+            c["nodes"], c["makespan_ms"], c["edge_overhead_ms"]["p50"], c["edge_overhead_ms"]["p90"], c["edge_overhead_ms"]["p99"],
+            c["parent_end_to_assign_ms"]["p50"], c["assign_to_start_ms"]["p50"]
+        );
+        println!(
+            "{} diamonds at once: {} workflows/s (span {} ms, submitted in {} ms); makespan p50 {} ms p99 {} ms; edge overhead p50 {} ms p99 {} ms",
+            d["workflows"], d["completed_per_sec"], d["span_ms"], d["submitted_in_ms"], d["makespan_ms"]["p50"],
+            d["makespan_ms"]["p99"], d["edge_overhead_ms"]["p50"], d["edge_overhead_ms"]["p99"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::Builder::new().prefix("taskraft-e2e-").tempdir()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    super::server::spawn_signal_handler(stop.clone());
+    let (mut cluster, client) = bench_cluster(dir.path(), args.port_base, args.workers, args.slots, &stop).await?;
+    let result = async {
         let (executor, command) = match args.executor {
             E2eExecutor::Noop => ("noop", json!([])),
             E2eExecutor::Exec => ("exec", json!(["true"])),

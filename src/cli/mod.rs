@@ -5,6 +5,7 @@
 //! (failing over between the `--addr` replicas), `bench` measures it.
 
 mod bench;
+mod bench_workflow;
 mod cluster;
 mod dev;
 mod local;
