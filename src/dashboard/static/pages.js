@@ -530,5 +530,6 @@ function schedulesPage(ctx) {
   };
 }
 
-const PAGES = { cluster: clusterPage, workers: workersPage, tasks: tasksPage, schedules: schedulesPage };
+// workflows.js (the workflow pages) is loaded before this file.
+const PAGES = { cluster: clusterPage, workers: workersPage, tasks: tasksPage, schedules: schedulesPage, workflows: workflowsPage };
 
