@@ -620,6 +620,11 @@ class Run:
         self.wait(f"task {task}'s page", lambda: self.one("#task-state") is not None
                   and self.one("#task-title").text == f"Task #{task}")
         self.wait("the task succeeded", lambda: self.one("#task-state").get_attribute("data-state") == "succeeded")
+        back = self.one("#task-origin a.wf-link")
+        assert back is not None and back.text == f"workflow {wid}", self.one("#task-origin").text
+        back.click()
+        self.wait("back on the workflow's graph", lambda: self.one("#wf-title") is not None
+                  and self.one("#wf-title").text == f"Workflow #{wid}" and len(self.css("#wf-dag g.wf-node")) == len(nodes))
 
     def node_ids_validated(self):
         try:
@@ -677,6 +682,10 @@ class Run:
         assert "cancelled by the browser test" in self.one("#wf-cancelnote").text, self.one("#wf-cancelnote").text
         assert not self.one("#wf-cancel").is_enabled(), "cancel is enabled on a cancelled workflow"
         assert self.api.call("GET", f"/v1/workflows/{wid}")["state"] == "cancelled"
+        self.pick("wide")
+        note = self.one("#wf-node-tasks-note").text
+        assert "1000 not created" in note, f"the 1000-shard node's panel says {note!r}"
+        assert "1000 (" in self.one("#wf-node-shards").text and "at most 10 at once" in self.one("#wf-node-shards").text
         self.shot("workflow-cancelled")
 
     def forbidden_cancel(self):

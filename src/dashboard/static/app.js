@@ -182,6 +182,11 @@ function scheduleOf(task) {
   return o && typeof o === 'object' && typeof o.schedule === 'number' ? o.schedule : null;
 }
 
+function workflowOf(task) {
+  const o = task.spec && task.spec.origin;
+  return o && typeof o === 'object' && Number.isSafeInteger(o.workflow) ? o.workflow : null;
+}
+
 // ---------------------------------------------------------------- API and auth
 
 class ApiError extends Error {
