@@ -210,7 +210,7 @@ def make_driver():
 class Run:
     """One pass of every page through one replica."""
 
-    def __init__(self, driver, base, label, out, token, login, final, workers, results, gate=None):
+    def __init__(self, driver, base, label, out, token, login, final, workers, results, files, gate=None):
         self.d = driver
         self.base = base.rstrip("/")
         self.label = label
@@ -222,7 +222,9 @@ class Run:
         self.api = Api(base, token)
         self.results = results
         self.gate = gate
-        self.files = tempfile.mkdtemp(prefix=f"taskraft-dashboard-{label}-")
+        # Files the gated tasks of this pass wait for (workers run on this machine).
+        self.files = os.path.join(files, label)
+        os.makedirs(self.files)
 
     # ---- helpers
 
@@ -736,12 +738,13 @@ def main():
 
     results = []
     t0 = time.monotonic()
+    files = tempfile.TemporaryDirectory(prefix="taskraft-dashboard-files-")
     for n, (label, node, login) in enumerate(passes):
         base = f"http://{addr[node]}"
         print(f"== through the {label} (replica {node}, {base})")
         driver = make_driver()
         try:
-            Run(driver, base, label, out, token, login, n == len(passes) - 1, args.workers, results).run()
+            Run(driver, base, label, out, token, login, n == len(passes) - 1, args.workers, results, files.name).run()
         finally:
             driver.quit()
     secret = f"gate-{os.getpid()}-{time.time_ns()}"
@@ -749,10 +752,11 @@ def main():
     print(f"== through a token-checking proxy in front of replica {follower} ({gate.base})")
     driver = make_driver()
     try:
-        Run(driver, gate.base, "auth-gate", out, secret, "prompt", False, args.workers, results, gate=gate).run()
+        Run(driver, gate.base, "auth-gate", out, secret, "prompt", False, args.workers, results, files.name, gate=gate).run()
     finally:
         driver.quit()
         gate.close()
+        files.cleanup()
     failed = [name for name, ok in results if not ok]
     print(f"browser test took {time.monotonic() - t0:.1f} s; screenshots in {out}")
     for name in failed:
