@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Browser test of the web dashboard (README "Dashboard"): headless Debian chromium driven by
 # selenium against a live `taskraft dev` cluster (3 replicas on API ports 7101-7103, 2
-# workers). Screenshots of every page are kept in the test's temp dir (printed at the end).
+# workers). The checks are in tests/dashboard/test_dashboard.py: every page through a follower,
+# the leader and a token-checking proxy, including the workflow pages (a diamond with a 3-shard
+# node drawn as SVG and followed live to succeeded, a 200-node workflow drawn and cancelled).
+# Screenshots of every page are kept in the test's temp dir (printed at the end).
 #
 # Env: TASKRAFT_BIN (default target/release/taskraft, else target/debug/taskraft),
 #      TASKRAFT_TOKEN or TASKRAFT_TOKEN_FILE (log in through the dashboard's token prompt;

@@ -40,6 +40,8 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
 static INDEX: Asset = asset(include_str!("static/index.html"), "text/html; charset=utf-8");
 static APP_JS: Asset = asset(include_str!("static/app.js"), "text/javascript; charset=utf-8");
 static PAGES_JS: Asset = asset(include_str!("static/pages.js"), "text/javascript; charset=utf-8");
+static WORKFLOWS_JS: Asset = asset(include_str!("static/workflows.js"), "text/javascript; charset=utf-8");
+static DAG_JS: Asset = asset(include_str!("static/dag.js"), "text/javascript; charset=utf-8");
 static APP_CSS: Asset = asset(include_str!("static/app.css"), "text/css; charset=utf-8");
 
 /// Only our own script and style; the API on the same origin; no framing.
@@ -59,6 +61,8 @@ async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
     match name.as_str() {
         "app.js" => serve(&APP_JS, &headers),
         "pages.js" => serve(&PAGES_JS, &headers),
+        "workflows.js" => serve(&WORKFLOWS_JS, &headers),
+        "dag.js" => serve(&DAG_JS, &headers),
         "app.css" => serve(&APP_CSS, &headers),
         _ => ApiError::not_found(format!("no such dashboard file: /ui/{name}")).into_response(),
     }
@@ -90,18 +94,50 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
 mod tests {
     use super::*;
 
+    const SCRIPTS: [(&str, &Asset); 4] =
+        [("app.js", &APP_JS), ("pages.js", &PAGES_JS), ("workflows.js", &WORKFLOWS_JS), ("dag.js", &DAG_JS)];
+
     #[test]
     fn etags_differ_per_file_and_the_page_loads_only_local_assets() {
-        assert_ne!(INDEX.etag, APP_JS.etag);
-        assert_ne!(APP_JS.etag, PAGES_JS.etag);
-        assert_ne!(APP_JS.etag, APP_CSS.etag);
-        for file in ["/ui/app.js", "/ui/pages.js", "/ui/app.css"] {
-            assert!(INDEX.body.contains(file), "index.html loads {file}");
+        let mut etags: Vec<u64> = SCRIPTS.iter().map(|(_, a)| a.etag).chain([INDEX.etag, APP_CSS.etag]).collect();
+        etags.sort_unstable();
+        etags.dedup();
+        assert_eq!(etags.len(), SCRIPTS.len() + 2, "every file has its own ETag");
+        for (file, _) in SCRIPTS {
+            assert!(INDEX.body.contains(&format!("/ui/{file}")), "index.html loads /ui/{file}");
         }
+        assert!(INDEX.body.contains("/ui/app.css"), "index.html loads /ui/app.css");
         assert!(!INDEX.body.contains("http://") && !INDEX.body.contains("https://"), "no external assets");
-        for js in [&APP_JS, &PAGES_JS] {
-            assert!(!js.body.contains("innerHTML"), "API strings reach the DOM through textContent only");
+        for (file, js) in SCRIPTS {
+            for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
+                assert!(
+                    !js.body.contains(sink),
+                    "{file} uses {sink}: API strings reach the DOM through textContent only"
+                );
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn every_script_and_the_stylesheet_are_served() {
+        for (file, asset) in SCRIPTS.into_iter().chain([("app.css", &APP_CSS)]) {
+            let resp = super::file(Path(file.to_string()), HeaderMap::new()).await;
+            assert_eq!(resp.status(), StatusCode::OK, "/ui/{file}");
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], asset.content_type, "/ui/{file}");
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+            assert_eq!(body, asset.body.as_bytes(), "/ui/{file}");
+        }
+        let resp = super::file(Path("nope.js".to_string()), HeaderMap::new()).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn workflows_load_before_pages_which_lists_them() {
+        // pages.js builds PAGES from workflowsPage, defined in workflows.js; classic deferred
+        // scripts run in document order.
+        let at = |f: &str| INDEX.body.find(&format!("/ui/{f}")).unwrap_or_else(|| panic!("{f} is loaded"));
+        assert!(at("dag.js") < at("workflows.js") && at("workflows.js") < at("pages.js"));
+        assert!(PAGES_JS.body.contains("workflows: workflowsPage"));
     }
 
     #[test]

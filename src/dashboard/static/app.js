@@ -1,16 +1,18 @@
 // taskraft dashboard: plain ES2020, no framework, no build step, no external asset.
 //
 // How it works: the URL fragment names the page (#/cluster, #/workers, #/tasks,
-// #/tasks/{id}, #/schedules). A page builds its skeleton once (forms, tables, buttons), then
-// polls the API of the replica that served it about once a second and updates the DOM in
-// place: table rows are keyed by id and only their changed cells are rewritten, so buttons
-// and half-typed forms survive the refresh. Changing page aborts the page's requests.
+// #/tasks/{id}, #/schedules, #/workflows, #/workflows/{id}). A page builds its skeleton once
+// (forms, tables, buttons), then polls the API of the replica that served it about once a
+// second and updates the DOM in place: table rows are keyed by id and only their changed
+// cells are rewritten, so buttons and half-typed forms survive the refresh. Changing page
+// aborts the page's requests.
 //
 // Every string that comes from the API (task names, commands, outputs, labels, errors)
 // reaches the DOM through textContent or a text node, never as markup.
 //
 // This file: DOM helpers, formatting, the API client and the token prompt, routing and
-// polling. The pages themselves are in pages.js (both are classic scripts sharing globals).
+// polling. The pages themselves are in pages.js, the workflow pages in workflows.js and their
+// graph drawing in dag.js (all classic scripts sharing globals).
 'use strict';
 
 const POLL_MS = 1000;
@@ -180,6 +182,11 @@ function scheduleOf(task) {
   return o && typeof o === 'object' && typeof o.schedule === 'number' ? o.schedule : null;
 }
 
+function workflowOf(task) {
+  const o = task.spec && task.spec.origin;
+  return o && typeof o === 'object' && Number.isSafeInteger(o.workflow) ? o.workflow : null;
+}
+
 // ---------------------------------------------------------------- API and auth
 
 class ApiError extends Error {
@@ -332,6 +339,7 @@ function route() {
   let name = parts[0] || 'cluster';
   let page = PAGES[name];
   if (name === 'tasks' && parts[1]) page = taskPage;
+  if (name === 'workflows' && parts[1]) page = workflowPage;
   if (!page) {
     name = 'cluster';
     page = PAGES.cluster;

@@ -304,11 +304,19 @@ function tasksPage(ctx) {
         setText(td[6], fmtAgo(x.created_ms));
         setText(td[7], fmtDuration(x));
         setText(td[8], fmtLabels(x.spec.constraints));
-        const s = scheduleOf(x);
-        setChildren(td[9], s === null ? ['api'] : [el('a', { href: `#/tasks?schedule=${s}` }, `schedule ${s}`)], String(s));
+        setChildren(td[9], [originLink(x)], JSON.stringify(x.spec.origin));
       });
     },
   };
+}
+
+/** Where a task came from: `api`, or a link to its schedule's runs or to its workflow. */
+function originLink(task) {
+  const sched = scheduleOf(task);
+  if (sched !== null) return el('a', { href: `#/tasks?schedule=${sched}` }, `schedule ${sched}`);
+  const wf = workflowOf(task);
+  if (wf !== null) return el('a', { href: `#/workflows/${wf}`, class: 'wf-link' }, `workflow ${wf}`);
+  return 'api';
 }
 
 function matchesClientFilters(task, f) {
@@ -437,8 +445,10 @@ function taskPage(ctx) {
       setText(kv.priority, `${s.priority} (${s.placement})`);
       setText(kv.retry, `${t.attempts.length} of ${s.retry.max_attempts} attempt(s)${t.retry_at_ms ? ` · next at ${fmtTime(t.retry_at_ms)}` : ''} · failover ${s.failover}`);
       setText(kv.timeout, s.timeout_ms ? fmtAge(s.timeout_ms) : 'none');
-      const sched = scheduleOf(t);
-      setChildren(kv.origin, sched === null ? ['api'] : [el('a', { href: `#/tasks?schedule=${sched}` }, `schedule ${sched}`), ` · nominal ${fmtTime(s.origin.nominal_ms)}${s.origin.manual ? ' (manual trigger)' : ''}`], JSON.stringify(s.origin));
+      const origin = [originLink(t)];
+      if (scheduleOf(t) !== null) origin.push(` · nominal ${fmtTime(s.origin.nominal_ms)}${s.origin.manual ? ' (manual trigger)' : ''}`);
+      else if (workflowOf(t) !== null) origin.push(` · node #${Number(s.origin.node)}${s.shard ? ` · shard ${s.shard.index} of ${s.shard.total}` : ''}`);
+      setChildren(kv.origin, origin, JSON.stringify(s.origin));
       setChildren(kv.depends, s.depends_on.length ? s.depends_on.flatMap((d, i) => (i ? [', ', taskLink(d)] : [taskLink(d)])) : ['—'], s.depends_on.join(','));
       setText(kv.created, `${fmtTime(t.created_ms)} (${fmtAgo(t.created_ms)})`);
       setText(kv.finished, t.finished_ms ? `${fmtTime(t.finished_ms)} (${fmtAgo(t.finished_ms)})` : '—');
@@ -530,5 +540,6 @@ function schedulesPage(ctx) {
   };
 }
 
-const PAGES = { cluster: clusterPage, workers: workersPage, tasks: tasksPage, schedules: schedulesPage };
+// workflows.js (the workflow pages) is loaded before this file.
+const PAGES = { cluster: clusterPage, workers: workersPage, tasks: tasksPage, schedules: schedulesPage, workflows: workflowsPage };
 
