@@ -62,6 +62,18 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print a node's task result as it was written (raw bytes on stdout), e.g. to diff it.
+    Result {
+        /// Workflow id.
+        id: u64,
+        /// Node id.
+        node: String,
+        /// Shard index, for a sharded node (default 0).
+        #[arg(long, default_value_t = 0)]
+        shard: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List workflows.
     List {
         /// Most workflows shown.
@@ -123,6 +135,23 @@ impl WorkflowCmd {
                 } else {
                     print!("{}", draw(&wf, results));
                 }
+                Ok(ExitCode::SUCCESS)
+            }
+            WorkflowCmd::Result { id, node, shard, client } => {
+                let wf = client.connect()?.get_workflow(id).await?;
+                let Some(n) = wf.nodes.iter().find(|n| n.id == node) else {
+                    let ids: Vec<&str> = wf.nodes.iter().map(|n| n.id.as_str()).collect();
+                    bail!("workflow {id} has no node {node:?} (nodes: {})", ids.join(", "));
+                };
+                let index = if n.shards.is_some() { shard as usize } else { 0 };
+                let Some(task) = n.tasks.get(index) else {
+                    bail!("node {node} has no task for shard {shard} yet (it is {})", n.state.as_str());
+                };
+                let Some(result) = &task.result else {
+                    bail!("task {} of node {node} has no result (it is {})", task.task_id, task.state);
+                };
+                use std::io::Write as _;
+                std::io::stdout().write_all(&result.0)?;
                 Ok(ExitCode::SUCCESS)
             }
             WorkflowCmd::List { limit, client } => {
