@@ -88,6 +88,7 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(schedules::resume))
         .routes(routes!(schedules::trigger))
         .routes(routes!(schedules::backfill))
+        .routes(routes!(schedules::runs))
         .routes(routes!(tasks::stats))
         .routes(routes!(cluster::get_status))
         .routes(routes!(cluster::init))
