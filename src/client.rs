@@ -41,6 +41,7 @@ use crate::proto::schedules::BackfillRequest;
 use crate::proto::schedules::Deleted;
 use crate::proto::schedules::InstantInput;
 use crate::proto::schedules::PauseRequest;
+use crate::proto::schedules::RunPage;
 use crate::proto::schedules::RunsStarted;
 use crate::proto::schedules::ScheduleList;
 use crate::proto::schedules::ScheduleView;
@@ -500,6 +501,16 @@ impl Client {
                 None => return Ok(runs),
             }
         }
+    }
+
+    /// One page of a schedule's runs, tasks or workflows, in nominal order (`cursor`: a
+    /// nominal time): `GET /v1/schedules/{id}/runs`.
+    pub async fn schedule_runs(&self, schedule: u64, limit: u32, cursor: Option<u64>) -> Result<RunPage> {
+        let mut q = format!("/v1/schedules/{schedule}/runs?limit={limit}");
+        if let Some(c) = cursor {
+            q.push_str(&format!("&cursor={c}"));
+        }
+        self.call_as(Method::GET, &q, None).await
     }
 
     /// Creates a schedule (a JSON object as accepted by `POST /v1/schedules`). Returns it and

@@ -290,6 +290,7 @@ async fn openapi_document_lists_every_public_route() {
         ("POST", "/v1/schedules/{id}/resume"),
         ("POST", "/v1/schedules/{id}/trigger"),
         ("POST", "/v1/schedules/{id}/backfill"),
+        ("GET", "/v1/schedules/{id}/runs"),
         ("POST", "/v1/workflows"),
         ("GET", "/v1/workflows"),
         ("GET", "/v1/workflows/{id}"),

@@ -62,6 +62,7 @@ const GUARDED: &[(&str, &str)] = &[
     ("POST", "/v1/schedules/1/resume"),
     ("POST", "/v1/schedules/1/trigger"),
     ("POST", "/v1/schedules/1/backfill"),
+    ("GET", "/v1/schedules/1/runs"),
     ("GET", "/v1/workflows"),
     ("POST", "/v1/workflows"),
     ("GET", "/v1/workflows/1"),

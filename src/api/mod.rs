@@ -90,6 +90,7 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(schedules::resume))
         .routes(routes!(schedules::trigger))
         .routes(routes!(schedules::backfill))
+        .routes(routes!(schedules::runs))
         .routes(routes!(workflows::submit, workflows::list))
         .routes(routes!(workflows::get))
         .routes(routes!(workflows::cancel))

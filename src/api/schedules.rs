@@ -1,6 +1,7 @@
-//! `/v1/schedules…`: create, list, get, update, delete, pause, resume, trigger, backfill and
-//! preview. The calendar is parsed here (a bad cron, zone or policy is a 422 naming the field,
-//! and nothing is written); firing is the leader's job (`node::leader::fires`).
+//! `/v1/schedules…`: create, list, get, update, delete, pause, resume, trigger, backfill, runs
+//! and preview. The calendar and the template (a task, or a workflow whose node tasks are
+//! parsed like task submits) are parsed here: a bad cron, zone, policy or template is a 422
+//! naming the field, and nothing is written. Firing is the leader's job (`node::leader::fires`).
 
 use std::sync::Arc;
 
@@ -37,19 +38,29 @@ use crate::proto::schedules::NEXT_FIRES_SHOWN;
 use crate::proto::schedules::PauseRequest;
 use crate::proto::schedules::Preview;
 use crate::proto::schedules::PreviewQuery;
+use crate::proto::schedules::RunPage;
+use crate::proto::schedules::RunsQuery;
 use crate::proto::schedules::RunsStarted;
 use crate::proto::schedules::ScheduleList;
 use crate::proto::schedules::ScheduleRequest;
+use crate::proto::schedules::ScheduleRun;
 use crate::proto::schedules::ScheduleView;
 use crate::proto::schedules::TriggerRequest;
+use crate::proto::schedules::WorkflowTemplate;
 use crate::proto::tasks::ReadQuery;
 use crate::scheduler;
 use crate::scheduler::Command;
+use crate::scheduler::QueryResponse;
 use crate::scheduler::Schedule;
 use crate::scheduler::ScheduleSpec;
+use crate::scheduler::TaskOrigin;
+use crate::scheduler::TaskSpec;
+use crate::scheduler::WorkflowSpec;
 use crate::scheduler::calendar;
 use crate::scheduler::calendar::Calendar;
 use crate::scheduler::calendar::Trigger;
+use crate::scheduler::schedule::RunKind;
+use crate::scheduler::workflow::WorkflowOrigin;
 use crate::util::now_ms;
 
 fn field_error(e: scheduler::FieldError) -> ApiError {
@@ -96,7 +107,8 @@ pub fn view(s: &Schedule, now: u64) -> ScheduleView {
         overlap: spec.overlap,
         jitter_ms: spec.jitter_ms,
         idempotency_key: spec.idempotency_key.clone(),
-        task: spec.task.clone(),
+        task: spec.workflow.is_none().then(|| spec.task.clone()),
+        workflow: spec.workflow.as_deref().cloned(),
         version: s.version,
         created_ms: s.created_ms,
         updated_ms: s.updated_ms,
@@ -138,10 +150,22 @@ fn parse_request(body: &[u8], now: u64) -> Result<(ScheduleSpec, bool, Option<St
     if jitter_ms > calendar::MAX_JITTER_MS {
         return Err(ApiError::invalid(format!("jitter_ms: is {jitter_ms}; the limit is {}", calendar::MAX_JITTER_MS)));
     }
-    let (task, task_request_id) = super::tasks::parse_task(req.task.clone(), "task.")?;
-    if task_request_id.is_some() {
-        return Err(ApiError::invalid("task.request_id: give request_id at the top level"));
-    }
+    let (task, workflow) = match (&req.task, &req.workflow) {
+        (Some(task), None) => {
+            let (task, task_request_id) = super::tasks::parse_task(task.clone(), "task.")?;
+            if task_request_id.is_some() {
+                return Err(ApiError::invalid("task.request_id: give request_id at the top level"));
+            }
+            (task, None)
+        }
+        (None, Some(workflow)) => (TaskSpec::default(), Some(Box::new(parse_workflow(workflow)?))),
+        (Some(_), Some(_)) => return Err(ApiError::invalid("workflow: give either `task` or `workflow`, not both")),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "task: give `task` (each run is a task) or `workflow` (each run is a workflow)",
+            ));
+        }
+    };
     let spec = ScheduleSpec {
         name: req.name.clone(),
         trigger,
@@ -154,7 +178,7 @@ fn parse_request(body: &[u8], now: u64) -> Result<(ScheduleSpec, bool, Option<St
         jitter_ms,
         idempotency_key: req.idempotency_key.clone(),
         task,
-        workflow: None,
+        workflow,
     };
     spec.validate_replicated().map_err(field_error)?;
     if let Trigger::At { at_ms } = spec.trigger
@@ -166,6 +190,13 @@ fn parse_request(body: &[u8], now: u64) -> Result<(ScheduleSpec, bool, Option<St
     }
     Calendar::new(&spec.trigger, &spec.time_zone, start_ms, end_ms, start_ms.unwrap_or(now)).map_err(field_error)?;
     Ok((spec, req.paused.unwrap_or(false), req.request_id))
+}
+
+/// A workflow template: each node's task is parsed like a task submit (shorthands, `labels`,
+/// `max_attempts`); the graph rules are checked with the schedule's (`validate_replicated`).
+fn parse_workflow(t: &WorkflowTemplate) -> Result<WorkflowSpec, ApiError> {
+    let nodes = super::workflows::parse_nodes(t.nodes.clone(), "workflow.")?;
+    Ok(WorkflowSpec { name: t.name.clone(), idempotency_key: None, nodes })
 }
 
 fn read_schedule(node: &Node, id: u64) -> Result<Schedule, ApiError> {
@@ -537,6 +568,74 @@ pub async fn delete(
             other => Err(ApiError::internal(format!("unexpected answer to delete: {other:?}"))),
         },
     }
+}
+
+/// `GET /v1/schedules/{id}/runs?limit=&cursor=`: a page of the schedule's runs in nominal
+/// order, tasks or workflows (the cursor is a nominal time).
+#[utoipa::path(
+    get,
+    path = "/v1/schedules/{id}/runs",
+    tag = "schedules",
+    operation_id = "list_schedule_runs",
+    params(("id" = u64, Path, description = "Schedule id"), RunsQuery),
+    responses(
+        (status = 200, description = "One page of runs, in nominal order", body = RunPage),
+        (status = 400, response = crate::api::openapi::BadRequest),
+        (status = 404, response = crate::api::openapi::NotFound),
+        (status = 422, response = crate::api::openapi::Invalid),
+        (status = 503, response = crate::api::openapi::Unavailable),
+        (status = 504, response = crate::api::openapi::Timeout),
+    ),
+)]
+pub async fn runs(
+    State(node): State<Arc<Node>>,
+    id: IdPath,
+    p: Result<Query<RunsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (Path(id), Query(p)) = (id?, p?);
+    barrier(&node, &p.consistency, Instant::now() + node.config.request_timeout).await?;
+    let q = scheduler::Query::ScheduleRuns { id, after: p.cursor, limit: p.limit.unwrap_or(0) };
+    let page = match node.view.read(|a| a.state.query(&q)) {
+        QueryResponse::Tasks { tasks, next_cursor } => {
+            let runs = tasks
+                .iter()
+                .filter_map(|t| match t.spec.origin {
+                    TaskOrigin::Schedule { nominal_ms, manual, .. } => Some(ScheduleRun {
+                        nominal_ms,
+                        manual,
+                        kind: RunKind::Task,
+                        id: t.id,
+                        state: t.state.to_string(),
+                        created_ms: t.created_ms,
+                        finished_ms: t.finished_ms,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            RunPage { runs, next_cursor }
+        }
+        QueryResponse::Workflows { workflows, next_cursor } => {
+            let runs = workflows
+                .iter()
+                .filter_map(|w| match w.origin {
+                    WorkflowOrigin::Schedule { nominal_ms, manual, .. } => Some(ScheduleRun {
+                        nominal_ms,
+                        manual,
+                        kind: RunKind::Workflow,
+                        id: w.id,
+                        state: w.state.as_str().to_string(),
+                        created_ms: w.created_ms,
+                        finished_ms: w.finished_ms,
+                    }),
+                    WorkflowOrigin::Api => None,
+                })
+                .collect();
+            RunPage { runs, next_cursor }
+        }
+        QueryResponse::Schedule(None) => return Err(ApiError::not_found(format!("schedule {id} does not exist"))),
+        other => return Err(ApiError::internal(format!("unexpected answer to runs: {other:?}"))),
+    };
+    Ok(Json(page).into_response())
 }
 
 /// `GET /v1/schedules/preview?cron=&time_zone=&after=&count=`: fire times, nothing created.

@@ -448,6 +448,12 @@ pub async fn list(
         QueryResponse::Schedule(None) => {
             Err(ApiError::not_found(format!("schedule {} does not exist", p.schedule.unwrap_or_default())))
         }
+        QueryResponse::Workflows { .. } => {
+            let id = p.schedule.unwrap_or_default();
+            Err(ApiError::invalid(format!(
+                "schedule: schedule {id} fires workflows, not tasks; list its runs with GET /v1/schedules/{id}/runs"
+            )))
+        }
         other => Err(ApiError::internal(format!("unexpected answer to list: {other:?}"))),
     }
 }

@@ -27,7 +27,7 @@ use super::tasks::propose;
 use crate::node::Node;
 use crate::proto::tasks::ReadQuery;
 use crate::proto::workflows::{
-    CancelWorkflowRequest, NodeTask, NodeView, Progress, WorkflowList, WorkflowListQuery, WorkflowRequest,
+    CancelWorkflowRequest, NodeRequest, NodeTask, NodeView, Progress, WorkflowList, WorkflowListQuery, WorkflowRequest,
     WorkflowSummary, WorkflowView,
 };
 use crate::scheduler;
@@ -119,18 +119,25 @@ pub(crate) fn parse_request(req: WorkflowRequest) -> Result<(WorkflowSpec, Optio
         );
         return Err(ApiError::invalid(msg));
     }
-    let mut nodes = Vec::with_capacity(req.nodes.len());
-    for (i, n) in req.nodes.into_iter().enumerate() {
-        let at = format!("nodes[{i}].task.");
+    let nodes = parse_nodes(req.nodes, "")?;
+    let spec = WorkflowSpec { name: req.name, idempotency_key: req.idempotency_key, nodes };
+    spec.validate_replicated().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
+    Ok((spec, req.request_id))
+}
+
+/// Each node's task parsed like a task submit (shorthands, `labels`, `max_attempts`); errors
+/// name `{prefix}nodes[i].task.…`.
+pub(crate) fn parse_nodes(nodes: Vec<NodeRequest>, prefix: &str) -> Result<Vec<NodeSpec>, ApiError> {
+    let mut out = Vec::with_capacity(nodes.len());
+    for (i, n) in nodes.into_iter().enumerate() {
+        let at = format!("{prefix}nodes[{i}].task.");
         let (task, request_id) = super::tasks::parse_task(n.task, &at)?;
         if request_id.is_some() {
             return Err(ApiError::invalid(format!("{at}request_id: give request_id at the top level")));
         }
-        nodes.push(NodeSpec { id: n.id, task, depends: n.depends, trigger: n.trigger, shards: n.shards });
+        out.push(NodeSpec { id: n.id, task, depends: n.depends, trigger: n.trigger, shards: n.shards });
     }
-    let spec = WorkflowSpec { name: req.name, idempotency_key: req.idempotency_key, nodes };
-    spec.validate_replicated().map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.message)))?;
-    Ok((spec, req.request_id))
+    Ok(out)
 }
 
 fn workflow_of(resp: scheduler::Response, what: &str) -> Result<(Box<Workflow>, bool), ApiError> {

@@ -415,18 +415,34 @@ async fn bench_workflow(
         let c = &report["chain"];
         println!(
             "fan-out 1 -> {} -> 1 on {workers} x {slots} slots, {} rounds: makespan p50 {} ms (max {}), client wall p50 {} ms; edge overhead p50 {} ms p99 {} ms",
-            f["shards"], f["rounds"], f["makespan_ms"]["p50"], f["makespan_ms"]["max"], f["client_wall_ms"]["p50"],
-            f["edge_overhead_ms"]["p50"], f["edge_overhead_ms"]["p99"]
+            f["shards"],
+            f["rounds"],
+            f["makespan_ms"]["p50"],
+            f["makespan_ms"]["max"],
+            f["client_wall_ms"]["p50"],
+            f["edge_overhead_ms"]["p50"],
+            f["edge_overhead_ms"]["p99"]
         );
         println!(
             "chain of {} nodes alone: makespan {} ms; edge overhead p50 {} ms p90 {} ms p99 {} ms (parent end -> assign p50 {} ms, assign -> start p50 {} ms)",
-            c["nodes"], c["makespan_ms"], c["edge_overhead_ms"]["p50"], c["edge_overhead_ms"]["p90"], c["edge_overhead_ms"]["p99"],
-            c["parent_end_to_assign_ms"]["p50"], c["assign_to_start_ms"]["p50"]
+            c["nodes"],
+            c["makespan_ms"],
+            c["edge_overhead_ms"]["p50"],
+            c["edge_overhead_ms"]["p90"],
+            c["edge_overhead_ms"]["p99"],
+            c["parent_end_to_assign_ms"]["p50"],
+            c["assign_to_start_ms"]["p50"]
         );
         println!(
             "{} diamonds at once: {} workflows/s (span {} ms, submitted in {} ms); makespan p50 {} ms p99 {} ms; edge overhead p50 {} ms p99 {} ms",
-            d["workflows"], d["completed_per_sec"], d["span_ms"], d["submitted_in_ms"], d["makespan_ms"]["p50"],
-            d["makespan_ms"]["p99"], d["edge_overhead_ms"]["p50"], d["edge_overhead_ms"]["p99"]
+            d["workflows"],
+            d["completed_per_sec"],
+            d["span_ms"],
+            d["submitted_in_ms"],
+            d["makespan_ms"]["p50"],
+            d["makespan_ms"]["p99"],
+            d["edge_overhead_ms"]["p50"],
+            d["edge_overhead_ms"]["p99"]
         );
     }
     Ok(ExitCode::SUCCESS)

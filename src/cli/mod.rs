@@ -13,6 +13,7 @@ mod output;
 mod schedule;
 mod server;
 mod snapshot;
+pub mod spec_file;
 mod task;
 mod tls;
 mod token;

@@ -12,6 +12,7 @@ use super::output::escape;
 use super::output::print_json;
 use super::output::print_table;
 use super::task::SubmitArgs;
+use crate::proto::schedules::RunPage;
 use crate::proto::schedules::ScheduleView;
 use crate::scheduler::calendar;
 use crate::scheduler::calendar::Calendar;
@@ -26,6 +27,7 @@ Defaults (what a cron user expects):
 
 Examples:
   taskraft schedule create --every 2s -- date
+  taskraft schedule create --name nightly --cron '0 0 2 * * *' --workflow nightly.toml
   taskraft schedule create --cron '0 30 2 * * *' --tz Europe/Berlin --overlap forbid -- ./backup.sh
   taskraft schedule create --at 2026-12-24T18:00:00+01:00 --executor http -- http://127.0.0.1:8080/ring";
 
@@ -67,6 +69,19 @@ pub enum ScheduleCmd {
     Trigger {
         /// Schedule id.
         id: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List a schedule's runs (tasks, or workflows for a workflow schedule) in nominal order.
+    Runs {
+        /// Schedule id.
+        id: u64,
+        /// Page size (oldest first; the next page starts with --after).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Only runs with a nominal time after this (epoch ms: the cursor a page printed).
+        #[arg(long)]
+        after: Option<u64>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -124,7 +139,8 @@ pub enum ScheduleCmd {
 }
 
 /// Options of `schedule create` and `update`: the calendar and policies, then the task as
-/// `task submit` takes it (`--name` and `--key` name the schedule; the runs get the name).
+/// `task submit` takes it (`--name` and `--key` name the schedule; the runs get the name), or
+/// `--workflow FILE` instead of a task.
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// Cron expression: `sec min hour day month weekday`, or 5 fields, or @hourly/@daily/….
@@ -160,6 +176,10 @@ pub struct CreateArgs {
     /// Create it paused.
     #[arg(long)]
     paused: bool,
+    /// Each run is this workflow instead of a task: a JSON or TOML file (`{"name"?, "nodes":
+    /// [{"id", "task", "depends"?, …}]}`, as `POST /v1/workflows` takes), `-` for stdin.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    workflow: Option<std::path::PathBuf>,
     #[command(flatten)]
     task: SubmitArgs,
 }
@@ -184,11 +204,21 @@ pub fn parse_every(s: &str) -> Result<u64, String> {
 impl CreateArgs {
     fn body(&self) -> anyhow::Result<Value> {
         let (name, key) = (self.task.name().map(str::to_string), self.task.key().map(str::to_string));
-        let mut task = self.task.body_without_key()?;
-        if let Value::Object(t) = &mut task {
-            t.remove("idempotency_key");
-        }
-        let mut body = json!({"task": task});
+        let mut body = match &self.workflow {
+            Some(path) => {
+                if self.task.describes_a_task() {
+                    bail!("--workflow: the runs are the workflow's; give the task options inside its nodes");
+                }
+                json!({"workflow": super::spec_file::read_workflow_spec(path)?})
+            }
+            None => {
+                let mut task = self.task.body_without_key()?;
+                if let Value::Object(t) = &mut task {
+                    t.remove("idempotency_key");
+                }
+                json!({"task": task})
+            }
+        };
         let map = body.as_object_mut().expect("object");
         let given = [self.cron.is_some(), self.every.is_some(), self.at.is_some()].iter().filter(|&&b| b).count();
         if given != 1 {
@@ -240,6 +270,13 @@ fn print_schedule(s: &ScheduleView) {
         s.overlap.as_str(),
         s.jitter_ms
     );
+    match &s.workflow {
+        Some(w) => {
+            let ids: Vec<&str> = w.nodes.iter().map(|n| n.id.as_str()).collect();
+            println!("runs are:    workflows of {} node(s): {}", ids.len(), escape(&ids.join(", ")));
+        }
+        None => println!("runs are:    tasks"),
+    }
     println!("version:     {}", s.version);
     match (&s.paused, &s.pause_note) {
         (true, Some(note)) => println!("paused:      yes ({})", escape(note)),
@@ -278,6 +315,31 @@ fn print_schedules(list: &[ScheduleView]) {
     print_table(&["ID", "NAME", "TRIGGER", "ZONE", "STATE", "FIRED", "MISSED", "SKIPPED", "NEXT"], &rows);
 }
 
+/// `task` or `workflow`: what the run ids of `s` name.
+fn run_noun(s: &ScheduleView) -> &'static str {
+    if s.workflow.is_some() { "workflow" } else { "task" }
+}
+
+fn print_runs(page: &RunPage) {
+    let rows: Vec<Vec<String>> = page
+        .runs
+        .iter()
+        .map(|r| {
+            vec![
+                calendar::rfc3339_utc(r.nominal_ms),
+                if r.manual { "trigger".into() } else { "calendar".into() },
+                format!("{} {}", r.kind.as_str(), r.id),
+                r.state.clone(),
+                r.finished_ms.map_or_else(|| "-".into(), calendar::rfc3339_utc),
+            ]
+        })
+        .collect();
+    print_table(&["NOMINAL", "BY", "RUN", "STATE", "FINISHED"], &rows);
+    if let Some(c) = page.next_cursor {
+        println!("more: --after {c}");
+    }
+}
+
 fn show(s: &ScheduleView, output: Output) {
     if output == Output::Json { print_json(s) } else { print_schedule(s) }
 }
@@ -297,7 +359,11 @@ impl ScheduleCmd {
                     for f in &s.next_fires {
                         println!("next:        {}  ({})", f.utc, f.local);
                     }
-                    println!("runs:        taskraft task list --schedule {}", s.id);
+                    if s.workflow.is_some() {
+                        println!("runs:        taskraft schedule runs {}", s.id);
+                    } else {
+                        println!("runs:        taskraft task list --schedule {}", s.id);
+                    }
                 }
             }
             ScheduleCmd::List { client: c } => {
@@ -311,14 +377,26 @@ impl ScheduleCmd {
             ScheduleCmd::Resume { id, client: c } => show(&c.connect()?.resume_schedule(id).await?, c.output),
             ScheduleCmd::Trigger { id, client: c } => {
                 let r = c.connect()?.trigger_schedule(id).await?;
-                if c.output == Output::Json { print_json(&r) } else { println!("started task(s) {:?}", r.started) }
+                if c.output == Output::Json {
+                    print_json(&r)
+                } else {
+                    println!("started {}(s) {:?}", run_noun(&r.schedule), r.started)
+                }
             }
             ScheduleCmd::Backfill { id, from, to, client: c } => {
                 let r = c.connect()?.backfill_schedule(id, &from, &to).await?;
                 if c.output == Output::Json {
                     print_json(&r)
                 } else {
-                    println!("started {} run(s): {:?}", r.started.len(), r.started)
+                    println!("started {} {}(s): {:?}", r.started.len(), run_noun(&r.schedule), r.started)
+                }
+            }
+            ScheduleCmd::Runs { id, limit, after, client: c } => {
+                let page = c.connect()?.schedule_runs(id, limit, after).await?;
+                if c.output == Output::Json {
+                    print_json(&page);
+                } else {
+                    print_runs(&page);
                 }
             }
             ScheduleCmd::Update { id, args } => {
@@ -331,7 +409,7 @@ impl ScheduleCmd {
                 if c.output == Output::Json {
                     print_json(&d)
                 } else {
-                    println!("schedule {id} deleted; runs cancelled: {:?}", d.cancelled)
+                    println!("schedule {id} deleted; {}s cancelled: {:?}", run_noun(&d.schedule), d.cancelled)
                 }
             }
             ScheduleCmd::Preview { cron, every, tz, after, count, output } => {
@@ -364,6 +442,45 @@ impl ScheduleCmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Wrap {
+        #[command(subcommand)]
+        cmd: ScheduleCmd,
+    }
+
+    /// The body `schedule ARGS…` would send.
+    fn create_body(args: &[&str]) -> anyhow::Result<Value> {
+        use clap::Parser as _;
+        match Wrap::try_parse_from(std::iter::once("schedule").chain(args.iter().copied()))?.cmd {
+            ScheduleCmd::Create(a) => a.body(),
+            other => panic!("not a create: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_workflow_schedule_reads_its_file_and_takes_no_task_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wf.toml");
+        std::fs::write(&path, "[[nodes]]\nid = \"a\"\ntask = { command = [\"true\"] }\n").unwrap();
+        let path = path.to_str().unwrap();
+        let body = create_body(&["create", "--name", "n", "--key", "k", "--every", "1s", "--workflow", path]).unwrap();
+        assert_eq!(
+            body,
+            json!({"name": "n", "idempotency_key": "k", "every_ms": 1000,
+                   "workflow": {"nodes": [{"id": "a", "task": {"command": ["true"]}}]}})
+        );
+        for extra in [&["--", "date"][..], &["--priority", "5"], &["--executor", "noop"], &["--label", "a=b"]] {
+            let mut args = vec!["create", "--every", "1s", "--workflow", path];
+            args.extend(extra);
+            let err = create_body(&args).unwrap_err().to_string();
+            assert!(err.contains("--workflow"), "{extra:?}: {err}");
+        }
+        // Without --workflow, a task as before.
+        let body = create_body(&["create", "--every", "1s", "--", "date"]).unwrap();
+        assert_eq!(body["task"]["command"], json!(["date"]));
+        assert!(body.get("workflow").is_none());
+    }
 
     #[test]
     fn durations_read_like_a_user_writes_them() {

@@ -230,6 +230,25 @@ impl SubmitArgs {
         self.key.as_deref()
     }
 
+    /// Whether any flag but `--name` and `--key` was given: a task template is meant.
+    pub(crate) fn describes_a_task(&self) -> bool {
+        self.executor.is_some()
+            || self.priority.is_some()
+            || self.max_attempts.is_some()
+            || self.timeout_ms.is_some()
+            || self.failover.is_some()
+            || self.cpu.is_some()
+            || self.memory.is_some()
+            || self.working_dir.is_some()
+            || self.placement.is_some()
+            || self.json.is_some()
+            || !self.depends_on.is_empty()
+            || !self.labels.is_empty()
+            || !self.prefer.is_empty()
+            || !self.env.is_empty()
+            || !self.command.is_empty()
+    }
+
     /// The task body without `--key` (a schedule's template: `--key` names the schedule).
     pub(crate) fn body_without_key(&self) -> anyhow::Result<Value> {
         let mut body = self.body()?;

@@ -5,9 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use anyhow::bail;
-use serde_json::Value;
 
 use super::ClientArgs;
 use super::Output;
@@ -98,7 +96,7 @@ impl WorkflowCmd {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             WorkflowCmd::Submit { file, wait, timeout, client } => {
-                let spec = read_spec_file(&file)?;
+                let spec = super::spec_file::read_workflow_spec(Path::new(&file))?;
                 let api = client.connect()?;
                 let (wf, created) = api.submit_workflow(spec).await?;
                 if !wait {
@@ -187,26 +185,6 @@ impl WorkflowCmd {
                 Ok(ExitCode::SUCCESS)
             }
         }
-    }
-}
-
-/// A workflow spec from a JSON or TOML file (`-`: JSON on stdin), as a JSON value for the API.
-pub fn read_spec_file(file: &str) -> anyhow::Result<Value> {
-    let text = if file == "-" {
-        std::io::read_to_string(std::io::stdin()).context("reading the spec from stdin")?
-    } else {
-        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?
-    };
-    let is_toml = Path::new(file).extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-    if is_toml {
-        return toml::from_str::<Value>(&text).with_context(|| format!("{file} is not valid TOML"));
-    }
-    match serde_json::from_str::<Value>(&text) {
-        Ok(v) => Ok(v),
-        Err(json_err) => match toml::from_str::<Value>(&text) {
-            Ok(v) => Ok(v),
-            Err(_) => Err(anyhow::anyhow!("{file} is neither JSON ({json_err}) nor TOML")),
-        },
     }
 }
 

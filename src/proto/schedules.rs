@@ -1,8 +1,11 @@
 //! `/v1/schedules…`: timed triggers.
 //!
-//! A schedule is created with one of `cron`, `every_ms` or `at`, plus a task template (the
-//! same object `POST /v1/tasks` takes). Answers are [`ScheduleView`]s: the schedule, its
-//! counters, its live runs and its next fire times in UTC and in its own zone.
+//! A schedule is created with one of `cron`, `every_ms` or `at`, plus a template: a task (the
+//! same object `POST /v1/tasks` takes) or a workflow (nodes whose tasks are that same object).
+//! Answers are [`ScheduleView`]s: the schedule, its counters, its live runs and its next fire
+//! times in UTC and in its own zone. A run is a task, or a workflow for a workflow schedule:
+//! run ids (`live_runs`, `started`, `cancelled`) are task ids or workflow ids accordingly, and
+//! `GET /v1/schedules/{id}/runs` lists either kind as [`ScheduleRun`]s.
 
 use serde::Deserialize;
 use serde::Serialize;
@@ -11,7 +14,9 @@ use crate::scheduler::Overlap;
 use crate::scheduler::ScheduleCounters;
 use crate::scheduler::TaskId;
 use crate::scheduler::TaskSpec;
+use crate::scheduler::WorkflowSpec;
 use crate::scheduler::calendar::CatchUp;
+use crate::scheduler::schedule::RunKind;
 
 /// Fire times shown in an answer.
 pub const NEXT_FIRES_SHOWN: usize = 5;
@@ -31,7 +36,7 @@ pub enum InstantInput {
 }
 
 /// Body of `POST /v1/schedules` and `PUT /v1/schedules/{id}`. Exactly one of `cron`,
-/// `every_ms`, `at`.
+/// `every_ms`, `at`, and exactly one of `task`, `workflow`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
@@ -77,9 +82,25 @@ pub struct ScheduleRequest {
     /// Makes a retried create answer like the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// The task template (the body `POST /v1/tasks` takes).
-    #[schema(value_type = super::tasks::TaskSubmission)]
-    pub task: serde_json::Value,
+    /// The task each run starts as (the body `POST /v1/tasks` takes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::tasks::TaskSubmission>)]
+    pub task: Option<serde_json::Value>,
+    /// The workflow each run starts as, instead of a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowTemplate>,
+}
+
+/// The workflow of a workflow schedule: what `POST /v1/workflows` takes, without the keys (a
+/// run is identified by its schedule and nominal time).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowTemplate {
+    /// The runs' name (default: the schedule's); node tasks without a name are `<name>/<node>`.
+    #[serde(default)]
+    pub name: String,
+    /// The nodes, 1 to 1000.
+    pub nodes: Vec<crate::proto::workflows::NodeRequest>,
 }
 
 /// One fire time, three ways.
@@ -125,8 +146,12 @@ pub struct ScheduleView {
     pub jitter_ms: u64,
     /// Its idempotency key.
     pub idempotency_key: Option<String>,
-    /// The task template.
-    pub task: TaskSpec,
+    /// The task template (absent for a workflow schedule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskSpec>,
+    /// The workflow template, for a workflow schedule: its runs are workflows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowSpec>,
     /// Bumped by every update.
     pub version: u64,
     /// Creation time (ms).
@@ -147,7 +172,7 @@ pub struct ScheduleView {
     pub last_nominal: Option<String>,
     /// fired / missed / skipped / dropped / triggered / backfilled / replaced.
     pub counters: ScheduleCounters,
-    /// Runs not yet finished.
+    /// Runs not yet finished: task ids, or workflow ids for a workflow schedule.
     #[schema(value_type = Vec<u64>)]
     pub live_runs: Vec<TaskId>,
     /// `buffer_one`: the nominal time waiting for the live run to end.
@@ -198,7 +223,7 @@ pub struct BackfillRequest {
 pub struct RunsStarted {
     /// The schedule after the command.
     pub schedule: ScheduleView,
-    /// The tasks started, in nominal order.
+    /// The runs started, in nominal order: task ids, or workflow ids for a workflow schedule.
     #[schema(value_type = Vec<u64>)]
     pub started: Vec<TaskId>,
 }
@@ -218,9 +243,53 @@ pub struct DeleteQuery {
 pub struct Deleted {
     /// The schedule as it was.
     pub schedule: ScheduleView,
-    /// Runs cancelled with it.
+    /// Runs cancelled with it: task ids, or workflow ids for a workflow schedule.
     #[schema(value_type = Vec<u64>)]
     pub cancelled: Vec<TaskId>,
+}
+
+/// Query of `GET /v1/schedules/{id}/runs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// Page size: absent or 0 means 100; at most 1000.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (a nominal time).
+    pub cursor: Option<u64>,
+    /// See [`super::tasks::Consistency`].
+    #[serde(default)]
+    #[param(value_type = Option<super::tasks::Consistency>)]
+    pub consistency: super::tasks::Consistency,
+}
+
+/// One run of a schedule: a task, or a workflow for a workflow schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScheduleRun {
+    /// Its identity: the nominal fire time (for a manual run, the time of the trigger), ms.
+    pub nominal_ms: u64,
+    /// Started by `trigger`.
+    pub manual: bool,
+    /// `task` or `workflow`: what `id` names.
+    pub kind: RunKind,
+    /// The task id, or the workflow id.
+    pub id: u64,
+    /// The task's state (`pending` … `cancelled`), or the workflow's (`running`, `succeeded`,
+    /// `failed`, `cancelled`).
+    pub state: String,
+    /// When the run started (ms).
+    pub created_ms: u64,
+    /// When it ended (ms).
+    pub finished_ms: Option<u64>,
+}
+
+/// Answer of `GET /v1/schedules/{id}/runs`: one page in nominal order.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunPage {
+    /// The runs.
+    pub runs: Vec<ScheduleRun>,
+    /// Give as `cursor` to read the next page; `null` on the last page.
+    pub next_cursor: Option<u64>,
 }
 
 /// Query of `GET /v1/schedules/preview`: fire times of a calendar, nothing created.

@@ -153,7 +153,8 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<u64>,
-    /// Only the runs of this schedule, in nominal order (the cursor is then a nominal time).
+    /// Only the runs of this task schedule, in nominal order (the cursor is then a nominal
+    /// time); a workflow schedule's runs are at `GET /v1/schedules/{id}/runs`.
     pub schedule: Option<u64>,
     /// See [`Consistency`].
     #[serde(default)]

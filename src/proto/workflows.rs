@@ -41,7 +41,7 @@ pub struct NodeRequest {
     /// `$TASKRAFT_INPUTS_DIR`).
     pub id: String,
     /// The task, as `POST /v1/tasks` takes it (without `depends_on` or `idempotency_key`).
-    #[schema(value_type = TaskSpec)]
+    #[schema(value_type = super::tasks::TaskSubmission)]
     pub task: serde_json::Value,
     /// Parents: `{"node": "a", "on": "success"|"failure"|"always"|"not_failed"}` (default success).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

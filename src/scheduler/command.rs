@@ -193,7 +193,8 @@ pub enum Command {
         /// Create it paused (nothing fires until it is resumed).
         paused: bool,
     },
-    /// Replace a schedule's spec; bumps its version, keeps its mark and runs.
+    /// Replace a schedule's spec; bumps its version, keeps its mark and runs. A task template
+    /// and a workflow template replace each other only while the schedule has started no run.
     UpdateSchedule {
         /// Leader time at proposal.
         now_ms: u64,
@@ -238,7 +239,7 @@ pub enum Command {
         /// Nominal times; those that already have a run are skipped.
         nominal: Vec<u64>,
     },
-    /// Forget a schedule; its runs stay as tasks and are cancelled only if asked.
+    /// Forget a schedule; its runs (tasks or workflows) stay and are cancelled only if asked.
     DeleteSchedule {
         /// Leader time at proposal.
         now_ms: u64,
@@ -570,14 +571,16 @@ pub enum Response {
         schedule: Box<Schedule>,
         /// True when `CreateSchedule` created it (false: known request id or idempotency key).
         created: bool,
-        /// Runs this command started, in nominal order.
+        /// Runs this command started, in nominal order: task ids, or workflow ids for a
+        /// workflow schedule.
         started: Vec<TaskId>,
     },
     /// Answer to `DeleteSchedule`.
     ScheduleDeleted {
         /// The schedule as it was.
         schedule: Box<Schedule>,
-        /// Live runs cancelled (or asked to stop) with it.
+        /// Live runs cancelled (or asked to stop) with it: task ids, or workflow ids for a
+        /// workflow schedule.
         cancelled: Vec<TaskId>,
     },
     /// Answer to `CreateToken`.
@@ -635,8 +638,8 @@ pub enum Query {
     },
     /// Every schedule, in id order.
     ListSchedules,
-    /// A page of a schedule's runs in nominal order (`Tasks`, cursor = a nominal time), or
-    /// `Schedule(None)` for an unknown schedule.
+    /// A page of a schedule's runs in nominal order (`Tasks`, or `Workflows` for a workflow
+    /// schedule; the cursor is a nominal time), or `Schedule(None)` for an unknown schedule.
     ScheduleRuns {
         /// The schedule.
         id: ScheduleId,

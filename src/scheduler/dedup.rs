@@ -27,7 +27,8 @@ pub(crate) enum Recorded {
     Cancelled(TaskId),
     /// A schedule create (format 3).
     Schedule(u64),
-    /// A manual trigger of a schedule and the run it started (format 3).
+    /// A manual trigger of a schedule and the run it started (format 3): a task id, or a
+    /// workflow id for a workflow schedule.
     Triggered(u64, TaskId),
     /// A workflow submit and the workflow it created or found (format 6).
     Workflow(u64),

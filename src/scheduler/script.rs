@@ -61,6 +61,10 @@
 //! due 1 [now=MS]       what the leader would propose now (changes nothing)
 //! leader-fire 1        plans at the next write's clock and applies what it proposes
 //! sched 1              runs 1 after=MS limit=N
+//! wf-sched-create name=s every=1000 … {"nodes": […]}    (a workflow schedule: the JSON is its
+//!                      workflow; the task template stays empty unless cmd= is given)
+//! wf-sched-update 1 … {"nodes": […]}
+//! restart              the node restarts from a snapshot (postcard round trip of the state)
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -369,6 +373,28 @@ impl Runner {
             self.write(cmd);
             return Ok(());
         }
+        if let Some((verb, rest)) = line.split_once(' ').filter(|(v, _)| v.starts_with("wf-sched-")) {
+            // `wf-sched-create [options as sched-create] {json}`: the workflow each run starts as.
+            let at = rest.find('{').ok_or("a workflow schedule needs a JSON workflow")?;
+            let a = Args::parse(&tokenize(&rest[..at])?);
+            let mut spec = schedule_spec(&a)?;
+            if a.get("cmd").is_none() {
+                spec.task = TaskSpec::default();
+            }
+            spec.workflow = Some(serde_json::from_str(&rest[at..]).map_err(|e| format!("bad workflow JSON: {e}"))?);
+            self.index += 1;
+            let (now_ms, spec) = (self.now(), Box::new(spec));
+            let cmd = match verb {
+                "wf-sched-create" => {
+                    let request_id = a.get("request").map(String::from);
+                    Command::CreateSchedule { request_id, now_ms, spec, paused: a.get("paused") == Some("1") }
+                }
+                "wf-sched-update" => Command::UpdateSchedule { now_ms, id: a.word(0)?, spec },
+                other => return Err(format!("unknown command {other}")),
+            };
+            self.write(cmd);
+            return Ok(());
+        }
         let tokens = tokenize(line)?;
         let (verb, rest) = tokens.split_first().ok_or("empty line")?;
         let a = Args::parse(rest);
@@ -403,6 +429,16 @@ impl Runner {
             "workers" => Some(Query::ListWorkers),
             "tick" => {
                 self.extra_ms += a.word::<u64>(0)?;
+                return Ok(());
+            }
+            "restart" => {
+                // What a replica restarting from its snapshot holds; the planner starts afresh.
+                let bytes = postcard::to_stdvec(&self.state).expect("postcard encode");
+                let back: State = postcard::from_bytes(&bytes).expect("postcard decode");
+                assert_eq!(back, self.state, "a snapshot round trip changed the state");
+                self.state = back;
+                self.planner = Planner::new(PlacementOptions::default(), 1);
+                writeln!(self.out, "restarted at applied index {}", self.state.last_applied_index()).unwrap();
                 return Ok(());
             }
             _ => None,
@@ -1116,7 +1152,11 @@ fn dump_workflow(wf: &Workflow) -> String {
             s
         })
         .collect();
-    format!("workflow {} v{} {} nodes=[{}]", wf.id, wf.version, wf.state.as_str(), nodes.join(" "))
+    let mut out = format!("workflow {} v{} {} nodes=[{}]", wf.id, wf.version, wf.state.as_str(), nodes.join(" "));
+    if let super::workflow::WorkflowOrigin::Schedule { schedule, nominal_ms, manual } = wf.origin {
+        write!(out, " run={schedule}@{nominal_ms}{}", if manual { "(manual)" } else { "" }).unwrap();
+    }
+    out
 }
 
 /// One deterministic line per schedule, with its runs.
@@ -1124,10 +1164,11 @@ fn dump_schedule(s: &Schedule, runs: Option<&super::schedule::Runs>) -> String {
     let c = &s.counters;
     let list = |m: &BTreeMap<u64, TaskId>| m.iter().map(|(n, t)| format!("{n}:{t}")).collect::<Vec<_>>();
     let mut out = format!(
-        "schedule {} v{} mark={} fired={} missed={} skipped={} dropped={} triggered={} backfilled={} replaced={} \
+        "schedule {} v{}{} mark={} fired={} missed={} skipped={} dropped={} triggered={} backfilled={} replaced={} \
          live={:?}",
         s.id,
         s.version,
+        if s.spec.workflow.is_some() { " workflows" } else { "" },
         s.last_nominal_ms.map_or_else(|| "none".to_string(), |m| m.to_string()),
         c.fired,
         c.missed,

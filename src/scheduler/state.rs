@@ -368,18 +368,7 @@ impl State {
             Query::ListWorkers => QueryResponse::Workers { workers: self.workers.values().cloned().collect() },
             Query::GetSchedule { id } => QueryResponse::Schedule(self.schedules.get(&id).cloned().map(Box::new)),
             Query::ListSchedules => QueryResponse::Schedules { schedules: self.schedules.values().cloned().collect() },
-            Query::ScheduleRuns { id, after, limit } => match self.schedule_runs.get(&id) {
-                None => QueryResponse::Schedule(None),
-                Some(s) => {
-                    let limit = match limit {
-                        0 => DEFAULT_LIST_LIMIT,
-                        n => n.min(MAX_LIST_LIMIT),
-                    } as usize;
-                    let (ids, next_cursor) = super::schedule::runs_page(s, after, limit);
-                    let tasks = ids.iter().filter_map(|id| self.tasks.get(id).map(|t| Task::clone(t))).collect();
-                    QueryResponse::Tasks { tasks, next_cursor }
-                }
-            },
+            Query::ScheduleRuns { id, after, limit } => self.runs_query(id, after, limit),
             Query::GetWorkflow { id } => QueryResponse::Workflow(self.workflows.get(&id).cloned()),
             Query::ListWorkflows { after, limit } => {
                 let limit = match limit {
@@ -816,36 +805,7 @@ impl State {
         if self.next_task_id <= self.tasks.keys().next_back().copied().unwrap_or(0) {
             return Err(format!("next_task_id {} is not above every id", self.next_task_id));
         }
-        for (&id, sch) in &self.schedules {
-            if sch.id != id || id >= self.next_schedule_id {
-                return Err(format!("schedule {id} is filed wrong (next id {})", self.next_schedule_id));
-            }
-            let Some(runs) = self.schedule_runs.get(&id) else {
-                return Err(format!("schedule {id} has no runs index"));
-            };
-            let all: Vec<TaskId> = runs.calendar.values().chain(runs.manual.values()).copied().collect();
-            if all.len() as u64 != sch.runs {
-                return Err(format!("schedule {id} counts {} runs, {} indexed", sch.runs, all.len()));
-            }
-            for task_id in &all {
-                let origin = self.tasks.get(task_id).and_then(|t| t.spec.origin.schedule_run());
-                if origin.map(|(s, _)| s) != Some(id) {
-                    return Err(format!("run {task_id} of schedule {id} has origin {origin:?}"));
-                }
-            }
-            for task_id in &sch.live {
-                if self.tasks.get(task_id).is_none_or(|t| t.is_terminal()) {
-                    return Err(format!("schedule {id} counts task {task_id} live, but it is not"));
-                }
-            }
-            let live_runs = all.iter().filter(|t| self.tasks.get(t).is_some_and(|t| !t.is_terminal())).count();
-            if live_runs != sch.live.len() {
-                return Err(format!("schedule {id}: {live_runs} live runs, {} counted", sch.live.len()));
-            }
-        }
-        if self.schedule_runs.keys().any(|id| !self.schedules.contains_key(id)) {
-            return Err("a runs index outlived its schedule".into());
-        }
+        self.check_schedules()?;
         self.check_workflows()?;
         self.check_permits()?;
         self.requests.check()

@@ -112,6 +112,16 @@ impl State {
             }
             return self.workflow_answer(existing, false);
         }
+        let id = self.create_workflow(now_ms, spec, origin);
+        if let Some(rid) = request_id {
+            self.requests.record(rid, Recorded::Workflow(id));
+        }
+        self.workflow_answer(id, true)
+    }
+
+    /// Creates a workflow from a spec that passed [`WorkflowSpec::validate_replicated`], and
+    /// its roots' tasks (a workflow is never born terminal: it has a root, and roots start).
+    pub(crate) fn create_workflow(&mut self, now_ms: u64, spec: WorkflowSpec, origin: WorkflowOrigin) -> WorkflowId {
         let id = self.next_workflow_id;
         self.next_workflow_id += 1;
         let index: std::collections::BTreeMap<&str, u32> =
@@ -155,10 +165,7 @@ impl State {
         for root in roots {
             self.start_node(id, root, now_ms);
         }
-        if let Some(rid) = request_id {
-            self.requests.record(rid, Recorded::Workflow(id));
-        }
-        self.workflow_answer(id, true)
+        id
     }
 
     fn workflow_answer(&self, id: WorkflowId, created: bool) -> Response {
@@ -198,6 +205,7 @@ impl State {
                 let _ = self.cancel(None, now_ms, task, why);
             }
         }
+        self.workflow_run_ended(id, now_ms);
         self.workflow_answer(id, false)
     }
 
@@ -367,6 +375,7 @@ impl State {
         wf.state = if unhandled { WorkflowState::Failed } else { WorkflowState::Succeeded };
         wf.finished_ms = Some(now_ms);
         wf.touch(now_ms);
+        self.workflow_run_ended(wf_id, now_ms);
     }
 
     /// The results a node's task receives from its parents: every parent task that succeeded

@@ -1,21 +1,26 @@
 //! Schedules: timed triggers whose every fire is a replicated, de-duplicated fact.
 //!
 //! A schedule pairs a calendar ([`Trigger`] + time zone + `start`/`end`, evaluated by
-//! [`super::calendar`]) with a task template. Only the leader reads a clock and evaluates
-//! calendars; what it decides reaches this module as a [`Command::FireSchedule`] carrying the
-//! nominal times to fire, the new high-water mark (`advance_to`) and the number of fires it
-//! gave up (`missed`). Applying it is integer-only:
+//! [`super::calendar`]) with a template: a task, or a workflow (see [`runs`]). Only the leader
+//! reads a clock and evaluates calendars; what it decides reaches this module as a
+//! [`Command::FireSchedule`] carrying the nominal times to fire, the new high-water mark
+//! (`advance_to`) and the number of fires it gave up (`missed`). Applying it is integer-only:
 //!
 //! - a nominal time at or below the schedule's mark (`last_nominal_ms`) is ignored, so a
 //!   retried proposal, a second leader or a stale leader that wakes up cannot fire it twice;
 //! - a fire for an older `version` (the schedule was updated since it was planned) or for a
 //!   paused schedule is refused;
 //! - a nominal time later than the command's `now_ms` is refused: no leader can fire the future;
-//! - each run is a task whose identity is `(schedule, nominal time)`, kept in `runs`;
+//! - each run is a task (or a workflow) whose identity is `(schedule, nominal time)`, kept in
+//!   `runs`;
 //! - the overlap policy is judged here, against the schedule's live runs, so it holds across
 //!   leader changes.
 //!
 //! [`Command::FireSchedule`]: super::Command::FireSchedule
+
+mod runs;
+
+pub use runs::RunKind;
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -101,9 +106,10 @@ pub struct ScheduleSpec {
     pub jitter_ms: u64,
     /// Client-chosen key: a second create with the same key returns the first schedule.
     pub idempotency_key: Option<String>,
-    /// The task each run starts as (ignored when `workflow` is set).
+    /// The task each run starts as. A workflow schedule leaves it at `TaskSpec::default()`.
     pub task: TaskSpec,
-    /// The workflow each run starts as, instead of a task (format 6).
+    /// The workflow each run starts as, instead of a task (format 6). Its `idempotency_key`
+    /// stays empty: a run is identified by (schedule, nominal time).
     pub workflow: Option<Box<WorkflowSpec>>,
 }
 
@@ -125,6 +131,19 @@ impl ScheduleSpec {
         {
             let msg = format!("must be 1 to {} bytes", super::MAX_KEY_BYTES);
             return Err(FieldError::new("idempotency_key", msg));
+        }
+        if let Some(workflow) = &self.workflow {
+            // Format 6: no older entry holds a workflow, so these rules bind no replayed entry.
+            if self.task != TaskSpec::default() {
+                return Err(FieldError::new("task", "give either a task or a workflow, not both"));
+            }
+            workflow.validate_replicated().map_err(|e| e.within("workflow"))?;
+            if workflow.idempotency_key.is_some() {
+                let msg =
+                    "a run is identified by (schedule, nominal time); set idempotency_key on the schedule instead";
+                return Err(FieldError::new("workflow.idempotency_key", msg));
+            }
+            return Ok(());
         }
         self.task.validate_replicated().map_err(|e| e.within("task"))?;
         if self.task.idempotency_key.is_some() {
@@ -193,14 +212,15 @@ pub struct Schedule {
     pub counters: ScheduleCounters,
     /// Runs ever started (the runs themselves are indexed in the state, see [`Runs`]).
     pub runs: u64,
-    /// Runs not yet terminal.
+    /// Runs not yet terminal: task ids, or workflow ids for a workflow schedule ([`RunKind`]).
     pub live: BTreeSet<TaskId>,
     /// `buffer_one`: the nominal time waiting for the live run to end.
     pub buffered: Option<u64>,
 }
 
 /// A schedule's runs by identity, kept in the state beside the schedule (a schedule stays
-/// small, whatever its age, so answers can carry it).
+/// small, whatever its age, so answers can carry it). The ids are task ids, or workflow ids
+/// for a workflow schedule ([`RunKind`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Runs {
     /// Calendar and backfill runs, by nominal time: a run's identity.
@@ -230,39 +250,6 @@ impl Schedule {
         let mark = self.last_nominal_ms.unwrap_or(never);
         mark.max(never)
     }
-}
-
-/// A page of `s`'s runs in nominal order, after nominal time `after`; the cursor of the next
-/// page is the last nominal time returned. A calendar run and a manual run can share a
-/// millisecond (at most those two): a page never ends between them, so it may hold `limit + 1`.
-pub(crate) fn runs_page(s: &Runs, after: Option<u64>, limit: usize) -> (Vec<TaskId>, Option<u64>) {
-    let limit = limit.max(1);
-    let from = match after {
-        None => 0,
-        Some(u64::MAX) => return (Vec::new(), None),
-        Some(a) => a + 1,
-    };
-    let mut calendar = s.calendar.range(from..).peekable();
-    let mut manual = s.manual.range(from..).peekable();
-    let mut page: Vec<(u64, TaskId)> = Vec::with_capacity(limit.min(1024) + 1);
-    while page.len() <= limit + 1 {
-        let next = match (calendar.peek(), manual.peek()) {
-            (Some(c), Some(m)) if m.0 < c.0 => manual.next(),
-            (Some(_), _) => calendar.next(),
-            (None, Some(_)) => manual.next(),
-            (None, None) => None,
-        };
-        let Some((&n, &id)) = next else { break };
-        page.push((n, id));
-    }
-    let mut cut = limit;
-    if page.len() > cut && page[cut].0 == page[cut - 1].0 {
-        cut += 1;
-    }
-    let more = page.len() > cut;
-    page.truncate(cut);
-    let cursor = if more { page.last().map(|&(n, _)| n) } else { None };
-    (page.into_iter().map(|(_, id)| id).collect(), cursor)
 }
 
 fn reject(code: RejectCode, message: impl Into<String>) -> Response {
@@ -355,6 +342,18 @@ impl State {
         if s.spec.idempotency_key != spec.idempotency_key {
             return reject(RejectCode::Invalid, "idempotency_key: cannot change after creation");
         }
+        let (was, will) = (s.spec.run_kind(), spec.run_kind());
+        if was != will && s.runs > 0 {
+            // Its runs index and recorded triggers hold ids of the old kind.
+            let msg = format!(
+                "schedule {id} has started {} run(s) as {}s; its runs stay {}s (create another schedule to fire {}s)",
+                s.runs,
+                was.as_str(),
+                was.as_str(),
+                will.as_str()
+            );
+            return reject(RejectCode::InvalidTransition, msg);
+        }
         s.spec = spec;
         s.version += 1;
         s.updated_ms = now_ms;
@@ -397,11 +396,10 @@ impl State {
         }
         let mut cancelled = Vec::new();
         if cancel_runs {
-            for &task_id in &s.live {
-                if let Response::Cancelled { task } =
-                    self.cancel(None, now_ms, task_id, Some(format!("schedule {id} was deleted")))
-                {
-                    cancelled.push(task.id);
+            let kind = s.spec.run_kind();
+            for &run in &s.live {
+                if self.cancel_run(now_ms, kind, run, format!("schedule {id} was deleted")) {
+                    cancelled.push(run);
                 }
             }
         }
@@ -491,17 +489,18 @@ impl State {
                     return None;
                 }
                 Overlap::Replace => {
+                    let kind = s.spec.run_kind();
                     let live: Vec<TaskId> = s.live.iter().copied().collect();
-                    for task_id in live {
+                    for run in live {
                         // A run already asked to stop was counted when it was asked.
-                        if self.tasks.get(&task_id).is_none_or(|t| t.cancel_requested) {
+                        if self.run_stopping(kind, run) {
                             continue;
                         }
                         if let Some(s) = self.schedules.get_mut(&id) {
                             s.counters.replaced += 1;
                         }
                         let reason = format!("replaced by the run of schedule {id} for nominal time {nominal}");
-                        self.cancel(None, now_ms, task_id, Some(reason));
+                        self.cancel_run(now_ms, kind, run, reason);
                     }
                 }
             }
@@ -509,28 +508,6 @@ impl State {
         let s = self.schedules.get_mut(&id)?;
         s.counters.fired += 1;
         Some(self.start_run(now_ms, id, nominal, false))
-    }
-
-    /// Creates the run task of `id` for `nominal` and records it.
-    fn start_run(&mut self, now_ms: u64, id: ScheduleId, nominal: u64, manual: bool) -> TaskId {
-        let s = &self.schedules[&id];
-        let mut spec = s.spec.task.clone();
-        if spec.name.is_empty() {
-            spec.name = s.spec.name.clone();
-        }
-        spec.origin = TaskOrigin::Schedule { schedule: id, nominal_ms: nominal, manual };
-        let task_id = self.create(spec, now_ms);
-        let runs = self.schedule_runs.entry(id).or_default();
-        if manual {
-            runs.manual.insert(nominal, task_id)
-        } else {
-            runs.calendar.insert(nominal, task_id)
-        };
-        let s = self.schedules.get_mut(&id).expect("schedule exists");
-        s.runs += 1;
-        // A run can end inside `create` only if it is born terminal, which it never is.
-        s.live.insert(task_id);
-        task_id
     }
 
     pub(crate) fn trigger_schedule(&mut self, request_id: Option<String>, now_ms: u64, id: ScheduleId) -> Response {
@@ -601,25 +578,6 @@ impl State {
         match self.schedules.get(&id) {
             Some(s) => Response::Schedule { schedule: Box::new(s.clone()), created: false, started },
             None => unknown(id),
-        }
-    }
-
-    /// A task just became terminal: if it was a schedule's live run, the schedule forgets it,
-    /// and a `buffer_one` schedule starts its buffered fire.
-    pub(crate) fn run_ended(&mut self, task_id: TaskId, now_ms: u64) {
-        let Some((id, _)) = self.tasks.get(&task_id).and_then(|t| t.spec.origin.schedule_run()) else {
-            return;
-        };
-        let Some(s) = self.schedules.get_mut(&id) else { return };
-        if !s.live.remove(&task_id) || !s.live.is_empty() {
-            return;
-        }
-        if s.paused.is_some() {
-            return;
-        }
-        if let Some(nominal) = s.buffered.take() {
-            s.counters.fired += 1;
-            self.start_run(now_ms, id, nominal, false);
         }
     }
 }
@@ -696,38 +654,4 @@ fn count_between(cal: &super::calendar::Calendar, after: u64, upto: u64) -> u64 
         }
     }
     n
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Pages through every run with `limit`, following the cursor.
-    fn walk(runs: &Runs, limit: usize) -> Vec<TaskId> {
-        let (mut all, mut after) = (Vec::new(), None);
-        for _ in 0..100 {
-            let (ids, next) = runs_page(runs, after, limit);
-            all.extend(ids);
-            match next {
-                Some(n) => after = Some(n),
-                None => return all,
-            }
-        }
-        panic!("the cursor never ended");
-    }
-
-    #[test]
-    fn a_page_never_ends_between_a_calendar_run_and_a_manual_run_of_the_same_millisecond() {
-        let runs = Runs {
-            calendar: BTreeMap::from([(1000, 1), (2000, 2), (3000, 4)]),
-            manual: BTreeMap::from([(2000, 3), (3500, 5)]),
-        };
-        for limit in 1..=6 {
-            assert_eq!(walk(&runs, limit), vec![1, 2, 3, 4, 5], "limit {limit}");
-        }
-        // The tie is kept together: a page of 2 from the start holds 1, 2 and 3.
-        assert_eq!(runs_page(&runs, None, 2), (vec![1, 2, 3], Some(2000)));
-        assert_eq!(runs_page(&runs, None, 1), (vec![1], Some(1000)));
-        assert_eq!(runs_page(&runs, Some(1000), 1), (vec![2, 3], Some(2000)));
-    }
 }
