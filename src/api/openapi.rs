@@ -358,6 +358,14 @@ mod tests {
         assert!(schemas["Task"]["properties"]["result"].is_object(), "{}", schemas["Task"]);
         let data = &schemas["ResultData"]["properties"];
         assert!(data["text"].is_object() && data["base64"].is_object() && data.get("attempt").is_none());
+        // An assignment's inputs may be missing (a leader of before workflows sends none).
+        let assignment = &schemas["Assignment"];
+        let required: Vec<&str> =
+            assignment["required"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        assert_eq!(required, ["attempt", "token", "task"], "{assignment}");
+        assert!(assignment["properties"]["inputs_error"].is_object(), "{assignment}");
+        assert_eq!(assignment["properties"]["inputs"]["items"]["$ref"], "#/components/schemas/TaskInput");
+        assert_eq!(schemas["TaskInput"]["properties"]["data"]["$ref"], "#/components/schemas/ResultData");
         let origin = serde_json::to_string(&schemas["TaskOrigin"]).unwrap();
         assert!(origin.contains("\"api\"") && origin.contains("nominal_ms"), "{origin}");
         // Flattened answers are the flattened type plus their own fields.

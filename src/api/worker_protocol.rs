@@ -35,6 +35,7 @@ use crate::node::Node;
 use crate::proto::ErrorCode;
 use crate::proto::MAX_CHECKPOINT_BYTES;
 use crate::proto::MAX_INBOX_WAIT;
+use crate::proto::MAX_INPUTS_BYTES;
 use crate::proto::MAX_REPORTS;
 use crate::proto::workers::Assignment;
 use crate::proto::workers::Heartbeat;
@@ -233,7 +234,8 @@ pub async fn heartbeat(
     Ok(Json(HeartbeatAnswer { lease: node.leader.options.lease(), stop: judged.stop }).into_response())
 }
 
-/// The worker's inbox as [`verdict::inbox`] judges it, with each attempt's task.
+/// The worker's inbox as [`verdict::inbox`] judges it, with each attempt's task and the inputs
+/// [`verdict::assignment_inputs`] gives it.
 fn inbox_of(node: &Node, worker: &str, after: u64) -> Result<Vec<Assignment>, HeartbeatRefusal> {
     node.view.read(|a| {
         let ids = verdict::inbox(&a.state, worker, after)?;
@@ -242,14 +244,20 @@ fn inbox_of(node: &Node, worker: &str, after: u64) -> Result<Vec<Assignment>, He
             .filter_map(|id| {
                 let task = a.state.task(id.task_id)?;
                 let number = task.live_attempt()?.number;
-                Some(Assignment { attempt: number, token: id.token, task: task.clone() })
+                let (inputs, inputs_error) =
+                    match verdict::assignment_inputs(&a.state, id.task_id, MAX_INPUTS_BYTES as u64) {
+                        Ok(inputs) => (inputs, None),
+                        Err(too_large) => (Vec::new(), Some(too_large.to_string())),
+                    };
+                Some(Assignment { attempt: number, token: id.token, task: task.clone(), inputs, inputs_error })
             })
             .collect())
     })
 }
 
 /// `GET /v1/workers/{id}/inbox?wait_ms=&after=`: committed assignments of this worker that it
-/// has not reported started yet (with `after`, only newer ones than it has); waits up to
+/// has not reported started yet (with `after`, only newer ones than it has), each with its
+/// workflow parents' results (`inputs`, or `inputs_error` over 64 MiB); waits up to
 /// `wait_ms` for one to appear. 409 `not_registered` for a worker the cluster does not know
 /// (or declared lost), like its heartbeat.
 #[utoipa::path(

@@ -60,6 +60,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// Longest inbox long-poll; a longer `wait_ms` is cut to this.
 pub const MAX_INBOX_WAIT: Duration = Duration::from_secs(30);
+/// Largest total of the parent results one assignment carries for `$TASKRAFT_INPUTS_DIR`
+/// (64 MiB); over it the assignment carries `inputs_error` instead and the attempt fails.
+pub const MAX_INPUTS_BYTES: usize = 64 * 1024 * 1024;
 /// Most reports in one `POST /v1/workers/{id}/reports`.
 pub const MAX_REPORTS: usize = 4096;
 /// Page size of `GET /v1/tasks` when `limit` is not given, or is 0.

@@ -6,7 +6,7 @@
 //! 2. heartbeats: `POST /v1/workers/{id}/heartbeat` with a [`Heartbeat`] → [`HeartbeatAnswer`]
 //!    (the lease again, and the attempts it must stop);
 //! 3. long-polls `GET /v1/workers/{id}/inbox?wait_ms=&after=` → [`Inbox`] of committed
-//!    assignments;
+//!    assignments, each with its workflow parents' results ([`TaskInput`]);
 //! 4. reports attempts in batches: `POST /v1/workers/{id}/reports` with [`Reports`] →
 //!    [`ReportResults`], one verdict per report, all committed as one log entry;
 //! 5. ships checkpoints: `POST /v1/tasks/{id}/attempts/{token}/checkpoint` with the raw bytes →
@@ -30,6 +30,7 @@ use crate::scheduler::WorkerInfo;
 pub use crate::scheduler::WorkerRegistration;
 pub use crate::scheduler::verdict::StopOrder;
 pub use crate::scheduler::verdict::StopReason;
+pub use crate::scheduler::workflow::TaskInput;
 
 use super::ErrorCode;
 
@@ -110,6 +111,16 @@ pub struct Assignment {
     pub token: u64,
     /// The task (spec and last committed checkpoint included).
     pub task: Task,
+    /// The results of its workflow parents, which the worker writes to `$TASKRAFT_INPUTS_DIR`:
+    /// those of every parent task that succeeded with one, by node and shard index. Computed
+    /// from the committed state at each delivery; empty outside a workflow and for executors
+    /// that run no process.
+    #[serde(default)]
+    pub inputs: Vec<TaskInput>,
+    /// Set instead of `inputs` when they add up to more than [`super::MAX_INPUTS_BYTES`]: the
+    /// worker fails the attempt with this message without running it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_error: Option<String>,
 }
 
 impl Assignment {
@@ -178,4 +189,57 @@ pub struct RemovedWorker {
     pub worker: WorkerInfo,
     /// Tasks whose live attempt on it ended `lost`.
     pub affected: Vec<TaskStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::{TaskSpec, TaskState};
+
+    fn task() -> Task {
+        Task {
+            id: 5,
+            spec: TaskSpec::default(),
+            state: TaskState::Assigned,
+            version: 2,
+            created_ms: 1,
+            updated_ms: 2,
+            finished_ms: None,
+            attempts: Vec::new(),
+            checkpoint: None,
+            cancel_requested: false,
+            cancel_reason: None,
+            retry_at_ms: None,
+            last_error: None,
+            result: None,
+        }
+    }
+
+    #[test]
+    fn assignment_inputs_are_json_by_node_and_shard_and_optional_on_the_wire() {
+        let inputs = vec![
+            TaskInput { node: "a".into(), shard: None, data: ResultData(b"A".to_vec()) },
+            TaskInput { node: "m".into(), shard: Some(1), data: ResultData(vec![0xff]) },
+        ];
+        let a = Assignment { attempt: 1, token: 9, task: task(), inputs, inputs_error: None };
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            json["inputs"],
+            serde_json::json!([
+                {"node": "a", "shard": null, "data": {"size": 1, "text": "A"}},
+                {"node": "m", "shard": 1, "data": {"size": 1, "base64": "/w=="}},
+            ])
+        );
+        assert!(json.get("inputs_error").is_none(), "{json}");
+        let back: Assignment = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!((back.inputs, back.inputs_error), (a.inputs, None));
+
+        // What a leader of before workflows sends: no inputs, no error.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("inputs");
+        let back: Assignment = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!((back.inputs.len(), back.inputs_error), (0, None));
+        old["inputs_error"] = "too large".into();
+        assert_eq!(serde_json::from_value::<Assignment>(old).unwrap().inputs_error.as_deref(), Some("too large"));
+    }
 }

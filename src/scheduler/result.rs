@@ -6,13 +6,13 @@
 //! 3. Apply commits it with the completion, *behind the attempt's fence*: a completion with a
 //!    stale token is refused whole, so a zombie attempt's result can never land on the task.
 //! 4. The task keeps the result of the attempt that ended last ([`Task::result`]); once the
-//!    task has succeeded that is the successful attempt's, which is what children will read.
+//!    task has succeeded that is the successful attempt's, which is what children read.
+//! 5. A workflow child receives its parents' results with its assignment
+//!    ([`super::verdict::assignment_inputs`]), and its worker writes them to
+//!    `$TASKRAFT_INPUTS_DIR` (`crate::worker::executor`, `inputs.rs`).
 //!
 //! In postcard (log, snapshots) the bytes are plain bytes. In JSON they show like checkpoints:
 //! `text` when they are UTF-8, `base64` otherwise, next to their `size`.
-//!
-//! What this does not do (yet): hand results to children (`$TASKRAFT_INPUTS_DIR`), which needs
-//! the workflows of issue 12.
 //!
 //! [`Task::result`]: super::Task::result
 

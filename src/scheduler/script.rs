@@ -28,6 +28,7 @@
 //! ```text
 //! heartbeat w1 running=1@4,2@4 seen=12       register? w1       expire w1,w2       overdue now=9000 watched=1@4:3000
 //! output w1 1@4      (is a chunk of live output kept: store, stop or not yet)
+//! deliver 7 max=4096 (the inputs task 7's assignment carries, or why they are refused)
 //! ```
 //!
 //! Placement (a `Planner` lives across the script; `live=` defaults to every registered worker,
@@ -416,14 +417,7 @@ impl Runner {
                 let task: TaskId = a.word(0)?;
                 let inputs = self.state.inputs_of(task);
                 roundtrip(&inputs);
-                let parts: Vec<String> = inputs
-                    .iter()
-                    .map(|i| {
-                        let at = i.shard.map_or_else(String::new, |s| format!("/{s}"));
-                        format!("{}{at}={:?}", i.node, String::from_utf8_lossy(&i.data.0))
-                    })
-                    .collect();
-                writeln!(self.out, "inputs of {task}: [{}]", parts.join(" ")).unwrap();
+                writeln!(self.out, "inputs of {task}: {}", describe_inputs(&inputs)).unwrap();
                 return Ok(());
             }
             "workers" => Some(Query::ListWorkers),
@@ -492,6 +486,14 @@ impl Runner {
                         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
                         format!("ok assignments=[{}]", ids.join(", "))
                     }
+                }
+            }
+            "deliver" => {
+                let task: TaskId = a.word(0)?;
+                let max = a.num("max")?.ok_or("deliver needs max=<bytes>")?;
+                match verdict::assignment_inputs(&self.state, task, max) {
+                    Ok(inputs) => format!("inputs={}", describe_inputs(&inputs)),
+                    Err(too_large) => format!("inputs_error: {too_large}"),
                 }
             }
             "output" => {
@@ -1133,6 +1135,18 @@ fn describe(resp: &Response) -> String {
             format!("ok limit {} max={max} running={:?}", limit.key, limit.running)
         }
     }
+}
+
+/// `[a="A" m/0="m0"]`: parent results as a child receives them.
+fn describe_inputs(inputs: &[workflow::TaskInput]) -> String {
+    let parts: Vec<String> = inputs
+        .iter()
+        .map(|i| {
+            let at = i.shard.map_or_else(String::new, |s| format!("/{s}"));
+            format!("{}{at}={:?}", i.node, String::from_utf8_lossy(&i.data.0))
+        })
+        .collect();
+    format!("[{}]", parts.join(" "))
 }
 
 /// One deterministic line per workflow: each node's state and tasks.

@@ -1,7 +1,8 @@
 //! The leader's worker-facing verdicts, as pure functions of the replicated state and their
 //! inputs: what a heartbeat is answered, which attempts are orphaned, whether a registering
 //! worker leaves a stale incarnation behind, what an expired lease means, which attempts ran
-//! past their timeout, whether a worker's live output of an attempt is kept.
+//! past their timeout, whether a worker's live output of an attempt is kept, which parent
+//! results an assignment carries.
 //!
 //! The leader's async loops and the HTTP handlers gather the inputs (a heartbeat's body, the
 //! lease table, the monotonic clock) and commit what comes out; every decision is made here, on
@@ -18,8 +19,9 @@ use serde::Serialize;
 
 use super::command::Command;
 use super::state::State;
-use super::task::{AttemptId, AttemptOutcome, TaskState};
+use super::task::{AttemptId, AttemptOutcome, TaskId, TaskState};
 use super::worker::WorkerState;
+use super::workflow::TaskInput;
 
 /// Why the leader tells a worker to stop an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -142,6 +144,45 @@ pub fn inbox(state: &State, worker_id: &str, after: u64) -> Result<Vec<AttemptId
             (token > after).then_some(AttemptId::new(id, token))
         })
         .collect())
+}
+
+/// Parent results refused for delivery: together they are over the bound a worker accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputsTooLarge {
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// How many results.
+    pub count: usize,
+    /// The bound they broke.
+    pub max_bytes: u64,
+}
+
+impl fmt::Display for InputsTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the results of this task's parents add up to {} bytes in {} files, over the limit of {} bytes \
+             for $TASKRAFT_INPUTS_DIR; they were not delivered and the task was not run",
+            self.bytes, self.count, self.max_bytes
+        )
+    }
+}
+
+/// What an assignment of `task_id` carries for `$TASKRAFT_INPUTS_DIR`: its parents' results
+/// ([`State::inputs_of`]) when its executor runs a process (the built-ins have no use for them),
+/// nothing otherwise; refused whole when they add up to more than `max_bytes`, weighed before
+/// anything is copied. A function of the committed state, so every delivery of the same
+/// attempt, from any replica, carries the same inputs.
+pub fn assignment_inputs(state: &State, task_id: TaskId, max_bytes: u64) -> Result<Vec<TaskInput>, InputsTooLarge> {
+    if !state.task(task_id).is_some_and(|t| t.spec.executor.runs_a_process()) {
+        return Ok(Vec::new());
+    }
+    let (count, bytes) =
+        state.parent_results(task_id).fold((0usize, 0u64), |(n, sum), (_, _, data)| (n + 1, sum + data.len() as u64));
+    if bytes > max_bytes {
+        return Err(InputsTooLarge { bytes, count, max_bytes });
+    }
+    Ok(state.inputs_of(task_id))
 }
 
 /// The command that ends an orphaned attempt (see [`HeartbeatVerdict::orphans`]).

@@ -42,6 +42,19 @@ struct Ending {
     result: Option<Vec<u8>>,
 }
 
+impl Ending {
+    /// An attempt that failed before anything ran.
+    fn failed(error: String) -> Self {
+        Ending {
+            outcome: AttemptOutcome::Failed,
+            exit_code: None,
+            output_tail: String::new(),
+            error: Some(error),
+            result: None,
+        }
+    }
+}
+
 impl Worker {
     pub(super) async fn inbox_loop(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
@@ -154,20 +167,19 @@ impl Worker {
                 halt(&stop, &reason, why);
             }
         }
+        // The leader refused to send inputs this large: running the task without them would
+        // pass for a success it is not.
+        if let Some(error) = a.inputs_error {
+            tracing::warn!(%error, "attempt failed: its inputs were not delivered");
+            self.complete(id, Ending::failed(error)).await;
+            return;
+        }
         let dir = executor::needs_attempt_dir(&a.task.spec)
             .then(|| self.config.work_dir.join(format!("task-{}-attempt-{}-{}", id.task_id, a.attempt, id.token)));
         if let Some(dir) = &dir
             && let Err(e) = std::fs::create_dir_all(dir)
         {
-            let error = Some(format!("cannot create {}: {e}", dir.display()));
-            let ending = Ending {
-                outcome: AttemptOutcome::Failed,
-                exit_code: None,
-                output_tail: String::new(),
-                error,
-                result: None,
-            };
-            self.complete(id, ending).await;
+            self.complete(id, Ending::failed(format!("cannot create {}: {e}", dir.display()))).await;
             return;
         }
         let live = a.task.spec.executor.runs_a_process().then(|| LiveOutput::new(self.config.limits.output_tail_bytes));
@@ -182,6 +194,7 @@ impl Worker {
             token: id.token,
             timeout: a.task.spec.timeout_ms.map(Duration::from_millis),
             checkpoint_in: a.task.checkpoint.map(|c| c.data),
+            inputs: a.inputs,
             spec: a.task.spec,
             attempt_dir: dir.clone().unwrap_or_default(),
             limits: self.config.limits,

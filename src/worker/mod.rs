@@ -7,7 +7,8 @@
 //!    memory and answers which attempts must stop (cancelled, or fenced off by a newer attempt).
 //! 2. The attempt path ([`attempt`]) long-polls its inbox: committed assignments it has not
 //!    reported started. It starts each at once (the leader already counted its slots; `exec`
-//!    attempts run in a fresh per-attempt directory) and
+//!    attempts run in a fresh per-attempt directory, a workflow task's parent results in its
+//!    `inputs/`; an assignment whose inputs were too large to send fails at once) and
 //!    reports `started` meanwhile, in the same report batches as completions, so a short task
 //!    costs one round trip, not two. A refused or cancelled start stops the attempt.
 //! 3. The [`executor`] runs the attempt (`exec` in its own process group, `http`, `noop`,

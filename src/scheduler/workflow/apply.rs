@@ -381,30 +381,29 @@ impl State {
     /// The results a node's task receives from its parents: every parent task that succeeded
     /// and wrote one, by node and shard index. Empty for a task outside a workflow.
     pub fn inputs_of(&self, task_id: TaskId) -> Vec<TaskInput> {
-        let Some((wf_id, idx)) = self.tasks.get(&task_id).and_then(|t| t.spec.origin.workflow_node()) else {
-            return Vec::new();
-        };
-        let Some(wf) = self.workflows.get(&wf_id) else { return Vec::new() };
-        let Some(node) = wf.nodes.get(idx as usize) else { return Vec::new() };
-        let mut inputs = Vec::new();
-        for &p in &node.parents {
-            let parent = &wf.nodes[p as usize];
-            let sharded = parent.spec.shards.is_some();
-            for (shard, t) in parent.tasks.iter().enumerate() {
-                let Some(task) = self.tasks.get(t) else { continue };
-                if task.state != TaskState::Succeeded {
-                    continue;
-                }
-                if let Some(r) = &task.result {
-                    inputs.push(TaskInput {
-                        node: parent.spec.id.clone(),
-                        shard: sharded.then_some(shard as u32),
-                        data: ResultData(r.data.clone()),
-                    });
-                }
-            }
-        }
-        inputs
+        self.parent_results(task_id)
+            .map(|(node, shard, data)| TaskInput { node: node.to_string(), shard, data: ResultData(data.to_vec()) })
+            .collect()
+    }
+
+    /// [`State::inputs_of`] borrowed, in the same order: `(parent node id, shard index of a
+    /// sharded parent, result bytes)`. Lets a caller weigh the inputs before copying them.
+    pub(crate) fn parent_results(&self, task_id: TaskId) -> impl Iterator<Item = (&str, Option<u32>, &[u8])> + '_ {
+        let node = self.tasks.get(&task_id).and_then(|t| t.spec.origin.workflow_node()).and_then(|(wf_id, idx)| {
+            let wf = self.workflows.get(&wf_id)?;
+            Some((wf, wf.nodes.get(idx as usize)?))
+        });
+        node.into_iter().flat_map(move |(wf, node)| {
+            node.parents.iter().flat_map(move |&p| {
+                let parent = &wf.nodes[p as usize];
+                let sharded = parent.spec.shards.is_some();
+                parent.tasks.iter().enumerate().filter_map(move |(shard, t)| {
+                    let task = self.tasks.get(t).filter(|task| task.state == TaskState::Succeeded)?;
+                    let result = task.result.as_ref()?;
+                    Some((parent.spec.id.as_str(), sharded.then_some(shard as u32), result.data.as_slice()))
+                })
+            })
+        })
     }
 
     /// One workflow.

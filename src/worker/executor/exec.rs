@@ -21,8 +21,8 @@ use super::group::{KillOnDrop, Pgid, signal_name};
 use super::tail::{SharedTail, TailBuffer, capture, lock};
 use super::{
     CHECKPOINT_IN_FILE, CHECKPOINT_OUT_FILE, ENV_ATTEMPT, ENV_CHECKPOINT_IN, ENV_CHECKPOINT_OUT, ENV_FENCING_TOKEN,
-    ENV_NOMINAL_MS, ENV_RESULT_OUT, ENV_SCHEDULE_ID, ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID, ExecRequest,
-    ExecResult, OUTPUT_DRAIN, RESULT_OUT_FILE, Stop, deadline, stop_signal,
+    ENV_INPUTS_DIR, ENV_NOMINAL_MS, ENV_RESULT_OUT, ENV_SCHEDULE_ID, ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID,
+    ExecRequest, ExecResult, INPUTS_DIR, OUTPUT_DRAIN, RESULT_OUT_FILE, Stop, deadline, stop_signal,
 };
 use crate::scheduler::{AttemptOutcome, Executor, RESERVED_ENV_PREFIX, working_dir_rule};
 
@@ -173,6 +173,15 @@ async fn prepare(
             Err(e) => return Err(format!("could not remove the stale {what} {}: {e}", path.display())),
         }
     }
+    // A workflow task always gets the directory, empty when no parent left a result, so a
+    // script can tell "no inputs" from "not in a workflow".
+    let inputs_dir = if req.spec.origin.workflow_node().is_some() || !req.inputs.is_empty() {
+        let dir = attempt_dir.join(INPUTS_DIR);
+        super::inputs::write(&dir, &req.inputs).await?;
+        Some(dir)
+    } else {
+        None
+    };
     let workdir = working_dir(req.spec.working_dir.as_deref(), attempt_dir).await?;
 
     let argv = &req.spec.command;
@@ -213,6 +222,9 @@ async fn prepare(
         .env(ENV_RESULT_OUT, result_path);
     if let Some(path) = checkpoint_in {
         command.env(ENV_CHECKPOINT_IN, path);
+    }
+    if let Some(dir) = inputs_dir {
+        command.env(ENV_INPUTS_DIR, dir);
     }
     if let Some(shard) = req.spec.shard {
         command.env(ENV_SHARD_INDEX, shard.index.to_string()).env(ENV_SHARD_COUNT, shard.total.to_string());

@@ -17,7 +17,9 @@
 //!
 //! The path of an `exec` attempt:
 //! 1. Write the last committed checkpoint to `<attempt_dir>/checkpoint.in`, remove any stale
-//!    `checkpoint.out` and `result.out`, build the environment (`TASKRAFT_*`, see DESIGN §6) and pick the
+//!    `checkpoint.out` and `result.out`, write a workflow task's parent results to
+//!    `<attempt_dir>/inputs/` (`$TASKRAFT_INPUTS_DIR`, see `inputs.rs`), build the environment
+//!    (`TASKRAFT_*`, see DESIGN §6) and pick the
 //!    working directory: the attempt directory; a relative `working_dir` inside it (created if
 //!    missing); an absolute one as is. A `working_dir` that breaks
 //!    [`working_dir_rule`](crate::scheduler::working_dir_rule) (`..` climbing out) fails the
@@ -55,6 +57,7 @@ mod checkpoint;
 mod exec;
 mod group;
 mod http;
+mod inputs;
 mod noop;
 mod result;
 mod sleep;
@@ -75,6 +78,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::scheduler::workflow::TaskInput;
 use crate::scheduler::{AttemptOutcome, Executor, MAX_CHECKPOINT_BYTES, MAX_RESULT_BYTES, TaskSpec};
 
 /// Default for [`ExecLimits::output_tail_bytes`]: enough for a stack trace, bounded per attempt.
@@ -96,6 +100,8 @@ pub const CHECKPOINT_IN_FILE: &str = "checkpoint.in";
 pub const CHECKPOINT_OUT_FILE: &str = "checkpoint.out";
 /// File in the attempt directory the task writes its result to (read once, after it ends).
 pub const RESULT_OUT_FILE: &str = "result.out";
+/// Directory in the attempt directory holding a workflow task's inputs (its parents' results).
+pub const INPUTS_DIR: &str = "inputs";
 
 /// The task id; first of the environment variables the `exec` executor sets (DESIGN §6).
 pub const ENV_TASK_ID: &str = "TASKRAFT_TASK_ID";
@@ -110,6 +116,9 @@ pub const ENV_CHECKPOINT_OUT: &str = "TASKRAFT_CHECKPOINT_OUT";
 /// Path the task may write its result to (at most `result_max_bytes`), passed on to its
 /// children.
 pub const ENV_RESULT_OUT: &str = "TASKRAFT_RESULT_OUT";
+/// Directory holding the results of a workflow task's parents (`<node>`, or `<node>/<index>`
+/// for a sharded parent); set for workflow tasks only, even when it is empty.
+pub const ENV_INPUTS_DIR: &str = "TASKRAFT_INPUTS_DIR";
 /// 0-based shard index, for sharded tasks only.
 pub const ENV_SHARD_INDEX: &str = "TASKRAFT_SHARD_INDEX";
 /// Number of shards in the job, for sharded tasks only.
@@ -159,6 +168,9 @@ pub struct ExecRequest {
     pub spec: TaskSpec,
     /// The last committed checkpoint, if the attempt resumes from one.
     pub checkpoint_in: Option<Vec<u8>>,
+    /// The results of the task's workflow parents, written to `$TASKRAFT_INPUTS_DIR` (`exec`
+    /// only; the built-ins ignore them).
+    pub inputs: Vec<TaskInput>,
     /// A fresh directory owned by this attempt (created by the caller when
     /// [`needs_attempt_dir`]): checkpoint files live here, and it is the working directory
     /// (a relative `working_dir` is resolved inside it; an absolute one replaces it).

@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::scheduler::{Executor, Shard};
+use crate::scheduler::workflow::TaskInput;
+use crate::scheduler::{Executor, ResultData, Shard, TaskOrigin};
 
 /// Longest any condition in these tests is waited for.
 const WAIT: Duration = Duration::from_secs(20);
@@ -26,6 +27,7 @@ fn request(dir: &TempDir, argv: &[&str]) -> ExecRequest {
         token: 1234,
         spec: TaskSpec { command: argv.iter().map(|s| s.to_string()).collect(), ..TaskSpec::default() },
         checkpoint_in: None,
+        inputs: Vec::new(),
         attempt_dir: dir.path().to_path_buf(),
         timeout: None,
         limits: ExecLimits { kill_grace: Duration::from_secs(2), ..ExecLimits::default() },
@@ -278,6 +280,76 @@ async fn a_result_over_the_limit_fails_the_attempt() {
     let mut req = sh(&dir, r#"printf '1234' > "$TASKRAFT_RESULT_OUT""#);
     req.limits.result_max_bytes = 4;
     assert_eq!(run_plain(req).await.result.as_deref(), Some(&b"1234"[..]), "exactly the limit is fine");
+}
+
+/// A request for a task of workflow 1's node 2, with these parent results.
+fn workflow_child(dir: &TempDir, script: &str, inputs: &[(&str, Option<u32>, &[u8])]) -> ExecRequest {
+    let mut req = sh(dir, script);
+    req.spec.origin = TaskOrigin::Workflow { workflow: 1, node: 2 };
+    req.inputs = inputs
+        .iter()
+        .map(|&(node, shard, data)| TaskInput { node: node.to_string(), shard, data: ResultData(data.to_vec()) })
+        .collect();
+    req
+}
+
+#[tokio::test]
+async fn a_workflow_task_reads_its_parents_results_from_inputs_dir() {
+    let dir = TempDir::new().unwrap();
+    // A leftover of an earlier run in the same directory is not this attempt's input.
+    std::fs::create_dir_all(dir.path().join(INPUTS_DIR).join("old")).unwrap();
+    let script = r#"set -e
+        in="$TASKRAFT_INPUTS_DIR"
+        out="$TASKRAFT_RESULT_OUT"
+        { cat "$in/a"; cat "$in/m/0"; cat "$in/m/1"; ls "$in" | tr '\n' ' '; ls "$in/m" | tr '\n' ' '; } > "$out"
+        od -An -tx1 "$in/bin" | tr -d ' \n' >> "$TASKRAFT_RESULT_OUT""#;
+    let inputs: &[(&str, Option<u32>, &[u8])] =
+        &[("a", None, b"A\n"), ("m", Some(0), b"m0\n"), ("m", Some(1), b"m1\n"), ("bin", None, &[0xff, 0, 0x0a])];
+    let r = run_plain(workflow_child(&dir, script, inputs)).await;
+    assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
+    let got = String::from_utf8(r.result.expect("a result")).unwrap();
+    assert_eq!(got, "A\nm0\nm1\na bin m 0 1 ff000a");
+    let expected = std::fs::canonicalize(dir.path()).unwrap().join(INPUTS_DIR);
+    let r =
+        run_plain(workflow_child(&dir, r#"printf %s "$TASKRAFT_INPUTS_DIR" > "$TASKRAFT_RESULT_OUT""#, inputs)).await;
+    assert_eq!(r.result, Some(expected.display().to_string().into_bytes()), "{r:?}");
+}
+
+#[tokio::test]
+async fn inputs_dir_is_set_and_empty_for_a_workflow_task_without_inputs_and_unset_outside_workflows() {
+    let dir = TempDir::new().unwrap();
+    let script = r#"[ -d "$TASKRAFT_INPUTS_DIR" ] && [ -z "$(ls -A "$TASKRAFT_INPUTS_DIR")" ] && echo empty"#;
+    let r = run_plain(workflow_child(&dir, script, &[])).await;
+    assert_eq!((r.outcome, r.output_tail.ends_with("empty\n")), (AttemptOutcome::Succeeded, true), "{r:?}");
+    let r = run_plain(sh(&dir, r#"[ -z "${TASKRAFT_INPUTS_DIR+set}" ] && echo unset"#)).await;
+    assert_eq!((r.outcome, r.output_tail.ends_with("unset\n")), (AttemptOutcome::Succeeded, true), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_input_that_is_not_a_plain_file_name_fails_the_attempt_before_it_runs() {
+    let dir = TempDir::new().unwrap();
+    let ran = dir.path().join("ran");
+    let script = format!("touch {}", ran.display());
+    for node in ["../escape", "a/b", "..", ".", ""] {
+        let r = run_plain(workflow_child(&dir, &script, &[(node, None, b"x")])).await;
+        assert_eq!((r.outcome, r.exit_code), (AttemptOutcome::Failed, None), "{node:?}: {r:?}");
+        assert!(r.error.as_deref().unwrap().contains("must be a plain file name"), "{node:?}: {r:?}");
+    }
+    assert!(!dir.path().parent().unwrap().join("escape").exists());
+    // Two inputs for one file: the second is not allowed to win quietly.
+    let r = run_plain(workflow_child(&dir, &script, &[("a", None, b"1"), ("a", None, b"2")])).await;
+    assert_eq!(r.outcome, AttemptOutcome::Failed, "{r:?}");
+    assert!(r.error.as_deref().unwrap().contains("could not write the input"), "{r:?}");
+    assert!(!ran.exists(), "the process must not have run");
+}
+
+#[tokio::test]
+async fn builtin_executors_ignore_inputs() {
+    let dir = TempDir::new().unwrap();
+    let mut req = workflow_child(&dir, "", &[("a", None, b"A"), ("m", Some(0), b"m0")]);
+    req.spec.executor = Executor::Noop;
+    assert_eq!(run_plain(req).await, ExecResult::new(AttemptOutcome::Succeeded));
+    assert!(!dir.path().join(INPUTS_DIR).exists());
 }
 
 #[tokio::test]
