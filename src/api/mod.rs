@@ -27,6 +27,7 @@
 //! | [`worker_protocol`] | register, heartbeat, inbox, reports, checkpoints            |
 //! | [`worker_admin`]    | `GET /v1/workers`, drain, remove                            |
 //! | [`schedules`]       | `/v1/schedules…`                                            |
+//! | [`limits`]          | `/v1/limits…` (concurrency limits)                          |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
 //! | [`tokens`]          | `/v1/tokens…` (who may do what: [`auth`])                   |
 //! | [`metrics`]         | `/metrics`, and the layer counting and timing every request |
@@ -42,6 +43,7 @@ pub mod backup;
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod limits;
 pub mod long_poll;
 pub mod metrics;
 pub mod openapi;
@@ -88,6 +90,8 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(schedules::resume))
         .routes(routes!(schedules::trigger))
         .routes(routes!(schedules::backfill))
+        .routes(routes!(limits::list))
+        .routes(routes!(limits::get, limits::set, limits::delete))
         .routes(routes!(tasks::stats))
         .routes(routes!(cluster::get_status))
         .routes(routes!(cluster::init))
