@@ -662,6 +662,29 @@ impl Client {
         self.call_as(Method::DELETE, &format!("/v1/tokens/{key_or_name}"), None).await
     }
 
+    // -- Concurrency limits (see `crate::proto::limits`). ------------------------------------
+
+    /// `PUT /v1/limits/{key}`: sets the limit of `key` (idempotent, so safe to retry).
+    pub async fn set_limit(&self, key: &str, max_running: u32) -> Result<crate::proto::limits::LimitView> {
+        let body = to_json(&crate::proto::limits::SetLimit { max_running })?;
+        self.call_as(Method::PUT, &crate::proto::limits::limit_path(key), Some(body)).await
+    }
+
+    /// `DELETE /v1/limits/{key}`: removes the limit; answers the key as it is after.
+    pub async fn delete_limit(&self, key: &str) -> Result<crate::proto::limits::LimitView> {
+        self.call_as(Method::DELETE, &crate::proto::limits::limit_path(key), None).await
+    }
+
+    /// `GET /v1/limits`: every limit and every key in use.
+    pub async fn list_limits(&self) -> Result<crate::proto::limits::LimitList> {
+        self.call_as(Method::GET, "/v1/limits", None).await
+    }
+
+    /// `GET /v1/limits/{key}`.
+    pub async fn get_limit(&self, key: &str) -> Result<crate::proto::limits::LimitView> {
+        self.call_as(Method::GET, &crate::proto::limits::limit_path(key), None).await
+    }
+
     // -- The worker protocol (see `crate::proto::workers`). --------------------------------
 
     /// Registers (or re-registers) a worker; the answer carries its lease.

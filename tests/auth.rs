@@ -67,6 +67,10 @@ const GUARDED: &[(&str, &str)] = &[
     ("POST", "/v1/workflows"),
     ("GET", "/v1/workflows/1"),
     ("POST", "/v1/workflows/1/cancel"),
+    ("GET", "/v1/limits"),
+    ("GET", "/v1/limits/db"),
+    ("PUT", "/v1/limits/db"),
+    ("DELETE", "/v1/limits/db"),
     ("GET", "/v1/stats"),
     ("GET", "/v1/cluster"),
     ("POST", "/v1/cluster/init"),
@@ -143,6 +147,15 @@ async fn without_a_valid_token_everything_but_health_is_refused_and_roles_decide
     assert_eq!(call(&follower, Method::POST, &cancel, Some(&submitter), None).await.0, StatusCode::FORBIDDEN);
     assert_eq!(call(&follower, Method::POST, &cancel, Some(&operator), None).await.0, StatusCode::OK);
     assert_eq!(call(&follower, Method::GET, "/v1/tokens", Some(&operator), None).await.0, StatusCode::FORBIDDEN);
+    // Limits: operators set and remove them, readers read them.
+    let limit = Some(json!({"max_running": 2}));
+    let (put, del) = (Method::PUT, Method::DELETE);
+    assert_eq!(call(&follower, put.clone(), "/v1/limits/db", Some(&submitter), limit.clone()).await.0, 403);
+    assert_eq!(call(&follower, put, "/v1/limits/db", Some(&operator), limit).await.0, StatusCode::OK);
+    assert_eq!(call(&follower, Method::GET, "/v1/limits", Some(&reader), None).await.0, StatusCode::OK);
+    assert_eq!(call(&follower, Method::GET, "/v1/limits/db", Some(&reader), None).await.0, StatusCode::OK);
+    assert_eq!(call(&follower, del.clone(), "/v1/limits/db", Some(&reader), None).await.0, 403);
+    assert_eq!(call(&follower, del, "/v1/limits/db", Some(&operator), None).await.0, StatusCode::OK);
     let (s, body) = call(&follower, Method::GET, "/v1/tokens", Some(&admin), None).await;
     assert_eq!(s, StatusCode::OK);
     let names: Vec<&str> = body["tokens"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();

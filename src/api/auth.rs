@@ -299,6 +299,10 @@ mod tests {
         assert_eq!(need(&Method::PUT, "/v1/schedules/{id}"), Need::Role(Role::Submitter));
         assert_eq!(need(&Method::DELETE, "/v1/schedules/{id}"), Need::Role(Role::Operator));
         assert_eq!(need(&Method::DELETE, "/v1/workers/{id}"), Need::Role(Role::Operator));
+        assert_eq!(need(&Method::PUT, "/v1/limits/{key}"), Need::Role(Role::Operator));
+        assert_eq!(need(&Method::DELETE, "/v1/limits/{key}"), Need::Role(Role::Operator));
+        assert_eq!(need(&get, "/v1/limits/{key}"), Need::Role(Role::Reader));
+        assert_eq!(need(&get, "/v1/limits"), Need::Role(Role::Reader));
         assert_eq!(need(&get, "/v1/tokens"), Need::Role(Role::Admin));
         assert_eq!(need(&get, "/v1/snapshot"), Need::Role(Role::Admin));
         assert_eq!(need(&post, "/v1/cluster/members"), Need::Role(Role::Admin));

@@ -28,6 +28,7 @@
 //! | [`worker_admin`]    | `GET /v1/workers`, drain, remove                            |
 //! | [`schedules`]       | `/v1/schedules…`                                            |
 //! | [`workflows`]       | `/v1/workflows…`                                            |
+//! | [`limits`]          | `/v1/limits…` (concurrency limits)                          |
 //! | [`cluster`]         | `/v1/cluster…`, `/health`, `/ready`, internal read index    |
 //! | [`tokens`]          | `/v1/tokens…` (who may do what: [`auth`])                   |
 //! | [`metrics`]         | `/metrics`, and the layer counting and timing every request |
@@ -43,6 +44,7 @@ pub mod backup;
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod limits;
 pub mod long_poll;
 pub mod metrics;
 pub mod openapi;
@@ -94,6 +96,8 @@ fn documented() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(workflows::submit, workflows::list))
         .routes(routes!(workflows::get))
         .routes(routes!(workflows::cancel))
+        .routes(routes!(limits::list))
+        .routes(routes!(limits::get, limits::set, limits::delete))
         .routes(routes!(tasks::stats))
         .routes(routes!(cluster::get_status))
         .routes(routes!(cluster::init))

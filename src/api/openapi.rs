@@ -84,6 +84,7 @@ pub const SPEC_PATH: &str = "/v1/openapi.json";
         (name = "tasks", description = "Submit, read, cancel and wait for tasks"),
         (name = "schedules", description = "Timed triggers: cron, intervals, one-shots"),
         (name = "workflows", description = "DAGs of tasks: edge conditions, shards, results passed to children"),
+        (name = "limits", description = "Cluster-wide concurrency limits by key"),
         (name = "workers", description = "The worker protocol and worker administration"),
         (name = "cluster", description = "Membership, status, health and this document"),
         (name = "tokens", description = "API tokens and their roles (admin)"),

@@ -8,6 +8,7 @@ mod bench;
 mod bench_workflow;
 mod cluster;
 mod dev;
+mod limit;
 mod local;
 mod output;
 mod schedule;
@@ -122,6 +123,14 @@ enum Command {
     /// Workflows: DAGs of tasks with edge conditions, shards and results passed to children.
     #[command(subcommand)]
     Workflow(workflow::WorkflowCmd),
+    /// Concurrency limits: at most N tasks with the same concurrency key run at once.
+    ///
+    /// Tasks opt in with `task submit --concurrency-key KEY`. A permit is taken when a task is
+    /// assigned and given back when its attempt ends, both committed through Raft, so a limit
+    /// holds across leader changes. Lowering a limit stops no running task; 0 holds every task
+    /// with the key; a key without a limit is unlimited.
+    #[command(subcommand)]
+    Limit(limit::LimitCmd),
     /// Back up the cluster's state, or seed a new cluster from a backup.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCmd),
@@ -148,6 +157,7 @@ pub async fn run() -> ExitCode {
         Command::Cluster(cmd) => cmd.run().await,
         Command::Schedule(cmd) => cmd.run().await,
         Command::Workflow(cmd) => cmd.run().await,
+        Command::Limit(cmd) => cmd.run().await,
         Command::Snapshot(cmd) => cmd.run().await,
         Command::Worker(cmd) => cmd.run().await,
         Command::Token(cmd) => cmd.run().await,

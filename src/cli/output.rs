@@ -177,6 +177,9 @@ fn format_task(t: &Task) -> String {
     if let Some(key) = &t.spec.idempotency_key {
         line(format!("key:         {}", escape(key)));
     }
+    if let Some(key) = &t.spec.concurrency_key {
+        line(format!("concurrency: {}", escape(key)));
+    }
     line(format!("version:     {}", t.version));
     line(format!("attempts:    {}", t.attempts.len()));
     if t.cancel_requested {

@@ -128,6 +128,10 @@ pub struct SubmitArgs {
     /// Idempotency key: submitting the same key again returns the first task.
     #[arg(long, allow_hyphen_values = true)]
     key: Option<String>,
+    /// Concurrency key: the task runs only while its key's limit has a permit free (set limits
+    /// with `taskraft limit set KEY N`; a key without a limit is unlimited).
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    concurrency_key: Option<String>,
     /// Attempts before the task fails for good.
     #[arg(long, allow_negative_numbers = true)]
     max_attempts: Option<u32>,
@@ -287,6 +291,7 @@ impl SubmitArgs {
             ("name", self.name.as_ref().map(|v| json!(v))),
             ("priority", self.priority.map(|v| json!(v))),
             ("idempotency_key", self.key.as_ref().map(|v| json!(v))),
+            ("concurrency_key", self.concurrency_key.as_ref().map(|v| json!(v))),
             ("max_attempts", self.max_attempts.map(|v| json!(v))),
             ("timeout_ms", self.timeout_ms.map(|v| json!(v))),
             ("failover", self.failover.as_ref().map(|v| json!(v))),
@@ -515,6 +520,13 @@ mod tests {
         let spec = to_spec(b);
         assert_eq!(spec.validate(), Ok(()));
         assert_eq!(spec.prefer.unwrap().labels, BTreeMap::from([("zone".to_string(), "a".to_string())]));
+    }
+
+    #[test]
+    fn concurrency_key_becomes_the_api_field() {
+        let b = body(&["--concurrency-key", "db-backup", "--", "pg_dump"]).unwrap();
+        assert_eq!(b, json!({"command": ["pg_dump"], "concurrency_key": "db-backup"}));
+        assert_eq!(to_spec(b).concurrency_key.as_deref(), Some("db-backup"));
     }
 
     #[test]

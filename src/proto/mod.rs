@@ -9,6 +9,7 @@
 //! |--------------|------------------------------------------------------------------|
 //! | [`tasks`]    | `/v1/tasks…`, `/v1/stats`                                        |
 //! | [`schedules`] | `/v1/schedules…`                                                |
+//! | [`limits`]   | `/v1/limits…` (concurrency limits)                               |
 //! | [`workers`]  | `/v1/workers…` (protocol and administration), attempt checkpoints |
 //! | [`cluster`]  | `/v1/cluster…`, `/health`, `/ready`, `/v1/internal/read-index`   |
 //! | [`tokens`]   | `/v1/tokens…`, and the token string format                       |
@@ -25,6 +26,7 @@ pub mod backup;
 pub mod cluster;
 pub mod dashboard;
 mod error;
+pub mod limits;
 pub mod output;
 pub mod schedules;
 pub mod tasks;

@@ -82,9 +82,19 @@ impl State {
 
     /// `(running, max)` when `key` is at or over its limit.
     pub fn limit_reached(&self, key: &str) -> Option<(usize, u32)> {
-        let max = *self.limits.get(key)?;
-        let running = self.permits.get(key).map_or(0, BTreeSet::len);
+        let max = self.limit_of(key)?;
+        let running = self.permits_held(key);
         (running >= max as usize).then_some((running, max))
+    }
+
+    /// The limit of `key`, if it has one.
+    pub fn limit_of(&self, key: &str) -> Option<u32> {
+        self.limits.get(key).copied()
+    }
+
+    /// How many permits of `key` live attempts hold.
+    pub fn permits_held(&self, key: &str) -> usize {
+        self.permits.get(key).map_or(0, BTreeSet::len)
     }
 
     /// Refuses an assignment of a task whose key is at its limit.
@@ -129,4 +139,11 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// Why a task with `key` waits while `running` of its `max` permits are held: the one sentence
+/// the planner and `task get` both give.
+pub fn held_back_reason(key: &str, running: usize, max: u32) -> String {
+    let pause = if max == 0 { " (a limit of 0 holds every task with this key)" } else { "" };
+    format!("held back by concurrency limit {key:?}: {running} of {max} running{pause}")
 }

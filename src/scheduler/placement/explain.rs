@@ -3,11 +3,14 @@
 //! The diagnosis walks the same filters as placement, widest first, and names the first one
 //! that leaves nobody: no workers at all → none active (or live) → none with the labels → none
 //! big enough → none with room right now. The planner asks it with the round's candidates and
-//! accounting; [`explain_pending`] asks it on any replica with every `Active` worker.
+//! accounting; [`explain_pending`] asks it on any replica with every `Active` worker. A task
+//! whose concurrency key is at its limit is held back before any of that: the planner says so
+//! itself (`permits.rs`), and [`explain_pending`] checks the limit first.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use super::super::limit::held_back_reason;
 use super::super::state::State;
 use super::super::task::{TaskId, TaskSpec, TaskState};
 use super::super::worker::WorkerState;
@@ -189,6 +192,11 @@ pub fn explain_pending(state: &State, id: TaskId, now_ms: u64) -> Option<String>
             Some(format!("waiting for retry backoff until {at} (in {} ms)", at - now_ms))
         }
         TaskState::Pending | TaskState::RetryWait => {
+            if let Some(key) = task.spec.concurrency_key.as_deref()
+                && let Some((running, max)) = state.limit_reached(key)
+            {
+                return Some(held_back_reason(key, running, max));
+            }
             let seats: Vec<Seat<'_>> =
                 state.workers().filter(|w| w.state == WorkerState::Active).map(|w| Seat::of(state, w)).collect();
             Some(diagnose(&task.spec, &Census::of(state, None), &seats))

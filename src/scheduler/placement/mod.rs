@@ -31,10 +31,15 @@
 //!    queue and for its worker. A `prefer` strategy first narrows the fitting workers to those
 //!    with the most of its preferred labels (all of them when none has any), then its `then`
 //!    strategy picks and orders as above.
-//! 5. **Reasons.** A task that fits nowhere gets a sentence in [`Plan::waiting`]. Capacity only
+//! 5. **Limits.** A task whose `concurrency_key` is at its limit is held back (and the tasks
+//!    behind it are still considered): the permits counted are those live attempts hold in the
+//!    state plus those this round has already planned, so a round never hands out more than
+//!    apply would grant (see `permits.rs`). Permits are in the replicated state, so a new
+//!    leader's planner, which remembers nothing, counts them just the same.
+//! 6. **Reasons.** A task that fits nowhere, or is held back, gets a sentence in [`Plan::waiting`]. Capacity only
 //!    shrinks during a round, so the answer for one (constraints, resources) shape is computed
 //!    once and reused: a million tasks needing a missing label cost one diagnosis.
-//! 6. The round stops after [`PlacementOptions::max_per_round`] placements. Once no candidate
+//! 7. The round stops after [`PlacementOptions::max_per_round`] placements. Once no candidate
 //!    has a free slot it only keeps walking the queue to give up to
 //!    [`PlacementOptions::max_waiting_reasons`] reasons. Tasks left without a reason are counted
 //!    in [`Plan::unexplained`].
@@ -54,8 +59,8 @@
 //! - It does not commit anything or re-check what apply checks: apply is the final judge, and
 //!   the plan is computed so that apply accepts all of it *provided the state it was computed
 //!   from is the state the `Assign` is applied to* (plan only after the previous round's `Assign`
-//!   has been applied locally). Apply enforces slots and labels; cpu and memory are the planner's
-//!   promise alone.
+//!   has been applied locally). Apply enforces slots, labels and concurrency limits; cpu and
+//!   memory are the planner's promise alone.
 //! - No soft placement preferences: `TaskSpec` cannot express them without a new persisted
 //!   field. Constraints are hard.
 //! - No explicit runtime estimate on the spec either: shortest-job-first estimates from the
@@ -66,6 +71,7 @@
 
 mod choose;
 mod explain;
+mod permits;
 mod queue;
 #[cfg(test)]
 mod scan;
@@ -83,6 +89,7 @@ use super::task::{PlacementStrategy, Task, TaskId};
 use super::worker::WorkerState;
 use choose::Chooser;
 use explain::{Census, diagnose};
+use permits::Permits;
 use queue::{Queue, Runtimes, Shape};
 use seat::Seat;
 
@@ -173,6 +180,7 @@ impl Planner {
         self.chooser.forget_all_but(&seats);
         let scale = seat::Scale::of(&seats);
         let mut queue = Queue::build(state, now_ms, &self.options, &self.runtimes);
+        let mut permits = Permits::new(state);
         let mut plan = Plan { eligible: queue.len(), ..Plan::default() };
         let mut free_slots: u64 = seats.iter().map(Seat::free_slots).sum();
         // Shapes that fit nowhere, with their reason once one was needed.
@@ -185,6 +193,14 @@ impl Planner {
                 break;
             }
             let Some(task) = queue.pop() else { break };
+            // A key at its limit holds its task back whatever the capacity; the tasks behind
+            // it are still considered.
+            if let Some(held) = permits.held_back(&task.spec) {
+                if plan.waiting.len() < max_reasons {
+                    plan.waiting.insert(task.id, held.reason());
+                }
+                continue;
+            }
             let shape = Shape::of(&task.spec);
             // Capacity only shrinks during a round: a shape refused once is refused for good.
             if free_slots > 0 && !refused.contains_key(&shape) {
@@ -198,6 +214,7 @@ impl Planner {
                     let chosen = self.chooser.choose(strategy, &fitting, &seats, &task.spec, &scale);
                     assert!(fitting.contains(&chosen), "the chooser picked seat {chosen} outside {fitting:?}");
                     seats[chosen].take(&task.spec);
+                    permits.take(&task.spec);
                     free_slots -= 1;
                     plan.assignments.push((task.id, seats[chosen].id().to_string()));
                     continue;

@@ -33,6 +33,8 @@ struct TaskSeed {
     key: u8,
     name: u8,
     retries: bool,
+    /// Concurrency key: 0 none, 1 `a`, 2 `b` (limits come and go on both).
+    ckey: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,11 @@ enum Step {
     Fate {
         worker: u8,
         fate: u8,
+    },
+    /// Sets (`Some`) or removes the limit of concurrency key `a` (0) or `b` (1).
+    Limit {
+        key: u8,
+        max: Option<u32>,
     },
 }
 
@@ -78,8 +85,9 @@ fn task_seed() -> impl Strategy<Value = TaskSeed> {
         0..4u8,
         0..4u8,
         any::<bool>(),
+        prop_oneof![2 => Just(0u8), 1 => Just(1), 1 => Just(2)],
     )
-        .prop_map(|(priority, cpu, mem, zone, strategy, key, name, retries)| TaskSeed {
+        .prop_map(|(priority, cpu, mem, zone, strategy, key, name, retries, ckey)| TaskSeed {
             priority,
             cpu,
             mem,
@@ -88,6 +96,7 @@ fn task_seed() -> impl Strategy<Value = TaskSeed> {
             key,
             name,
             retries,
+            ckey,
         })
 }
 
@@ -97,6 +106,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => task_seed().prop_map(Step::Submit),
         3 => (any::<u8>(), 0..3u8, 0..5000u64).prop_map(|(pick, outcome, runtime)| Step::Finish { pick, outcome, runtime }),
         1 => (0..WORKERS as u8, 0..4u8).prop_map(|(worker, fate)| Step::Fate { worker, fate }),
+        1 => (0..2u8, proptest::option::of(0..4u32)).prop_map(|(key, max)| Step::Limit { key, max }),
     ]
 }
 
@@ -140,6 +150,10 @@ fn spec(t: &TaskSeed) -> TaskSpec {
         placement,
         ..TaskSpec::default()
     };
+    spec.concurrency_key = match t.ckey {
+        0 => None,
+        k => Some(limit_key(k - 1).to_string()),
+    };
     if t.retries {
         spec.retry.max_attempts = 3;
         spec.retry.backoff_initial_ms = 1000;
@@ -157,8 +171,25 @@ fn free(state: &State, w: &WorkerInfo) -> (u64, Option<i64>, Option<i64>) {
     (slots, left(w.cpu_millis, cpu), left(w.memory_mib, mem))
 }
 
-/// An independent statement of "fits": what the planner must never leave unused.
+fn limit_key(k: u8) -> &'static str {
+    if k == 0 { "a" } else { "b" }
+}
+
+/// An independent statement of "fits": what the planner must never leave unused. A task whose
+/// key is at its limit fits nowhere (counted from the tasks, not from the state's permits).
 fn fits_somewhere(state: &State, live: &BTreeSet<String>, spec: &TaskSpec) -> Option<String> {
+    if let Some(key) = &spec.concurrency_key
+        && let Some(max) = state.limit_view(key).max_running
+    {
+        let running = state
+            .tasks
+            .values()
+            .filter(|t| t.spec.concurrency_key.as_ref() == Some(key) && t.live_attempt().is_some())
+            .count();
+        if running >= max as usize {
+            return None;
+        }
+    }
     state
         .workers()
         .filter(|w| w.state == WorkerState::Active && live.contains(&w.id) && w.satisfies(&spec.constraints))
@@ -192,9 +223,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// For any cluster and backlog: apply accepts every pair of every plan (the plan never
-    /// over-commits slots or breaks constraints), cpu and memory are never promised twice, only
-    /// active live workers get work, a task left waiting fits nowhere, and two planners with the
-    /// same seed and the same inputs make the same plans.
+    /// over-commits slots, breaks constraints or exceeds a concurrency limit, even with many
+    /// tasks of one key in one round), cpu and memory are never promised twice, only active live
+    /// workers get work, a task left waiting fits nowhere (or its key is at its limit), and two
+    /// planners with the same seed and the same inputs make the same plans.
     #[test]
     fn plans_are_accepted_complete_and_deterministic(
         workers in proptest::collection::vec(worker_seed(), 1..=WORKERS),
@@ -203,6 +235,7 @@ proptest! {
         seed in any::<u64>(),
         max_per_round in prop_oneof![Just(1usize), Just(3), Just(1024)],
         aging in prop_oneof![Just(0u64), Just(1000)],
+        limit_a in proptest::option::of(0..4u32),
     ) {
         let options = PlacementOptions { max_per_round, aging_ms_per_priority_point: aging, ..PlacementOptions::default() };
         let (mut a, mut b) = (Planner::new(options.clone(), seed), Planner::new(options, seed));
@@ -210,6 +243,10 @@ proptest! {
         for (i, w) in workers.iter().enumerate() {
             let now_ms = sim.now;
             sim.apply(Command::RegisterWorker { now_ms, worker: registration(i, w) });
+        }
+        if limit_a.is_some() {
+            let now_ms = sim.now;
+            sim.apply(Command::SetLimit { now_ms, key: "a".into(), max_running: limit_a });
         }
         if !tasks.is_empty() {
             let now_ms = sim.now;
@@ -290,6 +327,10 @@ proptest! {
                         _ => Command::RegisterWorker { now_ms, worker: registration(i, &sim.workers[i]) },
                     };
                     sim.apply(cmd);
+                }
+                Step::Limit { key, max } => {
+                    let now_ms = sim.now;
+                    sim.apply(Command::SetLimit { now_ms, key: limit_key(*key).to_string(), max_running: *max });
                 }
             }
         }
