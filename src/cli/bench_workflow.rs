@@ -120,7 +120,27 @@ pub async fn run(client: &Arc<Client>, args: &WorkflowBenchArgs) -> anyhow::Resu
     let mut client_walls = Vec::new();
     let mut fan_edges = Vec::new();
     let mut fan_ids = Vec::new();
+    let mut plain_makespans = Vec::new();
     for round in 0..args.rounds {
+        // The baseline, alternating with the fan-out: as many plain tasks in one batch, no DAG.
+        let specs: Vec<Value> = (0..args.shards as usize + 2).map(|_| noop()).collect();
+        let batch = client.submit_batch(specs).await?;
+        let ids: Vec<u64> = batch.iter().map(|t| t.id).collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut last = 0;
+        for &id in &ids {
+            loop {
+                let t = client.get_task(id, false).await?;
+                if let Some(f) = t.finished_ms {
+                    last = last.max(f);
+                    break;
+                }
+                anyhow::ensure!(Instant::now() < deadline, "baseline task {id} did not finish in time");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let first = batch.iter().map(|t| t.created_ms).min().unwrap_or(last);
+        plain_makespans.push(last.saturating_sub(first));
         let spec = json!({
             "name": format!("fan-{round}"),
             "nodes": [
@@ -195,6 +215,7 @@ pub async fn run(client: &Arc<Client>, args: &WorkflowBenchArgs) -> anyhow::Resu
     Ok(json!({
         "fan_out": {
             "shards": args.shards, "rounds": args.rounds,
+            "baseline_plain_batch_makespan_ms": percentiles(plain_makespans),
             "makespan_ms": percentiles(makespans),
             "client_wall_ms": percentiles(client_walls),
             "edge_overhead_ms": percentiles(fan_edges),
