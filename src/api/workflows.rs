@@ -37,8 +37,13 @@ use crate::scheduler::State as SchedulerState;
 use crate::scheduler::workflow::{NodeSpec, Workflow, WorkflowSpec};
 use crate::util::now_ms;
 
+/// Most result bytes one workflow answer carries; the rest are left out (and counted).
+pub const MAX_VIEW_RESULT_BYTES: usize = 4 << 20;
+
 /// How the API shows `wf`, with its tasks' states and results read from `state`.
 pub fn view(wf: &Workflow, state: &SchedulerState) -> WorkflowView {
+    let mut budget = MAX_VIEW_RESULT_BYTES;
+    let mut omitted = 0u32;
     let nodes = wf
         .nodes
         .iter()
@@ -54,7 +59,14 @@ pub fn view(wf: &Workflow, state: &SchedulerState) -> WorkflowView {
                         shard: sharded.then_some(i as u32),
                         task_id: id,
                         state: t.state,
-                        result: t.result.as_ref().map(|r| ResultData(r.data.clone())),
+                        result: t.result.as_ref().and_then(|r| {
+                            if r.data.len() > budget {
+                                omitted += 1;
+                                return None;
+                            }
+                            budget -= r.data.len();
+                            Some(ResultData(r.data.clone()))
+                        }),
                     })
                 })
                 .collect();
@@ -89,6 +101,7 @@ pub fn view(wf: &Workflow, state: &SchedulerState) -> WorkflowView {
         finished_ms: wf.finished_ms,
         cancel_reason: wf.cancel_reason.clone(),
         version: wf.version,
+        results_omitted: omitted,
         nodes,
     }
 }

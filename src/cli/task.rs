@@ -251,6 +251,7 @@ impl SubmitArgs {
             || !self.prefer.is_empty()
             || !self.env.is_empty()
             || !self.command.is_empty()
+            || self.concurrency_key.is_some()
     }
 
     /// The task body without `--key` (a schedule's template: `--key` names the schedule).

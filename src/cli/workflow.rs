@@ -72,11 +72,14 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List workflows.
+    /// List workflows, oldest first (a page; `--cursor` is the last id shown).
     List {
         /// Most workflows shown.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Only workflows with a larger id (the `next cursor` a page prints).
+        #[arg(long)]
+        cursor: Option<u64>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -136,7 +139,8 @@ impl WorkflowCmd {
                 Ok(ExitCode::SUCCESS)
             }
             WorkflowCmd::Result { id, node, shard, client } => {
-                let wf = client.connect()?.get_workflow(id).await?;
+                let api = client.connect()?;
+                let wf = api.get_workflow(id).await?;
                 let Some(n) = wf.nodes.iter().find(|n| n.id == node) else {
                     let ids: Vec<&str> = wf.nodes.iter().map(|n| n.id.as_str()).collect();
                     bail!("workflow {id} has no node {node:?} (nodes: {})", ids.join(", "));
@@ -145,15 +149,17 @@ impl WorkflowCmd {
                 let Some(task) = n.tasks.get(index) else {
                     bail!("node {node} has no task for shard {shard} yet (it is {})", n.state.as_str());
                 };
+                // The task itself: a workflow answer may leave large results out.
+                let task = api.get_task(task.task_id, false).await?;
                 let Some(result) = &task.result else {
-                    bail!("task {} of node {node} has no result (it is {})", task.task_id, task.state);
+                    bail!("task {} of node {node} has no result (it is {})", task.id, task.state);
                 };
                 use std::io::Write as _;
-                std::io::stdout().write_all(&result.0)?;
+                std::io::stdout().write_all(&result.data)?;
                 Ok(ExitCode::SUCCESS)
             }
-            WorkflowCmd::List { limit, client } => {
-                let list = client.connect()?.list_workflows(limit, None).await?;
+            WorkflowCmd::List { limit, cursor, client } => {
+                let list = client.connect()?.list_workflows(limit, cursor).await?;
                 if client.output == Output::Json {
                     print_json(&list);
                 } else {
@@ -172,6 +178,9 @@ impl WorkflowCmd {
                         })
                         .collect();
                     print_table(&["ID", "NAME", "STATE", "NODES", "CREATED"], &rows);
+                    if let Some(next) = list.next_cursor {
+                        println!("more: taskraft workflow list --cursor {next}");
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -86,6 +86,10 @@ pub struct WorkflowView {
     pub cancel_reason: Option<String>,
     /// +1 on every change.
     pub version: u64,
+    /// Task results left out of this answer to keep it under 4 MiB of results (read them with
+    /// `GET /v1/tasks/{id}`).
+    #[serde(default)]
+    pub results_omitted: u32,
     /// The nodes, in submitted order.
     pub nodes: Vec<NodeView>,
 }

@@ -448,7 +448,12 @@ impl State {
             let msg = format!("request_id was used before for {what}; a retry must send the same body");
             Some(Rejection::new(RejectCode::IdempotencyMismatch, msg))
         };
-        let Recorded::Submitted(ids) = recorded else { return mismatch("a cancel".into()) };
+        let ids = match recorded {
+            Recorded::Submitted(ids) => ids,
+            Recorded::Cancelled(_) => return mismatch("a cancel".into()),
+            Recorded::Schedule(_) | Recorded::Triggered(..) => return mismatch("a schedule request".into()),
+            Recorded::Workflow(_) => return mismatch("a workflow submit".into()),
+        };
         if ids.len() != specs.len() {
             return mismatch(format!("{} tasks, not {}", ids.len(), specs.len()));
         }

@@ -154,8 +154,8 @@ impl State {
         }
     }
 
-    /// A workflow just became terminal: if it was a workflow schedule's live run, see
-    /// [`Self::end_run`].
+    /// A workflow just settled (ended, and its last live task too): if it was a workflow
+    /// schedule's live run, see [`Self::end_run`].
     pub(crate) fn workflow_run_ended(&mut self, workflow: u64, now_ms: u64) {
         if let Some(WorkflowOrigin::Schedule { schedule, .. }) = self.workflows.get(&workflow).map(|w| w.origin) {
             self.end_run(schedule, RunKind::Workflow, workflow, now_ms);
@@ -229,9 +229,9 @@ impl State {
                     }),
                     RunKind::Workflow => self.workflows.get(&run).map(|w| match w.origin {
                         WorkflowOrigin::Schedule { schedule, nominal_ms, manual } => {
-                            (Some((schedule, nominal_ms, manual)), w.state.is_terminal())
+                            (Some((schedule, nominal_ms, manual)), w.settled())
                         }
-                        WorkflowOrigin::Api => (None, w.state.is_terminal()),
+                        WorkflowOrigin::Api => (None, w.settled()),
                     }),
                 };
                 let Some((origin, terminal)) = found else {

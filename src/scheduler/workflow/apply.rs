@@ -137,6 +137,8 @@ impl State {
                 reason: None,
                 parents: n.depends.iter().map(|e| index[e.node.as_str()]).collect(),
                 children: Vec::new(),
+                counted: Vec::new(),
+                inputs_from: Vec::new(),
             })
             .collect();
         for child in 0..nodes.len() {
@@ -181,6 +183,10 @@ impl State {
         let Some(wf) = self.workflows.get_mut(&id) else {
             return Response::Rejected(workflow_not_found(id));
         };
+        // A retried cancel (its first answer lost in a leader change) gets the same answer.
+        if wf.state == WorkflowState::Cancelled {
+            return self.workflow_answer(id, false);
+        }
         if wf.state.is_terminal() {
             let msg = format!("workflow {id} already ended {}", wf.state.as_str());
             return Response::Rejected(Rejection::new(RejectCode::InvalidTransition, msg));
@@ -205,7 +211,9 @@ impl State {
                 let _ = self.cancel(None, now_ms, task, why);
             }
         }
-        self.workflow_run_ended(id, now_ms);
+        if self.workflows.get(&id).is_some_and(|w| w.settled()) {
+            self.workflow_run_ended(id, now_ms);
+        }
         self.workflow_answer(id, false)
     }
 
@@ -236,10 +244,7 @@ impl State {
                 } else {
                     format!("{}/{}", wf.name, node.spec.id)
                 };
-                spec.name.truncate(crate::scheduler::MAX_NAME_BYTES);
-                while !spec.name.is_char_boundary(spec.name.len()) {
-                    spec.name.pop();
-                }
+                spec.name = crate::scheduler::task::truncate(spec.name, crate::scheduler::MAX_NAME_BYTES, false);
             }
             spec.origin = TaskOrigin::Workflow { workflow: wf_id, node: idx as u32 };
             if node.spec.shards.is_some() {
@@ -268,6 +273,15 @@ impl State {
             }
             node.ended.insert(shard, end);
             wf.touch(now_ms);
+            if wf.state.is_terminal() {
+                // The workflow ended before this task did (cancelled, or a decided node's
+                // rest); its schedule run ends with its last live task.
+                let settled = wf.settled();
+                if settled {
+                    self.workflow_run_ended(wf_id, now_ms);
+                }
+                return;
+            }
             let node = &mut wf.nodes[idx];
             if node.state != NodeState::Running {
                 // Decided already (the rest of a `min k`, or a cancelled workflow): recorded only.
@@ -277,6 +291,8 @@ impl State {
                 let count = node.shard_count();
                 let succeeded = node.succeeded();
                 let unfinished = count - node.ended.len() as u32;
+                node.counted =
+                    node.ended.iter().filter(|(_, s)| **s == TaskState::Succeeded).map(|(&i, _)| i).collect();
                 if succeeded >= needed {
                     node.state = NodeState::Succeeded;
                     Some(node.tasks.clone())
@@ -336,6 +352,13 @@ impl State {
                     Verdict::Wait => {}
                     Verdict::Start => {
                         // Marked now so a later parent in the same walk does not judge it again.
+                        let ended: Vec<u32> = wf.nodes[child]
+                            .parents
+                            .iter()
+                            .copied()
+                            .filter(|&p| wf.nodes[p as usize].state.is_terminal())
+                            .collect();
+                        wf.nodes[child].inputs_from = ended;
                         wf.nodes[child].state = NodeState::Running;
                         start.push(child);
                     }
@@ -364,7 +387,9 @@ impl State {
             matches!(n.state, NodeState::Failed | NodeState::Cancelled)
                 && !n.children.iter().any(|&c| {
                     let child = &wf.nodes[c as usize];
-                    child
+                    // Handled only by a child that ran: a skipped handler handled nothing.
+                    let ran = matches!(child.state, NodeState::Succeeded | NodeState::Failed);
+                    ran && child
                         .spec
                         .depends
                         .iter()
@@ -375,7 +400,9 @@ impl State {
         wf.state = if unhandled { WorkflowState::Failed } else { WorkflowState::Succeeded };
         wf.finished_ms = Some(now_ms);
         wf.touch(now_ms);
-        self.workflow_run_ended(wf_id, now_ms);
+        if wf.settled() {
+            self.workflow_run_ended(wf_id, now_ms);
+        }
     }
 
     /// The results a node's task receives from its parents: every parent task that succeeded
@@ -394,13 +421,13 @@ impl State {
             Some((wf, wf.nodes.get(idx as usize)?))
         });
         node.into_iter().flat_map(move |(wf, node)| {
-            node.parents.iter().flat_map(move |&p| {
+            node.inputs_from.iter().flat_map(move |&p| {
                 let parent = &wf.nodes[p as usize];
                 let sharded = parent.spec.shards.is_some();
-                parent.tasks.iter().enumerate().filter_map(move |(shard, t)| {
-                    let task = self.tasks.get(t).filter(|task| task.state == TaskState::Succeeded)?;
-                    let result = task.result.as_ref()?;
-                    Some((parent.spec.id.as_str(), sharded.then_some(shard as u32), result.data.as_slice()))
+                parent.counted.iter().filter_map(move |&shard| {
+                    let task = self.tasks.get(parent.tasks.get(shard as usize)?)?;
+                    let result = task.result.as_ref().filter(|_| task.state == TaskState::Succeeded)?;
+                    Some((parent.spec.id.as_str(), sharded.then_some(shard), result.data.as_slice()))
                 })
             })
         })

@@ -146,6 +146,14 @@ pub struct Node {
     pub parents: Vec<u32>,
     /// Indexes of the nodes that depend on it.
     pub children: Vec<u32>,
+    /// Shard indexes (ascending) whose results count: those that had succeeded when the node
+    /// was decided. A shard still running then (the rest of a `min k`) may succeed later; its
+    /// result is kept on its task but never handed on.
+    pub counted: Vec<u32>,
+    /// Parents (indexes) whose results this node's tasks receive: those that had ended when the
+    /// node started (an `any` node may start before its other parents end). Fixed then, so
+    /// every attempt of the node sees the same inputs.
+    pub inputs_from: Vec<u32>,
 }
 
 impl Node {
@@ -193,6 +201,12 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// Ended, and none of its tasks is still live (a cancel or a decided `min k` asks running
+    /// tasks to stop; they end when their workers report). A schedule's run ends here.
+    pub fn settled(&self) -> bool {
+        self.state.is_terminal() && self.nodes.iter().all(|n| n.live() == 0)
+    }
+
     /// The node with this id.
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.spec.id == id)

@@ -15,7 +15,7 @@ pub const MAX_WORKFLOW_EDGES: usize = 10_000;
 /// Most shards of one node.
 pub const MAX_WORKFLOW_SHARDS: u32 = 10_000;
 /// Most tasks one workflow can create (the sum of its nodes' shard counts).
-pub const MAX_WORKFLOW_TASKS: u64 = 100_000;
+pub const MAX_WORKFLOW_TASKS: u64 = 20_000;
 /// Longest node id, in bytes. Ids are directory names in `$TASKRAFT_INPUTS_DIR`.
 pub const MAX_NODE_ID_BYTES: usize = 64;
 
