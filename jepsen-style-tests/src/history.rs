@@ -542,6 +542,26 @@ pub struct WorkflowRecord {
     /// every page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed: Option<Vec<WorkflowListed>>,
+    /// `GET /v1/limits/{key}` during the load (linearizable reads; only while the limit is set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit_polls: Vec<LimitPoll>,
+    /// The same read after the final reads of the tasks and the workflows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_limit: Option<LimitPoll>,
+}
+
+/// One answer of `GET /v1/limits/{key}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitPoll {
+    /// Harness time of the answer.
+    pub time_ns: u64,
+    /// The replica asked.
+    pub node: u64,
+    /// The limit it showed (`None`: the key had no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u32>,
+    /// The tasks holding a permit then.
+    pub running: Vec<u64>,
 }
 
 /// Whether the run's concurrency limit is in force.

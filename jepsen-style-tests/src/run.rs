@@ -130,7 +130,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let workflow_record = Arc::new(std::sync::Mutex::new(WorkflowRecord {
         workflows: workflows::plan(&program, &limit, workflows::wave_count(opts.time_limit)),
         limit,
-        listed: None,
+        ..WorkflowRecord::default()
     }));
     let task_command = vec![
         exe,
@@ -165,6 +165,8 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         tokio::spawn(schedules::poll(shared.clone(), schedule_record.clone(), opts.seed, stop_schedule_poll.clone()));
     let load_start = Instant::now();
     let stop_workflows = CancellationToken::new();
+    let limit_poller =
+        tokio::spawn(workflows::poll_limit(shared.clone(), workflow_record.clone(), opts.seed, stop_workflows.clone()));
     let workflow_driver = tokio::spawn(workflows::drive(
         shared.clone(),
         workflow_record.clone(),
@@ -190,6 +192,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         c.await?;
     }
     workflow_driver.await?;
+    limit_poller.await?;
     nemesis.await?;
     println!("load done; healing");
     nemesis::heal_all(&cluster, &shared, opts.nodes).await.context("healing")?;
@@ -222,7 +225,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     }
     schedules::final_read(&members, &mut schedule_record).await;
     let mut workflow_record = std::mem::take(&mut *workflow_record.lock().unwrap());
-    workflows::final_read(&members, &mut workflow_record).await;
+    workflows::final_read(&shared, &members, &mut workflow_record).await;
     stop_poll.cancel();
     poller.await?;
     cluster.lock().await.shutdown();

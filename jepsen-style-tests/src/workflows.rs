@@ -24,8 +24,11 @@
 //!
 //!    Every task is `taskraft-jepsen wf-task` ([`crate::sink::wf_task`]): start, checkpoints,
 //!    end and identity (workflow, node, shard, worker, fencing token) go to the sink.
+//!    While the limit is set, [`poll_limit`] reads `GET /v1/limits/jep-limit` (linearizable: the
+//!    permit holders at one point of the log) every [`LIMIT_POLL_EVERY`].
 //! 3. [`final_read`] after the heal and the quiet wait: every page of `GET /v1/workflows`, then
-//!    `GET /v1/workflows/{id}` of each workflow (an unacknowledged one is found by its name).
+//!    `GET /v1/workflows/{id}` of each workflow (an unacknowledged one is found by its name),
+//!    then the limit once more.
 //!
 //! Everything lands in `workflows.json` ([`WorkflowRecord`]); [`crate::checkers::workflows`]
 //! judges it with the sink and the final state. Every loop here is bounded in tries and time.
@@ -41,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::api_url;
 use crate::history::LimitLog;
+use crate::history::LimitPoll;
 use crate::history::LimitStatus;
 use crate::history::WfNodeSeen;
 use crate::history::WfNodeTask;
@@ -323,9 +327,49 @@ async fn submit(shared: &Shared, http: &reqwest::Client, log: &mut WorkflowLog, 
     log.all_failed = log.id.is_none() && !maybe && log.submit_attempts > 0;
 }
 
+/// How often the limit is read during the load.
+pub const LIMIT_POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// Reads `GET /v1/limits/{key}` from a random member every [`LIMIT_POLL_EVERY`] until `stop`,
+/// while the limit is set, into `record.limit_polls`.
+pub async fn poll_limit(shared: Arc<Shared>, record: Arc<Mutex<WorkflowRecord>>, seed: u64, stop: CancellationToken) {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let (key, set) = {
+        let r = record.lock().unwrap();
+        (r.limit.key.clone(), r.limit.status == LimitStatus::Set)
+    };
+    if !set {
+        return;
+    }
+    let http = http_client();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x11_4117);
+    while !stop.is_cancelled() {
+        let Some(node) = shared.members.lock().unwrap().choose(&mut rng).copied() else { break };
+        if let Some(poll) = read_limit(&http, &shared, node, &key).await {
+            record.lock().unwrap().limit_polls.push(poll);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LIMIT_POLL_EVERY) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+}
+
+async fn read_limit(http: &reqwest::Client, shared: &Shared, node: u64, key: &str) -> Option<LimitPoll> {
+    let url = api_url(node, &format!("/v1/limits/{key}"));
+    let Outcome::Answer(200, v) = exchange(http.get(url)).await else { return None };
+    Some(LimitPoll {
+        time_ns: shared.rec.now_ns(),
+        node,
+        max_running: v["max_running"].as_u64().map(|m| m as u32),
+        running: v["running"].as_array()?.iter().filter_map(Value::as_u64).collect(),
+    })
+}
+
 /// The final read: every workflow listed, then each of the record's by id (found by name in
-/// the list when no submit was acknowledged).
-pub async fn final_read(members: &[u64], record: &mut WorkflowRecord) {
+/// the list when no submit was acknowledged), then the limit.
+pub async fn final_read(shared: &Shared, members: &[u64], record: &mut WorkflowRecord) {
     let http = http_client();
     record.listed = list_all(&http, members).await;
     for log in &mut record.workflows {
@@ -354,6 +398,14 @@ pub async fn final_read(members: &[u64], record: &mut WorkflowRecord) {
                 }
                 Outcome::Answer(status, v) => log.final_error = Some(format!("{status} {}", v["error"])),
                 Outcome::NotSent(e) | Outcome::Lost(e) => log.final_error = Some(e),
+            }
+        }
+    }
+    if record.limit.status == LimitStatus::Set {
+        for &node in members {
+            if let Some(poll) = read_limit(&http, shared, node, &record.limit.key).await {
+                record.final_limit = Some(poll);
+                break;
             }
         }
     }

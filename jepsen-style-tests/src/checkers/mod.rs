@@ -144,8 +144,8 @@ mod tests {
                 status: crate::history::LimitStatus::RouteMissing,
                 ..Default::default()
             },
-            workflows: vec![],
             listed: Some(vec![]),
+            ..Default::default()
         });
         fx.replicas = ReplicaViews { quiet: true, views: vec![(1, fx.final_state.clone())] };
         let results = check_all(&fx.inputs());

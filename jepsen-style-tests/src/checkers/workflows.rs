@@ -76,7 +76,11 @@
 //!    their number above the limit is **limit exceeded**. Attempts ended by apply while their
 //!    process ran on (`lost`, `cancelled`, `timed_out`) are never counted as holders after the
 //!    assignment, only measured: the physical concurrency of every keyed process, zombies
-//!    included, is reported as `max_physical` next to the limit.
+//!    included, is reported as `max_physical` next to the limit. The limit's own linearizable
+//!    reads (`GET /v1/limits/{key}` every 0.5 s during the load, and once after the final
+//!    reads) must show it set to its value (**limit read wrong**), at most that many holders
+//!    (**limit read exceeded**), only keyed workflow tasks as holders (**limit read wrong**),
+//!    and in the final read no holder that the final state shows terminal (**permit leaked**).
 //! 9. **Liveness** (reported, not judged here; the `liveness` checker judges it): acknowledged
 //!    workflows not terminal in the final read are listed as not finished.
 //!
@@ -137,11 +141,14 @@ struct Findings {
     shard_input_mismatch: Examples,
     sink_identity_mismatch: Examples,
     limit_exceeded: Examples,
+    limit_read_exceeded: Examples,
+    limit_read_wrong: Examples,
+    permit_leaked: Examples,
     m: Measured,
 }
 
 impl Findings {
-    fn kinds(&self) -> [(&'static str, &Examples); 24] {
+    fn kinds(&self) -> [(&'static str, &Examples); 27] {
         [
             ("lost", &self.lost),
             ("duplicated", &self.duplicated),
@@ -167,6 +174,9 @@ impl Findings {
             ("shard_input_mismatch", &self.shard_input_mismatch),
             ("sink_identity_mismatch", &self.sink_identity_mismatch),
             ("limit_exceeded", &self.limit_exceeded),
+            ("limit_read_exceeded", &self.limit_read_exceeded),
+            ("limit_read_wrong", &self.limit_read_wrong),
+            ("permit_leaked", &self.permit_leaked),
         ]
     }
 
@@ -193,6 +203,8 @@ struct Measured {
     limit_assignments_judged: usize,
     max_witnessed_holders: usize,
     max_physical: usize,
+    limit_reads: usize,
+    max_read_holders: usize,
 }
 
 /// The sink and the final state, indexed.
@@ -269,7 +281,7 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     if ctx.final_complete {
         check_final_tasks(record, &ctx, &mut f);
     }
-    let limit = check_limit(record, &ctx, &mut f);
+    let limit = check_limit(record, &ctx, &mut f, &mut incomplete);
 
     let valid = Validity::from_findings(f.violations(), incomplete.is_empty());
     let m = &f.m;
@@ -861,7 +873,7 @@ struct Keyed {
 }
 
 /// Step 8. Returns the details of the limit.
-fn check_limit(record: &WorkflowRecord, ctx: &Ctx, f: &mut Findings) -> Value {
+fn check_limit(record: &WorkflowRecord, ctx: &Ctx, f: &mut Findings, incomplete: &mut Vec<String>) -> Value {
     let limit = &record.limit;
     let mut details = json!({
         "key": limit.key,
@@ -887,6 +899,7 @@ fn check_limit(record: &WorkflowRecord, ctx: &Ctx, f: &mut Findings) -> Value {
         }
     }
     f.m.keyed_attempts = keyed.len();
+    check_limit_reads(record, &keyed, ctx, f, incomplete);
     // Holders: ended by their own report (their process exited before apply released the
     // permit), or still live.
     let holds_to_its_end = |k: &Keyed| matches!(k.outcome.as_deref(), None | Some("succeeded") | Some("failed"));
@@ -920,7 +933,55 @@ fn check_limit(record: &WorkflowRecord, ctx: &Ctx, f: &mut Findings) -> Value {
     details["assignments_judged"] = json!(f.m.limit_assignments_judged);
     details["max_witnessed_holders"] = json!(f.m.max_witnessed_holders);
     details["max_physical"] = json!(f.m.max_physical);
+    details["reads"] = json!(f.m.limit_reads);
+    details["max_read_holders"] = json!(f.m.max_read_holders);
+    details["final_holders"] = json!(record.final_limit.as_ref().map(|p| &p.running));
     details
+}
+
+/// Step 8, from the limit's own reads: every linearizable `GET /v1/limits/{key}` shows the limit
+/// as set and at most that many holders, each a keyed workflow task; the final one (made after
+/// the final read of the tasks) no holder the final state shows terminal (a terminal task has
+/// no live attempt, so it holds nothing: a permit never released).
+fn check_limit_reads(
+    record: &WorkflowRecord,
+    keyed: &[Keyed],
+    ctx: &Ctx,
+    f: &mut Findings,
+    incomplete: &mut Vec<String>,
+) {
+    let limit = &record.limit;
+    let keyed_tasks: BTreeSet<u64> = keyed.iter().map(|k| k.task_id).collect();
+    let views_complete = record.workflows.iter().all(|l| l.final_view.is_some() || l.id.is_none());
+    let reads = record.limit_polls.iter().map(|p| (p, false)).chain(record.final_limit.iter().map(|p| (p, true)));
+    for (p, last) in reads {
+        f.m.limit_reads += 1;
+        f.m.max_read_holders = f.m.max_read_holders.max(p.running.len());
+        let ex = || json!({ "read": p, "final": last, "limit": limit.max_running });
+        if p.max_running != Some(limit.max_running) {
+            f.limit_read_wrong.push(ex);
+        } else if p.running.len() > limit.max_running as usize {
+            f.limit_read_exceeded.push(ex);
+        }
+        // Only workflow tasks carry the key; with every view read, a holder outside them is wrong.
+        if ctx.final_complete && views_complete && p.running.iter().any(|t| !keyed_tasks.contains(t)) {
+            f.limit_read_wrong.push(ex);
+        }
+        if last && ctx.final_complete {
+            let ended: Vec<u64> = p
+                .running
+                .iter()
+                .copied()
+                .filter(|t| ctx.finals.get(t).is_some_and(|ft| is_terminal_state(&ft.state)))
+                .collect();
+            if !ended.is_empty() {
+                f.permit_leaked.push(|| json!({ "read": p, "terminal_holders": ended }));
+            }
+        }
+    }
+    if record.final_limit.is_none() {
+        incomplete.push("the final read of the limit failed".into());
+    }
 }
 
 #[cfg(test)]
@@ -931,6 +992,7 @@ mod tests {
     use crate::history::InputFile;
     use crate::history::InputsSeen;
     use crate::history::LimitLog;
+    use crate::history::LimitPoll;
     use crate::history::WfNodeTask;
     use crate::history::WfShards;
     use crate::history::WfTag;
@@ -975,7 +1037,12 @@ mod tests {
             let limit =
                 LimitLog { key: KEY.into(), max_running: 2, status: LimitStatus::Set, attempts: 1, last_error: None };
             Run {
-                record: WorkflowRecord { limit, workflows: vec![], listed: Some(vec![]) },
+                record: WorkflowRecord {
+                    limit,
+                    listed: Some(vec![]),
+                    final_limit: Some(LimitPoll { time_ns: 900 * MS, node: 1, max_running: Some(2), running: vec![] }),
+                    ..WorkflowRecord::default()
+                },
                 next_task: 100,
                 ..Run::default()
             }
@@ -1379,6 +1446,33 @@ mod tests {
         let t = r.tasks.iter_mut().find(|t| t.attempts.iter().any(|a| a.token == 11)).unwrap();
         t.attempts[0].outcome = Some("failed".into());
         only(&r.check(), "limit_exceeded");
+    }
+
+    #[test]
+    fn a_limit_read_over_the_limit_wrong_or_with_a_leaked_permit_is_invalid() {
+        let mut r = mapreduce();
+        let [s0, s1, s2] = [0, 1, 2].map(|i| r.view("mr").nodes[0].tasks[i].task_id);
+        let poll = |running: Vec<u64>| LimitPoll { time_ns: 150 * MS, node: 2, max_running: Some(2), running };
+        r.record.limit_polls = vec![poll(vec![s0, s1])];
+        let res = r.check();
+        assert_eq!(res.valid, Validity::True, "{res:#?}");
+        assert_eq!(
+            (res.details["limit"]["reads"].as_u64(), res.details["limit"]["max_read_holders"].as_u64()),
+            (Some(2), Some(2))
+        );
+
+        r.record.limit_polls = vec![poll(vec![s0, s1, s2])];
+        only(&r.check(), "limit_read_exceeded");
+        r.record.limit_polls = vec![LimitPoll { max_running: Some(5), ..poll(vec![s0]) }];
+        only(&r.check(), "limit_read_wrong");
+        r.record.limit_polls = vec![poll(vec![s0, 4242])];
+        only(&r.check(), "limit_read_wrong");
+
+        r.record.limit_polls.clear();
+        r.record.final_limit.as_mut().unwrap().running = vec![s2];
+        only(&r.check(), "permit_leaked");
+        r.record.final_limit = None;
+        assert_eq!(r.check().valid, Validity::Unknown);
     }
 
     #[test]
