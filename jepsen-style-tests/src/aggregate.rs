@@ -4,8 +4,9 @@
 //! acknowledged write, worker loss → task running again) need the raw samples of many runs. So
 //! this module re-measures every stored run from its own files (the measurements are pure
 //! functions of `history.jsonl` and `sink.jsonl`) and pools the samples by nemesis; the schedule
-//! figures come from each run's `schedules` checker details and `schedules.json`. Used at the end
-//! of `suite` and by `taskraft-jepsen summarize STORE`.
+//! figures come from each run's `schedules` checker details and `schedules.json`, the workflow
+//! figures from its `workflows` checker details. Used at the end of `suite` and by
+//! `taskraft-jepsen summarize STORE`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -42,6 +43,40 @@ pub struct FamilyAggregate {
     pub outside_faults: BTreeMap<String, Counts>,
     /// The schedule workload, pooled.
     pub schedules: ScheduleAggregate,
+    /// The workflow workload, pooled.
+    pub workflows: WorkflowAggregate,
+}
+
+/// The workflow workload of every run of one nemesis combination (`workflows` checker details
+/// summed).
+#[derive(Debug, Default, Serialize)]
+pub struct WorkflowAggregate {
+    /// Runs whose workflows checker answered (runs without `workflows.json` are not counted).
+    pub runs: usize,
+    /// Workflows submitted.
+    pub workflows: u64,
+    /// Of those, acknowledged.
+    pub acked: u64,
+    /// Terminal in the final read.
+    pub terminal: u64,
+    /// Acknowledged and still running after the heal.
+    pub not_finished: u64,
+    /// Every violation of any kind.
+    pub violations: u64,
+    /// Physical starts of reduces judged, and the shard inputs they showed.
+    pub reduce_starts: u64,
+    /// Shard inputs compared with the committed results.
+    pub shard_inputs_checked: u64,
+    /// Parent → child edges judged in time.
+    pub edges_timed: u64,
+    /// Runs where the concurrency limit was in force.
+    pub limit_runs: usize,
+    /// Keyed assignments judged against the limit.
+    pub limit_assignments: u64,
+    /// Largest number of permit holders the sink witnessed at one assignment.
+    pub max_witnessed_holders: u64,
+    /// Largest number of keyed processes running at once, zombies included.
+    pub max_physical: u64,
 }
 
 /// The schedule workload of every run of one nemesis combination (`schedules` checker details
@@ -105,6 +140,9 @@ pub fn aggregate(store: &Path) -> anyhow::Result<BTreeMap<String, FamilyAggregat
                 pooled.1.extend(observed);
             }
         }
+        if let Some(d) = checkers.iter().find(|c| c["name"] == "workflows" && c["details"]["recorded"] == true) {
+            add_workflows(&mut agg.workflows, &d["details"]);
+        }
         match &results["valid"] {
             Value::Bool(true) => agg.valid += 1,
             Value::Bool(false) => agg.invalid += 1,
@@ -160,6 +198,27 @@ fn add_schedules(agg: &mut ScheduleAggregate, d: &Value) {
     agg.unfired_at_pause += n(&d["measured"]["unfired_at_pause"]);
 }
 
+/// Adds one run's `workflows` checker details to `agg`.
+fn add_workflows(agg: &mut WorkflowAggregate, d: &Value) {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    agg.runs += 1;
+    agg.workflows += n(&d["workflows"]);
+    agg.acked += n(&d["acked"]);
+    agg.terminal += n(&d["terminal"]);
+    agg.not_finished += n(&d["not_finished"]);
+    agg.violations += d["violations"].as_object().map_or(0, |m| m.values().map(n).sum());
+    agg.reduce_starts += n(&d["reduce_starts"]);
+    agg.shard_inputs_checked += n(&d["shard_inputs_checked"]);
+    agg.edges_timed += n(&d["edges_timed"]);
+    let l = &d["limit"];
+    if l["exercised"] == true {
+        agg.limit_runs += 1;
+        agg.limit_assignments += n(&l["assignments_judged"]);
+        agg.max_witnessed_holders = agg.max_witnessed_holders.max(n(&l["max_witnessed_holders"]));
+        agg.max_physical = agg.max_physical.max(n(&l["max_physical"]));
+    }
+}
+
 /// The human table of [`aggregate`].
 pub fn summary(aggs: &BTreeMap<String, FamilyAggregate>) -> String {
     let mut s = String::new();
@@ -208,6 +267,26 @@ pub fn summary(aggs: &BTreeMap<String, FamilyAggregate>) -> String {
             );
             let _ = writeln!(s, "  schedule fire lateness ms: {}", dist(&sc.lateness_ms));
             let _ = writeln!(s, "  observed lateness ms:      {}", dist(&sc.observed_lateness_ms));
+        }
+        let wf = &a.workflows;
+        if wf.runs > 0 {
+            let _ = writeln!(
+                s,
+                "  workflows: {} in {} runs ({} acked, {} terminal, {} not finished): {} violations; {} reduce starts, {} shard inputs checked, {} edges timed; limit in {} runs: {} assignments judged, max {} holders witnessed, max {} keyed processes at once",
+                wf.workflows,
+                wf.runs,
+                wf.acked,
+                wf.terminal,
+                wf.not_finished,
+                wf.violations,
+                wf.reduce_starts,
+                wf.shard_inputs_checked,
+                wf.edges_timed,
+                wf.limit_runs,
+                wf.limit_assignments,
+                wf.max_witnessed_holders,
+                wf.max_physical
+            );
         }
         for (f, c) in &a.during_faults {
             let _ = writeln!(s, "  during faults  {f:<6} {}  (of {})", rate(c), c.ok + c.fail + c.info);

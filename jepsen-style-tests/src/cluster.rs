@@ -412,7 +412,9 @@ impl Cluster {
             .arg("--work-dir")
             .arg(&work)
             .arg("--local-ip")
-            .arg(worker_ip(j).to_string());
+            .arg(worker_ip(j).to_string())
+            // Passed on to its task processes, which tell the sink where they ran.
+            .env(crate::sink::WORKER_ENV, format!("w{j}"));
         if let Some(tls) = &self.layout.tls {
             cmd.arg("--ca-file").arg(tls.join("ca.pem"));
         }

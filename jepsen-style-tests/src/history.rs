@@ -1,8 +1,8 @@
 //! What a run records: the shared vocabulary of the workload, the nemesis, the checkers and the
 //! report.
 //!
-//! A run writes these files, each one JSON value per line (`final.json` and `schedules.json` are
-//! one document each):
+//! A run writes these files, each one JSON value per line (`final.json`, `schedules.json` and
+//! `workflows.json` are one document each):
 //! 1. `history.jsonl` — [`Op`]s: every client operation as an `invoke` followed by exactly one
 //!    completion (`ok`, `fail` = definitely did not happen, `info` = indeterminate, may or may not
 //!    have happened), and every nemesis action as an `info` pair (start, then stop).
@@ -14,6 +14,8 @@
 //!    period.
 //! 5. `schedules.json` — [`ScheduleRecord`]: the schedules the harness created, what polls saw of
 //!    them during the run, and every run of each as read after the heal.
+//! 6. `workflows.json` — [`WorkflowRecord`]: the concurrency limit, the workflows the harness
+//!    submitted, and each one as read after the heal.
 //!
 //! Times are nanoseconds since the run started, on the harness's monotonic clock, so they order
 //! events across every file. Task counters travel as decimal text in the checkpoint files; here
@@ -175,6 +177,52 @@ pub struct SinkEvent {
     pub token: u64,
     /// What happened.
     pub event: SinkKind,
+    /// Who the process was, for a workflow task ([`crate::workflows`]); absent on the counter
+    /// tasks and in sink files recorded before the workflow workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wf: Option<WfTag>,
+}
+
+/// What a workflow task (`taskraft-jepsen wf-task`) tells the sink about itself, on every line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WfTag {
+    /// The workflow's name (also its idempotency key), from the task's command line.
+    pub workflow: String,
+    /// The node, from the task's command line.
+    pub node: String,
+    /// `TASKRAFT_SHARD_INDEX`, for a shard of a sharded node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+    /// `JEPSEN_WORKER`: the worker process that started it (its environment reaches the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// On a reduce's `start` line: what it found in `$TASKRAFT_INPUTS_DIR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputsSeen>,
+    /// On a `done` line: the result it wrote to `$TASKRAFT_RESULT_OUT` before exiting 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+/// What a reduce found in `$TASKRAFT_INPUTS_DIR` when it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputsSeen {
+    /// False when the variable was not set at all (a worker that does not write inputs).
+    pub dir: bool,
+    /// Every file below the directory, by path relative to it (`map/3`), in name order.
+    pub files: Vec<InputFile>,
+    /// More files than the task records were there (the rest are not listed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// One file of `$TASKRAFT_INPUTS_DIR`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Relative path, `/`-separated (`map/3`).
+    pub path: String,
+    /// Its content (lossy UTF-8, cut at [`crate::sink::MAX_INPUT_BYTES`]).
+    pub text: String,
 }
 
 /// What a task process reports.
@@ -195,6 +243,11 @@ pub enum SinkKind {
     Done {
         /// The final counter.
         n: u64,
+    },
+    /// The process is about to exit with this non-zero code (a workflow task told to fail).
+    Exit {
+        /// The exit code.
+        code: i32,
     },
 }
 
@@ -253,6 +306,22 @@ pub struct FinalTask {
     /// client's task and in final states recorded before the schedule workload existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<RunOrigin>,
+    /// Set on a workflow's task (the cluster created it when its node started); absent on a
+    /// client's task and in final states recorded before the workflow workload existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowRef>,
+}
+
+/// Where a workflow task belongs: `spec.origin` `{"workflow", "node"}` and `spec.shard.index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkflowRef {
+    /// The workflow's id.
+    pub workflow: u64,
+    /// The node's position in the workflow's `nodes`.
+    pub node: u32,
+    /// The shard index, for a shard of a sharded node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 /// `"origin"` of a schedule's run: `{"schedule", "nominal_ms", "manual"}`.
@@ -461,6 +530,195 @@ pub struct SchedulePoll {
     pub last_nominal_ms: Option<u64>,
 }
 
+/// `workflows.json`: the workflow workload of a run (see [`crate::workflows`]). Times named
+/// `_ns` are the harness's monotonic clock since the run started, like every other file's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRecord {
+    /// The concurrency limit set before any workflow was submitted.
+    pub limit: LimitLog,
+    /// Every workflow the harness asked for, in submission order.
+    pub workflows: Vec<WorkflowLog>,
+    /// Every workflow `GET /v1/workflows` listed at the end (`None` when no member answered
+    /// every page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<Vec<WorkflowListed>>,
+    /// `GET /v1/limits/{key}` during the load (linearizable reads; only while the limit is set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit_polls: Vec<LimitPoll>,
+    /// The same read after the final reads of the tasks and the workflows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_limit: Option<LimitPoll>,
+}
+
+/// One answer of `GET /v1/limits/{key}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitPoll {
+    /// Harness time of the answer.
+    pub time_ns: u64,
+    /// The replica asked.
+    pub node: u64,
+    /// The limit it showed (`None`: the key had no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u32>,
+    /// The tasks holding a permit then.
+    pub running: Vec<u64>,
+}
+
+/// Whether the run's concurrency limit is in force.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitStatus {
+    /// Not asked for (a record of a run that did not get that far).
+    #[default]
+    NotTried,
+    /// `PUT /v1/limits/{key}` was acknowledged: the workload's keyed tasks carry the key.
+    Set,
+    /// The route answered 404/405: this build has no limits API, so no task carries the key.
+    RouteMissing,
+    /// No acknowledgement within the budget (the checker then answers `unknown`).
+    Failed,
+}
+
+/// `PUT /v1/limits/{key}` at the start of the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitLog {
+    /// The concurrency key.
+    pub key: String,
+    /// Its `max_running`.
+    pub max_running: u32,
+    /// What came of it.
+    pub status: LimitStatus,
+    /// Requests sent.
+    pub attempts: u32,
+    /// The last answer or error when it was not acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// One workflow of the workload, from its submission to the final read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowLog {
+    /// Name, also its idempotency key (unique in the run).
+    pub name: String,
+    /// `dag` or `mapreduce`.
+    pub kind: String,
+    /// The wave it was submitted in (0 at the start of the load; see [`crate::workflows::wave_offset`]).
+    pub wave: u32,
+    /// The body of `POST /v1/workflows`.
+    pub request: serde_json::Value,
+    /// Submit requests sent (retries reuse the idempotency key and the body).
+    pub submit_attempts: u32,
+    /// Harness time when the first submit was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_sent_ns: Option<u64>,
+    /// Harness time of the acknowledgement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_ns: Option<u64>,
+    /// The id from an acknowledgement (201 or 200), or recovered from the final list when no
+    /// submit was acknowledged (then `acked_ns` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// Every submit answered with a definite failure (4xx, 503 or a refused connection).
+    pub all_failed: bool,
+    /// The last error when no submit was acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_error: Option<String>,
+    /// `GET /v1/workflows/{id}` after the heal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_view: Option<WfSeen>,
+    /// That read answered 404 (linearizable: the workflow does not exist).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub final_not_found: bool,
+    /// Why the final read failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_error: Option<String>,
+}
+
+/// One line of the final `GET /v1/workflows`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowListed {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Its state.
+    pub state: String,
+}
+
+/// A workflow as the final read saw it (`WorkflowView`, the fields the checker needs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WfSeen {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// Its idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Its version.
+    pub version: u64,
+    /// Its nodes, in submitted order.
+    pub nodes: Vec<WfNodeSeen>,
+}
+
+/// One node of a [`WfSeen`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WfNodeSeen {
+    /// The node id.
+    pub id: String,
+    /// `waiting`, `running`, `succeeded`, `failed`, `skipped` or `cancelled`.
+    pub state: String,
+    /// Its parents: `(node, on)`.
+    pub depends: Vec<(String, String)>,
+    /// `all` or `any`.
+    pub trigger: String,
+    /// Its shards, if sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<WfShards>,
+    /// The `concurrency_key` of its task template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// Its tasks, by shard index.
+    pub tasks: Vec<WfNodeTask>,
+}
+
+/// `shards` of a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WfShards {
+    /// Shards in all.
+    pub count: u32,
+    /// At most this many live at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// `{"min": k}`; `None` for `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+}
+
+impl WfShards {
+    /// How many shards must succeed.
+    pub fn needed(&self) -> u32 {
+        self.min.unwrap_or(self.count)
+    }
+}
+
+/// One task of a [`WfNodeSeen`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WfNodeTask {
+    /// Shard index (sharded nodes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+    /// The task.
+    pub task_id: u64,
+    /// Its state.
+    pub state: String,
+    /// Its committed result: the text, or `base64:` and the encoded bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,9 +756,18 @@ mod tests {
 
     #[test]
     fn sink_event_round_trips() {
-        let ev = SinkEvent { time_ns: 1, task_id: 2, attempt: 1, token: 40, event: SinkKind::Start { from: 7 } };
+        let ev =
+            SinkEvent { time_ns: 1, task_id: 2, attempt: 1, token: 40, event: SinkKind::Start { from: 7 }, wf: None };
         let line = serde_json::to_string(&ev).unwrap();
         assert_eq!(line, r#"{"time_ns":1,"task_id":2,"attempt":1,"token":40,"event":{"start":{"from":7}}}"#);
+        assert_eq!(serde_json::from_str::<SinkEvent>(&line).unwrap(), ev);
+        let tag = WfTag { workflow: "w".into(), node: "map".into(), shard: Some(3), ..WfTag::default() };
+        let ev = SinkEvent { event: SinkKind::Exit { code: 1 }, wf: Some(tag), ..ev };
+        let line = serde_json::to_string(&ev).unwrap();
+        assert_eq!(
+            line,
+            r#"{"time_ns":1,"task_id":2,"attempt":1,"token":40,"event":{"exit":{"code":1}},"wf":{"workflow":"w","node":"map","shard":3}}"#
+        );
         assert_eq!(serde_json::from_str::<SinkEvent>(&line).unwrap(), ev);
     }
 }

@@ -16,6 +16,7 @@ use crate::history::Op;
 use crate::history::ReplicaViews;
 use crate::history::ScheduleRecord;
 use crate::history::SinkEvent;
+use crate::history::WorkflowRecord;
 use crate::report;
 use crate::report::JsonlWriter;
 use crate::report::Measurements;
@@ -46,6 +47,8 @@ pub struct RunRecord<'a> {
     pub replicas: &'a ReplicaViews,
     /// `schedules.json` (absent in runs recorded before the schedule workload).
     pub schedules: Option<&'a ScheduleRecord>,
+    /// `workflows.json` (absent in runs recorded before the workflow workload).
+    pub workflows: Option<&'a WorkflowRecord>,
 }
 
 /// Runs the checkers, writes `results.json` and `plot.svg`, prints the summary and returns the
@@ -58,6 +61,7 @@ pub fn judge(run: &RunRecord) -> anyhow::Result<Validity> {
         final_state: run.final_state,
         replicas: run.replicas,
         schedules: run.schedules,
+        workflows: run.workflows,
     };
     let results = checkers::check_all(&inputs);
     let valid = checkers::overall(&results);

@@ -8,6 +8,8 @@
 //!    ([`history`]). The tasks themselves run [`sink::counter`], which reports its physical side
 //!    effects to the [`sink`].
 //!    [`schedules`] creates a few schedules first and polls their runs; the cluster fires them.
+//!    [`workflows`] sets a concurrency limit first, then submits DAG and map-reduce workflows in
+//!    waves spread over the load; their tasks run `taskraft-jepsen wf-task` ([`sink::wf_task`]).
 //! 4. [`nemesis`] injects faults on a seeded schedule, then heals.
 //! 5. [`checkers`] judge the history, the sink events, the leader observations and the final
 //!    state; [`report`] measures failovers and error rates and draws the plot; [`judge`] writes
@@ -28,4 +30,5 @@ pub mod schedules;
 pub mod sink;
 pub mod suite;
 pub mod tls;
+pub mod workflows;
 pub mod workload;

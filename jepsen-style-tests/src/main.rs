@@ -50,6 +50,26 @@ enum Cmd {
         #[arg(long)]
         sink: String,
     },
+    /// The workflow workload's task program (run by taskraft workers, not by hand).
+    #[command(hide = true)]
+    WfTask {
+        #[arg(long)]
+        sink: String,
+        #[arg(long)]
+        workflow: String,
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        steps: u64,
+        #[arg(long)]
+        step_ms: u64,
+        /// Exit 1 after the steps.
+        #[arg(long)]
+        fail: bool,
+        /// Record `$TASKRAFT_INPUTS_DIR` at the start and write it as the result.
+        #[arg(long)]
+        reduce: bool,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -159,6 +179,16 @@ fn main() -> ExitCode {
                 ExitCode::from(3)
             }
         },
+        Cmd::WfTask { sink, workflow, node, steps, step_ms, fail, reduce } => {
+            let args = sink::WfTaskArgs { workflow, node, steps, step_ms, fail, reduce };
+            match sink::wf_task(&args, &sink) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("wf-task: {e:#}");
+                    ExitCode::from(3)
+                }
+            }
+        }
         Cmd::Check { dir } => exit(taskraft_jepsen::run::recheck(&dir)),
         Cmd::Summarize { store } => match taskraft_jepsen::aggregate::aggregate(&store) {
             Ok(aggs) => {

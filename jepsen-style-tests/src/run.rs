@@ -2,15 +2,17 @@
 //!
 //! 1. Form the cluster (`--nodes` replicas, the first bootstraps) and start `--workers` workers,
 //!    each on its own loopback address; wait until all are in.
-//! 2. Create the workload's schedules ([`schedules`]), then start the sink, the clients
-//!    (`--rate` operations/s in all), the leader poller, the schedule poller and the nemesis
-//!    with its seeded schedule.
-//! 3. At `--time-limit`, stop the clients and the nemesis, heal everything, wait until the
-//!    cluster has converged, pause the schedules, wait until no task is in flight (bounded:
-//!    liveness failures are reported, not waited out), and read every task, then every
-//!    schedule and its runs.
-//! 4. Write the history, sink events, leader observations, final state and schedule records; run
-//!    the checkers; write `results.json`, the plot and the summary. The verdict is the exit code.
+//! 2. Create the workload's schedules ([`schedules`]) and set its concurrency limit
+//!    ([`workflows::set_limit`]), then start the sink, the clients (`--rate` operations/s in
+//!    all), the leader poller, the schedule poller, the workflow driver (waves of
+//!    workflows, [`workflows::drive`]) and the nemesis with its seeded schedule.
+//! 3. At `--time-limit`, stop the clients, the workflow driver and the nemesis, heal
+//!    everything, wait until the cluster has converged, pause the schedules, wait until no task
+//!    is in flight (bounded: liveness failures are reported, not waited out), and read every
+//!    task, then every schedule and its runs, then every workflow.
+//! 4. Write the history, sink events, leader observations, final state, schedule and workflow
+//!    records; run the checkers; write `results.json`, the plot and the summary. The verdict is
+//!    the exit code.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,12 +30,14 @@ use crate::cluster::api_url;
 use crate::history::FinalState;
 use crate::history::ReplicaViews;
 use crate::history::ScheduleRecord;
+use crate::history::WorkflowRecord;
 use crate::judge;
 use crate::nemesis;
 use crate::nemesis::Family;
 use crate::report;
 use crate::schedules;
 use crate::sink::Sink;
+use crate::workflows;
 use crate::workload;
 use crate::workload::Shared;
 
@@ -111,9 +115,23 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         .collect();
     println!("schedules: {}", created.join(", "));
     let schedule_record = Arc::new(std::sync::Mutex::new(schedule_record));
+    let limit = workflows::set_limit(&cluster.members()).await;
+    println!(
+        "limit: {} = {} ({:?}{})",
+        limit.key,
+        limit.max_running,
+        limit.status,
+        limit.last_error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+    );
 
     let sink = Sink::start(epoch).await?;
     let exe = std::env::current_exe()?.display().to_string();
+    let program = workflows::Program { exe: exe.clone(), sink: sink.addr.clone() };
+    let workflow_record = Arc::new(std::sync::Mutex::new(WorkflowRecord {
+        workflows: workflows::plan(&program, &limit, workflows::wave_count(opts.time_limit)),
+        limit,
+        ..WorkflowRecord::default()
+    }));
     let task_command = vec![
         exe,
         "counter".into(),
@@ -146,6 +164,16 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let schedule_poller =
         tokio::spawn(schedules::poll(shared.clone(), schedule_record.clone(), opts.seed, stop_schedule_poll.clone()));
     let load_start = Instant::now();
+    let stop_workflows = CancellationToken::new();
+    let limit_poller =
+        tokio::spawn(workflows::poll_limit(shared.clone(), workflow_record.clone(), opts.seed, stop_workflows.clone()));
+    let workflow_driver = tokio::spawn(workflows::drive(
+        shared.clone(),
+        workflow_record.clone(),
+        load_start,
+        opts.time_limit,
+        stop_workflows.clone(),
+    ));
     let steps = nemesis::schedule(opts.seed, &opts.nemesis, opts.time_limit, opts.interval);
     println!("schedule: {} faults", steps.len());
     let nemesis = tokio::spawn(nemesis::run(
@@ -159,9 +187,12 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
 
     tokio::time::sleep_until(load_start + opts.time_limit).await;
     stop_clients.cancel();
+    stop_workflows.cancel();
     for c in clients {
         c.await?;
     }
+    workflow_driver.await?;
+    limit_poller.await?;
     nemesis.await?;
     println!("load done; healing");
     nemesis::heal_all(&cluster, &shared, opts.nodes).await.context("healing")?;
@@ -193,6 +224,8 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         replicas.views.push((m, workload::final_state(&[m]).await));
     }
     schedules::final_read(&members, &mut schedule_record).await;
+    let mut workflow_record = std::mem::take(&mut *workflow_record.lock().unwrap());
+    workflows::final_read(&shared, &members, &mut workflow_record).await;
     stop_poll.cancel();
     poller.await?;
     cluster.lock().await.shutdown();
@@ -205,6 +238,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     std::fs::write(dir.join("final.json"), serde_json::to_vec_pretty(&final_state)?)?;
     std::fs::write(dir.join("replicas.json"), serde_json::to_vec(&replicas)?)?;
     std::fs::write(dir.join(schedules::FILE), serde_json::to_vec_pretty(&schedule_record)?)?;
+    std::fs::write(dir.join(workflows::FILE), serde_json::to_vec_pretty(&workflow_record)?)?;
 
     let valid = judge::judge(&judge::RunRecord {
         dir: &dir,
@@ -219,6 +253,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         final_state: &final_state,
         replicas: &replicas,
         schedules: Some(&schedule_record),
+        workflows: Some(&workflow_record),
     })?;
     Ok(RunOutcome { valid, dir })
 }
@@ -236,6 +271,11 @@ pub fn recheck(dir: &std::path::Path) -> anyhow::Result<Validity> {
     };
     // Runs recorded before the schedule workload have no schedules.json (the checker says unknown).
     let schedule_record: Option<ScheduleRecord> = match std::fs::read(dir.join(schedules::FILE)) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes)?),
+        Err(_) => None,
+    };
+    // Runs recorded before the workflow workload have no workflows.json (the checker says unknown).
+    let workflow_record: Option<WorkflowRecord> = match std::fs::read(dir.join(workflows::FILE)) {
         Ok(bytes) => Some(serde_json::from_slice(&bytes)?),
         Err(_) => None,
     };
@@ -257,6 +297,7 @@ pub fn recheck(dir: &std::path::Path) -> anyhow::Result<Validity> {
         final_state: &final_state,
         replicas: &replicas,
         schedules: schedule_record.as_ref(),
+        workflows: workflow_record.as_ref(),
     })
 }
 

@@ -35,6 +35,7 @@ use crate::history::Process;
 use crate::history::ReadValue;
 use crate::history::SubmitValue;
 use crate::history::TaskRead;
+use crate::history::WorkflowRef;
 use crate::history::is_terminal_state;
 
 /// Client-side deadline of one request. Short, as Jepsen clients are: a client stuck on a paused
@@ -409,6 +410,17 @@ fn final_task(t: &Value) -> Option<FinalTask> {
         attempts,
         checkpoint,
         origin: crate::schedules::parse_origin(t),
+        workflow: workflow_ref(t),
+    })
+}
+
+/// `spec.origin` `{"workflow", "node"}` and `spec.shard.index` of a workflow's task.
+pub fn workflow_ref(t: &Value) -> Option<WorkflowRef> {
+    let o = &t["spec"]["origin"];
+    Some(WorkflowRef {
+        workflow: o["workflow"].as_u64()?,
+        node: u32::try_from(o["node"].as_u64()?).ok()?,
+        shard: t["spec"]["shard"]["index"].as_u64().and_then(|i| u32::try_from(i).ok()),
     })
 }
 
@@ -424,5 +436,17 @@ mod tests {
             serde_json::json!({"checkpoint": {"attempt": 1, "token": 9, "at_ms": 5, "size": 2, "base64": "/w=="}});
         assert_eq!(checkpoint_counter(&binary), None);
         assert_eq!(checkpoint_counter(&serde_json::json!({"checkpoint": null})), None);
+    }
+
+    #[test]
+    fn a_workflow_task_names_its_workflow_node_and_shard() {
+        let t = serde_json::json!({"id": 7, "state": "succeeded", "version": 4, "attempts": [],
+            "spec": {"origin": {"workflow": 3, "node": 1}, "shard": {"index": 5, "total": 8}}});
+        let ft = final_task(&t).unwrap();
+        assert_eq!(ft.workflow, Some(WorkflowRef { workflow: 3, node: 1, shard: Some(5) }));
+        assert_eq!(ft.origin, None);
+        let plain = serde_json::json!({"spec": {"origin": {"workflow": 3, "node": 0}}});
+        assert_eq!(workflow_ref(&plain), Some(WorkflowRef { workflow: 3, node: 0, shard: None }));
+        assert_eq!(workflow_ref(&serde_json::json!({"spec": {"origin": "api"}})), None);
     }
 }

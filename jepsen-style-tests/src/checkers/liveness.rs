@@ -8,6 +8,11 @@
 //! acknowledged to anyone (the cluster creates them), so they land in that count too
 //! (`unacked_non_terminal`); the `schedules` checker judges them.
 //!
+//! Workflows too: every workflow whose submit was acknowledged (`workflows.json`) must be
+//! `succeeded`, `failed` or `cancelled` in its final read; one still `running` is listed with its
+//! nodes' states. A workflow whose final read failed or answered 404 is not judged here (the
+//! `workflows` checker says unknown or lost).
+//!
 //! Acknowledged tasks missing from the final state are the queue checker's business, not this
 //! one's. The verdict is reported apart from the run's safety verdict (see
 //! [`super::overall`]).
@@ -68,8 +73,23 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         }
     }
 
-    let valid = Validity::from_findings(stuck.count(), true);
-    let summary = format!("{} of {acked} acknowledged tasks not terminal after heal", stuck.count());
+    let mut wf_acked = 0;
+    let mut wf_stuck = Examples::default();
+    for log in inputs.workflows.iter().flat_map(|r| &r.workflows).filter(|l| l.acked_ns.is_some()) {
+        wf_acked += 1;
+        if let Some(v) = log.final_view.as_ref().filter(|v| v.state == "running") {
+            let nodes: serde_json::Map<String, serde_json::Value> =
+                v.nodes.iter().map(|n| (n.id.clone(), json!(n.state))).collect();
+            wf_stuck.push(|| json!({ "workflow": log.name, "id": v.id, "nodes": nodes }));
+        }
+    }
+
+    let valid = Validity::from_findings(stuck.count() + wf_stuck.count(), true);
+    let summary = format!(
+        "{} of {acked} acknowledged tasks and {} of {wf_acked} acknowledged workflows not terminal after heal",
+        stuck.count(),
+        wf_stuck.count()
+    );
     let details = json!({
         "final_complete": true,
         "acked_tasks": acked,
@@ -77,6 +97,9 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "non_terminal": stuck.count(),
         "unacked_non_terminal": unacked_unfinished,
         "examples": stuck.to_json(),
+        "acked_workflows": wf_acked,
+        "workflows_not_terminal": wf_stuck.count(),
+        "workflow_examples": wf_stuck.to_json(),
     });
     CheckResult { name: NAME, valid, summary, details }
 }
@@ -126,6 +149,37 @@ mod tests {
         let r = check(&Fixture::new(&h, vec![task(1, "a", "pending", 1)]).inputs());
         assert_eq!(r.valid, Validity::True);
         assert_eq!(r.details["unacked_non_terminal"], 1);
+    }
+
+    #[test]
+    fn an_acked_workflow_still_running_is_a_liveness_failure() {
+        use crate::history::{WfNodeSeen, WfSeen, WorkflowLog, WorkflowRecord};
+        let view = |state: &str| WfSeen {
+            id: 1,
+            name: "w".into(),
+            state: state.into(),
+            nodes: vec![WfNodeSeen { id: "map".into(), state: "running".into(), ..WfNodeSeen::default() }],
+            ..WfSeen::default()
+        };
+        let log = |state: &str, acked: bool| WorkflowLog {
+            name: "w".into(),
+            acked_ns: acked.then_some(5),
+            final_view: Some(view(state)),
+            ..WorkflowLog::default()
+        };
+        let h = Hist::new();
+        let mut fx = Fixture::new(&h, vec![]);
+        fx.workflows = Some(WorkflowRecord { workflows: vec![log("running", true)], ..WorkflowRecord::default() });
+        let r = check(&fx.inputs());
+        assert_eq!(r.valid, Validity::False, "{r:#?}");
+        assert_eq!(r.details["workflow_examples"][0]["nodes"]["map"], "running");
+        fx.workflows = Some(WorkflowRecord {
+            workflows: vec![log("succeeded", true), log("running", false)],
+            ..WorkflowRecord::default()
+        });
+        let r = check(&fx.inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(r.details["acked_workflows"], 1);
     }
 
     #[test]

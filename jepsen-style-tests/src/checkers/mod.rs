@@ -5,13 +5,16 @@
 //! `unknown` with counts and a few examples. The path of a run through this module:
 //!
 //! 1. The harness loads `history.jsonl`, `sink.jsonl`, `leaders.jsonl`, `final.json`,
-//!    `replicas.json` and `schedules.json` into an [`Inputs`].
+//!    `replicas.json`, `schedules.json` and `workflows.json` into an [`Inputs`].
 //! 2. [`check_all`] runs every checker in a fixed order: the safety properties [`queue`] (no lost,
 //!    unexpected or duplicated submission), [`reads`] (per-task reads are linearizable, one
 //!    content per version), [`fencing`] (only the current token's effects land), [`leaders`] (one
 //!    leader per term), [`replicas`] (every member holds the same final state) and [`schedules`]
 //!    (each nominal time fires once, no gap under `catch_up: all`, no overlap under `forbid`,
-//!    counters add up), then [`liveness`] (every acknowledged task finished after the heal).
+//!    counters add up), [`workflows`] (edges obeyed in time, skips never run, every shard result
+//!    aggregated exactly once from the committed attempt, no node task twice, the concurrency
+//!    limit held at every assignment), then [`liveness`] (every acknowledged task and workflow
+//!    finished after the heal).
 //! 3. [`overall`] folds the safety verdicts into the run's verdict. Liveness is reported apart: a
 //!    cluster that is still catching up after a brutal schedule is slow, not wrong.
 //!
@@ -36,6 +39,7 @@ pub mod reads;
 pub mod replicas;
 pub mod schedules;
 mod verdict;
+pub mod workflows;
 
 #[cfg(test)]
 mod testkit;
@@ -49,6 +53,7 @@ use crate::history::Op;
 use crate::history::ReplicaViews;
 use crate::history::ScheduleRecord;
 use crate::history::SinkEvent;
+use crate::history::WorkflowRecord;
 
 /// Everything a checker may read, borrowed from the loaded run.
 #[derive(Debug, Clone, Copy)]
@@ -65,10 +70,12 @@ pub struct Inputs<'a> {
     pub replicas: &'a ReplicaViews,
     /// `schedules.json` (`None` for runs recorded before the schedule workload).
     pub schedules: Option<&'a ScheduleRecord>,
+    /// `workflows.json` (`None` for runs recorded before the workflow workload).
+    pub workflows: Option<&'a WorkflowRecord>,
 }
 
 /// Runs every checker: the safety checkers first (queue, reads, fencing, leaders, replicas,
-/// schedules), liveness last.
+/// schedules, workflows), liveness last.
 pub fn check_all(inputs: &Inputs) -> Vec<CheckResult> {
     vec![
         queue::check(inputs),
@@ -77,6 +84,7 @@ pub fn check_all(inputs: &Inputs) -> Vec<CheckResult> {
         leaders::check(inputs),
         replicas::check(inputs),
         schedules::check(inputs),
+        workflows::check(inputs),
         liveness::check(inputs),
     ]
 }
@@ -129,16 +137,27 @@ mod tests {
         let mut fx = Fixture::new(&h, vec![done]);
         fx.leaders = vec![obs(1, 1, "leader", Some(1))];
         fx.schedules = Some(schedule_record(&mut fx.final_state));
+        fx.workflows = Some(crate::history::WorkflowRecord {
+            limit: crate::history::LimitLog {
+                key: "k".into(),
+                max_running: 2,
+                status: crate::history::LimitStatus::RouteMissing,
+                ..Default::default()
+            },
+            listed: Some(vec![]),
+            ..Default::default()
+        });
         fx.replicas = ReplicaViews { quiet: true, views: vec![(1, fx.final_state.clone())] };
         let results = check_all(&fx.inputs());
         let names: Vec<_> = results.iter().map(|r| r.name).collect();
-        assert_eq!(names, ["queue", "reads", "fencing", "leaders", "replicas", "schedules", "liveness"]);
+        assert_eq!(names, ["queue", "reads", "fencing", "leaders", "replicas", "schedules", "workflows", "liveness"]);
         assert!(results.iter().all(|r| r.valid == Validity::True), "{results:#?}");
         assert_eq!(overall(&results), Validity::True);
         let json = serde_json::to_value(&results[0]).unwrap();
         assert_eq!(json["valid"], json!(true));
         assert!(is_safety(&results[4]), "replica agreement is a safety property");
         assert!(is_safety(&results[5]), "schedule fires are a safety property");
+        assert!(is_safety(&results[6]), "workflow edges, aggregation and limits are safety properties");
     }
 
     /// One `allow` schedule (id 1) that fired once, at its creation, as task 50; the run is added

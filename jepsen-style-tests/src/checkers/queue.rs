@@ -17,6 +17,8 @@
 //!    whose origin is a schedule (`"origin": {"schedule", "nominal_ms", "manual"}`) is a run the
 //!    cluster created when a schedule fired, not a client submission: it is counted
 //!    (`schedule_runs`) and left to the `schedules` checker, which knows which schedules exist.
+//!    Likewise a task whose origin is a workflow's node (`{"workflow", "node"}`) is counted
+//!    (`workflow_tasks`) and left to the `workflows` checker.
 //!
 //! Two acks with different task ids are a violation the history proves on its own, so that one is
 //! reported even when the final state is incomplete; everything else then answers `unknown`.
@@ -80,6 +82,8 @@ struct Findings {
     recovered: usize,
     /// Final tasks that are runs of a schedule (not judged here).
     schedule_runs: usize,
+    /// Final tasks of a workflow's nodes (not judged here).
+    workflow_tasks: usize,
 }
 
 impl Findings {
@@ -139,6 +143,7 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "failed_but_present": f.failed_but_present.count(),
         "orphan_completions": pairing.orphans.len(),
         "schedule_runs": complete.then_some(f.schedule_runs),
+        "workflow_tasks": complete.then_some(f.workflow_tasks),
         "examples": {
             "lost": f.lost.to_json(),
             "duplicated": f.duplicated.to_json(),
@@ -194,11 +199,16 @@ fn judge_keys(keys: &BTreeMap<&str, KeyOps>, inputs: &Inputs, f: &mut Findings) 
     }
 }
 
-/// Step 4: every final task must come from a submitted key, except a schedule's runs.
+/// Step 4: every final task must come from a submitted key, except a schedule's runs and a
+/// workflow's tasks.
 fn judge_final_tasks(keys: &BTreeMap<&str, KeyOps>, inputs: &Inputs, f: &mut Findings) {
     for t in &inputs.final_state.tasks {
         if t.origin.is_some() {
             f.schedule_runs += 1;
+            continue;
+        }
+        if t.workflow.is_some() {
+            f.workflow_tasks += 1;
             continue;
         }
         let submitted = t.key.as_deref().is_some_and(|k| keys.contains_key(k));
@@ -306,6 +316,18 @@ mod tests {
         let r = run(&h, vec![task(1, "a", "pending", 1), run_task]);
         assert_eq!(r.valid, Validity::True, "{r:#?}");
         assert_eq!((count(&r, "unexpected"), count(&r, "schedule_runs")), (0, 1));
+    }
+
+    #[test]
+    fn workflow_tasks_are_not_unexpected() {
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 10), Outcome::Ok(1));
+        let mut wf_task = task(2, "", "succeeded", 4);
+        wf_task.key = None;
+        wf_task.workflow = Some(crate::history::WorkflowRef { workflow: 1, node: 0, shard: Some(3) });
+        let r = run(&h, vec![task(1, "a", "pending", 1), wf_task]);
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!((count(&r, "unexpected"), count(&r, "workflow_tasks")), (0, 1));
     }
 
     #[test]

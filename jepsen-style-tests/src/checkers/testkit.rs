@@ -20,6 +20,7 @@ use crate::history::SinkEvent;
 use crate::history::SinkKind;
 use crate::history::SubmitValue;
 use crate::history::TaskRead;
+use crate::history::WorkflowRecord;
 
 /// How a submit ended.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +114,7 @@ pub fn task(task_id: u64, key: &str, state: &str, version: u64) -> FinalTask {
         attempts: vec![],
         checkpoint: None,
         origin: None,
+        workflow: None,
     }
 }
 
@@ -121,9 +123,9 @@ pub fn attempt(number: u32, token: u64, outcome: Option<&str>) -> FinalAttempt {
     FinalAttempt { number, worker: "w1".into(), token, outcome: outcome.map(Into::into) }
 }
 
-/// One sink line.
+/// One sink line (of a counter task: no workflow tag).
 pub fn sink(time_ns: u64, task_id: u64, attempt: u32, token: u64, event: SinkKind) -> SinkEvent {
-    SinkEvent { time_ns, task_id, attempt, token, event }
+    SinkEvent { time_ns, task_id, attempt, token, event, wf: None }
 }
 
 /// One leader observation.
@@ -140,6 +142,7 @@ pub struct Fixture {
     pub final_state: FinalState,
     pub replicas: ReplicaViews,
     pub schedules: Option<ScheduleRecord>,
+    pub workflows: Option<WorkflowRecord>,
 }
 
 impl Fixture {
@@ -153,6 +156,7 @@ impl Fixture {
             final_state,
             replicas: ReplicaViews::default(),
             schedules: None,
+            workflows: None,
         }
     }
 
@@ -177,6 +181,7 @@ impl Fixture {
             final_state: &self.final_state,
             replicas: &self.replicas,
             schedules: self.schedules.as_ref(),
+            workflows: self.workflows.as_ref(),
         }
     }
 }

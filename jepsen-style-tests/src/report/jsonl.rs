@@ -79,7 +79,14 @@ mod tests {
             std::thread::current().id()
         ));
         let events: Vec<SinkEvent> = (0..3)
-            .map(|i| SinkEvent { time_ns: i, task_id: 1, attempt: 1, token: 2, event: SinkKind::Checkpoint { n: i } })
+            .map(|i| SinkEvent {
+                time_ns: i,
+                task_id: 1,
+                attempt: 1,
+                token: 2,
+                event: SinkKind::Checkpoint { n: i },
+                wf: None,
+            })
             .collect();
         let mut w = JsonlWriter::create(&path).unwrap();
         for ev in &events {

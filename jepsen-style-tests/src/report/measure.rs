@@ -512,7 +512,7 @@ mod tests {
     }
 
     fn sink(time_ns: u64, task_id: u64, token: u64, event: SinkKind) -> SinkEvent {
-        SinkEvent { time_ns, task_id, attempt: 1, token, event }
+        SinkEvent { time_ns, task_id, attempt: 1, token, event, wf: None }
     }
 
     #[test]
