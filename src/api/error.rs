@@ -183,6 +183,14 @@ pub fn method_not_allowed(method: &axum::http::Method, path: &str) -> ApiError {
     )
 }
 
+/// An optional JSON body: empty (or only whitespace) is `T::default()`.
+pub fn optional<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(path_error)
+}
+
 /// A JSON body that did not deserialize: 422 naming the field path.
 pub fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();

@@ -19,6 +19,7 @@ use axum::response::Response;
 use tokio::time::Instant;
 
 use super::error::ApiError;
+use super::error::optional;
 use super::error::path_error;
 use super::forward;
 use super::tasks::Body;
@@ -361,13 +362,6 @@ async fn simple(
             }
         }
     }
-}
-
-fn optional<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(path_error)
 }
 
 /// `POST /v1/schedules/{id}/pause` `{"note"?}`.

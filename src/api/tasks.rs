@@ -22,7 +22,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use super::error::path_error;
+use super::error::optional;
 use super::forward;
 use crate::node::Node;
 use crate::node::WriteError;
@@ -342,11 +342,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
     let body = body?;
-    let parsed: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CancelRequest::default()
-    } else {
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(path_error)?
-    };
+    let parsed: CancelRequest = optional(&body)?;
     let cmd = Command::Cancel { request_id: parsed.request_id, now_ms: now_ms(), task_id: id, reason: parsed.reason };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),

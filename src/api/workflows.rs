@@ -18,6 +18,7 @@ use axum::response::Response;
 use tokio::time::Instant;
 
 use super::error::ApiError;
+use super::error::optional;
 use super::error::path_error;
 use super::tasks::Body;
 use super::tasks::IdPath;
@@ -295,11 +296,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
     let body = body?;
-    let req: CancelWorkflowRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CancelWorkflowRequest::default()
-    } else {
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(path_error)?
-    };
+    let req: CancelWorkflowRequest = optional(&body)?;
     let cmd = Command::CancelWorkflow { now_ms: now_ms(), id, reason: req.reason };
     let (workflow, _) = match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => return Ok(resp),

@@ -337,7 +337,8 @@ struct E2eArgs {
     port_base: u16,
 }
 
-fn ms_percentiles(mut v: Vec<u64>) -> serde_json::Value {
+/// Nearest-rank percentiles of `v` (and its count), as bench reports print them.
+pub(crate) fn percentiles(mut v: Vec<u64>) -> serde_json::Value {
     v.sort_unstable();
     let p = |q: f64| -> u64 {
         if v.is_empty() {
@@ -346,7 +347,7 @@ fn ms_percentiles(mut v: Vec<u64>) -> serde_json::Value {
         let rank = ((q / 100.0) * v.len() as f64).ceil() as usize;
         v[rank.clamp(1, v.len()) - 1]
     };
-    json!({"p50": p(50.0), "p90": p(90.0), "p99": p(99.0), "max": p(100.0)})
+    json!({"n": v.len(), "p50": p(50.0), "p90": p(90.0), "p99": p(99.0), "max": p(100.0)})
 }
 
 /// A local 3-replica cluster (auth off) with `workers` × `slots`, formed and registered.
@@ -536,11 +537,11 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             "offered_rate": args.rate, "failed": failed,
             "completed_per_sec": (args.tasks as f64 / span_s).round(),
             "wall_seconds": (wall.as_secs_f64() * 100.0).round() / 100.0,
-            "submit_to_start_ms": ms_percentiles(to_start),
-            "submit_to_done_ms": ms_percentiles(to_done),
-            "queued_ms": ms_percentiles(queued),
-            "assigned_to_started_ms": ms_percentiles(assigned_to_started),
-            "started_to_done_ms": ms_percentiles(started_to_done),
+            "submit_to_start_ms": percentiles(to_start),
+            "submit_to_done_ms": percentiles(to_done),
+            "queued_ms": percentiles(queued),
+            "assigned_to_started_ms": percentiles(assigned_to_started),
+            "started_to_done_ms": percentiles(started_to_done),
         }))
     }
     .await;
@@ -686,12 +687,12 @@ async fn bench_schedules(args: SchedulesArgs, output: Output) -> anyhow::Result<
             "fires": fires, "fires_per_sec": (fires as f64 / span_s).round(),
             "expected_fires_per_sec": (args.schedules as f64 * 1000.0 / args.every_ms as f64).round(),
             "doubled": doubled,
-            "lateness_proposed_ms": ms_percentiles(proposed),
+            "lateness_proposed_ms": percentiles(proposed),
             "lateness_committed_ms": calendar.as_ref().map(|c| json!({
                 "p50": c.commit_lateness_ms.p50, "p99": c.commit_lateness_ms.p99, "max": c.commit_lateness_ms.max,
                 "fires": c.fires_committed, "sampled": c.commit_lateness_ms.count,
             })),
-            "lateness_started_ms": ms_percentiles(started),
+            "lateness_started_ms": percentiles(started),
         });
         if let Some((leader, killed_ms, elected_ms)) = kill {
             // The first fire proposed by the new leader, and how late the fires were that were
@@ -707,7 +708,7 @@ async fn bench_schedules(args: SchedulesArgs, output: Output) -> anyhow::Result<
                 "election_ms": elected_ms - killed_ms,
                 "first_fire_after_election_ms": first_after.map(|f| f as i64 - elected_ms as i64),
                 "fires_due_without_leader": due_during.len(),
-                "their_lateness_ms": ms_percentiles(due_during),
+                "their_lateness_ms": percentiles(due_during),
             });
         }
         Ok(report)

@@ -101,18 +101,6 @@ fn edge_stages(
     }
 }
 
-fn percentiles(mut v: Vec<u64>) -> Value {
-    v.sort_unstable();
-    let p = |q: f64| -> u64 {
-        if v.is_empty() {
-            return 0;
-        }
-        let rank = ((q / 100.0) * v.len() as f64).ceil() as usize;
-        v[rank.clamp(1, v.len()) - 1]
-    };
-    json!({"n": v.len(), "p50": p(50.0), "p90": p(90.0), "p99": p(99.0), "max": p(100.0)})
-}
-
 /// Runs both measurements against `client`'s cluster (workers already registered).
 pub async fn run(client: &Arc<Client>, args: &WorkflowBenchArgs) -> anyhow::Result<Value> {
     // 1. Fan-out / fan-in: split → map (N shards) → reduce, one workflow at a time.
@@ -215,25 +203,25 @@ pub async fn run(client: &Arc<Client>, args: &WorkflowBenchArgs) -> anyhow::Resu
     Ok(json!({
         "fan_out": {
             "shards": args.shards, "rounds": args.rounds,
-            "baseline_plain_batch_makespan_ms": percentiles(plain_makespans),
-            "makespan_ms": percentiles(makespans),
-            "client_wall_ms": percentiles(client_walls),
-            "edge_overhead_ms": percentiles(fan_edges),
+            "baseline_plain_batch_makespan_ms": super::bench::percentiles(plain_makespans),
+            "makespan_ms": super::bench::percentiles(makespans),
+            "client_wall_ms": super::bench::percentiles(client_walls),
+            "edge_overhead_ms": super::bench::percentiles(fan_edges),
         },
         "chain": {
             "nodes": args.chain,
             "makespan_ms": chain_makespan,
-            "edge_overhead_ms": percentiles(chain_edges),
-            "parent_end_to_assign_ms": percentiles(chain_to_assign),
-            "assign_to_start_ms": percentiles(chain_to_start),
+            "edge_overhead_ms": super::bench::percentiles(chain_edges),
+            "parent_end_to_assign_ms": super::bench::percentiles(chain_to_assign),
+            "assign_to_start_ms": super::bench::percentiles(chain_to_start),
         },
         "diamonds": {
             "workflows": args.diamonds,
             "submitted_in_ms": submitted_in.as_millis() as u64,
             "completed_per_sec": (args.diamonds as f64 / span_s).round(),
             "span_ms": last.saturating_sub(first),
-            "makespan_ms": percentiles(views.iter().map(|w| w.finished_ms.unwrap_or(w.created_ms) - w.created_ms).collect()),
-            "edge_overhead_ms": percentiles(diamond_edges),
+            "makespan_ms": super::bench::percentiles(views.iter().map(|w| w.finished_ms.unwrap_or(w.created_ms) - w.created_ms).collect()),
+            "edge_overhead_ms": super::bench::percentiles(diamond_edges),
         }
     }))
 }
