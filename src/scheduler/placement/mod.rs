@@ -93,9 +93,6 @@ use permits::Permits;
 use queue::{Queue, Runtimes, Shape};
 use seat::Seat;
 
-/// Most tasks held back by a concurrency limit one planning round walks past.
-pub const MAX_HELD_BACK_PER_ROUND: usize = 10_000;
-
 pub use choose::rendezvous_hash;
 pub use explain::explain_pending;
 pub use queue::MAX_RUNTIME_NAMES;
@@ -190,10 +187,6 @@ impl Planner {
         let mut refused: BTreeMap<Shape<'_>, Option<String>> = BTreeMap::new();
         let mut fitting: Vec<usize> = Vec::with_capacity(seats.len());
         let max_reasons = self.options.max_waiting_reasons;
-        // Tasks held back by a concurrency limit use no slot, so a huge backlog of one key
-        // could keep a round walking (under the state's read lock): past this many, the round
-        // stops and the next one starts from the front again.
-        let mut held_budget = MAX_HELD_BACK_PER_ROUND;
         while plan.assignments.len() < self.options.max_per_round {
             // With every slot taken nothing more can be placed; keep walking only to explain.
             if free_slots == 0 && plan.waiting.len() >= max_reasons {
@@ -205,10 +198,6 @@ impl Planner {
             if let Some(held) = permits.held_back(&task.spec) {
                 if plan.waiting.len() < max_reasons {
                     plan.waiting.insert(task.id, held.reason());
-                }
-                held_budget -= 1;
-                if held_budget == 0 {
-                    break;
                 }
                 continue;
             }
