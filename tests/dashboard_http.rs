@@ -72,4 +72,14 @@ async fn every_replica_serves_the_dashboard_and_its_views() {
     let leases: Value = get(&format!("{base}/v1/dashboard/leases"), None).await.json().await.unwrap();
     assert_eq!(leases["leader_id"], leader, "{leases}");
     assert!(leases["workers"]["w1"].as_u64().is_some_and(|age| age < leases["ttl_ms"].as_u64().unwrap()), "{leases}");
+    // From its second heartbeat on, the worker process reports its machine's load from /proc.
+    let load = eventually("the worker's load reported", Duration::from_secs(20), || async {
+        let v: Value = get(&format!("{base}/v1/dashboard/leases"), None).await.json().await.ok()?;
+        v["load"]["w1"].is_object().then(|| v["load"]["w1"].clone())
+    })
+    .await;
+    let busy = load["cpu_busy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&busy), "{load}");
+    let (used, total) = (load["mem_used_bytes"].as_u64().unwrap(), load["mem_total_bytes"].as_u64().unwrap());
+    assert!(used > 0 && used <= total, "{load}");
 }

@@ -214,6 +214,9 @@ pub async fn heartbeat(
     // Renew first: the answer must not wait on a commit (a slow one would make the worker
     // retry elsewhere and, in the end, fence itself for nothing).
     node.leader.leases.renew(&id);
+    if let Some(load) = hb.load {
+        node.leader.leases.record_load(&id, load);
+    }
     if !judged.orphans.is_empty() {
         for orphan in &judged.orphans {
             tracing::warn!(worker = %id, attempt = %orphan, "worker no longer runs this attempt; ending it lost");

@@ -99,5 +99,6 @@ pub async fn leases(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap)
     }
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let workers = node.leader.leases.ages().into_iter().map(|(w, age)| (w, ms(age))).collect();
-    Json(LeaseAges { leader_id: node.id, ttl_ms: ms(node.leader.leases.ttl()), workers }).into_response()
+    let load = node.leader.leases.loads();
+    Json(LeaseAges { leader_id: node.id, ttl_ms: ms(node.leader.leases.ttl()), workers, load }).into_response()
 }

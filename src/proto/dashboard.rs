@@ -44,7 +44,7 @@ pub struct ReplicaProbes {
 }
 
 /// Answer of `GET /v1/dashboard/leases` (from the leader; a follower forwards it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaseAges {
     /// The leader that answered.
     pub leader_id: u64,
@@ -53,4 +53,8 @@ pub struct LeaseAges {
     /// Milliseconds since each worker's last heartbeat, as the leader counts them (a new
     /// leader starts every lease over when it takes office).
     pub workers: BTreeMap<String, u64>,
+    /// Each worker's load from its latest heartbeat to this leader (CPU busy fraction since
+    /// its previous heartbeat, memory used and total); absent until a worker reported one.
+    #[serde(default)]
+    pub load: BTreeMap<String, crate::proto::workers::WorkerLoad>,
 }

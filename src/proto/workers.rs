@@ -80,6 +80,23 @@ pub struct Heartbeat {
     /// leader ends it `lost` so it resumes elsewhere.
     #[serde(default)]
     pub seen_token: u64,
+    /// The machine's load since the previous heartbeat (absent on the first one, or where
+    /// `/proc` cannot be read). Kept by the leader in memory, never replicated.
+    #[serde(default)]
+    pub load: Option<WorkerLoad>,
+}
+
+/// A worker machine's load, from its heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerLoad {
+    /// Share of CPU time the whole machine spent busy (not idle or waiting for I/O) since the
+    /// previous heartbeat, 0 to 1.
+    pub cpu_busy: f64,
+    /// Memory in use (`MemTotal - MemAvailable`), bytes.
+    pub mem_used_bytes: u64,
+    /// The machine's memory, bytes.
+    pub mem_total_bytes: u64,
 }
 
 /// Answer to a heartbeat.

@@ -55,6 +55,8 @@ impl Worker {
         let mut fenced = false;
         let mut pause = self.lease().heartbeat();
         let mut client: Option<(Duration, Client)> = None;
+        let mut sampler = super::load::LoadSampler::default();
+        sampler.sample();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -85,7 +87,7 @@ impl Worker {
             pause = interval / 4;
             let sent = Instant::now();
             let seen_token = self.seen_token.load(Ordering::Acquire);
-            let beat = Heartbeat { running: self.running_list(), seen_token };
+            let beat = Heartbeat { running: self.running_list(), seen_token, load: sampler.sample() };
             match client.heartbeat(&self.config.id, &beat).await {
                 Ok(answer) => {
                     last_renewal = sent;

@@ -27,6 +27,7 @@ pub mod agent;
 mod attempt;
 pub mod executor;
 mod lease;
+pub mod load;
 pub mod output;
 pub mod reporter;
 

@@ -8,16 +8,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::proto::workers::WorkerLoad;
+
 /// The leader's lease table. Cheap to lock: one short critical section per heartbeat.
 pub struct Leases {
     ttl: Duration,
     last: Mutex<HashMap<String, Instant>>,
+    /// Each worker's latest reported load (from its heartbeats; memory only, like the leases).
+    loads: Mutex<HashMap<String, WorkerLoad>>,
 }
 
 impl Leases {
     /// An empty table with leases of `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, last: Mutex::new(HashMap::new()) }
+        Self { ttl, last: Mutex::new(HashMap::new()), loads: Mutex::new(HashMap::new()) }
     }
 
     /// The lease length.
@@ -36,17 +40,33 @@ impl Leases {
         }
     }
 
+    /// Records the load `worker` reported with its latest heartbeat.
+    pub fn record_load(&self, worker: &str, mut load: WorkerLoad) {
+        // A report is the worker's word: kept within its meaning whatever it says.
+        load.cpu_busy = if load.cpu_busy.is_finite() { load.cpu_busy.clamp(0.0, 1.0) } else { 0.0 };
+        load.mem_used_bytes = load.mem_used_bytes.min(load.mem_total_bytes);
+        self.loads.lock().expect("load lock").insert(worker.to_string(), load);
+    }
+
+    /// Each worker's latest reported load (workers that reported none to this leader are absent).
+    pub fn loads(&self) -> BTreeMap<String, WorkerLoad> {
+        self.loads.lock().expect("load lock").iter().map(|(w, l)| (w.clone(), *l)).collect()
+    }
+
     /// A new leader's grace: every worker's lease starts over now.
     pub fn grant_all(&self, workers: impl IntoIterator<Item = String>) {
         let now = Instant::now();
         let mut last = self.last.lock().expect("lease lock");
         last.clear();
         last.extend(workers.into_iter().map(|w| (w, now)));
+        // Loads heard by an earlier term of this node are stale.
+        self.loads.lock().expect("load lock").clear();
     }
 
     /// Forgets a worker (lost or removed).
     pub fn forget(&self, worker: &str) {
         self.last.lock().expect("lease lock").remove(worker);
+        self.loads.lock().expect("load lock").remove(worker);
     }
 
     /// Workers whose lease is still valid.
@@ -90,5 +110,22 @@ mod tests {
         assert_eq!(expired, vec!["b".to_string()]);
         leases.forget("b");
         assert!(leases.expired().is_empty());
+    }
+
+    #[test]
+    fn loads_are_kept_in_range_and_forgotten_with_the_worker_or_the_term() {
+        let leases = Leases::new(Duration::from_secs(3));
+        let load = |cpu_busy, used| WorkerLoad { cpu_busy, mem_used_bytes: used, mem_total_bytes: 100 };
+        leases.record_load("a", load(0.5, 40));
+        leases.record_load("b", load(7.0, 400));
+        leases.record_load("c", load(-1.0, 1));
+        let loads = leases.loads();
+        assert_eq!(loads["a"], load(0.5, 40));
+        assert_eq!(loads["b"], load(1.0, 100));
+        assert_eq!(loads["c"], load(0.0, 1));
+        leases.forget("a");
+        assert!(!leases.loads().contains_key("a"));
+        leases.grant_all(["b".to_string()]);
+        assert!(leases.loads().is_empty());
     }
 }
