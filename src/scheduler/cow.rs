@@ -13,6 +13,7 @@
 //!
 //! Deliberately not here: a general persistent-collection API. Only what the scheduler calls.
 
+use std::borrow::Borrow;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
@@ -59,12 +60,26 @@ impl<K: Ord + Clone, V: Clone> CowMap<K, V> {
     }
 
     /// The record under `key`.
-    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+    pub(crate) fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         self.0.get(key).map(|v| &**v)
     }
 
+    /// Whether `key` has a record.
+    pub(crate) fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.0.contains_key(key)
+    }
+
     /// The record under `key`, to change: copied first if a frozen state still shares it.
-    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+    pub(crate) fn get_mut<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
         self.0.get_mut(key).map(Arc::make_mut)
     }
 
@@ -82,7 +97,10 @@ impl<K: Ord + Clone, V: Clone> CowMap<K, V> {
     }
 
     /// Takes the record under `key` out (a copy if a frozen state still shares it).
-    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+    pub(crate) fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         self.0.remove(key).map(Arc::unwrap_or_clone)
     }
 

@@ -856,7 +856,7 @@ impl Runner {
                 writeln!(self.out, "  {}", dump_schedule(sch, self.state.schedule_runs.get(id))).unwrap();
             }
         }
-        for id in before_schedules.keys().filter(|id| !self.state.schedules.contains_key(id)) {
+        for id in before_schedules.iter().map(|(id, _)| id).filter(|id| !self.state.schedules.contains_key(id)) {
             writeln!(self.out, "  schedule {id} deleted").unwrap();
         }
         for (id, wf) in &self.state.workflows {

@@ -9,12 +9,12 @@
 //! The one index that is not serialized, the dispatcher's [`ReadyIndex`], is derived: rebuilt
 //! from the tasks whenever a state is decoded.
 //!
-//! Snapshots never stop apply for long: everything that grows with the tasks, the workflows or
-//! the requests is a persistent map (`imbl`, records in a [`CowMap`]), so [`State::freeze`]
-//! copies the persisted state in O(small maps) under the lock, and the snapshot encodes the
-//! [`Frozen`] copy while apply goes on. A write after a freeze copies only the tree path and
-//! the record it touches. The maps that stay `BTreeMap`s are bounded by the workers, the
-//! running attempts, the schedules, the tokens or the limits.
+//! Snapshots never stop apply for long: every map of the state is persistent (`imbl`, with
+//! big records behind `Arc`s in a [`CowMap`]), so [`State::freeze`] copies the persisted state
+//! in O(1) under the lock, and the snapshot encodes the [`Frozen`] copy while apply goes on. A
+//! write after a freeze copies only the tree path and the record it touches. Only
+//! `removed_members` (a few replica ids) stays a `BTreeSet`. The bytes are those the
+//! `BTreeMap`s and `BTreeSet`s they replaced wrote.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -104,26 +104,26 @@ pub struct State {
     /// Idempotency key → task, forever (the key is part of the task's identity).
     pub(crate) idempotency: OrdMap<String, TaskId>,
     pub(crate) requests: RequestWindow,
-    pub(crate) workers: BTreeMap<String, WorkerInfo>,
+    pub(crate) workers: CowMap<String, WorkerInfo>,
     pub(crate) index: TaskIndex,
     /// Worker → tasks whose current attempt is live on it: slot accounting and `WorkerLost`
     /// without a scan.
-    pub(crate) live: BTreeMap<String, BTreeSet<TaskId>>,
+    pub(crate) live: OrdMap<String, OrdSet<TaskId>>,
     /// Parent → blocked children waiting for it, in submission order. Dropped once the parent
     /// is terminal; children that stopped being blocked meanwhile are skipped then.
     pub(crate) dependents: CowMap<TaskId, Vec<TaskId>>,
     /// Raft node ids removed from the cluster; they may never join again.
     pub removed_members: BTreeSet<u64>,
     /// Schedules by id (format 3).
-    pub(crate) schedules: BTreeMap<ScheduleId, Schedule>,
+    pub(crate) schedules: CowMap<ScheduleId, Schedule>,
     /// The id the next schedule gets.
     pub(crate) next_schedule_id: ScheduleId,
     /// Schedule idempotency key → schedule, while the schedule exists.
-    pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
+    pub(crate) schedule_keys: OrdMap<String, ScheduleId>,
     /// Each schedule's runs by identity (schedule, nominal time).
-    pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
+    pub(crate) schedule_runs: OrdMap<ScheduleId, Runs>,
     /// API tokens by key (format 4): only their hashes.
-    pub(crate) tokens: BTreeMap<String, ApiToken>,
+    pub(crate) tokens: CowMap<String, ApiToken>,
     /// Workflows by id (format 6). Shared like tasks.
     pub(crate) workflows: CowMap<WorkflowId, Workflow>,
     /// The id the next workflow gets.
@@ -131,11 +131,11 @@ pub struct State {
     /// Workflow idempotency key → workflow, forever.
     pub(crate) workflow_keys: OrdMap<String, WorkflowId>,
     /// Concurrency limits (format 6): key → most tasks with that key that may hold a permit.
-    pub(crate) limits: BTreeMap<String, u32>,
+    pub(crate) limits: OrdMap<String, u32>,
     /// Concurrency key → tasks whose live attempt holds a permit: taken at `Assign`, released
     /// when the attempt ends. Kept for every key in use, limited or not, so that a limit set
     /// later counts the tasks already running.
-    pub(crate) permits: BTreeMap<String, BTreeSet<TaskId>>,
+    pub(crate) permits: OrdMap<String, OrdSet<TaskId>>,
     /// Dispatchable tasks by priority and ready time, for the planner. Derived from `tasks`:
     /// never serialized, rebuilt on decode, kept in step by apply.
     #[serde(skip)]
@@ -188,21 +188,21 @@ pub(crate) struct Parts {
     pub(crate) last_applied_index: u64,
     pub(crate) idempotency: OrdMap<String, TaskId>,
     pub(crate) requests: RequestWindow,
-    pub(crate) workers: BTreeMap<String, WorkerInfo>,
+    pub(crate) workers: CowMap<String, WorkerInfo>,
     pub(crate) index: TaskIndex,
-    pub(crate) live: BTreeMap<String, BTreeSet<TaskId>>,
+    pub(crate) live: OrdMap<String, OrdSet<TaskId>>,
     pub(crate) dependents: CowMap<TaskId, Vec<TaskId>>,
     pub(crate) removed_members: BTreeSet<u64>,
-    pub(crate) schedules: BTreeMap<ScheduleId, Schedule>,
+    pub(crate) schedules: CowMap<ScheduleId, Schedule>,
     pub(crate) next_schedule_id: ScheduleId,
-    pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
-    pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
-    pub(crate) tokens: BTreeMap<String, ApiToken>,
+    pub(crate) schedule_keys: OrdMap<String, ScheduleId>,
+    pub(crate) schedule_runs: OrdMap<ScheduleId, Runs>,
+    pub(crate) tokens: CowMap<String, ApiToken>,
     pub(crate) workflows: CowMap<WorkflowId, Workflow>,
     pub(crate) next_workflow_id: WorkflowId,
     pub(crate) workflow_keys: OrdMap<String, WorkflowId>,
-    pub(crate) limits: BTreeMap<String, u32>,
-    pub(crate) permits: BTreeMap<String, BTreeSet<TaskId>>,
+    pub(crate) limits: OrdMap<String, u32>,
+    pub(crate) permits: OrdMap<String, OrdSet<TaskId>>,
 }
 
 impl Parts {
@@ -244,28 +244,27 @@ impl State {
             last_applied_index: 0,
             idempotency: OrdMap::new(),
             requests: RequestWindow::new(options.request_dedup_capacity),
-            workers: BTreeMap::new(),
+            workers: CowMap::new(),
             index: TaskIndex::default(),
-            live: BTreeMap::new(),
+            live: OrdMap::new(),
             dependents: CowMap::new(),
             removed_members: BTreeSet::new(),
-            schedules: BTreeMap::new(),
+            schedules: CowMap::new(),
             next_schedule_id: 1,
-            schedule_keys: BTreeMap::new(),
-            schedule_runs: BTreeMap::new(),
-            tokens: BTreeMap::new(),
+            schedule_keys: OrdMap::new(),
+            schedule_runs: OrdMap::new(),
+            tokens: CowMap::new(),
             workflows: CowMap::new(),
             next_workflow_id: 1,
             workflow_keys: OrdMap::new(),
-            limits: BTreeMap::new(),
-            permits: BTreeMap::new(),
+            limits: OrdMap::new(),
+            permits: OrdMap::new(),
             ready: ReadyIndex::default(),
         }
     }
 
-    /// A copy of every persisted field, to encode without holding up apply. O(number of
-    /// workers, running attempts, schedules, tokens and limits): the maps that grow with the
-    /// tasks, workflows and requests are persistent and shared until either side writes.
+    /// A copy of every persisted field, to encode without holding up apply. O(1) but for the
+    /// removed replica ids: the maps are persistent and shared until either side writes.
     pub fn freeze(&self) -> Frozen {
         // Every field by name, none by `..`: a new field must be decided on here.
         Frozen(State {
@@ -821,7 +820,7 @@ impl State {
     /// Recomputes every index from the tasks and compares. O(n): for tests and debug tooling.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut index = TaskIndex::default();
-        let mut live: BTreeMap<String, BTreeSet<TaskId>> = BTreeMap::new();
+        let mut live: OrdMap<String, OrdSet<TaskId>> = OrdMap::new();
         for (&id, task) in &self.tasks {
             if task.id != id {
                 return Err(format!("task stored under {id} has id {}", task.id));

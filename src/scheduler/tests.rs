@@ -689,9 +689,80 @@ fn million_tasks() {
     println!("1M submits in {elapsed:?}: {:.0} tasks/s", 1e6 / elapsed.as_secs_f64());
     let q = state.query(&Query::ListTasks { state: Some(TaskState::Pending), after: Some(500_000), limit: 10 });
     assert!(matches!(q, QueryResponse::Tasks { ref tasks, .. } if tasks.len() == 10));
+    println!("RSS with 1M pending tasks: {} MiB", rss_mib());
     let started = std::time::Instant::now();
     let snapshot = postcard::to_stdvec(&state).unwrap();
     println!("snapshot: {} MB in {:?}", snapshot.len() / 1_000_000, started.elapsed());
+
+    // What a snapshot does to apply: freeze (under the lock, in the node), encode the copy on
+    // another thread, and time every command applied meanwhile.
+    let worker =
+        WorkerRegistration { id: "w".into(), slots: 10_000, cpu_millis: 1000, memory_mib: 512, ..Default::default() };
+    let mut index = 1001;
+    state.apply(index, Command::RegisterWorker { now_ms: 1, worker });
+    let then = format::encode_state(&state).unwrap();
+    let started = std::time::Instant::now();
+    let frozen = state.freeze();
+    println!("freeze: {:?}", started.elapsed());
+    let encoder = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let bytes = frozen.encode().unwrap();
+        (bytes, started.elapsed())
+    });
+    let mut took = Vec::new();
+    let mut task = 0;
+    while !encoder.is_finished() {
+        // Spread over the whole id range, so that most writes copy a shared path.
+        task = (task + 7919) % 1_000_000;
+        index += 1;
+        let cmd = Command::Assign { now_ms: 2, assignments: vec![(task + 1, "w".into())] };
+        let t = std::time::Instant::now();
+        state.apply(index, cmd);
+        index += 1;
+        state.apply(
+            index,
+            Command::Complete {
+                now_ms: 3,
+                task_id: task + 1,
+                token: index - 1,
+                outcome: AttemptOutcome::Succeeded,
+                exit_code: Some(0),
+                output_tail: String::new(),
+                error: None,
+                result: None,
+            },
+        );
+        took.push(t.elapsed());
+    }
+    let (bytes, encoding) = encoder.join().unwrap();
+    took.sort();
+    let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
+    println!(
+        "encoded {} MB in {encoding:?} while {} assign+complete pairs applied: p50 {:?} p99 {:?} max {:?}; RSS {} MiB",
+        bytes.len() / 1_000_000,
+        took.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        rss_mib()
+    );
+    assert!(bytes == then, "the frozen copy encodes the state at the freeze");
+    let started = std::time::Instant::now();
+    let decoded = format::decode_state(&bytes).unwrap();
+    println!("decode (install): {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    drop(decoded);
+    println!("drop: {:?}", started.elapsed());
+}
+
+/// This process's resident memory, from `/proc` (0 where there is none).
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
+    kib.unwrap_or(0u64) / 1024
 }
 
 #[test]

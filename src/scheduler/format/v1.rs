@@ -365,14 +365,14 @@ impl From<State> for now::State {
             requests: s.requests,
             workers: s.workers.into_iter().map(|(id, w)| (id, w.into())).collect(),
             index: s.index,
-            live: s.live,
+            live: super::persistent_sets(s.live),
             dependents: s.dependents.into_iter().collect(),
             removed_members: s.removed_members,
             schedules: Default::default(),
             next_schedule_id: 1,
             schedule_keys: Default::default(),
             schedule_runs: Default::default(),
-            tokens: BTreeMap::new(),
+            tokens: Default::default(),
             ..now::state::Parts::empty_additions()
         })
     }

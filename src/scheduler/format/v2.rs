@@ -43,16 +43,16 @@ impl From<State> for now::State {
             last_applied_index: s.last_applied_index,
             idempotency: s.idempotency.into_iter().collect(),
             requests: s.requests,
-            workers: s.workers,
+            workers: s.workers.into_iter().collect(),
             index: s.index,
-            live: s.live,
+            live: super::persistent_sets(s.live),
             dependents: s.dependents.into_iter().collect(),
             removed_members: s.removed_members,
-            schedules: BTreeMap::new(),
+            schedules: Default::default(),
             next_schedule_id: 1,
-            schedule_keys: BTreeMap::new(),
-            schedule_runs: BTreeMap::new(),
-            tokens: BTreeMap::new(),
+            schedule_keys: Default::default(),
+            schedule_runs: Default::default(),
+            tokens: Default::default(),
             ..now::state::Parts::empty_additions()
         })
     }

@@ -342,16 +342,16 @@ impl From<State> for now::State {
             last_applied_index: s.last_applied_index,
             idempotency: s.idempotency.into_iter().collect(),
             requests: s.requests,
-            workers: s.workers,
+            workers: s.workers.into_iter().collect(),
             index: s.index,
-            live: s.live,
+            live: super::persistent_sets(s.live),
             dependents: s.dependents.into_iter().collect(),
             removed_members: s.removed_members,
             schedules: upgrade_schedules(s.schedules),
             next_schedule_id: s.next_schedule_id,
-            schedule_keys: s.schedule_keys,
-            schedule_runs: s.schedule_runs,
-            tokens: s.tokens,
+            schedule_keys: s.schedule_keys.into_iter().collect(),
+            schedule_runs: s.schedule_runs.into_iter().collect(),
+            tokens: s.tokens.into_iter().collect(),
             ..now::state::Parts::empty_additions()
         })
     }

@@ -95,7 +95,7 @@ impl State {
     /// Creates the run of `id` for `nominal` (a task, or a workflow) and records it. Returns
     /// the run's id.
     pub(super) fn start_run(&mut self, now_ms: u64, id: ScheduleId, nominal: u64, manual: bool) -> u64 {
-        let s = &self.schedules[&id];
+        let s = self.schedules.get(&id).expect("schedule exists");
         let run = match &s.spec.workflow {
             Some(workflow) => {
                 let mut spec = (**workflow).clone();
