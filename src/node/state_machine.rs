@@ -155,7 +155,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut last = None;
         let mut tally = Tally::default();
-        // Two clock reads per entry: how long it waited for the write lock (readers, a snapshot
+        // Three clock reads per entry: how long it waited for the write lock (readers, a snapshot
         // freezing the state) and how long it held it.
         let (mut longest_wait, mut busy) = (Duration::ZERO, Duration::ZERO);
         while let Some((entry, responder)) = entries.try_next().await? {
