@@ -174,6 +174,13 @@ async fn every_replica_exports_metrics_and_the_cluster_counters_agree() {
             "no request counter for /metrics: {s:#?}"
         );
     }
+    // Every replica applied the entries and timed each batch: its waits for the state lock and
+    // its apply time, one observation of each per batch.
+    for s in &scraped {
+        let batches = s.get("taskraft_apply_seconds_count").copied().unwrap_or(0.0);
+        assert!(batches >= 1.0, "no apply batch timed: {s:#?}");
+        assert_eq!(s.get("taskraft_apply_lock_wait_seconds_count"), Some(&batches), "{s:#?}");
+    }
     let all_series: Vec<&String> = scraped.iter().flat_map(|s| s.keys()).collect();
     assert!(all_series.iter().any(|k| k.contains(r#"route="/v1/tasks/{id}/wait""#)), "{all_series:#?}");
     assert!(!all_series.iter().any(|k| k.contains(&format!("/v1/tasks/{}", ids[0]))), "raw path as a label");

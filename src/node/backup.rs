@@ -4,9 +4,11 @@
 //! **Backup** ([`Node::backup`], `GET /v1/snapshot` on the leader):
 //! 1. ReadIndex: leadership is confirmed with a quorum and the state machine catches up with
 //!    everything committed before the request, so the backup holds every acknowledged write.
-//! 2. Under the state's read lock (off the async threads): the state is encoded (the snapshot
-//!    payload, `[STATE_FORMAT] ++ postcard(State)`) together with a [`BackupMeta`] naming the
-//!    applied index, its term and the membership. One lock, so one applied index.
+//! 2. Under the state's read lock (off the async threads): a [`BackupMeta`] naming the applied
+//!    index, its term and the membership, and a frozen copy of the state (`State::freeze`,
+//!    cheap: the big maps are persistent and shared). One lock, so one applied index. The
+//!    copy is encoded (the snapshot payload, `[STATE_FORMAT] ++ postcard(State)`) after the
+//!    lock is released, so apply does not wait for the encoding.
 //! 3. Both go into the checksummed snapshot file format of `taskraft-storage`; the answer's body
 //!    is the file, and the client writes it with temp + fsync + rename after checking it.
 //!
@@ -115,9 +117,10 @@ impl Node {
         }
         let view = self.view.clone();
         let taken_by = self.id;
-        // Encoding a large state takes a while: keep it off the async worker threads.
+        // Encoding a large state takes a while: keep it off the async worker threads, and off the
+        // lock (under it the state is only frozen, see `State::freeze`).
         tokio::task::spawn_blocking(move || {
-            view.read(|applied| {
+            let (meta, frozen) = view.read(|applied| {
                 let membership = applied.membership.membership();
                 let voters: BTreeSet<u64> = membership.voter_ids().collect();
                 let state = &applied.state;
@@ -141,11 +144,13 @@ impl Node {
                     next_task_id: state.next_task_id(),
                     next_schedule_id: state.next_schedule_id,
                 };
-                let data = format::encode_state(state).map_err(|e| BackupError::Encode(e.to_string()))?;
-                let file = taskraft_storage::snapshot::encode_file(&meta, &data)
-                    .map_err(|e| BackupError::Encode(e.to_string()))?;
-                Ok((meta, file))
-            })
+                (meta, state.freeze())
+            });
+            let data = frozen.encode().map_err(|e| BackupError::Encode(e.to_string()))?;
+            drop(frozen);
+            let file = taskraft_storage::snapshot::encode_file(&meta, &data)
+                .map_err(|e| BackupError::Encode(e.to_string()))?;
+            Ok((meta, file))
         })
         .await
         .map_err(|e| BackupError::Encode(e.to_string()))?

@@ -7,11 +7,20 @@
 //! Business logic never lives here: every normal entry goes to
 //! [`crate::scheduler::State::apply`], and its `Response` is handed back to the waiting client.
 //! On the way, the cluster counters of [`super::metrics::applied`] look at the command and its
-//! response (a few integer additions per entry; the counters are published once per batch).
+//! response (a few integer additions per entry; the counters are published once per batch),
+//! and each batch reports how long its entries waited for the state's write lock.
+//!
+//! Snapshots never hold the lock while they encode: the builder takes the read lock only to
+//! [`State::freeze`] the state (its big maps are persistent, so the copy is cheap), then encodes
+//! and writes the frozen copy on a blocking thread while apply goes on. Installing a snapshot
+//! decodes it on a blocking thread first; the lock is held only to swap the states, and the
+//! old one is freed after it, on a blocking thread too.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::RwLock;
+use std::time::Duration;
+use std::time::Instant;
 
 use futures::Stream;
 use futures::TryStreamExt;
@@ -126,11 +135,6 @@ impl StateMachine {
     }
 }
 
-/// The snapshot payload of `state` (versioned, see [`crate::scheduler::format`]).
-fn encode_state(state: &State) -> io::Result<Vec<u8>> {
-    format::encode_state(state).map_err(|e| io::Error::other(format!("encode snapshot: {e}")))
-}
-
 /// Reads a snapshot payload of any format this build knows, upgrading it in memory.
 fn decode_state(data: &[u8]) -> io::Result<State> {
     format::decode_state(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -151,12 +155,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut last = None;
         let mut tally = Tally::default();
+        // Three clock reads per entry: how long it waited for the write lock (readers, a snapshot
+        // freezing the state) and how long it held it.
+        let (mut longest_wait, mut busy) = (Duration::ZERO, Duration::ZERO);
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id;
+            let asked = Instant::now();
             let response = {
                 let mut applied = self.write();
+                let got = Instant::now();
+                longest_wait = longest_wait.max(got - asked);
                 applied.last_applied = Some(log_id);
-                match entry.payload {
+                let response = match entry.payload {
                     EntryPayload::Blank => Response::Noop,
                     EntryPayload::Normal(LogCommand(cmd)) => {
                         let probe = Probe::of(&applied.state, &cmd);
@@ -168,12 +178,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         applied.membership = StoredMembership::new(Some(log_id), m);
                         Response::Noop
                     }
-                }
+                };
+                busy += asked.elapsed();
+                response
             };
             last = Some(log_id.index);
             if let Some(responder) = responder {
                 responder.send(response);
             }
+        }
+        if last.is_some() {
+            self.telemetry.apply.batch(longest_wait, busy);
         }
         // Counted before the index moves, so that a reader who waited for the index sees them.
         self.telemetry.applied.add(&tally);
@@ -192,21 +207,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), io::Error> {
-        let state = decode_state(&data)?;
+        // Decoding a large state takes seconds: off the async worker threads, and before the lock.
+        let (state, data) = tokio::task::spawn_blocking(move || decode_state(&data).map(|state| (state, data)))
+            .await
+            .map_err(io::Error::other)??;
         self.telemetry.snapshots.installed(data.len());
         let snapshots = self.snapshots.clone();
-        let (m, d) = (meta.clone(), data);
-        tokio::task::spawn_blocking(move || snapshots.save(&m, &d))
+        let m = meta.clone();
+        tokio::task::spawn_blocking(move || snapshots.save(&m, &data))
             .await
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;
-        let index = {
+        let (index, old) = {
             let mut applied = self.write();
-            applied.state = state;
+            let old = std::mem::replace(&mut applied.state, state);
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
-            meta.last_log_id.map_or(0, |l| l.index)
+            (meta.last_log_id.map_or(0, |l| l.index), old)
         };
+        // Freeing a large state takes a while too: not under the lock, not on an async thread.
+        tokio::task::spawn_blocking(move || drop(old));
         self.index_tx.send_replace(index);
         tracing::info!(index, "installed snapshot");
         Ok(())
@@ -236,14 +256,18 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let applied = self.applied.clone();
         let snapshots = self.snapshots.clone();
         let metrics = self.metrics.clone();
-        // Encoding a large state takes a while: keep it off the async worker threads.
+        // Encoding a large state takes a while: keep it off the async worker threads, and off the
+        // lock: under it the state is only frozen (a copy that shares its persistent maps), so
+        // apply goes on while the frozen copy is encoded and written.
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let (meta, data) = {
+            let (meta, frozen) = {
                 let guard = applied.read().expect("state lock poisoned");
                 let meta = SnapshotMeta { last_log_id: guard.last_applied, last_membership: guard.membership.clone() };
-                (meta, encode_state(&guard.state)?)
+                (meta, guard.state.freeze())
             };
+            let data = frozen.encode().map_err(|e| io::Error::other(format!("encode snapshot: {e}")))?;
+            drop(frozen);
             snapshots.save(&meta, &data).map_err(io::Error::other)?;
             metrics.built(started.elapsed(), data.len());
             tracing::info!(index = meta.last_log_id.map(|l| l.index), bytes = data.len(), "built snapshot");

@@ -7,8 +7,7 @@
 //! [`REQUEST_DEDUP_CAPACITY`] request ids and forgets the oldest first. Eviction depends only on
 //! the order of applied commands, so every replica forgets the same ids at the same index.
 
-use std::collections::{BTreeMap, VecDeque};
-
+use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 
 use super::task::TaskId;
@@ -35,17 +34,18 @@ pub(crate) enum Recorded {
 }
 
 /// FIFO of request ids plus a map for lookup. Both are ordered structures so that the snapshot
-/// bytes are identical on every replica.
+/// bytes are identical on every replica, and persistent ones (O(1) to clone) so that a frozen
+/// copy of the state shares them (their bytes are those of a `VecDeque` and a `BTreeMap`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RequestWindow {
     capacity: u64,
-    order: VecDeque<String>,
-    entries: BTreeMap<String, Recorded>,
+    order: Vector<String>,
+    entries: OrdMap<String, Recorded>,
 }
 
 impl RequestWindow {
     pub(crate) fn new(capacity: usize) -> Self {
-        RequestWindow { capacity: capacity as u64, order: VecDeque::new(), entries: BTreeMap::new() }
+        RequestWindow { capacity: capacity as u64, order: Vector::new(), entries: OrdMap::new() }
     }
 
     pub(crate) fn get(&self, request_id: &str) -> Option<&Recorded> {

@@ -8,6 +8,7 @@
 use super::command::{
     AssignOutcome, AssignResult, AttemptEvent, AttemptReport, RejectCode, Rejection, Response, TaskStatus,
 };
+use super::cow::CowMap;
 use super::result::{MAX_RESULT_BYTES, TaskResult};
 use super::state::{State, TaskIndex, not_found};
 use super::task::{
@@ -184,6 +185,10 @@ impl State {
         self.take_permit(task_id, key.as_deref());
         let task = self.tasks.get_mut(&task_id).ok_or_else(|| not_found(task_id))?;
         let number = task.attempts.len() as u32 + 1;
+        // Most tasks run once: room for exactly one attempt, not the four a first push reserves.
+        if task.attempts.is_empty() {
+            task.attempts.reserve_exact(1);
+        }
         task.attempts.push(Attempt {
             number,
             worker_id: worker_id.to_string(),
@@ -355,26 +360,28 @@ enum Fenced {
     Stale(String),
 }
 
-/// The task, if `token` is its current attempt's token and that attempt is live.
-fn fence(
-    tasks: &mut std::collections::BTreeMap<TaskId, Box<Task>>,
-    task_id: TaskId,
-    token: u64,
-) -> Result<&mut Task, Fenced> {
-    let task = tasks.get_mut(&task_id).ok_or(Fenced::Missing)?;
+/// The task, if `token` is its current attempt's token and that attempt is live. Checked before
+/// the task is taken to change, so a fenced-off report copies nothing a snapshot shares.
+fn fence(tasks: &mut CowMap<TaskId, Task>, task_id: TaskId, token: u64) -> Result<&mut Task, Fenced> {
+    let task = tasks.get(&task_id).ok_or(Fenced::Missing)?;
     match task.current_attempt() {
-        Some(a) if a.fencing_token == token && a.is_live() => Ok(task),
-        Some(a) if a.fencing_token == token => Err(Fenced::Ended(format!(
-            "attempt {} of task {task_id} (token {token}) already ended {}",
-            a.number,
-            a.outcome.map_or("", AttemptOutcome::as_str)
-        ))),
-        Some(a) => Err(Fenced::Stale(format!(
-            "token {token} is not the current token of task {task_id} (attempt {}, token {})",
-            a.number, a.fencing_token
-        ))),
-        None => Err(Fenced::Stale(format!("task {task_id} has no attempt; token {token} is stale"))),
+        Some(a) if a.fencing_token == token && a.is_live() => {}
+        Some(a) if a.fencing_token == token => {
+            return Err(Fenced::Ended(format!(
+                "attempt {} of task {task_id} (token {token}) already ended {}",
+                a.number,
+                a.outcome.map_or("", AttemptOutcome::as_str)
+            )));
+        }
+        Some(a) => {
+            return Err(Fenced::Stale(format!(
+                "token {token} is not the current token of task {task_id} (attempt {}, token {})",
+                a.number, a.fencing_token
+            )));
+        }
+        None => return Err(Fenced::Stale(format!("task {task_id} has no attempt; token {token} is stale"))),
     }
+    Ok(tasks.get_mut(&task_id).expect("the task was just found"))
 }
 
 fn mark_started(task: &mut Task, index: &mut TaskIndex, now_ms: u64) {

@@ -94,7 +94,7 @@ impl State {
 
     /// How many permits of `key` live attempts hold.
     pub fn permits_held(&self, key: &str) -> usize {
-        self.permits.get(key).map_or(0, BTreeSet::len)
+        self.permits.get(key).map_or(0, imbl::OrdSet::len)
     }
 
     /// Refuses an assignment of a task whose key is at its limit.
@@ -128,7 +128,7 @@ impl State {
     /// Every permit is held by a live attempt of a task with that key, and every such attempt
     /// holds one. O(tasks): for tests.
     pub(crate) fn check_permits(&self) -> Result<(), String> {
-        let mut expected: std::collections::BTreeMap<String, BTreeSet<TaskId>> = Default::default();
+        let mut expected: imbl::OrdMap<String, imbl::OrdSet<TaskId>> = Default::default();
         for (&id, task) in &self.tasks {
             if let (Some(key), Some(_)) = (&task.spec.concurrency_key, task.live_attempt()) {
                 expected.entry(key.clone()).or_default().insert(id);

@@ -33,6 +33,7 @@
 
 pub mod calendar;
 mod command;
+mod cow;
 mod dedup;
 pub mod format;
 mod lifecycle;
@@ -64,7 +65,7 @@ pub use limit::LimitView;
 pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
 pub use result::{MAX_RESULT_BYTES, ResultData, TaskResult, text_or_base64};
 pub use schedule::{Overlap, Schedule, ScheduleCounters, ScheduleId, ScheduleSpec};
-pub use state::{DEFAULT_LIST_LIMIT, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
+pub use state::{DEFAULT_LIST_LIMIT, Frozen, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
 pub use task::{
     Attempt, AttemptId, AttemptOutcome, BUILTIN_PREFIX, Checkpoint, DEFAULT_PRIORITY, Executor, FailoverPolicy,
     FieldError, MAX_ARG_BYTES, MAX_ARGS, MAX_CHECKPOINT_BYTES, MAX_CONSTRAINTS, MAX_DEPENDENCIES, MAX_ENV_VARS,

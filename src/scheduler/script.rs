@@ -828,11 +828,17 @@ impl Runner {
         let before_schedules = self.state.schedules.clone();
         let before_workflows: BTreeMap<u64, u64> =
             self.state.workflows.iter().map(|(&id, w)| (id, w.version)).collect();
+        // Each step also proves the copy on write snapshots rely on: a copy frozen before the
+        // command still encodes to the bytes the state had then.
+        let frozen = self.state.freeze();
+        let bytes_before = super::format::encode_state(&self.state).expect("encode state");
         let resp = self.state.apply(self.index, cmd);
         roundtrip(&resp);
         if let Err(e) = self.state.check_invariants() {
             panic!("invariant broken after log index {}: {e}", self.index);
         }
+        let frozen_bytes = frozen.encode().expect("encode frozen state");
+        assert!(frozen_bytes == bytes_before, "log index {} changed a copy frozen before it", self.index);
         write!(self.out, "@{} t={} ", self.index, self.now()).unwrap();
         self.print_response(&resp);
         for (id, task) in &self.state.tasks {
@@ -850,7 +856,7 @@ impl Runner {
                 writeln!(self.out, "  {}", dump_schedule(sch, self.state.schedule_runs.get(id))).unwrap();
             }
         }
-        for id in before_schedules.keys().filter(|id| !self.state.schedules.contains_key(id)) {
+        for id in before_schedules.iter().map(|(id, _)| id).filter(|id| !self.state.schedules.contains_key(id)) {
             writeln!(self.out, "  schedule {id} deleted").unwrap();
         }
         for (id, wf) in &self.state.workflows {
@@ -1176,7 +1182,7 @@ fn dump_workflow(wf: &Workflow) -> String {
 /// One deterministic line per schedule, with its runs.
 fn dump_schedule(s: &Schedule, runs: Option<&super::schedule::Runs>) -> String {
     let c = &s.counters;
-    let list = |m: &BTreeMap<u64, TaskId>| m.iter().map(|(n, t)| format!("{n}:{t}")).collect::<Vec<_>>();
+    let list = |m: &imbl::OrdMap<u64, TaskId>| m.iter().map(|(n, t)| format!("{n}:{t}")).collect::<Vec<_>>();
     let mut out = format!(
         "schedule {} v{}{} mark={} fired={} missed={} skipped={} dropped={} triggered={} backfilled={} replaced={} \
          live={:?}",

@@ -8,14 +8,24 @@
 //! ordered map, so the postcard bytes of two replicas that applied the same log are identical.
 //! The one index that is not serialized, the dispatcher's [`ReadyIndex`], is derived: rebuilt
 //! from the tasks whenever a state is decoded.
+//!
+//! Snapshots never stop apply for long: every map of the state is persistent (`imbl`, with
+//! big records behind `Arc`s in a [`CowMap`]), so [`State::freeze`] copies the persisted state
+//! in O(1) under the lock, and the snapshot encodes the [`Frozen`] copy while apply goes on. A
+//! write after a freeze copies only the tree path and the record it touches. Only
+//! `removed_members` (a few replica ids) stays a `BTreeSet`. The bytes are those the
+//! `BTreeMap`s and `BTreeSet`s they replaced wrote.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use imbl::{OrdMap, OrdSet};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::command::{
     Command, Query, QueryResponse, RejectCode, Rejection, Response, Reuse, StateCounts, Stats, SubmittedTask,
 };
+use super::cow::CowMap;
 use super::dedup::{REQUEST_DEDUP_CAPACITY, Recorded, RequestWindow};
 use super::ready::ReadyIndex;
 use super::schedule::{Runs, Schedule, ScheduleId};
@@ -50,13 +60,13 @@ impl Default for StateOptions {
 /// Tasks by state plus per-state counters, kept in step with every task's `state` field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TaskIndex {
-    by_state: BTreeSet<(TaskState, TaskId)>,
+    by_state: OrdSet<(TaskState, TaskId)>,
     counts: StateCounts,
 }
 
 impl TaskIndex {
     fn insert(&mut self, id: TaskId, state: TaskState) {
-        assert!(self.by_state.insert((state, id)), "task {id} indexed twice");
+        assert!(self.by_state.insert((state, id)).is_none(), "task {id} indexed twice");
         *self.counts.get_mut(state) += 1;
     }
 
@@ -66,7 +76,7 @@ impl TaskIndex {
             return;
         }
         let removed = self.by_state.remove(&(task.state, task.id));
-        assert!(removed, "task {} missing from the {} index", task.id, task.state);
+        assert!(removed.is_some(), "task {} missing from the {} index", task.id, task.state);
         *self.counts.get_mut(task.state) -= 1;
         self.by_state.insert((to, task.id));
         *self.counts.get_mut(to) += 1;
@@ -86,46 +96,46 @@ impl TaskIndex {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct State {
-    /// Boxed: the map's nodes stay small (sequential ids leave B-tree nodes ~60% full, which
-    /// would waste that share of every inline 500-byte task at a million tasks).
-    pub(crate) tasks: BTreeMap<TaskId, Box<Task>>,
+    /// Behind `Arc`s in a persistent map: the map's nodes stay small, and a frozen copy shares
+    /// every task until apply changes it (see the module docs).
+    pub(crate) tasks: CowMap<TaskId, Task>,
     pub(crate) next_task_id: TaskId,
     pub(crate) last_applied_index: u64,
     /// Idempotency key → task, forever (the key is part of the task's identity).
-    pub(crate) idempotency: BTreeMap<String, TaskId>,
+    pub(crate) idempotency: OrdMap<String, TaskId>,
     pub(crate) requests: RequestWindow,
-    pub(crate) workers: BTreeMap<String, WorkerInfo>,
+    pub(crate) workers: CowMap<String, WorkerInfo>,
     pub(crate) index: TaskIndex,
     /// Worker → tasks whose current attempt is live on it: slot accounting and `WorkerLost`
     /// without a scan.
-    pub(crate) live: BTreeMap<String, BTreeSet<TaskId>>,
+    pub(crate) live: OrdMap<String, OrdSet<TaskId>>,
     /// Parent → blocked children waiting for it, in submission order. Dropped once the parent
     /// is terminal; children that stopped being blocked meanwhile are skipped then.
-    pub(crate) dependents: BTreeMap<TaskId, Vec<TaskId>>,
+    pub(crate) dependents: CowMap<TaskId, Vec<TaskId>>,
     /// Raft node ids removed from the cluster; they may never join again.
     pub removed_members: BTreeSet<u64>,
     /// Schedules by id (format 3).
-    pub(crate) schedules: BTreeMap<ScheduleId, Schedule>,
+    pub(crate) schedules: CowMap<ScheduleId, Schedule>,
     /// The id the next schedule gets.
     pub(crate) next_schedule_id: ScheduleId,
     /// Schedule idempotency key → schedule, while the schedule exists.
-    pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
+    pub(crate) schedule_keys: OrdMap<String, ScheduleId>,
     /// Each schedule's runs by identity (schedule, nominal time).
-    pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
+    pub(crate) schedule_runs: OrdMap<ScheduleId, Runs>,
     /// API tokens by key (format 4): only their hashes.
-    pub(crate) tokens: BTreeMap<String, ApiToken>,
-    /// Workflows by id (format 6). Boxed like tasks.
-    pub(crate) workflows: BTreeMap<WorkflowId, Box<Workflow>>,
+    pub(crate) tokens: CowMap<String, ApiToken>,
+    /// Workflows by id (format 6). Shared like tasks.
+    pub(crate) workflows: CowMap<WorkflowId, Workflow>,
     /// The id the next workflow gets.
     pub(crate) next_workflow_id: WorkflowId,
     /// Workflow idempotency key → workflow, forever.
-    pub(crate) workflow_keys: BTreeMap<String, WorkflowId>,
+    pub(crate) workflow_keys: OrdMap<String, WorkflowId>,
     /// Concurrency limits (format 6): key → most tasks with that key that may hold a permit.
-    pub(crate) limits: BTreeMap<String, u32>,
+    pub(crate) limits: OrdMap<String, u32>,
     /// Concurrency key → tasks whose live attempt holds a permit: taken at `Assign`, released
     /// when the attempt ends. Kept for every key in use, limited or not, so that a limit set
     /// later counts the tasks already running.
-    pub(crate) permits: BTreeMap<String, BTreeSet<TaskId>>,
+    pub(crate) permits: OrdMap<String, OrdSet<TaskId>>,
     /// Dispatchable tasks by priority and ready time, for the planner. Derived from `tasks`:
     /// never serialized, rebuilt on decode, kept in step by apply.
     #[serde(skip)]
@@ -141,7 +151,7 @@ impl Serialize for State {
 impl<'de> Deserialize<'de> for State {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut state = State::deserialize(deserializer)?;
-        state.ready = ReadyIndex::of(state.tasks.values().map(|t| &**t));
+        state.ready = ReadyIndex::of(state.tasks.values());
         Ok(state)
     }
 }
@@ -152,28 +162,47 @@ impl Default for State {
     }
 }
 
+/// A state's persisted fields as they were at one applied index, for a snapshot or a backup to
+/// encode while apply goes on changing the state (see the module docs). It has no ready index
+/// (nothing plans on it): it can only be encoded.
+#[derive(Debug)]
+pub struct Frozen(State);
+
+impl Frozen {
+    /// The snapshot payload of the state as it was when frozen
+    /// ([`super::format::encode_state`]).
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        super::format::encode_state(&self.0)
+    }
+
+    /// Log index of the last command applied before the freeze.
+    pub fn last_applied_index(&self) -> u64 {
+        self.0.last_applied_index
+    }
+}
+
 /// Every persisted field of a [`State`], for upgrades of older snapshot formats.
 pub(crate) struct Parts {
-    pub(crate) tasks: BTreeMap<TaskId, Box<Task>>,
+    pub(crate) tasks: CowMap<TaskId, Task>,
     pub(crate) next_task_id: TaskId,
     pub(crate) last_applied_index: u64,
-    pub(crate) idempotency: BTreeMap<String, TaskId>,
+    pub(crate) idempotency: OrdMap<String, TaskId>,
     pub(crate) requests: RequestWindow,
-    pub(crate) workers: BTreeMap<String, WorkerInfo>,
+    pub(crate) workers: CowMap<String, WorkerInfo>,
     pub(crate) index: TaskIndex,
-    pub(crate) live: BTreeMap<String, BTreeSet<TaskId>>,
-    pub(crate) dependents: BTreeMap<TaskId, Vec<TaskId>>,
+    pub(crate) live: OrdMap<String, OrdSet<TaskId>>,
+    pub(crate) dependents: CowMap<TaskId, Vec<TaskId>>,
     pub(crate) removed_members: BTreeSet<u64>,
-    pub(crate) schedules: BTreeMap<ScheduleId, Schedule>,
+    pub(crate) schedules: CowMap<ScheduleId, Schedule>,
     pub(crate) next_schedule_id: ScheduleId,
-    pub(crate) schedule_keys: BTreeMap<String, ScheduleId>,
-    pub(crate) schedule_runs: BTreeMap<ScheduleId, Runs>,
-    pub(crate) tokens: BTreeMap<String, ApiToken>,
-    pub(crate) workflows: BTreeMap<WorkflowId, Box<Workflow>>,
+    pub(crate) schedule_keys: OrdMap<String, ScheduleId>,
+    pub(crate) schedule_runs: OrdMap<ScheduleId, Runs>,
+    pub(crate) tokens: CowMap<String, ApiToken>,
+    pub(crate) workflows: CowMap<WorkflowId, Workflow>,
     pub(crate) next_workflow_id: WorkflowId,
-    pub(crate) workflow_keys: BTreeMap<String, WorkflowId>,
-    pub(crate) limits: BTreeMap<String, u32>,
-    pub(crate) permits: BTreeMap<String, BTreeSet<TaskId>>,
+    pub(crate) workflow_keys: OrdMap<String, WorkflowId>,
+    pub(crate) limits: OrdMap<String, u32>,
+    pub(crate) permits: OrdMap<String, OrdSet<TaskId>>,
 }
 
 impl Parts {
@@ -210,33 +239,62 @@ impl State {
     /// An empty state; the first task will get id 1.
     pub fn new(options: StateOptions) -> Self {
         State {
-            tasks: BTreeMap::new(),
+            tasks: CowMap::new(),
             next_task_id: 1,
             last_applied_index: 0,
-            idempotency: BTreeMap::new(),
+            idempotency: OrdMap::new(),
             requests: RequestWindow::new(options.request_dedup_capacity),
-            workers: BTreeMap::new(),
+            workers: CowMap::new(),
             index: TaskIndex::default(),
-            live: BTreeMap::new(),
-            dependents: BTreeMap::new(),
+            live: OrdMap::new(),
+            dependents: CowMap::new(),
             removed_members: BTreeSet::new(),
-            schedules: BTreeMap::new(),
+            schedules: CowMap::new(),
             next_schedule_id: 1,
-            schedule_keys: BTreeMap::new(),
-            schedule_runs: BTreeMap::new(),
-            tokens: BTreeMap::new(),
-            workflows: BTreeMap::new(),
+            schedule_keys: OrdMap::new(),
+            schedule_runs: OrdMap::new(),
+            tokens: CowMap::new(),
+            workflows: CowMap::new(),
             next_workflow_id: 1,
-            workflow_keys: BTreeMap::new(),
-            limits: BTreeMap::new(),
-            permits: BTreeMap::new(),
+            workflow_keys: OrdMap::new(),
+            limits: OrdMap::new(),
+            permits: OrdMap::new(),
             ready: ReadyIndex::default(),
         }
     }
 
+    /// A copy of every persisted field, to encode without holding up apply. O(1) but for the
+    /// removed replica ids: the maps are persistent and shared until either side writes.
+    pub fn freeze(&self) -> Frozen {
+        // Every field by name, none by `..`: a new field must be decided on here.
+        Frozen(State {
+            tasks: self.tasks.clone(),
+            next_task_id: self.next_task_id,
+            last_applied_index: self.last_applied_index,
+            idempotency: self.idempotency.clone(),
+            requests: self.requests.clone(),
+            workers: self.workers.clone(),
+            index: self.index.clone(),
+            live: self.live.clone(),
+            dependents: self.dependents.clone(),
+            removed_members: self.removed_members.clone(),
+            schedules: self.schedules.clone(),
+            next_schedule_id: self.next_schedule_id,
+            schedule_keys: self.schedule_keys.clone(),
+            schedule_runs: self.schedule_runs.clone(),
+            tokens: self.tokens.clone(),
+            workflows: self.workflows.clone(),
+            next_workflow_id: self.next_workflow_id,
+            workflow_keys: self.workflow_keys.clone(),
+            limits: self.limits.clone(),
+            permits: self.permits.clone(),
+            ready: ReadyIndex::default(),
+        })
+    }
+
     /// A state from its persisted fields; the derived ready index is rebuilt.
     pub(crate) fn from_parts(p: Parts) -> Self {
-        let ready = ReadyIndex::of(p.tasks.values().map(|t| &**t));
+        let ready = ReadyIndex::of(p.tasks.values());
         State {
             tasks: p.tasks,
             next_task_id: p.next_task_id,
@@ -362,14 +420,14 @@ impl State {
     /// Answers a read from the local state. Never changes anything.
     pub fn query(&self, q: &Query) -> QueryResponse {
         match *q {
-            Query::GetTask { id } => QueryResponse::Task(self.tasks.get(&id).map(|t| Task::clone(t))),
+            Query::GetTask { id } => QueryResponse::Task(self.tasks.get(&id).cloned()),
             Query::ListTasks { state, after, limit } => self.list(state, after, limit),
             Query::Stats => QueryResponse::Stats(self.stats()),
             Query::ListWorkers => QueryResponse::Workers { workers: self.workers.values().cloned().collect() },
             Query::GetSchedule { id } => QueryResponse::Schedule(self.schedules.get(&id).cloned().map(Box::new)),
             Query::ListSchedules => QueryResponse::Schedules { schedules: self.schedules.values().cloned().collect() },
             Query::ScheduleRuns { id, after, limit } => self.runs_query(id, after, limit),
-            Query::GetWorkflow { id } => QueryResponse::Workflow(self.workflows.get(&id).cloned()),
+            Query::GetWorkflow { id } => QueryResponse::Workflow(self.workflows.get(&id).cloned().map(Box::new)),
             Query::ListWorkflows { after, limit } => {
                 let limit = match limit {
                     0 => DEFAULT_LIST_LIMIT,
@@ -559,7 +617,7 @@ impl State {
         let mut blocked = false;
         for parent in &spec.depends_on {
             if self.tasks.get(parent).is_none_or(|p| p.state != TaskState::Succeeded) {
-                self.dependents.entry(*parent).or_default().push(id);
+                self.dependents.get_or_default(*parent).push(id);
                 blocked = true;
             }
         }
@@ -585,7 +643,7 @@ impl State {
             result: None,
         };
         self.ready.sync(&task);
-        self.tasks.insert(id, Box::new(task));
+        self.tasks.insert(id, task);
         id
     }
 
@@ -684,8 +742,7 @@ impl State {
             Some(s) => self.index.ids_in(s, from).take(limit + 1).collect(),
         };
         let more = ids.len() > limit;
-        let tasks: Vec<Task> =
-            ids.iter().take(limit).filter_map(|id| self.tasks.get(id).map(|t| Task::clone(t))).collect();
+        let tasks: Vec<Task> = ids.iter().take(limit).filter_map(|id| self.tasks.get(id).cloned()).collect();
         let next_cursor = if more { tasks.last().map(|t| t.id) } else { None };
         QueryResponse::Tasks { tasks, next_cursor }
     }
@@ -705,7 +762,7 @@ impl State {
 
     /// One task, for the leader's loops (no clone).
     pub fn task(&self, id: TaskId) -> Option<&Task> {
-        self.tasks.get(&id).map(|t| &**t)
+        self.tasks.get(&id)
     }
 
     /// The dispatchable tasks by priority and ready time (the planner's queue).
@@ -722,7 +779,7 @@ impl State {
 
     /// Tasks in `state`, in id order.
     pub fn tasks_in(&self, state: TaskState) -> impl Iterator<Item = &Task> + '_ {
-        self.index.ids_in(state, 0).filter_map(|id| self.tasks.get(&id).map(|t| &**t))
+        self.index.ids_in(state, 0).filter_map(|id| self.tasks.get(&id))
     }
 
     /// One worker.
@@ -763,7 +820,7 @@ impl State {
     /// Recomputes every index from the tasks and compares. O(n): for tests and debug tooling.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut index = TaskIndex::default();
-        let mut live: BTreeMap<String, BTreeSet<TaskId>> = BTreeMap::new();
+        let mut live: OrdMap<String, OrdSet<TaskId>> = OrdMap::new();
         for (&id, task) in &self.tasks {
             if task.id != id {
                 return Err(format!("task stored under {id} has id {}", task.id));
@@ -806,8 +863,8 @@ impl State {
         if live != self.live {
             return Err(format!("live index {:?} != recomputed {live:?}", self.live));
         }
-        self.ready.check(self.tasks.values().map(|t| &**t))?;
-        if self.next_task_id <= self.tasks.keys().next_back().copied().unwrap_or(0) {
+        self.ready.check(self.tasks.values())?;
+        if self.next_task_id <= self.tasks.last_key().copied().unwrap_or(0) {
             return Err(format!("next_task_id {} is not above every id", self.next_task_id));
         }
         self.check_schedules()?;

@@ -279,6 +279,104 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Frozen copies (snapshots encode them while apply goes on).
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A copy frozen at any point encodes to the bytes the state had then, however the state
+    /// changes afterwards (tasks, indexes, request window, dependents, idempotency keys).
+    #[test]
+    fn a_frozen_copy_keeps_the_bytes_of_its_moment(ops in proptest::collection::vec(op(), 2..120), cut in 0usize..120) {
+        let cut = cut % ops.len();
+        let mut state = fresh();
+        drive(&mut state, 1, &ops[..cut]);
+        let then = format::encode_state(&state).unwrap();
+        let frozen = state.freeze();
+        prop_assert_eq!(frozen.last_applied_index(), state.last_applied_index());
+        drive(&mut state, cut as u64 + 1, &ops[cut..]);
+        prop_assert_eq!(frozen.encode().unwrap(), then);
+        let decoded = format::decode_state(&frozen.encode().unwrap()).unwrap();
+        prop_assert_eq!(decoded.check_invariants(), Ok(()));
+    }
+}
+
+/// Tasks in the state of [`a_frozen_copy_encodes_its_moment_while_apply_goes_on`]: enough that
+/// the encoder runs for a while in a debug build (the ignored `million_tasks` goes further).
+const FROZEN_TASKS: u64 = 100_000;
+
+/// What a snapshot does: the state is frozen, the copy encoded on another thread, and apply
+/// goes on meanwhile, touching tasks all over the maps the copy shares. The copy's bytes are
+/// the state's at the freeze, and the state's own are not.
+#[test]
+fn a_frozen_copy_encodes_its_moment_while_apply_goes_on() {
+    let mut state = State::default();
+    let mut index = 0;
+    // Every command must be accepted, but the late submits (their parent may have failed).
+    let mut apply = |state: &mut State, cmd: Command| {
+        index += 1;
+        let late = matches!(&cmd, Command::Submit { request_id: Some(r), .. } if r.starts_with("late-"));
+        let resp = state.apply(index, cmd);
+        assert!(late || !matches!(resp, Response::Rejected(_)), "{resp:?}");
+        (index, resp)
+    };
+    for b in 0..FROZEN_TASKS / 1000 {
+        let specs = (0..1000)
+            .map(|i| TaskSpec {
+                idempotency_key: Some(format!("key-{b}-{i}")),
+                // A blocked child now and then, so that `dependents` is shared too.
+                depends_on: if b > 0 && i % 100 == 0 { vec![b * 1000] } else { Vec::new() },
+                ..valid()
+            })
+            .collect();
+        let request_id = Some(format!("req-{b}"));
+        apply(&mut state, Command::SubmitBatch { request_id, now_ms: b, specs, reuse: Reuse::SameBody });
+    }
+    let worker =
+        WorkerRegistration { id: "w".into(), slots: 10_000, cpu_millis: 1000, memory_mib: 512, ..Default::default() };
+    apply(&mut state, Command::RegisterWorker { now_ms: 1, worker });
+    let pending: Vec<TaskId> = state.tasks_in(TaskState::Pending).map(|t| t.id).collect();
+
+    let then = format::encode_state(&state).unwrap();
+    let frozen = state.freeze();
+    let encoder = std::thread::spawn(move || frozen.encode().unwrap());
+    // Walk the pending tasks from both ends, so that writes land all over the shared trees.
+    let (mut front, mut back, mut rounds) = (pending.iter(), pending.iter().rev(), 0);
+    while !encoder.is_finished() || rounds < 200 {
+        let (Some(&run), Some(&cancel)) = (front.next(), back.next()) else { break };
+        let (token, _) = apply(&mut state, Command::Assign { now_ms: 2, assignments: vec![(run, "w".into())] });
+        apply(&mut state, Command::AttemptStarted { now_ms: 3, task_id: run, token });
+        let end = Command::Complete {
+            now_ms: 4,
+            task_id: run,
+            token,
+            outcome: AttemptOutcome::Succeeded,
+            exit_code: Some(0),
+            output_tail: "done".into(),
+            error: None,
+            result: None,
+        };
+        apply(&mut state, end);
+        apply(
+            &mut state,
+            Command::Cancel { request_id: Some(format!("c-{cancel}")), now_ms: 5, task_id: cancel, reason: None },
+        );
+        // Blocked on the next task the walk cancels (unless that one failed with its parent).
+        let parent = cancel - 1;
+        let spec = TaskSpec { idempotency_key: Some(format!("late-{rounds}")), depends_on: vec![parent], ..valid() };
+        let submit =
+            Command::Submit { request_id: Some(format!("late-{rounds}")), now_ms: 6, spec, reuse: Reuse::SameBody };
+        apply(&mut state, submit);
+        rounds += 1;
+    }
+    let got = encoder.join().expect("the encoder thread panicked");
+    assert!(rounds >= 200, "only {rounds} rounds of apply ran beside the encoder");
+    assert!(got == then, "the frozen copy's bytes differ from the state's at the freeze");
+    assert!(format::encode_state(&state).unwrap() != then, "apply changed nothing the snapshot would see");
+    state.check_invariants().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Validation.
 
 fn valid() -> TaskSpec {
@@ -591,9 +689,80 @@ fn million_tasks() {
     println!("1M submits in {elapsed:?}: {:.0} tasks/s", 1e6 / elapsed.as_secs_f64());
     let q = state.query(&Query::ListTasks { state: Some(TaskState::Pending), after: Some(500_000), limit: 10 });
     assert!(matches!(q, QueryResponse::Tasks { ref tasks, .. } if tasks.len() == 10));
+    println!("RSS with 1M pending tasks: {} MiB", rss_mib());
     let started = std::time::Instant::now();
     let snapshot = postcard::to_stdvec(&state).unwrap();
     println!("snapshot: {} MB in {:?}", snapshot.len() / 1_000_000, started.elapsed());
+
+    // What a snapshot does to apply: freeze (under the lock, in the node), encode the copy on
+    // another thread, and time every command applied meanwhile.
+    let worker =
+        WorkerRegistration { id: "w".into(), slots: 10_000, cpu_millis: 1000, memory_mib: 512, ..Default::default() };
+    let mut index = 1001;
+    state.apply(index, Command::RegisterWorker { now_ms: 1, worker });
+    let then = format::encode_state(&state).unwrap();
+    let started = std::time::Instant::now();
+    let frozen = state.freeze();
+    println!("freeze: {:?}", started.elapsed());
+    let encoder = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let bytes = frozen.encode().unwrap();
+        (bytes, started.elapsed())
+    });
+    let mut took = Vec::new();
+    let mut task = 0;
+    while !encoder.is_finished() {
+        // Spread over the whole id range, so that most writes copy a shared path.
+        task = (task + 7919) % 1_000_000;
+        index += 1;
+        let cmd = Command::Assign { now_ms: 2, assignments: vec![(task + 1, "w".into())] };
+        let t = std::time::Instant::now();
+        state.apply(index, cmd);
+        index += 1;
+        state.apply(
+            index,
+            Command::Complete {
+                now_ms: 3,
+                task_id: task + 1,
+                token: index - 1,
+                outcome: AttemptOutcome::Succeeded,
+                exit_code: Some(0),
+                output_tail: String::new(),
+                error: None,
+                result: None,
+            },
+        );
+        took.push(t.elapsed());
+    }
+    let (bytes, encoding) = encoder.join().unwrap();
+    took.sort();
+    let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
+    println!(
+        "encoded {} MB in {encoding:?} while {} assign+complete pairs applied: p50 {:?} p99 {:?} max {:?}; RSS {} MiB",
+        bytes.len() / 1_000_000,
+        took.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        rss_mib()
+    );
+    assert!(bytes == then, "the frozen copy encodes the state at the freeze");
+    let started = std::time::Instant::now();
+    let decoded = format::decode_state(&bytes).unwrap();
+    println!("decode (install): {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    drop(decoded);
+    println!("drop: {:?}", started.elapsed());
+}
+
+/// This process's resident memory, from `/proc` (0 where there is none).
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
+    kib.unwrap_or(0u64) / 1024
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //!    also identical at the same applied index) and this replica's Raft position and, on the
 //!    leader, each follower's replication lag (from openraft's metrics).
 //! 3. **Replica-local instruments** ([`timings`], [`elections`]): dispatch rounds (leader
-//!    only), snapshot builds, elections this replica saw; and, registered by the API, HTTP
+//!    only), apply batches (their waits for the state lock), snapshot builds, elections this
+//!    replica saw; and, registered by the API, HTTP
 //!    requests by route template and status.
 //!
 //! The path of a scrape: the handler locks the [`Registry`] (only scrapes and start-up touch
@@ -35,6 +36,7 @@ pub use self::applied::AppliedCounters;
 pub use self::applied::Probe;
 pub use self::applied::Tally;
 pub use self::elections::Elections;
+pub use self::timings::ApplyMetrics;
 pub use self::timings::DispatchMetrics;
 pub use self::timings::LATENCY_BUCKETS;
 pub use self::timings::SnapshotMetrics;
@@ -49,6 +51,8 @@ pub struct Telemetry {
     registry: Mutex<Registry>,
     /// Cluster counters, bumped by the state machine.
     pub applied: Arc<AppliedCounters>,
+    /// Apply batches: their waits for the state lock.
+    pub apply: ApplyMetrics,
     /// The leader's dispatch rounds.
     pub dispatch: DispatchMetrics,
     /// Snapshot builds and installs.
@@ -64,10 +68,11 @@ impl Telemetry {
         let mut registry = Registry::default();
         let applied = Arc::new(AppliedCounters::default());
         registry.register_collector(Box::new(applied.clone()));
+        let apply = ApplyMetrics::register(&mut registry);
         let dispatch = DispatchMetrics::register(&mut registry);
         let snapshots = SnapshotMetrics::register(&mut registry);
         let elections = Elections::register(&mut registry);
-        Arc::new(Telemetry { registry: Mutex::new(registry), applied, dispatch, snapshots, elections })
+        Arc::new(Telemetry { registry: Mutex::new(registry), applied, apply, dispatch, snapshots, elections })
     }
 
     /// Adds the scrape-time readings of `view` and `raft`.

@@ -159,6 +159,8 @@ fn the_exporter_reports_what_apply_did_what_the_state_holds_and_where_raft_is() 
         r#"taskraft_raft_replication_lag_entries{follower="3"} 11"#,
         // Replica-local instruments start at zero.
         "taskraft_dispatch_round_duration_seconds_count 0",
+        "taskraft_apply_lock_wait_seconds_count 0",
+        "taskraft_apply_seconds_count 0",
         "taskraft_snapshot_size_bytes 0",
     ];
     for want in expected {

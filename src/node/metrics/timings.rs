@@ -15,6 +15,43 @@ use prometheus_client::registry::Registry;
 pub const LATENCY_BUCKETS: [f64; 16] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Buckets of the apply histograms: 10 µs to 2.5 s, with a bound at 10 ms (the most an
+/// apply may wait for a snapshot, issue 13).
+pub const APPLY_BUCKETS: [f64; 16] =
+    [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5];
+
+/// The state machine's apply batches (every replica).
+#[derive(Debug, Clone)]
+pub struct ApplyMetrics {
+    lock_wait: Histogram,
+    apply: Histogram,
+}
+
+impl ApplyMetrics {
+    /// Creates and registers the apply histograms.
+    pub fn register(registry: &mut Registry) -> Self {
+        let lock_wait = Histogram::new(APPLY_BUCKETS);
+        registry.register(
+            "taskraft_apply_lock_wait_seconds",
+            "Per apply batch, the longest wait of one of its entries for the state's write lock",
+            lock_wait.clone(),
+        );
+        let apply = Histogram::new(APPLY_BUCKETS);
+        registry.register(
+            "taskraft_apply_seconds",
+            "Per apply batch, the time its entries spent waiting for the state's write lock and being applied",
+            apply.clone(),
+        );
+        ApplyMetrics { lock_wait, apply }
+    }
+
+    /// One batch: the longest lock wait of its entries, and its waits plus apply times.
+    pub fn batch(&self, longest_wait: Duration, total: Duration) {
+        self.lock_wait.observe(longest_wait.as_secs_f64());
+        self.apply.observe(total.as_secs_f64());
+    }
+}
+
 /// The leader's dispatch loop.
 #[derive(Debug, Clone)]
 pub struct DispatchMetrics {

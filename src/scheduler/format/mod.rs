@@ -174,6 +174,13 @@ pub fn decode_state(data: &[u8]) -> Result<State, FormatError> {
     }
 }
 
+/// An index of older formats' shape (worker or key → task ids) as today's persistent maps.
+pub(crate) fn persistent_sets(
+    m: std::collections::BTreeMap<String, std::collections::BTreeSet<super::TaskId>>,
+) -> imbl::OrdMap<String, imbl::OrdSet<super::TaskId>> {
+    m.into_iter().map(|(k, ids)| (k, ids.into_iter().collect::<imbl::OrdSet<_>>())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

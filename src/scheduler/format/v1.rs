@@ -358,21 +358,21 @@ impl From<Task> for now::Task {
 impl From<State> for now::State {
     fn from(s: State) -> Self {
         now::State::from_parts(now::state::Parts {
-            tasks: s.tasks.into_iter().map(|(id, t)| (id, Box::new(now::Task::from(*t)))).collect(),
+            tasks: s.tasks.into_iter().map(|(id, t)| (id, now::Task::from(*t))).collect(),
             next_task_id: s.next_task_id,
             last_applied_index: s.last_applied_index,
-            idempotency: s.idempotency,
+            idempotency: s.idempotency.into_iter().collect(),
             requests: s.requests,
             workers: s.workers.into_iter().map(|(id, w)| (id, w.into())).collect(),
             index: s.index,
-            live: s.live,
-            dependents: s.dependents,
+            live: super::persistent_sets(s.live),
+            dependents: s.dependents.into_iter().collect(),
             removed_members: s.removed_members,
             schedules: Default::default(),
             next_schedule_id: 1,
             schedule_keys: Default::default(),
             schedule_runs: Default::default(),
-            tokens: BTreeMap::new(),
+            tokens: Default::default(),
             ..now::state::Parts::empty_additions()
         })
     }

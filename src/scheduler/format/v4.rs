@@ -330,8 +330,8 @@ impl From<Task> for now::Task {
 }
 
 /// Today's tasks from frozen ones (formats 2 to 4 all wrote this `Task`).
-pub(crate) fn upgrade_tasks(tasks: BTreeMap<TaskId, Box<Task>>) -> BTreeMap<TaskId, Box<now::Task>> {
-    tasks.into_iter().map(|(id, t)| (id, Box::new(now::Task::from(*t)))).collect()
+pub(crate) fn upgrade_tasks(tasks: BTreeMap<TaskId, Box<Task>>) -> crate::scheduler::cow::CowMap<TaskId, now::Task> {
+    tasks.into_iter().map(|(id, t)| (id, now::Task::from(*t))).collect()
 }
 
 impl From<State> for now::State {
@@ -340,18 +340,18 @@ impl From<State> for now::State {
             tasks: upgrade_tasks(s.tasks),
             next_task_id: s.next_task_id,
             last_applied_index: s.last_applied_index,
-            idempotency: s.idempotency,
+            idempotency: s.idempotency.into_iter().collect(),
             requests: s.requests,
-            workers: s.workers,
+            workers: s.workers.into_iter().collect(),
             index: s.index,
-            live: s.live,
-            dependents: s.dependents,
+            live: super::persistent_sets(s.live),
+            dependents: s.dependents.into_iter().collect(),
             removed_members: s.removed_members,
             schedules: upgrade_schedules(s.schedules),
             next_schedule_id: s.next_schedule_id,
-            schedule_keys: s.schedule_keys,
-            schedule_runs: s.schedule_runs,
-            tokens: s.tokens,
+            schedule_keys: s.schedule_keys.into_iter().collect(),
+            schedule_runs: s.schedule_runs.into_iter().collect(),
+            tokens: s.tokens.into_iter().collect(),
             ..now::state::Parts::empty_additions()
         })
     }

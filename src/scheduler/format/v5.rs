@@ -403,7 +403,9 @@ impl From<Schedule> for now::Schedule {
 }
 
 /// Today's schedules from frozen ones (formats 3 to 5 all wrote this `Schedule`).
-pub(crate) fn upgrade_schedules(schedules: BTreeMap<ScheduleId, Schedule>) -> BTreeMap<ScheduleId, now::Schedule> {
+pub(crate) fn upgrade_schedules(
+    schedules: BTreeMap<ScheduleId, Schedule>,
+) -> crate::scheduler::cow::CowMap<ScheduleId, now::Schedule> {
     schedules.into_iter().map(|(id, s)| (id, s.into())).collect()
 }
 
@@ -431,21 +433,21 @@ impl From<Task> for now::Task {
 impl From<State> for now::State {
     fn from(s: State) -> Self {
         now::State::from_parts(now::state::Parts {
-            tasks: s.tasks.into_iter().map(|(id, t)| (id, Box::new(now::Task::from(*t)))).collect(),
+            tasks: s.tasks.into_iter().map(|(id, t)| (id, now::Task::from(*t))).collect(),
             next_task_id: s.next_task_id,
             last_applied_index: s.last_applied_index,
-            idempotency: s.idempotency,
+            idempotency: s.idempotency.into_iter().collect(),
             requests: s.requests,
-            workers: s.workers,
+            workers: s.workers.into_iter().collect(),
             index: s.index,
-            live: s.live,
-            dependents: s.dependents,
+            live: super::persistent_sets(s.live),
+            dependents: s.dependents.into_iter().collect(),
             removed_members: s.removed_members,
             schedules: upgrade_schedules(s.schedules),
             next_schedule_id: s.next_schedule_id,
-            schedule_keys: s.schedule_keys,
-            schedule_runs: s.schedule_runs,
-            tokens: s.tokens,
+            schedule_keys: s.schedule_keys.into_iter().collect(),
+            schedule_runs: s.schedule_runs.into_iter().collect(),
+            tokens: s.tokens.into_iter().collect(),
             ..now::state::Parts::empty_additions()
         })
     }

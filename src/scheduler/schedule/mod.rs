@@ -22,7 +22,6 @@ mod runs;
 
 pub use runs::RunKind;
 
-use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
@@ -220,14 +219,15 @@ pub struct Schedule {
 
 /// A schedule's runs by identity, kept in the state beside the schedule (a schedule stays
 /// small, whatever its age, so answers can carry it). The ids are task ids, or workflow ids
-/// for a workflow schedule ([`RunKind`]).
+/// for a workflow schedule ([`RunKind`]). Persistent maps: they grow with every fire, and a
+/// frozen copy of the state shares them (their bytes are those of `BTreeMap`s).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Runs {
     /// Calendar and backfill runs, by nominal time: a run's identity.
-    pub calendar: BTreeMap<u64, TaskId>,
+    pub calendar: imbl::OrdMap<u64, TaskId>,
     /// Manual runs (`trigger`), by the time of the trigger; apart, so that a trigger at the same
     /// millisecond as a calendar time cannot hide that fire.
-    pub manual: BTreeMap<u64, TaskId>,
+    pub manual: imbl::OrdMap<u64, TaskId>,
 }
 
 impl Schedule {

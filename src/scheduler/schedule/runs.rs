@@ -95,7 +95,7 @@ impl State {
     /// Creates the run of `id` for `nominal` (a task, or a workflow) and records it. Returns
     /// the run's id.
     pub(super) fn start_run(&mut self, now_ms: u64, id: ScheduleId, nominal: u64, manual: bool) -> u64 {
-        let s = &self.schedules[&id];
+        let s = self.schedules.get(&id).expect("schedule exists");
         let run = match &s.spec.workflow {
             Some(workflow) => {
                 let mut spec = (**workflow).clone();
@@ -191,11 +191,11 @@ impl State {
         let (ids, next_cursor) = runs_page(runs, after, limit);
         match s.spec.run_kind() {
             RunKind::Task => QueryResponse::Tasks {
-                tasks: ids.iter().filter_map(|id| self.tasks.get(id).map(|t| (**t).clone())).collect(),
+                tasks: ids.iter().filter_map(|id| self.tasks.get(id).cloned()).collect(),
                 next_cursor,
             },
             RunKind::Workflow => QueryResponse::Workflows {
-                workflows: ids.iter().filter_map(|id| self.workflows.get(id).map(|w| (**w).clone())).collect(),
+                workflows: ids.iter().filter_map(|id| self.workflows.get(id).cloned()).collect(),
                 next_cursor,
             },
         }
@@ -273,7 +273,6 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
 
@@ -294,8 +293,8 @@ mod tests {
     #[test]
     fn a_page_never_ends_between_a_calendar_run_and_a_manual_run_of_the_same_millisecond() {
         let runs = Runs {
-            calendar: BTreeMap::from([(1000, 1), (2000, 2), (3000, 4)]),
-            manual: BTreeMap::from([(2000, 3), (3500, 5)]),
+            calendar: imbl::OrdMap::from(vec![(1000u64, 1u64), (2000, 2), (3000, 4)]),
+            manual: imbl::OrdMap::from(vec![(2000u64, 3u64), (3500, 5)]),
         };
         for limit in 1..=6 {
             assert_eq!(walk(&runs, limit), vec![1, 2, 3, 4, 5], "limit {limit}");

@@ -163,7 +163,7 @@ impl State {
             cancel_reason: None,
         };
         let roots: Vec<usize> = (0..wf.nodes.len()).filter(|&i| wf.nodes[i].parents.is_empty()).collect();
-        self.workflows.insert(id, Box::new(wf));
+        self.workflows.insert(id, wf);
         for root in roots {
             self.start_node(id, root, now_ms);
         }
@@ -172,7 +172,7 @@ impl State {
 
     fn workflow_answer(&self, id: WorkflowId, created: bool) -> Response {
         match self.workflows.get(&id) {
-            Some(w) => Response::Workflow { workflow: w.clone(), created },
+            Some(w) => Response::Workflow { workflow: Box::new(w.clone()), created },
             None => Response::Rejected(workflow_not_found(id)),
         }
     }
@@ -435,7 +435,7 @@ impl State {
 
     /// One workflow.
     pub fn workflow(&self, id: WorkflowId) -> Option<&Workflow> {
-        self.workflows.get(&id).map(|w| &**w)
+        self.workflows.get(&id)
     }
 
     /// Workflows in id order from `after` (exclusive), at most `limit`, and whether more exist.
