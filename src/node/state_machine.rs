@@ -103,7 +103,7 @@ impl StateView {
 pub struct StateMachine {
     applied: Arc<RwLock<Applied>>,
     index_tx: watch::Sender<u64>,
-    snapshots: Arc<SnapshotStore>,
+    snapshots: Arc<Snapshots>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -127,7 +127,9 @@ impl StateMachine {
         let (index_tx, index_rx) = watch::channel(index);
         let applied = Arc::new(RwLock::new(applied));
         let view = StateView { applied: applied.clone(), index: index_rx };
-        Ok((Self { applied, index_tx, snapshots: Arc::new(snapshots), telemetry }, view))
+        let newest = applied.read().expect("state lock poisoned").last_applied;
+        let snapshots = Arc::new(Snapshots { store: snapshots, newest: std::sync::Mutex::new(newest) });
+        Ok((Self { applied, index_tx, snapshots, telemetry }, view))
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
@@ -214,10 +216,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.telemetry.snapshots.installed(data.len());
         let snapshots = self.snapshots.clone();
         let m = meta.clone();
-        tokio::task::spawn_blocking(move || snapshots.save(&m, &data))
-            .await
-            .map_err(io::Error::other)?
-            .map_err(io::Error::other)?;
+        tokio::task::spawn_blocking(move || snapshots.save(&m, &data, true)).await.map_err(io::Error::other)??;
         let (index, old) = {
             let mut applied = self.write();
             let old = std::mem::replace(&mut applied.state, state);
@@ -234,10 +233,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let snapshots = self.snapshots.clone();
-        let loaded = tokio::task::spawn_blocking(move || snapshots.load_latest::<SnapshotMeta>())
-            .await
-            .map_err(io::Error::other)?
-            .map_err(io::Error::other)?;
+        tokio::task::spawn_blocking(move || snapshots.latest()).await.map_err(io::Error::other)?
+    }
+}
+
+/// The snapshot directory, with the log id of the newest snapshot saved in it. openraft may
+/// build a snapshot while it installs one: a build that froze an older state must not replace
+/// a newer snapshot saved meanwhile, whose log prefix is already purged.
+struct Snapshots {
+    store: SnapshotStore,
+    newest: std::sync::Mutex<Option<LogId>>,
+}
+
+impl Snapshots {
+    /// Saves `data` unless a newer snapshot is already saved (`install`: always, it comes
+    /// from the leader and moves this replica forward). Returns whether it was saved.
+    fn save(&self, meta: &SnapshotMeta, data: &[u8], install: bool) -> io::Result<bool> {
+        let mut newest = self.newest.lock().expect("snapshot lock poisoned");
+        if !install && newest.is_some() && *newest >= meta.last_log_id {
+            return Ok(false);
+        }
+        self.store.save(meta, data).map_err(io::Error::other)?;
+        *newest = meta.last_log_id;
+        Ok(true)
+    }
+
+    /// The newest saved snapshot.
+    fn latest(&self) -> io::Result<Option<Snapshot>> {
+        let loaded = self.store.load_latest::<SnapshotMeta>().map_err(io::Error::other)?;
         Ok(loaded.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
     }
 }
@@ -245,7 +268,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// Builds a snapshot of the applied state and writes it to the snapshot directory.
 pub struct SnapshotBuilder {
     applied: Arc<RwLock<Applied>>,
-    snapshots: Arc<SnapshotStore>,
+    snapshots: Arc<Snapshots>,
     metrics: super::metrics::SnapshotMetrics,
 }
 
@@ -268,12 +291,47 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             };
             let data = frozen.encode().map_err(|e| io::Error::other(format!("encode snapshot: {e}")))?;
             drop(frozen);
-            snapshots.save(&meta, &data).map_err(io::Error::other)?;
+            if !snapshots.save(&meta, &data, false)? {
+                // A snapshot installed while this one was encoded is newer (and the log before
+                // it is gone): it stays the current one.
+                tracing::info!(index = meta.last_log_id.map(|l| l.index), "built snapshot superseded by a newer one");
+                return snapshots.latest()?.ok_or_else(|| io::Error::other("the newer snapshot vanished"));
+            }
             metrics.built(started.elapsed(), data.len());
             tracing::info!(index = meta.last_log_id.map(|l| l.index), bytes = data.len(), "built snapshot");
             Ok(Snapshot { meta, snapshot: data })
         })
         .await
         .map_err(io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(term: u64, index: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(LogId::new_term_index(term, index)),
+            last_membership: StoredMembership::default(),
+        }
+    }
+
+    #[test]
+    fn a_build_older_than_an_installed_snapshot_does_not_replace_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = Snapshots { store: SnapshotStore::open(dir.path()).unwrap(), newest: Default::default() };
+        assert!(snapshots.save(&meta(1, 100), b"built at 100", false).unwrap());
+        // openraft installs the leader's snapshot at 500 while a build that froze 300 encodes.
+        assert!(snapshots.save(&meta(2, 500), b"installed at 500", true).unwrap());
+        assert!(!snapshots.save(&meta(1, 300), b"built at 300", false).unwrap());
+        let latest = snapshots.latest().unwrap().unwrap();
+        assert_eq!(
+            (latest.meta.last_log_id, latest.snapshot),
+            (meta(2, 500).last_log_id, b"installed at 500".to_vec())
+        );
+        // A later build moves on.
+        assert!(snapshots.save(&meta(2, 600), b"built at 600", false).unwrap());
+        assert_eq!(snapshots.latest().unwrap().unwrap().snapshot, b"built at 600".to_vec());
     }
 }

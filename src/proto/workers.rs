@@ -44,6 +44,10 @@ pub struct Lease {
     pub ttl_ms: u64,
     /// How often the worker heartbeats.
     pub heartbeat_ms: u64,
+    /// The server takes a heartbeat's `load` (servers before it refuse a heartbeat that has
+    /// one, so a worker sends its load only once it has read `true` here).
+    #[serde(default)]
+    pub accepts_load: bool,
 }
 
 impl Lease {
@@ -82,13 +86,13 @@ pub struct Heartbeat {
     pub seen_token: u64,
     /// The machine's load since the previous heartbeat (absent on the first one, or where
     /// `/proc` cannot be read). Kept by the leader in memory, never replicated.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<WorkerLoad>,
 }
 
 /// A worker machine's load, from its heartbeats.
+/// Advisory, so fields a later worker adds are ignored rather than refused.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct WorkerLoad {
     /// Share of CPU time the whole machine spent busy (not idle or waiting for I/O) since the
     /// previous heartbeat, 0 to 1.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -121,12 +122,18 @@ pub(super) struct Worker {
     /// The lease the cluster last told us (TTL, heartbeat interval), in ms.
     ttl_ms: AtomicU64,
     heartbeat_ms: AtomicU64,
+    /// The cluster takes the machine's load in heartbeats (see `Lease::accepts_load`).
+    accepts_load: AtomicBool,
 }
 
 impl Worker {
     /// The lease the cluster holds this worker to, as last told.
     pub(super) fn lease(&self) -> Lease {
-        Lease { ttl_ms: self.ttl_ms.load(Ordering::Relaxed), heartbeat_ms: self.heartbeat_ms.load(Ordering::Relaxed) }
+        Lease {
+            ttl_ms: self.ttl_ms.load(Ordering::Relaxed),
+            heartbeat_ms: self.heartbeat_ms.load(Ordering::Relaxed),
+            accepts_load: self.accepts_load.load(Ordering::Relaxed),
+        }
     }
 
     /// Records the lease from a registration or heartbeat answer.
@@ -137,6 +144,7 @@ impl Worker {
         }
         self.ttl_ms.store(lease.ttl_ms.max(1), Ordering::Relaxed);
         self.heartbeat_ms.store(lease.heartbeat_ms.max(1), Ordering::Relaxed);
+        self.accepts_load.store(lease.accepts_load, Ordering::Relaxed);
     }
 
     /// The attempts running here now.
@@ -191,6 +199,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         seen_token: Default::default(),
         ttl_ms: AtomicU64::new(0),
         heartbeat_ms: AtomicU64::new(0),
+        accepts_load: AtomicBool::new(false),
     });
     if !worker.register(&shutdown).await {
         return Ok(());

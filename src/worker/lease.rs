@@ -87,7 +87,9 @@ impl Worker {
             pause = interval / 4;
             let sent = Instant::now();
             let seen_token = self.seen_token.load(Ordering::Acquire);
-            let beat = Heartbeat { running: self.running_list(), seen_token, load: sampler.sample() };
+            // Sampled every time (the busy fraction is per interval), sent where it is taken.
+            let load = sampler.sample().filter(|_| self.lease().accepts_load);
+            let beat = Heartbeat { running: self.running_list(), seen_token, load };
             match client.heartbeat(&self.config.id, &beat).await {
                 Ok(answer) => {
                     last_renewal = sent;

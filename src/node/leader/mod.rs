@@ -66,6 +66,7 @@ impl LeaderOptions {
         crate::proto::workers::Lease {
             ttl_ms: self.worker_ttl.as_millis() as u64,
             heartbeat_ms: self.worker_heartbeat.as_millis() as u64,
+            accepts_load: true,
         }
     }
 }
