@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use openraft::ChangeMembers;
+use openraft::errors::ChangeMembershipError;
 use openraft::errors::ClientWriteError;
 use openraft::errors::RaftError;
 use tokio::time::Instant;
@@ -65,6 +66,11 @@ pub enum MembershipError {
 fn from_raft(e: RaftError<super::TypeConfig, ClientWriteError<super::TypeConfig>>) -> MembershipError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => MembershipError::NotLeader(f.leader_id),
+        // Another change (the bootstrap's own first membership, or a concurrent add) has not
+        // committed yet: transient, so 503 and the caller (a joining replica) tries again.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c @ ChangeMembershipError::InProgress(_))) => {
+            MembershipError::Unavailable(format!("{c}; retry shortly"))
+        }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => MembershipError::Conflict(c.to_string()),
         other => MembershipError::Unknown(other.to_string()),
     }
@@ -251,5 +257,24 @@ async fn join(node: &Node) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod from_raft_tests {
+    use openraft::errors::EmptyMembership;
+    use openraft::errors::InProgress;
+
+    use super::*;
+    use crate::node::types::LogId;
+
+    #[test]
+    fn a_change_in_progress_is_retryable_and_other_refusals_are_conflicts() {
+        // The bootstrap's first membership not committed yet: a joining replica must retry.
+        let in_progress = InProgress { committed: None, membership_log_id: Some(LogId::new_term_index(0, 0)) };
+        let e = RaftError::APIError(ClientWriteError::ChangeMembershipError(in_progress.into()));
+        assert!(matches!(from_raft(e), MembershipError::Unavailable(m) if m.contains("retry")));
+        let e = RaftError::APIError(ClientWriteError::ChangeMembershipError(EmptyMembership {}.into()));
+        assert!(matches!(from_raft(e), MembershipError::Conflict(_)));
     }
 }
