@@ -129,6 +129,15 @@ pub struct ServerArgs {
     /// Longest pause between dispatch rounds in milliseconds when nothing new arrives (default 100).
     #[arg(long, env = "TASKRAFT_DISPATCH_INTERVAL_MS")]
     pub dispatch_interval_ms: Option<u64>,
+    /// Retention horizon in milliseconds: finished tasks, workflows and schedule runs are
+    /// forgotten this long after they finished; reads of them then answer 404 `forgotten`
+    /// (default 604800000, 7 days; at least 1000).
+    #[arg(long, env = "TASKRAFT_RETENTION_MS")]
+    pub retention_ms: Option<u64>,
+    /// Most finished tasks kept whatever their age (workflow tasks included); the oldest go
+    /// first past it (default 1000000, about 1 GB of state per replica).
+    #[arg(long, env = "TASKRAFT_RETENTION_KEEP")]
+    pub retention_keep: Option<u64>,
     /// PEM certificate of this replica (with `tls_key` and `tls_ca`: TLS on both listeners,
     /// mutual TLS between replicas). Reloaded on SIGHUP and when the file changes.
     #[arg(long, env = "TASKRAFT_TLS_CERT")]
@@ -181,6 +190,8 @@ impl ServerArgs {
             worker_heartbeat_ms: self.worker_heartbeat_ms.or(lower.worker_heartbeat_ms),
             dispatch_batch: self.dispatch_batch.or(lower.dispatch_batch),
             dispatch_interval_ms: self.dispatch_interval_ms.or(lower.dispatch_interval_ms),
+            retention_ms: self.retention_ms.or(lower.retention_ms),
+            retention_keep: self.retention_keep.or(lower.retention_keep),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             tls_ca: self.tls_ca.or(lower.tls_ca),
@@ -246,6 +257,10 @@ pub struct ServerConfig {
     pub dispatch_batch: usize,
     /// See [`ServerArgs::dispatch_interval_ms`].
     pub dispatch_interval: Duration,
+    /// See [`ServerArgs::retention_ms`].
+    pub retention: Duration,
+    /// See [`ServerArgs::retention_keep`].
+    pub retention_keep: u64,
     /// See [`ServerArgs::tls_cert`]; `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// Connection limits of both listeners, see [`ServerArgs::max_connections`].
@@ -355,6 +370,10 @@ impl ServerConfig {
         if !(1..=60_000).contains(&dispatch_interval_ms) {
             return Err(invalid("dispatch_interval_ms", "must be 1 to 60000"));
         }
+        let retention_ms = a.retention_ms.unwrap_or(crate::scheduler::retention::DEFAULT_RETENTION_MS);
+        if retention_ms < 1000 {
+            return Err(invalid("retention_ms", "must be at least 1000 (one second)"));
+        }
         let tls = resolve_tls(a.tls_cert, a.tls_key, a.tls_ca)?;
         let (limits, max_long_polls) =
             resolve_limits(a.max_connections, a.max_long_polls, a.header_read_timeout_ms, a.idle_timeout_ms)?;
@@ -395,6 +414,8 @@ impl ServerConfig {
             worker_heartbeat: Duration::from_millis(worker_heartbeat_ms),
             dispatch_batch,
             dispatch_interval: Duration::from_millis(dispatch_interval_ms),
+            retention: Duration::from_millis(retention_ms),
+            retention_keep: a.retention_keep.unwrap_or(crate::scheduler::retention::DEFAULT_KEEP_FINISHED),
             tls,
             limits,
             max_long_polls,

@@ -6,7 +6,7 @@
 //! `v1/` was written by the first release's code (commit a883028); `v2/` by the release that
 //! made formats versioned (commit 42a80f8); `v3/` (schedules) by commit 22e948e; `v4/` (API
 //! tokens) by commit 94614ec; `v5/` (task results) by commit 0b14ebb; `v6/` (workflows and
-//! concurrency limits) by this one.
+//! concurrency limits) by commit f4cab0b; `v7/` (retention) by this one.
 //!
 //! The tests read every version through the real paths (a sled log store with the upgrade hook,
 //! the state machine opening a snapshot directory) and check the content. The newest version's
@@ -67,7 +67,7 @@ use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
 /// The format this build writes; its fixtures must match today's bytes.
-const CURRENT: &str = "v6";
+const CURRENT: &str = "v7";
 
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
@@ -359,6 +359,11 @@ fn commands() -> Vec<Command> {
         Command::SubmitWorkflow { request_id: Some("wf-1".into()), now_ms: i(48), spec: Box::new(word_count(None)) },
         Command::CancelWorkflow { now_ms: i(49), id: 1, reason: Some("fixture".into()) },
         Command::SubmitWorkflow { request_id: None, now_ms: i(50), spec: Box::new(word_count(Some("nightly"))) },
+        // 51… (format 7): retention. The manual and the backfilled run of schedule 1 are
+        // cancelled; then everything that finished before entry 53 is forgotten.
+        Command::Cancel { request_id: None, now_ms: i(51), task_id: 11, reason: None },
+        Command::Cancel { request_id: None, now_ms: i(52), task_id: 12, reason: None },
+        Command::Forget { now_ms: i(53), before_ms: i(53), keep: u64::MAX, max: 10_000 },
     ]
 }
 
@@ -735,11 +740,12 @@ fn variant_number(cmd: &Command) -> usize {
         Command::SubmitWorkflow { .. } => 27,
         Command::CancelWorkflow { .. } => 28,
         Command::SetLimit { .. } => 29,
+        Command::Forget { .. } => 30,
     }
 }
 
 /// How many variants `Command` has (the arms of [`variant_number`]).
-const COMMAND_VARIANTS: usize = 30;
+const COMMAND_VARIANTS: usize = 31;
 
 #[test]
 fn every_command_variant_is_in_the_fixtures() {
@@ -897,11 +903,8 @@ fn check_workflows(entries: &[Entry], state: &State) {
 }
 
 #[tokio::test]
-async fn format_6_is_what_this_build_writes() {
-    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
-        return; // being rewritten right now
-    }
-    let v6 = committed(CURRENT);
+async fn format_6_data_dir_is_read_and_upgraded() {
+    let v6 = committed("v6");
     let entries = read_log(&v6).await;
     assert_eq!(entries.len(), 50);
     check_log(&entries, Reuse::SameBody);
@@ -913,15 +916,59 @@ async fn format_6_is_what_this_build_writes() {
     check_workflows(&entries, &snapshot);
     assert_eq!(snapshot.next_task_id(), 18);
     assert_eq!(snapshot.last_applied_index(), 50);
+    // Format 6 forgot nothing.
+    assert_eq!(snapshot.forgotten_runs(1).count, 0);
+    assert!(!(1..18).any(|id| snapshot.task_forgotten(id)));
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
+}
+
+/// The retention entries (format 7) and what they leave: every record that finished before
+/// entry 53 is gone, with the runs index entries and the workflow of the settled workflow.
+fn check_forget(entries: &[Entry], state: &State) {
+    assert!(matches!(command(entries, 53), Command::Forget { keep: u64::MAX, max: 10_000, .. }));
+    let forgotten: Vec<u64> = (1..state.next_task_id()).filter(|&id| state.task_forgotten(id)).collect();
+    assert_eq!(forgotten, [2, 4, 5, 11, 12, 13, 14, 16], "the standalone tasks and workflow 1's task");
+    assert!(state.workflow_forgotten(1), "the cancelled workflow had settled");
+    assert!(state.workflow(2).is_some(), "the running workflow stays");
+    assert!(state.task(1).is_some_and(|t| t.checkpoint.is_some()), "live tasks keep everything");
+    let runs = state.forgotten_runs(1);
+    assert_eq!((runs.count, runs.calendar_through_ms), (2, Some(now(20))), "the manual and the backfilled run");
+    assert!(state.task(10).is_some(), "the live calendar run stays");
+    assert_eq!(state.schedule(1).map(|s| s.runs), Some(3));
+}
+
+#[tokio::test]
+async fn format_7_is_what_this_build_writes() {
+    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
+        return; // being rewritten right now
+    }
+    let v7 = committed(CURRENT);
+    let entries = read_log(&v7).await;
+    assert_eq!(entries.len(), 53);
+    check_log(&entries, Reuse::SameBody);
+    // Everything of formats 1 to 6 is as before, up to the entry that forgets.
+    let scratch = tempfile::tempdir().unwrap();
+    let before = apply_and_snapshot(entries[..52].to_vec(), scratch.path()).await;
+    check_state(&before);
+    check_schedules(&entries, &before);
+    check_tokens(&entries, &before);
+    check_results(&entries, &before);
+    check_workflows(&entries, &before);
+    let snapshot = read_snapshot(&v7);
+    check_forget(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 18);
+    assert_eq!(snapshot.last_applied_index(), 53);
+    snapshot.check_invariants().unwrap();
     // A persisted type changed without a new format version: bump it (src/scheduler/format).
     let now = today().await;
     let names = |f: &Files| f.log.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&now), names(&v6), "the fixture log's entries changed");
-    for ((_, name, want), (_, _, got)) in v6.log.iter().zip(&now.log) {
-        assert!(want == got, "{name}: today's encoding differs from the committed format-6 bytes");
+    assert_eq!(names(&now), names(&v7), "the fixture log's entries changed");
+    for ((_, name, want), (_, _, got)) in v7.log.iter().zip(&now.log) {
+        assert!(want == got, "{name}: today's encoding differs from the committed format-7 bytes");
     }
-    assert!(v6.snapshot == now.snapshot, "today's snapshot differs from the committed format-6 snapshot");
-    assert_eq!(v6.state_json, now.state_json);
+    assert!(v7.snapshot == now.snapshot, "today's snapshot differs from the committed format-7 snapshot");
+    assert_eq!(v7.state_json, now.state_json);
 }
 
 #[tokio::test]

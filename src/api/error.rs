@@ -36,6 +36,27 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// 404 for task `id`, absent from `state`: code `forgotten` if retention removed it, else
+    /// `not_found`.
+    pub fn missing_task(state: &crate::scheduler::State, id: u64) -> Self {
+        if state.task_forgotten(id) {
+            let msg = crate::scheduler::retention::forgotten_task_message(id);
+            Self::new(StatusCode::NOT_FOUND, ErrorCode::Forgotten, msg)
+        } else {
+            Self::not_found(format!("task {id} does not exist"))
+        }
+    }
+
+    /// 404 for workflow `id`, absent from `state` (see [`Self::missing_task`]).
+    pub fn missing_workflow(state: &crate::scheduler::State, id: u64) -> Self {
+        if state.workflow_forgotten(id) {
+            let msg = crate::scheduler::retention::forgotten_workflow_message(id);
+            Self::new(StatusCode::NOT_FOUND, ErrorCode::Forgotten, msg)
+        } else {
+            Self::not_found(format!("workflow {id} does not exist"))
+        }
+    }
+
     /// Any error with a status and code.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), retry_after: None }
@@ -106,7 +127,7 @@ impl From<QueryRejection> for ApiError {
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         let status = match r.code {
-            RejectCode::NotFound => StatusCode::NOT_FOUND,
+            RejectCode::NotFound | RejectCode::Forgotten => StatusCode::NOT_FOUND,
             RejectCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::CONFLICT,
         };

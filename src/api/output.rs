@@ -151,7 +151,7 @@ pub async fn read(
         stored.borrow_and_update();
         let answer = node.view.read(|a| a.state.task(task_id).map(|t| answer(&node, t, q.attempt, after)));
         let answer = match answer {
-            None => return Err(ApiError::not_found(format!("task {task_id} does not exist"))),
+            None => return Err(node.view.read(|a| ApiError::missing_task(&a.state, task_id))),
             Some(Err(e)) => return Err(e),
             Some(Ok(answer)) => answer,
         };

@@ -398,7 +398,7 @@ pub async fn get(
     });
     match view {
         Some((task, pending_reason)) => Ok(Json(TaskView { task, pending_reason }).into_response()),
-        None => Err(ApiError::not_found(format!("task {id} does not exist"))),
+        None => Err(node.view.read(|a| ApiError::missing_task(&a.state, id))),
     }
 }
 
@@ -510,7 +510,7 @@ pub async fn wait(
     loop {
         changes.borrow_and_update();
         let Some(task) = get_task(&node, id) else {
-            return Err(ApiError::not_found(format!("task {id} does not exist")));
+            return Err(node.view.read(|a| ApiError::missing_task(&a.state, id)));
         };
         if task.is_terminal() {
             return Ok(Json(task).into_response());

@@ -164,9 +164,10 @@ fn workflow_of(resp: scheduler::Response, what: &str) -> Result<(Box<Workflow>, 
 
 /// The view of workflow `id` as this replica's state has it now.
 fn read_view(node: &Node, id: u64) -> Result<WorkflowView, ApiError> {
-    node.view
-        .read(|a| a.state.workflow(id).map(|w| view(w, &a.state)))
-        .ok_or_else(|| ApiError::not_found(format!("workflow {id} does not exist")))
+    node.view.read(|a| match a.state.workflow(id) {
+        Some(w) => Ok(view(w, &a.state)),
+        None => Err(ApiError::missing_workflow(&a.state, id)),
+    })
 }
 
 /// `POST /v1/workflows`: 201 with the workflow, or 200 with the existing one for a known

@@ -43,6 +43,10 @@ pub struct DevCmd {
     /// DATA_DIR/tls (kept if already there); clients need `--ca-file DATA_DIR/tls/ca.pem`.
     #[arg(long)]
     tls: bool,
+    /// Forget finished tasks, workflows and schedule runs this long (ms) after they finished
+    /// (the servers' `--retention-ms`; default 7 days).
+    #[arg(long)]
+    retention_ms: Option<u64>,
 }
 
 impl DevCmd {
@@ -62,6 +66,9 @@ impl DevCmd {
             extra.push("--auth=false".into());
         }
         extra.extend(["--storage".to_string(), self.storage.clone()]);
+        if let Some(ms) = self.retention_ms {
+            extra.extend(["--retention-ms".to_string(), ms.to_string()]);
+        }
         let raft_base = self.port_base.checked_add(100).context("--port-base is too high")?;
         let tls_dir = dir.join("tls");
         if self.tls && !tls_dir.join("ca.pem").exists() {

@@ -109,6 +109,9 @@ error_codes! {
     StaleVersion = "stale_version",
     /// 409: the task's concurrency key is at its limit (an `Assign` waits for a permit).
     LimitReached = "limit_reached",
+    /// 404: the task or workflow existed, finished longer ago than the retention horizon and
+    /// was forgotten (its record, output and result are gone).
+    Forgotten = "forgotten",
 }
 
 /// Every known code; `unknown` is only how a client reads a code from a newer server.
@@ -145,6 +148,7 @@ impl From<RejectCode> for ErrorCode {
             RejectCode::WrongWorker => ErrorCode::WrongWorker,
             RejectCode::StaleVersion => ErrorCode::StaleVersion,
             RejectCode::LimitReached => ErrorCode::LimitReached,
+            RejectCode::Forgotten => ErrorCode::Forgotten,
         }
     }
 }

@@ -319,6 +319,18 @@ pub enum Command {
         /// Most tasks with this key whose attempts may be live at once.
         max_running: Option<u32>,
     },
+    /// Retention (format 7): forget finished tasks and settled workflows, oldest first, that
+    /// finished before `before_ms` or exceed `keep`; at most `max` tasks (see `retention`).
+    Forget {
+        /// Leader time at proposal.
+        now_ms: u64,
+        /// Records that finished before this are forgotten.
+        before_ms: u64,
+        /// Older records are forgotten too while more finished tasks than this remain.
+        keep: u64,
+        /// Most tasks to forget in this command (bounded by `MAX_FORGET_PER_COMMAND`).
+        max: u32,
+    },
 }
 
 /// What a submit does when its idempotency key or request id was used before.
@@ -394,6 +406,9 @@ pub enum RejectCode {
     StaleVersion,
     /// The task's concurrency key is at its limit: it waits for a permit.
     LimitReached,
+    /// The task or workflow finished longer ago than the retention horizon and was forgotten
+    /// (HTTP 404).
+    Forgotten,
 }
 
 impl RejectCode {
@@ -412,6 +427,7 @@ impl RejectCode {
             RejectCode::WrongWorker => "wrong_worker",
             RejectCode::StaleVersion => "stale_version",
             RejectCode::LimitReached => "limit_reached",
+            RejectCode::Forgotten => "forgotten",
         }
     }
 }
@@ -606,6 +622,13 @@ pub enum Response {
     Limit {
         /// The limit after the command.
         limit: LimitView,
+    },
+    /// Answer to `Forget`: what was forgotten.
+    Forgot {
+        /// Tasks removed (workflow tasks included).
+        tasks: u64,
+        /// Workflows removed.
+        workflows: u64,
     },
 }
 

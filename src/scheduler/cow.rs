@@ -104,6 +104,15 @@ impl<K: Ord + Clone, V: Clone> CowMap<K, V> {
         self.0.remove(key).map(Arc::unwrap_or_clone)
     }
 
+    /// Drops the record under `key` without copying it (a frozen state may still share it);
+    /// hands back the shared record so the caller can read it.
+    pub(crate) fn discard<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.remove(key)
+    }
+
     /// Entries in key order.
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
         self.0.iter().map(|(k, v)| (k, &**v))

@@ -42,6 +42,7 @@ pub mod placement;
 mod ready;
 mod ready_tree;
 mod result;
+pub mod retention;
 pub mod schedule;
 mod state;
 mod task;

@@ -67,6 +67,13 @@
 //! wf-sched-update 1 … {"nodes": […]}
 //! restart              the node restarts from a snapshot (postcard round trip of the state)
 //! ```
+//!
+//! Retention (`super::retention`):
+//!
+//! ```text
+//! forget before=MS keep=N max=N     a `Forget` (keep and max default to unlimited); prints
+//!                                   every task and workflow it removed
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -628,7 +635,7 @@ impl Runner {
                 roundtrip(&resp);
                 match resp {
                     QueryResponse::Schedule(Some(s)) => {
-                        writeln!(self.out, "{}", dump_schedule(&s, self.state.schedule_runs.get(&s.id))).unwrap()
+                        writeln!(self.out, "{}", dump_schedule(&s, &self.state)).unwrap()
                     }
                     _ => writeln!(self.out, "none").unwrap(),
                 }
@@ -809,6 +816,12 @@ impl Runner {
             "wf-cancel" => {
                 Command::CancelWorkflow { now_ms, id: a.word(0)?, reason: a.get("reason").map(String::from) }
             }
+            "forget" => Command::Forget {
+                now_ms,
+                before_ms: a.num("before")?.unwrap_or(0),
+                keep: a.num("keep")?.unwrap_or(u64::MAX),
+                max: a.num("max")?.unwrap_or(super::retention::MAX_FORGET_PER_COMMAND),
+            },
             "limit" => Command::SetLimit {
                 now_ms,
                 key: a.word(0)?,
@@ -846,6 +859,9 @@ impl Runner {
                 writeln!(self.out, "  {}", dump_task(task)).unwrap();
             }
         }
+        for id in before_tasks.keys().filter(|id| !self.state.tasks.contains_key(id)) {
+            writeln!(self.out, "  task {id} forgotten").unwrap();
+        }
         for (id, w) in &self.state.workers {
             if before_workers.get(id) != Some(w) {
                 writeln!(self.out, "  {}", self.dump_worker(w)).unwrap();
@@ -853,7 +869,7 @@ impl Runner {
         }
         for (id, sch) in &self.state.schedules {
             if before_schedules.get(id) != Some(sch) {
-                writeln!(self.out, "  {}", dump_schedule(sch, self.state.schedule_runs.get(id))).unwrap();
+                writeln!(self.out, "  {}", dump_schedule(sch, &self.state)).unwrap();
             }
         }
         for id in before_schedules.iter().map(|(id, _)| id).filter(|id| !self.state.schedules.contains_key(id)) {
@@ -863,6 +879,9 @@ impl Runner {
             if before_workflows.get(id) != Some(&wf.version) {
                 writeln!(self.out, "  {}", dump_workflow(wf)).unwrap();
             }
+        }
+        for id in before_workflows.keys().filter(|id| !self.state.workflows.contains_key(id)) {
+            writeln!(self.out, "  workflow {id} forgotten").unwrap();
         }
     }
 
@@ -905,12 +924,12 @@ impl Runner {
                 }
             }
             QueryResponse::Schedule(s) => match s {
-                Some(s) => writeln!(self.out, "{}", dump_schedule(s, self.state.schedule_runs.get(&s.id))).unwrap(),
+                Some(s) => writeln!(self.out, "{}", dump_schedule(s, &self.state)).unwrap(),
                 None => writeln!(self.out, "none").unwrap(),
             },
             QueryResponse::Schedules { schedules } => {
                 for s in schedules {
-                    writeln!(self.out, "{}", dump_schedule(s, self.state.schedule_runs.get(&s.id))).unwrap();
+                    writeln!(self.out, "{}", dump_schedule(s, &self.state)).unwrap();
                 }
             }
             QueryResponse::Workflow(None) => writeln!(self.out, "none").unwrap(),
@@ -1140,6 +1159,7 @@ fn describe(resp: &Response) -> String {
             let max = limit.max_running.map_or_else(|| "none".to_string(), |m| m.to_string());
             format!("ok limit {} max={max} running={:?}", limit.key, limit.running)
         }
+        Response::Forgot { tasks, workflows } => format!("ok forgot tasks={tasks} workflows={workflows}"),
     }
 }
 
@@ -1180,7 +1200,8 @@ fn dump_workflow(wf: &Workflow) -> String {
 }
 
 /// One deterministic line per schedule, with its runs.
-fn dump_schedule(s: &Schedule, runs: Option<&super::schedule::Runs>) -> String {
+fn dump_schedule(s: &Schedule, state: &State) -> String {
+    let runs = state.schedule_runs.get(&s.id);
     let c = &s.counters;
     let list = |m: &imbl::OrdMap<u64, TaskId>| m.iter().map(|(n, t)| format!("{n}:{t}")).collect::<Vec<_>>();
     let mut out = format!(
@@ -1204,6 +1225,11 @@ fn dump_schedule(s: &Schedule, runs: Option<&super::schedule::Runs>) -> String {
         if !r.manual.is_empty() {
             write!(out, " manual={:?}", list(&r.manual)).unwrap();
         }
+    }
+    let forgotten = state.forgotten_runs(s.id);
+    if forgotten.count > 0 {
+        let through = forgotten.calendar_through_ms.map_or_else(|| "none".to_string(), |t| t.to_string());
+        write!(out, " forgotten={} through={through}", forgotten.count).unwrap();
     }
     if let Some(b) = s.buffered {
         write!(out, " buffered={b}").unwrap();

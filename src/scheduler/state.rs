@@ -28,6 +28,7 @@ use super::command::{
 use super::cow::CowMap;
 use super::dedup::{REQUEST_DEDUP_CAPACITY, Recorded, RequestWindow};
 use super::ready::ReadyIndex;
+use super::retention::{ForgottenRuns, SettledWorkflows};
 use super::schedule::{Runs, Schedule, ScheduleId};
 use super::task::{Task, TaskId, TaskSpec, TaskState};
 use super::token::ApiToken;
@@ -62,6 +63,11 @@ impl Default for StateOptions {
 pub(crate) struct TaskIndex {
     by_state: OrdSet<(TaskState, TaskId)>,
     counts: StateCounts,
+    /// Terminal tasks that retention forgets one by one (all but workflow tasks, which go with
+    /// their workflow), by `(finished_ms, id)`: oldest first. Derived: never serialized (the
+    /// bytes are those of the two fields above), rebuilt on decode by [`Self::rebuild_finished`].
+    #[serde(skip)]
+    pub(crate) finished: OrdSet<(u64, TaskId)>,
 }
 
 impl TaskIndex {
@@ -70,7 +76,8 @@ impl TaskIndex {
         *self.counts.get_mut(state) += 1;
     }
 
-    /// The only way a task changes state, so the index can never drift from the tasks.
+    /// The only way a task changes state, so the index can never drift from the tasks. A task
+    /// becoming terminal must have its `finished_ms` set first.
     pub(crate) fn set_state(&mut self, task: &mut Task, to: TaskState) {
         if task.state == to {
             return;
@@ -81,11 +88,34 @@ impl TaskIndex {
         self.by_state.insert((to, task.id));
         *self.counts.get_mut(to) += 1;
         task.state = to;
+        if let Some(key) = finished_key(task) {
+            self.finished.insert(key);
+        }
+    }
+
+    /// Drops a forgotten task from every part of the index.
+    pub(crate) fn remove(&mut self, task: &Task) {
+        let removed = self.by_state.remove(&(task.state, task.id));
+        assert!(removed.is_some(), "task {} missing from the {} index", task.id, task.state);
+        *self.counts.get_mut(task.state) -= 1;
+        if let Some(key) = finished_key(task) {
+            self.finished.remove(&key);
+        }
+    }
+
+    /// Recomputes the derived `finished` part from the tasks (after a decode).
+    pub(crate) fn rebuild_finished<'a>(&mut self, tasks: impl Iterator<Item = &'a Task>) {
+        self.finished = tasks.filter_map(finished_key).collect();
     }
 
     fn ids_in(&self, state: TaskState, from: TaskId) -> impl Iterator<Item = TaskId> + '_ {
         self.by_state.range((state, from)..=(state, TaskId::MAX)).map(|&(_, id)| id)
     }
+}
+
+/// A task's place in [`TaskIndex::finished`]: terminal and not part of a workflow.
+fn finished_key(task: &Task) -> Option<(u64, TaskId)> {
+    super::retention::forgets_alone(task).then(|| (task.finished_ms.unwrap_or(task.updated_ms), task.id))
 }
 
 /// The replicated state machine of the scheduler. Serializable as a whole: that is the snapshot.
@@ -136,10 +166,15 @@ pub struct State {
     /// when the attempt ends. Kept for every key in use, limited or not, so that a limit set
     /// later counts the tasks already running.
     pub(crate) permits: OrdMap<String, OrdSet<TaskId>>,
+    /// What retention forgot of each schedule's runs (format 7).
+    pub(crate) forgotten_runs: OrdMap<ScheduleId, ForgottenRuns>,
     /// Dispatchable tasks by priority and ready time, for the planner. Derived from `tasks`:
     /// never serialized, rebuilt on decode, kept in step by apply.
     #[serde(skip)]
     pub(crate) ready: ReadyIndex,
+    /// Settled workflows oldest first, for retention. Derived like `ready`.
+    #[serde(skip)]
+    pub(crate) settled: SettledWorkflows,
 }
 
 impl Serialize for State {
@@ -151,7 +186,7 @@ impl Serialize for State {
 impl<'de> Deserialize<'de> for State {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut state = State::deserialize(deserializer)?;
-        state.ready = ReadyIndex::of(state.tasks.values());
+        state.derive_indexes();
         Ok(state)
     }
 }
@@ -203,6 +238,7 @@ pub(crate) struct Parts {
     pub(crate) workflow_keys: OrdMap<String, WorkflowId>,
     pub(crate) limits: OrdMap<String, u32>,
     pub(crate) permits: OrdMap<String, OrdSet<TaskId>>,
+    pub(crate) forgotten_runs: OrdMap<ScheduleId, ForgottenRuns>,
 }
 
 impl Parts {
@@ -231,6 +267,7 @@ impl Parts {
             workflow_keys: s.workflow_keys,
             limits: s.limits,
             permits: s.permits,
+            forgotten_runs: s.forgotten_runs,
         }
     }
 }
@@ -259,7 +296,9 @@ impl State {
             workflow_keys: OrdMap::new(),
             limits: OrdMap::new(),
             permits: OrdMap::new(),
+            forgotten_runs: OrdMap::new(),
             ready: ReadyIndex::default(),
+            settled: SettledWorkflows::default(),
         }
     }
 
@@ -288,14 +327,15 @@ impl State {
             workflow_keys: self.workflow_keys.clone(),
             limits: self.limits.clone(),
             permits: self.permits.clone(),
+            forgotten_runs: self.forgotten_runs.clone(),
             ready: ReadyIndex::default(),
+            settled: SettledWorkflows::default(),
         })
     }
 
-    /// A state from its persisted fields; the derived ready index is rebuilt.
+    /// A state from its persisted fields; the derived indexes are rebuilt.
     pub(crate) fn from_parts(p: Parts) -> Self {
-        let ready = ReadyIndex::of(p.tasks.values());
-        State {
+        let mut state = State {
             tasks: p.tasks,
             next_task_id: p.next_task_id,
             last_applied_index: p.last_applied_index,
@@ -316,8 +356,19 @@ impl State {
             workflow_keys: p.workflow_keys,
             limits: p.limits,
             permits: p.permits,
-            ready,
-        }
+            forgotten_runs: p.forgotten_runs,
+            ready: ReadyIndex::default(),
+            settled: SettledWorkflows::default(),
+        };
+        state.derive_indexes();
+        state
+    }
+
+    /// Rebuilds every index that is not persisted (after a decode).
+    fn derive_indexes(&mut self) {
+        self.ready = ReadyIndex::of(self.tasks.values());
+        self.index.rebuild_finished(self.tasks.values());
+        self.settled = SettledWorkflows::of(self.workflows.values());
     }
 
     /// Applies one committed command. Deterministic: the result depends only on the state, the
@@ -414,6 +465,7 @@ impl State {
             }
             Command::CancelWorkflow { now_ms, id, reason } => self.cancel_workflow(now_ms, id, reason),
             Command::SetLimit { now_ms: _, key, max_running } => self.set_limit(key, max_running),
+            Command::Forget { now_ms: _, before_ms, keep, max } => self.forget(before_ms, keep, max),
         }
     }
 
@@ -594,6 +646,12 @@ impl State {
     fn check_parents(&self, spec: &TaskSpec) -> Result<(), Rejection> {
         for (i, parent) in spec.depends_on.iter().enumerate() {
             match self.tasks.get(parent) {
+                None if self.task_forgotten(*parent) => {
+                    let msg = format!(
+                        "depends_on[{i}]: task {parent} finished longer ago than the retention horizon and was forgotten, so its outcome is no longer known"
+                    );
+                    return Err(Rejection::new(RejectCode::Forgotten, msg));
+                }
                 None => {
                     let msg = format!("depends_on[{i}]: task {parent} does not exist");
                     return Err(Rejection::new(RejectCode::NotFound, msg));
@@ -649,16 +707,23 @@ impl State {
 
     fn replay(&self, recorded: &Recorded) -> Response {
         match recorded {
-            Recorded::Submitted(ids) => Response::Submitted {
-                tasks: ids
-                    .iter()
-                    .filter_map(|id| self.tasks.get(id))
-                    .map(|task| SubmittedTask { created: false, task: Task::clone(task) })
-                    .collect(),
-            },
+            Recorded::Submitted(ids) => {
+                // A retry after retention forgot the tasks cannot get them back: say so rather
+                // than answer a shorter list.
+                if let Some(&gone) = ids.iter().find(|id| !self.tasks.contains_key(id)) {
+                    return Response::Rejected(self.missing_task(gone));
+                }
+                Response::Submitted {
+                    tasks: ids
+                        .iter()
+                        .filter_map(|id| self.tasks.get(id))
+                        .map(|task| SubmittedTask { created: false, task: Task::clone(task) })
+                        .collect(),
+                }
+            }
             Recorded::Cancelled(id) => match self.tasks.get(id) {
                 Some(task) => Response::Cancelled { task: Task::clone(task) },
-                None => Response::Rejected(not_found(*id)),
+                None => Response::Rejected(self.missing_task(*id)),
             },
             Recorded::Schedule(_) | Recorded::Triggered(..) => Response::Rejected(Rejection::new(
                 RejectCode::IdempotencyMismatch,
@@ -686,6 +751,9 @@ impl State {
                 return Response::Rejected(Rejection::new(RejectCode::IdempotencyMismatch, msg));
             }
             return self.replay(recorded);
+        }
+        if !self.tasks.contains_key(&task_id) {
+            return Response::Rejected(self.missing_task(task_id));
         }
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return Response::Rejected(not_found(task_id));
@@ -820,6 +888,7 @@ impl State {
     /// Recomputes every index from the tasks and compares. O(n): for tests and debug tooling.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut index = TaskIndex::default();
+        index.rebuild_finished(self.tasks.values());
         let mut live: OrdMap<String, OrdSet<TaskId>> = OrdMap::new();
         for (&id, task) in &self.tasks {
             if task.id != id {
@@ -870,6 +939,7 @@ impl State {
         self.check_schedules()?;
         self.check_workflows()?;
         self.check_permits()?;
+        self.check_retention()?;
         self.requests.check()
     }
 }

@@ -24,17 +24,55 @@ fn golden_scripts() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Submit { key: Option<u8>, request: Option<u8>, spec: SpecSeed },
-    Batch { request: Option<u8>, specs: Vec<(Option<u8>, SpecSeed)> },
-    Cancel { task: u8, request: Option<u8> },
-    Register { worker: u8, slots: u32 },
-    Assign { pairs: Vec<(u8, u8)> },
-    Start { task: u8, right: bool },
-    Checkpoint { task: u8, right: bool, data: Vec<u8> },
-    Complete { task: u8, right: bool, outcome: u8 },
-    Lost { worker: u8 },
-    Drain { worker: u8 },
-    Remove { worker: u8 },
+    Submit {
+        key: Option<u8>,
+        request: Option<u8>,
+        spec: SpecSeed,
+    },
+    Batch {
+        request: Option<u8>,
+        specs: Vec<(Option<u8>, SpecSeed)>,
+    },
+    Cancel {
+        task: u8,
+        request: Option<u8>,
+    },
+    Register {
+        worker: u8,
+        slots: u32,
+    },
+    Assign {
+        pairs: Vec<(u8, u8)>,
+    },
+    Start {
+        task: u8,
+        right: bool,
+    },
+    Checkpoint {
+        task: u8,
+        right: bool,
+        data: Vec<u8>,
+    },
+    Complete {
+        task: u8,
+        right: bool,
+        outcome: u8,
+    },
+    Lost {
+        worker: u8,
+    },
+    Drain {
+        worker: u8,
+    },
+    Remove {
+        worker: u8,
+    },
+    /// Retention: forget what finished more than `age` steps ago, keeping at most `keep`.
+    Forget {
+        age: u64,
+        keep: u64,
+        max: u32,
+    },
     Noop,
 }
 
@@ -88,6 +126,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4u8).prop_map(|worker| Op::Drain { worker }),
         1 => (0..4u8).prop_map(|worker| Op::Remove { worker }),
         1 => Just(Op::Noop),
+        1 => (0..20u64, prop_oneof![Just(u64::MAX), 0..4u64], 1..4u32)
+            .prop_map(|(age, keep, max)| Op::Forget { age, keep, max }),
     ]
 }
 
@@ -174,6 +214,9 @@ fn resolve(state: &State, index: u64, op: &Op) -> Command {
         Op::Lost { worker: w } => Command::WorkerLost { now_ms, worker_id: worker(*w) },
         Op::Drain { worker: w } => Command::DrainWorker { now_ms, worker_id: worker(*w) },
         Op::Remove { worker: w } => Command::RemoveWorker { now_ms, worker_id: worker(*w) },
+        Op::Forget { age, keep, max } => {
+            Command::Forget { now_ms, before_ms: now_ms.saturating_sub(age * 100), keep: *keep, max: *max }
+        }
         Op::Noop => Command::Noop,
     }
 }
@@ -253,8 +296,9 @@ proptest! {
         prop_assert_eq!(prefix.len(), cut);
     }
 
-    /// However submits, retries and batches interleave, a key names at most one task, and every
-    /// answer for that key names that same task.
+    /// However submits, retries, batches and retention interleave, a key names at most one
+    /// task, and every answer for that key names that same task, or one that held the key
+    /// before retention forgot it (a key is remembered as long as its task).
     #[test]
     fn idempotency_key_never_yields_two_tasks(ops in proptest::collection::vec(op(), 1..150)) {
         let mut state = fresh();
@@ -266,11 +310,18 @@ proptest! {
                 prop_assert!(previous.is_none(), "key {} names tasks {:?} and {}", k, previous, task.id);
             }
         }
+        let mut answered: BTreeMap<String, TaskId> = BTreeMap::new();
         for resp in responses {
             if let Response::Submitted { tasks } = resp {
                 for s in tasks {
                     if let Some(k) = &s.task.spec.idempotency_key {
-                        prop_assert_eq!(owner.get(k), Some(&s.task.id));
+                        let id = s.task.id;
+                        if owner.get(k) != Some(&id) {
+                            prop_assert!(state.task_forgotten(id), "key {} answered task {}, neither its owner nor forgotten", k, id);
+                        }
+                        // A key moves on to a new task only after its old one was forgotten.
+                        let before = answered.insert(k.clone(), id);
+                        prop_assert!(before.is_none_or(|b| b <= id), "key {} answered {:?} after {}", k, before, id);
                     }
                 }
             }

@@ -196,7 +196,7 @@ impl Queue {
 /// The time to fire by: the voters' median clock when this leader's own is ahead of it (see
 /// [`super::clock`]), else its own; without a majority's answer, the monotonic guard's reading.
 /// Also this leader's wall clock minus the median, when known.
-fn fire_now(clock: &mut FireClock, cluster: &ClusterClock) -> (u64, Option<i64>) {
+pub(super) fn fire_now(clock: &mut FireClock, cluster: &ClusterClock) -> (u64, Option<i64>) {
     let wall = now_ms();
     let mono = std::time::Instant::now();
     let guarded = clock.read_at(wall, mono);
@@ -234,6 +234,9 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
     // Nothing fires before this leader has compared its clock with the voters' (a fraction of
     // a millisecond on a LAN; bounded when some voters do not answer).
     cluster.first_probe(Duration::from_secs(1)).await;
+    // Retention stamps its horizon by the same guarded clock.
+    let retention = tokio::spawn(super::retention::run(node.clone(), cluster.clone(), token.clone()));
+    let _stop_retention = AbortOnDrop(retention);
     let mut clock = FireClock::new();
     let mut queue = Queue::default();
     queue.resync(&node);

@@ -26,6 +26,7 @@ mod dispatch;
 pub mod fires;
 mod leases;
 pub mod output;
+mod retention;
 mod watchdog;
 
 use std::sync::Arc;
@@ -48,6 +49,10 @@ pub struct LeaderOptions {
     pub dispatch_interval: Duration,
     /// Most assignments per dispatch round.
     pub dispatch_batch: usize,
+    /// Finished records older than this are forgotten.
+    pub retention: Duration,
+    /// Most finished tasks kept.
+    pub retention_keep: u64,
 }
 
 impl LeaderOptions {
@@ -58,6 +63,8 @@ impl LeaderOptions {
             worker_heartbeat: config.worker_heartbeat,
             dispatch_interval: config.dispatch_interval,
             dispatch_batch: config.dispatch_batch,
+            retention: config.retention,
+            retention_keep: config.retention_keep,
         }
     }
 

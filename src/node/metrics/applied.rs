@@ -118,6 +118,7 @@ pub struct Tally {
     entered: [u64; ENTERED.len()],
     ended: [u64; OUTCOMES.len()],
     lease_expiries: u64,
+    forgotten: u64,
 }
 
 impl Tally {
@@ -166,6 +167,7 @@ impl Tally {
                 }
             }
             Response::ScheduleDeleted { schedule, .. } => counters.retire(&schedule.counters),
+            Response::Forgot { tasks, .. } => self.forgotten += tasks,
             Response::Cancelled { .. }
             | Response::CheckpointSaved { .. }
             | Response::Noop
@@ -208,6 +210,7 @@ pub struct AppliedCounters {
     entered: [AtomicU64; ENTERED.len()],
     ended: [AtomicU64; OUTCOMES.len()],
     lease_expiries: AtomicU64,
+    forgotten: AtomicU64,
     /// Counters of deleted schedules: the scrape adds the live schedules' own counters, which
     /// apply keeps in the state.
     retired: Mutex<ScheduleCounters>,
@@ -229,6 +232,7 @@ impl AppliedCounters {
             add(counter, n);
         }
         add(&self.lease_expiries, tally.lease_expiries);
+        add(&self.forgotten, tally.forgotten);
     }
 
     /// Keeps the counters of a schedule apply just deleted.
@@ -272,6 +276,12 @@ impl Collector for AppliedCounters {
             "taskraft_worker_lease_expiries",
             "Workers declared lost because their lease expired.",
             get(&self.lease_expiries),
+        )?;
+        counter(
+            &mut e,
+            "taskraft_tasks_forgotten",
+            "Finished tasks retention removed from the state (workflow tasks included).",
+            get(&self.forgotten),
         )
     }
 }

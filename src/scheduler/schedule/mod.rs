@@ -391,6 +391,7 @@ impl State {
     pub(crate) fn delete_schedule(&mut self, now_ms: u64, id: ScheduleId, cancel_runs: bool) -> Response {
         let Some(s) = self.schedules.remove(&id) else { return unknown(id) };
         self.schedule_runs.remove(&id);
+        self.forgotten_runs.remove(&id);
         if let Some(key) = &s.spec.idempotency_key {
             self.schedule_keys.remove(key);
         }
@@ -564,6 +565,16 @@ impl State {
             return reject(
                 RejectCode::Invalid,
                 format!("nominal time {late} is in the future; backfill fills the past"),
+            );
+        }
+        let through = self.forgotten_runs(id).calendar_through_ms;
+        if let Some(&early) = nominal.iter().find(|&&n| through.is_some_and(|t| n <= t)) {
+            let t = through.unwrap_or_default();
+            return reject(
+                RejectCode::Forgotten,
+                format!(
+                    "nominal time {early} is at or before {t}, the newest run retention forgot, so whether it ran is no longer known; backfill only later times"
+                ),
             );
         }
         let mut started = Vec::new();

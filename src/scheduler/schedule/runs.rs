@@ -253,11 +253,13 @@ impl State {
                 }
                 live_runs += usize::from(!terminal);
             }
-            if all.count() as u64 != sch.runs {
+            let forgotten = self.forgotten_runs(id);
+            if all.count() as u64 + forgotten.count != sch.runs {
                 return Err(format!(
-                    "schedule {id} counts {} runs, {} indexed",
+                    "schedule {id} counts {} runs, {} indexed and {} forgotten",
                     sch.runs,
-                    runs.calendar.len() + runs.manual.len()
+                    runs.calendar.len() + runs.manual.len(),
+                    forgotten.count
                 ));
             }
             if live_runs != sch.live.len() {

@@ -173,7 +173,7 @@ impl State {
     fn workflow_answer(&self, id: WorkflowId, created: bool) -> Response {
         match self.workflows.get(&id) {
             Some(w) => Response::Workflow { workflow: Box::new(w.clone()), created },
-            None => Response::Rejected(workflow_not_found(id)),
+            None => Response::Rejected(self.missing_workflow(id)),
         }
     }
 
@@ -181,7 +181,7 @@ impl State {
     /// live tasks of running nodes are cancelled (at once, or by their worker).
     pub(crate) fn cancel_workflow(&mut self, now_ms: u64, id: WorkflowId, reason: Option<String>) -> Response {
         let Some(wf) = self.workflows.get_mut(&id) else {
-            return Response::Rejected(workflow_not_found(id));
+            return Response::Rejected(self.missing_workflow(id));
         };
         // A retried cancel (its first answer lost in a leader change) gets the same answer.
         if wf.state == WorkflowState::Cancelled {
@@ -212,7 +212,7 @@ impl State {
             }
         }
         if self.workflows.get(&id).is_some_and(|w| w.settled()) {
-            self.workflow_run_ended(id, now_ms);
+            self.workflow_settled(id, now_ms);
         }
         self.workflow_answer(id, false)
     }
@@ -278,7 +278,7 @@ impl State {
                 // rest); its schedule run ends with its last live task.
                 let settled = wf.settled();
                 if settled {
-                    self.workflow_run_ended(wf_id, now_ms);
+                    self.workflow_settled(wf_id, now_ms);
                 }
                 return;
             }
@@ -401,7 +401,7 @@ impl State {
         wf.finished_ms = Some(now_ms);
         wf.touch(now_ms);
         if wf.settled() {
-            self.workflow_run_ended(wf_id, now_ms);
+            self.workflow_settled(wf_id, now_ms);
         }
     }
 

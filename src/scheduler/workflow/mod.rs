@@ -23,7 +23,7 @@
 //! shards once, under the shard's index, and a child's inputs are the results of the
 //! parents' succeeded tasks, read from those tasks (committed under their fencing tokens).
 
-mod apply;
+pub(crate) mod apply;
 mod spec;
 
 pub use apply::TaskInput;
