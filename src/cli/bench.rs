@@ -67,6 +67,15 @@ pub enum BenchCmd {
         /// API ports are BASE+1..BASE+3, Raft ports BASE+101..BASE+103.
         #[arg(long, default_value_t = 7300)]
         port_base: u16,
+        /// The replicas' retention horizon in ms (`--retention-ms`): finished tasks older than
+        /// this are forgotten during the run, and the latency figures cover only the tasks
+        /// still kept at the end. Default: the servers' (7 days).
+        #[arg(long)]
+        retention_ms: Option<u64>,
+        /// Sample every replica's resident memory (VmRSS) this often, in seconds; the report
+        /// lists the samples (the RSS curve).
+        #[arg(long, default_value_t = 30)]
+        rss_every: u64,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -161,8 +170,9 @@ impl BenchCmd {
             BenchCmd::Submit { concurrency, batch, duration, client } => {
                 submit(concurrency, batch, duration, client).await
             }
-            BenchCmd::E2e { workers, slots, tasks, executor, rate, port_base, output } => {
-                e2e(E2eArgs { workers, slots, tasks, executor, rate, port_base }, output).await
+            BenchCmd::E2e { workers, slots, tasks, executor, rate, port_base, retention_ms, rss_every, output } => {
+                let args = E2eArgs { workers, slots, tasks, executor, rate, port_base, retention_ms, rss_every };
+                e2e(args, output).await
             }
             BenchCmd::Failover { kills, port_base, output, server_args } => {
                 failover(kills, port_base, output, server_args).await
@@ -335,6 +345,8 @@ struct E2eArgs {
     executor: E2eExecutor,
     rate: Option<u64>,
     port_base: u16,
+    retention_ms: Option<u64>,
+    rss_every: u64,
 }
 
 /// Nearest-rank percentiles of `v` (and its count), as bench reports print them.
@@ -358,13 +370,21 @@ async fn bench_cluster(
     slots: u32,
     stop: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<(super::local::LocalCluster, Arc<Client>)> {
-    let mut cluster = super::local::LocalCluster::spawn(
-        dir,
-        3,
-        port_base,
-        port_base + 100,
-        &["--cluster-secret".into(), "bench".into(), "--auth=false".into()],
-    )?;
+    bench_cluster_with(dir, port_base, workers, slots, &[], stop).await
+}
+
+/// [`bench_cluster`] with extra server arguments.
+async fn bench_cluster_with(
+    dir: &std::path::Path,
+    port_base: u16,
+    workers: usize,
+    slots: u32,
+    extra: &[String],
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<(super::local::LocalCluster, Arc<Client>)> {
+    let mut args: Vec<String> = vec!["--cluster-secret".into(), "bench".into(), "--auth=false".into()];
+    args.extend_from_slice(extra);
+    let mut cluster = super::local::LocalCluster::spawn(dir, 3, port_base, port_base + 100, &args)?;
     let client = Arc::new(Client::new(cluster.addrs())?.with_timeout(Duration::from_secs(30)));
     let formed = async {
         cluster.wait_formed(&client, 3, Duration::from_secs(60), stop).await?;
@@ -453,7 +473,12 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new().prefix("taskraft-e2e-").tempdir()?;
     let stop = tokio_util::sync::CancellationToken::new();
     super::server::spawn_signal_handler(stop.clone());
-    let (mut cluster, client) = bench_cluster(dir.path(), args.port_base, args.workers, args.slots, &stop).await?;
+    let extra: Vec<String> =
+        args.retention_ms.map(|ms| vec!["--retention-ms".into(), ms.to_string()]).unwrap_or_default();
+    let (mut cluster, client) =
+        bench_cluster_with(dir.path(), args.port_base, args.workers, args.slots, &extra, &stop).await?;
+    let pids: Vec<u32> = cluster.replicas.iter().filter_map(|r| r.child.as_ref().and_then(|c| c.id())).collect();
+    let rss = RssSampler::start(pids, Duration::from_secs(args.rss_every.max(1)));
     let result = async {
         let (executor, command) = match args.executor {
             E2eExecutor::Noop => ("noop", json!([])),
@@ -483,6 +508,7 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
                 let mut i = 0;
                 while i < args.tasks {
                     tick.tick().await;
+                    anyhow::ensure!(!stop.is_cancelled(), "interrupted");
                     let n = per_tick.min(args.tasks - i);
                     let (c, specs) = (client.clone(), (i..i + n).map(spec).collect::<Vec<_>>());
                     tokio::spawn(async move { c.submit_batch(specs).await });
@@ -491,9 +517,13 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(600);
+        let mut forgotten;
         loop {
-            let counts = client.stats().await?.counts;
-            let done = counts.succeeded + counts.failed;
+            let stats = client.stats().await?;
+            // Retention forgets only finished tasks: every id below the next that is not
+            // counted any more was forgotten after it ended.
+            forgotten = stats.next_task_id.saturating_sub(1).saturating_sub(stats.total);
+            let done = stats.counts.succeeded + stats.counts.failed + forgotten;
             if done >= args.tasks as u64 {
                 break;
             }
@@ -531,10 +561,15 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
                 break;
             }
         }
-        let span_s = (last.saturating_sub(first)).max(1) as f64 / 1000.0;
+        let span_s = if forgotten > 0 {
+            // The first tasks were forgotten: time the run from the first submit instead.
+            wall.as_secs_f64()
+        } else {
+            (last.saturating_sub(first)).max(1) as f64 / 1000.0
+        };
         Ok(json!({
             "tasks": args.tasks, "workers": args.workers, "slots": args.slots, "executor": format!("{:?}", args.executor).to_lowercase(),
-            "offered_rate": args.rate, "failed": failed,
+            "offered_rate": args.rate, "failed": failed, "forgotten": forgotten, "retention_ms": args.retention_ms,
             "completed_per_sec": (args.tasks as f64 / span_s).round(),
             "wall_seconds": (wall.as_secs_f64() * 100.0).round() / 100.0,
             "submit_to_start_ms": percentiles(to_start),
@@ -545,8 +580,10 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
         }))
     }
     .await;
+    let samples = rss.stop().await;
     cluster.shutdown().await;
-    let report = result?;
+    let mut report = result?;
+    report["rss_mb"] = json!(samples.iter().map(|s| json!({"t_s": s.0, "replicas": s.1})).collect::<Vec<_>>());
     if output == Output::Json {
         print_json(&report);
     } else {
@@ -571,8 +608,55 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             st("assigned_to_started_ms"),
             st("started_to_done_ms")
         );
+        if report["forgotten"].as_u64().unwrap_or(0) > 0 {
+            println!("  forgotten by retention during the run: {} tasks", report["forgotten"]);
+        }
+        println!("  RSS MB per replica (t = seconds since start):");
+        for (t, mb) in &samples {
+            println!("    t={t:>5} {}", mb.iter().map(|m| format!("{m:>7.1}")).collect::<Vec<_>>().join(" "));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Samples the resident memory of processes at a fixed period, on its own task.
+struct RssSampler {
+    stop: tokio_util::sync::CancellationToken,
+    handle: tokio::task::JoinHandle<Vec<(u64, Vec<f64>)>>,
+}
+
+impl RssSampler {
+    fn start(pids: Vec<u32>, every: Duration) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let handle = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let mb = pids.iter().map(|&p| vm_rss_kib(p).map_or(0.0, |k| k as f64 / 1024.0)).collect();
+                samples.push((started.elapsed().as_secs(), mb));
+            }
+            samples
+        });
+        RssSampler { stop, handle }
+    }
+
+    async fn stop(self) -> Vec<(u64, Vec<f64>)> {
+        self.stop.cancel();
+        self.handle.await.unwrap_or_default()
+    }
+}
+
+/// `VmRSS` of process `pid` in KiB, from `/proc/PID/status`.
+pub(crate) fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 struct SchedulesArgs {

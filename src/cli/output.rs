@@ -311,7 +311,8 @@ mod tests {
     fn task_details_escape_everything_from_users_and_tasks() {
         let mut t = task("n\u{1b}[1m", Executor::Exec, &["echo", "\u{1b}c"]);
         t.last_error = Some("bad\rerror".into());
-        t.result = Some(crate::scheduler::TaskResult { data: b"42\n\x1b".to_vec(), attempt: 1, token: 9, at_ms: 0 });
+        t.result =
+            Some(Box::new(crate::scheduler::TaskResult { data: b"42\n\x1b".to_vec(), attempt: 1, token: 9, at_ms: 0 }));
         t.attempts.push(Attempt {
             number: 1,
             worker_id: "w\n1".into(),

@@ -241,7 +241,7 @@ impl State {
         // A checkpoint proves the process runs, even if the start report was lost.
         mark_started(task, &mut self.index, now_ms);
         let attempt = task.attempts.len() as u32;
-        task.checkpoint = Some(Checkpoint { data, attempt, token, at_ms: now_ms });
+        task.checkpoint = Some(Box::new(Checkpoint { data, attempt, token, at_ms: now_ms }));
         task.touch(now_ms);
         Response::CheckpointSaved { status: TaskStatus::of(task) }
     }
@@ -416,7 +416,9 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
             attempt.error = Some(truncate(error, MAX_ERROR_BYTES, false));
             None
         }
-        Some(data) => Some(TaskResult { data, attempt: attempt.number, token: attempt.fencing_token, at_ms: now_ms }),
+        Some(data) => {
+            Some(Box::new(TaskResult { data, attempt: attempt.number, token: attempt.fencing_token, at_ms: now_ms }))
+        }
         None => None,
     };
     let summary = summarize(attempt);

@@ -1065,8 +1065,10 @@ pub struct Task {
     pub finished_ms: Option<u64>,
     /// Every attempt so far, oldest first; the last one is the current attempt.
     pub attempts: Vec<Attempt>,
-    /// Last committed checkpoint, if any.
-    pub checkpoint: Option<Checkpoint>,
+    /// Last committed checkpoint, if any. Boxed (same bytes and JSON): most tasks have none,
+    /// and a million finished tasks should not each carry its room.
+    #[schema(value_type = Option<Checkpoint>)]
+    pub checkpoint: Option<Box<Checkpoint>>,
     /// A cancel arrived while an attempt was live; the worker is asked to kill it.
     pub cancel_requested: bool,
     /// Reason given with the cancel.
@@ -1078,7 +1080,8 @@ pub struct Task {
     /// What the attempt that ended last wrote to `$TASKRAFT_RESULT_OUT`, committed with its
     /// completion under its fencing token (format 5). Once the task succeeded, the successful
     /// attempt's result.
-    pub result: Option<TaskResult>,
+    #[schema(value_type = Option<TaskResult>)]
+    pub result: Option<Box<TaskResult>>,
 }
 
 impl Task {

@@ -807,6 +807,79 @@ fn million_tasks() {
 }
 
 /// This process's resident memory, from `/proc` (0 where there is none).
+/// Memory with a million *finished* tasks (one succeeded attempt each, as `bench e2e` leaves
+/// them), then what retention gives back: every task forgotten in bounded `Forget`s, and
+/// refilled. `cargo test --release -- --ignored million_finished --nocapture`.
+#[test]
+#[ignore]
+fn million_finished_tasks() {
+    let mut state = State::default();
+    let worker =
+        WorkerRegistration { id: "w".into(), slots: 1000, cpu_millis: 1000, memory_mib: 512, ..Default::default() };
+    let mut index = 1;
+    state.apply(index, Command::RegisterWorker { now_ms: 1, worker });
+    let fill = |state: &mut State, index: &mut u64, round: u64| {
+        for b in 0..1000u64 {
+            let specs = (0..1000)
+                .map(|i| TaskSpec {
+                    name: "e2e".into(),
+                    executor: Executor::Noop,
+                    idempotency_key: Some(format!("e2e-{round}-{b}-{i}")),
+                    ..TaskSpec::default()
+                })
+                .collect();
+            *index += 1;
+            let now_ms = *index;
+            let Response::Submitted { tasks } =
+                state.apply(*index, Command::SubmitBatch { request_id: None, now_ms, specs, reuse: Reuse::SameBody })
+            else {
+                panic!("submit refused")
+            };
+            let ids: Vec<TaskId> = tasks.iter().map(|t| t.task.id).collect();
+            *index += 1;
+            let assign = *index;
+            state.apply(
+                assign,
+                Command::Assign { now_ms, assignments: ids.iter().map(|&id| (id, "w".into())).collect() },
+            );
+            for id in ids {
+                *index += 1;
+                let end = Command::Complete {
+                    now_ms,
+                    task_id: id,
+                    token: assign,
+                    outcome: AttemptOutcome::Succeeded,
+                    exit_code: Some(0),
+                    output_tail: String::new(),
+                    error: None,
+                    result: None,
+                };
+                assert!(matches!(state.apply(*index, end), Response::Completed { .. }));
+            }
+        }
+    };
+    fill(&mut state, &mut index, 0);
+    assert_eq!(state.finished_task_count(), 1_000_000);
+    println!("RSS with 1M finished tasks: {} MiB", rss_mib());
+    let started = std::time::Instant::now();
+    let mut slowest = std::time::Duration::ZERO;
+    while state.finished_task_count() > 0 {
+        index += 1;
+        let t = std::time::Instant::now();
+        state.apply(index, Command::Forget { now_ms: index, before_ms: u64::MAX, keep: 0, max: u32::MAX });
+        slowest = slowest.max(t.elapsed());
+    }
+    println!(
+        "forgot 1M tasks in {:?} ({} per command max, slowest apply {slowest:?}); RSS {} MiB",
+        started.elapsed(),
+        super::retention::MAX_FORGET_PER_COMMAND,
+        rss_mib()
+    );
+    fill(&mut state, &mut index, 1);
+    println!("RSS after refilling 1M finished tasks: {} MiB", rss_mib());
+    state.check_invariants().unwrap();
+}
+
 fn rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = status

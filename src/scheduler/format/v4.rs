@@ -319,7 +319,7 @@ impl From<Task> for now::Task {
             updated_ms: t.updated_ms,
             finished_ms: t.finished_ms,
             attempts: t.attempts,
-            checkpoint: t.checkpoint,
+            checkpoint: t.checkpoint.map(Box::new),
             cancel_requested: t.cancel_requested,
             cancel_reason: t.cancel_reason,
             retry_at_ms: t.retry_at_ms,

@@ -420,12 +420,12 @@ impl From<Task> for now::Task {
             updated_ms: t.updated_ms,
             finished_ms: t.finished_ms,
             attempts: t.attempts,
-            checkpoint: t.checkpoint,
+            checkpoint: t.checkpoint.map(Box::new),
             cancel_requested: t.cancel_requested,
             cancel_reason: t.cancel_reason,
             retry_at_ms: t.retry_at_ms,
             last_error: t.last_error,
-            result: t.result,
+            result: t.result.map(Box::new),
         }
     }
 }
