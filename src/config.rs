@@ -374,6 +374,13 @@ impl ServerConfig {
         if retention_ms < 1000 {
             return Err(invalid("retention_ms", "must be at least 1000 (one second)"));
         }
+        let retention_keep = a.retention_keep.unwrap_or(crate::scheduler::retention::DEFAULT_KEEP_FINISHED);
+        if retention_keep == 0 {
+            return Err(invalid(
+                "retention_keep",
+                "must be at least 1 (0 would forget every task as it finishes, before a client can read it)",
+            ));
+        }
         let tls = resolve_tls(a.tls_cert, a.tls_key, a.tls_ca)?;
         let (limits, max_long_polls) =
             resolve_limits(a.max_connections, a.max_long_polls, a.header_read_timeout_ms, a.idle_timeout_ms)?;
@@ -415,7 +422,7 @@ impl ServerConfig {
             dispatch_batch,
             dispatch_interval: Duration::from_millis(dispatch_interval_ms),
             retention: Duration::from_millis(retention_ms),
-            retention_keep: a.retention_keep.unwrap_or(crate::scheduler::retention::DEFAULT_KEEP_FINISHED),
+            retention_keep,
             tls,
             limits,
             max_long_polls,

@@ -115,7 +115,7 @@ error_responses! {
     /// 403.
     Forbidden = "The token's role does not allow this. Nothing was written.",
     /// 404.
-    NotFound = "No such task, schedule, worker or member. Nothing was written.",
+    NotFound = "No such task, schedule, worker or member (code `not_found`), or a task or workflow that finished longer ago than the retention horizon and was forgotten (code `forgotten`). Nothing was written.",
     /// 409.
     Conflict = "The request conflicts with the current state (see the code). Nothing was written.",
     /// 413.

@@ -477,6 +477,7 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
         args.retention_ms.map(|ms| vec!["--retention-ms".into(), ms.to_string()]).unwrap_or_default();
     let (mut cluster, client) =
         bench_cluster_with(dir.path(), args.port_base, args.workers, args.slots, &extra, &stop).await?;
+    let addrs = cluster.addrs();
     let pids: Vec<u32> = cluster.replicas.iter().filter_map(|r| r.child.as_ref().and_then(|c| c.id())).collect();
     let rss = RssSampler::start(pids, Duration::from_secs(args.rss_every.max(1)));
     let result = async {
@@ -492,6 +493,7 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             None => {
                 let mut handles = Vec::new();
                 for chunk in (0..args.tasks).collect::<Vec<_>>().chunks(1000) {
+                    anyhow::ensure!(!stop.is_cancelled(), "interrupted");
                     let (c, specs) = (client.clone(), chunk.iter().map(|&i| spec(i)).collect::<Vec<_>>());
                     handles.push(tokio::spawn(async move { c.submit_batch(specs).await }));
                     if handles.len() >= 4 {
@@ -560,6 +562,11 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             if cursor.is_none() {
                 break;
             }
+        }
+        if forgotten > 0 {
+            // The kept tasks do not show the failures retention forgot: the applied counters do
+            // (the cluster started with this run, so they count exactly its tasks).
+            failed = failed_from_metrics(&addrs).await?;
         }
         let span_s = if forgotten > 0 {
             // The first tasks were forgotten: time the run from the first submit instead.
@@ -650,6 +657,21 @@ impl RssSampler {
         self.stop.cancel();
         self.handle.await.unwrap_or_default()
     }
+}
+
+/// Tasks that entered `failed`, from the first replica's `/metrics` that answers
+/// (`taskraft_task_transitions_total{to="failed"}`; the bench cluster runs without auth).
+async fn failed_from_metrics(addrs: &[String]) -> anyhow::Result<u64> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    for addr in addrs {
+        let Ok(resp) = http.get(format!("http://{addr}/metrics")).send().await else { continue };
+        let Ok(text) = resp.text().await else { continue };
+        let line = text.lines().find(|l| l.starts_with("taskraft_task_transitions_total{to=\"failed\"}"));
+        if let Some(n) = line.and_then(|l| l.split_whitespace().last()).and_then(|n| n.parse().ok()) {
+            return Ok(n);
+        }
+    }
+    anyhow::bail!("no replica answered /metrics with the failed-task counter")
 }
 
 /// `VmRSS` of process `pid` in KiB, from `/proc/PID/status`.

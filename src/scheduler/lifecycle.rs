@@ -215,7 +215,7 @@ impl State {
             Err(Fenced::Ended(msg)) | Err(Fenced::Stale(msg)) => {
                 return reject(RejectCode::StaleToken, msg);
             }
-            Err(Fenced::Missing) => return Response::Rejected(not_found(task_id)),
+            Err(Fenced::Missing) => return Response::Rejected(self.missing_task(task_id)),
         };
         if task.live_attempt().is_some_and(|a| a.started_ms.is_some()) {
             let msg = format!("task {task_id} token {token} already reported started");
@@ -232,7 +232,7 @@ impl State {
             Err(Fenced::Ended(msg)) | Err(Fenced::Stale(msg)) => {
                 return reject(RejectCode::StaleToken, msg);
             }
-            Err(Fenced::Missing) => return Response::Rejected(not_found(task_id)),
+            Err(Fenced::Missing) => return Response::Rejected(self.missing_task(task_id)),
         };
         if data.len() > MAX_CHECKPOINT_BYTES {
             let msg = format!("data: checkpoint is {} bytes; the limit is {MAX_CHECKPOINT_BYTES}", data.len());
@@ -252,7 +252,7 @@ impl State {
             // The worker retried a report that was applied: tell it so it can stop retrying.
             Err(Fenced::Ended(msg)) => return reject(RejectCode::Duplicate, msg),
             Err(Fenced::Stale(msg)) => return reject(RejectCode::StaleToken, msg),
-            Err(Fenced::Missing) => return Response::Rejected(not_found(task_id)),
+            Err(Fenced::Missing) => return Response::Rejected(self.missing_task(task_id)),
         };
         let worker_id = task.live_attempt().map(|a| a.worker_id.clone()).unwrap_or_default();
         let key = task.spec.concurrency_key.clone();
@@ -306,6 +306,13 @@ impl State {
         Response::Reports { results }
     }
 
+    /// Whether parent `id` succeeded. A forgotten parent of a blocked child did: a parent that
+    /// failed or was cancelled fails its blocked children at once, so only succeeded parents of
+    /// a still-blocked child can have been forgotten since.
+    pub(crate) fn parent_succeeded(&self, id: TaskId) -> bool {
+        self.tasks.get(&id).map_or_else(|| self.task_forgotten(id), |p| p.state == TaskState::Succeeded)
+    }
+
     /// A task just became terminal: children blocked on it are released when all their parents
     /// succeeded, or fail when it did not succeed — transitively, with a worklist instead of
     /// recursion so a long chain cannot overflow the stack.
@@ -322,11 +329,9 @@ impl State {
             };
             for child in children {
                 let ready = match self.tasks.get(&child) {
-                    Some(t) if t.state == TaskState::Blocked => t
-                        .spec
-                        .depends_on
-                        .iter()
-                        .all(|p| self.tasks.get(p).is_some_and(|p| p.state == TaskState::Succeeded)),
+                    Some(t) if t.state == TaskState::Blocked => {
+                        t.spec.depends_on.iter().all(|&p| self.parent_succeeded(p))
+                    }
                     _ => continue,
                 };
                 let Some(task) = self.tasks.get_mut(&child) else {

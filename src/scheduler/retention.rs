@@ -10,7 +10,13 @@
 //!   of its nodes, its idempotency key and its schedule run entry.
 //!
 //! A record goes when it finished before `before_ms`, or while more than `keep` finished tasks
-//! (standalone ones plus the tasks of settled workflows) remain; at most `max` tasks per command.
+//! (standalone ones plus the tasks of settled workflows) remain; at most `max` tasks per command
+//! (the leader proposes [`MAX_FORGET_PER_COMMAND`]), except that a workflow bigger than `max`
+//! goes whole, alone.
+//!
+//! A forgotten task can still be the parent of a blocked task (one of several parents, the
+//! others still running): it succeeded, since a parent that failed or was cancelled fails its
+//! blocked children at once, so readiness counts a forgotten parent as succeeded.
 //!
 //! Nothing else ever removes a task or a workflow, so an id below the next id that is absent
 //! was forgotten: reads answer `forgotten` (HTTP 404 with that code) instead of `not_found`.
@@ -97,7 +103,9 @@ enum Gone {
 impl State {
     /// `Forget`: see the module docs. Deterministic: depends only on the state and the command.
     pub(crate) fn forget(&mut self, before_ms: u64, keep: u64, max: u32) -> Response {
-        let max = u64::from(max.clamp(1, MAX_FORGET_PER_COMMAND));
+        // `max` is the command's, exactly: a build's own bound would make replicas of two
+        // builds replaying the same entry forget different records.
+        let max = u64::from(max.max(1));
         let mut finished = self.index.finished.len() as u64 + self.settled.tasks;
         let mut budget = max;
         let mut plan = Vec::new();

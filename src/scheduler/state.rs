@@ -916,6 +916,17 @@ impl State {
                     return Err(format!("task {id} keeps a result of {} bytes", r.data.len()));
                 }
             }
+            // A blocked task waits for a parent that is still there and not yet ended, and is
+            // listed among its dependents (else nothing would ever release it).
+            if task.state == TaskState::Blocked {
+                let waits = task.spec.depends_on.iter().any(|p| {
+                    self.tasks.get(p).is_some_and(|t| !t.is_terminal())
+                        && self.dependents.get(p).is_some_and(|c| c.contains(&id))
+                });
+                if !waits {
+                    return Err(format!("task {id} is blocked on no live parent ({:?})", task.spec.depends_on));
+                }
+            }
             // A requested cancel ends the task with its attempt: it is never requeued.
             if task.cancel_requested && !should_be_live && !task.is_terminal() {
                 return Err(format!("task {id} is {} with cancel_requested", task.state));

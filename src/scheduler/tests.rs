@@ -82,7 +82,8 @@ struct SpecSeed {
     max_attempts: u32,
     backoff: u64,
     failover: u8,
-    dep: Option<u8>,
+    /// Parents: up to two, so a child can wait on one while the other is forgotten.
+    deps: Vec<u8>,
     label: bool,
 }
 
@@ -92,15 +93,15 @@ fn spec_seed() -> impl Strategy<Value = SpecSeed> {
         0..4u32,
         prop_oneof![Just(0u64), Just(100), Just(1000)],
         0..3u8,
-        proptest::option::weighted(0.3, 1..12u8),
+        prop_oneof![3 => Just(Vec::new()), 1 => proptest::collection::vec(1..12u8, 1..3)],
         proptest::bool::weighted(0.2),
     )
-        .prop_map(|(priority, max_attempts, backoff, failover, dep, label)| SpecSeed {
+        .prop_map(|(priority, max_attempts, backoff, failover, deps, label)| SpecSeed {
             priority,
             max_attempts,
             backoff,
             failover,
-            dep,
+            deps,
             label,
         })
 }
@@ -136,7 +137,7 @@ fn spec_of(key: Option<u8>, seed: &SpecSeed) -> TaskSpec {
         command: vec!["true".into()],
         priority: seed.priority,
         idempotency_key: key.map(|k| format!("key-{k}")),
-        depends_on: seed.dep.map(u64::from).into_iter().collect(),
+        depends_on: seed.deps.iter().map(|&d| u64::from(d)).collect(),
         failover: [FailoverPolicy::Resume, FailoverPolicy::Restart, FailoverPolicy::Fail][seed.failover as usize],
         ..TaskSpec::default()
     };
@@ -806,7 +807,6 @@ fn million_tasks() {
     println!("drop: {:?}", started.elapsed());
 }
 
-/// This process's resident memory, from `/proc` (0 where there is none).
 /// Memory with a million *finished* tasks (one succeeded attempt each, as `bench e2e` leaves
 /// them), then what retention gives back: every task forgotten in bounded `Forget`s, and
 /// refilled. `cargo test --release -- --ignored million_finished --nocapture`.
@@ -866,7 +866,15 @@ fn million_finished_tasks() {
     while state.finished_task_count() > 0 {
         index += 1;
         let t = std::time::Instant::now();
-        state.apply(index, Command::Forget { now_ms: index, before_ms: u64::MAX, keep: 0, max: u32::MAX });
+        state.apply(
+            index,
+            Command::Forget {
+                now_ms: index,
+                before_ms: u64::MAX,
+                keep: 0,
+                max: super::retention::MAX_FORGET_PER_COMMAND,
+            },
+        );
         slowest = slowest.max(t.elapsed());
     }
     println!(
@@ -880,6 +888,7 @@ fn million_finished_tasks() {
     state.check_invariants().unwrap();
 }
 
+/// This process's resident memory, from `/proc` (0 where there is none).
 fn rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = status

@@ -22,7 +22,8 @@ use crate::scheduler::retention::MAX_FORGET_PER_COMMAND;
 
 /// How often the loop checks for something to forget when nothing is due.
 pub const INTERVAL: Duration = Duration::from_secs(1);
-/// How often the loop logs what it forgot (it logs each command at debug level).
+/// How often the loop logs what it forgot (it logs each command at debug level), and at most
+/// how often it warns that a `Forget` could not be committed.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 pub(super) async fn run(node: Arc<Node>, cluster: Arc<ClusterClock>, token: CancellationToken) {
@@ -31,6 +32,7 @@ pub(super) async fn run(node: Arc<Node>, cluster: Arc<ClusterClock>, token: Canc
     let mut clock = FireClock::new();
     let (mut tasks_total, mut workflows_total) = (0u64, 0u64);
     let mut last_report = Instant::now();
+    let mut last_warning: Option<Instant> = None;
     tracing::info!(retention_ms, keep, "retention loop running");
     loop {
         let (now, _) = fire_now(&mut clock, &cluster);
@@ -45,10 +47,17 @@ pub(super) async fn run(node: Arc<Node>, cluster: Arc<ClusterClock>, token: Canc
                     tracing::debug!(tasks, workflows, before_ms, "retention forgot finished records");
                     tasks_total += tasks;
                     workflows_total += workflows;
-                    more = tasks >= u64::from(MAX_FORGET_PER_COMMAND);
+                    // Something went: look again at once (a command stops early before a
+                    // workflow too big for what is left of its budget).
+                    more = tasks > 0 || workflows > 0;
                 }
                 Ok(other) => tracing::warn!(?other, "unexpected answer to Forget"),
-                Err(e) => tracing::warn!(error = %e, "could not commit a Forget; retrying in {INTERVAL:?}"),
+                Err(e) => {
+                    if last_warning.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+                        tracing::warn!(error = %e, "could not commit a Forget; retrying every {INTERVAL:?}");
+                        last_warning = Some(Instant::now());
+                    }
+                }
             }
         }
         if last_report.elapsed() >= REPORT_EVERY && (tasks_total > 0 || workflows_total > 0) {

@@ -178,13 +178,8 @@ pub fn explain_pending(state: &State, id: TaskId, now_ms: u64) -> Option<String>
     let task = state.task(id)?;
     match task.state {
         TaskState::Blocked => {
-            let waiting: Vec<TaskId> = task
-                .spec
-                .depends_on
-                .iter()
-                .copied()
-                .filter(|p| state.task(*p).is_none_or(|p| p.state != TaskState::Succeeded))
-                .collect();
+            let waiting: Vec<TaskId> =
+                task.spec.depends_on.iter().copied().filter(|&p| !state.parent_succeeded(p)).collect();
             Some(format!("blocked on dependencies {waiting:?}"))
         }
         TaskState::RetryWait if !is_eligible(task, now_ms) => {

@@ -470,8 +470,12 @@ impl State {
     fn fire_one(&mut self, now_ms: u64, id: ScheduleId, nominal: u64) -> Option<TaskId> {
         let s = self.schedules.get_mut(&id)?;
         s.last_nominal_ms = Some(s.last_nominal_ms.unwrap_or(0).max(nominal));
-        if self.schedule_runs.get(&id).is_some_and(|r| r.calendar.contains_key(&nominal)) {
-            // Backfilled already.
+        let forgotten_through = self.forgotten_runs.get(&id).and_then(|f| f.calendar_through_ms);
+        if self.schedule_runs.get(&id).is_some_and(|r| r.calendar.contains_key(&nominal))
+            || forgotten_through.is_some_and(|t| nominal <= t)
+        {
+            // Backfilled already (a backfill may run a time above the mark), or at or before
+            // a run retention forgot, which may have been that backfill.
             return None;
         }
         if !s.live.is_empty() {
@@ -571,7 +575,7 @@ impl State {
         if let Some(&early) = nominal.iter().find(|&&n| through.is_some_and(|t| n <= t)) {
             let t = through.unwrap_or_default();
             return reject(
-                RejectCode::Forgotten,
+                RejectCode::Invalid,
                 format!(
                     "nominal time {early} is at or before {t}, the newest run retention forgot, so whether it ran is no longer known; backfill only later times"
                 ),
