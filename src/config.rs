@@ -129,6 +129,19 @@ pub struct ServerArgs {
     /// Longest pause between dispatch rounds in milliseconds when nothing new arrives (default 100).
     #[arg(long, env = "TASKRAFT_DISPATCH_INTERVAL_MS")]
     pub dispatch_interval_ms: Option<u64>,
+    /// Preempt running tasks of lower priority for a waiting task that fits no worker (default
+    /// true). See README "Preemption".
+    #[arg(long, env = "TASKRAFT_PREEMPTION", num_args = 0..=1, default_missing_value = "true")]
+    pub preemption: Option<bool>,
+    /// A victim's priority is at most the waiting task's minus this (default 10).
+    #[arg(long, env = "TASKRAFT_PREEMPTION_GAP")]
+    pub preemption_gap: Option<u32>,
+    /// A victim has been running for at least this many milliseconds (default 10000).
+    #[arg(long, env = "TASKRAFT_PREEMPT_MIN_RUNTIME_MS")]
+    pub preempt_min_runtime_ms: Option<u64>,
+    /// A task is preempted at most this many times per hour (default 3).
+    #[arg(long, env = "TASKRAFT_MAX_PREEMPTIONS_PER_HOUR")]
+    pub max_preemptions_per_hour: Option<u32>,
     /// PEM certificate of this replica (with `tls_key` and `tls_ca`: TLS on both listeners,
     /// mutual TLS between replicas). Reloaded on SIGHUP and when the file changes.
     #[arg(long, env = "TASKRAFT_TLS_CERT")]
@@ -181,6 +194,10 @@ impl ServerArgs {
             worker_heartbeat_ms: self.worker_heartbeat_ms.or(lower.worker_heartbeat_ms),
             dispatch_batch: self.dispatch_batch.or(lower.dispatch_batch),
             dispatch_interval_ms: self.dispatch_interval_ms.or(lower.dispatch_interval_ms),
+            preemption: self.preemption.or(lower.preemption),
+            preemption_gap: self.preemption_gap.or(lower.preemption_gap),
+            preempt_min_runtime_ms: self.preempt_min_runtime_ms.or(lower.preempt_min_runtime_ms),
+            max_preemptions_per_hour: self.max_preemptions_per_hour.or(lower.max_preemptions_per_hour),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             tls_ca: self.tls_ca.or(lower.tls_ca),
@@ -246,6 +263,9 @@ pub struct ServerConfig {
     pub dispatch_batch: usize,
     /// See [`ServerArgs::dispatch_interval_ms`].
     pub dispatch_interval: Duration,
+    /// The preemption rules ([`ServerArgs::preemption_gap`] and the next two); `None` when
+    /// [`ServerArgs::preemption`] is off.
+    pub preemption: Option<crate::scheduler::PreemptRules>,
     /// See [`ServerArgs::tls_cert`]; `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// Connection limits of both listeners, see [`ServerArgs::max_connections`].
@@ -355,6 +375,8 @@ impl ServerConfig {
         if !(1..=60_000).contains(&dispatch_interval_ms) {
             return Err(invalid("dispatch_interval_ms", "must be 1 to 60000"));
         }
+        let preemption =
+            resolve_preemption(a.preemption, a.preemption_gap, a.preempt_min_runtime_ms, a.max_preemptions_per_hour)?;
         let tls = resolve_tls(a.tls_cert, a.tls_key, a.tls_ca)?;
         let (limits, max_long_polls) =
             resolve_limits(a.max_connections, a.max_long_polls, a.header_read_timeout_ms, a.idle_timeout_ms)?;
@@ -395,6 +417,7 @@ impl ServerConfig {
             worker_heartbeat: Duration::from_millis(worker_heartbeat_ms),
             dispatch_batch,
             dispatch_interval: Duration::from_millis(dispatch_interval_ms),
+            preemption,
             tls,
             limits,
             max_long_polls,
@@ -412,6 +435,29 @@ impl ServerConfig {
         let ip = self.raft_addr.ip();
         (!ip.is_unspecified()).then_some(ip)
     }
+}
+
+/// The preemption rules, `None` when preemption is off.
+fn resolve_preemption(
+    on: Option<bool>,
+    gap: Option<u32>,
+    min_runtime_ms: Option<u64>,
+    max_per_hour: Option<u32>,
+) -> Result<Option<crate::scheduler::PreemptRules>, ConfigError> {
+    let d = crate::scheduler::PreemptRules::default();
+    let rules = crate::scheduler::PreemptRules {
+        gap: gap.unwrap_or(d.gap),
+        min_runtime_ms: min_runtime_ms.unwrap_or(d.min_runtime_ms),
+        max_per_hour: max_per_hour.unwrap_or(d.max_per_hour),
+    };
+    if rules.gap == 0 || rules.gap > crate::scheduler::MAX_PRIORITY {
+        let msg = format!("must be 1 to {}", crate::scheduler::MAX_PRIORITY);
+        return Err(invalid("preemption_gap", msg));
+    }
+    if rules.max_per_hour == 0 {
+        return Err(invalid("max_preemptions_per_hour", "must be at least 1; turn preemption off instead"));
+    }
+    Ok(on.unwrap_or(true).then_some(rules))
 }
 
 /// All three TLS files or none: half a TLS setup is a mistake, not a choice.

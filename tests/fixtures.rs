@@ -6,7 +6,7 @@
 //! `v1/` was written by the first release's code (commit a883028); `v2/` by the release that
 //! made formats versioned (commit 42a80f8); `v3/` (schedules) by commit 22e948e; `v4/` (API
 //! tokens) by commit 94614ec; `v5/` (task results) by commit 0b14ebb; `v6/` (workflows and
-//! concurrency limits) by this one.
+//! concurrency limits) by commit cb83714; `v7/` (preemption) by this one.
 //!
 //! The tests read every version through the real paths (a sled log store with the upgrade hook,
 //! the state machine opening a snapshot directory) and check the content. The newest version's
@@ -41,6 +41,7 @@ use taskraft::scheduler::Executor;
 use taskraft::scheduler::FailoverPolicy;
 use taskraft::scheduler::Overlap;
 use taskraft::scheduler::PlacementStrategy;
+use taskraft::scheduler::PreemptRules;
 use taskraft::scheduler::Preferences;
 use taskraft::scheduler::Resources;
 use taskraft::scheduler::ResultData;
@@ -67,7 +68,7 @@ use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
 /// The format this build writes; its fixtures must match today's bytes.
-const CURRENT: &str = "v6";
+const CURRENT: &str = "v7";
 
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
@@ -359,6 +360,47 @@ fn commands() -> Vec<Command> {
         Command::SubmitWorkflow { request_id: Some("wf-1".into()), now_ms: i(48), spec: Box::new(word_count(None)) },
         Command::CancelWorkflow { now_ms: i(49), id: 1, reason: Some("fixture".into()) },
         Command::SubmitWorkflow { request_id: None, now_ms: i(50), spec: Box::new(word_count(Some("nightly"))) },
+        // 51… (format 7): preemption. Low-priority task 18 runs on w1; task 19 preempts it,
+        // 18 saves a final checkpoint during its grace and ends `preempted`.
+        Command::Submit {
+            request_id: None,
+            now_ms: i(51),
+            spec: TaskSpec { priority: 100, ..spec("crunch", &["sh", "-c", "sleep 60"]) },
+            reuse: Reuse::SameBody,
+        },
+        Command::Assign { now_ms: i(52), assignments: vec![(18, "w1".into())] },
+        Command::Reports {
+            now_ms: i(53),
+            worker_id: "w1".into(),
+            reports: vec![AttemptReport { attempt: AttemptId::new(18, 52), event: AttemptEvent::Started }],
+        },
+        Command::Submit {
+            request_id: None,
+            now_ms: i(54),
+            spec: TaskSpec { priority: 900, ..spec("urgent", &["true"]) },
+            reuse: Reuse::SameBody,
+        },
+        Command::Preempt {
+            now_ms: i(55),
+            for_task: 19,
+            victims: vec![AttemptId::new(18, 52)],
+            rules: PreemptRules { gap: 10, min_runtime_ms: 1, max_per_hour: 3 },
+        },
+        Command::Checkpoint { now_ms: i(56), task_id: 18, token: 52, data: b"row 7\n".to_vec() },
+        Command::Reports {
+            now_ms: i(57),
+            worker_id: "w1".into(),
+            reports: vec![AttemptReport {
+                attempt: AttemptId::new(18, 52),
+                event: AttemptEvent::Ended {
+                    outcome: AttemptOutcome::Preempted,
+                    exit_code: Some(143),
+                    output_tail: String::new(),
+                    error: None,
+                    result: None,
+                },
+            }],
+        },
     ]
 }
 
@@ -735,11 +777,12 @@ fn variant_number(cmd: &Command) -> usize {
         Command::SubmitWorkflow { .. } => 27,
         Command::CancelWorkflow { .. } => 28,
         Command::SetLimit { .. } => 29,
+        Command::Preempt { .. } => 30,
     }
 }
 
 /// How many variants `Command` has (the arms of [`variant_number`]).
-const COMMAND_VARIANTS: usize = 30;
+const COMMAND_VARIANTS: usize = 31;
 
 #[test]
 fn every_command_variant_is_in_the_fixtures() {
@@ -897,11 +940,8 @@ fn check_workflows(entries: &[Entry], state: &State) {
 }
 
 #[tokio::test]
-async fn format_6_is_what_this_build_writes() {
-    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
-        return; // being rewritten right now
-    }
-    let v6 = committed(CURRENT);
+async fn format_6_data_dir_is_read_and_upgraded() {
+    let v6 = committed("v6");
     let entries = read_log(&v6).await;
     assert_eq!(entries.len(), 50);
     check_log(&entries, Reuse::SameBody);
@@ -913,15 +953,55 @@ async fn format_6_is_what_this_build_writes() {
     check_workflows(&entries, &snapshot);
     assert_eq!(snapshot.next_task_id(), 18);
     assert_eq!(snapshot.last_applied_index(), 50);
+    // Format 6 had no preemption: no task was preempted or preempted another.
+    assert!((1..18).all(|id| snapshot.task(id).is_none_or(|t| t.preempted_by.is_none() && t.preempted.is_empty())));
+    // Replaying the upgraded log reaches exactly the state format 6 snapshotted.
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
+}
+
+/// The preemption entries (format 7) and what they leave in the state.
+fn check_preemption(entries: &[Entry], state: &State) {
+    assert!(matches!(command(entries, 55), Command::Preempt { for_task: 19, .. }));
+    let victim = state.task(18).expect("task 18");
+    assert_eq!(victim.state, TaskState::Pending, "a preempted task waits again at once");
+    let attempt = &victim.attempts[0];
+    assert_eq!(attempt.outcome, Some(AttemptOutcome::Preempted));
+    assert_eq!(attempt.error.as_deref(), Some("preempted by task 19"));
+    assert_eq!(victim.failures(), 0);
+    assert_eq!(victim.checkpoint.as_ref().map(|c| c.data.as_slice()), Some(&b"row 7\n"[..]));
+    assert_eq!(victim.preempted_by.map(|m| (m.by, m.token)), Some((19, 52)));
+    let preemptor = state.task(19).expect("task 19");
+    assert_eq!((preemptor.state, preemptor.preempted.as_slice()), (TaskState::Pending, &[AttemptId::new(18, 52)][..]));
+}
+
+#[tokio::test]
+async fn format_7_is_what_this_build_writes() {
+    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
+        return; // being rewritten right now
+    }
+    let v7 = committed(CURRENT);
+    let entries = read_log(&v7).await;
+    assert_eq!(entries.len(), 57);
+    check_log(&entries, Reuse::SameBody);
+    let snapshot = read_snapshot(&v7);
+    check_state(&snapshot);
+    check_schedules(&entries, &snapshot);
+    check_tokens(&entries, &snapshot);
+    check_results(&entries, &snapshot);
+    check_workflows(&entries, &snapshot);
+    check_preemption(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 20);
+    assert_eq!(snapshot.last_applied_index(), 57);
     // A persisted type changed without a new format version: bump it (src/scheduler/format).
     let now = today().await;
     let names = |f: &Files| f.log.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&now), names(&v6), "the fixture log's entries changed");
-    for ((_, name, want), (_, _, got)) in v6.log.iter().zip(&now.log) {
-        assert!(want == got, "{name}: today's encoding differs from the committed format-6 bytes");
+    assert_eq!(names(&now), names(&v7), "the fixture log's entries changed");
+    for ((_, name, want), (_, _, got)) in v7.log.iter().zip(&now.log) {
+        assert!(want == got, "{name}: today's encoding differs from the committed format-7 bytes");
     }
-    assert!(v6.snapshot == now.snapshot, "today's snapshot differs from the committed format-6 snapshot");
-    assert_eq!(v6.state_json, now.state_json);
+    assert!(v7.snapshot == now.snapshot, "today's snapshot differs from the committed format-7 snapshot");
+    assert_eq!(v7.state_json, now.state_json);
 }
 
 #[tokio::test]

@@ -258,6 +258,8 @@ mod tests {
             retry_at_ms: None,
             last_error: None,
             result: None,
+            preempted_by: None,
+            preempted: Vec::new(),
         }
     }
 

@@ -48,6 +48,10 @@ pub struct Lease {
     /// one, so a worker sends its load only once it has read `true` here).
     #[serde(default)]
     pub accepts_load: bool,
+    /// The server takes a heartbeat's `knows_preempted` (servers before preemption refuse a
+    /// heartbeat that has it, so a worker sends it only once it has read `true` here).
+    #[serde(default)]
+    pub accepts_preempted: bool,
 }
 
 impl Lease {
@@ -88,6 +92,10 @@ pub struct Heartbeat {
     /// `/proc` cannot be read). Kept by the leader in memory, never replicated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<WorkerLoad>,
+    /// The worker obeys the `preempted` stop order (workers before preemption cannot parse
+    /// it): the leader preempts only attempts of workers that say so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub knows_preempted: bool,
 }
 
 /// A worker machine's load, from its heartbeats.
@@ -233,6 +241,8 @@ mod tests {
             retry_at_ms: None,
             last_error: None,
             result: None,
+            preempted_by: None,
+            preempted: Vec::new(),
         }
     }
 

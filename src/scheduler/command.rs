@@ -319,6 +319,21 @@ pub enum Command {
         /// Most tasks with this key whose attempts may be live at once.
         max_running: Option<u32>,
     },
+    /// Ask running attempts of lower priority to stop so that `for_task` fits (format 7).
+    /// Apply re-checks every victim against `rules` and marks those that pass (their tokens
+    /// stay current, so a final checkpoint during the grace is accepted); the others are
+    /// skipped. Nothing is marked unless `for_task` still waits to be placed.
+    Preempt {
+        /// Leader time at proposal: minimum runtimes and the hourly cap are judged at it.
+        now_ms: u64,
+        /// The waiting task that needs the room.
+        for_task: TaskId,
+        /// The attempts to stop, in the leader's victim order.
+        victims: Vec<AttemptId>,
+        /// The cluster's preemption rules when the leader decided (its options, carried so
+        /// that every replica judges with the same ones).
+        rules: super::preempt::PreemptRules,
+    },
 }
 
 /// What a submit does when its idempotency key or request id was used before.
@@ -606,6 +621,13 @@ pub enum Response {
     Limit {
         /// The limit after the command.
         limit: LimitView,
+    },
+    /// Answer to `Preempt`.
+    Preempted {
+        /// The attempts marked to stop, in the order given.
+        marked: Vec<AttemptId>,
+        /// The attempts skipped, each with why, in the order given.
+        skipped: Vec<(AttemptId, String)>,
     },
 }
 

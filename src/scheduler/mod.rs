@@ -39,6 +39,7 @@ pub mod format;
 mod lifecycle;
 pub mod limit;
 pub mod placement;
+pub mod preempt;
 mod ready;
 mod ready_tree;
 mod result;
@@ -63,15 +64,17 @@ pub use dedup::REQUEST_DEDUP_CAPACITY;
 pub use lifecycle::MAX_TOTAL_ATTEMPTS;
 pub use limit::LimitView;
 pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
+pub use preempt::{PreemptRules, Preemption};
 pub use result::{MAX_RESULT_BYTES, ResultData, TaskResult, text_or_base64};
 pub use schedule::{Overlap, Schedule, ScheduleCounters, ScheduleId, ScheduleSpec};
 pub use state::{DEFAULT_LIST_LIMIT, Frozen, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
 pub use task::{
     Attempt, AttemptId, AttemptOutcome, BUILTIN_PREFIX, Checkpoint, DEFAULT_PRIORITY, Executor, FailoverPolicy,
     FieldError, MAX_ARG_BYTES, MAX_ARGS, MAX_CHECKPOINT_BYTES, MAX_CONSTRAINTS, MAX_DEPENDENCIES, MAX_ENV_VARS,
-    MAX_ERROR_BYTES, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_OUTPUT_TAIL_BYTES, MAX_PRIORITY, MAX_RETRY_ATTEMPTS,
-    MAX_SHARDS, MAX_SLEEP_MS, PlacementStrategy, Preferences, RESERVED_ENV_PREFIX, Resources, RetryPolicy, Shard, Task,
-    TaskId, TaskOrigin, TaskSpec, TaskState, working_dir_rule,
+    MAX_ERROR_BYTES, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_OUTPUT_TAIL_BYTES, MAX_PREEMPTED_RECORDS, MAX_PRIORITY,
+    MAX_RETRY_ATTEMPTS, MAX_SHARDS, MAX_SLEEP_MS, PREEMPTIBLE_BELOW, PlacementStrategy, PreemptMark, Preferences,
+    RESERVED_ENV_PREFIX, Resources, RetryPolicy, Shard, Task, TaskId, TaskOrigin, TaskSpec, TaskState,
+    working_dir_rule,
 };
 pub use token::{ApiToken, MAX_TOKEN_NAME_BYTES, MAX_TOKENS, Role, TOKEN_KEY_LEN};
 pub use worker::{

@@ -889,6 +889,9 @@ pub enum AttemptOutcome {
     TimedOut,
     /// Killed because of a cancel request.
     Cancelled,
+    /// Stopped to make room for a task of higher priority (format 7): the task goes back to
+    /// `pending` with its checkpoint, and the attempt does not count against `max_attempts`.
+    Preempted,
 }
 
 impl AttemptOutcome {
@@ -900,6 +903,7 @@ impl AttemptOutcome {
             AttemptOutcome::Lost => "lost",
             AttemptOutcome::TimedOut => "timed_out",
             AttemptOutcome::Cancelled => "cancelled",
+            AttemptOutcome::Preempted => "preempted",
         }
     }
 }
@@ -1079,6 +1083,33 @@ pub struct Task {
     /// completion under its fencing token (format 5). Once the task succeeded, the successful
     /// attempt's result.
     pub result: Option<TaskResult>,
+    /// The last time this task was chosen as a preemption victim (format 7): by which task,
+    /// when, and which attempt. While that attempt is live its worker is told to stop it
+    /// (`preempted`); afterwards the mark stays as the record of who preempted it.
+    pub preempted_by: Option<PreemptMark>,
+    /// Attempts of other tasks this task preempted to make room for itself (format 7), oldest
+    /// first, at most [`MAX_PREEMPTED_RECORDS`] (the oldest are dropped).
+    pub preempted: Vec<AttemptId>,
+}
+
+/// Most victims a task remembers having preempted ([`Task::preempted`]).
+pub const MAX_PREEMPTED_RECORDS: usize = 64;
+
+/// Below this priority a task may be preempted: every task a client submits with the default
+/// priority ([`DEFAULT_PRIORITY`]) or higher is never a victim; a task has to be *lower* than
+/// the default to be preemptible.
+pub const PREEMPTIBLE_BELOW: u32 = DEFAULT_PRIORITY;
+
+/// Who asked for an attempt to be preempted (see [`Task::preempted_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PreemptMark {
+    /// The higher-priority task that needed the room.
+    #[schema(value_type = u64)]
+    pub by: TaskId,
+    /// When the preemption was committed (leader clock).
+    pub at_ms: u64,
+    /// Fencing token of the attempt that was asked to stop.
+    pub token: u64,
 }
 
 impl Task {
@@ -1105,6 +1136,27 @@ impl Task {
             .filter(|a| matches!(a.outcome, Some(AttemptOutcome::Failed | AttemptOutcome::TimedOut)))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The preemption asked of the live attempt, if any: its worker must stop it (`preempted`).
+    pub fn preempt_requested(&self) -> Option<&PreemptMark> {
+        let live = self.live_attempt()?;
+        self.preempted_by.as_ref().filter(|m| m.token == live.fencing_token)
+    }
+
+    /// Attempts that ended `preempted` at or after `since_ms` (the thrash cap counts these).
+    pub fn preemptions_since(&self, since_ms: u64) -> u32 {
+        let n = self
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == Some(AttemptOutcome::Preempted) && a.ended_ms.is_some_and(|t| t >= since_ms))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the task may be a preemption victim at all: priority below [`PREEMPTIBLE_BELOW`].
+    pub fn is_preemptible(&self) -> bool {
+        self.spec.priority < PREEMPTIBLE_BELOW
     }
 
     /// Records a change: bumps the version and the update time.

@@ -124,7 +124,9 @@ impl Worker {
             // No local slot check: the leader only assigns within the slots it has seen free,
             // and an attempt that just finished here may still be in `running` while its report
             // is in flight. Refusing would strand the assignment.
-            running.insert(id, Running { stop: stop.clone(), reason: reason.clone() });
+            let reason_file = executor::needs_attempt_dir(&a.task.spec)
+                .then(|| self.attempt_dir(id, a.attempt).join(executor::STOP_REASON_FILE));
+            running.insert(id, Running { stop: stop.clone(), reason: reason.clone(), reason_file });
         }
         let span = tracing::info_span!("attempt", task_id = id.task_id, attempt = a.attempt, token = id.token);
         let tracker = self.attempts.clone();
@@ -174,8 +176,7 @@ impl Worker {
             self.complete(id, Ending::failed(error)).await;
             return;
         }
-        let dir = executor::needs_attempt_dir(&a.task.spec)
-            .then(|| self.config.work_dir.join(format!("task-{}-attempt-{}-{}", id.task_id, a.attempt, id.token)));
+        let dir = executor::needs_attempt_dir(&a.task.spec).then(|| self.attempt_dir(id, a.attempt));
         if let Some(dir) = &dir
             && let Err(e) = std::fs::create_dir_all(dir)
         {
@@ -237,6 +238,17 @@ impl Worker {
         };
         match stopped_by {
             None | Some(StopReason::Cancelled) => self.complete(id, ending).await,
+            // An exit that raced the stop order is what really happened.
+            Some(StopReason::Preempted) if ending.outcome == AttemptOutcome::Succeeded => {
+                self.complete(id, ending).await
+            }
+            // Stopped for a task of higher priority (the cluster writes which one on the
+            // attempt); the task resumes from its last checkpoint. A result of a process we
+            // stopped is not an answer.
+            Some(StopReason::Preempted) => {
+                let ending = Ending { outcome: AttemptOutcome::Preempted, error: None, result: None, ..ending };
+                self.complete(id, ending).await
+            }
             // Fenced off: a newer attempt owns the task; nothing to report.
             Some(StopReason::Stale) => {}
             // We killed it ourselves: tell the cluster the attempt is lost so the task follows
@@ -248,6 +260,12 @@ impl Worker {
                 self.complete(id, Ending { outcome: AttemptOutcome::Lost, error, result: None, ..ending }).await
             }
         }
+    }
+
+    /// The directory of an attempt that runs a process (`$TASKRAFT_CHECKPOINT_OUT`, the stop
+    /// reason, the default working directory).
+    fn attempt_dir(&self, id: AttemptId, attempt: u32) -> std::path::PathBuf {
+        self.config.work_dir.join(format!("task-{}-attempt-{}-{}", id.task_id, attempt, id.token))
     }
 
     /// Reports that an attempt started and returns why it must stop, if the cluster's verdict

@@ -48,6 +48,8 @@ pub struct LeaderOptions {
     pub dispatch_interval: Duration,
     /// Most assignments per dispatch round.
     pub dispatch_batch: usize,
+    /// Preemption rules; `None`: preemption is off.
+    pub preemption: Option<crate::scheduler::PreemptRules>,
 }
 
 impl LeaderOptions {
@@ -58,6 +60,7 @@ impl LeaderOptions {
             worker_heartbeat: config.worker_heartbeat,
             dispatch_interval: config.dispatch_interval,
             dispatch_batch: config.dispatch_batch,
+            preemption: config.preemption,
         }
     }
 
@@ -67,6 +70,7 @@ impl LeaderOptions {
             ttl_ms: self.worker_ttl.as_millis() as u64,
             heartbeat_ms: self.worker_heartbeat.as_millis() as u64,
             accepts_load: true,
+            accepts_preempted: true,
         }
     }
 }

@@ -61,12 +61,13 @@ const ENTERED: [TaskState; 7] = [
 const TERMINAL: [TaskState; 3] = [TaskState::Succeeded, TaskState::Failed, TaskState::Cancelled];
 
 /// Every way an attempt can end.
-const OUTCOMES: [AttemptOutcome; 5] = [
+const OUTCOMES: [AttemptOutcome; 6] = [
     AttemptOutcome::Succeeded,
     AttemptOutcome::Failed,
     AttemptOutcome::TimedOut,
     AttemptOutcome::Cancelled,
     AttemptOutcome::Lost,
+    AttemptOutcome::Preempted,
 ];
 
 fn entered_index(state: TaskState) -> Option<usize> {
@@ -118,6 +119,7 @@ pub struct Tally {
     entered: [u64; ENTERED.len()],
     ended: [u64; OUTCOMES.len()],
     lease_expiries: u64,
+    preemptions: u64,
 }
 
 impl Tally {
@@ -166,6 +168,7 @@ impl Tally {
                 }
             }
             Response::ScheduleDeleted { schedule, .. } => counters.retire(&schedule.counters),
+            Response::Preempted { marked, .. } => self.preemptions += marked.len() as u64,
             Response::Cancelled { .. }
             | Response::CheckpointSaved { .. }
             | Response::Noop
@@ -208,6 +211,7 @@ pub struct AppliedCounters {
     entered: [AtomicU64; ENTERED.len()],
     ended: [AtomicU64; OUTCOMES.len()],
     lease_expiries: AtomicU64,
+    preemptions: AtomicU64,
     /// Counters of deleted schedules: the scrape adds the live schedules' own counters, which
     /// apply keeps in the state.
     retired: Mutex<ScheduleCounters>,
@@ -229,6 +233,7 @@ impl AppliedCounters {
             add(counter, n);
         }
         add(&self.lease_expiries, tally.lease_expiries);
+        add(&self.preemptions, tally.preemptions);
     }
 
     /// Keeps the counters of a schedule apply just deleted.
@@ -272,6 +277,12 @@ impl Collector for AppliedCounters {
             "taskraft_worker_lease_expiries",
             "Workers declared lost because their lease expired.",
             get(&self.lease_expiries),
+        )?;
+        counter(
+            &mut e,
+            "taskraft_preemptions",
+            "Running attempts marked to stop for a task of higher priority (each ends `preempted`, see taskraft_attempts_ended).",
+            get(&self.preemptions),
         )
     }
 }

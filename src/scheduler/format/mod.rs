@@ -40,18 +40,23 @@
 //!   `AttemptEvent::Ended` gain `result`, `Task` gains `result`. These are fields, not
 //!   appended variants, so format-2 to -4 log payloads decode as `v4::Command` and upgrade
 //!   (with no result), and format-2 to -4 snapshots hold `v4::Task`s.
-//! - **6** (current; `v5.rs` freezes format 5): workflows and concurrency limits. `TaskSpec`
+//! - **6** (`v6.rs` freezes format 6; `v5.rs` freezes format 5): workflows and concurrency limits. `TaskSpec`
 //!   gains `concurrency_key` and `ScheduleSpec` `workflow` (fields: every shape holding a task
 //!   spec is frozen in `v5.rs`, and the older modules read their specs as `v5` shapes);
 //!   `Command` gains `SubmitWorkflow`, `CancelWorkflow` and `SetLimit`, `TaskOrigin` its
 //!   `Workflow` variant and the state `workflows`, `next_workflow_id`, `workflow_keys`,
 //!   `limits` and `permits`.
+//! - **7** (current; `v6.rs` freezes format 6): preemption. `Task` gains `preempted_by` and
+//!   `preempted` (fields: the task record and the state are frozen in `v6.rs`); `Command`
+//!   gains `Preempt` and `AttemptOutcome` its `Preempted` variant, both appended, so format-6
+//!   log payloads decode as format 7 unchanged.
 
 pub mod v1;
 pub mod v2;
 pub mod v3;
 pub mod v4;
 pub mod v5;
+pub mod v6;
 
 use std::fmt;
 
@@ -66,9 +71,9 @@ use super::command::Command;
 use super::state::State;
 
 /// Format of the log payloads this build writes; it reads this one and every earlier one.
-pub const COMMAND_FORMAT: u8 = 6;
+pub const COMMAND_FORMAT: u8 = 7;
 /// Format of the snapshots this build writes; it reads this one and every earlier one.
-pub const STATE_FORMAT: u8 = 6;
+pub const STATE_FORMAT: u8 = 7;
 
 /// Why persisted bytes could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,7 +138,8 @@ impl<'de> Deserialize<'de> for LogCommand {
                     // Formats 3 and 4 only appended variants: format-2 bytes are format-4 bytes.
                     2..=4 => seq.next_element::<v4::Command>()?.map(Command::from),
                     5 => seq.next_element::<v5::Command>()?.map(Command::from),
-                    COMMAND_FORMAT => seq.next_element::<Command>()?,
+                    // Format 7 only appended variants: format-6 bytes are format-7 bytes.
+                    6 | COMMAND_FORMAT => seq.next_element::<Command>()?,
                     // Format 1 payloads have no version byte: the log store recognises them by
                     // their entry format and decodes them with `v1::Command` (see `node`).
                     found => {
@@ -169,6 +175,7 @@ pub fn decode_state(data: &[u8]) -> Result<State, FormatError> {
         3 => postcard::from_bytes::<v3::State>(body).map(State::from).map_err(corrupt),
         4 => postcard::from_bytes::<v4::State>(body).map(State::from).map_err(corrupt),
         5 => postcard::from_bytes::<v5::State>(body).map(State::from).map_err(corrupt),
+        6 => postcard::from_bytes::<v6::State>(body).map(State::from).map_err(corrupt),
         STATE_FORMAT => postcard::from_bytes::<State>(body).map_err(corrupt),
         found => Err(FormatError::UnknownVersion { what: WHAT, found, newest: STATE_FORMAT }),
     }
@@ -206,7 +213,7 @@ mod tests {
         assert_eq!(decode_state(&bytes).unwrap(), state);
         let mut newer = bytes.clone();
         newer[0] = STATE_FORMAT + 1;
-        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 7, .. })));
+        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 8, .. })));
         assert!(matches!(decode_state(&[]), Err(FormatError::Corrupt { .. })));
     }
 }
