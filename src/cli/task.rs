@@ -122,7 +122,9 @@ pub struct SubmitArgs {
     /// sleep: milliseconds.
     #[arg(long, value_name = "EXECUTOR", allow_hyphen_values = true, value_parser = executor_parser())]
     executor: Option<Executor>,
-    /// 0–1000, higher runs first.
+    /// 0–1000, higher runs first (default 500). Below 500 the task is preemptible: a waiting
+    /// task at least `preemption_gap` (default 10) higher may stop it after it ran
+    /// `preempt_min_runtime_ms`; it resumes later from its last checkpoint (README "Preemption").
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PRIORITY)))]
     priority: Option<u32>,
     /// Idempotency key: submitting the same key again returns the first task.

@@ -92,7 +92,9 @@ pub struct TaskSpec {
     /// attempt's own directory (created if missing; `..` may not climb out of it). The attempt
     /// directory itself when absent.
     pub working_dir: Option<String>,
-    /// 0..=1000, higher first. Default 500.
+    /// 0..=1000, higher first. Default 500. Below 500 ([`PREEMPTIBLE_BELOW`]) the task is
+    /// preemptible: a waiting task at least the cluster's `preemption_gap` higher may stop it
+    /// (it resumes from its checkpoint); at 500 and above it is never preempted.
     pub priority: u32,
     /// What the task needs from a worker.
     pub resources: Resources,
