@@ -128,6 +128,7 @@ fn commands() -> Vec<Command> {
         depends_on: vec![],
         origin: TaskOrigin::Claimed { schedule_id: "nightly".into(), nominal_time_ms: T0 },
         concurrency_key: None,
+        preemptible: None,
     };
     let retrying =
         TaskSpec { retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() }, ..spec("retrying", &["false"]) };
@@ -365,7 +366,7 @@ fn commands() -> Vec<Command> {
         Command::Submit {
             request_id: None,
             now_ms: i(51),
-            spec: TaskSpec { priority: 100, ..spec("crunch", &["sh", "-c", "sleep 60"]) },
+            spec: TaskSpec { priority: 100, preemptible: Some(true), ..spec("crunch", &["sh", "-c", "sleep 60"]) },
             reuse: Reuse::SameBody,
         },
         Command::Assign { now_ms: i(52), assignments: vec![(18, "w1".into())] },
@@ -377,7 +378,7 @@ fn commands() -> Vec<Command> {
         Command::Submit {
             request_id: None,
             now_ms: i(54),
-            spec: TaskSpec { priority: 900, ..spec("urgent", &["true"]) },
+            spec: TaskSpec { priority: 900, preemptible: Some(false), ..spec("urgent", &["true"]) },
             reuse: Reuse::SameBody,
         },
         Command::Preempt {
@@ -953,8 +954,15 @@ async fn format_6_data_dir_is_read_and_upgraded() {
     check_workflows(&entries, &snapshot);
     assert_eq!(snapshot.next_task_id(), 18);
     assert_eq!(snapshot.last_applied_index(), 50);
-    // Format 6 had no preemption: no task was preempted or preempted another.
-    assert!((1..18).all(|id| snapshot.task(id).is_none_or(|t| t.preempted_by.is_none() && t.preempted.is_empty())));
+    // Format 6 had no preemption: no spec says `preemptible` (its priority decides), no task
+    // was preempted or preempted another.
+    assert!((1..18).all(|id| {
+        snapshot
+            .task(id)
+            .is_none_or(|t| t.spec.preemptible.is_none() && t.preempted_by.is_none() && t.preempted.is_empty())
+    }));
+    let template = &snapshot.schedule(1).expect("schedule 1").spec.task;
+    assert_eq!(template.preemptible, None);
     // Replaying the upgraded log reaches exactly the state format 6 snapshotted.
     let scratch = tempfile::tempdir().unwrap();
     assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
@@ -971,6 +979,7 @@ fn check_preemption(entries: &[Entry], state: &State) {
     assert_eq!(victim.failures(), 0);
     assert_eq!(victim.checkpoint.as_ref().map(|c| c.data.as_slice()), Some(&b"row 7\n"[..]));
     assert_eq!(victim.preempted_by.map(|m| (m.by, m.token)), Some((19, 52)));
+    assert_eq!((victim.spec.preemptible, state.task(19).unwrap().spec.preemptible), (Some(true), Some(false)));
     let preemptor = state.task(19).expect("task 19");
     assert_eq!((preemptor.state, preemptor.preempted.as_slice()), (TaskState::Pending, &[AttemptId::new(18, 52)][..]));
 }

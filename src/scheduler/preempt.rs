@@ -14,8 +14,8 @@
 //! 5. The task goes back to `pending` at once with its checkpoint, keeping its place in the
 //!    queue (`ready.rs`); the attempt does not count against `retry.max_attempts`.
 //!
-//! A victim must be running (started) for at least `min_runtime_ms`, be preemptible (priority
-//! below [`PREEMPTIBLE_BELOW`]), be at least `gap` priority points below the task that needs the
+//! A victim must be running (started) for at least `min_runtime_ms`, be preemptible (its spec's
+//! `preemptible`, or when absent priority below [`PREEMPTIBLE_BELOW`]), be at least `gap` priority points below the task that needs the
 //! room, not be cancelled or already asked to stop, and have been preempted fewer than
 //! `max_per_hour` times in the last hour (counted from its attempts).
 //!
@@ -89,10 +89,11 @@ pub fn refusal(victim: &Task, token: u64, for_priority: u32, now_ms: u64, rules:
         return Some(format!("task {} is already being preempted", victim.id));
     }
     if !victim.is_preemptible() {
-        return Some(format!(
-            "task {} has priority {}; only priorities below {PREEMPTIBLE_BELOW} are preemptible",
-            victim.id, victim.spec.priority
-        ));
+        let why = match victim.spec.preemptible {
+            Some(_) => "it says preemptible=false".to_string(),
+            None => format!("priority {} is not below {PREEMPTIBLE_BELOW}", victim.spec.priority),
+        };
+        return Some(format!("task {} is not preemptible: {why}", victim.id));
     }
     if victim.spec.priority.saturating_add(rules.gap) > for_priority {
         return Some(format!(

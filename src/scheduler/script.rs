@@ -9,7 +9,7 @@
 //! response through postcard and JSON.
 //!
 //! ```text
-//! submit name=a cmd="echo hi" priority=7 key=k1 request=r1 max_attempts=3 backoff=1000
+//! submit name=a cmd="echo hi" priority=7 key=k1 request=r1 max_attempts=3 backoff=1000 preemptible=0
 //!        failover=restart deps=1,2 label=zone:a timeout=5000 shard=0/4 env=K:V exec=sleep
 //!        prefer=disk:ssd reuse=any          (reuse=any: format 1's rule for reused keys)
 //! batch request=r1 | name=a key=k1 | name=b
@@ -298,6 +298,7 @@ fn spec_from(a: &Args) -> Result<TaskSpec, String> {
         spec.env.insert(k, v);
     }
     spec.concurrency_key = a.get("ckey").map(String::from);
+    spec.preemptible = a.get("preemptible").map(|v| v == "1");
     Ok(spec)
 }
 
@@ -1061,6 +1062,9 @@ fn dump_task(t: &Task) -> String {
     }
     if let Some(k) = &t.spec.concurrency_key {
         write!(s, " ckey={k}").unwrap();
+    }
+    if let Some(p) = t.spec.preemptible {
+        write!(s, " preemptible={p}").unwrap();
     }
     if let TaskOrigin::Schedule { schedule, nominal_ms, manual } = t.spec.origin {
         write!(s, " run={schedule}@{nominal_ms}{}", if manual { "(manual)" } else { "" }).unwrap();

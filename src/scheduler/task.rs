@@ -92,9 +92,9 @@ pub struct TaskSpec {
     /// attempt's own directory (created if missing; `..` may not climb out of it). The attempt
     /// directory itself when absent.
     pub working_dir: Option<String>,
-    /// 0..=1000, higher first. Default 500. Below 500 ([`PREEMPTIBLE_BELOW`]) the task is
-    /// preemptible: a waiting task at least the cluster's `preemption_gap` higher may stop it
-    /// (it resumes from its checkpoint); at 500 and above it is never preempted.
+    /// 0..=1000, higher first. Default 500. Unless `preemptible` says otherwise, a task below
+    /// 500 ([`PREEMPTIBLE_BELOW`]) may be stopped for a waiting task at least the cluster's
+    /// `preemption_gap` higher (it resumes from its checkpoint); at 500 and above it never is.
     pub priority: u32,
     /// What the task needs from a worker.
     pub resources: Resources,
@@ -125,6 +125,10 @@ pub struct TaskSpec {
     /// Cluster-wide concurrency limit this task counts against (format 6): while `n` tasks
     /// with this key hold a permit (`PUT /v1/limits/{key}`), no other one is assigned.
     pub concurrency_key: Option<String>,
+    /// May this task be stopped for a waiting task of higher priority (format 7)? Absent: yes
+    /// when `priority` is below 500 ([`PREEMPTIBLE_BELOW`]), no otherwise. A preempted task
+    /// resumes later from its last checkpoint; see [`Task::is_preemptible`].
+    pub preemptible: Option<bool>,
 }
 
 impl Default for TaskSpec {
@@ -148,6 +152,7 @@ impl Default for TaskSpec {
             depends_on: Vec::new(),
             origin: TaskOrigin::default(),
             concurrency_key: None,
+            preemptible: None,
         }
     }
 }
@@ -1097,9 +1102,9 @@ pub struct Task {
 /// Most victims a task remembers having preempted ([`Task::preempted`]).
 pub const MAX_PREEMPTED_RECORDS: usize = 64;
 
-/// Below this priority a task may be preempted: every task a client submits with the default
-/// priority ([`DEFAULT_PRIORITY`]) or higher is never a victim; a task has to be *lower* than
-/// the default to be preemptible.
+/// Below this priority a task that does not say `preemptible` may be preempted: a task
+/// submitted with the default priority ([`DEFAULT_PRIORITY`]) or higher is never a victim
+/// unless it opts in; a task *lower* than the default is one unless it opts out.
 pub const PREEMPTIBLE_BELOW: u32 = DEFAULT_PRIORITY;
 
 /// Who asked for an attempt to be preempted (see [`Task::preempted_by`]).
@@ -1156,9 +1161,10 @@ impl Task {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// Whether the task may be a preemption victim at all: priority below [`PREEMPTIBLE_BELOW`].
+    /// Whether the task may be a preemption victim at all: its spec's `preemptible`, or when it
+    /// says nothing, priority below [`PREEMPTIBLE_BELOW`].
     pub fn is_preemptible(&self) -> bool {
-        self.spec.priority < PREEMPTIBLE_BELOW
+        self.spec.preemptible.unwrap_or(self.spec.priority < PREEMPTIBLE_BELOW)
     }
 
     /// Records a change: bumps the version and the update time.

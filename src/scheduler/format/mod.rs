@@ -46,10 +46,10 @@
 //!   `Command` gains `SubmitWorkflow`, `CancelWorkflow` and `SetLimit`, `TaskOrigin` its
 //!   `Workflow` variant and the state `workflows`, `next_workflow_id`, `workflow_keys`,
 //!   `limits` and `permits`.
-//! - **7** (current; `v6.rs` freezes format 6): preemption. `Task` gains `preempted_by` and
-//!   `preempted` (fields: the task record and the state are frozen in `v6.rs`); `Command`
-//!   gains `Preempt` and `AttemptOutcome` its `Preempted` variant, both appended, so format-6
-//!   log payloads decode as format 7 unchanged.
+//! - **7** (current; `v6.rs` freezes format 6): preemption. `TaskSpec` gains `preemptible`
+//!   and `Task` `preempted_by` and `preempted` (fields: every shape holding a task spec or a
+//!   task is frozen in `v6.rs`, and the older modules upgrade straight to today's shapes);
+//!   `Command` gains `Preempt` and `AttemptOutcome` its `Preempted` variant, appended.
 
 pub mod v1;
 pub mod v2;
@@ -138,8 +138,8 @@ impl<'de> Deserialize<'de> for LogCommand {
                     // Formats 3 and 4 only appended variants: format-2 bytes are format-4 bytes.
                     2..=4 => seq.next_element::<v4::Command>()?.map(Command::from),
                     5 => seq.next_element::<v5::Command>()?.map(Command::from),
-                    // Format 7 only appended variants: format-6 bytes are format-7 bytes.
-                    6 | COMMAND_FORMAT => seq.next_element::<Command>()?,
+                    6 => seq.next_element::<v6::Command>()?.map(Command::from),
+                    COMMAND_FORMAT => seq.next_element::<Command>()?,
                     // Format 1 payloads have no version byte: the log store recognises them by
                     // their entry format and decodes them with `v1::Command` (see `node`).
                     found => {

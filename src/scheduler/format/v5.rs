@@ -360,6 +360,7 @@ impl From<TaskSpec> for now::TaskSpec {
             depends_on: s.depends_on,
             origin: s.origin,
             concurrency_key: None,
+            preemptible: None,
         }
     }
 }
