@@ -43,6 +43,12 @@ pub struct DevCmd {
     /// DATA_DIR/tls (kept if already there); clients need `--ca-file DATA_DIR/tls/ca.pem`.
     #[arg(long)]
     tls: bool,
+    /// Preempt running tasks of lower priority for waiting ones (README "Preemption").
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    preemption: bool,
+    /// A preemption victim has run at least this long (the servers' default: 10000).
+    #[arg(long)]
+    preempt_min_runtime_ms: Option<u64>,
 }
 
 impl DevCmd {
@@ -62,6 +68,10 @@ impl DevCmd {
             extra.push("--auth=false".into());
         }
         extra.extend(["--storage".to_string(), self.storage.clone()]);
+        extra.push(format!("--preemption={}", self.preemption));
+        if let Some(ms) = self.preempt_min_runtime_ms {
+            extra.extend(["--preempt-min-runtime-ms".to_string(), ms.to_string()]);
+        }
         let raft_base = self.port_base.checked_add(100).context("--port-base is too high")?;
         let tls_dir = dir.join("tls");
         if self.tls && !tls_dir.join("ca.pem").exists() {

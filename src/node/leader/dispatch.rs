@@ -1,5 +1,7 @@
 //! The dispatch loop: plan, commit one `Assign` batch, repeat. Each committed round is timed
-//! (planning plus commit) into `taskraft_dispatch_*`.
+//! (planning plus commit) into `taskraft_dispatch_*`. A round that places nothing may instead
+//! commit one `Preempt` (see `scheduler::preempt`): the victims' workers stop them, and the
+//! room they leave is placed by a later round.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,6 +20,9 @@ use crate::scheduler::placement::PlacementOptions;
 use crate::scheduler::placement::Planner;
 use crate::util::now_ms;
 
+/// Shortest time between two preemption checks.
+const PREEMPTION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Runs until `token` is cancelled (leadership lost or shutdown).
 pub async fn run(node: Arc<Node>, token: CancellationToken) {
     let seed = now_ms() ^ (node.id << 32);
@@ -29,6 +34,9 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
         ..PlacementOptions::default()
     };
     let mut planner = Planner::new(options, seed);
+    // A full cluster wakes the dispatcher on every submit and completion; a preemption check
+    // (a walk of the running tasks) is done at most this often.
+    let mut next_preemption_check = Instant::now();
     loop {
         // Woken by new work or freed capacity (submits, completions, registrations, lost
         // workers), or by the interval (retry backoffs falling due). No extra spacing: under
@@ -56,7 +64,10 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
         });
         let Some(plan) = plan.filter(|p| !p.assignments.is_empty()) else {
             // Nothing placed: maybe a waiting task can make room by preemption.
-            if let Some(rules) = node.leader.options.preemption {
+            if let Some(rules) = node.leader.options.preemption
+                && Instant::now() >= next_preemption_check
+            {
+                next_preemption_check = Instant::now() + PREEMPTION_CHECK_INTERVAL;
                 preempt(&node, &planner, &live, now, rules).await;
             }
             continue;
