@@ -11,14 +11,16 @@
 //!    obvious mistakes never reach the log.
 //! 2. The leader builds the `Command`, stamping `now_ms` from its clock: apply never reads one.
 //!    Dispatch decisions (which worker, when a lease expired, when an attempt timed out) are
-//!    made by the leader too and arrive here as `Assign`, `WorkerLostIncarnation` and `Complete` (see [`verdict`]).
+//!    made by the leader too and arrive here as `Assign`, `WorkerLostIncarnation`, `Complete`
+//!    and `Preempt` (see [`verdict`] and [`preempt`]).
 //! 3. The command is postcard-encoded into a log entry behind its format version ([`format`])
 //!    and committed by Raft.
 //! 4. Every replica calls `apply(log_index, command)`. It de-duplicates (request id window,
 //!    idempotency keys), allocates task ids from a counter, checks fencing tokens (the log index
 //!    of the assignment that created an attempt), and moves tasks through their lifecycle:
 //!    `pending`/`blocked` → `assigned` → `running` → `succeeded` | `failed` | `cancelled`,
-//!    with `retry_wait` between attempts.
+//!    with `retry_wait` between attempts, and back to `pending` when an attempt is preempted
+//!    for a task of higher priority ([`preempt`]).
 //! 5. The `Response` — including business rejections, which are data — goes back to the caller
 //!    on the replica that proposed it. The state itself, serialized whole, is the snapshot.
 //!
