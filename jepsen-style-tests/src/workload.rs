@@ -269,7 +269,7 @@ async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
 /// sends the same body.
 pub fn counter_priority(key: &str) -> u32 {
     let serial: u64 = key.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(1);
-    if serial % URGENT_EVERY == 0 { URGENT_PRIORITY } else { BATCH_PRIORITY }
+    if serial.is_multiple_of(URGENT_EVERY) { URGENT_PRIORITY } else { BATCH_PRIORITY }
 }
 
 /// One counter key in this many is urgent.
