@@ -109,7 +109,8 @@ pub(super) struct Running {
 }
 
 impl Running {
-    fn stop(&self, reason: StopReason) {
+    /// Stops it for `reason` (written to its stop-reason file first).
+    pub(super) fn stop(&self, reason: StopReason) {
         halt_with_file(&self.stop, &self.reason, reason, self.reason_file.as_deref());
     }
 }

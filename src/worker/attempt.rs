@@ -16,6 +16,7 @@ use super::agent::Running;
 use super::agent::StopReason;
 use super::agent::Worker;
 use super::agent::halt;
+use super::agent::halt_with_file;
 use super::executor;
 use super::executor::ExecRequest;
 use super::executor::LiveOutput;
@@ -118,7 +119,7 @@ impl Worker {
             for (old, r) in running.iter() {
                 if old.task_id == id.task_id && old.token < id.token {
                     tracing::warn!(attempt = %old, newer = %id, "superseded by a newer attempt; stopping it");
-                    halt(&r.stop, &r.reason, StopReason::Stale);
+                    r.stop(StopReason::Stale);
                 }
             }
             // No local slot check: the leader only assigns within the slots it has seen free,
@@ -183,6 +184,9 @@ impl Worker {
             self.complete(id, Ending::failed(format!("cannot create {}: {e}", dir.display()))).await;
             return;
         }
+        // Every stop from here on tells the task why, in `$TASKRAFT_STOP_REASON_FILE`.
+        let reason_file = dir.as_ref().map(|d| d.join(executor::STOP_REASON_FILE));
+        let reason_file = reason_file.as_deref();
         let live = a.task.spec.executor.runs_a_process().then(|| LiveOutput::new(self.config.limits.output_tail_bytes));
         if let Some(live) = &live {
             self.output.register(id, live.clone());
@@ -210,15 +214,15 @@ impl Worker {
                 verdict = &mut confirm, if !confirmed => {
                     confirmed = true;
                     if let Some(why) = verdict {
-                        halt(&stop, &reason, why);
+                        halt_with_file(&stop, &reason, why, reason_file);
                     }
                 }
-                Some(data) = rx.recv() => self.ship_checkpoint(id, data, &stop, &reason).await,
+                Some(data) = rx.recv() => self.ship_checkpoint(id, data, &stop, &reason, reason_file).await,
             }
         };
         // A checkpoint written just before exit is delivered after the process ends.
         while let Ok(data) = rx.try_recv() {
-            self.ship_checkpoint(id, data, &stop, &reason).await;
+            self.ship_checkpoint(id, data, &stop, &reason, reason_file).await;
         }
         if let Some(dir) = &dir {
             let _ = std::fs::remove_dir_all(dir);
@@ -308,13 +312,14 @@ impl Worker {
         data: Vec<u8>,
         stop: &CancellationToken,
         reason: &Mutex<Option<StopReason>>,
+        reason_file: Option<&std::path::Path>,
     ) {
         match self.client.checkpoint(attempt, data).await {
-            Ok(status) if status.cancel_requested => halt(stop, reason, StopReason::Cancelled),
+            Ok(status) if status.cancel_requested => halt_with_file(stop, reason, StopReason::Cancelled, reason_file),
             Ok(_) => {}
             Err(ClientError::Api { code: ErrorCode::StaleToken, message, .. }) => {
                 tracing::warn!(%message, "checkpoint refused: this attempt was fenced off; killing it");
-                halt(stop, reason, StopReason::Stale);
+                halt_with_file(stop, reason, StopReason::Stale, reason_file);
             }
             Err(e) => tracing::warn!(error = %e, "checkpoint not saved"),
         }
