@@ -550,6 +550,27 @@ mod tests {
     }
 
     #[test]
+    fn preemption_is_on_by_default_with_documented_rules_and_can_be_tuned_or_turned_off() {
+        let base = || ServerArgs { node_id: Some(1), ..secret() };
+        let c = ServerConfig::resolve(base(), None).unwrap();
+        let d = c.preemption.expect("on by default");
+        assert_eq!((d.gap, d.min_runtime_ms, d.max_per_hour), (10, 10_000, 3));
+        let file: ServerArgs =
+            toml::from_str("preemption_gap = 50\npreempt_min_runtime_ms = 0\nmax_preemptions_per_hour = 1").unwrap();
+        let c = ServerConfig::resolve(base(), Some(file)).unwrap();
+        let r = c.preemption.unwrap();
+        assert_eq!((r.gap, r.min_runtime_ms, r.max_per_hour), (50, 0, 1));
+        let off = ServerArgs { preemption: Some(false), ..base() };
+        assert_eq!(ServerConfig::resolve(off, None).unwrap().preemption, None);
+        let zero_gap = ServerArgs { preemption_gap: Some(0), ..base() };
+        let err = ServerConfig::resolve(zero_gap, None).unwrap_err().to_string();
+        assert!(err.contains("preemption_gap"), "{err}");
+        let no_cap = ServerArgs { max_preemptions_per_hour: Some(0), ..base() };
+        let err = ServerConfig::resolve(no_cap, None).unwrap_err().to_string();
+        assert!(err.contains("max_preemptions_per_hour"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let err = toml::from_str::<ServerArgs>("node_idd = 1").unwrap_err().to_string();
         assert!(err.contains("node_idd"), "{err}");

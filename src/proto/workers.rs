@@ -273,4 +273,23 @@ mod tests {
         old["inputs_error"] = "too large".into();
         assert_eq!(serde_json::from_value::<Assignment>(old).unwrap().inputs_error.as_deref(), Some("too large"));
     }
+
+    #[test]
+    fn preemption_crosses_old_servers_and_old_workers_only_where_both_sides_know_it() {
+        // An older server's lease has no `accepts_preempted`: the worker must not send its flag.
+        let lease: Lease = serde_json::from_str(r#"{"ttl_ms": 3000, "heartbeat_ms": 1000}"#).unwrap();
+        assert!(!lease.accepts_preempted);
+        // A worker that does not say it knows `preempted` sends exactly what older workers sent.
+        let beat = serde_json::to_value(Heartbeat::default()).unwrap();
+        assert_eq!(beat, serde_json::json!({"running": [], "seen_token": 0}));
+        let said = Heartbeat { knows_preempted: true, ..Heartbeat::default() };
+        let back: Heartbeat = serde_json::from_value(serde_json::to_value(&said).unwrap()).unwrap();
+        assert!(back.knows_preempted);
+        // An older worker's heartbeat parses, and says nothing.
+        let old: Heartbeat = serde_json::from_str(r#"{"running": [], "seen_token": 3}"#).unwrap();
+        assert!(!old.knows_preempted);
+        let order = StopOrder { attempt: AttemptId::new(7, 9), reason: StopReason::Preempted };
+        let json = serde_json::to_value(order).unwrap();
+        assert_eq!(json, serde_json::json!({"task_id": 7, "token": 9, "reason": "preempted"}));
+    }
 }

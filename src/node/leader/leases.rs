@@ -140,6 +140,22 @@ mod tests {
     }
 
     #[test]
+    fn workers_that_know_the_preempted_order_are_those_whose_latest_heartbeat_said_so() {
+        let leases = Leases::new(Duration::from_secs(3));
+        leases.record_knows_preempted("a", true);
+        leases.record_knows_preempted("b", true);
+        leases.record_knows_preempted("c", false);
+        assert_eq!(leases.knows_preempted(), BTreeSet::from(["a".to_string(), "b".to_string()]));
+        // A worker downgraded (or restarted as an older build) says nothing any more.
+        leases.record_knows_preempted("b", false);
+        leases.forget("a");
+        assert!(leases.knows_preempted().is_empty());
+        leases.record_knows_preempted("c", true);
+        leases.grant_all(["c".to_string()]);
+        assert!(leases.knows_preempted().is_empty(), "a new term hears every worker again");
+    }
+
+    #[test]
     fn loads_are_kept_in_range_and_forgotten_with_the_worker_or_the_term() {
         let leases = Leases::new(Duration::from_secs(3));
         let load = |cpu_busy, used| WorkerLoad { cpu_busy, mem_used_bytes: used, mem_total_bytes: 100 };
