@@ -138,6 +138,19 @@ pub struct ServerArgs {
     /// first past it (default 1000000, about 1 GB of state per replica).
     #[arg(long, env = "TASKRAFT_RETENTION_KEEP")]
     pub retention_keep: Option<u64>,
+    /// Preempt running tasks of lower priority for a waiting task that fits no worker (default
+    /// true). See README "Preemption".
+    #[arg(long, env = "TASKRAFT_PREEMPTION", num_args = 0..=1, default_missing_value = "true")]
+    pub preemption: Option<bool>,
+    /// A victim's priority is at most the waiting task's minus this (default 10).
+    #[arg(long, env = "TASKRAFT_PREEMPTION_GAP")]
+    pub preemption_gap: Option<u32>,
+    /// A victim has been running for at least this many milliseconds (default 10000).
+    #[arg(long, env = "TASKRAFT_PREEMPT_MIN_RUNTIME_MS")]
+    pub preempt_min_runtime_ms: Option<u64>,
+    /// A task is preempted at most this many times per hour (default 3).
+    #[arg(long, env = "TASKRAFT_MAX_PREEMPTIONS_PER_HOUR")]
+    pub max_preemptions_per_hour: Option<u32>,
     /// PEM certificate of this replica (with `tls_key` and `tls_ca`: TLS on both listeners,
     /// mutual TLS between replicas). Reloaded on SIGHUP and when the file changes.
     #[arg(long, env = "TASKRAFT_TLS_CERT")]
@@ -192,6 +205,10 @@ impl ServerArgs {
             dispatch_interval_ms: self.dispatch_interval_ms.or(lower.dispatch_interval_ms),
             retention_ms: self.retention_ms.or(lower.retention_ms),
             retention_keep: self.retention_keep.or(lower.retention_keep),
+            preemption: self.preemption.or(lower.preemption),
+            preemption_gap: self.preemption_gap.or(lower.preemption_gap),
+            preempt_min_runtime_ms: self.preempt_min_runtime_ms.or(lower.preempt_min_runtime_ms),
+            max_preemptions_per_hour: self.max_preemptions_per_hour.or(lower.max_preemptions_per_hour),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             tls_ca: self.tls_ca.or(lower.tls_ca),
@@ -261,6 +278,9 @@ pub struct ServerConfig {
     pub retention: Duration,
     /// See [`ServerArgs::retention_keep`].
     pub retention_keep: u64,
+    /// The preemption rules ([`ServerArgs::preemption_gap`] and the next two); `None` when
+    /// [`ServerArgs::preemption`] is off.
+    pub preemption: Option<crate::scheduler::PreemptRules>,
     /// See [`ServerArgs::tls_cert`]; `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// Connection limits of both listeners, see [`ServerArgs::max_connections`].
@@ -381,6 +401,8 @@ impl ServerConfig {
                 "must be at least 1 (0 would forget every task as it finishes, before a client can read it)",
             ));
         }
+        let preemption =
+            resolve_preemption(a.preemption, a.preemption_gap, a.preempt_min_runtime_ms, a.max_preemptions_per_hour)?;
         let tls = resolve_tls(a.tls_cert, a.tls_key, a.tls_ca)?;
         let (limits, max_long_polls) =
             resolve_limits(a.max_connections, a.max_long_polls, a.header_read_timeout_ms, a.idle_timeout_ms)?;
@@ -423,6 +445,7 @@ impl ServerConfig {
             dispatch_interval: Duration::from_millis(dispatch_interval_ms),
             retention: Duration::from_millis(retention_ms),
             retention_keep,
+            preemption,
             tls,
             limits,
             max_long_polls,
@@ -440,6 +463,29 @@ impl ServerConfig {
         let ip = self.raft_addr.ip();
         (!ip.is_unspecified()).then_some(ip)
     }
+}
+
+/// The preemption rules, `None` when preemption is off.
+fn resolve_preemption(
+    on: Option<bool>,
+    gap: Option<u32>,
+    min_runtime_ms: Option<u64>,
+    max_per_hour: Option<u32>,
+) -> Result<Option<crate::scheduler::PreemptRules>, ConfigError> {
+    let d = crate::scheduler::PreemptRules::default();
+    let rules = crate::scheduler::PreemptRules {
+        gap: gap.unwrap_or(d.gap),
+        min_runtime_ms: min_runtime_ms.unwrap_or(d.min_runtime_ms),
+        max_per_hour: max_per_hour.unwrap_or(d.max_per_hour),
+    };
+    if rules.gap == 0 || rules.gap > crate::scheduler::MAX_PRIORITY {
+        let msg = format!("must be 1 to {}", crate::scheduler::MAX_PRIORITY);
+        return Err(invalid("preemption_gap", msg));
+    }
+    if rules.max_per_hour == 0 {
+        return Err(invalid("max_preemptions_per_hour", "must be at least 1; turn preemption off instead"));
+    }
+    Ok(on.unwrap_or(true).then_some(rules))
 }
 
 /// All three TLS files or none: half a TLS setup is a mistake, not a choice.
@@ -529,6 +575,27 @@ mod tests {
         assert_eq!(c.raft_addr.port(), 7201);
         assert_eq!(c.join, vec!["a:1".to_string()]);
         assert_eq!(c.storage, StorageKind::Sled);
+    }
+
+    #[test]
+    fn preemption_is_on_by_default_with_documented_rules_and_can_be_tuned_or_turned_off() {
+        let base = || ServerArgs { node_id: Some(1), ..secret() };
+        let c = ServerConfig::resolve(base(), None).unwrap();
+        let d = c.preemption.expect("on by default");
+        assert_eq!((d.gap, d.min_runtime_ms, d.max_per_hour), (10, 10_000, 3));
+        let file: ServerArgs =
+            toml::from_str("preemption_gap = 50\npreempt_min_runtime_ms = 0\nmax_preemptions_per_hour = 1").unwrap();
+        let c = ServerConfig::resolve(base(), Some(file)).unwrap();
+        let r = c.preemption.unwrap();
+        assert_eq!((r.gap, r.min_runtime_ms, r.max_per_hour), (50, 0, 1));
+        let off = ServerArgs { preemption: Some(false), ..base() };
+        assert_eq!(ServerConfig::resolve(off, None).unwrap().preemption, None);
+        let zero_gap = ServerArgs { preemption_gap: Some(0), ..base() };
+        let err = ServerConfig::resolve(zero_gap, None).unwrap_err().to_string();
+        assert!(err.contains("preemption_gap"), "{err}");
+        let no_cap = ServerArgs { max_preemptions_per_hour: Some(0), ..base() };
+        let err = ServerConfig::resolve(no_cap, None).unwrap_err().to_string();
+        assert!(err.contains("max_preemptions_per_hour"), "{err}");
     }
 
     #[test]

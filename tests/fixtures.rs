@@ -6,7 +6,8 @@
 //! `v1/` was written by the first release's code (commit a883028); `v2/` by the release that
 //! made formats versioned (commit 42a80f8); `v3/` (schedules) by commit 22e948e; `v4/` (API
 //! tokens) by commit 94614ec; `v5/` (task results) by commit 0b14ebb; `v6/` (workflows and
-//! concurrency limits) by commit f4cab0b; `v7/` (retention) by this one.
+//! concurrency limits) by commit f4cab0b; `v7/` (retention) by commit fb5ee0a; `v8/`
+//! (preemption) by this one.
 //!
 //! The tests read every version through the real paths (a sled log store with the upgrade hook,
 //! the state machine opening a snapshot directory) and check the content. The newest version's
@@ -41,6 +42,7 @@ use taskraft::scheduler::Executor;
 use taskraft::scheduler::FailoverPolicy;
 use taskraft::scheduler::Overlap;
 use taskraft::scheduler::PlacementStrategy;
+use taskraft::scheduler::PreemptRules;
 use taskraft::scheduler::Preferences;
 use taskraft::scheduler::Resources;
 use taskraft::scheduler::ResultData;
@@ -67,7 +69,7 @@ use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
 /// The format this build writes; its fixtures must match today's bytes.
-const CURRENT: &str = "v7";
+const CURRENT: &str = "v8";
 
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
@@ -127,6 +129,7 @@ fn commands() -> Vec<Command> {
         depends_on: vec![],
         origin: TaskOrigin::Claimed { schedule_id: "nightly".into(), nominal_time_ms: T0 },
         concurrency_key: None,
+        preemptible: None,
     };
     let retrying =
         TaskSpec { retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() }, ..spec("retrying", &["false"]) };
@@ -364,6 +367,47 @@ fn commands() -> Vec<Command> {
         Command::Cancel { request_id: None, now_ms: i(51), task_id: 11, reason: None },
         Command::Cancel { request_id: None, now_ms: i(52), task_id: 12, reason: None },
         Command::Forget { now_ms: i(53), before_ms: i(53), keep: u64::MAX, max: 10_000 },
+        // 54… (format 8): preemption. Low-priority task 18 runs on w1; task 19 preempts it,
+        // 18 saves a final checkpoint during its grace and ends `preempted`.
+        Command::Submit {
+            request_id: None,
+            now_ms: i(54),
+            spec: TaskSpec { priority: 100, preemptible: Some(true), ..spec("crunch", &["sh", "-c", "sleep 60"]) },
+            reuse: Reuse::SameBody,
+        },
+        Command::Assign { now_ms: i(55), assignments: vec![(18, "w1".into())] },
+        Command::Reports {
+            now_ms: i(56),
+            worker_id: "w1".into(),
+            reports: vec![AttemptReport { attempt: AttemptId::new(18, 55), event: AttemptEvent::Started }],
+        },
+        Command::Submit {
+            request_id: None,
+            now_ms: i(57),
+            spec: TaskSpec { priority: 900, preemptible: Some(false), ..spec("urgent", &["true"]) },
+            reuse: Reuse::SameBody,
+        },
+        Command::Preempt {
+            now_ms: i(58),
+            for_task: 19,
+            victims: vec![AttemptId::new(18, 55)],
+            rules: PreemptRules { gap: 10, min_runtime_ms: 1, max_per_hour: 3 },
+        },
+        Command::Checkpoint { now_ms: i(59), task_id: 18, token: 55, data: b"row 7\n".to_vec() },
+        Command::Reports {
+            now_ms: i(60),
+            worker_id: "w1".into(),
+            reports: vec![AttemptReport {
+                attempt: AttemptId::new(18, 55),
+                event: AttemptEvent::Ended {
+                    outcome: AttemptOutcome::Preempted,
+                    exit_code: Some(143),
+                    output_tail: String::new(),
+                    error: None,
+                    result: None,
+                },
+            }],
+        },
     ]
 }
 
@@ -741,11 +785,12 @@ fn variant_number(cmd: &Command) -> usize {
         Command::CancelWorkflow { .. } => 28,
         Command::SetLimit { .. } => 29,
         Command::Forget { .. } => 30,
+        Command::Preempt { .. } => 31,
     }
 }
 
 /// How many variants `Command` has (the arms of [`variant_number`]).
-const COMMAND_VARIANTS: usize = 31;
+const COMMAND_VARIANTS: usize = 32;
 
 #[test]
 fn every_command_variant_is_in_the_fixtures() {
@@ -916,9 +961,18 @@ async fn format_6_data_dir_is_read_and_upgraded() {
     check_workflows(&entries, &snapshot);
     assert_eq!(snapshot.next_task_id(), 18);
     assert_eq!(snapshot.last_applied_index(), 50);
-    // Format 6 forgot nothing.
+    // Format 6 forgot nothing and had no preemption: no spec says `preemptible` (its
+    // priority decides), no task was preempted or preempted another.
     assert_eq!(snapshot.forgotten_runs(1).count, 0);
     assert!(!(1..18).any(|id| snapshot.task_forgotten(id)));
+    assert!((1..18).all(|id| {
+        snapshot
+            .task(id)
+            .is_none_or(|t| t.spec.preemptible.is_none() && t.preempted_by.is_none() && t.preempted.is_empty())
+    }));
+    let template = &snapshot.schedule(1).expect("schedule 1").spec.task;
+    assert_eq!(template.preemptible, None);
+    // Replaying the upgraded log reaches exactly the state format 6 snapshotted.
     let scratch = tempfile::tempdir().unwrap();
     assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
 }
@@ -927,7 +981,7 @@ async fn format_6_data_dir_is_read_and_upgraded() {
 /// entry 53 is gone, with the runs index entries and the workflow of the settled workflow.
 fn check_forget(entries: &[Entry], state: &State) {
     assert!(matches!(command(entries, 53), Command::Forget { keep: u64::MAX, max: 10_000, .. }));
-    let forgotten: Vec<u64> = (1..state.next_task_id()).filter(|&id| state.task_forgotten(id)).collect();
+    let forgotten: Vec<u64> = (1..18).filter(|&id| state.task_forgotten(id)).collect();
     assert_eq!(forgotten, [2, 4, 5, 11, 12, 13, 14, 16], "the standalone tasks and workflow 1's task");
     assert!(state.workflow_forgotten(1), "the cancelled workflow had settled");
     assert!(state.workflow(2).is_some(), "the running workflow stays");
@@ -938,12 +992,25 @@ fn check_forget(entries: &[Entry], state: &State) {
     assert_eq!(state.schedule(1).map(|s| s.runs), Some(3));
 }
 
+/// The preemption entries (format 8) and what they leave in the state.
+fn check_preemption(entries: &[Entry], state: &State) {
+    assert!(matches!(command(entries, 58), Command::Preempt { for_task: 19, .. }));
+    let victim = state.task(18).expect("task 18");
+    assert_eq!(victim.state, TaskState::Pending, "a preempted task waits again at once");
+    let attempt = &victim.attempts[0];
+    assert_eq!(attempt.outcome, Some(AttemptOutcome::Preempted));
+    assert_eq!(attempt.error.as_deref(), Some("preempted by task 19"));
+    assert_eq!(victim.failures(), 0);
+    assert_eq!(victim.checkpoint.as_ref().map(|c| c.data.as_slice()), Some(&b"row 7\n"[..]));
+    assert_eq!(victim.preempted_by.map(|m| (m.by, m.token)), Some((19, 55)));
+    assert_eq!((victim.spec.preemptible, state.task(19).unwrap().spec.preemptible), (Some(true), Some(false)));
+    let preemptor = state.task(19).expect("task 19");
+    assert_eq!((preemptor.state, preemptor.preempted.as_slice()), (TaskState::Pending, &[AttemptId::new(18, 55)][..]));
+}
+
 #[tokio::test]
-async fn format_7_is_what_this_build_writes() {
-    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
-        return; // being rewritten right now
-    }
-    let v7 = committed(CURRENT);
+async fn format_7_data_dir_is_read_and_upgraded() {
+    let v7 = committed("v7");
     let entries = read_log(&v7).await;
     assert_eq!(entries.len(), 53);
     check_log(&entries, Reuse::SameBody);
@@ -960,15 +1027,44 @@ async fn format_7_is_what_this_build_writes() {
     assert_eq!(snapshot.next_task_id(), 18);
     assert_eq!(snapshot.last_applied_index(), 53);
     snapshot.check_invariants().unwrap();
+    // Format 7 had no preemption.
+    assert!((1..18).all(|id| snapshot.task(id).is_none_or(|t| t.spec.preemptible.is_none() && t.preempted.is_empty())));
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
+}
+
+#[tokio::test]
+async fn format_8_is_what_this_build_writes() {
+    if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
+        return; // being rewritten right now
+    }
+    let v8 = committed(CURRENT);
+    let entries = read_log(&v8).await;
+    assert_eq!(entries.len(), 60);
+    check_log(&entries, Reuse::SameBody);
+    // Everything of formats 1 to 6 is as before, up to the entry that forgets.
+    let scratch = tempfile::tempdir().unwrap();
+    let before = apply_and_snapshot(entries[..52].to_vec(), scratch.path()).await;
+    check_state(&before);
+    check_schedules(&entries, &before);
+    check_tokens(&entries, &before);
+    check_results(&entries, &before);
+    check_workflows(&entries, &before);
+    let snapshot = read_snapshot(&v8);
+    check_forget(&entries, &snapshot);
+    check_preemption(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 20);
+    assert_eq!(snapshot.last_applied_index(), 60);
+    snapshot.check_invariants().unwrap();
     // A persisted type changed without a new format version: bump it (src/scheduler/format).
     let now = today().await;
     let names = |f: &Files| f.log.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&now), names(&v7), "the fixture log's entries changed");
-    for ((_, name, want), (_, _, got)) in v7.log.iter().zip(&now.log) {
-        assert!(want == got, "{name}: today's encoding differs from the committed format-7 bytes");
+    assert_eq!(names(&now), names(&v8), "the fixture log's entries changed");
+    for ((_, name, want), (_, _, got)) in v8.log.iter().zip(&now.log) {
+        assert!(want == got, "{name}: today's encoding differs from the committed format-8 bytes");
     }
-    assert!(v7.snapshot == now.snapshot, "today's snapshot differs from the committed format-7 snapshot");
-    assert_eq!(v7.state_json, now.state_json);
+    assert!(v8.snapshot == now.snapshot, "today's snapshot differs from the committed format-8 snapshot");
+    assert_eq!(v8.state_json, now.state_json);
 }
 
 #[tokio::test]

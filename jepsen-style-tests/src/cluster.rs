@@ -45,6 +45,10 @@ pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.
 /// Slots per worker (lease and heartbeat stay at the product defaults, so the suite measures what
 /// users get).
 const WORKER_SLOTS: u32 = 8;
+/// `preempt_min_runtime_ms` of every replica.
+pub const PREEMPT_MIN_RUNTIME_MS: u64 = 300;
+/// `preemption_gap` of every replica (the servers' default).
+pub const PREEMPTION_GAP: u32 = 10;
 
 /// The address of replica `id`.
 pub fn replica_ip(id: u64) -> Ipv4Addr {
@@ -189,6 +193,9 @@ impl Cluster {
             replica_ip(id),
             dir.join("data").join(format!("n{id}")).display(),
         );
+        // Preemption (the counters are batch work at priority 100, one in five is urgent at
+        // 900): victims may go after a short run, so preemptions happen during short runs.
+        text.push_str(&format!("preempt_min_runtime_ms = {PREEMPT_MIN_RUNTIME_MS}\n"));
         match &self.layout.admin_token {
             Some(file) => text.push_str(&format!("auth = true\nadmin_token_file = \"{}\"\n", file.display())),
             None => text.push_str("auth = false\n"),

@@ -310,6 +310,15 @@ pub struct FinalTask {
     /// client's task and in final states recorded before the workflow workload existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<WorkflowRef>,
+    /// Its priority (absent in final states recorded before the preemption workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// Its spec's `preemptible`, when it says (absent: the priority decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemptible: Option<bool>,
+    /// The attempts of other tasks this task preempted, as `(task, token)` (its `preempted`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preempted: Vec<(u64, u64)>,
 }
 
 /// Where a workflow task belongs: `spec.origin` `{"workflow", "node"}` and `spec.shard.index`.
@@ -345,7 +354,7 @@ pub struct FinalAttempt {
     pub worker: String,
     /// Its fencing token.
     pub token: u64,
-    /// `succeeded`, `failed`, `lost`, `timed_out`, `cancelled`, or `None` while live.
+    /// `succeeded`, `failed`, `lost`, `timed_out`, `cancelled`, `preempted`, or `None` while live.
     pub outcome: Option<String>,
 }
 

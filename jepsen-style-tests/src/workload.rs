@@ -238,6 +238,7 @@ async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
         "name": "counter",
         "command": shared.task_command,
         "idempotency_key": key,
+        "priority": counter_priority(&key),
         "retry": {"max_attempts": 20},
     });
     let url = api_url(node, "/v1/tasks");
@@ -261,6 +262,22 @@ async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
         }
     }
 }
+
+/// Priority of a counter task (the preemption workload): one key in [`URGENT_EVERY`] is
+/// urgent ([`URGENT_PRIORITY`], never preempted), the others are batch work
+/// ([`BATCH_PRIORITY`], below 500: preemptible). A function of the key, so a retried submit
+/// sends the same body.
+pub fn counter_priority(key: &str) -> u32 {
+    let serial: u64 = key.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(1);
+    if serial.is_multiple_of(URGENT_EVERY) { URGENT_PRIORITY } else { BATCH_PRIORITY }
+}
+
+/// One counter key in this many is urgent.
+pub const URGENT_EVERY: u64 = 5;
+/// Priority of an urgent counter task.
+pub const URGENT_PRIORITY: u32 = 900;
+/// Priority of the other counter tasks.
+pub const BATCH_PRIORITY: u32 = 100;
 
 async fn read(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, task_id: u64) {
     let process = Process::Client(client);
@@ -411,6 +428,12 @@ fn final_task(t: &Value) -> Option<FinalTask> {
         checkpoint,
         origin: crate::schedules::parse_origin(t),
         workflow: workflow_ref(t),
+        priority: t["spec"]["priority"].as_u64().and_then(|p| u32::try_from(p).ok()),
+        preemptible: t["spec"]["preemptible"].as_bool(),
+        preempted: t["preempted"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|a| Some((a["task_id"].as_u64()?, a["token"].as_u64()?))).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -427,6 +450,13 @@ pub fn workflow_ref(t: &Value) -> Option<WorkflowRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_counter_key_in_five_is_urgent_and_a_retry_keeps_its_priority() {
+        let p: Vec<u32> = (1..=10).map(|n| counter_priority(&format!("c3-{n}"))).collect();
+        assert_eq!(p, [100, 100, 100, 100, 900, 100, 100, 100, 100, 900]);
+        assert_eq!(counter_priority("c3-5"), counter_priority("c3-5"));
+    }
 
     #[test]
     fn the_checkpoint_counter_is_read_from_the_api_text_form() {

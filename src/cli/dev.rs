@@ -47,6 +47,12 @@ pub struct DevCmd {
     /// (the servers' `--retention-ms`; default 7 days).
     #[arg(long)]
     retention_ms: Option<u64>,
+    /// Preempt running tasks of lower priority for waiting ones (README "Preemption").
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    preemption: bool,
+    /// A preemption victim has run at least this long (the servers' default: 10000).
+    #[arg(long)]
+    preempt_min_runtime_ms: Option<u64>,
 }
 
 impl DevCmd {
@@ -68,6 +74,10 @@ impl DevCmd {
         extra.extend(["--storage".to_string(), self.storage.clone()]);
         if let Some(ms) = self.retention_ms {
             extra.extend(["--retention-ms".to_string(), ms.to_string()]);
+        }
+        extra.push(format!("--preemption={}", self.preemption));
+        if let Some(ms) = self.preempt_min_runtime_ms {
+            extra.extend(["--preempt-min-runtime-ms".to_string(), ms.to_string()]);
         }
         let raft_base = self.port_base.checked_add(100).context("--port-base is too high")?;
         let tls_dir = dir.join("tls");

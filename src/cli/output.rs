@@ -186,6 +186,14 @@ fn format_task(t: &Task) -> String {
         let reason = t.cancel_reason.as_deref().map(|r| format!(" ({})", escape(r))).unwrap_or_default();
         line(format!("cancel:      requested{reason}"));
     }
+    if let Some(m) = t.preempt_requested() {
+        line(format!("preempting:  asked to stop for task {} (attempt token {})", m.by, m.token));
+    }
+    if !t.preempted.is_empty() {
+        let victims: Vec<String> =
+            t.preempted.iter().map(|v| format!("task {} (token {})", v.task_id, v.token)).collect();
+        line(format!("preempted:   {}", victims.join(", ")));
+    }
     if let Some(e) = &t.last_error {
         line(format!("last error:  {}", escape(e)));
     }
@@ -258,6 +266,8 @@ mod tests {
             retry_at_ms: None,
             last_error: None,
             result: None,
+            preempted_by: None,
+            preempted: Vec::new(),
         }
     }
 

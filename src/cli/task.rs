@@ -122,9 +122,18 @@ pub struct SubmitArgs {
     /// sleep: milliseconds.
     #[arg(long, value_name = "EXECUTOR", allow_hyphen_values = true, value_parser = executor_parser())]
     executor: Option<Executor>,
-    /// 0–1000, higher runs first.
+    /// 0–1000, higher runs first (default 500). Below 500 the task is preemptible: a waiting
+    /// task at least `preemption_gap` (default 10) higher may stop it after it ran
+    /// `preempt_min_runtime_ms`; it resumes later from its last checkpoint (README "Preemption").
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PRIORITY)))]
     priority: Option<u32>,
+    /// May be stopped for a waiting task of higher priority, and resume later from its last
+    /// checkpoint (default: yes below priority 500, no at 500 and above).
+    #[arg(long, overrides_with = "no_preemptible")]
+    preemptible: bool,
+    /// Never stopped for another task, whatever its priority.
+    #[arg(long, overrides_with = "preemptible")]
+    no_preemptible: bool,
     /// Idempotency key: submitting the same key again returns the first task.
     #[arg(long, allow_hyphen_values = true)]
     key: Option<String>,
@@ -252,6 +261,17 @@ impl SubmitArgs {
             || !self.env.is_empty()
             || !self.command.is_empty()
             || self.concurrency_key.is_some()
+            || self.preemptible
+            || self.no_preemptible
+    }
+
+    /// `--preemptible` (true), `--no-preemptible` (false), or neither: the priority decides.
+    fn preemptible_choice(&self) -> Option<bool> {
+        match (self.preemptible, self.no_preemptible) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
     }
 
     /// The task body without `--key` (a schedule's template: `--key` names the schedule).
@@ -298,6 +318,7 @@ impl SubmitArgs {
             ("failover", self.failover.as_ref().map(|v| json!(v))),
             ("working_dir", self.working_dir.as_ref().map(|v| json!(v))),
             ("placement", self.placement.clone()),
+            ("preemptible", self.preemptible_choice().map(|v| json!(v))),
         ];
         for (k, v) in optional {
             if let Some(v) = v {
@@ -528,6 +549,18 @@ mod tests {
         let b = body(&["--concurrency-key", "db-backup", "--", "pg_dump"]).unwrap();
         assert_eq!(b, json!({"command": ["pg_dump"], "concurrency_key": "db-backup"}));
         assert_eq!(to_spec(b).concurrency_key.as_deref(), Some("db-backup"));
+    }
+
+    #[test]
+    fn preemptible_flags_become_the_api_field_and_the_last_one_wins() {
+        let b = body(&["--preemptible", "--", "true"]).unwrap();
+        assert_eq!(b, json!({"command": ["true"], "preemptible": true}));
+        assert_eq!(to_spec(b).preemptible, Some(true));
+        let b = body(&["--priority", "100", "--no-preemptible", "--", "true"]).unwrap();
+        assert_eq!(to_spec(b).preemptible, Some(false));
+        let b = body(&["--no-preemptible", "--preemptible", "--", "true"]).unwrap();
+        assert_eq!(b["preemptible"], json!(true));
+        assert!(body(&["--", "true"]).unwrap().get("preemptible").is_none(), "neither flag: the priority decides");
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct Lease {
     /// one, so a worker sends its load only once it has read `true` here).
     #[serde(default)]
     pub accepts_load: bool,
+    /// The server takes a heartbeat's `knows_preempted` (servers before preemption refuse a
+    /// heartbeat that has it, so a worker sends it only once it has read `true` here).
+    #[serde(default)]
+    pub accepts_preempted: bool,
 }
 
 impl Lease {
@@ -88,6 +92,10 @@ pub struct Heartbeat {
     /// `/proc` cannot be read). Kept by the leader in memory, never replicated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<WorkerLoad>,
+    /// The worker obeys the `preempted` stop order (workers before preemption cannot parse
+    /// it): the leader preempts only attempts of workers that say so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub knows_preempted: bool,
 }
 
 /// A worker machine's load, from its heartbeats.
@@ -233,6 +241,8 @@ mod tests {
             retry_at_ms: None,
             last_error: None,
             result: None,
+            preempted_by: None,
+            preempted: Vec::new(),
         }
     }
 
@@ -262,5 +272,24 @@ mod tests {
         assert_eq!((back.inputs.len(), back.inputs_error), (0, None));
         old["inputs_error"] = "too large".into();
         assert_eq!(serde_json::from_value::<Assignment>(old).unwrap().inputs_error.as_deref(), Some("too large"));
+    }
+
+    #[test]
+    fn preemption_crosses_old_servers_and_old_workers_only_where_both_sides_know_it() {
+        // An older server's lease has no `accepts_preempted`: the worker must not send its flag.
+        let lease: Lease = serde_json::from_str(r#"{"ttl_ms": 3000, "heartbeat_ms": 1000}"#).unwrap();
+        assert!(!lease.accepts_preempted);
+        // A worker that does not say it knows `preempted` sends exactly what older workers sent.
+        let beat = serde_json::to_value(Heartbeat::default()).unwrap();
+        assert_eq!(beat, serde_json::json!({"running": [], "seen_token": 0}));
+        let said = Heartbeat { knows_preempted: true, ..Heartbeat::default() };
+        let back: Heartbeat = serde_json::from_value(serde_json::to_value(&said).unwrap()).unwrap();
+        assert!(back.knows_preempted);
+        // An older worker's heartbeat parses, and says nothing.
+        let old: Heartbeat = serde_json::from_str(r#"{"running": [], "seen_token": 3}"#).unwrap();
+        assert!(!old.knows_preempted);
+        let order = StopOrder { attempt: AttemptId::new(7, 9), reason: StopReason::Preempted };
+        let json = serde_json::to_value(order).unwrap();
+        assert_eq!(json, serde_json::json!({"task_id": 7, "token": 9, "reason": "preempted"}));
     }
 }

@@ -331,6 +331,21 @@ pub enum Command {
         /// Most tasks to forget in this command (bounded by `MAX_FORGET_PER_COMMAND`).
         max: u32,
     },
+    /// Ask running attempts of lower priority to stop so that `for_task` fits (format 8).
+    /// Apply re-checks every victim against `rules` and marks those that pass (their tokens
+    /// stay current, so a final checkpoint during the grace is accepted); the others are
+    /// skipped. Nothing is marked unless `for_task` still waits to be placed.
+    Preempt {
+        /// Leader time at proposal: minimum runtimes and the hourly cap are judged at it.
+        now_ms: u64,
+        /// The waiting task that needs the room.
+        for_task: TaskId,
+        /// The attempts to stop, in the leader's victim order.
+        victims: Vec<AttemptId>,
+        /// The cluster's preemption rules when the leader decided (its options, carried so
+        /// that every replica judges with the same ones).
+        rules: super::preempt::PreemptRules,
+    },
 }
 
 /// What a submit does when its idempotency key or request id was used before.
@@ -629,6 +644,13 @@ pub enum Response {
         tasks: u64,
         /// Workflows removed.
         workflows: u64,
+    },
+    /// Answer to `Preempt`.
+    Preempted {
+        /// The attempts marked to stop, in the order given.
+        marked: Vec<AttemptId>,
+        /// The attempts skipped, each with why, in the order given.
+        skipped: Vec<(AttemptId, String)>,
     },
 }
 

@@ -410,6 +410,14 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
     attempt.exit_code = end.exit_code;
     attempt.output_tail = truncate(end.output_tail, MAX_OUTPUT_TAIL_BYTES, true);
     attempt.error = end.error.map(|e| truncate(e, MAX_ERROR_BYTES, false));
+    // Who preempted it, on the attempt itself (`task get` shows it), whatever the worker wrote.
+    if end.outcome == AttemptOutcome::Preempted
+        && let Some(m) = task.preempted_by.filter(|m| m.token == attempt.fencing_token)
+    {
+        let by = format!("preempted by task {}", m.by);
+        let error = attempt.error.take().map_or(by.clone(), |e| format!("{by}: {e}"));
+        attempt.error = Some(truncate(error, MAX_ERROR_BYTES, false));
+    }
     // Only the fenced, current attempt gets here, so a stale attempt's result never lands.
     // The task keeps the result of the attempt that ended last, even none: a retry that writes
     // nothing must not pass on its failed predecessor's answer. Too big a result is dropped
@@ -427,13 +435,18 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
         None => None,
     };
     let summary = summarize(attempt);
-    let restart = task.spec.failover == FailoverPolicy::Restart;
+    // A preempted attempt had its grace to save a final checkpoint: keep it, even under
+    // `restart` (that policy is about attempts that vanished with their worker).
+    let restart = task.spec.failover == FailoverPolicy::Restart && end.outcome != AttemptOutcome::Preempted;
     let next = match end.outcome {
         AttemptOutcome::Succeeded => Next::Done(TaskState::Succeeded),
         AttemptOutcome::Cancelled => Next::Done(TaskState::Cancelled),
         _ if task.cancel_requested => Next::Done(TaskState::Cancelled),
         AttemptOutcome::Lost if task.spec.failover == FailoverPolicy::Fail => Next::Done(TaskState::Failed),
         AttemptOutcome::Lost => Next::Requeue(0),
+        // Stopped for a task of higher priority: back to the queue at once, whatever the
+        // failover policy (the task did nothing wrong and its worker is fine).
+        AttemptOutcome::Preempted => Next::Requeue(0),
         AttemptOutcome::Failed | AttemptOutcome::TimedOut => {
             let failures = task.failures();
             if failures >= task.spec.retry.max_attempts {
@@ -478,7 +491,8 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
 /// One line about an attempt that did not succeed, for `Task::last_error`.
 fn summarize(a: &Attempt) -> Option<String> {
     let outcome = a.outcome?;
-    if matches!(outcome, AttemptOutcome::Succeeded | AttemptOutcome::Cancelled) {
+    // Being preempted is not the task's problem: it keeps its last error, if any.
+    if matches!(outcome, AttemptOutcome::Succeeded | AttemptOutcome::Cancelled | AttemptOutcome::Preempted) {
         return None;
     }
     let what = format!("attempt {} {}", a.number, outcome.as_str());

@@ -11,14 +11,16 @@
 //!    obvious mistakes never reach the log.
 //! 2. The leader builds the `Command`, stamping `now_ms` from its clock: apply never reads one.
 //!    Dispatch decisions (which worker, when a lease expired, when an attempt timed out) are
-//!    made by the leader too and arrive here as `Assign`, `WorkerLostIncarnation` and `Complete` (see [`verdict`]).
+//!    made by the leader too and arrive here as `Assign`, `WorkerLostIncarnation`, `Complete`
+//!    and `Preempt` (see [`verdict`] and [`preempt`]).
 //! 3. The command is postcard-encoded into a log entry behind its format version ([`format`])
 //!    and committed by Raft.
 //! 4. Every replica calls `apply(log_index, command)`. It de-duplicates (request id window,
 //!    idempotency keys), allocates task ids from a counter, checks fencing tokens (the log index
 //!    of the assignment that created an attempt), and moves tasks through their lifecycle:
 //!    `pending`/`blocked` → `assigned` → `running` → `succeeded` | `failed` | `cancelled`,
-//!    with `retry_wait` between attempts.
+//!    with `retry_wait` between attempts, and back to `pending` when an attempt is preempted
+//!    for a task of higher priority ([`preempt`]).
 //! 5. The `Response` — including business rejections, which are data — goes back to the caller
 //!    on the replica that proposed it. The state itself, serialized whole, is the snapshot.
 //!
@@ -39,6 +41,7 @@ pub mod format;
 mod lifecycle;
 pub mod limit;
 pub mod placement;
+pub mod preempt;
 mod ready;
 mod ready_tree;
 mod result;
@@ -64,15 +67,17 @@ pub use dedup::REQUEST_DEDUP_CAPACITY;
 pub use lifecycle::MAX_TOTAL_ATTEMPTS;
 pub use limit::LimitView;
 pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
+pub use preempt::{PreemptRules, Preemption};
 pub use result::{MAX_RESULT_BYTES, ResultData, TaskResult, text_or_base64};
 pub use schedule::{Overlap, Schedule, ScheduleCounters, ScheduleId, ScheduleSpec};
 pub use state::{DEFAULT_LIST_LIMIT, Frozen, MAX_BATCH, MAX_LIST_LIMIT, MAX_REASON_BYTES, State, StateOptions};
 pub use task::{
     Attempt, AttemptId, AttemptOutcome, BUILTIN_PREFIX, Checkpoint, DEFAULT_PRIORITY, Executor, FailoverPolicy,
     FieldError, MAX_ARG_BYTES, MAX_ARGS, MAX_CHECKPOINT_BYTES, MAX_CONSTRAINTS, MAX_DEPENDENCIES, MAX_ENV_VARS,
-    MAX_ERROR_BYTES, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_OUTPUT_TAIL_BYTES, MAX_PRIORITY, MAX_RETRY_ATTEMPTS,
-    MAX_SHARDS, MAX_SLEEP_MS, PlacementStrategy, Preferences, RESERVED_ENV_PREFIX, Resources, RetryPolicy, Shard, Task,
-    TaskId, TaskOrigin, TaskSpec, TaskState, working_dir_rule,
+    MAX_ERROR_BYTES, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_OUTPUT_TAIL_BYTES, MAX_PREEMPTED_RECORDS, MAX_PRIORITY,
+    MAX_RETRY_ATTEMPTS, MAX_SHARDS, MAX_SLEEP_MS, PREEMPTIBLE_BELOW, PlacementStrategy, PreemptMark, Preferences,
+    RESERVED_ENV_PREFIX, Resources, RetryPolicy, Shard, Task, TaskId, TaskOrigin, TaskSpec, TaskState,
+    working_dir_rule,
 };
 pub use token::{ApiToken, MAX_TOKEN_NAME_BYTES, MAX_TOKENS, Role, TOKEN_KEY_LEN};
 pub use worker::{

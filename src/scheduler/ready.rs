@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ready_tree::{ByIdInRange, ReadyTree};
-use super::task::{PlacementStrategy, Task, TaskId, TaskState};
+use super::task::{AttemptOutcome, PlacementStrategy, Task, TaskId, TaskState};
 
 /// Where one task is indexed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,13 @@ impl Slot {
     /// The slot `task` belongs in, `None` if it cannot be dispatched (whatever the time).
     fn of(task: &Task) -> Option<Slot> {
         let (ready, backoff) = match (task.state, task.retry_at_ms) {
+            // A preempted task keeps its place: it is queued as of its submission, not of the
+            // preemption (see `scheduler::preempt`).
+            (TaskState::Pending, _)
+                if task.current_attempt().is_some_and(|a| a.outcome == Some(AttemptOutcome::Preempted)) =>
+            {
+                (task.created_ms, false)
+            }
             (TaskState::Pending, _) | (TaskState::RetryWait, None) => (task.updated_ms, false),
             (TaskState::RetryWait, Some(at)) => (at, true),
             _ => return None,

@@ -9,7 +9,7 @@
 //! response through postcard and JSON.
 //!
 //! ```text
-//! submit name=a cmd="echo hi" priority=7 key=k1 request=r1 max_attempts=3 backoff=1000
+//! submit name=a cmd="echo hi" priority=7 key=k1 request=r1 max_attempts=3 backoff=1000 preemptible=0
 //!        failover=restart deps=1,2 label=zone:a timeout=5000 shard=0/4 env=K:V exec=sleep
 //!        prefer=disk:ssd reuse=any          (reuse=any: format 1's rule for reused keys)
 //! batch request=r1 | name=a key=k1 | name=b
@@ -40,6 +40,15 @@
 //! plan live=w1,w2 now=5000       dry run: prints the plan; the planner's memory still moves
 //! dispatch live=w1               plans and commits the assignments as one `Assign`
 //! explain 3 now=5000             observe name=a ms=300             load
+//! ```
+//!
+//! Preemption (`super::preempt`; rules default to gap=10 min_runtime=10000 cap=3):
+//!
+//! ```text
+//! preemption live=w1,w2 capable=w1 gap=10 min_runtime=5000 cap=3 now=MS   the leader's choice
+//! leader-preempt …same options…     chooses, then applies the `Preempt` it would propose
+//! preempt 3 victims=1@4,2@4 gap=10 min_runtime=5000 cap=3               a raw `Preempt`
+//! heartbeat w1 running=1@4 old=1    (old=1: a worker that does not know the `preempted` order)
 //! ```
 //!
 //! Workflows (`super::workflow`) and concurrency limits (`super::limit`):
@@ -296,6 +305,7 @@ fn spec_from(a: &Args) -> Result<TaskSpec, String> {
         spec.env.insert(k, v);
     }
     spec.concurrency_key = a.get("ckey").map(String::from);
+    spec.preemptible = a.get("preemptible").map(|v| v == "1");
     Ok(spec)
 }
 
@@ -327,6 +337,7 @@ fn outcome(name: &str) -> Result<AttemptOutcome, String> {
         "lost" => AttemptOutcome::Lost,
         "timed_out" => AttemptOutcome::TimedOut,
         "cancelled" => AttemptOutcome::Cancelled,
+        "preempted" => AttemptOutcome::Preempted,
         other => return Err(format!("unknown outcome {other}")),
     })
 }
@@ -346,6 +357,16 @@ fn report(a: &Args) -> Result<AttemptReport, String> {
         other => return Err(format!("unknown report {other}")),
     };
     Ok(AttemptReport { attempt, event })
+}
+
+/// `gap=`, `min_runtime=` and `cap=` over the default rules.
+fn preempt_rules(a: &Args) -> Result<PreemptRules, String> {
+    let d = PreemptRules::default();
+    Ok(PreemptRules {
+        gap: a.num("gap")?.unwrap_or(d.gap),
+        min_runtime_ms: a.num("min_runtime")?.unwrap_or(d.min_runtime_ms),
+        max_per_hour: a.num("cap")?.unwrap_or(d.max_per_hour),
+    })
 }
 
 fn strategy(name: &str) -> Result<PlacementStrategy, String> {
@@ -470,7 +491,8 @@ impl Runner {
                 let worker: String = a.word(0)?;
                 let running = attempt_ids(a.get("running"))?;
                 let seen = a.num("seen")?.unwrap_or(0);
-                match verdict::heartbeat(&self.state, &worker, &running, seen) {
+                let knows_preempted = a.get("old") != Some("1");
+                match verdict::heartbeat(&self.state, &worker, &running, seen, knows_preempted) {
                     Err(verdict::HeartbeatRefusal::NotRegistered) => "refused not_registered".to_string(),
                     Err(verdict::HeartbeatRefusal::Removed) => "refused worker_removed".to_string(),
                     Ok(v) => {
@@ -587,6 +609,34 @@ impl Runner {
                     self.index += 1;
                     let now_ms = a.num("now")?.unwrap_or(self.now());
                     self.write(Command::Assign { now_ms, assignments: plan.assignments });
+                }
+            }
+            "preemption" | "leader-preempt" => {
+                let list = |key: &str| -> BTreeSet<String> {
+                    match a.get(key) {
+                        Some(list) => list.split(',').filter(|w| !w.is_empty()).map(String::from).collect(),
+                        None => self.state.workers().map(|w| w.id.clone()).collect(),
+                    }
+                };
+                let (live, capable) = (list("live"), list("capable"));
+                let now_ms = a.num("now")?.unwrap_or(next_now);
+                let rules = preempt_rules(a)?;
+                let Some(p) = self.planner.preemption(&self.state, &live, &capable, now_ms, &rules) else {
+                    writeln!(self.out, "preemption t={now_ms}: none").unwrap();
+                    return Ok(true);
+                };
+                let victims: Vec<String> = p.victims.iter().map(ToString::to_string).collect();
+                writeln!(
+                    self.out,
+                    "preemption t={now_ms}: task {} on {} victims=[{}]",
+                    p.for_task,
+                    p.worker,
+                    victims.join(" ")
+                )
+                .unwrap();
+                if verb == "leader-preempt" {
+                    self.index += 1;
+                    self.write(Command::Preempt { now_ms, for_task: p.for_task, victims: p.victims, rules });
                 }
             }
             "explain" => {
@@ -822,6 +872,12 @@ impl Runner {
                 keep: a.num("keep")?.unwrap_or(u64::MAX),
                 max: a.num("max")?.unwrap_or(super::retention::MAX_FORGET_PER_COMMAND),
             },
+            "preempt" => Command::Preempt {
+                now_ms: a.num("now")?.unwrap_or(now_ms),
+                for_task: a.word(0)?,
+                victims: attempt_ids(a.get("victims"))?,
+                rules: preempt_rules(a)?,
+            },
             "limit" => Command::SetLimit {
                 now_ms,
                 key: a.word(0)?,
@@ -1026,6 +1082,9 @@ fn dump_task(t: &Task) -> String {
     if let Some(k) = &t.spec.concurrency_key {
         write!(s, " ckey={k}").unwrap();
     }
+    if let Some(p) = t.spec.preemptible {
+        write!(s, " preemptible={p}").unwrap();
+    }
     if let TaskOrigin::Schedule { schedule, nominal_ms, manual } = t.spec.origin {
         write!(s, " run={schedule}@{nominal_ms}{}", if manual { "(manual)" } else { "" }).unwrap();
     }
@@ -1035,7 +1094,11 @@ fn dump_task(t: &Task) -> String {
             .iter()
             .map(|a| {
                 let how = a.outcome.map_or(if a.started_ms.is_some() { "running" } else { "live" }, |o| o.as_str());
-                format!("#{}@{}/t{}:{how}", a.number, a.worker_id, a.fencing_token)
+                let mut part = format!("#{}@{}/t{}:{how}", a.number, a.worker_id, a.fencing_token);
+                if a.outcome == Some(AttemptOutcome::Preempted) {
+                    write!(part, "({})", a.error.as_deref().unwrap_or("")).unwrap();
+                }
+                part
             })
             .collect();
         write!(s, " attempts=[{}]", parts.join(" ")).unwrap();
@@ -1045,6 +1108,16 @@ fn dump_task(t: &Task) -> String {
     }
     if let Some(r) = &t.result {
         write!(s, " result={:?}@#{}/t{}", String::from_utf8_lossy(&r.data), r.attempt, r.token).unwrap();
+    }
+    if let Some(m) = &t.preempted_by {
+        write!(s, " preempted_by={}@{}/t{}", m.by, m.at_ms, m.token).unwrap();
+        if t.preempt_requested().is_some() {
+            s.push_str("(stopping)");
+        }
+    }
+    if !t.preempted.is_empty() {
+        let v: Vec<String> = t.preempted.iter().map(ToString::to_string).collect();
+        write!(s, " preempted=[{}]", v.join(" ")).unwrap();
     }
     if t.cancel_requested {
         s.push_str(" cancel_requested");
@@ -1129,6 +1202,14 @@ fn describe(resp: &Response) -> String {
             format!("ok completed task={} state={}", task.id, task.state)
         }
         Response::Noop => "ok noop".to_string(),
+        Response::Preempted { marked, skipped } => {
+            let marked: Vec<String> = marked.iter().map(ToString::to_string).collect();
+            let mut s = format!("ok preempt marked=[{}]", marked.join(" "));
+            for (v, why) in skipped {
+                write!(s, "\n  skipped {v}: {why}").unwrap();
+            }
+            s
+        }
         Response::Token { token, created } => {
             format!("ok token {} {} created={created}", token.name, token.role)
         }

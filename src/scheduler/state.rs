@@ -466,6 +466,7 @@ impl State {
             Command::CancelWorkflow { now_ms, id, reason } => self.cancel_workflow(now_ms, id, reason),
             Command::SetLimit { now_ms: _, key, max_running } => self.set_limit(key, max_running),
             Command::Forget { now_ms: _, before_ms, keep, max } => self.forget(before_ms, keep, max),
+            Command::Preempt { now_ms, for_task, victims, rules } => self.preempt(now_ms, for_task, victims, rules),
         }
     }
 
@@ -699,6 +700,8 @@ impl State {
             retry_at_ms: None,
             last_error: None,
             result: None,
+            preempted_by: None,
+            preempted: Vec::new(),
         };
         self.ready.sync(&task);
         self.tasks.insert(id, task);

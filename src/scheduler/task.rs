@@ -92,7 +92,9 @@ pub struct TaskSpec {
     /// attempt's own directory (created if missing; `..` may not climb out of it). The attempt
     /// directory itself when absent.
     pub working_dir: Option<String>,
-    /// 0..=1000, higher first. Default 500.
+    /// 0..=1000, higher first. Default 500. Unless `preemptible` says otherwise, a task below
+    /// 500 ([`PREEMPTIBLE_BELOW`]) may be stopped for a waiting task at least the cluster's
+    /// `preemption_gap` higher (it resumes from its checkpoint); at 500 and above it never is.
     pub priority: u32,
     /// What the task needs from a worker.
     pub resources: Resources,
@@ -123,6 +125,10 @@ pub struct TaskSpec {
     /// Cluster-wide concurrency limit this task counts against (format 6): while `n` tasks
     /// with this key hold a permit (`PUT /v1/limits/{key}`), no other one is assigned.
     pub concurrency_key: Option<String>,
+    /// May this task be stopped for a waiting task of higher priority (format 8)? Absent: yes
+    /// when `priority` is below 500 ([`PREEMPTIBLE_BELOW`]), no otherwise. A preempted task
+    /// resumes later from its last checkpoint; see [`Task::is_preemptible`].
+    pub preemptible: Option<bool>,
 }
 
 impl Default for TaskSpec {
@@ -146,6 +152,7 @@ impl Default for TaskSpec {
             depends_on: Vec::new(),
             origin: TaskOrigin::default(),
             concurrency_key: None,
+            preemptible: None,
         }
     }
 }
@@ -889,6 +896,9 @@ pub enum AttemptOutcome {
     TimedOut,
     /// Killed because of a cancel request.
     Cancelled,
+    /// Stopped to make room for a task of higher priority (format 8): the task goes back to
+    /// `pending` with its checkpoint, and the attempt does not count against `max_attempts`.
+    Preempted,
 }
 
 impl AttemptOutcome {
@@ -900,6 +910,7 @@ impl AttemptOutcome {
             AttemptOutcome::Lost => "lost",
             AttemptOutcome::TimedOut => "timed_out",
             AttemptOutcome::Cancelled => "cancelled",
+            AttemptOutcome::Preempted => "preempted",
         }
     }
 }
@@ -1082,6 +1093,33 @@ pub struct Task {
     /// attempt's result.
     #[schema(value_type = Option<TaskResult>)]
     pub result: Option<Box<TaskResult>>,
+    /// The last time this task was chosen as a preemption victim (format 8): by which task,
+    /// when, and which attempt. While that attempt is live its worker is told to stop it
+    /// (`preempted`); afterwards the mark stays as the record of who preempted it.
+    pub preempted_by: Option<PreemptMark>,
+    /// Attempts of other tasks this task preempted to make room for itself (format 8), oldest
+    /// first, at most [`MAX_PREEMPTED_RECORDS`] (the oldest are dropped).
+    pub preempted: Vec<AttemptId>,
+}
+
+/// Most victims a task remembers having preempted ([`Task::preempted`]).
+pub const MAX_PREEMPTED_RECORDS: usize = 64;
+
+/// Below this priority a task that does not say `preemptible` may be preempted: a task
+/// submitted with the default priority ([`DEFAULT_PRIORITY`]) or higher is never a victim
+/// unless it opts in; a task *lower* than the default is one unless it opts out.
+pub const PREEMPTIBLE_BELOW: u32 = DEFAULT_PRIORITY;
+
+/// Who asked for an attempt to be preempted (see [`Task::preempted_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PreemptMark {
+    /// The higher-priority task that needed the room.
+    #[schema(value_type = u64)]
+    pub by: TaskId,
+    /// When the preemption was committed (leader clock).
+    pub at_ms: u64,
+    /// Fencing token of the attempt that was asked to stop.
+    pub token: u64,
 }
 
 impl Task {
@@ -1108,6 +1146,28 @@ impl Task {
             .filter(|a| matches!(a.outcome, Some(AttemptOutcome::Failed | AttemptOutcome::TimedOut)))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The preemption asked of the live attempt, if any: its worker must stop it (`preempted`).
+    pub fn preempt_requested(&self) -> Option<&PreemptMark> {
+        let live = self.live_attempt()?;
+        self.preempted_by.as_ref().filter(|m| m.token == live.fencing_token)
+    }
+
+    /// Attempts that ended `preempted` at or after `since_ms` (the thrash cap counts these).
+    pub fn preemptions_since(&self, since_ms: u64) -> u32 {
+        let n = self
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == Some(AttemptOutcome::Preempted) && a.ended_ms.is_some_and(|t| t >= since_ms))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the task may be a preemption victim at all: its spec's `preemptible`, or when it
+    /// says nothing, priority below [`PREEMPTIBLE_BELOW`].
+    pub fn is_preemptible(&self) -> bool {
+        self.spec.preemptible.unwrap_or(self.spec.priority < PREEMPTIBLE_BELOW)
     }
 
     /// Records a change: bumps the version and the update time.

@@ -33,6 +33,11 @@ pub enum StopReason {
     /// reassigned, timed out, or the worker was declared lost): the worker kills it and reports
     /// nothing, since its token is fenced off.
     StaleToken,
+    /// A task of higher priority needs the room (format 8): the worker tells the task
+    /// (`$TASKRAFT_STOP_REASON_FILE`), sends TERM, waits its kill grace for a final checkpoint,
+    /// kills the group and reports the attempt `preempted`. Only sent to workers that said they
+    /// know it (`Heartbeat::knows_preempted`): older workers cannot parse it.
+    Preempted,
 }
 
 impl StopReason {
@@ -41,6 +46,7 @@ impl StopReason {
         match self {
             StopReason::Cancelled => "cancelled",
             StopReason::StaleToken => "stale_token",
+            StopReason::Preempted => "preempted",
         }
     }
 }
@@ -82,12 +88,14 @@ pub struct HeartbeatVerdict {
 }
 
 /// Judges a heartbeat of `worker_id`, which says it runs `running` and has seen inbox tokens up
-/// to `seen_token`.
+/// to `seen_token`. A worker that does not know the `preempted` stop order
+/// (`knows_preempted` false) is never sent one (the leader does not preempt on it either).
 pub fn heartbeat(
     state: &State,
     worker_id: &str,
     running: &[AttemptId],
     seen_token: u64,
+    knows_preempted: bool,
 ) -> Result<HeartbeatVerdict, HeartbeatRefusal> {
     standing(state, worker_id)?;
     let applied = state.last_applied_index();
@@ -102,6 +110,7 @@ pub fn heartbeat(
             let reason = match (task, live) {
                 (_, None) => StopReason::StaleToken,
                 (Some(t), Some(_)) if t.cancel_requested => StopReason::Cancelled,
+                (Some(t), Some(_)) if knows_preempted && t.preempt_requested().is_some() => StopReason::Preempted,
                 _ => return None,
             };
             Some(StopOrder { attempt: r, reason })

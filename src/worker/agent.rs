@@ -83,23 +83,63 @@ pub(super) enum StopReason {
     Stale,
     LeaseLost,
     Shutdown,
+    /// A task of higher priority needs the room: reported `preempted`.
+    Preempted,
+}
+
+impl StopReason {
+    /// What `$TASKRAFT_STOP_REASON_FILE` says before the task gets TERM.
+    fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Cancelled => "cancelled",
+            StopReason::Stale => "stale",
+            StopReason::LeaseLost => "lease_lost",
+            StopReason::Shutdown => "shutdown",
+            StopReason::Preempted => "preempted",
+        }
+    }
 }
 
 /// One attempt this worker runs.
 pub(super) struct Running {
     pub(super) stop: CancellationToken,
     pub(super) reason: Arc<Mutex<Option<StopReason>>>,
+    /// `$TASKRAFT_STOP_REASON_FILE` of a process attempt.
+    pub(super) reason_file: Option<std::path::PathBuf>,
 }
 
 impl Running {
-    fn stop(&self, reason: StopReason) {
-        halt(&self.stop, &self.reason, reason);
+    /// Stops it for `reason` (written to its stop-reason file first).
+    pub(super) fn stop(&self, reason: StopReason) {
+        halt_with_file(&self.stop, &self.reason, reason, self.reason_file.as_deref());
     }
 }
 
 /// Stops an attempt, keeping the first reason given.
 pub(super) fn halt(stop: &CancellationToken, reason: &Mutex<Option<StopReason>>, why: StopReason) {
-    reason.lock().expect("reason lock").get_or_insert(why);
+    halt_with_file(stop, reason, why, None)
+}
+
+/// Stops an attempt, keeping the first reason given, and writes that reason to `file` (the
+/// task's `$TASKRAFT_STOP_REASON_FILE`) *before* the stop, so the task reads it when TERM
+/// arrives. Atomically (write and rename): a reader sees the whole word or no file.
+pub(super) fn halt_with_file(
+    stop: &CancellationToken,
+    reason: &Mutex<Option<StopReason>>,
+    why: StopReason,
+    file: Option<&std::path::Path>,
+) {
+    let first = *reason.lock().expect("reason lock").get_or_insert(why);
+    if let Some(file) = file
+        && !stop.is_cancelled()
+        && let Some(dir) = file.parent()
+        && dir.is_dir()
+    {
+        let tmp = file.with_extension("tmp");
+        if let Err(e) = std::fs::write(&tmp, first.as_str()).and_then(|()| std::fs::rename(&tmp, file)) {
+            tracing::warn!(error = %e, file = %file.display(), "cannot write the stop reason");
+        }
+    }
     stop.cancel();
 }
 
@@ -124,6 +164,8 @@ pub(super) struct Worker {
     heartbeat_ms: AtomicU64,
     /// The cluster takes the machine's load in heartbeats (see `Lease::accepts_load`).
     accepts_load: AtomicBool,
+    /// The cluster takes `knows_preempted` in heartbeats (see `Lease::accepts_preempted`).
+    accepts_preempted: AtomicBool,
 }
 
 impl Worker {
@@ -133,6 +175,7 @@ impl Worker {
             ttl_ms: self.ttl_ms.load(Ordering::Relaxed),
             heartbeat_ms: self.heartbeat_ms.load(Ordering::Relaxed),
             accepts_load: self.accepts_load.load(Ordering::Relaxed),
+            accepts_preempted: self.accepts_preempted.load(Ordering::Relaxed),
         }
     }
 
@@ -145,6 +188,7 @@ impl Worker {
         self.ttl_ms.store(lease.ttl_ms.max(1), Ordering::Relaxed);
         self.heartbeat_ms.store(lease.heartbeat_ms.max(1), Ordering::Relaxed);
         self.accepts_load.store(lease.accepts_load, Ordering::Relaxed);
+        self.accepts_preempted.store(lease.accepts_preempted, Ordering::Relaxed);
     }
 
     /// The attempts running here now.
@@ -200,6 +244,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         ttl_ms: AtomicU64::new(0),
         heartbeat_ms: AtomicU64::new(0),
         accepts_load: AtomicBool::new(false),
+        accepts_preempted: AtomicBool::new(false),
     });
     if !worker.register(&shutdown).await {
         return Ok(());

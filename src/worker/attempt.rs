@@ -16,6 +16,7 @@ use super::agent::Running;
 use super::agent::StopReason;
 use super::agent::Worker;
 use super::agent::halt;
+use super::agent::halt_with_file;
 use super::executor;
 use super::executor::ExecRequest;
 use super::executor::LiveOutput;
@@ -118,13 +119,15 @@ impl Worker {
             for (old, r) in running.iter() {
                 if old.task_id == id.task_id && old.token < id.token {
                     tracing::warn!(attempt = %old, newer = %id, "superseded by a newer attempt; stopping it");
-                    halt(&r.stop, &r.reason, StopReason::Stale);
+                    r.stop(StopReason::Stale);
                 }
             }
             // No local slot check: the leader only assigns within the slots it has seen free,
             // and an attempt that just finished here may still be in `running` while its report
             // is in flight. Refusing would strand the assignment.
-            running.insert(id, Running { stop: stop.clone(), reason: reason.clone() });
+            let reason_file = executor::needs_attempt_dir(&a.task.spec)
+                .then(|| self.attempt_dir(id, a.attempt).join(executor::STOP_REASON_FILE));
+            running.insert(id, Running { stop: stop.clone(), reason: reason.clone(), reason_file });
         }
         let span = tracing::info_span!("attempt", task_id = id.task_id, attempt = a.attempt, token = id.token);
         let tracker = self.attempts.clone();
@@ -174,14 +177,16 @@ impl Worker {
             self.complete(id, Ending::failed(error)).await;
             return;
         }
-        let dir = executor::needs_attempt_dir(&a.task.spec)
-            .then(|| self.config.work_dir.join(format!("task-{}-attempt-{}-{}", id.task_id, a.attempt, id.token)));
+        let dir = executor::needs_attempt_dir(&a.task.spec).then(|| self.attempt_dir(id, a.attempt));
         if let Some(dir) = &dir
             && let Err(e) = std::fs::create_dir_all(dir)
         {
             self.complete(id, Ending::failed(format!("cannot create {}: {e}", dir.display()))).await;
             return;
         }
+        // Every stop from here on tells the task why, in `$TASKRAFT_STOP_REASON_FILE`.
+        let reason_file = dir.as_ref().map(|d| d.join(executor::STOP_REASON_FILE));
+        let reason_file = reason_file.as_deref();
         let live = a.task.spec.executor.runs_a_process().then(|| LiveOutput::new(self.config.limits.output_tail_bytes));
         if let Some(live) = &live {
             self.output.register(id, live.clone());
@@ -209,15 +214,15 @@ impl Worker {
                 verdict = &mut confirm, if !confirmed => {
                     confirmed = true;
                     if let Some(why) = verdict {
-                        halt(&stop, &reason, why);
+                        halt_with_file(&stop, &reason, why, reason_file);
                     }
                 }
-                Some(data) = rx.recv() => self.ship_checkpoint(id, data, &stop, &reason).await,
+                Some(data) = rx.recv() => self.ship_checkpoint(id, data, &stop, &reason, reason_file).await,
             }
         };
         // A checkpoint written just before exit is delivered after the process ends.
         while let Ok(data) = rx.try_recv() {
-            self.ship_checkpoint(id, data, &stop, &reason).await;
+            self.ship_checkpoint(id, data, &stop, &reason, reason_file).await;
         }
         if let Some(dir) = &dir {
             let _ = std::fs::remove_dir_all(dir);
@@ -237,6 +242,17 @@ impl Worker {
         };
         match stopped_by {
             None | Some(StopReason::Cancelled) => self.complete(id, ending).await,
+            // An exit that raced the stop order is what really happened.
+            Some(StopReason::Preempted) if ending.outcome == AttemptOutcome::Succeeded => {
+                self.complete(id, ending).await
+            }
+            // Stopped for a task of higher priority (the cluster writes which one on the
+            // attempt); the task resumes from its last checkpoint. A result of a process we
+            // stopped is not an answer.
+            Some(StopReason::Preempted) => {
+                let ending = Ending { outcome: AttemptOutcome::Preempted, error: None, result: None, ..ending };
+                self.complete(id, ending).await
+            }
             // Fenced off: a newer attempt owns the task; nothing to report.
             Some(StopReason::Stale) => {}
             // We killed it ourselves: tell the cluster the attempt is lost so the task follows
@@ -248,6 +264,12 @@ impl Worker {
                 self.complete(id, Ending { outcome: AttemptOutcome::Lost, error, result: None, ..ending }).await
             }
         }
+    }
+
+    /// The directory of an attempt that runs a process (`$TASKRAFT_CHECKPOINT_OUT`, the stop
+    /// reason, the default working directory).
+    fn attempt_dir(&self, id: AttemptId, attempt: u32) -> std::path::PathBuf {
+        self.config.work_dir.join(format!("task-{}-attempt-{}-{}", id.task_id, attempt, id.token))
     }
 
     /// Reports that an attempt started and returns why it must stop, if the cluster's verdict
@@ -290,13 +312,14 @@ impl Worker {
         data: Vec<u8>,
         stop: &CancellationToken,
         reason: &Mutex<Option<StopReason>>,
+        reason_file: Option<&std::path::Path>,
     ) {
         match self.client.checkpoint(attempt, data).await {
-            Ok(status) if status.cancel_requested => halt(stop, reason, StopReason::Cancelled),
+            Ok(status) if status.cancel_requested => halt_with_file(stop, reason, StopReason::Cancelled, reason_file),
             Ok(_) => {}
             Err(ClientError::Api { code: ErrorCode::StaleToken, message, .. }) => {
                 tracing::warn!(%message, "checkpoint refused: this attempt was fenced off; killing it");
-                halt(stop, reason, StopReason::Stale);
+                halt_with_file(stop, reason, StopReason::Stale, reason_file);
             }
             Err(e) => tracing::warn!(error = %e, "checkpoint not saved"),
         }

@@ -89,7 +89,8 @@ impl Worker {
             let seen_token = self.seen_token.load(Ordering::Acquire);
             // Sampled every time (the busy fraction is per interval), sent where it is taken.
             let load = sampler.sample().filter(|_| self.lease().accepts_load);
-            let beat = Heartbeat { running: self.running_list(), seen_token, load };
+            let knows_preempted = self.lease().accepts_preempted;
+            let beat = Heartbeat { running: self.running_list(), seen_token, load, knows_preempted };
             match client.heartbeat(&self.config.id, &beat).await {
                 Ok(answer) => {
                     last_renewal = sent;
@@ -100,6 +101,7 @@ impl Worker {
                         let reason = match order.reason {
                             Order::Cancelled => StopReason::Cancelled,
                             Order::StaleToken => StopReason::Stale,
+                            Order::Preempted => StopReason::Preempted,
                         };
                         self.stop(order.attempt, reason);
                     }

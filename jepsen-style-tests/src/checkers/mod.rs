@@ -34,6 +34,7 @@ pub mod fencing;
 pub mod leaders;
 pub mod liveness;
 mod pairs;
+pub mod preemption;
 pub mod queue;
 pub mod reads;
 pub mod replicas;
@@ -75,7 +76,7 @@ pub struct Inputs<'a> {
 }
 
 /// Runs every checker: the safety checkers first (queue, reads, fencing, leaders, replicas,
-/// schedules, workflows), liveness last.
+/// schedules, workflows, preemption), liveness last.
 pub fn check_all(inputs: &Inputs) -> Vec<CheckResult> {
     vec![
         queue::check(inputs),
@@ -85,6 +86,7 @@ pub fn check_all(inputs: &Inputs) -> Vec<CheckResult> {
         replicas::check(inputs),
         schedules::check(inputs),
         workflows::check(inputs),
+        preemption::check(inputs),
         liveness::check(inputs),
     ]
 }
@@ -150,7 +152,10 @@ mod tests {
         fx.replicas = ReplicaViews { quiet: true, views: vec![(1, fx.final_state.clone())] };
         let results = check_all(&fx.inputs());
         let names: Vec<_> = results.iter().map(|r| r.name).collect();
-        assert_eq!(names, ["queue", "reads", "fencing", "leaders", "replicas", "schedules", "workflows", "liveness"]);
+        assert_eq!(
+            names,
+            ["queue", "reads", "fencing", "leaders", "replicas", "schedules", "workflows", "preemption", "liveness"]
+        );
         assert!(results.iter().all(|r| r.valid == Validity::True), "{results:#?}");
         assert_eq!(overall(&results), Validity::True);
         let json = serde_json::to_value(&results[0]).unwrap();

@@ -115,6 +115,9 @@ pub fn task(task_id: u64, key: &str, state: &str, version: u64) -> FinalTask {
         checkpoint: None,
         origin: None,
         workflow: None,
+        priority: None,
+        preemptible: None,
+        preempted: vec![],
     }
 }
 

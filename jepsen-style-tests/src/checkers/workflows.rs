@@ -1168,6 +1168,9 @@ mod tests {
                 checkpoint: None,
                 origin: None,
                 workflow: Some(WorkflowRef { workflow: wf_id, node: idx as u32, shard }),
+                priority: None,
+                preemptible: None,
+                preempted: vec![],
             });
             let v = self.view(wf);
             v.nodes[idx].tasks.push(WfNodeTask { shard, task_id, state: state.into(), result: committed });

@@ -1,6 +1,9 @@
 //! The dispatch loop: plan, commit one `Assign` batch, repeat. Each committed round is timed
-//! (planning plus commit) into `taskraft_dispatch_*`.
+//! (planning plus commit) into `taskraft_dispatch_*`. A round that places nothing may instead
+//! commit one `Preempt` (see `scheduler::preempt`): the victims' workers stop them, and the
+//! room they leave is placed by a later round.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,11 +13,15 @@ use tokio_util::sync::CancellationToken;
 use crate::node::Node;
 use crate::scheduler::AssignOutcome;
 use crate::scheduler::Command;
+use crate::scheduler::PreemptRules;
 use crate::scheduler::Response;
 use crate::scheduler::WorkerState;
 use crate::scheduler::placement::PlacementOptions;
 use crate::scheduler::placement::Planner;
 use crate::util::now_ms;
+
+/// Shortest time between two preemption checks.
+const PREEMPTION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs until `token` is cancelled (leadership lost or shutdown).
 pub async fn run(node: Arc<Node>, token: CancellationToken) {
@@ -27,6 +34,9 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
         ..PlacementOptions::default()
     };
     let mut planner = Planner::new(options, seed);
+    // A full cluster wakes the dispatcher on every submit and completion; a preemption check
+    // (a walk of the running tasks) is done at most this often.
+    let mut next_preemption_check = Instant::now();
     loop {
         // Woken by new work or freed capacity (submits, completions, registrations, lost
         // workers), or by the interval (retry backoffs falling due). No extra spacing: under
@@ -52,10 +62,16 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
                 .sum();
             (free > 0).then(|| planner.plan(&a.state, &live, now))
         });
-        let Some(plan) = plan else { continue };
-        if plan.assignments.is_empty() {
+        let Some(plan) = plan.filter(|p| !p.assignments.is_empty()) else {
+            // Nothing placed: maybe a waiting task can make room by preemption.
+            if let Some(rules) = node.leader.options.preemption
+                && Instant::now() >= next_preemption_check
+            {
+                next_preemption_check = Instant::now() + PREEMPTION_CHECK_INTERVAL;
+                preempt(&node, &planner, &live, now, rules).await;
+            }
             continue;
-        }
+        };
         let n = plan.assignments.len();
         let proposed = Instant::now();
         let deadline = proposed + node.config.request_timeout;
@@ -85,5 +101,36 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// One preemption check: if a waiting task fits nowhere but would fit on one worker once some
+/// lower-priority attempts stopped, commits `Command::Preempt` for them (see
+/// `scheduler::preempt`). The victims' workers learn it from their next heartbeat.
+async fn preempt(node: &Node, planner: &Planner, live: &BTreeSet<String>, now: u64, rules: PreemptRules) {
+    let capable = node.leader.leases.knows_preempted();
+    let chosen = node.view.read(|a| planner.preemption(&a.state, live, &capable, now, &rules));
+    let Some(p) = chosen else { return };
+    let cmd = Command::Preempt { now_ms: now, for_task: p.for_task, victims: p.victims.clone(), rules };
+    let deadline = Instant::now() + node.config.request_timeout;
+    match node.write(cmd, deadline).await {
+        Ok(Response::Preempted { marked, skipped }) => {
+            for v in &marked {
+                tracing::info!(
+                    victim = %v,
+                    for_task = p.for_task,
+                    worker = %p.worker,
+                    "preempting: task {} waits and fits no worker; stopping lower-priority attempt {v} on {}",
+                    p.for_task,
+                    p.worker
+                );
+            }
+            for (v, why) in &skipped {
+                tracing::info!(victim = %v, for_task = p.for_task, %why, "preemption victim skipped by apply");
+            }
+        }
+        Ok(Response::Rejected(r)) => tracing::debug!(for_task = p.for_task, %r, "preemption refused by apply"),
+        Ok(other) => tracing::warn!(?other, "unexpected answer to Preempt"),
+        Err(e) => tracing::warn!(error = %e, "preemption not committed; the next round retries"),
     }
 }

@@ -16,12 +16,19 @@ pub struct Leases {
     last: Mutex<HashMap<String, Instant>>,
     /// Each worker's latest reported load (from its heartbeats; memory only, like the leases).
     loads: Mutex<HashMap<String, WorkerLoad>>,
+    /// Workers whose latest heartbeat said they obey the `preempted` stop order.
+    knows_preempted: Mutex<BTreeSet<String>>,
 }
 
 impl Leases {
     /// An empty table with leases of `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, last: Mutex::new(HashMap::new()), loads: Mutex::new(HashMap::new()) }
+        Self {
+            ttl,
+            last: Mutex::new(HashMap::new()),
+            loads: Mutex::new(HashMap::new()),
+            knows_preempted: Mutex::new(BTreeSet::new()),
+        }
     }
 
     /// The lease length.
@@ -48,6 +55,24 @@ impl Leases {
         self.loads.lock().expect("load lock").insert(worker.to_string(), load);
     }
 
+    /// Records whether `worker`'s latest heartbeat said it obeys the `preempted` stop order.
+    pub fn record_knows_preempted(&self, worker: &str, knows: bool) {
+        let mut set = self.knows_preempted.lock().expect("preempted lock");
+        if knows {
+            if !set.contains(worker) {
+                set.insert(worker.to_string());
+            }
+        } else {
+            set.remove(worker);
+        }
+    }
+
+    /// Workers whose attempts may be preempted: their latest heartbeat to this leader said they
+    /// obey the `preempted` stop order.
+    pub fn knows_preempted(&self) -> BTreeSet<String> {
+        self.knows_preempted.lock().expect("preempted lock").clone()
+    }
+
     /// Each worker's latest reported load (workers that reported none to this leader are absent).
     pub fn loads(&self) -> BTreeMap<String, WorkerLoad> {
         self.loads.lock().expect("load lock").iter().map(|(w, l)| (w.clone(), *l)).collect()
@@ -61,12 +86,14 @@ impl Leases {
         last.extend(workers.into_iter().map(|w| (w, now)));
         // Loads heard by an earlier term of this node are stale.
         self.loads.lock().expect("load lock").clear();
+        self.knows_preempted.lock().expect("preempted lock").clear();
     }
 
     /// Forgets a worker (lost or removed).
     pub fn forget(&self, worker: &str) {
         self.last.lock().expect("lease lock").remove(worker);
         self.loads.lock().expect("load lock").remove(worker);
+        self.knows_preempted.lock().expect("preempted lock").remove(worker);
     }
 
     /// Workers whose lease is still valid.
@@ -110,6 +137,22 @@ mod tests {
         assert_eq!(expired, vec!["b".to_string()]);
         leases.forget("b");
         assert!(leases.expired().is_empty());
+    }
+
+    #[test]
+    fn workers_that_know_the_preempted_order_are_those_whose_latest_heartbeat_said_so() {
+        let leases = Leases::new(Duration::from_secs(3));
+        leases.record_knows_preempted("a", true);
+        leases.record_knows_preempted("b", true);
+        leases.record_knows_preempted("c", false);
+        assert_eq!(leases.knows_preempted(), BTreeSet::from(["a".to_string(), "b".to_string()]));
+        // A worker downgraded (or restarted as an older build) says nothing any more.
+        leases.record_knows_preempted("b", false);
+        leases.forget("a");
+        assert!(leases.knows_preempted().is_empty());
+        leases.record_knows_preempted("c", true);
+        leases.grant_all(["c".to_string()]);
+        assert!(leases.knows_preempted().is_empty(), "a new term hears every worker again");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct LeaderOptions {
     pub retention: Duration,
     /// Most finished tasks kept.
     pub retention_keep: u64,
+    /// Preemption rules; `None`: preemption is off.
+    pub preemption: Option<crate::scheduler::PreemptRules>,
 }
 
 impl LeaderOptions {
@@ -65,6 +67,7 @@ impl LeaderOptions {
             dispatch_batch: config.dispatch_batch,
             retention: config.retention,
             retention_keep: config.retention_keep,
+            preemption: config.preemption,
         }
     }
 
@@ -74,6 +77,7 @@ impl LeaderOptions {
             ttl_ms: self.worker_ttl.as_millis() as u64,
             heartbeat_ms: self.worker_heartbeat.as_millis() as u64,
             accepts_load: true,
+            accepts_preempted: true,
         }
     }
 }

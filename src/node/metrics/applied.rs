@@ -61,12 +61,13 @@ const ENTERED: [TaskState; 7] = [
 const TERMINAL: [TaskState; 3] = [TaskState::Succeeded, TaskState::Failed, TaskState::Cancelled];
 
 /// Every way an attempt can end.
-const OUTCOMES: [AttemptOutcome; 5] = [
+const OUTCOMES: [AttemptOutcome; 6] = [
     AttemptOutcome::Succeeded,
     AttemptOutcome::Failed,
     AttemptOutcome::TimedOut,
     AttemptOutcome::Cancelled,
     AttemptOutcome::Lost,
+    AttemptOutcome::Preempted,
 ];
 
 fn entered_index(state: TaskState) -> Option<usize> {
@@ -119,6 +120,7 @@ pub struct Tally {
     ended: [u64; OUTCOMES.len()],
     lease_expiries: u64,
     forgotten: u64,
+    preemptions: u64,
 }
 
 impl Tally {
@@ -168,6 +170,7 @@ impl Tally {
             }
             Response::ScheduleDeleted { schedule, .. } => counters.retire(&schedule.counters),
             Response::Forgot { tasks, .. } => self.forgotten += tasks,
+            Response::Preempted { marked, .. } => self.preemptions += marked.len() as u64,
             Response::Cancelled { .. }
             | Response::CheckpointSaved { .. }
             | Response::Noop
@@ -211,6 +214,7 @@ pub struct AppliedCounters {
     ended: [AtomicU64; OUTCOMES.len()],
     lease_expiries: AtomicU64,
     forgotten: AtomicU64,
+    preemptions: AtomicU64,
     /// Counters of deleted schedules: the scrape adds the live schedules' own counters, which
     /// apply keeps in the state.
     retired: Mutex<ScheduleCounters>,
@@ -233,6 +237,7 @@ impl AppliedCounters {
         }
         add(&self.lease_expiries, tally.lease_expiries);
         add(&self.forgotten, tally.forgotten);
+        add(&self.preemptions, tally.preemptions);
     }
 
     /// Keeps the counters of a schedule apply just deleted.
@@ -282,6 +287,12 @@ impl Collector for AppliedCounters {
             "taskraft_tasks_forgotten",
             "Finished tasks retention removed from the state (workflow tasks included).",
             get(&self.forgotten),
+        )?;
+        counter(
+            &mut e,
+            "taskraft_preemptions",
+            "Running attempts marked to stop for a task of higher priority (each ends `preempted`, see taskraft_attempts_ended).",
+            get(&self.preemptions),
         )
     }
 }

@@ -46,9 +46,12 @@
 //!   `Command` gains `SubmitWorkflow`, `CancelWorkflow` and `SetLimit`, `TaskOrigin` its
 //!   `Workflow` variant and the state `workflows`, `next_workflow_id`, `workflow_keys`,
 //!   `limits` and `permits`.
-//! - **7** (current; `v6.rs` freezes format 6's state): retention. `Command` gains `Forget`,
-//!   appended, so format-6 log payloads decode as format 7 unchanged; the state gains
-//!   `forgotten_runs`.
+//! - **7** (`v7.rs` freezes format 7; `v6.rs` format 6): retention. `Command` gains `Forget`,
+//!   appended (format-6 log payloads are format-7 bytes); the state gains `forgotten_runs`.
+//! - **8** (current): preemption. `TaskSpec` gains `preemptible` and `Task` `preempted_by`
+//!   and `preempted` (fields: every shape holding a task spec or a task is frozen in `v6.rs`
+//!   and `v7.rs`, and the older modules upgrade straight to today's shapes); `Command` gains
+//!   `Preempt` and `AttemptOutcome` its `Preempted` variant, appended.
 
 pub mod v1;
 pub mod v2;
@@ -56,6 +59,7 @@ pub mod v3;
 pub mod v4;
 pub mod v5;
 pub mod v6;
+pub mod v7;
 
 use std::fmt;
 
@@ -70,9 +74,9 @@ use super::command::Command;
 use super::state::State;
 
 /// Format of the log payloads this build writes; it reads this one and every earlier one.
-pub const COMMAND_FORMAT: u8 = 7;
+pub const COMMAND_FORMAT: u8 = 8;
 /// Format of the snapshots this build writes; it reads this one and every earlier one.
-pub const STATE_FORMAT: u8 = 7;
+pub const STATE_FORMAT: u8 = 8;
 
 /// Why persisted bytes could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,8 +141,10 @@ impl<'de> Deserialize<'de> for LogCommand {
                     // Formats 3 and 4 only appended variants: format-2 bytes are format-4 bytes.
                     2..=4 => seq.next_element::<v4::Command>()?.map(Command::from),
                     5 => seq.next_element::<v5::Command>()?.map(Command::from),
-                    // Format 7 only appended a variant: format-6 bytes are format-7 bytes.
-                    6 | COMMAND_FORMAT => seq.next_element::<Command>()?,
+                    6 => seq.next_element::<v6::Command>()?.map(Command::from),
+                    // Format 7 only appended `Forget` to format 6's commands.
+                    7 => seq.next_element::<v7::Command>()?.map(Command::from),
+                    COMMAND_FORMAT => seq.next_element::<Command>()?,
                     // Format 1 payloads have no version byte: the log store recognises them by
                     // their entry format and decodes them with `v1::Command` (see `node`).
                     found => {
@@ -175,6 +181,7 @@ pub fn decode_state(data: &[u8]) -> Result<State, FormatError> {
         4 => postcard::from_bytes::<v4::State>(body).map(State::from).map_err(corrupt),
         5 => postcard::from_bytes::<v5::State>(body).map(State::from).map_err(corrupt),
         6 => postcard::from_bytes::<v6::State>(body).map(State::from).map_err(corrupt),
+        7 => postcard::from_bytes::<v7::State>(body).map(State::from).map_err(corrupt),
         STATE_FORMAT => postcard::from_bytes::<State>(body).map_err(corrupt),
         found => Err(FormatError::UnknownVersion { what: WHAT, found, newest: STATE_FORMAT }),
     }
@@ -212,7 +219,7 @@ mod tests {
         assert_eq!(decode_state(&bytes).unwrap(), state);
         let mut newer = bytes.clone();
         newer[0] = STATE_FORMAT + 1;
-        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 8, .. })));
+        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 9, .. })));
         assert!(matches!(decode_state(&[]), Err(FormatError::Corrupt { .. })));
     }
 }

@@ -259,6 +259,7 @@ impl From<TaskSpec> for now::TaskSpec {
             depends_on: s.depends_on,
             origin: s.origin,
             concurrency_key: None,
+            preemptible: None,
         };
         // Format 1 chose the executor from `command[0]`. An unknown `taskraft:` name stays an
         // `exec` program, which fails to start just as the unknown built-in failed before.
@@ -351,6 +352,8 @@ impl From<Task> for now::Task {
             retry_at_ms: t.retry_at_ms,
             last_error: t.last_error,
             result: None,
+            preempted_by: None,
+            preempted: Vec::new(),
         }
     }
 }

@@ -325,6 +325,8 @@ impl From<Task> for now::Task {
             retry_at_ms: t.retry_at_ms,
             last_error: t.last_error,
             result: None,
+            preempted_by: None,
+            preempted: Vec::new(),
         }
     }
 }

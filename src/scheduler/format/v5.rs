@@ -360,6 +360,7 @@ impl From<TaskSpec> for now::TaskSpec {
             depends_on: s.depends_on,
             origin: s.origin,
             concurrency_key: None,
+            preemptible: None,
         }
     }
 }
@@ -426,6 +427,8 @@ impl From<Task> for now::Task {
             retry_at_ms: t.retry_at_ms,
             last_error: t.last_error,
             result: t.result.map(Box::new),
+            preempted_by: None,
+            preempted: Vec::new(),
         }
     }
 }

@@ -192,6 +192,9 @@ pub fn explain_pending(state: &State, id: TaskId, now_ms: u64) -> Option<String>
             {
                 return Some(held_back_reason(key, running, max));
             }
+            if let Some(by) = crate::scheduler::preempt::yields_to(state, task, now_ms) {
+                return Some(format!("preempted by task {by}, which is placed first"));
+            }
             let seats: Vec<Seat<'_>> =
                 state.workers().filter(|w| w.state == WorkerState::Active).map(|w| Seat::of(state, w)).collect();
             Some(diagnose(&task.spec, &Census::of(state, None), &seats))

@@ -65,13 +65,17 @@
 //!   field. Constraints are hard.
 //! - No explicit runtime estimate on the spec either: shortest-job-first estimates from the
 //!   runtimes the leader feeds back ([`Planner::observe_runtime`]), by task name.
-//! - No preemption and no strict head-of-line blocking: a task that does not fit is skipped and
-//!   smaller tasks behind it may take the room (backfilling). A large task can therefore wait
-//!   while small ones keep arriving; aging does not help it, only free capacity does.
+//! - No strict head-of-line blocking: a task that does not fit is skipped and smaller tasks
+//!   behind it may take the room (backfilling). A large task can therefore wait while small
+//!   ones keep arriving; aging does not help it, only free capacity does, or preemption of
+//!   lower-priority tasks ([`Planner::preemption`], asked separately by the leader, see
+//!   `scheduler::preempt`). While a preempted task's preemptor still waits, the preempted task
+//!   is held back so that the room it left goes to the preemptor.
 
 mod choose;
 mod explain;
 mod permits;
+mod preempt;
 mod queue;
 #[cfg(test)]
 mod scan;
@@ -95,6 +99,7 @@ use seat::Seat;
 
 pub use choose::rendezvous_hash;
 pub use explain::explain_pending;
+pub use preempt::MAX_PREEMPT_CANDIDATES;
 pub use queue::MAX_RUNTIME_NAMES;
 
 /// Most placements in one round: one `Assign` entry stays a reasonable size.
@@ -198,6 +203,12 @@ impl Planner {
             if let Some(held) = permits.held_back(&task.spec) {
                 if plan.waiting.len() < max_reasons {
                     plan.waiting.insert(task.id, held.reason());
+                }
+                continue;
+            }
+            if let Some(by) = super::preempt::yields_to(state, task, now_ms) {
+                if plan.waiting.len() < max_reasons {
+                    plan.waiting.insert(task.id, format!("preempted by task {by}, which is placed first"));
                 }
                 continue;
             }

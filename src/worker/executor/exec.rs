@@ -21,8 +21,9 @@ use super::group::{KillOnDrop, Pgid, signal_name};
 use super::tail::{SharedTail, TailBuffer, capture, lock};
 use super::{
     CHECKPOINT_IN_FILE, CHECKPOINT_OUT_FILE, ENV_ATTEMPT, ENV_CHECKPOINT_IN, ENV_CHECKPOINT_OUT, ENV_FENCING_TOKEN,
-    ENV_INPUTS_DIR, ENV_NOMINAL_MS, ENV_RESULT_OUT, ENV_SCHEDULE_ID, ENV_SHARD_COUNT, ENV_SHARD_INDEX, ENV_TASK_ID,
-    ExecRequest, ExecResult, INPUTS_DIR, OUTPUT_DRAIN, RESULT_OUT_FILE, Stop, deadline, stop_signal,
+    ENV_INPUTS_DIR, ENV_NOMINAL_MS, ENV_RESULT_OUT, ENV_SCHEDULE_ID, ENV_SHARD_COUNT, ENV_SHARD_INDEX,
+    ENV_STOP_REASON_FILE, ENV_TASK_ID, ExecRequest, ExecResult, INPUTS_DIR, OUTPUT_DRAIN, RESULT_OUT_FILE,
+    STOP_REASON_FILE, Stop, deadline, stop_signal,
 };
 use crate::scheduler::{AttemptOutcome, Executor, RESERVED_ENV_PREFIX, working_dir_rule};
 
@@ -219,7 +220,8 @@ async fn prepare(
         .env(ENV_ATTEMPT, req.attempt.to_string())
         .env(ENV_FENCING_TOKEN, req.token.to_string())
         .env(ENV_CHECKPOINT_OUT, out_path)
-        .env(ENV_RESULT_OUT, result_path);
+        .env(ENV_RESULT_OUT, result_path)
+        .env(ENV_STOP_REASON_FILE, req.attempt_dir.join(STOP_REASON_FILE));
     if let Some(path) = checkpoint_in {
         command.env(ENV_CHECKPOINT_IN, path);
     }

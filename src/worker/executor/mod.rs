@@ -100,6 +100,9 @@ pub const CHECKPOINT_IN_FILE: &str = "checkpoint.in";
 pub const CHECKPOINT_OUT_FILE: &str = "checkpoint.out";
 /// File in the attempt directory the task writes its result to (read once, after it ends).
 pub const RESULT_OUT_FILE: &str = "result.out";
+/// File in the attempt directory the worker writes, just before it sends TERM, with why it
+/// stops the task (`preempted`, `cancelled`, …); absent while nobody asked it to stop.
+pub const STOP_REASON_FILE: &str = "stop_reason";
 /// Directory in the attempt directory holding a workflow task's inputs (its parents' results).
 pub const INPUTS_DIR: &str = "inputs";
 
@@ -123,6 +126,11 @@ pub const ENV_INPUTS_DIR: &str = "TASKRAFT_INPUTS_DIR";
 pub const ENV_SHARD_INDEX: &str = "TASKRAFT_SHARD_INDEX";
 /// Number of shards in the job, for sharded tasks only.
 pub const ENV_SHARD_COUNT: &str = "TASKRAFT_SHARD_COUNT";
+/// Path of the file that, once it exists, says why the worker is stopping the task: written
+/// (atomically) before the TERM, so a TERM handler reads `preempted` when a task of higher
+/// priority needs the room (save a checkpoint and exit), `cancelled`, `stale`, `lease_lost`
+/// or `shutdown` otherwise. Always set; the file is absent until a stop.
+pub const ENV_STOP_REASON_FILE: &str = "TASKRAFT_STOP_REASON_FILE";
 /// The schedule that fired the run, for schedule runs only.
 pub const ENV_SCHEDULE_ID: &str = "TASKRAFT_SCHEDULE_ID";
 /// The run's nominal time in ms since the epoch (when it was due, not when it started).

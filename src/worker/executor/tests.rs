@@ -247,10 +247,11 @@ async fn environment_is_set() {
     let result = dir.join(RESULT_OUT_FILE);
     let expected = format!(
         "GREETING=hello world\nTASKRAFT_ATTEMPT=2\nTASKRAFT_CHECKPOINT_OUT={}\nTASKRAFT_FENCING_TOKEN=1234\n\
-         TASKRAFT_RESULT_OUT={}\nTASKRAFT_SHARD_COUNT=5\nTASKRAFT_SHARD_INDEX=2\nTASKRAFT_TASK_ID=7\n{}\n\
-         no-checkpoint-in\n",
+         TASKRAFT_RESULT_OUT={}\nTASKRAFT_SHARD_COUNT=5\nTASKRAFT_SHARD_INDEX=2\nTASKRAFT_STOP_REASON_FILE={}\n\
+         TASKRAFT_TASK_ID=7\n{}\nno-checkpoint-in\n",
         out.display(),
         result.display(),
+        dir.join(STOP_REASON_FILE).display(),
         dir.display()
     );
     assert!(r.output_tail.ends_with(&expected), "got:\n{}\nexpected:\n{expected}", r.output_tail);
