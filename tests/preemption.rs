@@ -34,7 +34,8 @@ echo "done at $i" >> "$LOG"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_high_priority_task_preempts_a_low_one_which_resumes_from_its_checkpoint() {
     let mut cluster = TestCluster::start(1, &["--preempt-min-runtime-ms", "300", "--worker-heartbeat-ms", "300"]).await;
-    cluster.add_worker("w1", 1, &[]);
+    // The grace in which the counter saves its last step (the default is 5 s).
+    cluster.add_worker("w1", 1, &["--kill-grace-ms", "2000"]);
     cluster.wait_workers(1).await;
     let client = cluster.client();
     let log = cluster.dir.path().join("counter.log");

@@ -92,6 +92,11 @@ pub struct WorkerArgs {
     /// refused with an error in the attempt.
     #[arg(long, env = "TASKRAFT_WORKER_CHECKPOINT_MAX_BYTES")]
     checkpoint_max_bytes: Option<usize>,
+    /// Milliseconds between the TERM and the KILL that stop a task's process group (cancel,
+    /// timeout, preemption: a preempted task saves its last checkpoint in this grace; default
+    /// 5000, at most 600000).
+    #[arg(long, env = "TASKRAFT_WORKER_KILL_GRACE_MS")]
+    kill_grace_ms: Option<u64>,
     /// The worker's API token (role `worker`, bound to this worker's id). Prefer
     /// TASKRAFT_TOKEN or `token_file`: a flag shows in `ps`.
     #[arg(long, env = "TASKRAFT_TOKEN", hide_env_values = true)]
@@ -153,6 +158,12 @@ impl WorkerArgs {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let slots = self.slots.or(file.slots).unwrap_or(4);
         anyhow::ensure!(slots >= 1, "--slots must be at least 1");
+        let kill_grace_ms = self
+            .kill_grace_ms
+            .or(file.kill_grace_ms)
+            .unwrap_or(crate::worker::executor::DEFAULT_KILL_GRACE.as_millis() as u64);
+        anyhow::ensure!(kill_grace_ms <= 600_000, "--kill-grace-ms must be at most 600000 (ten minutes)");
+        let kill_grace = std::time::Duration::from_millis(kill_grace_ms);
         let checkpoint_max =
             self.checkpoint_max_bytes.or(file.checkpoint_max_bytes).unwrap_or(crate::scheduler::MAX_CHECKPOINT_BYTES);
         anyhow::ensure!(
@@ -184,7 +195,7 @@ impl WorkerArgs {
             labels: self.label.or(file.label).unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
             local_ip: self.local_ip.or(file.local_ip),
             ca_file: self.ca_file.or(file.ca_file),
-            limits: ExecLimits { checkpoint_max_bytes: checkpoint_max, ..ExecLimits::default() },
+            limits: ExecLimits { checkpoint_max_bytes: checkpoint_max, kill_grace, ..ExecLimits::default() },
         })
     }
 }
