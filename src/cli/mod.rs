@@ -106,6 +106,7 @@ pub fn default_token_file() -> Option<std::path::PathBuf> {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at startup; the server's options are most of it")]
 enum Command {
     /// Run one replica.
     Server(server::ServerCmd),

@@ -14,7 +14,7 @@ use imbl::{OrdMap, OrdSet};
 use serde::Deserialize;
 use serde::Serialize;
 
-use super::v6::{ScheduleSpec, Task, TaskSpec, Workflow, WorkflowSpec, Schedule};
+use super::v6::{Schedule, ScheduleSpec, Task, TaskSpec, Workflow, WorkflowSpec};
 use crate::scheduler as now;
 use crate::scheduler::cow::CowMap;
 use crate::scheduler::dedup::RequestWindow;
@@ -189,7 +189,6 @@ pub enum Command {
         max: u32,
     },
 }
-
 
 impl From<Command> for now::Command {
     fn from(c: Command) -> Self {
