@@ -137,6 +137,10 @@ pub struct Layout {
     pub tls: Option<PathBuf>,
     /// With auth: the file holding the run's admin token (see [`crate::tls::activate_auth`]).
     pub admin_token: Option<PathBuf>,
+    /// Every replica's `retention_ms`: finished tasks, settled workflows and their schedule
+    /// runs are forgotten this long after they finished (a few seconds in the suite, so that
+    /// retention fires during a run; see [`crate::run::default_retention`]).
+    pub retention_ms: u64,
 }
 
 /// Every process of the system under test.
@@ -189,6 +193,7 @@ impl Cluster {
             replica_ip(id),
             dir.join("data").join(format!("n{id}")).display(),
         );
+        text.push_str(&format!("retention_ms = {}\n", self.layout.retention_ms));
         match &self.layout.admin_token {
             Some(file) => text.push_str(&format!("auth = true\nadmin_token_file = \"{}\"\n", file.display())),
             None => text.push_str("auth = false\n"),
