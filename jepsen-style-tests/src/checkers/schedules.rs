@@ -1011,4 +1011,52 @@ mod tests {
         assert_eq!(r.valid, Validity::False);
         assert_eq!(violations(&r, "never_fired"), 1);
     }
+
+    /// `good()` after retention forgot the first run of each schedule (tasks 10 and 20): gone
+    /// from the runs read and the main final state, found `forgotten` by the final read.
+    fn good_with_forgotten() -> ScheduleRecord {
+        let mut rec = good();
+        for (log, gone) in rec.schedules.iter_mut().zip([10u64, 20]) {
+            log.final_runs.as_mut().unwrap().retain(|r| r.task_id != gone);
+            log.forgotten_runs = Some(vec![gone]);
+        }
+        rec
+    }
+
+    #[test]
+    fn forgotten_runs_fill_their_grid_times_and_count_for_the_counters() {
+        let r = check_record(good_with_forgotten());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!((r.details["forgotten_runs"].as_u64(), r.details["forgotten_unseen"].as_u64()), (Some(2), Some(0)));
+        assert_eq!(r.details["missing"], 0);
+    }
+
+    #[test]
+    fn a_run_gone_without_forgotten_is_still_missing_and_a_forgotten_one_listed_live_is_terminal() {
+        // The final read did not find run 10 forgotten: the schedule counts a run nobody has.
+        let mut rec = good_with_forgotten();
+        rec.schedules[0].forgotten_runs = Some(vec![]);
+        rec.schedules[0].first_seen.retain(|r| r.task_id != 10);
+        let r = check_record(rec);
+        assert_eq!(r.valid, Validity::Unknown, "a gap only an unseen forgotten run could explain: {r:#?}");
+        assert_eq!(r.details["forgotten_unseen"], 1);
+        // Two grid times gone with one run unaccounted for: at least one fire was lost.
+        let mut rec = good_with_forgotten();
+        rec.schedules[0].forgotten_runs = Some(vec![]);
+        rec.schedules[0].final_runs.as_mut().unwrap().retain(|r| r.task_id != 11);
+        rec.schedules[0].final_view.as_mut().unwrap().runs = 2;
+        let r = check_record(rec);
+        assert_eq!(r.valid, Validity::False, "{r:#?}");
+        assert_eq!(r.details["missing"], 1);
+        // A run the last view lists live had already answered forgotten.
+        let mut rec = good_with_forgotten();
+        rec.schedules[1].final_view_after.as_mut().unwrap().live_runs = vec![20];
+        assert_eq!(violations(&check_record(rec), "live_but_terminal"), 1);
+        // A forgotten later run while an earlier forbid run is still live is an overlap.
+        let mut rec = good_with_forgotten();
+        rec.schedules[1].forgotten_runs = Some(vec![21]);
+        let runs = rec.schedules[1].final_runs.as_mut().unwrap();
+        *runs = vec![run(20, 2, T0, T0 + 10, None, 200)];
+        assert!(violations(&check_record(rec), "overlap") >= 1);
+    }
 }

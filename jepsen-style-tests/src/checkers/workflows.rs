@@ -1633,4 +1633,32 @@ mod tests {
         assert_eq!(res.valid, Validity::Unknown);
         assert_eq!(res.details["recorded"], false);
     }
+
+    #[test]
+    fn a_forgotten_workflow_is_not_lost_and_its_leftover_tasks_are_no_orphans() {
+        // Forgotten after the list and the main read: listed, its tasks still in the final state.
+        let mut r = mapreduce();
+        let log = &mut r.record.workflows[0];
+        log.final_view = None;
+        log.final_forgotten = true;
+        let res = r.check();
+        assert_eq!(count(&res, "index_mismatch"), 0, "{res:#?}");
+        assert_eq!(res.details["forgotten"], 1);
+        assert!(res.details["tasks_of_forgotten"].as_u64().unwrap() > 0);
+        assert_eq!(count(&res, "lost"), 0);
+        // Forgotten before the list and the main read: gone everywhere, still not lost.
+        let mut r = mapreduce();
+        let log = &mut r.record.workflows[0];
+        log.final_view = None;
+        log.final_forgotten = true;
+        r.record.listed = Some(vec![]);
+        r.tasks.clear();
+        let res = r.check();
+        assert_eq!(count(&res, "lost"), 0, "{res:#?}");
+        assert_eq!(count(&res, "index_mismatch"), 0);
+        // Every submit failed, yet it answers forgotten: it existed.
+        r.record.workflows[0].acked_ns = None;
+        r.record.workflows[0].all_failed = true;
+        assert_eq!(count(&r.check(), "failed_but_present"), 1);
+    }
 }
