@@ -112,7 +112,7 @@ struct Common {
     /// harness (`auth = true` as in `cluster-configs/`).
     #[arg(long)]
     auth: bool,
-    /// The replicas' retention horizon in seconds (default: 60 % of the time limit, at least
+    /// The replicas' retention horizon in seconds (default: 75 % of the time limit, at least
     /// 5 s, so that retention forgets finished records during the run; at least 1).
     #[arg(long)]
     retention: Option<f64>,
