@@ -64,6 +64,8 @@ pub fn judge(run: &RunRecord) -> anyhow::Result<Validity> {
         replicas: run.replicas,
         schedules: run.schedules,
         workflows: run.workflows,
+        retention_ms: run.retention_ms,
+        clock_faults: run.nemesis.iter().any(|n| n == "clock"),
     };
     let results = checkers::check_all(&inputs);
     let valid = checkers::overall(&results);

@@ -72,6 +72,10 @@ pub struct Inputs<'a> {
     pub schedules: Option<&'a ScheduleRecord>,
     /// `workflows.json` (`None` for runs recorded before the workflow workload).
     pub workflows: Option<&'a WorkflowRecord>,
+    /// The replicas' retention horizon (`None` when not on record).
+    pub retention_ms: Option<u64>,
+    /// The run had the `clock` nemesis: the leaders' clocks are not the harness's.
+    pub clock_faults: bool,
 }
 
 /// Runs every checker: the safety checkers first (queue, reads, fencing, leaders, replicas,

@@ -61,9 +61,19 @@
 //!   them is a violation. Workflow tasks and schedule runs are left to their checkers (their ends
 //!   have other witnesses).
 //!
-//! Not judged (it would need the leader's clock): that a task is forgotten no earlier than the
-//! horizon after it ended. The `forgotten` answers are counted (`forgotten_reads`,
-//! `forgotten_tasks`).
+//! - Step 8, **forgotten early** (needs the horizon `H`, from the run's record): apply forgets a
+//!   task only if its `finished_ms` is below `now − H` by the clock of the leader that proposed
+//!   the `Forget`, read before that command was even proposed, so before the `forgotten` answer
+//!   completed at `t`. Its `finished_ms` was stamped by the leader that proposed its end, after
+//!   that end was asked for: for a success after the accepted attempt's `done` line (so after the
+//!   task's first `done` line), for a cancel after the cancel was sent. So `t − H` is later than
+//!   the earliest of the first `done` line and the first cancel sent. Every replica runs on this
+//!   host's clock, the harness's too, so without clock faults a `forgotten` answer less than
+//!   `H −` [`EARLY_TOLERANCE_NS`] after that bound is a violation; under the `clock` nemesis the
+//!   leaders' clocks are skewed on purpose and it is only measured (`early_forgets`,
+//!   `max_early_ms`). Only client reads have a time; the final read's `forgotten` has none.
+//!
+//! The `forgotten` answers are counted (`forgotten_reads`, `forgotten_tasks`).
 //!
 //! With an incomplete final state the final-state comparisons are skipped and a clean result is
 //! `unknown`.
@@ -89,6 +99,9 @@ use crate::history::is_terminal_state;
 
 /// This checker's name in `results.json`.
 pub const NAME: &str = "reads";
+
+/// Slack of step 8 for stamping and clock-reading delays on one host (the bound is strict).
+pub const EARLY_TOLERANCE_NS: u64 = 500_000_000;
 
 /// The version a `forgotten` answer stands for: after every real one.
 const FORGOTTEN_VERSION: u64 = u64::MAX;
@@ -191,6 +204,10 @@ struct Findings {
     content_differs: Examples,
     revived_after_forgotten: Examples,
     forgotten_unended: Examples,
+    forgotten_early: Examples,
+    /// Step 8 under clock faults: measured, not judged.
+    early_measured: Examples,
+    max_early_ns: u64,
 }
 
 impl Findings {
@@ -202,6 +219,7 @@ impl Findings {
             + self.content_differs.count()
             + self.revived_after_forgotten.count()
             + self.forgotten_unended.count()
+            + self.forgotten_early.count()
     }
 
     /// Records that `b` contradicts `a` (either may be the final state).
@@ -257,13 +275,16 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         let last = last_of(task_id);
         forgotten_tasks += usize::from(matches!(last, Last::Forgotten) || obs.iter().any(|o| o.forgotten));
         check_forgotten_ended(task_id, obs, last, &ends, &mut f);
+        if let Some(h) = inputs.retention_ms {
+            check_forgotten_early(task_id, obs, &ends, h * 1_000_000, inputs.clock_faults, &mut f);
+        }
     }
     let forgotten_reads = reads.values().flatten().filter(|o| o.forgotten).count();
 
     let checked: usize = reads.values().map(Vec::len).sum();
     let valid = Validity::from_findings(f.violations(), complete);
     let summary = format!(
-        "{checked} ok reads of {} tasks ({forgotten_reads} answered forgotten; {forgotten_tasks} acked tasks forgotten): {} version regressions, {} terminal changes, {} terminal reverts, {} not-found after ack, {} content differences, {} revived after forgotten, {} forgotten unended{}",
+        "{checked} ok reads of {} tasks ({forgotten_reads} answered forgotten; {forgotten_tasks} acked tasks forgotten): {} version regressions, {} terminal changes, {} terminal reverts, {} not-found after ack, {} content differences, {} revived after forgotten, {} forgotten unended, {} forgotten early{}{}",
         reads.len(),
         f.version_regressed.count(),
         f.terminal_changed.count(),
@@ -272,6 +293,16 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         f.content_differs.count(),
         f.revived_after_forgotten.count(),
         f.forgotten_unended.count(),
+        f.forgotten_early.count(),
+        if f.early_measured.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} forgotten early under clock faults, measured, max {:.0} ms early)",
+                f.early_measured.count(),
+                f.max_early_ns as f64 / 1e6
+            )
+        },
         if complete { "" } else { "; final state incomplete" },
     );
     let details = json!({
@@ -285,11 +316,19 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "content_differs": f.content_differs.count(),
         "revived_after_forgotten": f.revived_after_forgotten.count(),
         "forgotten_unended": f.forgotten_unended.count(),
+        "forgotten_early": f.forgotten_early.count(),
+        "retention_ms": inputs.retention_ms,
+        "measured": {
+            "early_forgets": f.early_measured.count(),
+            "max_early_ms": f.max_early_ns as f64 / 1e6,
+            "early_examples": f.early_measured.to_json(),
+        },
         "forgotten_reads": forgotten_reads,
         "forgotten_tasks": forgotten_tasks,
         "examples": {
             "revived_after_forgotten": f.revived_after_forgotten.to_json(),
             "forgotten_unended": f.forgotten_unended.to_json(),
+            "forgotten_early": f.forgotten_early.to_json(),
             "version_regressed": f.version_regressed.to_json(),
             "terminal_changed": f.terminal_changed.to_json(),
             "terminal_reverted": f.terminal_reverted.to_json(),
@@ -419,6 +458,29 @@ fn check_forgotten_ended(task_id: u64, obs: &[Obs], last: Last, ends: &Ends, f: 
         json!({ "task_id": task_id, "forgotten_at_ns": (at != u64::MAX).then_some(at), "final": last.to_json(),
                 "last_seen": last_seen, "first_done_ns": done, "first_cancel_ns": cancel })
     });
+}
+
+/// Step 8: no `forgotten` answer sooner than the horizon after the earliest moment the task
+/// could have ended (see the module docs). `h_ns` is the horizon.
+fn check_forgotten_early(task_id: u64, obs: &[Obs], ends: &Ends, h_ns: u64, clock_faults: bool, f: &mut Findings) {
+    let bound = [ends.first_done.get(&task_id), ends.first_cancel.get(&task_id)].into_iter().flatten().min();
+    let Some(&bound) = bound else { return };
+    let Some(first) = obs.iter().filter(|o| o.forgotten).min_by_key(|o| o.end()) else { return };
+    let due = bound + h_ns;
+    if first.end() + EARLY_TOLERANCE_NS >= due {
+        return;
+    }
+    let early = due - first.end();
+    let ex = || {
+        json!({ "task_id": task_id, "ended_no_earlier_than_ns": bound, "horizon_ms": h_ns / 1_000_000,
+                        "early_ms": early as f64 / 1e6, "read": first.to_json() })
+    };
+    if clock_faults {
+        f.max_early_ns = f.max_early_ns.max(early);
+        f.early_measured.push(ex);
+    } else {
+        f.forgotten_early.push(ex);
+    }
 }
 
 /// Step 6: one version, one content. The reference of each version is its first read to
@@ -827,5 +889,28 @@ mod tests {
         assert_eq!(r.valid, Validity::False);
         assert_eq!(count(&r, "not_found_after_ack"), 1);
         assert_eq!(count(&r, "forgotten_unended"), 0);
+    }
+
+    #[test]
+    fn a_task_forgotten_sooner_than_the_horizon_after_it_ended_is_invalid_without_clock_faults() {
+        // Done at 150 ns, forgotten at 210 ns: with a 1 s horizon, about 1 s early.
+        let (h, s) = forgotten_after_done();
+        let mut fx = Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s);
+        fx.retention_ms = Some(1_000);
+        let r = check(&fx.inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "forgotten_early"), 1, "{r:#?}");
+        // Under clock faults the leaders' clocks are skewed on purpose: measured only.
+        fx.clock_faults = true;
+        let r = check(&fx.inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(r.details["measured"]["early_forgets"], 1);
+        // Answered later than the horizon after the done line: fine.
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 5), Outcome::Ok(1)).read_forgotten(2, 1, (1_000_000_000, 1_100_000_000));
+        let s = vec![crate::checkers::testkit::sink(150, 1, 1, 10, SinkKind::Done { n: 3 })];
+        let mut fx = Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s);
+        fx.retention_ms = Some(1_000);
+        assert_eq!(check(&fx.inputs()).valid, Validity::True);
     }
 }

@@ -155,6 +155,8 @@ pub struct Fixture {
     pub replicas: ReplicaViews,
     pub schedules: Option<ScheduleRecord>,
     pub workflows: Option<WorkflowRecord>,
+    pub retention_ms: Option<u64>,
+    pub clock_faults: bool,
 }
 
 impl Fixture {
@@ -169,6 +171,8 @@ impl Fixture {
             replicas: ReplicaViews::default(),
             schedules: None,
             workflows: None,
+            retention_ms: None,
+            clock_faults: false,
         }
     }
 
@@ -201,6 +205,8 @@ impl Fixture {
             replicas: &self.replicas,
             schedules: self.schedules.as_ref(),
             workflows: self.workflows.as_ref(),
+            retention_ms: self.retention_ms,
+            clock_faults: self.clock_faults,
         }
     }
 }
