@@ -141,6 +141,10 @@ pub struct Layout {
     pub tls: Option<PathBuf>,
     /// With auth: the file holding the run's admin token (see [`crate::tls::activate_auth`]).
     pub admin_token: Option<PathBuf>,
+    /// Every replica's `retention_ms`: finished tasks, settled workflows and their schedule
+    /// runs are forgotten this long after they finished (a few seconds in the suite, so that
+    /// retention fires during a run; see [`crate::run::default_retention`]).
+    pub retention_ms: u64,
 }
 
 /// Every process of the system under test.
@@ -196,6 +200,7 @@ impl Cluster {
         // Preemption (the counters are batch work at priority 100, one in five is urgent at
         // 900): victims may go after a short run, so preemptions happen during short runs.
         text.push_str(&format!("preempt_min_runtime_ms = {PREEMPT_MIN_RUNTIME_MS}\n"));
+        text.push_str(&format!("retention_ms = {}\n", self.layout.retention_ms));
         match &self.layout.admin_token {
             Some(file) => text.push_str(&format!("auth = true\nadmin_token_file = \"{}\"\n", file.display())),
             None => text.push_str("auth = false\n"),

@@ -100,9 +100,42 @@ pub struct SubmitValue {
 pub struct ReadValue {
     /// The task read.
     pub task_id: u64,
-    /// What was seen; only on `ok`. An `ok` with `None` means the replica answered 404.
+    /// What was seen; only on `ok`. An `ok` with `None` means the replica answered 404: code
+    /// `not_found` (never existed) unless `forgotten` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: Option<TaskRead>,
+    /// On an `ok` without `seen`: the 404 carried code `forgotten`, so the task existed, ended
+    /// and retention removed it. Absent (false) on a `not_found` 404 and in histories recorded
+    /// before retention.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forgotten: bool,
+}
+
+/// What an `ok` read answered, one of three distinct outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAnswer<'a> {
+    /// 200 with the task.
+    Seen(&'a TaskRead),
+    /// 404 `not_found`: no such task (an id never allocated, as far as that replica knows).
+    NotFound,
+    /// 404 `forgotten`: the task existed, was terminal, and retention forgot it.
+    Forgotten,
+}
+
+impl ReadValue {
+    /// A read value as recorded at invoke time (nothing seen yet).
+    pub fn invoke(task_id: u64) -> Self {
+        Self { task_id, seen: None, forgotten: false }
+    }
+
+    /// The outcome of an `ok` read with this value.
+    pub fn answer(&self) -> ReadAnswer<'_> {
+        match (&self.seen, self.forgotten) {
+            (Some(s), _) => ReadAnswer::Seen(s),
+            (None, true) => ReadAnswer::Forgotten,
+            (None, false) => ReadAnswer::NotFound,
+        }
+    }
 }
 
 /// A task as one read saw it.
@@ -274,6 +307,24 @@ pub struct FinalState {
     pub complete: bool,
     /// Every task in the cluster, by id.
     pub tasks: Vec<FinalTask>,
+    /// Every id below the highest id known to the run (listed, or named by the history, the
+    /// sink or a schedule poll) that the listing lacked and that `GET /v1/tasks/{id}` on the
+    /// same replica answered 404 `forgotten`: tasks retention removed. Sorted. Empty in final
+    /// states recorded before retention (nothing was ever forgotten then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgotten: Vec<u64>,
+}
+
+impl FinalState {
+    /// An incomplete final state (the read failed).
+    pub fn incomplete() -> Self {
+        Self { complete: false, tasks: Vec::new(), forgotten: Vec::new() }
+    }
+
+    /// True when the final read found `task_id` forgotten.
+    pub fn is_forgotten(&self, task_id: u64) -> bool {
+        self.forgotten.binary_search(&task_id).is_ok()
+    }
 }
 
 /// `replicas.json`: the same final read made on every member replica on its own (each read is
@@ -414,6 +465,12 @@ pub struct ScheduleLog {
     /// `GET /v1/schedules/{id}` again, after the runs were read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_view_after: Option<ScheduleSeen>,
+    /// Runs the polls saw (`first_seen`) that the final runs read lacked and that
+    /// `GET /v1/tasks/{id}` then answered 404 `forgotten` (read between the runs and
+    /// `final_view_after`). Sorted. `None` when a probe failed or in records made before
+    /// retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgotten_runs: Option<Vec<u64>>,
 }
 
 /// A schedule as one read saw it (the fields the checker needs).
@@ -635,9 +692,13 @@ pub struct WorkflowLog {
     /// `GET /v1/workflows/{id}` after the heal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_view: Option<WfSeen>,
-    /// That read answered 404 (linearizable: the workflow does not exist).
+    /// That read answered 404 `not_found` (linearizable: the workflow does not exist).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub final_not_found: bool,
+    /// That read answered 404 `forgotten`: the workflow existed, settled, and retention forgot
+    /// it with every task of its nodes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub final_forgotten: bool,
     /// Why the final read failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_error: Option<String>,

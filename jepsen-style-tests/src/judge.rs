@@ -49,6 +49,8 @@ pub struct RunRecord<'a> {
     pub schedules: Option<&'a ScheduleRecord>,
     /// `workflows.json` (absent in runs recorded before the workflow workload).
     pub workflows: Option<&'a WorkflowRecord>,
+    /// The replicas' retention horizon, if known.
+    pub retention_ms: Option<u64>,
 }
 
 /// Runs the checkers, writes `results.json` and `plot.svg`, prints the summary and returns the
@@ -62,6 +64,8 @@ pub fn judge(run: &RunRecord) -> anyhow::Result<Validity> {
         replicas: run.replicas,
         schedules: run.schedules,
         workflows: run.workflows,
+        retention_ms: run.retention_ms,
+        clock_faults: run.nemesis.iter().any(|n| n == "clock"),
     };
     let results = checkers::check_all(&inputs);
     let valid = checkers::overall(&results);
@@ -79,12 +83,31 @@ pub fn judge(run: &RunRecord) -> anyhow::Result<Validity> {
         rates: m.rates.clone(),
         ops: m.ops,
         store: run.dir.display().to_string(),
+        retention: Some(retention(run, &results)),
     };
     report::write_results(run.dir, &out)?;
     let end_s = run.history.last().map_or(run.time_limit_s, |o| o.time_ns as f64 / 1e9);
     report::write_plot(&run.dir.join(report::PLOT_FILE), &m.series, &m.windows, end_s)?;
     println!("{}", report::summary_text(&out));
     Ok(valid)
+}
+
+/// What retention forgot in `run`, from its records and the checkers' counts.
+fn retention(run: &RunRecord, results: &[checkers::CheckResult]) -> report::Retention {
+    let detail = |name: &str, field: &str| {
+        results.iter().find(|r| r.name == name).and_then(|r| r.details[field].as_u64()).unwrap_or(0) as usize
+    };
+    let reads =
+        run.history.iter().filter(|op| matches!(&op.body, crate::history::Body::Read(v) if v.forgotten)).count();
+    report::Retention {
+        horizon_ms: run.retention_ms,
+        tasks: run.final_state.forgotten.len(),
+        acked_tasks: detail(checkers::queue::NAME, "acked_forgotten"),
+        reads,
+        workflows: run.workflows.map_or(0, |w| w.workflows.iter().filter(|l| l.final_forgotten).count()),
+        schedule_runs: detail(checkers::schedules::NAME, "forgotten_runs"),
+        schedule_runs_unseen: detail(checkers::schedules::NAME, "forgotten_unseen"),
+    }
 }
 
 /// Writes `items` as JSON lines to `path`.

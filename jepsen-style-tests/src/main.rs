@@ -112,6 +112,10 @@ struct Common {
     /// harness (`auth = true` as in `cluster-configs/`).
     #[arg(long)]
     auth: bool,
+    /// The replicas' retention horizon in seconds (default: 75 % of the time limit, at least
+    /// 5 s, so that retention forgets finished records during the run; at least 1).
+    #[arg(long)]
+    retention: Option<f64>,
 }
 
 #[derive(Args)]
@@ -244,10 +248,18 @@ fn options(c: &Common, time_limit: f64, nemesis: Vec<Family>, seed: u64) -> anyh
         bin.display()
     );
     anyhow::ensure!(time_limit > 0.0 && c.rate > 0.0 && c.interval > 0.0, "time limit, rate and interval must be > 0");
+    let time_limit_d = Duration::from_secs_f64(time_limit);
+    let retention = match c.retention {
+        Some(s) => {
+            anyhow::ensure!(s >= 1.0, "--retention must be at least 1 s (the product refuses less)");
+            Duration::from_secs_f64(s)
+        }
+        None => taskraft_jepsen::run::default_retention(time_limit_d),
+    };
     Ok(RunOptions {
         nodes: c.nodes,
         workers: c.workers,
-        time_limit: Duration::from_secs_f64(time_limit),
+        time_limit: time_limit_d,
         rate: c.rate,
         clients: c.clients.max(1),
         nemesis,
@@ -260,6 +272,7 @@ fn options(c: &Common, time_limit: f64, nemesis: Vec<Family>, seed: u64) -> anyh
         quiet_limit: Duration::from_secs_f64(c.quiet_limit),
         tls: c.tls,
         auth: c.auth,
+        retention,
     })
 }
 

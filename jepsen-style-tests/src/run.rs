@@ -14,6 +14,7 @@
 //!    records; run the checkers; write `results.json`, the plot and the summary. The verdict is
 //!    the exit code.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +28,12 @@ use crate::checkers::Validity;
 use crate::cluster::Cluster;
 use crate::cluster::Layout;
 use crate::cluster::api_url;
+use crate::history::Body;
 use crate::history::FinalState;
+use crate::history::Op;
 use crate::history::ReplicaViews;
 use crate::history::ScheduleRecord;
+use crate::history::SinkEvent;
 use crate::history::WorkflowRecord;
 use crate::judge;
 use crate::nemesis;
@@ -74,6 +78,30 @@ pub struct RunOptions {
     pub tls: bool,
     /// Run the cluster with auth on (an admin token for the run; see [`crate::tls`]).
     pub auth: bool,
+    /// The replicas' retention horizon ([`default_retention`] unless given).
+    pub retention: Duration,
+}
+
+/// Shortest horizon the suite uses (the product's minimum is 1 s).
+pub const MIN_RETENTION: Duration = Duration::from_secs(5);
+
+/// The suite's retention horizon for a run of `time_limit`: 75 % of it, at least
+/// [`MIN_RETENTION`]. Retention must fire inside the run: the first counter tasks finish a few
+/// seconds in, so they are forgotten during the last quarter of the load and client reads meet
+/// `forgotten`. Yet the final reads, made after the heal and the quiet wait, must still find
+/// most records whole (the checkers judge a present record by far more than a forgotten one):
+/// what finished in roughly the first third of the load is forgotten by then, the rest is read
+/// whole. (A 20 s smoke run gets 15 s, a 60 s run 45 s.)
+pub fn default_retention(time_limit: Duration) -> Duration {
+    time_limit.mul_f64(0.75).max(MIN_RETENTION)
+}
+
+/// A client retries a key only within this window of its first submit: a third of the horizon.
+/// A retried submit could make a second task only once the first one was forgotten, that is at
+/// least one task run plus the horizon after the first submit; a retry sent within a third of it
+/// would have to wait two thirds of the horizon inside the cluster before being applied.
+pub fn retry_window(retention: Duration) -> Duration {
+    retention / 3
 }
 
 /// What a run ended with.
@@ -96,7 +124,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     crate::tls::activate(tls.as_deref())?;
     let admin_token = crate::tls::activate_auth(opts.auth.then_some(dir.as_path()))?;
     let clock = opts.nemesis.contains(&Family::Clock);
-    let layout = Layout { dir: dir.clone(), bin: opts.bin.clone(), clock, tls, admin_token };
+    let retention_ms = opts.retention.as_millis() as u64;
+    println!("retention: {retention_ms} ms (keys retried within {} ms)", retry_window(opts.retention).as_millis());
+    let layout = Layout { dir: dir.clone(), bin: opts.bin.clone(), clock, tls, admin_token, retention_ms };
     let mut cluster = Cluster::new(layout)?;
     cluster.form(opts.nodes).await.context("forming the cluster")?;
     for j in 1..=opts.workers {
@@ -143,7 +173,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         sink.addr.clone(),
     ];
     let members = cluster.members();
-    let shared = Arc::new(Shared::new(epoch, members, task_command));
+    let shared = Arc::new(Shared::new(epoch, members, task_command, retry_window(opts.retention)));
     let cluster = Arc::new(Mutex::new(cluster));
 
     let stop_clients = CancellationToken::new();
@@ -218,11 +248,23 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     // read began, so the final read must show it (a later start would be judged against a state
     // that could not know it yet).
     let sink_events = sink.events();
-    let final_state: FinalState = workload::final_state(&members).await;
+    // Every task id the run knows of: a listing lacks the forgotten ones, and these are the ids
+    // the final reads ask about one by one.
+    let known = known_task_ids(&shared.rec.ops(), &sink_events, &schedule_record);
+    let final_state: FinalState = workload::final_state(&members, &known).await;
+    // Each member is asked about the same ids and every task the main read found.
+    let mut known_all = known.clone();
+    known_all.extend(final_state.tasks.iter().map(|t| t.task_id));
     let mut replicas = ReplicaViews { quiet: quiet.is_some(), views: Vec::new() };
     for &m in &members {
-        replicas.views.push((m, workload::final_state(&[m]).await));
+        replicas.views.push((m, workload::final_state(&[m], &known_all).await));
     }
+    println!(
+        "final read: {} tasks, {} forgotten (of {} the run knew of)",
+        final_state.tasks.len(),
+        final_state.forgotten.len(),
+        known.len()
+    );
     schedules::final_read(&members, &mut schedule_record).await;
     let mut workflow_record = std::mem::take(&mut *workflow_record.lock().unwrap());
     workflows::final_read(&shared, &members, &mut workflow_record).await;
@@ -254,6 +296,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         replicas: &replicas,
         schedules: Some(&schedule_record),
         workflows: Some(&workflow_record),
+        retention_ms: Some(retention_ms),
     })?;
     Ok(RunOutcome { valid, dir })
 }
@@ -298,6 +341,7 @@ pub fn recheck(dir: &std::path::Path) -> anyhow::Result<Validity> {
         replicas: &replicas,
         schedules: schedule_record.as_ref(),
         workflows: workflow_record.as_ref(),
+        retention_ms: old["retention"]["horizon_ms"].as_u64(),
     })
 }
 
@@ -322,6 +366,27 @@ async fn wait_workers(members: &[u64], want: u64, limit: Duration) -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anyhow::bail!("only {seen} of {want} workers registered within {limit:?} (see logs/w*.log)")
+}
+
+/// Task ids named anywhere in the run's records: acknowledged submits, reads and cancels, sink
+/// lines (counter and workflow tasks) and the runs the schedule polls saw.
+pub fn known_task_ids(history: &[Op], sink: &[SinkEvent], schedules: &ScheduleRecord) -> BTreeSet<u64> {
+    let mut ids = BTreeSet::new();
+    for op in history {
+        match &op.body {
+            Body::Submit(v) => ids.extend(v.task_id),
+            Body::Read(v) => {
+                ids.insert(v.task_id);
+            }
+            Body::Cancel(v) => {
+                ids.insert(v.task_id);
+            }
+            Body::Nemesis(_) => {}
+        }
+    }
+    ids.extend(sink.iter().map(|e| e.task_id));
+    ids.extend(schedules.schedules.iter().flat_map(|s| s.first_seen.iter().map(|r| r.task_id)));
+    ids
 }
 
 fn unix_time() -> u64 {

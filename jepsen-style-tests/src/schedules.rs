@@ -17,6 +17,7 @@
 //! Everything lands in `schedules.json` ([`ScheduleRecord`]); [`crate::checkers::schedules`]
 //! judges it. Every loop here is bounded in attempts and time.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -239,9 +240,22 @@ pub async fn final_read(members: &[u64], record: &mut ScheduleRecord) {
         for &node in members {
             let Some(before) = read_view(&http, node, id).await else { continue };
             let Some(runs) = read_runs(&http, node, id, None).await else { continue };
+            // Runs a poll saw that the listing lacks: retention forgot them, or they are lost.
+            let listed: BTreeSet<u64> = runs.iter().map(|r| r.task_id).collect();
+            let absent: Vec<u64> = log.first_seen.iter().map(|r| r.task_id).filter(|t| !listed.contains(t)).collect();
+            let forgotten = crate::workload::probe_tasks(&http, node, &absent).await.map(|answers| {
+                let mut ids: Vec<u64> = answers
+                    .into_iter()
+                    .filter(|(_, a)| matches!(a, crate::workload::Probe::Forgotten))
+                    .map(|(t, _)| t)
+                    .collect();
+                ids.sort_unstable();
+                ids
+            });
             let Some(after) = read_view(&http, node, id).await else { continue };
             log.final_view = Some(before);
             log.final_runs = Some(runs);
+            log.forgotten_runs = forgotten;
             log.final_view_after = Some(after);
             break;
         }

@@ -21,6 +21,15 @@ struct SuiteRun {
     valid: Validity,
     dir: String,
     seconds: f64,
+    /// What retention forgot in the run (from its `results.json`).
+    retention: Option<crate::report::Retention>,
+}
+
+/// The `retention` part of a run's `results.json`, if it has one.
+fn retention_of(dir: &str) -> Option<crate::report::Retention> {
+    let text = std::fs::read(std::path::Path::new(dir).join(crate::report::RESULTS_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    serde_json::from_value(v.get("retention")?.clone()).ok()
 }
 
 /// Runs every family in `families` `runs` times; returns the worst verdict.
@@ -41,7 +50,13 @@ pub async fn suite(base: &RunOptions, families: &[Family], runs: u32) -> anyhow:
                     (Validity::Unknown, String::new())
                 }
             };
-            println!("== {family} run {}/{runs} seed {} ({nodes} replicas): {valid:?}", k + 1, opts.seed);
+            let retention = retention_of(&dir);
+            println!(
+                "== {family} run {}/{runs} seed {} ({nodes} replicas): {valid:?}; retention {}",
+                k + 1,
+                opts.seed,
+                retention.as_ref().map_or("unknown".to_string(), |r| r.text())
+            );
             all.push(SuiteRun {
                 family: family.name().into(),
                 seed: opts.seed,
@@ -49,20 +64,25 @@ pub async fn suite(base: &RunOptions, families: &[Family], runs: u32) -> anyhow:
                 valid,
                 dir,
                 seconds: started.elapsed().as_secs_f64(),
+                retention,
             });
             std::fs::create_dir_all(&base.store)?;
             std::fs::write(base.store.join("suite.json"), serde_json::to_vec_pretty(&all)?)?;
         }
     }
-    println!("\nsuite summary (valid / invalid / unknown per family):");
+    println!("\nsuite summary (valid / invalid / unknown per family; tasks / reads forgotten):");
     for &family in families {
-        let of = |v: Validity| all.iter().filter(|r| r.family == family.name() && r.valid == v).count();
+        let runs = || all.iter().filter(|r| r.family == family.name());
+        let of = |v: Validity| runs().filter(|r| r.valid == v).count();
+        let forgotten: Vec<String> =
+            runs().map(|r| r.retention.as_ref().map_or("?".into(), |x| format!("{}/{}", x.tasks, x.reads))).collect();
         println!(
-            "  {:<13} {:>3} / {:>3} / {:>3}",
+            "  {:<13} {:>3} / {:>3} / {:>3}   forgotten {}",
             family.name(),
             of(Validity::True),
             of(Validity::False),
-            of(Validity::Unknown)
+            of(Validity::Unknown),
+            forgotten.join(", ")
         );
     }
     match crate::aggregate::aggregate(&base.store) {

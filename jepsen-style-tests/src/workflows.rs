@@ -282,7 +282,10 @@ async fn submit(shared: &Shared, http: &reqwest::Client, log: &mut WorkflowLog, 
     let start = Instant::now();
     let mut maybe = false;
     let mut k = 0usize;
-    while log.submit_attempts < MAX_TRIES && start.elapsed() < PER_WORKFLOW_LIMIT && !stop.is_cancelled() {
+    // Retention forgets a settled workflow with its idempotency key: a retry after that would
+    // make a second workflow, so retries stay within the run's key retry window as well.
+    let budget = PER_WORKFLOW_LIMIT.min(shared.retry_window);
+    while log.submit_attempts < MAX_TRIES && start.elapsed() < budget && !stop.is_cancelled() {
         let members = shared.members.lock().unwrap().clone();
         if members.is_empty() {
             break;
@@ -393,6 +396,11 @@ pub async fn final_read(shared: &Shared, members: &[u64], record: &mut WorkflowR
                 },
                 Outcome::Answer(404, v) if v["error"]["code"] == "not_found" => {
                     log.final_not_found = true;
+                    log.final_error = None;
+                    break;
+                }
+                Outcome::Answer(404, v) if v["error"]["code"] == "forgotten" => {
+                    log.final_forgotten = true;
                     log.final_error = None;
                     break;
                 }

@@ -8,8 +8,17 @@
 //!    connection → `fail`; 504, 5xx, timeouts and broken connections → `info`.
 //! 3. [`poll_leaders`] asks every member for `/v1/cluster` a few times a second.
 //! 4. After the heal, [`wait_quiet`] waits (polling, bounded) until no task is in flight, and
-//!    [`final_state`] pages through every task with linearizable reads.
+//!    [`final_state`] pages through every task with linearizable reads, then asks the same
+//!    replica for each task the run knows of that the listing lacked: retention forgets
+//!    finished tasks, and such a task answers 404 `forgotten` rather than `not_found`.
+//!
+//! Retention (the cluster runs with a short horizon, see [`crate::cluster::Layout`]) also
+//! forgets a finished task's idempotency key, so a key retried after its task was forgotten
+//! would legitimately make a second task. The clients therefore stop retrying a key
+//! [`Shared::retry_window`] after its first submit, well inside the horizon: a duplicate is then
+//! still a violation (the `queue` checker's docs give the arithmetic).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,21 +96,25 @@ pub struct Shared {
     pub members: Mutex<Vec<u64>>,
     /// Task ids from acknowledged submits.
     known: Mutex<Vec<u64>>,
-    /// Keys whose last submit was indeterminate, to be retried.
-    retry_keys: Mutex<Vec<String>>,
+    /// Keys whose last submit was indeterminate, to be retried, with when each was first sent.
+    retry_keys: Mutex<Vec<(String, Instant)>>,
     /// The counter task every submit runs.
     pub task_command: Vec<String>,
+    /// A key is retried only this long after its first submit (see the module docs).
+    pub retry_window: Duration,
 }
 
 impl Shared {
-    /// State for a run whose task program is `task_command`.
-    pub fn new(epoch: Instant, members: Vec<u64>, task_command: Vec<String>) -> Self {
+    /// State for a run whose task program is `task_command`; keys are retried within
+    /// `retry_window` of their first submit.
+    pub fn new(epoch: Instant, members: Vec<u64>, task_command: Vec<String>, retry_window: Duration) -> Self {
         Self {
             rec: Recorder::new(epoch),
             members: Mutex::new(members),
             known: Mutex::new(Vec::new()),
             retry_keys: Mutex::new(Vec::new()),
             task_command,
+            retry_window,
         }
     }
 }
@@ -218,19 +231,21 @@ pub async fn client_loop(shared: Arc<Shared>, id: u32, seed: u64, ops_per_s: f64
             _ => {
                 let retry = {
                     let mut keys = shared.retry_keys.lock().unwrap();
+                    // A key past its window is dropped: its task may be forgotten by now.
+                    keys.retain(|(_, first)| first.elapsed() < shared.retry_window);
                     if !keys.is_empty() && rng.gen_bool(0.5) { Some(keys.swap_remove(0)) } else { None }
                 };
-                let key = retry.unwrap_or_else(|| {
+                let (key, first) = retry.unwrap_or_else(|| {
                     serial += 1;
-                    format!("c{id}-{serial}")
+                    (format!("c{id}-{serial}"), Instant::now())
                 });
-                submit(&shared, &http, id, node, key).await;
+                submit(&shared, &http, id, node, key, first).await;
             }
         }
     }
 }
 
-async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, key: String) {
+async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, key: String, first: Instant) {
     let process = Process::Client(client);
     let value = |task_id| Body::Submit(SubmitValue { key: key.clone(), task_id });
     shared.rec.record(process, Some(node), OpType::Invoke, value(None), None);
@@ -250,14 +265,14 @@ async fn submit(shared: &Shared, http: &reqwest::Client, client: u32, node: u64,
             }
             None => {
                 shared.rec.record(process, Some(node), OpType::Info, value(None), Some(format!("{status}: no id")));
-                shared.retry_keys.lock().unwrap().push(key.clone());
+                shared.retry_keys.lock().unwrap().push((key.clone(), first));
             }
         },
         other => {
             let (kind, err) = unsuccessful(other);
             shared.rec.record(process, Some(node), kind, value(None), Some(err));
             if kind == OpType::Info {
-                shared.retry_keys.lock().unwrap().push(key.clone());
+                shared.retry_keys.lock().unwrap().push((key.clone(), first));
             }
         }
     }
@@ -281,7 +296,7 @@ pub const BATCH_PRIORITY: u32 = 100;
 
 async fn read(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, task_id: u64) {
     let process = Process::Client(client);
-    let value = |seen| Body::Read(ReadValue { task_id, seen });
+    let value = |seen| Body::Read(ReadValue { task_id, seen, forgotten: false });
     shared.rec.record(process, Some(node), OpType::Invoke, value(None), None);
     let url = api_url(node, &format!("/v1/tasks/{task_id}"));
     match exchange(http.get(url)).await {
@@ -291,6 +306,11 @@ async fn read(shared: &Shared, http: &reqwest::Client, client: u32, node: u64, t
         },
         Outcome::Answer(404, v) if v["error"]["code"] == "not_found" => {
             shared.rec.record(process, Some(node), OpType::Ok, value(None), None)
+        }
+        // Its own outcome: the task existed and ended, and retention removed it.
+        Outcome::Answer(404, v) if v["error"]["code"] == "forgotten" => {
+            let body = Body::Read(ReadValue { task_id, seen: None, forgotten: true });
+            shared.rec.record(process, Some(node), OpType::Ok, body, None)
         }
         other => {
             let (kind, err) = unsuccessful(other);
@@ -378,8 +398,11 @@ pub async fn wait_quiet(members: &[u64], limit: Duration) -> Option<Duration> {
     None
 }
 
-/// Every task, paged with linearizable reads from the first member that answers all pages.
-pub async fn final_state(members: &[u64]) -> FinalState {
+/// Every task, paged with linearizable reads from the first member that answers all pages;
+/// then each id of `known` the listing lacked is read on that same member, and those answering
+/// 404 `forgotten` are listed as forgotten (one answering 200 meanwhile joins the tasks; one
+/// answering `not_found` stays absent). A member that fails a page or a probe is skipped.
+pub async fn final_state(members: &[u64], known: &BTreeSet<u64>) -> FinalState {
     let http = http_client();
     for &id in members {
         let mut tasks = Vec::new();
@@ -400,11 +423,67 @@ pub async fn final_state(members: &[u64]) -> FinalState {
                 None => break true,
             }
         };
-        if complete {
-            return FinalState { complete: true, tasks };
+        if !complete {
+            continue;
         }
+        let listed: BTreeSet<u64> = tasks.iter().map(|t| t.task_id).collect();
+        let absent: Vec<u64> = known.difference(&listed).copied().collect();
+        let Some(probed) = probe_tasks(&http, id, &absent).await else { continue };
+        let mut forgotten = Vec::new();
+        for (task_id, answer) in probed {
+            match answer {
+                Probe::Present(t) => tasks.push(*t),
+                Probe::Forgotten => forgotten.push(task_id),
+                Probe::NotFound => {}
+            }
+        }
+        tasks.sort_by_key(|t| t.task_id);
+        forgotten.sort_unstable();
+        return FinalState { complete: true, tasks, forgotten };
     }
-    FinalState { complete: false, tasks: Vec::new() }
+    FinalState::incomplete()
+}
+
+/// What `GET /v1/tasks/{id}` answered for a task a listing lacked.
+pub(crate) enum Probe {
+    /// 200: it exists (created or listed late).
+    Present(Box<FinalTask>),
+    /// 404 `forgotten`.
+    Forgotten,
+    /// 404 `not_found`.
+    NotFound,
+}
+
+/// How many times one probe is tried before the whole probe counts as failed.
+const PROBE_TRIES: u32 = 3;
+
+/// Reads each of `ids` on member `node`, 16 at a time. `None` if one of them got no definite
+/// answer in [`PROBE_TRIES`] tries.
+pub(crate) async fn probe_tasks(http: &reqwest::Client, node: u64, ids: &[u64]) -> Option<Vec<(u64, Probe)>> {
+    use futures::StreamExt;
+    let one = |task_id: u64| async move {
+        for _ in 0..PROBE_TRIES {
+            let url = api_url(node, &format!("/v1/tasks/{task_id}"));
+            match exchange(http.get(url)).await {
+                Outcome::Answer(200, v) => {
+                    if let Some(t) = final_task(&v) {
+                        return Some((task_id, Probe::Present(Box::new(t))));
+                    }
+                }
+                Outcome::Answer(404, v) if v["error"]["code"] == "forgotten" => {
+                    return Some((task_id, Probe::Forgotten));
+                }
+                Outcome::Answer(404, v) if v["error"]["code"] == "not_found" => {
+                    return Some((task_id, Probe::NotFound));
+                }
+                _ => {}
+            }
+        }
+        None
+    };
+    let answers: Vec<Option<(u64, Probe)>> =
+        futures::stream::iter(ids.iter().copied()).map(one).buffer_unordered(16).collect().await;
+    answers.into_iter().collect()
 }
 
 fn final_task(t: &Value) -> Option<FinalTask> {

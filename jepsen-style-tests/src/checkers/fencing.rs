@@ -35,6 +35,15 @@
 //!
 //! Steps 1 and 2 need the final state; with an incomplete one they are skipped and a clean result
 //! is `unknown`. Steps 3 to 5 run regardless (step 5 without the final state).
+//!
+//! Retention: a task the final read found `forgotten` (`final.json` `forgotten`) has no final
+//! attempts to hold the sink against, and is never called an uncommitted start for that. Its
+//! evidence is used instead: a forgotten task was terminal, and a terminal task gets no new
+//! attempt, so when an `ok` read saw it terminal, that read (the one with the highest version)
+//! is its final content and step 2 runs against it: its attempt tokens are every committed
+//! token, its result token (a `succeeded` one) must have physically finished, its checkpoint
+//! must have been written by its token. A forgotten task no read saw terminal keeps steps 3 to
+//! 5 only (`forgotten_unjudged`). Steps 3 to 5 never needed the final state.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -101,6 +110,9 @@ struct Reads {
     checkpoints: BTreeMap<u64, Vec<SeenCheckpoint>>,
     /// Every read that listed attempt tokens (step 5).
     versioned: BTreeMap<u64, Vec<Versioned>>,
+    /// Per task, the highest-version read that saw it terminal and listed its attempt tokens,
+    /// as a final task (step 2 for a forgotten task; see the module docs).
+    terminal: BTreeMap<u64, FinalTask>,
 }
 
 /// Violations by kind, plus the measurements.
@@ -169,8 +181,17 @@ pub fn check(inputs: &Inputs) -> CheckResult {
             reads.versioned.entry(t.task_id).or_default().push(final_observation(t));
         }
     }
+    let (mut from_read, mut unjudged) = (0usize, 0usize);
     for (&task_id, events) in &sink {
-        if complete {
+        if complete && !finals.contains_key(&task_id) && inputs.final_state.is_forgotten(task_id) {
+            match reads.terminal.get(&task_id) {
+                Some(t) => {
+                    from_read += 1;
+                    check_against_sink(task_id, Some(t), events, &mut f);
+                }
+                None => unjudged += 1,
+            }
+        } else if complete {
             let task = finals.get(&task_id).copied();
             check_against_sink(task_id, task, events, &mut f);
             if let Some(task) = task {
@@ -189,8 +210,9 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     let valid = Validity::from_findings(f.violations(), complete);
     let o = &f.overlap;
     let summary = format!(
-        "{} tasks with sink lines: {} violations; measured {} overlapping attempt pairs (max {:.1} ms), {} stale completions{}",
+        "{} tasks with sink lines ({} forgotten: {from_read} judged from a terminal read, {unjudged} without one): {} violations; measured {} overlapping attempt pairs (max {:.1} ms), {} stale completions{}",
         sink.len(),
+        from_read + unjudged,
         f.violations(),
         o.pairs,
         ms(o.max_ns),
@@ -204,6 +226,8 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     let details = json!({
         "final_complete": complete,
         "tasks_with_sink": sink.len(),
+        "forgotten_judged_from_read": from_read,
+        "forgotten_unjudged": unjudged,
         "sink_events": inputs.sink.len(),
         "violations": counts,
         "examples": examples,
@@ -235,6 +259,13 @@ fn read_observations(inputs: &Inputs) -> Reads {
                 SeenCheckpoint { complete_ns, attempts: s.attempts, n, token: s.checkpoint_token, complete_index };
             out.checkpoints.entry(v.task_id).or_default().push(seen);
         }
+        if s.is_terminal() && !s.attempt_tokens.is_empty() {
+            let as_final = terminal_read_as_final(v.task_id, s);
+            let slot = out.terminal.entry(v.task_id).or_insert_with(|| as_final.clone());
+            if slot.version < as_final.version {
+                *slot = as_final;
+            }
+        }
         if !s.attempt_tokens.is_empty() {
             let versioned = Versioned {
                 version: s.version,
@@ -246,6 +277,38 @@ fn read_observations(inputs: &Inputs) -> Reads {
         }
     }
     out
+}
+
+/// A read that saw a task terminal, as the final state it was: every attempt's token (a terminal
+/// task gets no new attempt), the last one `succeeded` when the task did (outcomes of the others
+/// are not in a read and step 2 needs none), and the committed checkpoint.
+fn terminal_read_as_final(task_id: u64, s: &crate::history::TaskRead) -> FinalTask {
+    let n = s.attempt_tokens.len();
+    let attempts = s
+        .attempt_tokens
+        .iter()
+        .enumerate()
+        .map(|(i, &token)| crate::history::FinalAttempt {
+            number: i as u32 + 1,
+            worker: String::new(),
+            token,
+            outcome: (i + 1 == n && s.state == SUCCEEDED).then(|| SUCCEEDED.to_string()),
+        })
+        .collect();
+    FinalTask {
+        task_id,
+        key: None,
+        state: s.state.clone(),
+        version: s.version,
+        attempts,
+        checkpoint: s.checkpoint.zip(s.checkpoint_token),
+        origin: None,
+        workflow: None,
+        // A read does not carry what the preemption checker judges; it reads the final tasks.
+        priority: None,
+        preemptible: None,
+        preempted: Vec::new(),
+    }
 }
 
 /// The final state of a task as one more observation for step 5.
@@ -700,5 +763,33 @@ mod tests {
         s[3].event = Start { from: 9 };
         let fx = Fixture::new(&Hist::new(), vec![]).with_sink(s).incomplete();
         assert_eq!(check(&fx.inputs()).valid, Validity::False);
+    }
+
+    #[test]
+    fn a_forgotten_task_is_judged_against_its_last_terminal_read() {
+        let mut h = Hist::new();
+        let terminal = TaskRead { result_token: Some(20), ..read_at(6, &[10, 20], Some((3, 20))) };
+        let terminal = TaskRead { state: "succeeded".into(), ..terminal };
+        h.read(1, 1, (400, 410), Some(terminal));
+        let fx = |s| Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s);
+        let r = check(&fx(good_sink()).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(r.details["forgotten_judged_from_read"], 1);
+        // The succeeded token never finished: still a violation after the task was forgotten.
+        let mut s = good_sink();
+        s.pop();
+        let r = check(&fx(s).inputs());
+        assert_eq!(count(&r, "success_without_done"), 1);
+        // A start from a token the terminal read does not list was never committed.
+        let mut s = good_sink();
+        s.push(sink(500, 1, 3, 30, Start { from: 3 }));
+        assert_eq!(count(&check(&fx(s).inputs()), "uncommitted_start"), 1);
+    }
+
+    #[test]
+    fn a_forgotten_task_without_a_terminal_read_is_not_called_uncommitted() {
+        let r = check(&Fixture::new(&Hist::new(), vec![]).with_forgotten(vec![1]).with_sink(good_sink()).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!((count(&r, "uncommitted_start"), r.details["forgotten_unjudged"].as_u64()), (0, Some(1)));
     }
 }

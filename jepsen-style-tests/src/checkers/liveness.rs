@@ -13,6 +13,11 @@
 //! nodes' states. A workflow whose final read failed or answered 404 is not judged here (the
 //! `workflows` checker says unknown or lost).
 //!
+//! Retention: an acknowledged task or workflow the final read found `forgotten` had finished
+//! (only finished records are forgotten, settled workflows as a whole) and counts as terminal
+//! here (`forgotten` in the details); whether that is believable is judged by `reads` and
+//! `workflows`.
+//!
 //! Acknowledged tasks missing from the final state are the queue checker's business, not this
 //! one's. The verdict is reported apart from the run's safety verdict (see
 //! [`super::overall`]).
@@ -55,7 +60,8 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         }
     }
 
-    let mut acked = 0;
+    let forgotten = acked_ids.iter().filter(|id| final_state.is_forgotten(**id)).count();
+    let mut acked = forgotten;
     let mut stuck = Examples::default();
     let mut unacked_unfinished = 0;
     for t in &final_state.tasks {
@@ -74,9 +80,11 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     }
 
     let mut wf_acked = 0;
+    let mut wf_forgotten = 0;
     let mut wf_stuck = Examples::default();
     for log in inputs.workflows.iter().flat_map(|r| &r.workflows).filter(|l| l.acked_ns.is_some()) {
         wf_acked += 1;
+        wf_forgotten += usize::from(log.final_forgotten);
         if let Some(v) = log.final_view.as_ref().filter(|v| v.state == "running") {
             let nodes: serde_json::Map<String, serde_json::Value> =
                 v.nodes.iter().map(|n| (n.id.clone(), json!(n.state))).collect();
@@ -86,7 +94,7 @@ pub fn check(inputs: &Inputs) -> CheckResult {
 
     let valid = Validity::from_findings(stuck.count() + wf_stuck.count(), true);
     let summary = format!(
-        "{} of {acked} acknowledged tasks and {} of {wf_acked} acknowledged workflows not terminal after heal",
+        "{} of {acked} acknowledged tasks ({forgotten} forgotten) and {} of {wf_acked} acknowledged workflows ({wf_forgotten} forgotten) not terminal after heal",
         stuck.count(),
         wf_stuck.count()
     );
@@ -96,6 +104,8 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "terminal": acked - stuck.count(),
         "non_terminal": stuck.count(),
         "unacked_non_terminal": unacked_unfinished,
+        "forgotten": forgotten,
+        "workflows_forgotten": wf_forgotten,
         "examples": stuck.to_json(),
         "acked_workflows": wf_acked,
         "workflows_not_terminal": wf_stuck.count(),

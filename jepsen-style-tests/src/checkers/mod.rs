@@ -73,6 +73,10 @@ pub struct Inputs<'a> {
     pub schedules: Option<&'a ScheduleRecord>,
     /// `workflows.json` (`None` for runs recorded before the workflow workload).
     pub workflows: Option<&'a WorkflowRecord>,
+    /// The replicas' retention horizon (`None` when not on record).
+    pub retention_ms: Option<u64>,
+    /// The run had the `clock` nemesis: the leaders' clocks are not the harness's.
+    pub clock_faults: bool,
 }
 
 /// Runs every checker: the safety checkers first (queue, reads, fencing, leaders, replicas,
@@ -163,6 +167,60 @@ mod tests {
         assert!(is_safety(&results[4]), "replica agreement is a safety property");
         assert!(is_safety(&results[5]), "schedule fires are a safety property");
         assert!(is_safety(&results[6]), "workflow edges, aggregation and limits are safety properties");
+    }
+
+    /// A run with retention on: task 1 succeeded (sink `done` at 150) and was forgotten (a read
+    /// and the final read answer `forgotten`), task 2 is still there, succeeded.
+    fn forgotten_run() -> (Hist, Fixture) {
+        use crate::history::SinkKind;
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 10), Outcome::Ok(1))
+            .submit(2, "b", (0, 10), Outcome::Ok(2))
+            .read(1, 1, (20, 30), Some(seen(2, "running")))
+            .read_forgotten(2, 1, (300, 310))
+            .read(3, 2, (320, 330), Some(crate::history::TaskRead { result_token: Some(20), ..seen(3, "succeeded") }));
+        let two = FinalTask { attempts: vec![attempt(1, 20, Some("succeeded"))], ..task(2, "b", "succeeded", 3) };
+        let sink = vec![
+            testkit::sink(100, 1, 1, 10, SinkKind::Start { from: 0 }),
+            testkit::sink(150, 1, 1, 10, SinkKind::Done { n: 0 }),
+            testkit::sink(200, 2, 1, 20, SinkKind::Start { from: 0 }),
+            testkit::sink(250, 2, 1, 20, SinkKind::Done { n: 0 }),
+        ];
+        let mut fx = Fixture::new(&h, vec![two]).with_forgotten(vec![1]).with_sink(sink);
+        let mut member = fx.final_state.clone();
+        member.forgotten = vec![1];
+        fx.replicas = ReplicaViews { quiet: true, views: vec![(1, member)] };
+        (h, fx)
+    }
+
+    #[test]
+    fn a_run_with_forgotten_tasks_is_valid_for_every_task_checker() {
+        let (_, fx) = forgotten_run();
+        let results = check_all(&fx.inputs());
+        for name in ["queue", "reads", "fencing", "replicas", "liveness"] {
+            let r = results.iter().find(|r| r.name == name).unwrap();
+            assert_eq!(r.valid, Validity::True, "{r:#?}");
+        }
+    }
+
+    #[test]
+    fn an_acked_task_answering_not_found_among_forgotten_ones_makes_the_run_invalid() {
+        let (mut h, _) = forgotten_run();
+        h.submit(3, "c", (0, 10), Outcome::Ok(3)).read(1, 3, (340, 350), None);
+        let (_, mut fx) = forgotten_run();
+        fx.history = h.build();
+        let results = check_all(&fx.inputs());
+        let of = |name: &str| results.iter().find(|r| r.name == name).unwrap();
+        assert_eq!(of("queue").valid, Validity::False, "task 3 is lost: {:#?}", of("queue"));
+        assert_eq!(of("reads").details["not_found_after_ack"], 1);
+        assert_eq!(overall(&results), Validity::False);
+        // And a forgotten task that was last seen running with no completion anywhere.
+        let (_, mut fx) = forgotten_run();
+        fx.sink.retain(|e| e.task_id != 1);
+        let results = check_all(&fx.inputs());
+        let reads = results.iter().find(|r| r.name == "reads").unwrap();
+        assert_eq!(reads.details["forgotten_unended"], 1, "{reads:#?}");
+        assert_eq!(overall(&results), Validity::False);
     }
 
     /// One `allow` schedule (id 1) that fired once, at its creation, as task 50; the run is added

@@ -21,6 +21,14 @@
 //!    ship, e.g. under a fault), and victims not finished in the final state (liveness judges
 //!    those).
 //!
+//! **Retention.** The final read may find a victim or a preemptor forgotten (finished longer
+//! ago than the horizon; `FinalState::forgotten`). Such a record cannot be judged, and is
+//! counted instead, never passed:
+//! - a listed `(X, T)` whose victim `X` was forgotten: `victim_forgotten`;
+//! - a preempted attempt nobody lists, when a forgotten task acknowledged with a key of
+//!   priority at least the gap above `X`'s exists (it may have been the preemptor):
+//!   `preemptor_maybe_forgotten`. Without such a candidate it stays `unattributed`.
+//!
 //! Needs the final state; with an incomplete one a clean result is `unknown`. A run in which no
 //! preemption happened is `true` with `exercised: false`. A preemptor remembers at most 64
 //! victims; the workload's urgent tasks run once and stay far below that.
@@ -75,13 +83,29 @@ impl Findings {
 pub fn check(inputs: &Inputs) -> CheckResult {
     let tasks: BTreeMap<u64, &FinalTask> = inputs.final_state.tasks.iter().map(|t| (t.task_id, t)).collect();
     let mut f = Findings::default();
+    // Priorities of the forgotten tasks the history acknowledged (a counter's priority is a
+    // function of its key): the preemptors a preempted attempt may have lost to retention.
+    let forgotten_priorities: Vec<u32> = inputs
+        .history
+        .iter()
+        .filter(|o| o.kind == OpType::Ok)
+        .filter_map(|o| match &o.body {
+            Body::Submit(v) => v.task_id.map(|id| (id, &v.key)),
+            _ => None,
+        })
+        .filter(|(id, _)| inputs.final_state.is_forgotten(*id))
+        .map(|(_, key)| crate::workload::counter_priority(key))
+        .collect();
+    let (mut victim_forgotten, mut preemptor_maybe_forgotten) = (0usize, 0usize);
     // (victim, token) → the tasks that list it.
     let mut listed: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
     for t in tasks.values() {
         for &(victim, token) in &t.preempted {
             listed.entry((victim, token)).or_default().push(t.task_id);
             let known = tasks.get(&victim).is_some_and(|v| v.attempts.iter().any(|a| a.token == token));
-            if !known {
+            if !known && !tasks.contains_key(&victim) && inputs.final_state.is_forgotten(victim) {
+                victim_forgotten += 1;
+            } else if !known {
                 f.listed_missing.push(|| json!({"preemptor": t.task_id, "victim": victim, "token": token}));
             }
         }
@@ -142,7 +166,12 @@ pub fn check(inputs: &Inputs) -> CheckResult {
             preemptions += 1;
             let token = t.attempts[i].token;
             let by = listed.get(&(t.task_id, token)).cloned().unwrap_or_default();
+            let could_be_forgotten = || {
+                let floor = t.priority.unwrap_or(0).saturating_add(crate::cluster::PREEMPTION_GAP);
+                forgotten_priorities.iter().any(|&p| p >= floor)
+            };
             match by.as_slice() {
+                [] if could_be_forgotten() => preemptor_maybe_forgotten += 1,
                 [] => f.unattributed.push(|| json!({"task": t.task_id, "token": token})),
                 [p] => {
                     if let Some(why) = unfair(tasks.get(p).copied(), t) {
@@ -191,6 +220,10 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "resumed_from_last_written": exact,
         "resumed_behind_last_written": behind_written,
         "victims_unfinished": unfinished,
+        "not_judged": {
+            "victim_forgotten": victim_forgotten,
+            "preemptor_maybe_forgotten": preemptor_maybe_forgotten,
+        },
         "violations": {
             "unattributed": f.unattributed.count(),
             "attributed_twice": f.attributed_twice.count(),
@@ -327,6 +360,37 @@ mod tests {
         tasks[0].attempts.push(attempt(3, 50, Some("succeeded")));
         let r = run(&Hist::new(), tasks, sink);
         assert_eq!(count(&r, "double_success"), 1, "{r:#?}");
+    }
+
+    #[test]
+    fn forgotten_victims_and_preemptors_are_counted_not_passed() {
+        use crate::checkers::testkit::Outcome;
+        let (tasks, sink) = good();
+        // The preemptor (urgent key c1-5, priority 900) was forgotten: nobody lists the
+        // preempted attempt, but a forgotten urgent task may have been its preemptor.
+        let victim_only = vec![tasks[0].clone()];
+        let mut h = Hist::new();
+        h.submit(1, "c1-5", (1, 2), Outcome::Ok(2));
+        let r = check(&Fixture::new(&h, victim_only.clone()).with_sink(sink.clone()).with_forgotten(vec![2]).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(r.details["not_judged"]["preemptor_maybe_forgotten"], 1);
+        // Must fail: the only forgotten task was batch work (c1-2's priority 100 is not 10 above
+        // the victim's), so it cannot have been the preemptor.
+        let mut h = Hist::new();
+        h.submit(1, "c1-2", (1, 2), Outcome::Ok(2));
+        let r = check(&Fixture::new(&h, victim_only.clone()).with_sink(sink.clone()).with_forgotten(vec![2]).inputs());
+        assert_eq!((r.valid, count(&r, "unattributed")), (Validity::False, 1), "{r:#?}");
+        // Must fail: nothing was forgotten at all.
+        let r = check(&Fixture::new(&Hist::new(), victim_only).with_sink(sink.clone()).inputs());
+        assert_eq!((r.valid, count(&r, "unattributed")), (Validity::False, 1), "{r:#?}");
+        // The victim was forgotten, its preemptor kept: the listing cannot be checked.
+        let preemptor_only = vec![tasks[1].clone()];
+        let r = check(&Fixture::new(&Hist::new(), preemptor_only.clone()).with_forgotten(vec![1]).inputs());
+        assert_eq!(r.details["not_judged"]["victim_forgotten"], 1, "{r:#?}");
+        assert_eq!(count(&r, "listed_missing"), 0);
+        // Must fail: the listed victim is neither kept nor forgotten.
+        let r = check(&Fixture::new(&Hist::new(), preemptor_only).inputs());
+        assert_eq!(count(&r, "listed_missing"), 1, "{r:#?}");
     }
 
     #[test]

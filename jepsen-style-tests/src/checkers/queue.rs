@@ -22,6 +22,24 @@
 //!
 //! Two acks with different task ids are a violation the history proves on its own, so that one is
 //! reported even when the final state is incomplete; everything else then answers `unknown`.
+//!
+//! Retention (on in the suite, with a horizon of a few seconds) forgets a finished task with its
+//! idempotency key, and the final read lists the acknowledged ids it lacked but that answered
+//! 404 `forgotten` (`final.json` `forgotten`). Accounted for explicitly, never by dropping a rule:
+//! - an acknowledged id the final state lacks is **lost** unless it is in `forgotten`; one that
+//!   answered `not_found` is lost as before. A forgotten acknowledged task is counted
+//!   (`acked_forgotten`); whether it could have ended first is judged by `reads` (step 7,
+//!   *forgotten unended*), which sees the sink and the cancels;
+//! - **duplicated** is unchanged: a key's acked id that was forgotten while another task holds
+//!   the key in the final state is still two tasks for one key (the example says
+//!   `acked_forgotten`). Legitimately the server may reuse a key once its task was forgotten, so
+//!   the workload never retries a key later than a third of the horizon after its first submit
+//!   ([`crate::run::retry_window`]): a second task from that key would need a submit to sit in
+//!   the cluster for two thirds of the horizon plus a task run before being applied, longer than
+//!   any fault of the suite holds a request;
+//! - an indeterminate or definitely failed key whose task was forgotten is indistinguishable from
+//!   one never written (the key is gone too): **recovered** and **failed but present** count only
+//!   what the final state still shows.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -80,6 +98,8 @@ struct Findings {
     failed: usize,
     indeterminate: usize,
     recovered: usize,
+    /// Acknowledged keys whose every acked id the final read found forgotten.
+    acked_forgotten: usize,
     /// Final tasks that are runs of a schedule (not judged here).
     schedule_runs: usize,
     /// Final tasks of a workflow's nodes (not judged here).
@@ -117,9 +137,10 @@ pub fn check(inputs: &Inputs) -> CheckResult {
 
     let valid = Validity::from_findings(f.violations(), complete);
     let summary = format!(
-        "{} keys: {} acked, {} lost, {} duplicated, {} unexpected, {} failed-but-present; {} indeterminate ({} recovered){}",
+        "{} keys: {} acked ({} forgotten), {} lost, {} duplicated, {} unexpected, {} failed-but-present; {} indeterminate ({} recovered){}",
         keys.len(),
         f.acked,
+        f.acked_forgotten,
         f.lost.count(),
         f.duplicated.count(),
         f.unexpected.count(),
@@ -132,6 +153,8 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "final_complete": complete,
         "keys": keys.len(),
         "acked": f.acked,
+        "acked_forgotten": complete.then_some(f.acked_forgotten),
+        "forgotten_in_final": inputs.final_state.forgotten.len(),
         "failed": f.failed,
         "indeterminate": f.indeterminate,
         // Whether an indeterminate key was written is only known from a complete final state.
@@ -166,10 +189,12 @@ fn judge_keys(keys: &BTreeMap<&str, KeyOps>, inputs: &Inputs, f: &mut Findings) 
     }
     let final_ids: BTreeSet<u64> = inputs.final_state.tasks.iter().map(|t| t.task_id).collect();
     let empty = BTreeSet::new();
+    let forgotten = |id: &u64| inputs.final_state.is_forgotten(*id);
 
     for (key, ops) in keys {
         let in_final = final_by_key.get(key).unwrap_or(&empty);
-        let example = || json!({ "key": key, "acked_ids": ops.acked_ids, "final_ids": in_final });
+        let acked_forgotten: Vec<u64> = ops.acked_ids.iter().copied().filter(forgotten).collect();
+        let example = || json!({ "key": key, "acked_ids": ops.acked_ids, "final_ids": in_final, "acked_forgotten": acked_forgotten });
         if ops.acked > 0 {
             f.acked += 1;
         } else if ops.all_failed() {
@@ -186,8 +211,15 @@ fn judge_keys(keys: &BTreeMap<&str, KeyOps>, inputs: &Inputs, f: &mut Findings) 
             }
             continue;
         }
-        if ops.acked > 0 && (in_final.is_empty() || !ops.acked_ids.is_subset(&final_ids)) {
+        // Every acked id must be in the final state or forgotten, and the key must still be in
+        // the final state unless every acked id was forgotten (the key went with its task).
+        let unaccounted = ops.acked_ids.iter().any(|id| !final_ids.contains(id) && !forgotten(id));
+        let all_forgotten = !ops.acked_ids.is_empty() && ops.acked_ids.iter().all(forgotten);
+        if ops.acked > 0 && (unaccounted || (in_final.is_empty() && !all_forgotten)) {
             f.lost.push(example);
+        }
+        if ops.acked > 0 && all_forgotten {
+            f.acked_forgotten += 1;
         }
         let ack_elsewhere = !in_final.is_empty() && !ops.acked_ids.is_subset(in_final);
         if acks_disagree || in_final.len() > 1 || ack_elsewhere {
@@ -393,5 +425,34 @@ mod tests {
         let r = check(&fx.inputs());
         assert_eq!(r.valid, Validity::False);
         assert_eq!((count(&r, "lost"), count(&r, "orphan_completions")), (1, 1));
+    }
+
+    #[test]
+    fn an_acked_task_forgotten_by_the_final_read_is_not_lost() {
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 10), Outcome::Ok(1)).submit(2, "b", (5, 15), Outcome::Ok(2));
+        let r = check(&Fixture::new(&h, vec![task(2, "b", "running", 3)]).with_forgotten(vec![1]).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!((count(&r, "acked_forgotten"), count(&r, "lost")), (1, 0));
+    }
+
+    #[test]
+    fn an_acked_task_answering_not_found_is_lost_while_others_are_forgotten() {
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 10), Outcome::Ok(1)).submit(2, "b", (5, 15), Outcome::Ok(2));
+        let r = check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "lost"), 1);
+        assert_eq!(r.details["examples"]["lost"][0]["key"], "b");
+    }
+
+    #[test]
+    fn a_key_reused_after_its_task_was_forgotten_is_still_duplicated() {
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 10), Outcome::Ok(1));
+        let r = check(&Fixture::new(&h, vec![task(9, "a", "pending", 1)]).with_forgotten(vec![1]).inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "duplicated"), 1);
+        assert_eq!(r.details["examples"]["duplicated"][0]["acked_forgotten"], serde_json::json!([1]));
     }
 }

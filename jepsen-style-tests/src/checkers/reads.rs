@@ -30,6 +30,51 @@
 //!    change reused its version. Histories recorded before reads carried tokens compare empty
 //!    with empty and stay valid.
 //!
+//!
+//! Retention (the suite runs the cluster with a horizon of a few seconds) adds a third answer to a
+//! read: 404 `forgotten`, recorded as its own outcome ([`ReadAnswer::Forgotten`]), distinct from
+//! `not_found`. The final read adds it too: an id the run knows of that the listing lacks and that
+//! answered `forgotten` on its own read (`final.json` `forgotten`). What retention promises, and
+//! what the check therefore demands:
+//! - Only a terminal task is forgotten, and nothing ever brings one back (ids are never reused).
+//!   So `forgotten` is read as the task's last version, above every other: in steps 2 and 4 it
+//!   counts as version +infinity. A read invoked after a `forgotten` answer completed that sees
+//!   the task again, or answers `not_found`, and a final state that has the task or lacks it
+//!   without `forgotten`, is **revived after forgotten**.
+//! - `forgotten` says the task was terminal but no longer which result it had: a terminal read
+//!   before it is not contradicted (steps 3 and 4 skip `forgotten` observations), and a read that
+//!   saw it non-terminal before the `forgotten` answer is not either (it ended in between).
+//! - Step 5 is untouched: `not_found` after an acknowledged submit is still **not found after
+//!   ack**, even when other tasks of the run answer `forgotten`; `forgotten` is not `not_found`.
+//! - Step 7, **forgotten unended**, for the counter tasks the clients submitted (ids from an `ok`
+//!   submit): a task answering `forgotten` (a read, or the final read) must have been able to end
+//!   before that answer. A counter task has no timeout and never exits non-zero on its own, so it
+//!   ends `succeeded` (its accepted attempt reported `done` to the sink before exiting 0, and the
+//!   sink waits for nobody: the line is stamped before the completion is even sent), `cancelled`
+//!   (a client sent a cancel for it: `ok`, `info` or never answered; a `fail` cancel did nothing)
+//!   or `failed` after `retry.max_attempts` = 20 attempts that ended `failed`/`timed_out` (lost
+//!   attempts do not count), each a process that exited non-zero before its first sink line: the
+//!   counter does that only when its sink or its checkpoint file is unusable, a harness failure
+//!   the worker logs would show 20 times. The witnesses accepted are therefore: a read that saw
+//!   the task terminal (at any time: one after the `forgotten` answer is a revival anyway), a
+//!   sink `done` line stamped before the answer completed, or a cancel invoked before it. None of
+//!   them is a violation. Workflow tasks and schedule runs are left to their checkers (their ends
+//!   have other witnesses).
+//!
+//! - Step 8, **forgotten early** (needs the horizon `H`, from the run's record): apply forgets a
+//!   task only if its `finished_ms` is below `now − H` by the clock of the leader that proposed
+//!   the `Forget`, read before that command was even proposed, so before the `forgotten` answer
+//!   completed at `t`. Its `finished_ms` was stamped by the leader that proposed its end, after
+//!   that end was asked for: for a success after the accepted attempt's `done` line (so after the
+//!   task's first `done` line), for a cancel after the cancel was sent. So `t − H` is later than
+//!   the earliest of the first `done` line and the first cancel sent. Every replica runs on this
+//!   host's clock, the harness's too, so without clock faults a `forgotten` answer less than
+//!   `H −` [`EARLY_TOLERANCE_NS`] after that bound is a violation; under the `clock` nemesis the
+//!   leaders' clocks are skewed on purpose and it is only measured (`early_forgets`,
+//!   `max_early_ms`). Only client reads have a time; the final read's `forgotten` has none.
+//!
+//! The `forgotten` answers are counted (`forgotten_reads`, `forgotten_tasks`).
+//!
 //! With an incomplete final state the final-state comparisons are skipped and a clean result is
 //! `unknown`.
 
@@ -47,19 +92,29 @@ use crate::history::Body;
 use crate::history::FinalTask;
 use crate::history::Op;
 use crate::history::OpType;
+use crate::history::ReadAnswer;
+use crate::history::SinkKind;
 use crate::history::TaskRead;
 use crate::history::is_terminal_state;
 
 /// This checker's name in `results.json`.
 pub const NAME: &str = "reads";
 
+/// Slack of step 8 for stamping and clock-reading delays on one host (the bound is strict).
+pub const EARLY_TOLERANCE_NS: u64 = 500_000_000;
+
+/// The version a `forgotten` answer stands for: after every real one.
+const FORGOTTEN_VERSION: u64 = u64::MAX;
+
 /// One `ok` read.
 #[derive(Debug, Clone, Copy)]
 struct Obs<'a> {
     invoke: &'a Op,
     completion: &'a Op,
-    /// `None` is a 404.
+    /// `None` is a 404 (`not_found`, or `forgotten` when `forgotten` is set).
     seen: Option<&'a TaskRead>,
+    /// The 404 said `forgotten`.
+    forgotten: bool,
 }
 
 impl Obs<'_> {
@@ -71,8 +126,13 @@ impl Obs<'_> {
         self.completion.time_ns
     }
 
+    /// `forgotten` is the last version of all (see the module docs).
     fn version(&self) -> u64 {
-        self.seen.map_or(0, |s| s.version)
+        match (self.seen, self.forgotten) {
+            (Some(s), _) => s.version,
+            (None, true) => FORGOTTEN_VERSION,
+            (None, false) => 0,
+        }
     }
 
     /// `(state, result token)` if it saw the task terminal.
@@ -89,6 +149,7 @@ impl Obs<'_> {
             "process": self.invoke.process,
             "node": self.invoke.node,
             "seen": self.seen,
+            "forgotten": self.forgotten,
         })
     }
 }
@@ -98,8 +159,10 @@ impl Obs<'_> {
 enum Last<'a> {
     /// The final read did not complete: nothing to compare with.
     Unknown,
-    /// Complete, and the task is not in it.
+    /// Complete, and the task is not in it (nor forgotten).
     Missing,
+    /// Complete, and the task answered `forgotten`.
+    Forgotten,
     /// Complete, with this task.
     Present(&'a FinalTask),
 }
@@ -108,6 +171,7 @@ impl Last<'_> {
     fn version(&self) -> u64 {
         match self {
             Last::Present(t) => t.version,
+            Last::Forgotten => FORGOTTEN_VERSION,
             _ => 0,
         }
     }
@@ -124,6 +188,7 @@ impl Last<'_> {
     fn to_json(self) -> Value {
         match self {
             Last::Present(t) => json!({ "final": t }),
+            Last::Forgotten => json!({ "final": "forgotten" }),
             _ => json!({ "final": "absent" }),
         }
     }
@@ -137,6 +202,12 @@ struct Findings {
     terminal_reverted: Examples,
     not_found_after_ack: Examples,
     content_differs: Examples,
+    revived_after_forgotten: Examples,
+    forgotten_unended: Examples,
+    forgotten_early: Examples,
+    /// Step 8 under clock faults: measured, not judged.
+    early_measured: Examples,
+    max_early_ns: u64,
 }
 
 impl Findings {
@@ -146,6 +217,9 @@ impl Findings {
             + self.terminal_reverted.count()
             + self.not_found_after_ack.count()
             + self.content_differs.count()
+            + self.revived_after_forgotten.count()
+            + self.forgotten_unended.count()
+            + self.forgotten_early.count()
     }
 
     /// Records that `b` contradicts `a` (either may be the final state).
@@ -162,7 +236,8 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         if let (Some(completion), Body::Read(v)) = (op.completion, op.body())
             && completion.kind == OpType::Ok
         {
-            let obs = Obs { invoke: op.invoke, completion, seen: v.seen.as_ref() };
+            let forgotten = v.answer() == ReadAnswer::Forgotten;
+            let obs = Obs { invoke: op.invoke, completion, seen: v.seen.as_ref(), forgotten };
             reads.entry(v.task_id).or_default().push(obs);
         }
     }
@@ -179,29 +254,55 @@ pub fn check(inputs: &Inputs) -> CheckResult {
 
     let complete = inputs.final_state.complete;
     let finals: BTreeMap<u64, &FinalTask> = inputs.final_state.tasks.iter().map(|t| (t.task_id, t)).collect();
+    let last_of = |task_id: u64| match finals.get(&task_id) {
+        _ if !complete => Last::Unknown,
+        Some(t) => Last::Present(t),
+        None if inputs.final_state.is_forgotten(task_id) => Last::Forgotten,
+        None => Last::Missing,
+    };
     let mut f = Findings::default();
     for (&task_id, obs) in &mut reads {
-        let last = match finals.get(&task_id) {
-            _ if !complete => Last::Unknown,
-            Some(t) => Last::Present(t),
-            None => Last::Missing,
-        };
+        let last = last_of(task_id);
         check_versions(task_id, obs, last, &mut f);
         check_terminal(task_id, obs, last, &mut f);
         check_not_found(task_id, obs, acked_at.get(&task_id).copied(), &mut f);
         check_content(task_id, obs, last, &mut f);
     }
+    let ends = Ends::of(inputs);
+    let mut forgotten_tasks = 0usize;
+    for &task_id in acked_at.keys() {
+        let obs = reads.get(&task_id).map_or(&[][..], Vec::as_slice);
+        let last = last_of(task_id);
+        forgotten_tasks += usize::from(matches!(last, Last::Forgotten) || obs.iter().any(|o| o.forgotten));
+        check_forgotten_ended(task_id, obs, last, &ends, &mut f);
+        if let Some(h) = inputs.retention_ms {
+            check_forgotten_early(task_id, obs, &ends, h * 1_000_000, inputs.clock_faults, &mut f);
+        }
+    }
+    let forgotten_reads = reads.values().flatten().filter(|o| o.forgotten).count();
 
     let checked: usize = reads.values().map(Vec::len).sum();
     let valid = Validity::from_findings(f.violations(), complete);
     let summary = format!(
-        "{checked} ok reads of {} tasks: {} version regressions, {} terminal changes, {} terminal reverts, {} not-found after ack, {} content differences{}",
+        "{checked} ok reads of {} tasks ({forgotten_reads} answered forgotten; {forgotten_tasks} acked tasks forgotten): {} version regressions, {} terminal changes, {} terminal reverts, {} not-found after ack, {} content differences, {} revived after forgotten, {} forgotten unended, {} forgotten early{}{}",
         reads.len(),
         f.version_regressed.count(),
         f.terminal_changed.count(),
         f.terminal_reverted.count(),
         f.not_found_after_ack.count(),
         f.content_differs.count(),
+        f.revived_after_forgotten.count(),
+        f.forgotten_unended.count(),
+        f.forgotten_early.count(),
+        if f.early_measured.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} forgotten early under clock faults, measured, max {:.0} ms early)",
+                f.early_measured.count(),
+                f.max_early_ns as f64 / 1e6
+            )
+        },
         if complete { "" } else { "; final state incomplete" },
     );
     let details = json!({
@@ -213,7 +314,21 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "terminal_reverted": f.terminal_reverted.count(),
         "not_found_after_ack": f.not_found_after_ack.count(),
         "content_differs": f.content_differs.count(),
+        "revived_after_forgotten": f.revived_after_forgotten.count(),
+        "forgotten_unended": f.forgotten_unended.count(),
+        "forgotten_early": f.forgotten_early.count(),
+        "retention_ms": inputs.retention_ms,
+        "measured": {
+            "early_forgets": f.early_measured.count(),
+            "max_early_ms": f.max_early_ns as f64 / 1e6,
+            "early_examples": f.early_measured.to_json(),
+        },
+        "forgotten_reads": forgotten_reads,
+        "forgotten_tasks": forgotten_tasks,
         "examples": {
+            "revived_after_forgotten": f.revived_after_forgotten.to_json(),
+            "forgotten_unended": f.forgotten_unended.to_json(),
+            "forgotten_early": f.forgotten_early.to_json(),
             "version_regressed": f.version_regressed.to_json(),
             "terminal_changed": f.terminal_changed.to_json(),
             "terminal_reverted": f.terminal_reverted.to_json(),
@@ -243,7 +358,8 @@ fn check_versions(task_id: u64, obs: &mut [Obs], last: Last, f: &mut Findings) {
         if let Some(a) = highest
             && b.version() < a.version()
         {
-            Findings::push(&mut f.version_regressed, task_id, || a.to_json(), || b.to_json());
+            let kind = if a.forgotten { &mut f.revived_after_forgotten } else { &mut f.version_regressed };
+            Findings::push(kind, task_id, || a.to_json(), || b.to_json());
         }
     }
 
@@ -253,7 +369,8 @@ fn check_versions(task_id: u64, obs: &mut [Obs], last: Last, f: &mut Findings) {
     if let Some(a) = by_end.iter().max_by_key(|o| o.version())
         && last.version() < a.version()
     {
-        Findings::push(&mut f.version_regressed, task_id, || a.to_json(), || last.to_json());
+        let kind = if a.forgotten { &mut f.revived_after_forgotten } else { &mut f.version_regressed };
+        Findings::push(kind, task_id, || a.to_json(), || last.to_json());
     }
 }
 
@@ -264,7 +381,9 @@ fn check_terminal(task_id: u64, obs: &[Obs], last: Last, f: &mut Findings) {
         return;
     };
     let result = first.terminal();
-    for b in obs {
+    // A `forgotten` answer is terminal with a result nobody can read any more: it contradicts
+    // no terminal result, and reverts nothing.
+    for b in obs.iter().filter(|o| !o.forgotten) {
         if b.terminal().is_some_and(|r| Some(r) != result) {
             Findings::push(&mut f.terminal_changed, task_id, || first.to_json(), || b.to_json());
         } else if b.terminal().is_none() && b.start() > first.end() {
@@ -272,7 +391,7 @@ fn check_terminal(task_id: u64, obs: &[Obs], last: Last, f: &mut Findings) {
         }
     }
     match (last, last.terminal()) {
-        (Last::Unknown, _) => {}
+        (Last::Unknown | Last::Forgotten, _) => {}
         (_, None) => Findings::push(&mut f.terminal_reverted, task_id, || first.to_json(), || last.to_json()),
         (_, r) if r != result => {
             Findings::push(&mut f.terminal_changed, task_id, || first.to_json(), || last.to_json())
@@ -284,9 +403,83 @@ fn check_terminal(task_id: u64, obs: &[Obs], last: Last, f: &mut Findings) {
 /// Step 5: a task acknowledged before the read began must be found.
 fn check_not_found(task_id: u64, obs: &[Obs], acked_at: Option<u64>, f: &mut Findings) {
     let Some(acked_at) = acked_at else { return };
-    for b in obs.iter().filter(|o| o.seen.is_none() && o.start() > acked_at) {
+    for b in obs.iter().filter(|o| o.seen.is_none() && !o.forgotten && o.start() > acked_at) {
         let ack = || json!({ "acked_at_ns": acked_at });
         Findings::push(&mut f.not_found_after_ack, task_id, ack, || b.to_json());
+    }
+}
+
+/// What could have ended each counter task, for step 7: the time of its first sink `done` line
+/// and the invoke time of its first cancel that was not a definite failure.
+#[derive(Debug, Default)]
+struct Ends {
+    first_done: BTreeMap<u64, u64>,
+    first_cancel: BTreeMap<u64, u64>,
+}
+
+impl Ends {
+    fn of(inputs: &Inputs) -> Self {
+        let mut e = Ends::default();
+        for ev in inputs.sink.iter().filter(|e| matches!(e.event, SinkKind::Done { .. })) {
+            let t = e.first_done.entry(ev.task_id).or_insert(ev.time_ns);
+            *t = (*t).min(ev.time_ns);
+        }
+        for op in pair_ops(inputs.history).ops {
+            let Body::Cancel(v) = &op.invoke.body else { continue };
+            if op.outcome() == OpType::Fail {
+                continue;
+            }
+            let t = e.first_cancel.entry(v.task_id).or_insert(op.invoke.time_ns);
+            *t = (*t).min(op.invoke.time_ns);
+        }
+        e
+    }
+}
+
+/// Step 7: every `forgotten` answer about a counter task has a witness that the task could have
+/// ended before it (see the module docs). The final read counts as an answer at +infinity.
+fn check_forgotten_ended(task_id: u64, obs: &[Obs], last: Last, ends: &Ends, f: &mut Findings) {
+    if obs.iter().any(|o| o.terminal().is_some()) {
+        return;
+    }
+    let first = obs.iter().filter(|o| o.forgotten).map(|o| o.end()).min();
+    let at = match (first, last) {
+        (Some(t), _) => t,
+        (None, Last::Forgotten) => u64::MAX,
+        _ => return,
+    };
+    let done = ends.first_done.get(&task_id).copied();
+    let cancel = ends.first_cancel.get(&task_id).copied();
+    if done.is_some_and(|d| d < at) || cancel.is_some_and(|c| c < at) {
+        return;
+    }
+    let last_seen = obs.iter().filter(|o| o.seen.is_some()).max_by_key(|o| o.end()).map(|o| o.to_json());
+    f.forgotten_unended.push(|| {
+        json!({ "task_id": task_id, "forgotten_at_ns": (at != u64::MAX).then_some(at), "final": last.to_json(),
+                "last_seen": last_seen, "first_done_ns": done, "first_cancel_ns": cancel })
+    });
+}
+
+/// Step 8: no `forgotten` answer sooner than the horizon after the earliest moment the task
+/// could have ended (see the module docs). `h_ns` is the horizon.
+fn check_forgotten_early(task_id: u64, obs: &[Obs], ends: &Ends, h_ns: u64, clock_faults: bool, f: &mut Findings) {
+    let bound = [ends.first_done.get(&task_id), ends.first_cancel.get(&task_id)].into_iter().flatten().min();
+    let Some(&bound) = bound else { return };
+    let Some(first) = obs.iter().filter(|o| o.forgotten).min_by_key(|o| o.end()) else { return };
+    let due = bound + h_ns;
+    if first.end() + EARLY_TOLERANCE_NS >= due {
+        return;
+    }
+    let early = due - first.end();
+    let ex = || {
+        json!({ "task_id": task_id, "ended_no_earlier_than_ns": bound, "horizon_ms": h_ns / 1_000_000,
+                        "early_ms": early as f64 / 1e6, "read": first.to_json() })
+    };
+    if clock_faults {
+        f.max_early_ns = f.max_early_ns.max(early);
+        f.early_measured.push(ex);
+    } else {
+        f.forgotten_early.push(ex);
     }
 }
 
@@ -616,5 +809,108 @@ mod tests {
         assert_eq!(check(&Fixture::new(&h, vec![]).incomplete().inputs()).valid, Validity::Unknown);
         h.read(1, 1, (30, 40), None);
         assert_eq!(check(&Fixture::new(&h, vec![]).incomplete().inputs()).valid, Validity::False);
+    }
+
+    /// Task 1 ran to the end (its sink `done` at 150), was read running, then answered
+    /// `forgotten` to a read and to the final read.
+    fn forgotten_after_done() -> (Hist, Vec<crate::history::SinkEvent>) {
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 5), Outcome::Ok(1)).read(1, 1, (10, 20), Some(seen(3, "running"))).read_forgotten(
+            2,
+            1,
+            (200, 210),
+        );
+        let s = vec![crate::checkers::testkit::sink(150, 1, 1, 10, SinkKind::Done { n: 3 })];
+        (h, s)
+    }
+
+    #[test]
+    fn a_task_forgotten_after_its_done_line_is_valid_and_counted() {
+        let (h, s) = forgotten_after_done();
+        let r = check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!((count(&r, "forgotten_reads"), count(&r, "forgotten_tasks")), (1, 1));
+        // A terminal read before the forgotten answer is a witness as good as the sink.
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 5), Outcome::Ok(1)).read(1, 1, (10, 20), Some(done(5, "succeeded", 10)));
+        h.read_forgotten(2, 1, (30, 40));
+        let r = check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        // So is a cancel sent before it, even one never answered.
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 5), Outcome::Ok(1)).cancel_info(1, 1, (10, 20)).read_forgotten(2, 1, (30, 40));
+        assert_eq!(check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).inputs()).valid, Validity::True);
+    }
+
+    #[test]
+    fn a_forgotten_task_read_again_or_not_found_afterwards_is_revived() {
+        let (mut h, s) = forgotten_after_done();
+        h.read(3, 1, (220, 230), Some(done(5, "succeeded", 10))).read(1, 1, (240, 250), None);
+        let r = check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s.clone()).inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "revived_after_forgotten"), 2, "{r:#?}");
+        assert_eq!(count(&r, "version_regressed"), 0, "reported as a revival, not a plain regression");
+        // The final state showing it again (or lacking it without `forgotten`) is a revival too.
+        let (h, s) = forgotten_after_done();
+        let present =
+            vec![FinalTask { attempts: vec![attempt(1, 10, Some("succeeded"))], ..task(1, "a", "succeeded", 5) }];
+        let r = check(&Fixture::new(&h, present).with_sink(s.clone()).inputs());
+        assert_eq!(count(&r, "revived_after_forgotten"), 1);
+        let r = check(&Fixture::new(&h, vec![]).with_sink(s).inputs());
+        assert_eq!(count(&r, "revived_after_forgotten"), 1);
+    }
+
+    #[test]
+    fn a_forgotten_task_never_seen_ended_without_a_done_line_or_cancel_is_invalid() {
+        // Last seen running, no sink completion, no cancel: it cannot have ended, so it cannot
+        // have been forgotten.
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 5), Outcome::Ok(1)).read(1, 1, (10, 20), Some(seen(3, "running")));
+        h.read_forgotten(2, 1, (200, 210));
+        let r = check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "forgotten_unended"), 1);
+        // A `done` line only after the forgotten answer is no witness either.
+        let s = vec![crate::checkers::testkit::sink(300, 1, 1, 10, SinkKind::Done { n: 3 })];
+        let r = check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s).inputs());
+        assert_eq!(count(&r, "forgotten_unended"), 1);
+        // Forgotten only in the final read, never read at all, no witness: the same.
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 5), Outcome::Ok(1));
+        let r = check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).inputs());
+        assert_eq!(count(&r, "forgotten_unended"), 1);
+    }
+
+    #[test]
+    fn an_acked_task_answering_not_found_is_invalid_while_others_are_forgotten() {
+        let (mut h, s) = forgotten_after_done();
+        h.submit(1, "b", (0, 5), Outcome::Ok(2)).read(3, 2, (200, 210), None);
+        let r = check(&Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s).inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "not_found_after_ack"), 1);
+        assert_eq!(count(&r, "forgotten_unended"), 0);
+    }
+
+    #[test]
+    fn a_task_forgotten_sooner_than_the_horizon_after_it_ended_is_invalid_without_clock_faults() {
+        // Done at 150 ns, forgotten at 210 ns: with a 1 s horizon, about 1 s early.
+        let (h, s) = forgotten_after_done();
+        let mut fx = Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s);
+        fx.retention_ms = Some(1_000);
+        let r = check(&fx.inputs());
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(count(&r, "forgotten_early"), 1, "{r:#?}");
+        // Under clock faults the leaders' clocks are skewed on purpose: measured only.
+        fx.clock_faults = true;
+        let r = check(&fx.inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(r.details["measured"]["early_forgets"], 1);
+        // Answered later than the horizon after the done line: fine.
+        let mut h = Hist::new();
+        h.submit(1, "a", (0, 5), Outcome::Ok(1)).read_forgotten(2, 1, (1_000_000_000, 1_100_000_000));
+        let s = vec![crate::checkers::testkit::sink(150, 1, 1, 10, SinkKind::Done { n: 3 })];
+        let mut fx = Fixture::new(&h, vec![]).with_forgotten(vec![1]).with_sink(s);
+        fx.retention_ms = Some(1_000);
+        assert_eq!(check(&fx.inputs()).valid, Validity::True);
     }
 }

@@ -16,6 +16,16 @@
 //!
 //! A difference is a safety violation: two replicas applied different histories, or one lost a
 //! committed entry (say, across a restart or a snapshot install).
+//!
+//! Retention keeps forgetting while the views are read (its horizon runs on through the quiet
+//! period), and the member views are read after the main one. Each view lists the known ids it
+//! lacked that answered `forgotten` on that member. So, explicitly:
+//! - a task the main read has and a member view lacks agrees only if that member answered
+//!   `forgotten` for it and the main read showed it terminal (only a terminal task is forgotten);
+//!   counted as `forgotten_since_main`;
+//! - a task the main read found forgotten must be forgotten in every member view: a member
+//!   showing it (read later) revived it, one answering `not_found` never had it; both differ;
+//! - a task a member has and the main read lacks differs as before.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -29,6 +39,7 @@ use super::Inputs;
 use super::Validity;
 use crate::history::FinalState;
 use crate::history::FinalTask;
+use crate::history::is_terminal_state;
 
 /// This checker's name in `results.json`.
 pub const NAME: &str = "replicas";
@@ -55,11 +66,13 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     let mut differing = Examples::default();
     let mut nodes_differing = BTreeSet::new();
     let mut incomplete = Vec::new();
+    let mut forgotten_since = 0usize;
     for (node, view) in &replicas.views {
         if !view.complete {
             incomplete.push(*node);
             continue;
         }
+        forgotten_since += forgotten_since_main(main, view);
         for diff in differences(main, view) {
             nodes_differing.insert(*node);
             differing.push(|| json!({ "node": node, "task_id": diff.task_id, "fields": diff.fields, "final": diff.main, "member": diff.member }));
@@ -69,9 +82,10 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     let valid = Validity::from_findings(differing.count(), incomplete.is_empty());
     let on_nodes = if nodes_differing.is_empty() { String::new() } else { format!(" on nodes {nodes_differing:?}") };
     let summary = format!(
-        "{} member views against the final state's {} tasks: {} differing tasks{on_nodes}{}",
+        "{} member views against the final state's {} tasks ({} forgotten): {} differing tasks{on_nodes}; {forgotten_since} forgotten on a member after the main read{}",
         replicas.views.len() - incomplete.len(),
         main.tasks.len(),
+        main.forgotten.len(),
         differing.count(),
         if incomplete.is_empty() { String::new() } else { format!("; incomplete views on nodes {incomplete:?}") },
     );
@@ -81,6 +95,8 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "members": replicas.views.iter().map(|(n, _)| n).collect::<Vec<_>>(),
         "incomplete_views": incomplete,
         "differing_tasks": differing.count(),
+        "forgotten_in_main": main.forgotten.len(),
+        "forgotten_since_main": forgotten_since,
         "nodes_differing": nodes_differing,
         "examples": differing.to_json(),
     });
@@ -96,8 +112,9 @@ struct Difference {
 }
 
 /// Every task on which `view` disagrees with `main`, by task id.
-fn differences(main: &FinalState, view: &FinalState) -> Vec<Difference> {
-    let (main, view) = (by_id(main), by_id(view));
+fn differences(main_state: &FinalState, view_state: &FinalState) -> Vec<Difference> {
+    let view_forgotten = |id: u64| view_state.is_forgotten(id);
+    let (main, view) = (by_id(main_state), by_id(view_state));
     let ids: BTreeSet<u64> = main.keys().chain(view.keys()).copied().collect();
     let as_json = |t: Option<&&FinalTask>| t.map_or(json!("absent"), |t| json!(t));
     let mut out = Vec::new();
@@ -105,13 +122,27 @@ fn differences(main: &FinalState, view: &FinalState) -> Vec<Difference> {
         let (a, b) = (main.get(&id), view.get(&id));
         let fields = match (a, b) {
             (Some(a), Some(b)) => task_differences(a, b),
+            // Forgotten on the member after the main read: fine if it could be (terminal).
+            (Some(a), None) if view_forgotten(id) && is_terminal_state(&a.state) => vec![],
+            (Some(_), None) if view_forgotten(id) => vec!["forgotten_while_live"],
             _ => vec!["present"],
         };
         if !fields.is_empty() {
             out.push(Difference { task_id: id, fields, main: as_json(a), member: as_json(b) });
         }
     }
+    for &id in &main_state.forgotten {
+        if !view_state.is_forgotten(id) {
+            let member = view.get(&id).map_or(json!("not forgotten, absent"), |t| json!(t));
+            out.push(Difference { task_id: id, fields: vec!["forgotten"], main: json!("forgotten"), member });
+        }
+    }
     out
+}
+
+/// Tasks the main read has that `view` answered `forgotten` for.
+fn forgotten_since_main(main: &FinalState, view: &FinalState) -> usize {
+    main.tasks.iter().filter(|t| view.is_forgotten(t.task_id)).count()
 }
 
 fn by_id(state: &FinalState) -> BTreeMap<u64, &FinalTask> {
@@ -145,7 +176,12 @@ mod tests {
     }
 
     fn view(tasks: Vec<FinalTask>) -> FinalState {
-        FinalState { complete: true, tasks }
+        FinalState { complete: true, tasks, forgotten: vec![] }
+    }
+
+    fn with_views(mut fx: Fixture, views: Vec<(u64, FinalState)>) -> Fixture {
+        fx.replicas = ReplicaViews { quiet: true, views };
+        fx
     }
 
     fn run(quiet: bool, views: Vec<(u64, FinalState)>) -> CheckResult {
@@ -229,13 +265,35 @@ mod tests {
 
     #[test]
     fn an_incomplete_member_view_is_unknown_unless_another_differs() {
-        let lost = FinalState { complete: false, tasks: vec![] };
+        let lost = FinalState::incomplete();
         let r = run(true, vec![(1, view(tasks())), (2, lost.clone())]);
         assert_eq!(r.valid, Validity::Unknown);
         assert_eq!(r.details["incomplete_views"], json!([2]));
         let mut behind = tasks();
         behind[1].version = 2;
         let r = run(true, vec![(1, view(behind)), (2, lost)]);
+        assert_eq!(r.valid, Validity::False);
+    }
+
+    #[test]
+    fn a_member_may_forget_a_terminal_task_after_the_main_read_but_not_a_live_one() {
+        let main = Fixture::new(&Hist::new(), tasks());
+        let mut forgot = view(vec![tasks()[1].clone()]);
+        forgot.forgotten = vec![1];
+        let r = check(&with_views(main, vec![(2, forgot.clone())]).inputs());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(r.details["forgotten_since_main"], 1);
+        // Task 2 is pending in the main read: a member cannot have forgotten it.
+        let mut live = view(vec![tasks()[0].clone()]);
+        live.forgotten = vec![2];
+        let r = check(&with_views(Fixture::new(&Hist::new(), tasks()), vec![(2, live)]).inputs());
+        assert_eq!(r.valid, Validity::False);
+        // Forgotten in the main read, present or merely absent on a member read later.
+        let main = Fixture::new(&Hist::new(), vec![tasks()[1].clone()]).with_forgotten(vec![1]);
+        let r = check(&with_views(main, vec![(2, view(tasks()))]).inputs());
+        assert_eq!(r.valid, Validity::False);
+        let main = Fixture::new(&Hist::new(), vec![tasks()[1].clone()]).with_forgotten(vec![1]);
+        let r = check(&with_views(main, vec![(2, view(vec![tasks()[1].clone()]))]).inputs());
         assert_eq!(r.valid, Validity::False);
     }
 }

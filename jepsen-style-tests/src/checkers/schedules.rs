@@ -59,6 +59,24 @@
 //! `unknown` when there is no `schedules.json` (runs recorded before the workload existed), a
 //! create was never acknowledged, or a final read failed; proven violations still make it
 //! `false`.
+//!
+//! Retention (on in the suite) forgets a finished run: it leaves the runs listing, while the
+//! schedule's `runs` counter still counts it. The final read asks for every run a poll saw
+//! (`first_seen`) that the listing lacks; those answering `forgotten` (`forgotten_runs`) take
+//! part in every rule as what they provably were: a run of this schedule with the nominal time,
+//! `manual` flag and `created_ms` the poll saw, terminal, with unknown attempts and finish time.
+//! So a forgotten run fills its grid time, counts for `fired`, is doubled by another run at its
+//! nominal time, ends the `forbid` "earlier run not terminal" rule for itself but not for an
+//! earlier run still live, and contributes no token or finish stamp (those rules use the runs
+//! that still have them, which only leaves out evidence). A run listed live by the last view
+//! that answered `forgotten` before it is a **live but terminal** run. A run a poll saw that
+//! the final read lacks without `forgotten` is still missing from the index (**index
+//! mismatch**, as before). Runs forgotten before any poll saw them are known only by number:
+//! `runs − listed − forgotten_runs` once paused (`forgotten_unseen`; below zero the counters
+//! are inconsistent). Each of them could fill one grid time, so more grid times without a run
+//! than `skipped + missed + forgotten_unseen` is still a lost fire, while a gap the unseen runs
+//! could explain makes the schedule `unknown` rather than valid; `fired + backfilled` must lie
+//! between the calendar runs known and that plus `forgotten_unseen`.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -82,6 +100,32 @@ pub const NAME: &str = "schedules";
 
 /// How far two leader stamps may invert without clock faults (see the module docs, step 4).
 pub const STAMP_TOLERANCE_MS: u64 = 1_000;
+
+/// The state the checker gives a run the final read found forgotten (terminal, details gone).
+const FORGOTTEN: &str = "forgotten";
+
+/// Terminal, or forgotten (only terminal runs are forgotten).
+fn run_ended(r: &RunTask) -> bool {
+    is_terminal_state(&r.state) || r.state == FORGOTTEN
+}
+
+/// The runs of `log` that the final read found forgotten, as runs (see the module docs).
+fn forgotten_runs(log: &ScheduleLog, id: u64) -> Vec<RunTask> {
+    let gone = log.forgotten_runs.as_deref().unwrap_or(&[]);
+    log.first_seen
+        .iter()
+        .filter(|r| gone.binary_search(&r.task_id).is_ok())
+        .map(|r| RunTask {
+            task_id: r.task_id,
+            origin: Some(crate::history::RunOrigin { schedule: id, nominal_ms: r.nominal_ms, manual: r.manual }),
+            state: FORGOTTEN.into(),
+            version: 0,
+            created_ms: r.created_ms,
+            finished_ms: None,
+            attempts: vec![],
+        })
+        .collect()
+}
 
 /// A grid time counts as owed at the pause only if it was due this long before it.
 const OWED_GRACE_MS: u64 = 1_000;
@@ -134,6 +178,10 @@ impl Findings {
 /// What is measured, not judged.
 #[derive(Debug, Default)]
 struct Measured {
+    /// Runs the final read found forgotten (seen by a poll first).
+    forgotten_runs: usize,
+    /// Runs forgotten before any poll saw them (by the `runs` counter).
+    forgotten_unseen: usize,
     lateness_ms: Vec<f64>,
     observed_lateness_ms: Vec<f64>,
     early: Examples,
@@ -173,8 +221,10 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         };
         if log.final_view.is_none() || log.final_runs.is_none() || log.final_view_after.is_none() {
             incomplete.push(format!("{}: final read failed", log.name));
+        } else if log.forgotten_runs.is_none() && absent_seen(log) > 0 {
+            incomplete.push(format!("{}: runs a poll saw are not listed and could not be asked about", log.name));
         }
-        per_schedule.push(check_schedule(record, log, id, clock_faults, &mut f));
+        per_schedule.push(check_schedule(record, log, id, clock_faults, &mut f, &mut incomplete));
     }
     check_polls(record, &mut f);
     check_against_final_state(record, inputs, &mut incomplete, &mut f);
@@ -184,12 +234,14 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     let observed = Distribution::of(&f.m.observed_lateness_ms);
     let m = &f.m;
     let summary = format!(
-        "{} schedules, {} calendar runs (fired {}, skipped {}, missed {}): {} doubled, {} missing, {} overlapping, {} other violations; lateness p50 {:.0} p99 {:.0} max {:.0} ms (observed max {:.0} ms); {} early fires (max {} ms); mark lag at pause {} ms ({} fires owed){}{}",
+        "{} schedules, {} calendar runs (fired {}, skipped {}, missed {}; forgotten {} seen + {} unseen): {} doubled, {} missing, {} overlapping, {} other violations; lateness p50 {:.0} p99 {:.0} max {:.0} ms (observed max {:.0} ms); {} early fires (max {} ms); mark lag at pause {} ms ({} fires owed){}{}",
         per_schedule.len(),
         m.calendar_runs,
         m.fired,
         m.skipped,
         m.missed,
+        m.forgotten_runs,
+        m.forgotten_unseen,
         f.doubled.count(),
         f.missing_times,
         f.overlap.count(),
@@ -228,6 +280,8 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "fired": m.fired,
         "skipped": m.skipped,
         "missed": m.missed,
+        "forgotten_runs": m.forgotten_runs,
+        "forgotten_unseen": m.forgotten_unseen,
         "doubled": f.doubled.count(),
         "missing": f.missing_times,
         "overlaps": f.overlap.count(),
@@ -249,10 +303,32 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     CheckResult { name: NAME, valid, summary, details }
 }
 
+/// Runs the polls saw that the final runs read lacks.
+fn absent_seen(log: &ScheduleLog) -> usize {
+    let listed: BTreeSet<u64> = log.final_runs.iter().flatten().map(|r| r.task_id).collect();
+    log.first_seen.iter().filter(|r| !listed.contains(&r.task_id)).count()
+}
+
 /// Steps 1 to 5 and the measurements for one schedule; returns its line of `details.schedules`.
-fn check_schedule(record: &ScheduleRecord, log: &ScheduleLog, id: u64, clock_faults: bool, f: &mut Findings) -> Value {
-    let runs: &[RunTask] = log.final_runs.as_deref().unwrap_or(&[]);
+fn check_schedule(
+    record: &ScheduleRecord,
+    log: &ScheduleLog,
+    id: u64,
+    clock_faults: bool,
+    f: &mut Findings,
+    incomplete: &mut Vec<String>,
+) -> Value {
+    let listed_runs = log.final_runs.as_deref().unwrap_or(&[]).len();
+    let mut all_runs: Vec<RunTask> = log.final_runs.clone().unwrap_or_default();
+    let gone = forgotten_runs(log, id);
+    let forgotten_known = gone.len();
+    all_runs.extend(gone);
+    let runs: &[RunTask] = &all_runs;
     let view = log.final_view.as_ref();
+    // Runs forgotten before any poll saw them (only countable once the calendar stood still).
+    let unseen = view.filter(|_| record.paused).map(|v| v.runs as i64 - runs.len() as i64);
+    f.m.forgotten_runs += forgotten_known;
+    f.m.forgotten_unseen += unseen.unwrap_or(0).max(0) as usize;
     let name = log.name.as_str();
     let mut calendar: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     let mut manual = 0usize;
@@ -282,6 +358,9 @@ fn check_schedule(record: &ScheduleRecord, log: &ScheduleLog, id: u64, clock_fau
         "id": id,
         "name": name,
         "runs": runs.len(),
+        "listed_runs": listed_runs,
+        "forgotten_runs": forgotten_known,
+        "forgotten_unseen": unseen,
         "calendar_runs": calendar.values().map(Vec::len).sum::<usize>(),
         "manual_runs": manual,
     });
@@ -309,8 +388,12 @@ fn check_schedule(record: &ScheduleRecord, log: &ScheduleLog, id: u64, clock_fau
             line["unfired_at_pause"] = json!(owed);
         }
         if log.final_runs.is_some() {
-            check_grid(record, id, name, v, &calendar, &mut line, f);
-            check_counters(record, id, name, v, runs, &calendar, f);
+            let unseen = unseen.unwrap_or(0).max(0) as u64;
+            if !check_grid(record, id, name, v, &calendar, unseen, &mut line, f) {
+                incomplete
+                    .push(format!("{name}: a gap the {unseen} runs forgotten before any poll saw them could explain"));
+            }
+            check_counters(record, id, name, v, runs, &calendar, unseen, f);
         }
         if v.overlap == "forbid" && log.final_runs.is_some() {
             check_forbid(id, name, runs, clock_faults, f);
@@ -323,7 +406,7 @@ fn check_schedule(record: &ScheduleRecord, log: &ScheduleLog, id: u64, clock_fau
         }
     }
     if let (Some(after), Some(_)) = (&log.final_view_after, &log.final_runs) {
-        let terminal: BTreeSet<u64> = runs.iter().filter(|r| is_terminal_state(&r.state)).map(|r| r.task_id).collect();
+        let terminal: BTreeSet<u64> = runs.iter().filter(|r| run_ended(r)).map(|r| r.task_id).collect();
         for t in after.live_runs.iter().filter(|t| terminal.contains(t)) {
             f.live_but_terminal.push(|| json!({ "schedule": id, "task_id": t, "live_runs": after.live_runs }));
         }
@@ -331,17 +414,21 @@ fn check_schedule(record: &ScheduleRecord, log: &ScheduleLog, id: u64, clock_fau
     line
 }
 
-/// Step 2: the grid of an interval schedule with `catch_up: all`.
+/// Step 2: the grid of an interval schedule with `catch_up: all`. `unseen` runs were forgotten
+/// before any poll saw them. False when a gap is left that only those could explain (the
+/// schedule is then not provably complete: `unknown`).
+#[allow(clippy::too_many_arguments)]
 fn check_grid(
     record: &ScheduleRecord,
     id: u64,
     name: &str,
     v: &ScheduleSeen,
     calendar: &BTreeMap<u64, Vec<u64>>,
+    unseen: u64,
     line: &mut Value,
     f: &mut Findings,
-) {
-    let (Some(every), "all") = (v.every_ms.filter(|&e| e > 0), v.catch_up.as_str()) else { return };
+) -> bool {
+    let (Some(every), "all") = (v.every_ms.filter(|&e| e > 0), v.catch_up.as_str()) else { return true };
     let anchor = v.start_ms.unwrap_or(v.created_ms);
     for &n in calendar.keys() {
         if n < anchor || !(n - anchor).is_multiple_of(every) {
@@ -350,7 +437,7 @@ fn check_grid(
     }
     let Some(mark) = v.last_nominal_ms else {
         f.never_fired.push(|| json!({ "schedule": id, "name": name, "created_ms": v.created_ms }));
-        return;
+        return true;
     };
     if record.paused {
         for (&n, ids) in calendar.range(mark.saturating_add(1)..) {
@@ -368,7 +455,9 @@ fn check_grid(
         k += 1;
     }
     let explained = v.counters.skipped + v.counters.missed;
-    let lost = (not_run.len() as u64).saturating_sub(explained);
+    let gap = (not_run.len() as u64).saturating_sub(explained);
+    // Each run forgotten unseen may have filled one of these times.
+    let lost = gap.saturating_sub(unseen);
     line["grid_times"] = json!(grid);
     line["grid_times_without_run"] = json!(not_run.len());
     if lost > 0 {
@@ -389,9 +478,11 @@ fn check_grid(
             json!({ "schedule": id, "missed": v.counters.missed, "window_ms": v.catch_up_window_ms, "span_ms": mark.saturating_sub(anchor) })
         });
     }
+    lost > 0 || gap == 0
 }
 
-/// Step 3: the counters against the runs.
+/// Step 3: the counters against the runs (`unseen`: forgotten before any poll saw them).
+#[allow(clippy::too_many_arguments)]
 fn check_counters(
     record: &ScheduleRecord,
     id: u64,
@@ -399,6 +490,7 @@ fn check_counters(
     v: &ScheduleSeen,
     runs: &[RunTask],
     calendar: &BTreeMap<u64, Vec<u64>>,
+    unseen: u64,
     f: &mut Findings,
 ) {
     if !(record.paused || matches!(v.overlap.as_str(), "allow" | "forbid")) {
@@ -407,15 +499,16 @@ fn check_counters(
     let Some(mark) = v.last_nominal_ms else { return };
     let below: usize = calendar.range(..=mark).map(|(_, ids)| ids.len()).sum();
     let c = &v.counters;
-    if c.fired + c.backfilled != below as u64 {
+    let below = below as u64;
+    if !(below..=below + unseen).contains(&(c.fired + c.backfilled)) {
         f.counters_inconsistent.push(|| {
             json!({ "schedule": id, "name": name, "rule": "fired + backfilled != calendar runs at or below the mark",
-                    "fired": c.fired, "backfilled": c.backfilled, "calendar_runs": below })
+                    "fired": c.fired, "backfilled": c.backfilled, "calendar_runs": below, "forgotten_unseen": unseen })
         });
     }
     if record.paused {
         let manual = runs.iter().filter(|r| r.origin.is_some_and(|o| o.manual)).count() as u64;
-        if c.triggered != manual || v.runs != runs.len() as u64 {
+        if !(manual..=manual + unseen).contains(&c.triggered) || v.runs < runs.len() as u64 {
             f.counters_inconsistent.push(|| {
                 json!({ "schedule": id, "name": name, "rule": "triggered / runs differ from the runs read",
                         "triggered": c.triggered, "manual_runs": manual, "runs_counter": v.runs, "runs_read": runs.len() })
@@ -434,7 +527,7 @@ fn check_forbid(id: u64, name: &str, runs: &[RunTask], clock_faults: bool, f: &m
     let mut last_finish: Option<(u64, Option<u64>)> = None;
     for (i, r) in ordered.iter().enumerate() {
         if let Some(&later) = ordered.get(i + 1)
-            && !is_terminal_state(&r.state)
+            && !run_ended(r)
         {
             f.overlap.push(|| {
                 json!({ "schedule": id, "name": name, "rule": "earlier run not terminal while a later run exists",
@@ -470,6 +563,10 @@ fn check_forbid(id: u64, name: &str, runs: &[RunTask], clock_faults: bool, f: &m
             && max_token.is_none_or(|(_, m)| max > m)
         {
             max_token = Some((r.task_id, max));
+        }
+        // A forgotten run finished at a time no longer known: it bounds nothing.
+        if r.state == FORGOTTEN {
+            continue;
         }
         let newer = match (last_finish, r.finished_ms) {
             (None, _) => true,
@@ -521,7 +618,10 @@ fn check_against_final_state(record: &ScheduleRecord, inputs: &Inputs, incomplet
     for log in &record.schedules {
         let (Some(id), Some(runs)) = (log.id, &log.final_runs) else { continue };
         let listed: BTreeSet<u64> = runs.iter().map(|r| r.task_id).collect();
-        let in_final = by_schedule.remove(&id).unwrap_or_default();
+        // The main final read came first: a run it had may have been forgotten since.
+        let gone: BTreeSet<u64> = log.forgotten_runs.iter().flatten().copied().collect();
+        let in_final: BTreeSet<u64> =
+            by_schedule.remove(&id).unwrap_or_default().into_iter().filter(|t| !gone.contains(t)).collect();
         if listed != in_final {
             let only_listed: Vec<u64> = listed.difference(&in_final).copied().take(20).collect();
             let only_final: Vec<u64> = in_final.difference(&listed).copied().take(20).collect();
@@ -646,6 +746,7 @@ mod tests {
             first_seen,
             final_view: Some(view.clone()),
             final_runs: Some(runs),
+            forgotten_runs: Some(vec![]),
             final_view_after: Some(view),
         }
     }
@@ -909,5 +1010,53 @@ mod tests {
         let r = check_record(rec);
         assert_eq!(r.valid, Validity::False);
         assert_eq!(violations(&r, "never_fired"), 1);
+    }
+
+    /// `good()` after retention forgot the first run of each schedule (tasks 10 and 20): gone
+    /// from the runs read and the main final state, found `forgotten` by the final read.
+    fn good_with_forgotten() -> ScheduleRecord {
+        let mut rec = good();
+        for (log, gone) in rec.schedules.iter_mut().zip([10u64, 20]) {
+            log.final_runs.as_mut().unwrap().retain(|r| r.task_id != gone);
+            log.forgotten_runs = Some(vec![gone]);
+        }
+        rec
+    }
+
+    #[test]
+    fn forgotten_runs_fill_their_grid_times_and_count_for_the_counters() {
+        let r = check_record(good_with_forgotten());
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!((r.details["forgotten_runs"].as_u64(), r.details["forgotten_unseen"].as_u64()), (Some(2), Some(0)));
+        assert_eq!(r.details["missing"], 0);
+    }
+
+    #[test]
+    fn a_run_gone_without_forgotten_is_still_missing_and_a_forgotten_one_listed_live_is_terminal() {
+        // The final read did not find run 10 forgotten: the schedule counts a run nobody has.
+        let mut rec = good_with_forgotten();
+        rec.schedules[0].forgotten_runs = Some(vec![]);
+        rec.schedules[0].first_seen.retain(|r| r.task_id != 10);
+        let r = check_record(rec);
+        assert_eq!(r.valid, Validity::Unknown, "a gap only an unseen forgotten run could explain: {r:#?}");
+        assert_eq!(r.details["forgotten_unseen"], 1);
+        // Two grid times gone with one run unaccounted for: at least one fire was lost.
+        let mut rec = good_with_forgotten();
+        rec.schedules[0].forgotten_runs = Some(vec![]);
+        rec.schedules[0].final_runs.as_mut().unwrap().retain(|r| r.task_id != 11);
+        rec.schedules[0].final_view.as_mut().unwrap().runs = 2;
+        let r = check_record(rec);
+        assert_eq!(r.valid, Validity::False, "{r:#?}");
+        assert_eq!(r.details["missing"], 1);
+        // A run the last view lists live had already answered forgotten.
+        let mut rec = good_with_forgotten();
+        rec.schedules[1].final_view_after.as_mut().unwrap().live_runs = vec![20];
+        assert_eq!(violations(&check_record(rec), "live_but_terminal"), 1);
+        // A forgotten later run while an earlier forbid run is still live is an overlap.
+        let mut rec = good_with_forgotten();
+        rec.schedules[1].forgotten_runs = Some(vec![21]);
+        let runs = rec.schedules[1].final_runs.as_mut().unwrap();
+        *runs = vec![run(20, 2, T0, T0 + 10, None, 200)];
+        assert!(violations(&check_record(rec), "overlap") >= 1);
     }
 }

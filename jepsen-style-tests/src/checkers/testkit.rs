@@ -69,13 +69,25 @@ impl Hist {
 
     /// Client `client` reads `task_id` during `span` and sees `seen` (`None` = 404).
     pub fn read(&mut self, client: u32, task_id: u64, span: (u64, u64), seen: Option<TaskRead>) -> &mut Self {
-        let invoke = Body::Read(ReadValue { task_id, seen: None });
-        self.pair(client, span, invoke, Some((OpType::Ok, Body::Read(ReadValue { task_id, seen }))))
+        let invoke = Body::Read(ReadValue::invoke(task_id));
+        self.pair(client, span, invoke, Some((OpType::Ok, Body::Read(ReadValue { task_id, seen, forgotten: false }))))
+    }
+
+    /// Client `client` reads `task_id` during `span` and gets 404 `forgotten`.
+    pub fn read_forgotten(&mut self, client: u32, task_id: u64, span: (u64, u64)) -> &mut Self {
+        let end = Body::Read(ReadValue { task_id, seen: None, forgotten: true });
+        self.pair(client, span, Body::Read(ReadValue::invoke(task_id)), Some((OpType::Ok, end)))
+    }
+
+    /// Client `client` cancels `task_id` during `span`; the answer never came (`info`).
+    pub fn cancel_info(&mut self, client: u32, task_id: u64, span: (u64, u64)) -> &mut Self {
+        let body = Body::Cancel(crate::history::CancelValue { task_id, state: None });
+        self.pair(client, span, body.clone(), Some((OpType::Info, body)))
     }
 
     /// Client `client` reads `task_id` during `span` and gets no answer (`info`).
     pub fn read_info(&mut self, client: u32, task_id: u64, span: (u64, u64)) -> &mut Self {
-        let body = Body::Read(ReadValue { task_id, seen: None });
+        let body = Body::Read(ReadValue::invoke(task_id));
         self.pair(client, span, body.clone(), Some((OpType::Info, body)))
     }
 
@@ -146,12 +158,14 @@ pub struct Fixture {
     pub replicas: ReplicaViews,
     pub schedules: Option<ScheduleRecord>,
     pub workflows: Option<WorkflowRecord>,
+    pub retention_ms: Option<u64>,
+    pub clock_faults: bool,
 }
 
 impl Fixture {
     /// A history with a complete final state of `tasks`.
     pub fn new(history: &Hist, tasks: Vec<FinalTask>) -> Self {
-        let final_state = FinalState { complete: true, tasks };
+        let final_state = FinalState { complete: true, tasks, forgotten: vec![] };
         Fixture {
             history: history.build(),
             sink: vec![],
@@ -160,12 +174,21 @@ impl Fixture {
             replicas: ReplicaViews::default(),
             schedules: None,
             workflows: None,
+            retention_ms: None,
+            clock_faults: false,
         }
     }
 
     /// The same, but the final read did not complete.
     pub fn incomplete(mut self) -> Self {
         self.final_state.complete = false;
+        self
+    }
+
+    /// The final read found these ids forgotten.
+    pub fn with_forgotten(mut self, mut ids: Vec<u64>) -> Self {
+        ids.sort_unstable();
+        self.final_state.forgotten = ids;
         self
     }
 
@@ -185,6 +208,8 @@ impl Fixture {
             replicas: &self.replicas,
             schedules: self.schedules.as_ref(),
             workflows: self.workflows.as_ref(),
+            retention_ms: self.retention_ms,
+            clock_faults: self.clock_faults,
         }
     }
 }

@@ -87,6 +87,27 @@
 //! `unknown` when there is no `workflows.json` (a run recorded before the workload), the limit
 //! could not be set, the final state or a final read is incomplete, or the reduce's inputs were
 //! truncated; proven violations still make it `false`.
+//!
+//! Retention (on in the suite) forgets a settled workflow as one unit with every task of its
+//! nodes; its final read then answers 404 `forgotten` (`final_forgotten`), recorded apart from
+//! `not_found`. Accounted for explicitly:
+//! - an acknowledged workflow answering `forgotten` is not **lost** (one answering `not_found`,
+//!   or missing from the list without `forgotten`, still is); one whose every submit failed but
+//!   that answers `forgotten` existed, so it is **failed but present**; it counts as settled;
+//! - its view is gone, so steps 2 to 6 have nothing to judge it by: its nodes are counted as
+//!   not judged (`forgotten`), never as passing. Its sink lines still must name a workflow the
+//!   harness submitted (step 7); the workers of their attempts are gone with the tasks;
+//! - the main final state is read before the workflows: a task of a workflow whose own read
+//!   then answered `forgotten` is not an **index mismatch** (the workflow went as a unit after
+//!   the main read), but two such tasks in one (workflow, node, shard) are still a **node task
+//!   twice**;
+//! - step 8 sees the keyed attempts of the workflows it has views of; the holders-outside-keyed
+//!   rule of the limit reads needs every view and is skipped when a workflow was forgotten
+//!   (reported as `limit_reads_unjudged_forgotten`). The limit's other rules do not need them.
+//!
+//! Workflow submissions are retried only within the run's key retry window (a third of the
+//! retention horizon, see [`crate::run::retry_window`]), so a second workflow under one name is
+//! still **duplicated**.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -190,6 +211,12 @@ impl Findings {
 struct Measured {
     acked: usize,
     terminal: usize,
+    /// Workflows whose final read answered `forgotten`.
+    forgotten: usize,
+    /// Final tasks of those (the main read came before they went).
+    tasks_of_forgotten: usize,
+    /// Limit reads whose holders were not matched against the keyed tasks (a view was forgotten).
+    limit_reads_unjudged_forgotten: usize,
     by_state: BTreeMap<String, usize>,
     not_finished: Examples,
     nodes_ran: usize,
@@ -286,11 +313,12 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     let valid = Validity::from_findings(f.violations(), incomplete.is_empty());
     let m = &f.m;
     let summary = format!(
-        "{} workflows ({} acked, {} terminal: {}), {} nodes ran, {} skipped; {} violations ({} started before a parent, {} shard inputs wrong/missing/twice, {} limit exceeded); {} reduce starts with {} shard inputs checked, {} edges timed; limit {}{}",
+        "{} workflows ({} acked, {} terminal: {}; {} forgotten, not judged beyond submission), {} nodes ran, {} skipped; {} violations ({} started before a parent, {} shard inputs wrong/missing/twice, {} limit exceeded); {} reduce starts with {} shard inputs checked, {} edges timed; limit {}{}",
         record.workflows.len(),
         m.acked,
         m.terminal,
         m.by_state.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", "),
+        m.forgotten,
         m.nodes_ran,
         m.nodes_skipped,
         f.violations(),
@@ -322,6 +350,9 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         "acked": m.acked,
         "terminal": m.terminal,
         "states": m.by_state,
+        "forgotten": m.forgotten,
+        "tasks_of_forgotten": m.tasks_of_forgotten,
+        "limit_reads_unjudged_forgotten": m.limit_reads_unjudged_forgotten,
         "not_finished": m.not_finished.count(),
         "not_finished_examples": m.not_finished.to_json(),
         "nodes_ran": m.nodes_ran,
@@ -379,7 +410,9 @@ fn check_submissions(record: &WorkflowRecord, f: &mut Findings, incomplete: &mut
         f.m.acked += usize::from(acked);
         let listed = listed_by_name.get(log.name.as_str());
         let example = || json!({ "name": log.name, "id": log.id, "listed_ids": listed, "acked": acked });
-        if acked && (log.final_not_found || record.listed.is_some() && listed.is_none()) {
+        let forgotten = log.final_forgotten;
+        f.m.forgotten += usize::from(forgotten);
+        if acked && (log.final_not_found || record.listed.is_some() && listed.is_none() && !forgotten) {
             f.lost.push(example);
         }
         if acked
@@ -388,11 +421,11 @@ fn check_submissions(record: &WorkflowRecord, f: &mut Findings, incomplete: &mut
         {
             f.duplicated.push(example);
         }
-        let present = log.final_view.is_some() || listed.is_some();
+        let present = log.final_view.is_some() || listed.is_some() || log.final_forgotten;
         if log.all_failed && present {
             f.failed_but_present.push(example);
         }
-        if log.id.is_some() && log.final_view.is_none() && !log.final_not_found {
+        if log.id.is_some() && log.final_view.is_none() && !log.final_not_found && !log.final_forgotten {
             incomplete.push(format!("{}: final read failed ({:?})", log.name, log.final_error));
         }
         if let Some(view) = &log.final_view {
@@ -841,6 +874,7 @@ fn check_final_tasks(record: &WorkflowRecord, ctx: &Ctx, f: &mut Findings) {
     let views: BTreeMap<u64, &WfSeen> =
         record.workflows.iter().filter_map(|l| l.final_view.as_ref()).map(|v| (v.id, v)).collect();
     let listed: Option<BTreeSet<u64>> = record.listed.as_ref().map(|l| l.iter().map(|w| w.id).collect());
+    let forgotten: BTreeSet<u64> = record.workflows.iter().filter(|l| l.final_forgotten).filter_map(|l| l.id).collect();
     let mut slots: BTreeMap<WorkflowRef, Vec<u64>> = BTreeMap::new();
     for t in ctx.finals.values() {
         let Some(r) = t.workflow else { continue };
@@ -852,7 +886,10 @@ fn check_final_tasks(record: &WorkflowRecord, ctx: &Ctx, f: &mut Findings) {
         });
         // A task of a workflow that no view covers is judged only if the final list (which
         // would show it) does not have that workflow at all.
-        let orphan = listed_by_view.is_none() && listed.as_ref().is_some_and(|l| !l.contains(&r.workflow));
+        // A task of a workflow forgotten after the main read is no orphan (see the module docs).
+        let gone = forgotten.contains(&r.workflow);
+        f.m.tasks_of_forgotten += usize::from(gone && listed_by_view.is_none());
+        let orphan = listed_by_view.is_none() && !gone && listed.as_ref().is_some_and(|l| !l.contains(&r.workflow));
         if listed_by_view == Some(false) || orphan {
             f.index_mismatch.push(|| json!({ "task_id": t.task_id, "workflow_ref": r, "state": t.state, "listed_by_view": listed_by_view }));
         }
@@ -953,6 +990,9 @@ fn check_limit_reads(
     let limit = &record.limit;
     let keyed_tasks: BTreeSet<u64> = keyed.iter().map(|k| k.task_id).collect();
     let views_complete = record.workflows.iter().all(|l| l.final_view.is_some() || l.id.is_none());
+    if record.workflows.iter().any(|l| l.final_forgotten) {
+        f.m.limit_reads_unjudged_forgotten = record.limit_polls.len() + usize::from(record.final_limit.is_some());
+    }
     let reads = record.limit_polls.iter().map(|p| (p, false)).chain(record.final_limit.iter().map(|p| (p, true)));
     for (p, last) in reads {
         f.m.limit_reads += 1;
@@ -1595,5 +1635,33 @@ mod tests {
         let res = check(&fx.inputs());
         assert_eq!(res.valid, Validity::Unknown);
         assert_eq!(res.details["recorded"], false);
+    }
+
+    #[test]
+    fn a_forgotten_workflow_is_not_lost_and_its_leftover_tasks_are_no_orphans() {
+        // Forgotten after the list and the main read: listed, its tasks still in the final state.
+        let mut r = mapreduce();
+        let log = &mut r.record.workflows[0];
+        log.final_view = None;
+        log.final_forgotten = true;
+        let res = r.check();
+        assert_eq!(count(&res, "index_mismatch"), 0, "{res:#?}");
+        assert_eq!(res.details["forgotten"], 1);
+        assert!(res.details["tasks_of_forgotten"].as_u64().unwrap() > 0);
+        assert_eq!(count(&res, "lost"), 0);
+        // Forgotten before the list and the main read: gone everywhere, still not lost.
+        let mut r = mapreduce();
+        let log = &mut r.record.workflows[0];
+        log.final_view = None;
+        log.final_forgotten = true;
+        r.record.listed = Some(vec![]);
+        r.tasks.clear();
+        let res = r.check();
+        assert_eq!(count(&res, "lost"), 0, "{res:#?}");
+        assert_eq!(count(&res, "index_mismatch"), 0);
+        // Every submit failed, yet it answers forgotten: it existed.
+        r.record.workflows[0].acked_ns = None;
+        r.record.workflows[0].all_failed = true;
+        assert_eq!(count(&r.check(), "failed_but_present"), 1);
     }
 }

@@ -500,7 +500,7 @@ mod tests {
     }
 
     fn read(time_ns: u64, client: u32, kind: OpType) -> Op {
-        op(time_ns, Process::Client(client), kind, Body::Read(ReadValue { task_id: 1, seen: None }))
+        op(time_ns, Process::Client(client), kind, Body::Read(ReadValue::invoke(1)))
     }
 
     fn cancel(time_ns: u64, client: u32, kind: OpType) -> Op {

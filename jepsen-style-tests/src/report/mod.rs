@@ -121,6 +121,45 @@ pub struct Results {
     pub ops: OpCounts,
     /// The run's directory (history, sink, node logs).
     pub store: String,
+    /// What retention forgot during the run (absent when the run predates retention and no
+    /// record was forgotten).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// What retention forgot in one run, so a reader sees that it was exercised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Retention {
+    /// The replicas' horizon (`None` in runs re-judged without it on record).
+    pub horizon_ms: Option<u64>,
+    /// Tasks the final read found forgotten (client, workflow and schedule tasks alike).
+    pub tasks: usize,
+    /// Of those, tasks whose submit was acknowledged.
+    pub acked_tasks: usize,
+    /// Client reads that answered `forgotten`.
+    pub reads: usize,
+    /// Workflows whose final read answered `forgotten`.
+    pub workflows: usize,
+    /// Schedule runs a poll saw that the final read found forgotten.
+    pub schedule_runs: usize,
+    /// Schedule runs forgotten before any poll saw them (counted by the schedules' `runs`).
+    pub schedule_runs_unseen: usize,
+}
+
+impl Retention {
+    /// One line for the summary.
+    pub fn text(&self) -> String {
+        format!(
+            "horizon {}; forgotten: {} tasks ({} acked), {} reads answered forgotten, {} workflows, {} schedule runs (+{} unseen)",
+            self.horizon_ms.map_or("unknown".to_string(), |h| format!("{h} ms")),
+            self.tasks,
+            self.acked_tasks,
+            self.reads,
+            self.workflows,
+            self.schedule_runs,
+            self.schedule_runs_unseen
+        )
+    }
 }
 
 /// Writes `results.json` (pretty-printed) into `dir`.
@@ -147,6 +186,9 @@ pub fn summary_text(results: &Results) -> String {
     );
     let faults: Vec<String> = results.fault_counts.iter().map(|(f, n)| format!("{f} x{n}")).collect();
     let _ = writeln!(s, "faults: {}", if faults.is_empty() { "none".to_string() } else { faults.join(", ") });
+    if let Some(r) = &results.retention {
+        let _ = writeln!(s, "retention: {}", r.text());
+    }
     let checkers = checker_lines(&results.checkers);
     if !checkers.is_empty() {
         let _ = writeln!(s, "checkers:");
@@ -300,6 +342,7 @@ mod tests {
             rates: m.rates.clone(),
             ops: m.ops,
             store: "/tmp/run-42".into(),
+            retention: None,
         }
     }
 
