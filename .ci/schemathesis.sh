@@ -124,6 +124,9 @@ export SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/.ci${PYTHONPATH:+:
 # Last, because they take things away: a replica (shrinking the cluster) and tokens (the fuzzer
 # lists the tokens and may revoke the very admin token it runs with).
 removal=(--include-operation-id remove_member --include-operation-id revoke_token)
+# One worker: with two threads, CPython 3.11 before 3.11.8 can fail hypothesis' own `ast.parse`
+# with "SystemError: AST constructor recursion depth mismatch" (cpython gh-106905), a runtime
+# error of the tool that says nothing about the API (seen in CI on POST /v1/schedules).
 run() {
     local what=$1
     shift
@@ -131,7 +134,7 @@ run() {
     "$VENV/bin/schemathesis" --config-file .ci/schemathesis.toml run "$spec" \
         --url "$(api 1)" \
         --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-        --max-examples "$MAX_EXAMPLES" --workers 2 --request-timeout 75 --seed 11 \
+        --max-examples "$MAX_EXAMPLES" --workers 1 --request-timeout 75 --seed 11 \
         --no-color --output-truncate true "$@" || fail "$what"
 }
 run "every operation, no token" --exclude-operation-id remove_member --exclude-operation-id revoke_token
