@@ -644,6 +644,8 @@ pub enum Response {
         tasks: u64,
         /// Workflows removed.
         workflows: u64,
+        /// Records still due were left for the next command (the budget ran out).
+        more: bool,
     },
     /// Answer to `Preempt`.
     Preempted {

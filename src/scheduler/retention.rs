@@ -109,6 +109,7 @@ impl State {
         let mut finished = self.index.finished.len() as u64 + self.settled.tasks;
         let mut budget = max;
         let mut plan = Vec::new();
+        let mut more = false;
         let mut tasks = self.index.finished.iter().peekable();
         let mut flows = self.settled.by_finish.iter().peekable();
         loop {
@@ -128,6 +129,8 @@ impl State {
                 Gone::Workflow(id) => self.workflows.get(&id).map_or(0, SettledWorkflows::task_count).max(1),
             };
             if cost > budget && !plan.is_empty() {
+                // Due, but over what is left of this command's budget: the next one takes it.
+                more = true;
                 break;
             }
             budget = budget.saturating_sub(cost);
@@ -138,6 +141,11 @@ impl State {
                 Gone::Workflow(_) => flows.next(),
             };
             if budget == 0 {
+                // Spent: whether more is due is the next head's question, asked by `more` below.
+                more = [tasks.peek().map(|&&(t, _)| t), flows.peek().map(|&&(w, _)| w)]
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t < before_ms || finished > keep);
                 break;
             }
         }
@@ -152,7 +160,7 @@ impl State {
                 }
             }
         }
-        Response::Forgot { tasks: forgot_tasks, workflows: forgot_workflows }
+        Response::Forgot { tasks: forgot_tasks, workflows: forgot_workflows, more }
     }
 
     /// Workflow `id` just settled (terminal, no task live): retention may forget it from now on,

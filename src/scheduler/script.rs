@@ -1240,7 +1240,9 @@ fn describe(resp: &Response) -> String {
             let max = limit.max_running.map_or_else(|| "none".to_string(), |m| m.to_string());
             format!("ok limit {} max={max} running={:?}", limit.key, limit.running)
         }
-        Response::Forgot { tasks, workflows } => format!("ok forgot tasks={tasks} workflows={workflows}"),
+        Response::Forgot { tasks, workflows, more } => {
+            format!("ok forgot tasks={tasks} workflows={workflows}{}", if *more { " more" } else { "" })
+        }
     }
 }
 
