@@ -106,7 +106,9 @@ pub struct ServerArgs {
     /// Maximum election timeout in milliseconds.
     #[arg(long, env = "TASKRAFT_ELECTION_TIMEOUT_MAX_MS")]
     pub election_timeout_max_ms: Option<u64>,
-    /// Snapshot after this many log entries since the last snapshot.
+    /// Build a snapshot (and purge the log behind it) every this many applied log entries
+    /// (default 100000). Each replica builds at its own offset within the interval, so the
+    /// replicas of a cluster never encode their state at the same moment.
     #[arg(long, env = "TASKRAFT_SNAPSHOT_LOGS")]
     pub snapshot_logs: Option<u64>,
     /// Deadline of each API request in milliseconds.

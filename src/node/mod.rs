@@ -26,6 +26,7 @@ mod batcher;
 pub mod leader;
 pub mod membership;
 pub mod metrics;
+mod snapshot_schedule;
 mod start;
 mod state_machine;
 mod types;

@@ -74,7 +74,8 @@ fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, Error> {
         heartbeat_interval: config.heartbeat.as_millis() as u64,
         election_timeout_min: config.election_timeout_min.as_millis() as u64,
         election_timeout_max: config.election_timeout_max.as_millis() as u64,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+        // Snapshots are asked for by `snapshot_schedule`, at an offset that differs per replica.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
         // A follower further behind than this gets a snapshot instead of entries.
         replication_lag_threshold: config.snapshot_logs * 2,
         // Keep some log behind a snapshot so that a briefly lagging follower catches up from the
@@ -156,6 +157,7 @@ impl RunningNode {
         });
 
         let tracker = TaskTracker::new();
+        tracker.spawn(super::snapshot_schedule::run(raft.clone(), config.snapshot_logs, id, shutdown.clone()));
         tracker.spawn(telemetry.elections.clone().follow(raft.server_metrics(), shutdown.clone()));
         let raft_listener = TcpListener::bind(config.raft_addr)
             .await

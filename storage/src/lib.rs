@@ -18,14 +18,16 @@
 //! 2. Each entry is encoded as `[2] ++ postcard(entry)` and queued under its index (big-endian
 //!    `u64`) in one engine [`Batch`] for the `log` tree.
 //! 3. The batch is applied atomically. From here on every log reader (replication, apply) sees the
-//!    entries, as openraft requires when `append` returns.
-//! 4. [`Engine::flush`] is awaited. For sled this is `flush_async`, which fsyncs sled's log on its
-//!    I/O pool; without it sled would persist only on its 500 ms timer.
-//! 5. Only now is the `IOFlushed` callback fired. openraft treats the entries as persisted only
-//!    from this point on (the leader counts its own copy towards the quorum, a follower reports
-//!    them as matched), so an acknowledged write is on disk on a majority.
-//! 6. On a flush error the callback receives the error and `append` fails; openraft then stops the
-//!    node instead of acknowledging data that may not be durable.
+//!    entries, as openraft requires when `append` returns; `append` returns now, so that the
+//!    leader starts replicating while its own flush runs.
+//! 4. The callback goes to the store's flusher task, which awaits [`Engine::flush`]. For sled
+//!    this is `flush_async`, which fsyncs sled's log on its I/O pool; without it sled would
+//!    persist only on its 500 ms timer. Callbacks that queue up during a flush share the next.
+//! 5. Only after that flush is the `IOFlushed` callback fired. openraft treats the entries as
+//!    persisted only from this point on (the leader counts its own copy towards the quorum, a
+//!    follower reports them as matched), so an acknowledged write is on disk on a majority.
+//! 6. On a write error `append` fails; on a flush error the callback receives the error. Either
+//!    way openraft stops the node instead of acknowledging data that may not be durable.
 //!
 //! Votes, truncations and purges follow the same rule: written, flushed, then returned. Saving
 //! `committed` is the one unflushed write; [`log_store`] explains why that is safe.

@@ -11,17 +11,29 @@
 //!
 //! Durability rules (the reason this file exists):
 //!
-//! - `append` writes the whole openraft batch as one engine batch, then awaits
-//!   [`Engine::flush`], and only then fires the `IOFlushed` callback. openraft counts an entry
-//!   towards a quorum only after that callback, so nothing is acknowledged before it is on disk.
+//! - `append` writes the whole openraft batch as one engine batch and returns: the entries are
+//!   readable at once, as openraft requires. The `IOFlushed` callback goes to the store's
+//!   flusher task, which awaits [`Engine::flush`] and only then fires it; callbacks queued
+//!   while a flush runs share the next one (group commit), and fire in append order. openraft
+//!   counts an entry towards a quorum only after its callback, so nothing is acknowledged
+//!   before it is on disk. Returning before the flush is what openraft's `append` contract asks
+//!   for: on the leader it lets replication to the followers start while the leader's own
+//!   fsync runs, instead of after it.
 //! - `save_vote`, `truncate_after` and `purge` flush before they return.
-//! - `save_committed` does **not** flush. Every other write was already flushed by the time
-//!   openraft saves `committed`, so the value on disk never points past the durable log; if the
-//!   newest value is lost in a crash, the node merely re-applies from an older `committed` (or its
-//!   snapshot) and catches up from the leader. It becomes durable with the next flush anyway.
-//! - `purge` records `last_purged` before deleting entries. A crash in between leaves entries at
-//!   or below `last_purged`; [`LogStore::new`] finishes that deletion, so the stored log is always
-//!   `(last_purged, last]` without holes.
+//! - `save_committed` does **not** flush. It is written after the entries it covers, and a
+//!   flush makes every earlier write durable with it (the engine persists writes in order), so
+//!   the value on disk never points past the durable log; if the newest value is lost in a
+//!   crash, the node merely re-applies from an older `committed` (or its snapshot) and catches
+//!   up from the leader. It becomes durable with the next flush anyway.
+//! - `purge` records `last_purged`, flushes, and returns; the entries at or below it are deleted
+//!   afterwards by a background thread, in small batches, addressed by index (no scan, no value
+//!   read). openraft runs `purge` on its core task, which also handles appends, votes and
+//!   heartbeats: deleting 100 000 entries inline there stalled it for seconds on every replica
+//!   at once (they reach a snapshot at the same index), long enough to lose the quorum. Readers
+//!   never see the entries still waiting for deletion: reads start above `last_purged`, which
+//!   every clone of the store shares in memory. A crash before the deletion finished leaves
+//!   entries at or below `last_purged`; [`LogStore::new`] finishes it, so the stored log is
+//!   always `(last_purged, last]` without holes.
 //!
 //! Every read decodes strictly: an undecodable value, a key that does not match its entry's
 //! index, or a hole inside a requested range is an error handed to openraft, which stops the node.
@@ -35,8 +47,12 @@ use std::fmt;
 use std::fmt::Debug;
 use std::io;
 use std::marker::PhantomData;
+use std::ops::Bound;
 use std::ops::ControlFlow;
 use std::ops::RangeBounds;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::OnceLock;
 
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
@@ -48,6 +64,7 @@ use openraft::storage::RaftLogStorage;
 use openraft::type_config::alias::LogIdOf;
 use openraft::type_config::alias::VoteOf;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
 use crate::codec;
 use crate::codec::index_key;
@@ -106,7 +123,28 @@ pub struct LogStore<C: RaftTypeConfig, E: Engine> {
     meta: E::Tree,
     options: LogStoreOptions,
     upgrade: Option<UpgradeEntry<C>>,
+    purges: Arc<Purges>,
+    flusher: Arc<OnceLock<FlushQueue<C, E>>>,
     _config: PhantomData<fn() -> C>,
+}
+
+/// The flusher task's queue: callbacks waiting for a flush, each with a handle to the engine.
+type FlushQueue<C, E> = mpsc::UnboundedSender<(IOFlushed<C>, E)>;
+
+/// Most callbacks one flush completes; the rest wait for the next flush.
+const FLUSH_GROUP: usize = 4096;
+
+/// How many log entries one background deletion batch removes. Small enough that a concurrent
+/// append never waits long behind it in the engine.
+const PURGE_CHUNK: u64 = 1024;
+
+/// The purge state every clone of a [`LogStore`] shares.
+#[derive(Debug, Default)]
+struct Purges {
+    /// The lowest index a read may return: one above `last_purged` (0 before any purge).
+    floor: std::sync::atomic::AtomicU64,
+    /// The background deletion of purged entries still running, if any.
+    running: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl<C: RaftTypeConfig, E: Engine> Clone for LogStore<C, E> {
@@ -117,6 +155,8 @@ impl<C: RaftTypeConfig, E: Engine> Clone for LogStore<C, E> {
             meta: self.meta.clone(),
             options: self.options.clone(),
             upgrade: self.upgrade,
+            purges: self.purges.clone(),
+            flusher: self.flusher.clone(),
             _config: PhantomData,
         }
     }
@@ -147,6 +187,8 @@ where
             engine,
             options,
             upgrade: None,
+            purges: Arc::default(),
+            flusher: Arc::default(),
             _config: PhantomData,
         };
         store.finish_interrupted_purge()?;
@@ -183,15 +225,114 @@ where
         self.read_meta(LAST_PURGED_KEY, "last purged log id")
     }
 
-    /// Delete entries at or below `last_purged` left behind by a crash in the middle of `purge`.
+    /// Delete entries at or below `last_purged` left behind by a crash before the background
+    /// deletion of a `purge` finished.
     fn finish_interrupted_purge(&self) -> Result<()> {
         if let Some(purged) = self.last_purged()? {
+            self.set_floor(purged.index);
             let removed = self.log.remove_range(..=&index_key(purged.index)[..])?;
             if removed > 0 {
                 tracing::warn!(removed, last_purged = purged.index, "finished an interrupted log purge");
             }
         }
         Ok(())
+    }
+
+    /// The flusher task's queue, starting the task on the first call (from within the runtime
+    /// openraft runs on). Each callback travels with a handle to the engine, so the idle task
+    /// holds none (a closed store releases its database at once); the task ends once every
+    /// clone of the store is gone.
+    fn flusher(&self) -> &FlushQueue<C, E> {
+        self.flusher.get_or_init(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<(IOFlushed<C>, E)>();
+            tokio::spawn(async move {
+                let mut group = Vec::new();
+                while rx.recv_many(&mut group, FLUSH_GROUP).await > 0 {
+                    let result = group[0].1.flush().await;
+                    if let Err(err) = &result {
+                        tracing::error!(error = %err, "raft log flush failed");
+                    }
+                    // Engine handles go before anyone is told, so a caller that closes the
+                    // store on the news finds the database free.
+                    let callbacks: Vec<IOFlushed<C>> = group.drain(..).map(|(callback, _)| callback).collect();
+                    for callback in callbacks {
+                        callback.io_completed(flush_result(&result));
+                    }
+                }
+            });
+            tx
+        })
+    }
+
+    /// The smallest stored index at or above `from`, without decoding its entry.
+    fn first_index_from(&self, from: u64) -> Result<Option<u64>> {
+        let mut first = None;
+        self.log.scan(&index_key(from)[..].., Order::Forward, |key, _| {
+            first = Some(parse_index_key(key)?);
+            Ok(ControlFlow::Break(()))
+        })?;
+        Ok(first)
+    }
+
+    fn set_floor(&self, last_purged: u64) {
+        self.purges.floor.fetch_max(last_purged.saturating_add(1), std::sync::atomic::Ordering::Release);
+    }
+
+    fn floor(&self) -> u64 {
+        self.purges.floor.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until the background deletion of purged entries (if one runs) has finished. Tests
+    /// and shutdown use it; openraft never needs to.
+    pub fn wait_for_purge(&self) {
+        let running = self.purges.running.lock().expect("purge lock poisoned").take();
+        if let Some(handle) = running {
+            let _ = handle.join();
+        }
+    }
+
+    /// Deletes the entries `from..=upto` on a background thread, [`PURGE_CHUNK`] at a time, after
+    /// any deletion still running. The keys are known (the log has no holes), so nothing is
+    /// scanned or read. Not flushed: the next append's flush carries it, and a crash before
+    /// that is repaired on open.
+    fn delete_in_background(&self, from: u64, upto: u64) {
+        let mut running = self.purges.running.lock().expect("purge lock poisoned");
+        let previous = running.take();
+        let log = self.log.clone();
+        let spawned = std::thread::Builder::new().name("raft-log-purge".into()).spawn(move || {
+            if let Some(previous) = previous {
+                let _ = previous.join();
+            }
+            let started = std::time::Instant::now();
+            let mut first = from;
+            while first <= upto {
+                let last = first.saturating_add(PURGE_CHUNK - 1).min(upto);
+                let mut batch = Batch::with_capacity((last - first + 1) as usize, size_of::<u64>());
+                for index in first..=last {
+                    batch.remove(&index_key(index));
+                }
+                if let Err(err) = log.apply_batch(batch) {
+                    // Harmless for correctness (reads start above `last_purged`, and the next
+                    // open finishes the deletion), but the disk keeps the entries until then.
+                    tracing::error!(error = %err, first, last, "deleting purged raft log entries failed");
+                    return;
+                }
+                first = last + 1;
+                std::thread::yield_now();
+            }
+            tracing::debug!(
+                from,
+                upto,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "purged raft log entries deleted"
+            );
+        });
+        match spawned {
+            Ok(handle) => *running = Some(handle),
+            Err(err) => {
+                tracing::error!(error = %err, "could not start the raft log purge thread; entries stay until the next open")
+            }
+        }
     }
 
     /// The entry with the highest index, decoded.
@@ -208,7 +349,14 @@ where
     /// entries were read (always returning at least one if any exists). A gap inside the range is
     /// an error: openraft never leaves holes, so one means lost data.
     fn read_entries<RB: RangeBounds<u64>>(&self, range: RB, max_bytes: usize) -> Result<Vec<C::Entry>> {
-        let start = range.start_bound().map(|i| index_key(*i));
+        // Entries at or below `last_purged` may still await their background deletion: never
+        // return them.
+        let floor = self.floor();
+        let start = match range.start_bound() {
+            Bound::Included(i) => Bound::Included(index_key((*i).max(floor))),
+            Bound::Excluded(i) if *i >= floor => Bound::Excluded(index_key(*i)),
+            Bound::Excluded(_) | Bound::Unbounded => Bound::Included(index_key(floor)),
+        };
         let end = range.end_bound().map(|i| index_key(*i));
         let bounds = (start.as_ref().map(|k| &k[..]), end.as_ref().map(|k| &k[..]));
 
@@ -340,23 +488,20 @@ where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let result = match self.write_entries(entries) {
-            // The hard rule: flush first, acknowledge second.
-            Ok(()) => self.engine.flush().await,
-            Err(err) => Err(err),
-        };
-        match result {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "raft log append failed");
-                // Tell whoever waits on the callback, and fail the call so openraft stops the node.
-                callback.io_completed(Err(io::Error::new(err.io_kind(), err.to_string())));
-                Err(err.into())
-            }
+        if let Err(err) = self.write_entries(entries) {
+            tracing::error!(error = %err, "raft log append failed");
+            // Tell whoever waits on the callback, and fail the call so openraft stops the node.
+            callback.io_completed(Err(io::Error::new(err.io_kind(), err.to_string())));
+            return Err(err.into());
         }
+        // The hard rule: flush first, acknowledge second. The flusher task does both, in order.
+        if let Err(mpsc::error::SendError((callback, _))) = self.flusher().send((callback, self.engine.clone())) {
+            // The flusher is gone (the runtime is shutting down): flush here.
+            let result = self.engine.flush().await;
+            callback.io_completed(flush_result(&result));
+            result?;
+        }
+        Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
@@ -373,12 +518,25 @@ where
     }
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
-        // Record the purge point first: a crash after this line leaves extra entries (finished by
-        // `LogStore::new`), never a hole.
+        // Record the purge point first: a crash after it leaves extra entries (deleted by
+        // `LogStore::new`), never a hole. The entries go in the background (see the module docs).
+        // Only stored indexes are deleted: a follower installing a snapshot far ahead purges up
+        // to an index it never held.
+        let stored = (self.first_index_from(self.floor())?, self.last_log_index()?);
         self.meta.insert(LAST_PURGED_KEY, codec::encode("last purged log id", &log_id)?)?;
-        let removed = self.log.remove_range(..=&index_key(log_id.index)[..])?;
-        tracing::debug!(upto = log_id.index, removed, "raft log purged");
+        self.set_floor(log_id.index);
         self.engine.flush().await?;
+        if let (Some(first), Some(last)) = stored
+            && first <= log_id.index
+        {
+            self.delete_in_background(first, log_id.index.min(last));
+        }
+        tracing::debug!(upto = log_id.index, "raft log purged");
         Ok(())
     }
+}
+
+/// A flush outcome as the `io::Result` an `IOFlushed` callback takes.
+fn flush_result(result: &Result<()>) -> Result<(), io::Error> {
+    result.as_ref().map(|_| ()).map_err(|err| io::Error::new(err.io_kind(), err.to_string()))
 }

@@ -14,6 +14,7 @@ use taskraft_storage::Engine;
 use taskraft_storage::LogStore;
 use taskraft_storage::LogStoreOptions;
 use taskraft_storage::MemEngine;
+use taskraft_storage::Order;
 use taskraft_storage::SledEngine;
 use taskraft_storage::Tree;
 use taskraft_storage::codec::ENTRY_FORMAT;
@@ -77,6 +78,7 @@ async fn reopen_finishes_an_interrupted_purge() {
     let engine = MemEngine::new();
     let mut store = store_with(&engine, 1..=10).await;
     store.purge(log_id(1, 4)).await.unwrap();
+    store.wait_for_purge();
 
     // Simulate a crash between recording `last_purged` and deleting the entries.
     let log = engine.open_tree(LOG_TREE).unwrap();
@@ -169,4 +171,37 @@ async fn legacy_entries_are_read_through_the_upgrade_function() {
         .collect();
     assert!(values[1].starts_with("upgraded "), "{values:?}");
     assert!(!values[0].starts_with("upgraded ") && !values[2].starts_with("upgraded "), "{values:?}");
+}
+
+#[tokio::test]
+async fn purged_entries_are_never_read_and_are_deleted_in_the_background() {
+    let engine = MemEngine::new();
+    let mut store = store_with(&engine, 1..=5000).await;
+    store.purge(log_id(1, 3000)).await.unwrap();
+    // Whether or not the background deletion has run yet, reads start above the purge point.
+    let entries = store.try_get_log_entries(0..10_000).await.unwrap();
+    assert_eq!(entries.first().map(|e| e.index()), Some(3001));
+    assert_eq!(entries.len(), 2000);
+    let mut reader = store.get_log_reader().await;
+    assert_eq!(reader.limited_get_log_entries(2990, 3010).await.unwrap().first().map(|e| e.index()), Some(3001));
+    store.wait_for_purge();
+    let log = engine.open_tree(LOG_TREE).unwrap();
+    let mut stored = 0;
+    log.scan(.., Order::Forward, |_, _| {
+        stored += 1;
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
+    assert_eq!(stored, 2000);
+
+    // A follower installing a snapshot far ahead purges past everything it holds.
+    store.purge(log_id(2, 1_000_000)).await.unwrap();
+    store.wait_for_purge();
+    assert!(store.try_get_log_entries(..).await.unwrap().is_empty());
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(2, 1_000_000)));
+    assert_eq!(state.last_log_id, Some(log_id(2, 1_000_000)));
+    // The next append lands above it and is read back.
+    store.blocking_append([normal_entry(2, 1_000_001)]).await.unwrap();
+    assert_eq!(store.try_get_log_entries(..).await.unwrap().len(), 1);
 }

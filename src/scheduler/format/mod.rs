@@ -48,6 +48,11 @@
 //!   `limits` and `permits`.
 //! - **7** (`v7.rs` freezes format 7; `v6.rs` format 6): retention. `Command` gains `Forget`,
 //!   appended (format-6 log payloads are format-7 bytes); the state gains `forgotten_runs`.
+//!   Three rules of applying `Forget` were settled after the first format-7 data was written,
+//!   by development builds only (fb5ee0a, before 0924935): a blocked task counts a forgotten
+//!   parent as succeeded, a calendar fire at or before a schedule's newest forgotten run is
+//!   skipped, and `max` is honoured exactly as the command gives it. Replaying such a log under
+//!   today's rules is deterministic on every replica; no released build applied the old ones.
 //! - **8** (current): preemption. `TaskSpec` gains `preemptible` and `Task` `preempted_by`
 //!   and `preempted` (fields: every shape holding a task spec or a task is frozen in `v6.rs`
 //!   and `v7.rs`, and the older modules upgrade straight to today's shapes); `Command` gains

@@ -145,7 +145,7 @@ pub struct Schedule {
     pub buffered: Option<u64>,
 }
 
-/// A command as format 6 wrote it (`Preempt` is format 7's).
+/// A command as format 6 wrote it (`Forget` is format 7's, `Preempt` format 8's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs, reason = "frozen copy; today's `Command` documents every field")]
