@@ -28,6 +28,12 @@
 //! The Raft network lives in the `taskraft-raft` crate and durable storage in
 //! `taskraft-storage`; neither depends on this package.
 
+/// The unit tests run on the allocator the binary uses (`src/main.rs`): memory figures such
+/// as `million_finished_tasks` depend on it.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod api;
 pub mod cli;
 pub mod client;
