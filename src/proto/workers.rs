@@ -52,6 +52,10 @@ pub struct Lease {
     /// heartbeat that has it, so a worker sends it only once it has read `true` here).
     #[serde(default)]
     pub accepts_preempted: bool,
+    /// The server takes a heartbeat's `knows_migrated` (servers before migration refuse a
+    /// heartbeat that has it, so a worker sends it only once it has read `true` here).
+    #[serde(default)]
+    pub accepts_migrated: bool,
 }
 
 impl Lease {
@@ -96,6 +100,10 @@ pub struct Heartbeat {
     /// it): the leader preempts only attempts of workers that say so.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub knows_preempted: bool,
+    /// The worker obeys the `migrated` stop order (workers before migration cannot parse it):
+    /// the leader migrates only attempts of workers that say so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub knows_migrated: bool,
 }
 
 /// A worker machine's load, from its heartbeats.
