@@ -1214,7 +1214,7 @@ fn dump_task(t: &Task) -> String {
             .map(|a| {
                 let how = a.outcome.map_or(if a.started_ms.is_some() { "running" } else { "live" }, |o| o.as_str());
                 let mut part = format!("#{}@{}/t{}:{how}", a.number, a.worker_id, a.fencing_token);
-                if a.outcome == Some(AttemptOutcome::Preempted) {
+                if matches!(a.outcome, Some(AttemptOutcome::Preempted | AttemptOutcome::Migrated)) {
                     write!(part, "({})", a.error.as_deref().unwrap_or("")).unwrap();
                 }
                 part
