@@ -678,6 +678,33 @@ mod tests {
     }
 
     #[test]
+    fn migration_is_off_by_default_with_documented_settings_and_can_be_turned_on_or_tuned() {
+        let base = || ServerArgs { node_id: Some(1), ..secret() };
+        assert!(ServerConfig::resolve(base(), None).unwrap().migration.is_none(), "off by default");
+        let on = ServerArgs { migration: Some(true), ..base() };
+        let d = ServerConfig::resolve(on.clone(), None).unwrap().migration.expect("on");
+        assert_eq!((d.high_water, d.low_water, d.heartbeats, d.interval_ms), (0.9, 0.5, 3, 60_000));
+        assert_eq!((d.rules.min_runtime_ms, d.rules.max_per_hour, d.fresh_ms), (10_000, 2, DEFAULT_WORKER_TTL_MS));
+        let file: ServerArgs = toml::from_str(
+            "migration = true\nmigration_high_water = 0.8\nmigration_low_water = 0.3\nmigration_heartbeats = 5\n\
+             migration_interval_ms = 1000\nmigrate_min_runtime_ms = 0\nmax_migrations_per_hour = 1",
+        )
+        .unwrap();
+        let t = ServerConfig::resolve(base(), Some(file)).unwrap().migration.unwrap();
+        assert_eq!((t.high_water, t.low_water, t.heartbeats, t.interval_ms), (0.8, 0.3, 5, 1000));
+        assert_eq!((t.rules.min_runtime_ms, t.rules.max_per_hour), (0, 1));
+        for (bad, key) in [
+            (ServerArgs { migration_high_water: Some(1.5), ..on.clone() }, "migration_high_water"),
+            (ServerArgs { migration_low_water: Some(0.9), ..on.clone() }, "migration_low_water"),
+            (ServerArgs { migration_heartbeats: Some(0), ..on.clone() }, "migration_heartbeats"),
+            (ServerArgs { max_migrations_per_hour: Some(0), ..on.clone() }, "max_migrations_per_hour"),
+        ] {
+            let err = ServerConfig::resolve(bad, None).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let err = toml::from_str::<ServerArgs>("node_idd = 1").unwrap_err().to_string();
         assert!(err.contains("node_idd"), "{err}");
