@@ -901,6 +901,14 @@ impl State {
 
     /// Recomputes every index from the tasks and compares. O(n): for tests and debug tooling.
     pub fn check_invariants(&self) -> Result<(), String> {
+        // A migration mark names a task that has the marked attempt (dropped when the task is
+        // assigned again or forgotten).
+        for (id, m) in &self.migrations {
+            let task = self.tasks.get(id).ok_or_else(|| format!("migration mark of missing task {id}"))?;
+            if !task.attempts.iter().any(|a| a.fencing_token == m.token) {
+                return Err(format!("task {id} has no attempt with the migrated token {}", m.token));
+            }
+        }
         let mut index = TaskIndex::default();
         index.rebuild_finished(self.tasks.values());
         let mut live: OrdMap<String, OrdSet<TaskId>> = OrdMap::new();

@@ -179,6 +179,21 @@ mod tests {
     }
 
     #[test]
+    fn workers_that_know_the_migrated_order_are_those_whose_latest_heartbeat_said_so() {
+        let leases = Leases::new(Duration::from_secs(3));
+        leases.record_knows_migrated("a", true);
+        leases.record_knows_migrated("b", true);
+        leases.record_knows_preempted("c", true);
+        assert_eq!(leases.knows_migrated(), BTreeSet::from(["a".to_string(), "b".to_string()]));
+        leases.record_knows_migrated("b", false);
+        leases.forget("a");
+        assert!(leases.knows_migrated().is_empty());
+        leases.record_knows_migrated("c", true);
+        leases.grant_all(["c".to_string()]);
+        assert!(leases.knows_migrated().is_empty(), "a new term hears every worker again");
+    }
+
+    #[test]
     fn loads_are_kept_in_range_and_forgotten_with_the_worker_or_the_term() {
         let leases = Leases::new(Duration::from_secs(3));
         let load = |cpu_busy, used| WorkerLoad { cpu_busy, mem_used_bytes: used, mem_total_bytes: 100 };
