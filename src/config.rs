@@ -153,6 +153,31 @@ pub struct ServerArgs {
     /// A task is preempted at most this many times per hour (default 3).
     #[arg(long, env = "TASKRAFT_MAX_PREEMPTIONS_PER_HOUR")]
     pub max_preemptions_per_hour: Option<u32>,
+    /// Migrate a checkpointable task off a worker that stays overloaded to one that is not
+    /// (default false: load is the whole machine's, so on a host shared with other programs it
+    /// is opt-in). See README "Migration off overloaded workers".
+    #[arg(long, env = "TASKRAFT_MIGRATION", num_args = 0..=1, default_missing_value = "true")]
+    pub migration: Option<bool>,
+    /// A worker reporting a CPU or memory fraction at or above this is overloaded (default 0.9).
+    #[arg(long, env = "TASKRAFT_MIGRATION_HIGH_WATER")]
+    pub migration_high_water: Option<f64>,
+    /// A worker reporting CPU and memory fractions below this may receive a task (default 0.5;
+    /// below the high-water mark).
+    #[arg(long, env = "TASKRAFT_MIGRATION_LOW_WATER")]
+    pub migration_low_water: Option<f64>,
+    /// Consecutive overloaded heartbeats before a worker's task is migrated (default 3).
+    #[arg(long, env = "TASKRAFT_MIGRATION_HEARTBEATS")]
+    pub migration_heartbeats: Option<u32>,
+    /// After a migration, neither worker takes part in another for this many milliseconds
+    /// (default 60000).
+    #[arg(long, env = "TASKRAFT_MIGRATION_INTERVAL_MS")]
+    pub migration_interval_ms: Option<u64>,
+    /// A migrated attempt has been running for at least this many milliseconds (default 10000).
+    #[arg(long, env = "TASKRAFT_MIGRATE_MIN_RUNTIME_MS")]
+    pub migrate_min_runtime_ms: Option<u64>,
+    /// A task is migrated at most this many times per hour (default 2).
+    #[arg(long, env = "TASKRAFT_MAX_MIGRATIONS_PER_HOUR")]
+    pub max_migrations_per_hour: Option<u32>,
     /// PEM certificate of this replica (with `tls_key` and `tls_ca`: TLS on both listeners,
     /// mutual TLS between replicas). Reloaded on SIGHUP and when the file changes.
     #[arg(long, env = "TASKRAFT_TLS_CERT")]
@@ -211,6 +236,13 @@ impl ServerArgs {
             preemption_gap: self.preemption_gap.or(lower.preemption_gap),
             preempt_min_runtime_ms: self.preempt_min_runtime_ms.or(lower.preempt_min_runtime_ms),
             max_preemptions_per_hour: self.max_preemptions_per_hour.or(lower.max_preemptions_per_hour),
+            migration: self.migration.or(lower.migration),
+            migration_high_water: self.migration_high_water.or(lower.migration_high_water),
+            migration_low_water: self.migration_low_water.or(lower.migration_low_water),
+            migration_heartbeats: self.migration_heartbeats.or(lower.migration_heartbeats),
+            migration_interval_ms: self.migration_interval_ms.or(lower.migration_interval_ms),
+            migrate_min_runtime_ms: self.migrate_min_runtime_ms.or(lower.migrate_min_runtime_ms),
+            max_migrations_per_hour: self.max_migrations_per_hour.or(lower.max_migrations_per_hour),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             tls_ca: self.tls_ca.or(lower.tls_ca),
@@ -283,6 +315,9 @@ pub struct ServerConfig {
     /// The preemption rules ([`ServerArgs::preemption_gap`] and the next two); `None` when
     /// [`ServerArgs::preemption`] is off.
     pub preemption: Option<crate::scheduler::PreemptRules>,
+    /// Migration settings ([`ServerArgs::migration_high_water`] and the next five); `None`
+    /// when [`ServerArgs::migration`] is off.
+    pub migration: Option<crate::scheduler::placement::MigrationOptions>,
     /// See [`ServerArgs::tls_cert`]; `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// Connection limits of both listeners, see [`ServerArgs::max_connections`].
@@ -405,6 +440,12 @@ impl ServerConfig {
         }
         let preemption =
             resolve_preemption(a.preemption, a.preemption_gap, a.preempt_min_runtime_ms, a.max_preemptions_per_hour)?;
+        let migration = resolve_migration(
+            a.migration,
+            (a.migration_high_water, a.migration_low_water, a.migration_heartbeats, a.migration_interval_ms),
+            (a.migrate_min_runtime_ms, a.max_migrations_per_hour),
+            worker_ttl_ms,
+        )?;
         let tls = resolve_tls(a.tls_cert, a.tls_key, a.tls_ca)?;
         let (limits, max_long_polls) =
             resolve_limits(a.max_connections, a.max_long_polls, a.header_read_timeout_ms, a.idle_timeout_ms)?;
@@ -448,6 +489,7 @@ impl ServerConfig {
             retention: Duration::from_millis(retention_ms),
             retention_keep,
             preemption,
+            migration,
             tls,
             limits,
             max_long_polls,
@@ -488,6 +530,43 @@ fn resolve_preemption(
         return Err(invalid("max_preemptions_per_hour", "must be at least 1; turn preemption off instead"));
     }
     Ok(on.unwrap_or(true).then_some(rules))
+}
+
+/// The migration settings, `None` when migration is off. A target's report must be younger
+/// than a worker TTL.
+fn resolve_migration(
+    on: Option<bool>,
+    (high, low, heartbeats, interval_ms): (Option<f64>, Option<f64>, Option<u32>, Option<u64>),
+    (min_runtime_ms, max_per_hour): (Option<u64>, Option<u32>),
+    worker_ttl_ms: u64,
+) -> Result<Option<crate::scheduler::placement::MigrationOptions>, ConfigError> {
+    use crate::scheduler::placement::MigrationOptions;
+    let d = MigrationOptions::default();
+    let rules = crate::scheduler::MigrateRules {
+        min_runtime_ms: min_runtime_ms.unwrap_or(d.rules.min_runtime_ms),
+        max_per_hour: max_per_hour.unwrap_or(d.rules.max_per_hour),
+    };
+    let o = MigrationOptions {
+        high_water: high.unwrap_or(d.high_water),
+        low_water: low.unwrap_or(d.low_water),
+        heartbeats: heartbeats.unwrap_or(d.heartbeats),
+        interval_ms: interval_ms.unwrap_or(d.interval_ms),
+        fresh_ms: worker_ttl_ms,
+        rules,
+    };
+    if !(o.high_water > 0.0 && o.high_water <= 1.0) {
+        return Err(invalid("migration_high_water", "must be above 0 and at most 1"));
+    }
+    if !(o.low_water > 0.0 && o.low_water < o.high_water) {
+        return Err(invalid("migration_low_water", "must be above 0 and below migration_high_water (hysteresis)"));
+    }
+    if o.heartbeats == 0 {
+        return Err(invalid("migration_heartbeats", "must be at least 1"));
+    }
+    if rules.max_per_hour == 0 {
+        return Err(invalid("max_migrations_per_hour", "must be at least 1; turn migration off instead"));
+    }
+    Ok(on.unwrap_or(false).then_some(o))
 }
 
 /// All three TLS files or none: half a TLS setup is a mistake, not a choice.
@@ -598,6 +677,33 @@ mod tests {
         let no_cap = ServerArgs { max_preemptions_per_hour: Some(0), ..base() };
         let err = ServerConfig::resolve(no_cap, None).unwrap_err().to_string();
         assert!(err.contains("max_preemptions_per_hour"), "{err}");
+    }
+
+    #[test]
+    fn migration_is_off_by_default_with_documented_settings_and_can_be_turned_on_or_tuned() {
+        let base = || ServerArgs { node_id: Some(1), ..secret() };
+        assert!(ServerConfig::resolve(base(), None).unwrap().migration.is_none(), "off by default");
+        let on = ServerArgs { migration: Some(true), ..base() };
+        let d = ServerConfig::resolve(on.clone(), None).unwrap().migration.expect("on");
+        assert_eq!((d.high_water, d.low_water, d.heartbeats, d.interval_ms), (0.9, 0.5, 3, 60_000));
+        assert_eq!((d.rules.min_runtime_ms, d.rules.max_per_hour, d.fresh_ms), (10_000, 2, DEFAULT_WORKER_TTL_MS));
+        let file: ServerArgs = toml::from_str(
+            "migration = true\nmigration_high_water = 0.8\nmigration_low_water = 0.3\nmigration_heartbeats = 5\n\
+             migration_interval_ms = 1000\nmigrate_min_runtime_ms = 0\nmax_migrations_per_hour = 1",
+        )
+        .unwrap();
+        let t = ServerConfig::resolve(base(), Some(file)).unwrap().migration.unwrap();
+        assert_eq!((t.high_water, t.low_water, t.heartbeats, t.interval_ms), (0.8, 0.3, 5, 1000));
+        assert_eq!((t.rules.min_runtime_ms, t.rules.max_per_hour), (0, 1));
+        for (bad, key) in [
+            (ServerArgs { migration_high_water: Some(1.5), ..on.clone() }, "migration_high_water"),
+            (ServerArgs { migration_low_water: Some(0.9), ..on.clone() }, "migration_low_water"),
+            (ServerArgs { migration_heartbeats: Some(0), ..on.clone() }, "migration_heartbeats"),
+            (ServerArgs { max_migrations_per_hour: Some(0), ..on.clone() }, "max_migrations_per_hour"),
+        ] {
+            let err = ServerConfig::resolve(bad, None).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

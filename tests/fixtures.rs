@@ -7,7 +7,7 @@
 //! made formats versioned (commit 42a80f8); `v3/` (schedules) by commit 22e948e; `v4/` (API
 //! tokens) by commit 94614ec; `v5/` (task results) by commit 0b14ebb; `v6/` (workflows and
 //! concurrency limits) by commit f4cab0b; `v7/` (retention) by commit fb5ee0a; `v8/`
-//! (preemption) by this one.
+//! (preemption) by commit 354c322; `v9/` (migration) by this one.
 //!
 //! The tests read every version through the real paths (a sled log store with the upgrade hook,
 //! the state machine opening a snapshot directory) and check the content. The newest version's
@@ -40,6 +40,7 @@ use taskraft::scheduler::AttemptReport;
 use taskraft::scheduler::Command;
 use taskraft::scheduler::Executor;
 use taskraft::scheduler::FailoverPolicy;
+use taskraft::scheduler::MigrateRules;
 use taskraft::scheduler::Overlap;
 use taskraft::scheduler::PlacementStrategy;
 use taskraft::scheduler::PreemptRules;
@@ -69,7 +70,7 @@ use taskraft_storage::SnapshotStore;
 use taskraft_storage::Tree;
 
 /// The format this build writes; its fixtures must match today's bytes.
-const CURRENT: &str = "v8";
+const CURRENT: &str = "v9";
 
 type Entry = <TypeConfig as RaftTypeConfig>::Entry;
 
@@ -401,6 +402,45 @@ fn commands() -> Vec<Command> {
                 attempt: AttemptId::new(18, 55),
                 event: AttemptEvent::Ended {
                     outcome: AttemptOutcome::Preempted,
+                    exit_code: Some(143),
+                    output_tail: String::new(),
+                    error: None,
+                    result: None,
+                },
+            }],
+        },
+        // 61… (format 9): migration. Task 20 runs on w1, which stays overloaded; the leader
+        // migrates it to the new worker w5, it saves a checkpoint in its grace, ends `migrated`
+        // and waits with w5 as its placement hint.
+        Command::RegisterWorker { now_ms: i(61), worker: worker("w5", 2, &[]) },
+        Command::Submit {
+            request_id: None,
+            now_ms: i(62),
+            spec: spec("reindex", &["sh", "-c", "sleep 60"]),
+            reuse: Reuse::SameBody,
+        },
+        Command::Assign { now_ms: i(63), assignments: vec![(20, "w1".into())] },
+        Command::Reports {
+            now_ms: i(64),
+            worker_id: "w1".into(),
+            reports: vec![AttemptReport { attempt: AttemptId::new(20, 63), event: AttemptEvent::Started }],
+        },
+        Command::Migrate {
+            now_ms: i(65),
+            attempt: AttemptId::new(20, 63),
+            from: "w1".into(),
+            to: "w5".into(),
+            why: "cpu 0.97 for 3 heartbeats; w5 at cpu 0.10 mem 0.20".into(),
+            rules: MigrateRules { min_runtime_ms: 1, max_per_hour: 2 },
+        },
+        Command::Checkpoint { now_ms: i(66), task_id: 20, token: 63, data: b"page 3\n".to_vec() },
+        Command::Reports {
+            now_ms: i(67),
+            worker_id: "w1".into(),
+            reports: vec![AttemptReport {
+                attempt: AttemptId::new(20, 63),
+                event: AttemptEvent::Ended {
+                    outcome: AttemptOutcome::Migrated,
                     exit_code: Some(143),
                     output_tail: String::new(),
                     error: None,
@@ -786,11 +826,12 @@ fn variant_number(cmd: &Command) -> usize {
         Command::SetLimit { .. } => 29,
         Command::Forget { .. } => 30,
         Command::Preempt { .. } => 31,
+        Command::Migrate { .. } => 32,
     }
 }
 
 /// How many variants `Command` has (the arms of [`variant_number`]).
-const COMMAND_VARIANTS: usize = 32;
+const COMMAND_VARIANTS: usize = 33;
 
 #[test]
 fn every_command_variant_is_in_the_fixtures() {
@@ -1033,14 +1074,48 @@ async fn format_7_data_dir_is_read_and_upgraded() {
     assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
 }
 
+/// The migration entries (format 9) and what they leave in the state.
+fn check_migration(entries: &[Entry], state: &State) {
+    assert!(matches!(command(entries, 65), Command::Migrate { .. }));
+    let task = state.task(20).expect("task 20");
+    assert_eq!(task.state, TaskState::Pending, "a migrated task waits again at once");
+    let attempt = &task.attempts[0];
+    assert_eq!(attempt.outcome, Some(AttemptOutcome::Migrated));
+    assert_eq!(
+        attempt.error.as_deref(),
+        Some("migrated from worker w1 to worker w5 (cpu 0.97 for 3 heartbeats; w5 at cpu 0.10 mem 0.20)")
+    );
+    assert_eq!(task.failures(), 0);
+    assert_eq!(task.checkpoint.as_ref().map(|c| c.data.as_slice()), Some(&b"page 3\n"[..]));
+    assert_eq!(state.migration_target(task), Some("w5"));
+}
+
 #[tokio::test]
-async fn format_8_is_what_this_build_writes() {
+async fn format_8_data_dir_is_read_and_upgraded() {
+    let v8 = committed("v8");
+    let entries = read_log(&v8).await;
+    assert_eq!(entries.len(), 60);
+    check_log(&entries, Reuse::SameBody);
+    let snapshot = read_snapshot(&v8);
+    check_forget(&entries, &snapshot);
+    check_preemption(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 20);
+    assert_eq!(snapshot.last_applied_index(), 60);
+    snapshot.check_invariants().unwrap();
+    // Format 8 had no migration.
+    assert!((1..20).all(|id| snapshot.migration_of(id).is_none()));
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(apply_and_snapshot(entries, scratch.path()).await, snapshot);
+}
+
+#[tokio::test]
+async fn format_9_is_what_this_build_writes() {
     if std::env::var_os("TASKRAFT_WRITE_FIXTURES").is_some() {
         return; // being rewritten right now
     }
     let v8 = committed(CURRENT);
     let entries = read_log(&v8).await;
-    assert_eq!(entries.len(), 60);
+    assert_eq!(entries.len(), 67);
     check_log(&entries, Reuse::SameBody);
     // Everything of formats 1 to 6 is as before, up to the entry that forgets.
     let scratch = tempfile::tempdir().unwrap();
@@ -1053,17 +1128,18 @@ async fn format_8_is_what_this_build_writes() {
     let snapshot = read_snapshot(&v8);
     check_forget(&entries, &snapshot);
     check_preemption(&entries, &snapshot);
-    assert_eq!(snapshot.next_task_id(), 20);
-    assert_eq!(snapshot.last_applied_index(), 60);
+    check_migration(&entries, &snapshot);
+    assert_eq!(snapshot.next_task_id(), 21);
+    assert_eq!(snapshot.last_applied_index(), 67);
     snapshot.check_invariants().unwrap();
     // A persisted type changed without a new format version: bump it (src/scheduler/format).
     let now = today().await;
     let names = |f: &Files| f.log.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&now), names(&v8), "the fixture log's entries changed");
     for ((_, name, want), (_, _, got)) in v8.log.iter().zip(&now.log) {
-        assert!(want == got, "{name}: today's encoding differs from the committed format-8 bytes");
+        assert!(want == got, "{name}: today's encoding differs from the committed format-9 bytes");
     }
-    assert!(v8.snapshot == now.snapshot, "today's snapshot differs from the committed format-8 snapshot");
+    assert!(v8.snapshot == now.snapshot, "today's snapshot differs from the committed format-9 snapshot");
     assert_eq!(v8.state_json, now.state_json);
 }
 

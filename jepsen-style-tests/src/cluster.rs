@@ -49,6 +49,15 @@ const WORKER_SLOTS: u32 = 8;
 pub const PREEMPT_MIN_RUNTIME_MS: u64 = 300;
 /// `preemption_gap` of every replica (the servers' default).
 pub const PREEMPTION_GAP: u32 = 10;
+/// Migration settings of every replica: on, after 2 overloaded heartbeats, at most one per
+/// worker per 2 s, for tasks that ran 300 ms. The run makes one worker at a time report itself
+/// overloaded through its load file ([`Cluster::set_worker_load`], `crate::run`).
+pub const MIGRATION_CONFIG: &str =
+    "migration = true\nmigration_heartbeats = 2\nmigration_interval_ms = 2000\nmigrate_min_runtime_ms = 300\n";
+/// A worker's load file: "CPU MEM" fractions it reports instead of its machine's.
+pub const LOAD_HOT: &str = "0.97 0.20";
+/// See [`LOAD_HOT`].
+pub const LOAD_COLD: &str = "0.10 0.20";
 
 /// The address of replica `id`.
 pub fn replica_ip(id: u64) -> Ipv4Addr {
@@ -200,6 +209,7 @@ impl Cluster {
         // Preemption (the counters are batch work at priority 100, one in five is urgent at
         // 900): victims may go after a short run, so preemptions happen during short runs.
         text.push_str(&format!("preempt_min_runtime_ms = {PREEMPT_MIN_RUNTIME_MS}\n"));
+        text.push_str(MIGRATION_CONFIG);
         text.push_str(&format!("retention_ms = {}\n", self.layout.retention_ms));
         match &self.layout.admin_token {
             Some(file) => text.push_str(&format!("auth = true\nadmin_token_file = \"{}\"\n", file.display())),
@@ -425,6 +435,8 @@ impl Cluster {
             .arg(&work)
             .arg("--local-ip")
             .arg(worker_ip(j).to_string())
+            .arg("--load-file")
+            .arg(self.load_path(j))
             // Passed on to its task processes, which tell the sink where they ran.
             .env(crate::sink::WORKER_ENV, format!("w{j}"));
         if let Some(tls) = &self.layout.tls {
@@ -436,6 +448,20 @@ impl Cluster {
         let log = self.layout.dir.join("logs").join(format!("w{j}.log"));
         let child = spawn_logged(cmd, &log)?;
         self.workers.insert(j, Proc { child: Some(child), paused: false });
+        Ok(())
+    }
+
+    fn load_path(&self, j: u32) -> PathBuf {
+        self.layout.dir.join("work").join(format!("w{j}.load"))
+    }
+
+    /// What worker `j` reports as its load from its next heartbeat on ([`LOAD_HOT`] or
+    /// [`LOAD_COLD`]); a worker whose file was never written reports its machine's.
+    pub fn set_worker_load(&self, j: u32, load: &str) -> anyhow::Result<()> {
+        let path = self.load_path(j);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, load)?;
+        std::fs::rename(&tmp, &path)?;
         Ok(())
     }
 

@@ -104,6 +104,36 @@ pub fn retry_window(retention: Duration) -> Duration {
     retention / 3
 }
 
+/// How long one worker reports itself overloaded before the next one does.
+const HOT_TURN: Duration = Duration::from_secs(6);
+
+/// Migration load: one worker at a time reports itself overloaded (its load file) for
+/// [`HOT_TURN`], the others idle, so the leader migrates counters off it through every fault;
+/// all idle once `stop` fires (no migration while the cluster heals).
+async fn rotate_loads(cluster: Arc<Mutex<Cluster>>, workers: u32, stop: CancellationToken) -> anyhow::Result<()> {
+    use crate::cluster::{LOAD_COLD, LOAD_HOT};
+    let mut turn = 0u32;
+    loop {
+        {
+            let c = cluster.lock().await;
+            let hot = turn % workers.max(1) + 1;
+            for j in 1..=workers {
+                c.set_worker_load(j, if j == hot && workers > 1 { LOAD_HOT } else { LOAD_COLD })?;
+            }
+        }
+        turn += 1;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(HOT_TURN) => {}
+        }
+    }
+    let c = cluster.lock().await;
+    for j in 1..=workers {
+        c.set_worker_load(j, LOAD_COLD)?;
+    }
+    Ok(())
+}
+
 /// What a run ended with.
 pub struct RunOutcome {
     /// The overall verdict.
@@ -130,6 +160,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let mut cluster = Cluster::new(layout)?;
     cluster.form(opts.nodes).await.context("forming the cluster")?;
     for j in 1..=opts.workers {
+        cluster.set_worker_load(j, crate::cluster::LOAD_COLD)?;
         cluster.start_worker(j)?;
     }
     wait_workers(&cluster.members(), u64::from(opts.workers), Duration::from_secs(30)).await?;
@@ -215,8 +246,11 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         stop_clients.clone(),
     ));
 
+    let loads = tokio::spawn(rotate_loads(cluster.clone(), opts.workers, stop_clients.clone()));
+
     tokio::time::sleep_until(load_start + opts.time_limit).await;
     stop_clients.cancel();
+    loads.await??;
     stop_workflows.cancel();
     for c in clients {
         c.await?;

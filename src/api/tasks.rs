@@ -394,10 +394,12 @@ pub async fn get(
     let view = node.view.read(|a| {
         let task = a.state.task(id)?.clone();
         let pending_reason = scheduler::explain_pending(&a.state, id, now_ms());
-        Some((task, pending_reason))
+        let migration = a.state.migration_of(id).cloned();
+        let migrating = a.state.migrate_requested(&task).is_some();
+        Some(TaskView { task, pending_reason, migration, migrating })
     });
     match view {
-        Some((task, pending_reason)) => Ok(Json(TaskView { task, pending_reason }).into_response()),
+        Some(view) => Ok(Json(view).into_response()),
         None => Err(node.view.read(|a| ApiError::missing_task(&a.state, id))),
     }
 }

@@ -209,14 +209,18 @@ pub async fn heartbeat(
             "this leader cannot confirm its leadership; not renewing",
         ));
     }
-    let judged = node.view.read(|a| verdict::heartbeat(&a.state, &id, &hb.running, hb.seen_token, hb.knows_preempted));
+    let judged = node
+        .view
+        .read(|a| verdict::heartbeat(&a.state, &id, &hb.running, hb.seen_token, hb.knows_preempted, hb.knows_migrated));
     let judged = judged.map_err(|why| refused(&id, why))?;
     // Renew first: the answer must not wait on a commit (a slow one would make the worker
     // retry elsewhere and, in the end, fence itself for nothing).
     node.leader.leases.renew(&id);
     node.leader.leases.record_knows_preempted(&id, hb.knows_preempted);
+    node.leader.leases.record_knows_migrated(&id, hb.knows_migrated);
     if let Some(load) = hb.load {
         node.leader.leases.record_load(&id, load);
+        node.leader.observe_load(&id, load);
     }
     if !judged.orphans.is_empty() {
         for orphan in &judged.orphans {

@@ -53,6 +53,18 @@ pub struct DevCmd {
     /// A preemption victim has run at least this long (the servers' default: 10000).
     #[arg(long)]
     preempt_min_runtime_ms: Option<u64>,
+    /// Migrate tasks off overloaded workers (README "Migration off overloaded workers"). Each
+    /// worker N then reports the load written in DATA_DIR/worker-N.load ("CPU MEM" fractions,
+    /// e.g. `0.97 0.2`) when that file exists, its machine's otherwise.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    migration: bool,
+    /// A migrated attempt has run at least this long (the servers' default: 10000).
+    #[arg(long)]
+    migrate_min_runtime_ms: Option<u64>,
+    /// After a migration, neither worker takes part in another for this long (the servers'
+    /// default: 60000).
+    #[arg(long)]
+    migration_interval_ms: Option<u64>,
 }
 
 impl DevCmd {
@@ -79,6 +91,13 @@ impl DevCmd {
         if let Some(ms) = self.preempt_min_runtime_ms {
             extra.extend(["--preempt-min-runtime-ms".to_string(), ms.to_string()]);
         }
+        extra.push(format!("--migration={}", self.migration));
+        if let Some(ms) = self.migrate_min_runtime_ms {
+            extra.extend(["--migrate-min-runtime-ms".to_string(), ms.to_string()]);
+        }
+        if let Some(ms) = self.migration_interval_ms {
+            extra.extend(["--migration-interval-ms".to_string(), ms.to_string()]);
+        }
         let raft_base = self.port_base.checked_add(100).context("--port-base is too high")?;
         let tls_dir = dir.join("tls");
         if self.tls && !tls_dir.join("ca.pem").exists() {
@@ -98,11 +117,14 @@ impl DevCmd {
             return Ok(ExitCode::FAILURE);
         }
         let admin = client.with_timeout(Duration::from_secs(10));
-        for _ in 0..self.workers {
+        for n in 1..=self.workers {
+            let load_file = dir.join(format!("worker-{n}.load"));
+            let worker_extra =
+                if self.migration { vec!["--load-file".to_string(), load_file.display().to_string()] } else { vec![] };
             let started = if self.auth {
-                cluster.spawn_worker_with_token(&admin, WORKER_SLOTS, &[]).await
+                cluster.spawn_worker_with_token(&admin, WORKER_SLOTS, &worker_extra).await
             } else {
-                cluster.spawn_worker(WORKER_SLOTS, &[])
+                cluster.spawn_worker(WORKER_SLOTS, &worker_extra)
             };
             if let Err(e) = started {
                 eprintln!("error: starting a worker: {e:#}");

@@ -435,6 +435,19 @@ impl TaskCmd {
                     print_json(&view);
                 } else {
                     print_task(&view.task, c.output);
+                    if let Some(m) = &view.migration {
+                        let (from, to, why) = (escape(&m.from), escape(&m.to), escape(&m.why));
+                        if view.migrating {
+                            println!(
+                                "migrating:   from worker {from} to worker {to} ({why}); its worker is stopping attempt token {}",
+                                m.token
+                            );
+                        } else {
+                            println!(
+                                "migration:   from worker {from} to worker {to} ({why}); placed on {to} next if it fits"
+                            );
+                        }
+                    }
                     if let Some(why) = &view.pending_reason {
                         println!("waiting:     {}", escape(why));
                     }

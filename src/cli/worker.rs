@@ -97,6 +97,13 @@ pub struct WorkerArgs {
     /// 5000, at most 600000).
     #[arg(long, env = "TASKRAFT_WORKER_KILL_GRACE_MS")]
     kill_grace_ms: Option<u64>,
+    /// Testing and operations override of the load this worker reports in its heartbeats: read
+    /// "CPU MEM" (two fractions, 0 to 1, e.g. `0.97 0.30`) from this file at every heartbeat
+    /// instead of sampling /proc (while the file is missing or malformed, /proc). Lets a test
+    /// (or an operator draining a machine by hand) make the leader see this worker overloaded
+    /// or idle; see README "Migration off overloaded workers".
+    #[arg(long, env = "TASKRAFT_WORKER_LOAD_FILE")]
+    load_file: Option<PathBuf>,
     /// The worker's API token (role `worker`, bound to this worker's id). Prefer
     /// TASKRAFT_TOKEN or `token_file`: a flag shows in `ps`.
     #[arg(long, env = "TASKRAFT_TOKEN", hide_env_values = true)]
@@ -196,6 +203,7 @@ impl WorkerArgs {
             local_ip: self.local_ip.or(file.local_ip),
             ca_file: self.ca_file.or(file.ca_file),
             limits: ExecLimits { checkpoint_max_bytes: checkpoint_max, kill_grace, ..ExecLimits::default() },
+            load_file: self.load_file.or(file.load_file),
         })
     }
 }

@@ -109,6 +109,15 @@ pub struct TaskView {
     /// Why a pending task is not placed yet (no fitting worker, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_reason: Option<String>,
+    /// The task's committed migration off an overloaded worker, until its next assignment:
+    /// while `migrating` the worker is stopping the attempt `token`; after it ended `migrated`,
+    /// `to` is where the task is placed next if it fits (see README "Migration off overloaded
+    /// workers"). Each migrated attempt also says where it went in its `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<crate::scheduler::MigrateMark>,
+    /// True while the migrated attempt is still live (its worker is stopping it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub migrating: bool,
 }
 
 /// Answer of `GET /v1/tasks`: one page in id order.

@@ -52,6 +52,10 @@ pub struct Lease {
     /// heartbeat that has it, so a worker sends it only once it has read `true` here).
     #[serde(default)]
     pub accepts_preempted: bool,
+    /// The server takes a heartbeat's `knows_migrated` (servers before migration refuse a
+    /// heartbeat that has it, so a worker sends it only once it has read `true` here).
+    #[serde(default)]
+    pub accepts_migrated: bool,
 }
 
 impl Lease {
@@ -96,6 +100,10 @@ pub struct Heartbeat {
     /// it): the leader preempts only attempts of workers that say so.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub knows_preempted: bool,
+    /// The worker obeys the `migrated` stop order (workers before migration cannot parse it):
+    /// the leader migrates only attempts of workers that say so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub knows_migrated: bool,
 }
 
 /// A worker machine's load, from its heartbeats.
@@ -291,5 +299,23 @@ mod tests {
         let order = StopOrder { attempt: AttemptId::new(7, 9), reason: StopReason::Preempted };
         let json = serde_json::to_value(order).unwrap();
         assert_eq!(json, serde_json::json!({"task_id": 7, "token": 9, "reason": "preempted"}));
+    }
+
+    #[test]
+    fn migration_crosses_old_servers_and_old_workers_only_where_both_sides_know_it() {
+        // A server before migration sends no `accepts_migrated`: the worker must not send its flag.
+        let lease: Lease =
+            serde_json::from_str(r#"{"ttl_ms": 3000, "heartbeat_ms": 1000, "accepts_preempted": true}"#).unwrap();
+        assert!(!lease.accepts_migrated);
+        // A worker before migration sends exactly what it sent: no `knows_migrated`.
+        let beat = Heartbeat { knows_preempted: true, ..Heartbeat::default() };
+        let json = serde_json::to_value(&beat).unwrap();
+        assert_eq!(json, serde_json::json!({"running": [], "seen_token": 0, "knows_preempted": true}));
+        let said = Heartbeat { knows_migrated: true, ..beat };
+        let back: Heartbeat = serde_json::from_value(serde_json::to_value(&said).unwrap()).unwrap();
+        assert!(back.knows_migrated);
+        let order = StopOrder { attempt: AttemptId::new(7, 9), reason: StopReason::Migrated };
+        let json = serde_json::to_value(order).unwrap();
+        assert_eq!(json, serde_json::json!({"task_id": 7, "token": 9, "reason": "migrated"}));
     }
 }

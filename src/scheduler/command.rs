@@ -346,6 +346,24 @@ pub enum Command {
         /// that every replica judges with the same ones).
         rules: super::preempt::PreemptRules,
     },
+    /// Stop the live attempt `attempt` on the overloaded worker `from` so that its task resumes
+    /// from its checkpoint on `to` (format 9). The leader decided from load reports (never
+    /// replicated, summed up in `why`); apply re-checks what the state can tell (see
+    /// `scheduler::migrate`) and records the mark, or rejects the whole command.
+    Migrate {
+        /// Leader time at proposal: minimum runtime and the hourly cap are judged at it.
+        now_ms: u64,
+        /// The attempt to stop.
+        attempt: AttemptId,
+        /// The overloaded worker it runs on.
+        from: String,
+        /// The under-loaded worker the task should resume on (a placement hint).
+        to: String,
+        /// The leader's reason, for people (`cpu 0.97 for 3 heartbeats; b at cpu 0.10`).
+        why: String,
+        /// The cluster's migration rules when the leader decided.
+        rules: super::migrate::MigrateRules,
+    },
 }
 
 /// What a submit does when its idempotency key or request id was used before.
@@ -653,6 +671,13 @@ pub enum Response {
         marked: Vec<AttemptId>,
         /// The attempts skipped, each with why, in the order given.
         skipped: Vec<(AttemptId, String)>,
+    },
+    /// Answer to `Migrate`: the attempt is marked to stop and requeue towards `mark.to`.
+    Migrating {
+        /// The attempt marked.
+        attempt: AttemptId,
+        /// The mark recorded.
+        mark: super::migrate::MigrateMark,
     },
 }
 

@@ -202,6 +202,8 @@ impl State {
             error: None,
         });
         task.retry_at_ms = None;
+        // A migration's hint is used up (whichever worker took the task).
+        self.migrations.remove(&task_id);
         self.index.set_state(task, TaskState::Assigned);
         task.touch(now_ms);
         self.ready.sync(task);
@@ -246,7 +248,12 @@ impl State {
         Response::CheckpointSaved { status: TaskStatus::of(task) }
     }
 
-    pub(crate) fn complete(&mut self, now_ms: u64, task_id: TaskId, token: u64, end: AttemptEnd) -> Response {
+    pub(crate) fn complete(&mut self, now_ms: u64, task_id: TaskId, token: u64, mut end: AttemptEnd) -> Response {
+        // Where a migrated attempt went and why, on the attempt itself (`task get` shows it).
+        // Read before the fence: a stale report finds no mark of its token anyway.
+        if let Some(note) = self.migration_note(task_id, token, end.outcome) {
+            end.error = Some(end.error.take().map_or(note.clone(), |e| format!("{note}: {e}")));
+        }
         let task = match fence(&mut self.tasks, task_id, token) {
             Ok(task) => task,
             // The worker retried a report that was applied: tell it so it can stop retrying.
@@ -437,7 +444,8 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
     let summary = summarize(attempt);
     // A preempted attempt had its grace to save a final checkpoint: keep it, even under
     // `restart` (that policy is about attempts that vanished with their worker).
-    let restart = task.spec.failover == FailoverPolicy::Restart && end.outcome != AttemptOutcome::Preempted;
+    let stopped_by_leader = matches!(end.outcome, AttemptOutcome::Preempted | AttemptOutcome::Migrated);
+    let restart = task.spec.failover == FailoverPolicy::Restart && !stopped_by_leader;
     let next = match end.outcome {
         AttemptOutcome::Succeeded => Next::Done(TaskState::Succeeded),
         AttemptOutcome::Cancelled => Next::Done(TaskState::Cancelled),
@@ -447,6 +455,8 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
         // Stopped for a task of higher priority: back to the queue at once, whatever the
         // failover policy (the task did nothing wrong and its worker is fine).
         AttemptOutcome::Preempted => Next::Requeue(0),
+        // Moved off an overloaded worker: the same, heading for the migration's target.
+        AttemptOutcome::Migrated => Next::Requeue(0),
         AttemptOutcome::Failed | AttemptOutcome::TimedOut => {
             let failures = task.failures();
             if failures >= task.spec.retry.max_attempts {
@@ -492,7 +502,10 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
 fn summarize(a: &Attempt) -> Option<String> {
     let outcome = a.outcome?;
     // Being preempted is not the task's problem: it keeps its last error, if any.
-    if matches!(outcome, AttemptOutcome::Succeeded | AttemptOutcome::Cancelled | AttemptOutcome::Preempted) {
+    if matches!(
+        outcome,
+        AttemptOutcome::Succeeded | AttemptOutcome::Cancelled | AttemptOutcome::Preempted | AttemptOutcome::Migrated
+    ) {
         return None;
     }
     let what = format!("attempt {} {}", a.number, outcome.as_str());

@@ -40,6 +40,7 @@ mod dedup;
 pub mod format;
 mod lifecycle;
 pub mod limit;
+pub mod migrate;
 pub mod placement;
 pub mod preempt;
 mod ready;
@@ -66,6 +67,7 @@ pub use command::{
 pub use dedup::REQUEST_DEDUP_CAPACITY;
 pub use lifecycle::MAX_TOTAL_ATTEMPTS;
 pub use limit::LimitView;
+pub use migrate::{MigrateMark, MigrateRules};
 pub use placement::{PlacementOptions, Plan, Planner, explain_pending};
 pub use preempt::{PreemptRules, Preemption};
 pub use result::{MAX_RESULT_BYTES, ResultData, TaskResult, text_or_base64};

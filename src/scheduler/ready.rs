@@ -42,10 +42,12 @@ impl Slot {
     /// The slot `task` belongs in, `None` if it cannot be dispatched (whatever the time).
     fn of(task: &Task) -> Option<Slot> {
         let (ready, backoff) = match (task.state, task.retry_at_ms) {
-            // A preempted task keeps its place: it is queued as of its submission, not of the
+            // A preempted (or migrated) task keeps its place: it is queued as of its submission, not of the
             // preemption (see `scheduler::preempt`).
             (TaskState::Pending, _)
-                if task.current_attempt().is_some_and(|a| a.outcome == Some(AttemptOutcome::Preempted)) =>
+                if task.current_attempt().is_some_and(|a| {
+                    matches!(a.outcome, Some(AttemptOutcome::Preempted | AttemptOutcome::Migrated))
+                }) =>
             {
                 (task.created_ms, false)
             }

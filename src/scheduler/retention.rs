@@ -177,6 +177,7 @@ impl State {
         let Some(task) = self.tasks.discard(&id) else { return false };
         debug_assert!(task.is_terminal(), "forgetting live task {id}");
         self.index.remove(&task);
+        self.migrations.remove(&id);
         if let Some(key) = &task.spec.idempotency_key
             && self.idempotency.get(key) == Some(&id)
         {

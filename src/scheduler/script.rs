@@ -51,6 +51,17 @@
 //! heartbeat w1 running=1@4 old=1    (old=1: a worker that does not know the `preempted` order)
 //! ```
 //!
+//! Migration (`super::migrate`; options default to high=0.9 low=0.5 n=3 interval=60000
+//! fresh=3000 min_runtime=10000 cap=2):
+//!
+//! ```text
+//! loads w1=0.97/0.2 w2=0.1 now=MS        one heartbeat load report (cpu/mem) per worker
+//! migration live=w1,w2 capable=w1 now=MS …options…   the leader's choice
+//! leader-migrate …same options…        chooses, then applies the `Migrate` it would propose
+//! migrate 1@4 from=w1 to=w2 why=text min_runtime=0 cap=2    a raw `Migrate`
+//! heartbeat w1 running=1@4 old=8       (old=8: a worker that knows `preempted`, not `migrated`)
+//! ```
+//!
 //! Workflows (`super::workflow`) and concurrency limits (`super::limit`):
 //!
 //! ```text
@@ -88,6 +99,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::placement::{Load, LoadStreaks, MigrationOptions, choose_migration};
 use super::*;
 
 /// Where the scripts live. `file!()` is relative to the workspace root in the real package and
@@ -150,6 +162,7 @@ pub(crate) fn run(script: &str) -> String {
         extra_ms: 0,
         out: String::new(),
         planner: Planner::new(PlacementOptions::default(), 1),
+        streaks: LoadStreaks::default(),
     };
     for (n, line) in script.lines().enumerate() {
         let trimmed = line.trim();
@@ -172,6 +185,8 @@ struct Runner {
     extra_ms: u64,
     out: String,
     planner: Planner,
+    /// The leader's load streaks, for migration.
+    streaks: LoadStreaks,
 }
 
 /// A parsed line: positional words and `key=value` options (repeatable).
@@ -338,6 +353,7 @@ fn outcome(name: &str) -> Result<AttemptOutcome, String> {
         "timed_out" => AttemptOutcome::TimedOut,
         "cancelled" => AttemptOutcome::Cancelled,
         "preempted" => AttemptOutcome::Preempted,
+        "migrated" => AttemptOutcome::Migrated,
         other => return Err(format!("unknown outcome {other}")),
     })
 }
@@ -357,6 +373,44 @@ fn report(a: &Args) -> Result<AttemptReport, String> {
         other => return Err(format!("unknown report {other}")),
     };
     Ok(AttemptReport { attempt, event })
+}
+
+/// ` migration=w1->w2@MS/tTOKEN(stopping|hint)` when the task has a migration mark.
+fn migration_suffix(state: &State, t: &Task) -> String {
+    let Some(m) = state.migration_of(t.id) else { return String::new() };
+    let how = if state.migrate_requested(t).is_some() {
+        "(stopping)"
+    } else if state.migration_target(t).is_some() {
+        "(hint)"
+    } else {
+        ""
+    };
+    format!(" migration={}->{}@{}/t{}{how}", m.from, m.to, m.at_ms, m.token)
+}
+
+/// `min_runtime=` and `cap=` over the default migration rules.
+fn migrate_rules(a: &Args) -> Result<MigrateRules, String> {
+    let d = MigrateRules::default();
+    Ok(MigrateRules {
+        min_runtime_ms: a.num("min_runtime")?.unwrap_or(d.min_runtime_ms),
+        max_per_hour: a.num("cap")?.unwrap_or(d.max_per_hour),
+    })
+}
+
+/// The leader's migration options: `high=`, `low=`, `n=`, `interval=`, `fresh=` and the rules.
+fn migration_options(a: &Args) -> Result<MigrationOptions, String> {
+    let d = MigrationOptions::default();
+    let frac = |key: &str, default: f64| -> Result<f64, String> {
+        a.get(key).map_or(Ok(default), |v| v.parse().map_err(|e| format!("{key}: {e}")))
+    };
+    Ok(MigrationOptions {
+        high_water: frac("high", d.high_water)?,
+        low_water: frac("low", d.low_water)?,
+        heartbeats: a.num("n")?.unwrap_or(d.heartbeats),
+        interval_ms: a.num("interval")?.unwrap_or(d.interval_ms),
+        fresh_ms: a.num("fresh")?.unwrap_or(d.fresh_ms),
+        rules: migrate_rules(a)?,
+    })
 }
 
 /// `gap=`, `min_runtime=` and `cap=` over the default rules.
@@ -492,7 +546,9 @@ impl Runner {
                 let running = attempt_ids(a.get("running"))?;
                 let seen = a.num("seen")?.unwrap_or(0);
                 let knows_preempted = a.get("old") != Some("1");
-                match verdict::heartbeat(&self.state, &worker, &running, seen, knows_preempted) {
+                // old=8: a format-8 worker, which knows `preempted` but not `migrated`.
+                let knows_migrated = knows_preempted && a.get("old") != Some("8");
+                match verdict::heartbeat(&self.state, &worker, &running, seen, knows_preempted, knows_migrated) {
                     Err(verdict::HeartbeatRefusal::NotRegistered) => "refused not_registered".to_string(),
                     Err(verdict::HeartbeatRefusal::Removed) => "refused worker_removed".to_string(),
                     Ok(v) => {
@@ -637,6 +693,59 @@ impl Runner {
                 if verb == "leader-preempt" {
                     self.index += 1;
                     self.write(Command::Preempt { now_ms, for_task: p.for_task, victims: p.victims, rules });
+                }
+            }
+            "loads" => {
+                // `loads w1=0.97/0.2 w2=0.1` (cpu/mem): one heartbeat report per worker.
+                let now_ms = a.num("now")?.unwrap_or(next_now);
+                let options = migration_options(a)?;
+                for (w, v) in &a.opts {
+                    if ["now", "high", "low", "n", "interval", "fresh", "min_runtime", "cap"].contains(&w.as_str()) {
+                        continue;
+                    }
+                    let (cpu, mem) = v.split_once('/').unwrap_or((v, "0"));
+                    let parse = |x: &str| x.parse::<f64>().map_err(|e| format!("load of {w}: {e}"));
+                    let load = Load { cpu: parse(cpu)?, mem: parse(mem)? };
+                    self.streaks.observe(w, load, now_ms, &options);
+                }
+                let parts: Vec<String> = self
+                    .state
+                    .workers()
+                    .filter_map(|w| self.streaks.get(&w.id).map(|s| (w, s)))
+                    .map(|(w, s)| format!("{} hot={} level={:.2}", w.id, s.hot, s.last.level()))
+                    .collect();
+                writeln!(self.out, "loads t={now_ms}: {}", parts.join(", ")).unwrap();
+            }
+            "migration" | "leader-migrate" => {
+                let list = |key: &str| -> BTreeSet<String> {
+                    match a.get(key) {
+                        Some(list) => list.split(',').filter(|w| !w.is_empty()).map(String::from).collect(),
+                        None => self.state.workers().map(|w| w.id.clone()).collect(),
+                    }
+                };
+                let (live, capable) = (list("live"), list("capable"));
+                let now_ms = a.num("now")?.unwrap_or(next_now);
+                let options = migration_options(a)?;
+                let Some(m) = choose_migration(&self.state, &live, &capable, &self.streaks, now_ms, &options) else {
+                    writeln!(self.out, "migration t={now_ms}: none").unwrap();
+                    return Ok(true);
+                };
+                writeln!(self.out, "migration t={now_ms}: {} from {} to {} ({})", m.attempt, m.from, m.to, m.why)
+                    .unwrap();
+                if verb == "leader-migrate" {
+                    self.index += 1;
+                    let (from, to) = (m.from.clone(), m.to.clone());
+                    self.write(Command::Migrate {
+                        now_ms,
+                        attempt: m.attempt,
+                        from: m.from,
+                        to: m.to,
+                        why: m.why,
+                        rules: options.rules,
+                    });
+                    if self.state.migration_of(m.attempt.task_id).is_some_and(|x| x.token == m.attempt.token) {
+                        self.streaks.migrated(&from, &to, now_ms);
+                    }
                 }
             }
             "explain" => {
@@ -872,6 +981,14 @@ impl Runner {
                 keep: a.num("keep")?.unwrap_or(u64::MAX),
                 max: a.num("max")?.unwrap_or(super::retention::MAX_FORGET_PER_COMMAND),
             },
+            "migrate" => Command::Migrate {
+                now_ms,
+                attempt: attempt_id(&a.word::<String>(0)?)?,
+                from: a.get("from").ok_or("from= is required")?.to_string(),
+                to: a.get("to").ok_or("to= is required")?.to_string(),
+                why: a.get("why").unwrap_or("by hand").to_string(),
+                rules: migrate_rules(a)?,
+            },
             "preempt" => Command::Preempt {
                 now_ms: a.num("now")?.unwrap_or(now_ms),
                 for_task: a.word(0)?,
@@ -912,7 +1029,7 @@ impl Runner {
         self.print_response(&resp);
         for (id, task) in &self.state.tasks {
             if before_tasks.get(id) != Some(&task.version) {
-                writeln!(self.out, "  {}", dump_task(task)).unwrap();
+                writeln!(self.out, "  {}{}", dump_task(task), migration_suffix(&self.state, task)).unwrap();
             }
         }
         for id in before_tasks.keys().filter(|id| !self.state.tasks.contains_key(id)) {
@@ -949,7 +1066,9 @@ impl Runner {
     fn print_query(&mut self, resp: &QueryResponse) {
         match resp {
             QueryResponse::Task(None) => writeln!(self.out, "none").unwrap(),
-            QueryResponse::Task(Some(task)) => writeln!(self.out, "{}", dump_task(task)).unwrap(),
+            QueryResponse::Task(Some(task)) => {
+                writeln!(self.out, "{}{}", dump_task(task), migration_suffix(&self.state, task)).unwrap()
+            }
             QueryResponse::Tasks { tasks, next_cursor } => {
                 for t in tasks {
                     writeln!(self.out, "{}", dump_task(t)).unwrap();
@@ -1095,7 +1214,7 @@ fn dump_task(t: &Task) -> String {
             .map(|a| {
                 let how = a.outcome.map_or(if a.started_ms.is_some() { "running" } else { "live" }, |o| o.as_str());
                 let mut part = format!("#{}@{}/t{}:{how}", a.number, a.worker_id, a.fencing_token);
-                if a.outcome == Some(AttemptOutcome::Preempted) {
+                if matches!(a.outcome, Some(AttemptOutcome::Preempted | AttemptOutcome::Migrated)) {
                     write!(part, "({})", a.error.as_deref().unwrap_or("")).unwrap();
                 }
                 part
@@ -1202,6 +1321,9 @@ fn describe(resp: &Response) -> String {
             format!("ok completed task={} state={}", task.id, task.state)
         }
         Response::Noop => "ok noop".to_string(),
+        Response::Migrating { attempt, mark } => {
+            format!("ok migrating {attempt} {}->{} ({})", mark.from, mark.to, mark.why)
+        }
         Response::Preempted { marked, skipped } => {
             let marked: Vec<String> = marked.iter().map(ToString::to_string).collect();
             let mut s = format!("ok preempt marked=[{}]", marked.join(" "));

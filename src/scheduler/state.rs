@@ -168,6 +168,9 @@ pub struct State {
     pub(crate) permits: OrdMap<String, OrdSet<TaskId>>,
     /// What retention forgot of each schedule's runs (format 7).
     pub(crate) forgotten_runs: OrdMap<ScheduleId, ForgottenRuns>,
+    /// Committed migrations by task (format 9), until the task's next assignment: the stop
+    /// order while the attempt is live, then the placement hint (see `scheduler::migrate`).
+    pub(crate) migrations: OrdMap<TaskId, super::migrate::MigrateMark>,
     /// Dispatchable tasks by priority and ready time, for the planner. Derived from `tasks`:
     /// never serialized, rebuilt on decode, kept in step by apply.
     #[serde(skip)]
@@ -239,6 +242,7 @@ pub(crate) struct Parts {
     pub(crate) limits: OrdMap<String, u32>,
     pub(crate) permits: OrdMap<String, OrdSet<TaskId>>,
     pub(crate) forgotten_runs: OrdMap<ScheduleId, ForgottenRuns>,
+    pub(crate) migrations: OrdMap<TaskId, super::migrate::MigrateMark>,
 }
 
 impl Parts {
@@ -268,6 +272,7 @@ impl Parts {
             limits: s.limits,
             permits: s.permits,
             forgotten_runs: s.forgotten_runs,
+            migrations: s.migrations,
         }
     }
 }
@@ -297,6 +302,7 @@ impl State {
             limits: OrdMap::new(),
             permits: OrdMap::new(),
             forgotten_runs: OrdMap::new(),
+            migrations: OrdMap::new(),
             ready: ReadyIndex::default(),
             settled: SettledWorkflows::default(),
         }
@@ -328,6 +334,7 @@ impl State {
             limits: self.limits.clone(),
             permits: self.permits.clone(),
             forgotten_runs: self.forgotten_runs.clone(),
+            migrations: self.migrations.clone(),
             ready: ReadyIndex::default(),
             settled: SettledWorkflows::default(),
         })
@@ -357,6 +364,7 @@ impl State {
             limits: p.limits,
             permits: p.permits,
             forgotten_runs: p.forgotten_runs,
+            migrations: p.migrations,
             ready: ReadyIndex::default(),
             settled: SettledWorkflows::default(),
         };
@@ -467,6 +475,9 @@ impl State {
             Command::SetLimit { now_ms: _, key, max_running } => self.set_limit(key, max_running),
             Command::Forget { now_ms: _, before_ms, keep, max } => self.forget(before_ms, keep, max),
             Command::Preempt { now_ms, for_task, victims, rules } => self.preempt(now_ms, for_task, victims, rules),
+            Command::Migrate { now_ms, attempt, from, to, why, rules } => {
+                self.migrate(now_ms, attempt, from, to, why, rules)
+            }
         }
     }
 
@@ -890,6 +901,14 @@ impl State {
 
     /// Recomputes every index from the tasks and compares. O(n): for tests and debug tooling.
     pub fn check_invariants(&self) -> Result<(), String> {
+        // A migration mark names a task that has the marked attempt (dropped when the task is
+        // assigned again or forgotten).
+        for (id, m) in &self.migrations {
+            let task = self.tasks.get(id).ok_or_else(|| format!("migration mark of missing task {id}"))?;
+            if !task.attempts.iter().any(|a| a.fencing_token == m.token) {
+                return Err(format!("task {id} has no attempt with the migrated token {}", m.token));
+            }
+        }
         let mut index = TaskIndex::default();
         index.rebuild_finished(self.tasks.values());
         let mut live: OrdMap<String, OrdSet<TaskId>> = OrdMap::new();

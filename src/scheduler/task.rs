@@ -899,6 +899,10 @@ pub enum AttemptOutcome {
     /// Stopped to make room for a task of higher priority (format 8): the task goes back to
     /// `pending` with its checkpoint, and the attempt does not count against `max_attempts`.
     Preempted,
+    /// Stopped to move the task off an overloaded worker (format 9, see `scheduler::migrate`):
+    /// like `Preempted`, the task goes back to `pending` with its checkpoint, heading for the
+    /// migration's target, and the attempt does not count against `max_attempts`.
+    Migrated,
 }
 
 impl AttemptOutcome {
@@ -911,6 +915,7 @@ impl AttemptOutcome {
             AttemptOutcome::TimedOut => "timed_out",
             AttemptOutcome::Cancelled => "cancelled",
             AttemptOutcome::Preempted => "preempted",
+            AttemptOutcome::Migrated => "migrated",
         }
     }
 }

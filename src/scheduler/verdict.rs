@@ -38,6 +38,10 @@ pub enum StopReason {
     /// kills the group and reports the attempt `preempted`. Only sent to workers that said they
     /// know it (`Heartbeat::knows_preempted`): older workers cannot parse it.
     Preempted,
+    /// The task moves off this overloaded worker (format 9, see `scheduler::migrate`): like
+    /// `Preempted`, but the stop reason file says `migrated` and the attempt is reported
+    /// `migrated`. Only sent to workers that said they know it (`Heartbeat::knows_migrated`).
+    Migrated,
 }
 
 impl StopReason {
@@ -47,6 +51,7 @@ impl StopReason {
             StopReason::Cancelled => "cancelled",
             StopReason::StaleToken => "stale_token",
             StopReason::Preempted => "preempted",
+            StopReason::Migrated => "migrated",
         }
     }
 }
@@ -89,13 +94,15 @@ pub struct HeartbeatVerdict {
 
 /// Judges a heartbeat of `worker_id`, which says it runs `running` and has seen inbox tokens up
 /// to `seen_token`. A worker that does not know the `preempted` stop order
-/// (`knows_preempted` false) is never sent one (the leader does not preempt on it either).
+/// (`knows_preempted` false) is never sent one (the leader does not preempt on it either);
+/// likewise `migrated` and `knows_migrated`.
 pub fn heartbeat(
     state: &State,
     worker_id: &str,
     running: &[AttemptId],
     seen_token: u64,
     knows_preempted: bool,
+    knows_migrated: bool,
 ) -> Result<HeartbeatVerdict, HeartbeatRefusal> {
     standing(state, worker_id)?;
     let applied = state.last_applied_index();
@@ -111,6 +118,7 @@ pub fn heartbeat(
                 (_, None) => StopReason::StaleToken,
                 (Some(t), Some(_)) if t.cancel_requested => StopReason::Cancelled,
                 (Some(t), Some(_)) if knows_preempted && t.preempt_requested().is_some() => StopReason::Preempted,
+                (Some(t), Some(_)) if knows_migrated && state.migrate_requested(t).is_some() => StopReason::Migrated,
                 _ => return None,
             };
             Some(StopOrder { attempt: r, reason })

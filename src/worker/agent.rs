@@ -46,6 +46,9 @@ pub struct WorkerConfig {
     /// API token (role `worker`, bound to `id`) sent with every request; none when the
     /// cluster runs without auth.
     pub token: Option<String>,
+    /// Reports the load written in this file ("CPU MEM" fractions) instead of sampling /proc
+    /// (`worker --load-file`, for tests and operations).
+    pub load_file: Option<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -85,6 +88,8 @@ pub(super) enum StopReason {
     Shutdown,
     /// A task of higher priority needs the room: reported `preempted`.
     Preempted,
+    /// The task moves off this overloaded worker: reported `migrated`.
+    Migrated,
 }
 
 impl StopReason {
@@ -96,6 +101,7 @@ impl StopReason {
             StopReason::LeaseLost => "lease_lost",
             StopReason::Shutdown => "shutdown",
             StopReason::Preempted => "preempted",
+            StopReason::Migrated => "migrated",
         }
     }
 }
@@ -166,6 +172,8 @@ pub(super) struct Worker {
     accepts_load: AtomicBool,
     /// The cluster takes `knows_preempted` in heartbeats (see `Lease::accepts_preempted`).
     accepts_preempted: AtomicBool,
+    /// The cluster takes `knows_migrated` in heartbeats (see `Lease::accepts_migrated`).
+    accepts_migrated: AtomicBool,
 }
 
 impl Worker {
@@ -176,6 +184,7 @@ impl Worker {
             heartbeat_ms: self.heartbeat_ms.load(Ordering::Relaxed),
             accepts_load: self.accepts_load.load(Ordering::Relaxed),
             accepts_preempted: self.accepts_preempted.load(Ordering::Relaxed),
+            accepts_migrated: self.accepts_migrated.load(Ordering::Relaxed),
         }
     }
 
@@ -189,6 +198,7 @@ impl Worker {
         self.heartbeat_ms.store(lease.heartbeat_ms.max(1), Ordering::Relaxed);
         self.accepts_load.store(lease.accepts_load, Ordering::Relaxed);
         self.accepts_preempted.store(lease.accepts_preempted, Ordering::Relaxed);
+        self.accepts_migrated.store(lease.accepts_migrated, Ordering::Relaxed);
     }
 
     /// The attempts running here now.
@@ -245,6 +255,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         heartbeat_ms: AtomicU64::new(0),
         accepts_load: AtomicBool::new(false),
         accepts_preempted: AtomicBool::new(false),
+        accepts_migrated: AtomicBool::new(false),
     });
     if !worker.register(&shutdown).await {
         return Ok(());

@@ -243,7 +243,13 @@ impl Worker {
         match stopped_by {
             None | Some(StopReason::Cancelled) => self.complete(id, ending).await,
             // An exit that raced the stop order is what really happened.
-            Some(StopReason::Preempted) if ending.outcome == AttemptOutcome::Succeeded => {
+            Some(StopReason::Preempted | StopReason::Migrated) if ending.outcome == AttemptOutcome::Succeeded => {
+                self.complete(id, ending).await
+            }
+            // Moved off this overloaded worker (the cluster writes where and why on the
+            // attempt); the task resumes from its last checkpoint on the target.
+            Some(StopReason::Migrated) => {
+                let ending = Ending { outcome: AttemptOutcome::Migrated, error: None, result: None, ..ending };
                 self.complete(id, ending).await
             }
             // Stopped for a task of higher priority (the cluster writes which one on the

@@ -55,7 +55,7 @@ impl Worker {
         let mut fenced = false;
         let mut pause = self.lease().heartbeat();
         let mut client: Option<(Duration, Client)> = None;
-        let mut sampler = super::load::LoadSampler::default();
+        let mut sampler = super::load::LoadSampler::with_override(self.config.load_file.clone());
         sampler.sample();
         loop {
             tokio::select! {
@@ -90,7 +90,8 @@ impl Worker {
             // Sampled every time (the busy fraction is per interval), sent where it is taken.
             let load = sampler.sample().filter(|_| self.lease().accepts_load);
             let knows_preempted = self.lease().accepts_preempted;
-            let beat = Heartbeat { running: self.running_list(), seen_token, load, knows_preempted };
+            let knows_migrated = self.lease().accepts_migrated;
+            let beat = Heartbeat { running: self.running_list(), seen_token, load, knows_preempted, knows_migrated };
             match client.heartbeat(&self.config.id, &beat).await {
                 Ok(answer) => {
                     last_renewal = sent;
@@ -102,6 +103,7 @@ impl Worker {
                             Order::Cancelled => StopReason::Cancelled,
                             Order::StaleToken => StopReason::Stale,
                             Order::Preempted => StopReason::Preempted,
+                            Order::Migrated => StopReason::Migrated,
                         };
                         self.stop(order.attempt, reason);
                     }

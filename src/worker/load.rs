@@ -53,12 +53,42 @@ pub fn busy_between(before: CpuTimes, after: CpuTimes) -> f64 {
 #[derive(Debug, Default)]
 pub struct LoadSampler {
     previous: Option<CpuTimes>,
+    /// `worker --load-file`: report what this file says instead.
+    file: Option<std::path::PathBuf>,
+}
+
+/// The memory total reported with a load file's memory fraction (1 GiB: only the fraction
+/// matters to the leader).
+const LOAD_FILE_MEM_TOTAL: u64 = 1 << 30;
+
+/// Parses a load file: "CPU MEM", two fractions from 0 to 1 (MEM may be left out: 0).
+pub fn parse_load_file(text: &str) -> Option<WorkerLoad> {
+    let mut words = text.split_whitespace();
+    let cpu: f64 = words.next()?.parse().ok()?;
+    let mem: f64 = words.next().map_or(Some(0.0), |w| w.parse().ok())?;
+    let ok = |f: f64| f.is_finite() && (0.0..=1.0).contains(&f);
+    if !ok(cpu) || !ok(mem) {
+        return None;
+    }
+    let used = (mem * LOAD_FILE_MEM_TOTAL as f64).round() as u64;
+    Some(WorkerLoad { cpu_busy: cpu, mem_used_bytes: used, mem_total_bytes: LOAD_FILE_MEM_TOTAL })
 }
 
 impl LoadSampler {
+    /// A sampler of this machine, or of `file` when given (see [`parse_load_file`]).
+    pub fn with_override(file: Option<std::path::PathBuf>) -> Self {
+        LoadSampler { previous: None, file }
+    }
+
     /// The load since the previous call. `None` on the first call (no interval yet) or where
-    /// `/proc` cannot be read: the heartbeat then carries no load.
+    /// `/proc` cannot be read: the heartbeat then carries no load. With a load file, what it
+    /// says now; while it is missing or malformed, the machine is sampled as usual.
     pub fn sample(&mut self) -> Option<WorkerLoad> {
+        if let Some(path) = &self.file
+            && let Some(load) = std::fs::read_to_string(path).ok().as_deref().and_then(parse_load_file)
+        {
+            return Some(load);
+        }
         let now = parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)?;
         let before = self.previous.replace(now)?;
         let (mem_total_bytes, mem_used_bytes) = parse_meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)?;
@@ -95,6 +125,24 @@ mod tests {
         assert_eq!(busy_between(a, CpuTimes { total: 1100, idle: 825 }), 0.75);
         assert_eq!(busy_between(a, a), 0.0);
         assert_eq!(busy_between(a, CpuTimes { total: 1100, idle: 900 }), 0.0);
+    }
+
+    #[test]
+    fn a_load_file_says_cpu_and_memory_fractions() {
+        let l = parse_load_file("0.97 0.25\n").unwrap();
+        assert_eq!(l.cpu_busy, 0.97);
+        assert_eq!(l.mem_used_bytes as f64 / l.mem_total_bytes as f64, 0.25);
+        assert_eq!(parse_load_file("0.1").unwrap().mem_used_bytes, 0);
+        assert_eq!(parse_load_file(""), None);
+        assert_eq!(parse_load_file("1.5 0"), None);
+        assert_eq!(parse_load_file("x 0"), None);
+        let dir = std::env::temp_dir().join(format!("taskraft-load-{}", std::process::id()));
+        std::fs::write(&dir, "0.5 0.5").unwrap();
+        let mut s = LoadSampler::with_override(Some(dir.clone()));
+        assert_eq!(s.sample().unwrap().cpu_busy, 0.5, "a file is read from the first call on");
+        std::fs::remove_file(&dir).unwrap();
+        // Without the file, /proc again (whose first sample has no interval yet).
+        assert_eq!(s.sample(), None);
     }
 
     #[test]

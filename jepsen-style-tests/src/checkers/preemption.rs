@@ -1,5 +1,10 @@
-//! Preemption: a task stopped for one of higher priority loses nothing, finishes once, and
-//! resumes from its latest committed checkpoint; and every preemption obeyed the rules.
+//! Preemption and migration: a task stopped for one of higher priority, or moved off an
+//! overloaded worker, loses nothing, finishes once, and resumes from its latest committed
+//! checkpoint; and every preemption obeyed the rules.
+//!
+//! **Migration.** The run makes one worker at a time report itself overloaded (`crate::run`),
+//! so the leader migrates counters through the same checkpoint-stop-requeue path; an attempt
+//! that ended `migrated` is judged by rules 2 and 3 below (it has no preemptor), and counted.
 //!
 //! The workload makes the counter tasks batch work (priority 100, preemptible) and one in five
 //! urgent (priority 900), so that urgent tasks arriving at a full cluster preempt batch ones
@@ -50,6 +55,7 @@ use crate::history::SinkKind;
 pub const NAME: &str = "preemption";
 
 const PREEMPTED: &str = "preempted";
+const MIGRATED: &str = "migrated";
 /// Below this priority a task that does not say `preemptible` is preemptible.
 const PREEMPTIBLE_BELOW: u32 = 500;
 
@@ -146,14 +152,17 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     }
 
     let (mut preemptions, mut exact, mut behind_written, mut unfinished) = (0usize, 0usize, 0usize, 0usize);
-    let mut victims = 0usize;
+    let (mut victims, mut migrations, mut migrated_tasks) = (0usize, 0usize, 0usize);
     for t in tasks.values() {
-        let preempted: Vec<usize> =
-            (0..t.attempts.len()).filter(|&i| t.attempts[i].outcome.as_deref() == Some(PREEMPTED)).collect();
-        if preempted.is_empty() {
+        let outcome_is = |i: usize, o: &str| t.attempts[i].outcome.as_deref() == Some(o);
+        let preempted: Vec<usize> = (0..t.attempts.len()).filter(|&i| outcome_is(i, PREEMPTED)).collect();
+        let migrated: Vec<usize> = (0..t.attempts.len()).filter(|&i| outcome_is(i, MIGRATED)).collect();
+        if preempted.is_empty() && migrated.is_empty() {
             continue;
         }
-        victims += 1;
+        victims += usize::from(!preempted.is_empty());
+        migrated_tasks += usize::from(!migrated.is_empty());
+        migrations += migrated.len();
         if !crate::history::is_terminal_state(&t.state) {
             unfinished += 1;
         }
@@ -162,31 +171,23 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         if successes.len() > 1 || successes.first().is_some_and(|&i| i + 1 != t.attempts.len()) {
             f.double_success.push(|| json!({"task": t.task_id, "succeeded_attempts": successes}));
         }
-        for i in preempted {
-            preemptions += 1;
+        let mut stopped: Vec<(usize, bool)> =
+            preempted.iter().map(|&i| (i, true)).chain(migrated.iter().map(|&i| (i, false))).collect();
+        stopped.sort_unstable();
+        for (i, was_preempted) in stopped {
             let token = t.attempts[i].token;
-            let by = listed.get(&(t.task_id, token)).cloned().unwrap_or_default();
-            let could_be_forgotten = || {
-                let floor = t.priority.unwrap_or(0).saturating_add(crate::cluster::PREEMPTION_GAP);
-                forgotten_priorities.iter().any(|&p| p >= floor)
-            };
-            match by.as_slice() {
-                [] if could_be_forgotten() => preemptor_maybe_forgotten += 1,
-                [] => f.unattributed.push(|| json!({"task": t.task_id, "token": token})),
-                [p] => {
-                    if let Some(why) = unfair(tasks.get(p).copied(), t) {
-                        f.unfair.push(|| json!({"victim": t.task_id, "token": token, "preemptor": p, "why": why}));
-                    }
-                }
-                many => f.attributed_twice.push(|| json!({"task": t.task_id, "token": token, "preemptors": many})),
+            if was_preempted {
+                preemptions += 1;
+                attribute(&mut f, &mut preemptor_maybe_forgotten, &listed, &tasks, &forgotten_priorities, t, token);
             }
             let Some(next) = t.attempts.get(i + 1) else { continue };
             let Some(&from) = started.get(&(t.task_id, next.token)) else { continue };
             if let Some(&saved) = committed.get(&(t.task_id, token))
                 && from < saved
             {
+                let how = if was_preempted { PREEMPTED } else { MIGRATED };
                 f.resume_behind.push(|| {
-                    json!({"task": t.task_id, "preempted_token": token, "next_token": next.token,
+                    json!({"task": t.task_id, "stopped_token": token, "stopped": how, "next_token": next.token,
                            "resumed_from": from, "committed": saved})
                 });
             }
@@ -204,17 +205,20 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     let preemptors = tasks.values().filter(|t| !t.preempted.is_empty()).count();
     let summary = if !complete {
         format!("final state incomplete; {violations} violations among what was seen")
-    } else if preemptions == 0 {
-        "no preemption happened (not exercised)".to_string()
+    } else if preemptions + migrations == 0 {
+        "no preemption or migration happened (not exercised)".to_string()
     } else {
         format!(
-            "{preemptions} preemptions of {victims} tasks by {preemptors}: {violations} violations; \
-             {exact} resumed from the last step written, {behind_written} behind it"
+            "{preemptions} preemptions of {victims} tasks by {preemptors}, {migrations} migrations of \
+             {migrated_tasks} tasks: {violations} violations; {exact} resumed from the last step written, \
+             {behind_written} behind it"
         )
     };
     let details = json!({
-        "exercised": preemptions > 0,
+        "exercised": preemptions + migrations > 0,
         "preemptions": preemptions,
+        "migrations": migrations,
+        "migrated_tasks": migrated_tasks,
         "victims": victims,
         "preemptors": preemptors,
         "resumed_from_last_written": exact,
@@ -242,6 +246,34 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         },
     });
     CheckResult { name: NAME, valid, summary, details }
+}
+
+/// Rule 1 for the preempted attempt `token` of `t`: exactly one fair preemptor lists it (or a
+/// forgotten task may have been it).
+fn attribute(
+    f: &mut Findings,
+    preemptor_maybe_forgotten: &mut usize,
+    listed: &BTreeMap<(u64, u64), Vec<u64>>,
+    tasks: &BTreeMap<u64, &FinalTask>,
+    forgotten_priorities: &[u32],
+    t: &FinalTask,
+    token: u64,
+) {
+    let by = listed.get(&(t.task_id, token)).cloned().unwrap_or_default();
+    let could_be_forgotten = || {
+        let floor = t.priority.unwrap_or(0).saturating_add(crate::cluster::PREEMPTION_GAP);
+        forgotten_priorities.iter().any(|&p| p >= floor)
+    };
+    match by.as_slice() {
+        [] if could_be_forgotten() => *preemptor_maybe_forgotten += 1,
+        [] => f.unattributed.push(|| json!({"task": t.task_id, "token": token})),
+        [p] => {
+            if let Some(why) = unfair(tasks.get(p).copied(), t) {
+                f.unfair.push(|| json!({"victim": t.task_id, "token": token, "preemptor": p, "why": why}));
+            }
+        }
+        many => f.attributed_twice.push(|| json!({"task": t.task_id, "token": token, "preemptors": many})),
+    }
 }
 
 /// Why `preemptor` had no right to preempt `victim`, if it had none.
@@ -391,6 +423,43 @@ mod tests {
         // Must fail: the listed victim is neither kept nor forgotten.
         let r = check(&Fixture::new(&Hist::new(), preemptor_only).inputs());
         assert_eq!(count(&r, "listed_missing"), 1, "{r:#?}");
+    }
+
+    /// `good()` with the victim's first attempt migrated instead of preempted, and no preemptor.
+    fn migrated() -> (Vec<FinalTask>, Vec<SinkEvent>) {
+        let (mut tasks, sink) = good();
+        tasks[0].attempts[0].outcome = Some(MIGRATED.into());
+        tasks.truncate(1);
+        (tasks, sink)
+    }
+
+    #[test]
+    fn a_migration_resumed_from_its_committed_checkpoint_is_valid_and_needs_no_preemptor() {
+        let (tasks, sink) = migrated();
+        let r = run(&read_of_step_3(), tasks, sink);
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!((r.details["migrations"].clone(), r.details["preemptions"].clone()), (json!(1), json!(0)));
+        assert_eq!(
+            (r.details["exercised"].clone(), r.details["resumed_from_last_written"].clone()),
+            (json!(true), json!(1))
+        );
+    }
+
+    #[test]
+    fn a_migrated_task_resumed_behind_its_checkpoint_or_completed_twice_is_a_violation() {
+        // Must fail: the attempt after the migration started from step 1, though step 3 was
+        // committed under the migrated token.
+        let (tasks, mut sink) = migrated();
+        sink[4] = crate::checkers::testkit::sink(300, 1, 2, 30, Start { from: 1 });
+        let r = run(&read_of_step_3(), tasks, sink);
+        assert_eq!((r.valid, count(&r, "resume_behind_committed")), (Validity::False, 1), "{r:#?}");
+        assert_eq!(r.details["examples"]["resume_behind_committed"][0]["stopped"], MIGRATED);
+        // Must fail: the migrated task succeeded twice (the old attempt's success landed too).
+        let (mut tasks, sink) = migrated();
+        tasks[0].attempts[0].outcome = Some("succeeded".into());
+        tasks[0].attempts.insert(1, attempt(2, 20, Some(MIGRATED)));
+        let r = run(&Hist::new(), tasks, sink);
+        assert_eq!((r.valid, count(&r, "double_success")), (Validity::False, 1), "{r:#?}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The dispatch loop: plan, commit one `Assign` batch, repeat. Each committed round is timed
 //! (planning plus commit) into `taskraft_dispatch_*`. A round that places nothing may instead
 //! commit one `Preempt` (see `scheduler::preempt`): the victims' workers stop them, and the
-//! room they leave is placed by a later round.
+//! room they leave is placed by a later round. At most every [`MIGRATION_CHECK_INTERVAL`] a
+//! round may also commit one `Migrate` off an overloaded worker (see `scheduler::migrate`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,12 +17,16 @@ use crate::scheduler::Command;
 use crate::scheduler::PreemptRules;
 use crate::scheduler::Response;
 use crate::scheduler::WorkerState;
+use crate::scheduler::placement::MigrationOptions;
 use crate::scheduler::placement::PlacementOptions;
 use crate::scheduler::placement::Planner;
+use crate::scheduler::placement::choose_migration;
 use crate::util::now_ms;
 
 /// Shortest time between two preemption checks.
 const PREEMPTION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// Shortest time between two migration checks (loads change once per heartbeat).
+const MIGRATION_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs until `token` is cancelled (leadership lost or shutdown).
 pub async fn run(node: Arc<Node>, token: CancellationToken) {
@@ -37,6 +42,7 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
     // A full cluster wakes the dispatcher on every submit and completion; a preemption check
     // (a walk of the running tasks) is done at most this often.
     let mut next_preemption_check = Instant::now();
+    let mut next_migration_check = Instant::now();
     loop {
         // Woken by new work or freed capacity (submits, completions, registrations, lost
         // workers), or by the interval (retry backoffs falling due). No extra spacing: under
@@ -52,6 +58,12 @@ pub async fn run(node: Arc<Node>, token: CancellationToken) {
         let now = now_ms();
         let started = Instant::now();
         let live = node.leader.leases.live();
+        if let Some(options) = node.leader.options.migration
+            && Instant::now() >= next_migration_check
+        {
+            next_migration_check = Instant::now() + MIGRATION_CHECK_INTERVAL;
+            migrate(&node, &live, now, &options).await;
+        }
         // Nothing can be placed without a free slot: skip planning (and its waiting reasons).
         let plan = node.view.read(|a| {
             let free: usize = live
@@ -132,5 +144,44 @@ async fn preempt(node: &Node, planner: &Planner, live: &BTreeSet<String>, now: u
         Ok(Response::Rejected(r)) => tracing::debug!(for_task = p.for_task, %r, "preemption refused by apply"),
         Ok(other) => tracing::warn!(?other, "unexpected answer to Preempt"),
         Err(e) => tracing::warn!(error = %e, "preemption not committed; the next round retries"),
+    }
+}
+
+/// One migration check: if a worker stayed overloaded and another is under the low-water mark,
+/// commits `Command::Migrate` for one of its tasks (see `scheduler::migrate`). The worker learns
+/// it from its next heartbeat; the task is then placed on the target by a later round.
+async fn migrate(node: &Node, live: &BTreeSet<String>, now: u64, options: &MigrationOptions) {
+    let capable = node.leader.leases.knows_migrated();
+    let streaks = node.leader.streaks.lock().expect("streaks lock").clone();
+    let chosen = node.view.read(|a| choose_migration(&a.state, live, &capable, &streaks, now, options));
+    let Some(m) = chosen else { return };
+    let cmd = Command::Migrate {
+        now_ms: now,
+        attempt: m.attempt,
+        from: m.from.clone(),
+        to: m.to.clone(),
+        why: m.why.clone(),
+        rules: options.rules,
+    };
+    let deadline = Instant::now() + node.config.request_timeout;
+    match node.write(cmd, deadline).await {
+        Ok(Response::Migrating { attempt, .. }) => {
+            node.leader.streaks.lock().expect("streaks lock").migrated(&m.from, &m.to, now);
+            tracing::info!(
+                attempt = %attempt,
+                from = %m.from,
+                to = %m.to,
+                why = %m.why,
+                "migrating: worker {} stayed overloaded ({}); stopping attempt {attempt} to resume it on {}",
+                m.from,
+                m.why,
+                m.to
+            );
+        }
+        Ok(Response::Rejected(r)) => {
+            tracing::info!(attempt = %m.attempt, from = %m.from, to = %m.to, %r, "migration refused by apply");
+        }
+        Ok(other) => tracing::warn!(?other, "unexpected answer to Migrate"),
+        Err(e) => tracing::warn!(error = %e, "migration not committed; a later check retries"),
     }
 }

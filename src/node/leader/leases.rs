@@ -18,6 +18,8 @@ pub struct Leases {
     loads: Mutex<HashMap<String, WorkerLoad>>,
     /// Workers whose latest heartbeat said they obey the `preempted` stop order.
     knows_preempted: Mutex<BTreeSet<String>>,
+    /// Workers whose latest heartbeat said they obey the `migrated` stop order.
+    knows_migrated: Mutex<BTreeSet<String>>,
 }
 
 impl Leases {
@@ -28,6 +30,7 @@ impl Leases {
             last: Mutex::new(HashMap::new()),
             loads: Mutex::new(HashMap::new()),
             knows_preempted: Mutex::new(BTreeSet::new()),
+            knows_migrated: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -67,6 +70,24 @@ impl Leases {
         }
     }
 
+    /// Records whether `worker`'s latest heartbeat said it obeys the `migrated` stop order.
+    pub fn record_knows_migrated(&self, worker: &str, knows: bool) {
+        let mut set = self.knows_migrated.lock().expect("migrated lock");
+        if knows {
+            if !set.contains(worker) {
+                set.insert(worker.to_string());
+            }
+        } else {
+            set.remove(worker);
+        }
+    }
+
+    /// Workers whose attempts may be migrated: their latest heartbeat to this leader said they
+    /// obey the `migrated` stop order.
+    pub fn knows_migrated(&self) -> BTreeSet<String> {
+        self.knows_migrated.lock().expect("migrated lock").clone()
+    }
+
     /// Workers whose attempts may be preempted: their latest heartbeat to this leader said they
     /// obey the `preempted` stop order.
     pub fn knows_preempted(&self) -> BTreeSet<String> {
@@ -87,6 +108,7 @@ impl Leases {
         // Loads heard by an earlier term of this node are stale.
         self.loads.lock().expect("load lock").clear();
         self.knows_preempted.lock().expect("preempted lock").clear();
+        self.knows_migrated.lock().expect("migrated lock").clear();
     }
 
     /// Forgets a worker (lost or removed).
@@ -94,6 +116,7 @@ impl Leases {
         self.last.lock().expect("lease lock").remove(worker);
         self.loads.lock().expect("load lock").remove(worker);
         self.knows_preempted.lock().expect("preempted lock").remove(worker);
+        self.knows_migrated.lock().expect("migrated lock").remove(worker);
     }
 
     /// Workers whose lease is still valid.
@@ -153,6 +176,21 @@ mod tests {
         leases.record_knows_preempted("c", true);
         leases.grant_all(["c".to_string()]);
         assert!(leases.knows_preempted().is_empty(), "a new term hears every worker again");
+    }
+
+    #[test]
+    fn workers_that_know_the_migrated_order_are_those_whose_latest_heartbeat_said_so() {
+        let leases = Leases::new(Duration::from_secs(3));
+        leases.record_knows_migrated("a", true);
+        leases.record_knows_migrated("b", true);
+        leases.record_knows_preempted("c", true);
+        assert_eq!(leases.knows_migrated(), BTreeSet::from(["a".to_string(), "b".to_string()]));
+        leases.record_knows_migrated("b", false);
+        leases.forget("a");
+        assert!(leases.knows_migrated().is_empty());
+        leases.record_knows_migrated("c", true);
+        leases.grant_all(["c".to_string()]);
+        assert!(leases.knows_migrated().is_empty(), "a new term hears every worker again");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct LeaderOptions {
     pub retention_keep: u64,
     /// Preemption rules; `None`: preemption is off.
     pub preemption: Option<crate::scheduler::PreemptRules>,
+    /// Migration off overloaded workers; `None`: migration is off.
+    pub migration: Option<crate::scheduler::placement::MigrationOptions>,
 }
 
 impl LeaderOptions {
@@ -68,6 +70,7 @@ impl LeaderOptions {
             retention: config.retention,
             retention_keep: config.retention_keep,
             preemption: config.preemption,
+            migration: config.migration,
         }
     }
 
@@ -78,6 +81,7 @@ impl LeaderOptions {
             heartbeat_ms: self.worker_heartbeat.as_millis() as u64,
             accepts_load: true,
             accepts_preempted: true,
+            accepts_migrated: true,
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct LeaderState {
     calendar: std::sync::Mutex<CalendarStats>,
     /// Live output of attempts, shipped by workers (meaningful only while this replica leads).
     pub output: output::OutputStore,
+    /// Each worker's load streak, for migration (meaningful only while this replica leads).
+    pub streaks: std::sync::Mutex<crate::scheduler::placement::LoadStreaks>,
 }
 
 /// See [`crate::proto::cluster::CalendarStatus`].
@@ -140,7 +146,19 @@ impl LeaderState {
             ready: Default::default(),
             calendar: Default::default(),
             output: Default::default(),
+            streaks: Default::default(),
         }
+    }
+
+    /// Feeds a heartbeat's load into the migration streaks (when migration is on).
+    pub fn observe_load(&self, worker: &str, load: crate::proto::workers::WorkerLoad) {
+        let Some(options) = &self.options.migration else { return };
+        let mem =
+            if load.mem_total_bytes == 0 { 0.0 } else { load.mem_used_bytes as f64 / load.mem_total_bytes as f64 };
+        let cpu = if load.cpu_busy.is_finite() { load.cpu_busy.clamp(0.0, 1.0) } else { 0.0 };
+        let load = crate::scheduler::placement::Load { cpu, mem: mem.clamp(0.0, 1.0) };
+        let now = crate::util::now_ms();
+        self.streaks.lock().expect("streaks lock").observe(worker, load, now, options);
     }
 
     /// The calendar loop's figures this term.
@@ -266,6 +284,8 @@ async fn run(node: Arc<Node>, token: CancellationToken) {
     }
     let workers: Vec<String> = node.view.read(|a| a.state.workers().map(|w| w.id.clone()).collect());
     node.leader.leases.grant_all(workers);
+    // Streaks heard by an earlier term of this node are stale, like its loads.
+    node.leader.streaks.lock().expect("streaks lock").clear();
     node.leader.ready.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(
         term = node.metrics().current_term,

@@ -27,6 +27,7 @@ pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
             let lost = match node.view.read(|a| verdict::expired_lease(&a.state, &worker, now_ms())) {
                 Expiry::Forget => {
                     node.leader.leases.forget(&worker);
+                    node.leader.streaks.lock().expect("streaks lock").forget(&worker);
                     continue;
                 }
                 Expiry::Declare(cmd) => cmd,
@@ -36,6 +37,7 @@ pub async fn expire_leases(node: Arc<Node>, token: CancellationToken) {
             match node.write(lost, deadline).await {
                 Ok(resp) => {
                     node.leader.leases.forget(&worker);
+                    node.leader.streaks.lock().expect("streaks lock").forget(&worker);
                     tracing::info!(worker = %worker, ?resp, "worker declared lost; its attempts follow their failover policy");
                 }
                 Err(e) => {

@@ -61,13 +61,14 @@ const ENTERED: [TaskState; 7] = [
 const TERMINAL: [TaskState; 3] = [TaskState::Succeeded, TaskState::Failed, TaskState::Cancelled];
 
 /// Every way an attempt can end.
-const OUTCOMES: [AttemptOutcome; 6] = [
+const OUTCOMES: [AttemptOutcome; 7] = [
     AttemptOutcome::Succeeded,
     AttemptOutcome::Failed,
     AttemptOutcome::TimedOut,
     AttemptOutcome::Cancelled,
     AttemptOutcome::Lost,
     AttemptOutcome::Preempted,
+    AttemptOutcome::Migrated,
 ];
 
 fn entered_index(state: TaskState) -> Option<usize> {
@@ -121,6 +122,7 @@ pub struct Tally {
     lease_expiries: u64,
     forgotten: u64,
     preemptions: u64,
+    migrations: u64,
 }
 
 impl Tally {
@@ -171,6 +173,7 @@ impl Tally {
             Response::ScheduleDeleted { schedule, .. } => counters.retire(&schedule.counters),
             Response::Forgot { tasks, .. } => self.forgotten += tasks,
             Response::Preempted { marked, .. } => self.preemptions += marked.len() as u64,
+            Response::Migrating { .. } => self.migrations += 1,
             Response::Cancelled { .. }
             | Response::CheckpointSaved { .. }
             | Response::Noop
@@ -215,6 +218,7 @@ pub struct AppliedCounters {
     lease_expiries: AtomicU64,
     forgotten: AtomicU64,
     preemptions: AtomicU64,
+    migrations: AtomicU64,
     /// Counters of deleted schedules: the scrape adds the live schedules' own counters, which
     /// apply keeps in the state.
     retired: Mutex<ScheduleCounters>,
@@ -238,6 +242,7 @@ impl AppliedCounters {
         add(&self.lease_expiries, tally.lease_expiries);
         add(&self.forgotten, tally.forgotten);
         add(&self.preemptions, tally.preemptions);
+        add(&self.migrations, tally.migrations);
     }
 
     /// Keeps the counters of a schedule apply just deleted.
@@ -293,6 +298,12 @@ impl Collector for AppliedCounters {
             "taskraft_preemptions",
             "Running attempts marked to stop for a task of higher priority (each ends `preempted`, see taskraft_attempts_ended).",
             get(&self.preemptions),
+        )?;
+        counter(
+            &mut e,
+            "taskraft_migrations",
+            "Running attempts marked to stop and move off an overloaded worker (each ends `migrated`, see taskraft_attempts_ended).",
+            get(&self.migrations),
         )
     }
 }

@@ -53,10 +53,13 @@
 //!   parent as succeeded, a calendar fire at or before a schedule's newest forgotten run is
 //!   skipped, and `max` is honoured exactly as the command gives it. Replaying such a log under
 //!   today's rules is deterministic on every replica; no released build applied the old ones.
-//! - **8** (current): preemption. `TaskSpec` gains `preemptible` and `Task` `preempted_by`
+//! - **8** (`v8.rs` freezes its state): preemption. `TaskSpec` gains `preemptible` and `Task` `preempted_by`
 //!   and `preempted` (fields: every shape holding a task spec or a task is frozen in `v6.rs`
 //!   and `v7.rs`, and the older modules upgrade straight to today's shapes); `Command` gains
 //!   `Preempt` and `AttemptOutcome` its `Preempted` variant, appended.
+//! - **9** (current; `v8.rs` freezes format 8's state): migration off overloaded workers.
+//!   `Command` gains `Migrate` and `AttemptOutcome` its `Migrated` variant, appended (format-8
+//!   log payloads and records are format-9 bytes); the state gains `migrations`.
 
 pub mod v1;
 pub mod v2;
@@ -65,6 +68,7 @@ pub mod v4;
 pub mod v5;
 pub mod v6;
 pub mod v7;
+pub mod v8;
 
 use std::fmt;
 
@@ -79,9 +83,9 @@ use super::command::Command;
 use super::state::State;
 
 /// Format of the log payloads this build writes; it reads this one and every earlier one.
-pub const COMMAND_FORMAT: u8 = 8;
+pub const COMMAND_FORMAT: u8 = 9;
 /// Format of the snapshots this build writes; it reads this one and every earlier one.
-pub const STATE_FORMAT: u8 = 8;
+pub const STATE_FORMAT: u8 = 9;
 
 /// Why persisted bytes could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,7 +153,8 @@ impl<'de> Deserialize<'de> for LogCommand {
                     6 => seq.next_element::<v6::Command>()?.map(Command::from),
                     // Format 7 only appended `Forget` to format 6's commands.
                     7 => seq.next_element::<v7::Command>()?.map(Command::from),
-                    COMMAND_FORMAT => seq.next_element::<Command>()?,
+                    // Format 9 only appended `Migrate` (and `AttemptOutcome::Migrated`).
+                    8 | COMMAND_FORMAT => seq.next_element::<Command>()?,
                     // Format 1 payloads have no version byte: the log store recognises them by
                     // their entry format and decodes them with `v1::Command` (see `node`).
                     found => {
@@ -187,6 +192,7 @@ pub fn decode_state(data: &[u8]) -> Result<State, FormatError> {
         5 => postcard::from_bytes::<v5::State>(body).map(State::from).map_err(corrupt),
         6 => postcard::from_bytes::<v6::State>(body).map(State::from).map_err(corrupt),
         7 => postcard::from_bytes::<v7::State>(body).map(State::from).map_err(corrupt),
+        8 => postcard::from_bytes::<v8::State>(body).map(State::from).map_err(corrupt),
         STATE_FORMAT => postcard::from_bytes::<State>(body).map_err(corrupt),
         found => Err(FormatError::UnknownVersion { what: WHAT, found, newest: STATE_FORMAT }),
     }
@@ -224,7 +230,7 @@ mod tests {
         assert_eq!(decode_state(&bytes).unwrap(), state);
         let mut newer = bytes.clone();
         newer[0] = STATE_FORMAT + 1;
-        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 9, .. })));
+        assert!(matches!(decode_state(&newer), Err(FormatError::UnknownVersion { found: 10, .. })));
         assert!(matches!(decode_state(&[]), Err(FormatError::Corrupt { .. })));
     }
 }

@@ -314,6 +314,7 @@ impl From<State> for now::State {
             limits: s.limits,
             permits: s.permits,
             forgotten_runs: s.forgotten_runs,
+            migrations: OrdMap::new(),
         })
     }
 }

@@ -74,6 +74,7 @@
 
 mod choose;
 mod explain;
+mod migrate;
 mod permits;
 mod preempt;
 mod queue;
@@ -99,6 +100,10 @@ use seat::Seat;
 
 pub use choose::rendezvous_hash;
 pub use explain::explain_pending;
+pub use migrate::{
+    DEFAULT_MIGRATION_HEARTBEATS, DEFAULT_MIGRATION_HIGH_WATER, DEFAULT_MIGRATION_INTERVAL_MS,
+    DEFAULT_MIGRATION_LOW_WATER, Load, LoadStreaks, Migration, MigrationOptions, Streak, choose_migration,
+};
 pub use preempt::MAX_PREEMPT_CANDIDATES;
 pub use queue::MAX_RUNTIME_NAMES;
 
@@ -222,7 +227,14 @@ impl Planner {
                 }
                 if !fitting.is_empty() {
                     let strategy = effective_strategy(&task.spec.placement, &self.options);
-                    let chosen = self.chooser.choose(strategy, &fitting, &seats, &task.spec, &scale);
+                    // A migrated task goes to its migration's target when that one fits.
+                    let hinted = state
+                        .migration_target(task)
+                        .and_then(|to| fitting.iter().copied().find(|&i| seats[i].id() == to));
+                    let chosen = match hinted {
+                        Some(i) => i,
+                        None => self.chooser.choose(strategy, &fitting, &seats, &task.spec, &scale),
+                    };
                     assert!(fitting.contains(&chosen), "the chooser picked seat {chosen} outside {fitting:?}");
                     seats[chosen].take(&task.spec);
                     permits.take(&task.spec);
