@@ -286,13 +286,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // heartbeats and requests of this replica come first.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let build = move || {
-            lower_this_threads_priority();
             let started = std::time::Instant::now();
             let (meta, frozen) = {
                 let guard = applied.read().expect("state lock poisoned");
                 let meta = SnapshotMeta { last_log_id: guard.last_applied, last_membership: guard.membership.clone() };
                 (meta, guard.state.freeze())
             };
+            // Only after the lock is released: a low-priority thread holding it would hold up
+            // apply on a busy machine.
+            lower_this_threads_priority();
             let data = frozen.encode().map_err(|e| io::Error::other(format!("encode snapshot: {e}")))?;
             drop(frozen);
             if !snapshots.save(&meta, &data, false)? {

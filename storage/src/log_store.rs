@@ -20,11 +20,13 @@
 //!   for: on the leader it lets replication to the followers start while the leader's own
 //!   fsync runs, instead of after it.
 //! - `save_vote`, `truncate_after` and `purge` flush before they return.
-//! - `save_committed` does **not** flush. It is written after the entries it covers, and a
-//!   flush makes every earlier write durable with it (the engine persists writes in order), so
-//!   the value on disk never points past the durable log; if the newest value is lost in a
+//! - `save_committed` does **not** flush, and it never writes a value past the entries known to
+//!   be flushed: openraft may commit an entry once `append` returned for it, before this
+//!   replica's own flush (a majority of the others has it). Such a value is skipped; the next
+//!   save, after the flush, writes a newer one. So the value on disk never points past the
+//!   durable log, whatever order the engine persists writes in; if the newest value is lost in a
 //!   crash, the node merely re-applies from an older `committed` (or its snapshot) and catches
-//!   up from the leader. It becomes durable with the next flush anyway.
+//!   up from the leader.
 //! - `purge` records `last_purged`, flushes, and returns; the entries at or below it are deleted
 //!   afterwards by a background thread, in small batches, addressed by index (no scan, no value
 //!   read). openraft runs `purge` on its core task, which also handles appends, votes and
@@ -128,8 +130,9 @@ pub struct LogStore<C: RaftTypeConfig, E: Engine> {
     _config: PhantomData<fn() -> C>,
 }
 
-/// The flusher task's queue: callbacks waiting for a flush, each with a handle to the engine.
-type FlushQueue<C, E> = mpsc::UnboundedSender<(IOFlushed<C>, E)>;
+/// The flusher task's queue: callbacks waiting for a flush, each with a handle to the engine
+/// and the highest index its append wrote (if any).
+type FlushQueue<C, E> = mpsc::UnboundedSender<(IOFlushed<C>, E, Option<u64>)>;
 
 /// Most callbacks one flush completes; the rest wait for the next flush.
 const FLUSH_GROUP: usize = 4096;
@@ -145,6 +148,38 @@ struct Purges {
     floor: std::sync::atomic::AtomicU64,
     /// The background deletion of purged entries still running, if any.
     running: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// One above the highest index known to be durable (flushed, or covered by a purge); 0
+    /// when none is. `save_committed` writes nothing beyond it.
+    durable: std::sync::atomic::AtomicU64,
+}
+
+impl Purges {
+    /// Everything up to `index` is on disk (or covered by a saved snapshot).
+    fn mark_durable(&self, index: u64) {
+        self.durable.fetch_max(index.saturating_add(1), std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// After a truncation, entries above `last` are gone: any later one must be flushed anew.
+    fn truncated_to(&self, last: Option<u64>) {
+        let keep = last.map_or(0, |l| l.saturating_add(1));
+        self.durable.fetch_min(keep, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Whether the entry at `index` is known to be durable.
+    fn is_durable(&self, index: u64) -> bool {
+        index < self.durable.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for Purges {
+    /// The deletion thread holds a handle to the engine: the last clone of the store waits for
+    /// it, so that a closed store releases its database.
+    fn drop(&mut self) {
+        let running = self.running.get_mut().map(Option::take).unwrap_or_else(|e| e.into_inner().take());
+        if let Some(handle) = running {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl<C: RaftTypeConfig, E: Engine> Clone for LogStore<C, E> {
@@ -192,6 +227,10 @@ where
             _config: PhantomData,
         };
         store.finish_interrupted_purge()?;
+        // What a fresh open finds on disk is durable.
+        if let Some(last) = store.last_log_index()? {
+            store.purges.mark_durable(last);
+        }
         Ok(store)
     }
 
@@ -244,17 +283,23 @@ where
     /// clone of the store is gone.
     fn flusher(&self) -> &FlushQueue<C, E> {
         self.flusher.get_or_init(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<(IOFlushed<C>, E)>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<(IOFlushed<C>, E, Option<u64>)>();
+            let purges = self.purges.clone();
             tokio::spawn(async move {
                 let mut group = Vec::new();
                 while rx.recv_many(&mut group, FLUSH_GROUP).await > 0 {
                     let result = group[0].1.flush().await;
-                    if let Err(err) = &result {
-                        tracing::error!(error = %err, "raft log flush failed");
+                    match &result {
+                        Err(err) => tracing::error!(error = %err, "raft log flush failed"),
+                        Ok(()) => {
+                            if let Some(last) = group.iter().filter_map(|(_, _, last)| *last).max() {
+                                purges.mark_durable(last);
+                            }
+                        }
                     }
                     // Engine handles go before anyone is told, so a caller that closes the
                     // store on the news finds the database free.
-                    let callbacks: Vec<IOFlushed<C>> = group.drain(..).map(|(callback, _)| callback).collect();
+                    let callbacks: Vec<IOFlushed<C>> = group.drain(..).map(|(callback, _, _)| callback).collect();
                     for callback in callbacks {
                         callback.io_completed(flush_result(&result));
                     }
@@ -275,6 +320,7 @@ where
     }
 
     fn set_floor(&self, last_purged: u64) {
+        self.purges.mark_durable(last_purged);
         self.purges.floor.fetch_max(last_purged.saturating_add(1), std::sync::atomic::Ordering::Release);
     }
 
@@ -293,8 +339,8 @@ where
 
     /// Deletes the entries `from..=upto` on a background thread, [`PURGE_CHUNK`] at a time, after
     /// any deletion still running. The keys are known (the log has no holes), so nothing is
-    /// scanned or read. Not flushed: the next append's flush carries it, and a crash before
-    /// that is repaired on open.
+    /// scanned or read. Not flushed: the next flush carries it, and a crash before that is
+    /// repaired on open.
     fn delete_in_background(&self, from: u64, upto: u64) {
         let mut running = self.purges.running.lock().expect("purge lock poisoned");
         let previous = running.take();
@@ -379,8 +425,8 @@ where
         Ok(entries)
     }
 
-    /// Write `entries` as one atomic engine batch (not yet flushed).
-    fn write_entries(&self, entries: impl IntoIterator<Item = C::Entry>) -> Result<()> {
+    /// Write `entries` as one atomic engine batch (not yet flushed); returns the last index.
+    fn write_entries(&self, entries: impl IntoIterator<Item = C::Entry>) -> Result<Option<u64>> {
         let entries = entries.into_iter();
         let mut batch = Batch::with_capacity(entries.size_hint().0, size_of::<u64>());
         let mut span: Option<(u64, u64)> = None;
@@ -396,7 +442,7 @@ where
             self.log.apply_batch(batch)?;
             tracing::trace!(first, last, "raft log entries written");
         }
-        Ok(())
+        Ok(span.map(|(_, last)| last))
     }
 
     /// Decode one log value (upgrading a legacy one) and check it sits under its own index.
@@ -471,8 +517,11 @@ where
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        // Not flushed on purpose: see the module docs.
+        // Not flushed on purpose, and never past the flushed log: see the module docs.
         match committed {
+            Some(log_id) if !self.purges.is_durable(log_id.index) => {
+                tracing::trace!(index = log_id.index, "committed not saved: its entry is not flushed yet");
+            }
             Some(log_id) => self.meta.insert(COMMITTED_KEY, codec::encode("committed log id", &log_id)?)?,
             None => self.meta.remove(COMMITTED_KEY)?,
         }
@@ -488,16 +537,24 @@ where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        if let Err(err) = self.write_entries(entries) {
-            tracing::error!(error = %err, "raft log append failed");
-            // Tell whoever waits on the callback, and fail the call so openraft stops the node.
-            callback.io_completed(Err(io::Error::new(err.io_kind(), err.to_string())));
-            return Err(err.into());
-        }
+        let last = match self.write_entries(entries) {
+            Ok(last) => last,
+            Err(err) => {
+                tracing::error!(error = %err, "raft log append failed");
+                // Tell whoever waits on the callback, and fail the call so openraft stops the node.
+                callback.io_completed(Err(io::Error::new(err.io_kind(), err.to_string())));
+                return Err(err.into());
+            }
+        };
         // The hard rule: flush first, acknowledge second. The flusher task does both, in order.
-        if let Err(mpsc::error::SendError((callback, _))) = self.flusher().send((callback, self.engine.clone())) {
+        if let Err(mpsc::error::SendError((callback, _, _))) =
+            self.flusher().send((callback, self.engine.clone(), last))
+        {
             // The flusher is gone (the runtime is shutting down): flush here.
             let result = self.engine.flush().await;
+            if let (Ok(()), Some(last)) = (&result, last) {
+                self.purges.mark_durable(last);
+            }
             callback.io_completed(flush_result(&result));
             result?;
         }
@@ -514,6 +571,7 @@ where
             tracing::debug!(first, removed, "raft log truncated");
         }
         self.engine.flush().await?;
+        self.purges.truncated_to(last_log_id.as_ref().map(|l| l.index));
         Ok(())
     }
 
@@ -531,7 +589,7 @@ where
         {
             self.delete_in_background(first, log_id.index.min(last));
         }
-        tracing::debug!(upto = log_id.index, "raft log purged");
+        tracing::debug!(upto = log_id.index, "raft log purge point saved; entries are deleted in the background");
         Ok(())
     }
 }

@@ -205,3 +205,28 @@ async fn purged_entries_are_never_read_and_are_deleted_in_the_background() {
     store.blocking_append([normal_entry(2, 1_000_001)]).await.unwrap();
     assert_eq!(store.try_get_log_entries(..).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn committed_is_never_saved_past_the_flushed_log() {
+    let engine = MemEngine::new();
+    let mut store = MemStore::new(engine.clone()).unwrap();
+    // openraft may commit an entry before this replica's own flush of it: not saved then.
+    store.save_committed(Some(log_id(1, 5))).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), None);
+    store.blocking_append((1..=5).map(|i| normal_entry(1, i))).await.unwrap();
+    store.save_committed(Some(log_id(1, 5))).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 5)));
+    // Entries replaced after a truncation must be flushed again before `committed` covers them.
+    store.truncate_after(Some(log_id(1, 3))).await.unwrap();
+    store.save_committed(Some(log_id(1, 3))).await.unwrap();
+    store.save_committed(Some(log_id(2, 4))).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 3)));
+    store.blocking_append([normal_entry(2, 4)]).await.unwrap();
+    store.save_committed(Some(log_id(2, 4))).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(2, 4)));
+    // What a reopened store finds on disk counts as flushed.
+    drop(store);
+    let mut reopened = MemStore::new(engine).unwrap();
+    reopened.save_committed(Some(log_id(2, 4))).await.unwrap();
+    assert_eq!(reopened.read_committed().await.unwrap(), Some(log_id(2, 4)));
+}
