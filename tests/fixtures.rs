@@ -1087,7 +1087,7 @@ fn check_migration(entries: &[Entry], state: &State) {
     );
     assert_eq!(task.failures(), 0);
     assert_eq!(task.checkpoint.as_ref().map(|c| c.data.as_slice()), Some(&b"page 3\n"[..]));
-    assert_eq!(state.migration_target(task), Some("w5"));
+    assert_eq!(state.migration_target(task).map(|m| m.to.as_str()), Some("w5"));
 }
 
 #[tokio::test]

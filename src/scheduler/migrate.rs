@@ -20,7 +20,8 @@
 //! 5. As after a preemption, the task is `pending` at once with its checkpoint and queue place,
 //!    and the attempt is not a failure. The attempt's error says where it went and why.
 //! 6. The planner places the task on the mark's target when that worker is a candidate and
-//!    fits ([`State::migration_target`]); otherwise normal placement decides. The mark is
+//!    fits ([`State::migration_target`]); otherwise normal placement decides among the
+//!    candidates other than the worker it left (that one only if nothing else fits). The mark is
 //!    dropped at the task's next assignment (or when retention forgets the task).
 //!
 //! Why a separate outcome and command rather than `Preempt` with a reason: a migration has no
@@ -146,12 +147,13 @@ impl State {
         self.migrations.get(&task)
     }
 
-    /// The worker `task` should be placed on: the target of the migration its last attempt
-    /// ended with. A hint: the planner uses it only when that worker is a candidate and fits.
-    pub fn migration_target(&self, task: &Task) -> Option<&str> {
+    /// The migration `task`'s last attempt ended with, if it did: the planner places the task
+    /// on its target (`to`) when that worker is a candidate and fits, and otherwise not back on
+    /// the worker it left (`from`) while another candidate fits.
+    pub fn migration_target(&self, task: &Task) -> Option<&MigrateMark> {
         let mark = self.migrations.get(&task.id)?;
         let last = task.current_attempt()?;
-        (last.fencing_token == mark.token && last.outcome == Some(AttemptOutcome::Migrated)).then_some(mark.to.as_str())
+        (last.fencing_token == mark.token && last.outcome == Some(AttemptOutcome::Migrated)).then_some(mark)
     }
 
     /// Why the target `to` cannot take `task` now; `None` when it can.

@@ -227,10 +227,15 @@ impl Planner {
                 }
                 if !fitting.is_empty() {
                     let strategy = effective_strategy(&task.spec.placement, &self.options);
-                    // A migrated task goes to its migration's target when that one fits.
-                    let hinted = state
-                        .migration_target(task)
-                        .and_then(|to| fitting.iter().copied().find(|&i| seats[i].id() == to));
+                    // A migrated task goes to its migration's target when that one fits, and
+                    // otherwise not back to the overloaded worker it left while another fits.
+                    let migration = state.migration_target(task);
+                    let hinted = migration.and_then(|m| fitting.iter().copied().find(|&i| seats[i].id() == m.to));
+                    if let (None, Some(m)) = (hinted, migration)
+                        && fitting.iter().any(|&i| seats[i].id() != m.from)
+                    {
+                        fitting.retain(|&i| seats[i].id() != m.from);
+                    }
                     let chosen = match hinted {
                         Some(i) => i,
                         None => self.chooser.choose(strategy, &fitting, &seats, &task.spec, &scale),
