@@ -78,13 +78,16 @@ impl Worker {
             };
             match polled {
                 Ok(inbox) => {
+                    // Every attempt into `running` first, then `seen_token`: a heartbeat must
+                    // never report a token as seen while omitting one of its attempts (the
+                    // leader would end it as abandoned). One log entry assigns many attempts
+                    // under the same token, so the token is raised only once all are in.
+                    let newest = inbox.assignments.iter().map(|a| a.token).max();
                     for a in inbox.assignments {
-                        // Into `running` first, then `seen_token`: a heartbeat must never
-                        // report a token as seen while omitting its attempt (the leader would
-                        // end it as abandoned).
-                        let token = a.token;
                         self.clone().start(a, &shutdown);
-                        self.seen_token.fetch_max(token, Ordering::Release);
+                    }
+                    if let Some(newest) = newest {
+                        self.seen_token.fetch_max(newest, Ordering::Release);
                     }
                 }
                 Err(ClientError::Api { code: ErrorCode::NotRegistered | ErrorCode::WorkerRemoved, .. }) => {

@@ -460,7 +460,13 @@ impl Drop for TestCluster {
                 .iter()
                 .map(|n| (format!("node {}", n.id), &n.log))
                 .chain(self.workers.iter().map(|w| (w.name.clone(), &w.log)));
+            // `TASKRAFT_TEST_KEEP_LOGS=DIR` keeps every whole log of a failed test in DIR.
+            let keep = std::env::var_os("TASKRAFT_TEST_KEEP_LOGS").map(PathBuf::from);
             for (name, log) in logs {
+                if let Some(keep) = &keep {
+                    let _ = std::fs::create_dir_all(keep);
+                    let _ = std::fs::copy(log, keep.join(format!("{}.log", name.replace(' ', "-"))));
+                }
                 let text = std::fs::read_to_string(log).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
                 eprintln!("----- last lines of {name} log ({}) -----", log.display());
