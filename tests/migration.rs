@@ -15,22 +15,6 @@ use serde_json::json;
 use taskraft::scheduler::AttemptOutcome;
 use taskraft::scheduler::TaskState;
 
-/// Counts to 80, one step per 100 ms, checkpointing each step; resumes from its checkpoint.
-/// On TERM it logs the stop reason and the step, saves that step and exits 143.
-const COUNTER: &str = r#"
-i=0
-[ -n "$TASKRAFT_CHECKPOINT_IN" ] && i=$(cat "$TASKRAFT_CHECKPOINT_IN")
-echo "attempt $TASKRAFT_ATTEMPT starts at $i" >> "$LOG"
-save() { echo "$i" > "$TASKRAFT_CHECKPOINT_OUT.tmp" && mv "$TASKRAFT_CHECKPOINT_OUT.tmp" "$TASKRAFT_CHECKPOINT_OUT"; }
-trap 'echo "stop $(cat "$TASKRAFT_STOP_REASON_FILE") at $i" >> "$LOG"; save; exit 143' TERM
-while [ "$i" -lt 80 ]; do
-  i=$((i + 1))
-  save
-  sleep 0.1
-done
-echo "done at $i" >> "$LOG"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_on_an_overloaded_worker_moves_to_an_idle_one_and_resumes_from_its_checkpoint() {
     let mut cluster = TestCluster::start(
@@ -59,7 +43,7 @@ async fn a_task_on_an_overloaded_worker_moves_to_an_idle_one_and_resumes_from_it
     // 1. The counter runs on w1 (the only worker yet) and checkpoints.
     let spec = json!({
         "name": "counter",
-        "command": ["sh", "-c", COUNTER],
+        "command": ["sh", "-c", common::counter_script(80, "0.1")],
         "env": {"LOG": log.display().to_string()},
     });
     let (task, _) = client.submit(spec).await.expect("submit the counter");

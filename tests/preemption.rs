@@ -15,22 +15,6 @@ use taskraft::scheduler::AttemptId;
 use taskraft::scheduler::AttemptOutcome;
 use taskraft::scheduler::TaskState;
 
-/// Counts to 100, one step per 50 ms, checkpointing each step; resumes from its checkpoint.
-/// On TERM it logs the stop reason and the step, saves that step and exits 143.
-const COUNTER: &str = r#"
-i=0
-[ -n "$TASKRAFT_CHECKPOINT_IN" ] && i=$(cat "$TASKRAFT_CHECKPOINT_IN")
-echo "attempt $TASKRAFT_ATTEMPT starts at $i" >> "$LOG"
-save() { echo "$i" > "$TASKRAFT_CHECKPOINT_OUT.tmp" && mv "$TASKRAFT_CHECKPOINT_OUT.tmp" "$TASKRAFT_CHECKPOINT_OUT"; }
-trap 'echo "stop $(cat "$TASKRAFT_STOP_REASON_FILE") at $i" >> "$LOG"; save; exit 143' TERM
-while [ "$i" -lt 100 ]; do
-  i=$((i + 1))
-  save
-  sleep 0.05
-done
-echo "done at $i" >> "$LOG"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_high_priority_task_preempts_a_low_one_which_resumes_from_its_checkpoint() {
     let mut cluster = TestCluster::start(1, &["--preempt-min-runtime-ms", "300", "--worker-heartbeat-ms", "300"]).await;
@@ -44,7 +28,7 @@ async fn a_high_priority_task_preempts_a_low_one_which_resumes_from_its_checkpoi
     let low = json!({
         "name": "counter",
         "priority": 100,
-        "command": ["sh", "-c", COUNTER],
+        "command": ["sh", "-c", common::counter_script(100, "0.05")],
         "env": {"LOG": log.display().to_string()},
     });
     let (low, _) = client.submit(low).await.expect("submit the counter");

@@ -440,6 +440,14 @@ fn strategy(name: &str) -> Result<PlacementStrategy, String> {
 }
 
 impl Runner {
+    /// The workers listed in `key=w1,w2`, or every registered worker when the key is absent.
+    fn workers_in(&self, a: &Args, key: &str) -> BTreeSet<String> {
+        match a.get(key) {
+            Some(list) => list.split(',').filter(|w| !w.is_empty()).map(String::from).collect(),
+            None => self.state.workers().map(|w| w.id.clone()).collect(),
+        }
+    }
+
     fn line(&mut self, line: &str) -> Result<(), String> {
         if let Some(rest) = line.strip_prefix("wf-submit ") {
             // `wf-submit [request=R] {json}`: the spec is JSON, as a client sends it.
@@ -643,10 +651,7 @@ impl Runner {
                 self.planner = Planner::new(options, a.num("seed")?.unwrap_or(1));
             }
             "plan" | "dispatch" => {
-                let live: BTreeSet<String> = match a.get("live") {
-                    Some(list) => list.split(',').filter(|w| !w.is_empty()).map(String::from).collect(),
-                    None => self.state.workers().map(|w| w.id.clone()).collect(),
-                };
+                let live = self.workers_in(a, "live");
                 let now_ms = a.num("now")?.unwrap_or(next_now);
                 let plan = self.planner.plan(&self.state, &live, now_ms);
                 let pairs: Vec<String> = plan.assignments.iter().map(|(t, w)| format!("{t}->{w}")).collect();
@@ -668,13 +673,7 @@ impl Runner {
                 }
             }
             "preemption" | "leader-preempt" => {
-                let list = |key: &str| -> BTreeSet<String> {
-                    match a.get(key) {
-                        Some(list) => list.split(',').filter(|w| !w.is_empty()).map(String::from).collect(),
-                        None => self.state.workers().map(|w| w.id.clone()).collect(),
-                    }
-                };
-                let (live, capable) = (list("live"), list("capable"));
+                let (live, capable) = (self.workers_in(a, "live"), self.workers_in(a, "capable"));
                 let now_ms = a.num("now")?.unwrap_or(next_now);
                 let rules = preempt_rules(a)?;
                 let Some(p) = self.planner.preemption(&self.state, &live, &capable, now_ms, &rules) else {
@@ -717,13 +716,7 @@ impl Runner {
                 writeln!(self.out, "loads t={now_ms}: {}", parts.join(", ")).unwrap();
             }
             "migration" | "leader-migrate" => {
-                let list = |key: &str| -> BTreeSet<String> {
-                    match a.get(key) {
-                        Some(list) => list.split(',').filter(|w| !w.is_empty()).map(String::from).collect(),
-                        None => self.state.workers().map(|w| w.id.clone()).collect(),
-                    }
-                };
-                let (live, capable) = (list("live"), list("capable"));
+                let (live, capable) = (self.workers_in(a, "live"), self.workers_in(a, "capable"));
                 let now_ms = a.num("now")?.unwrap_or(next_now);
                 let options = migration_options(a)?;
                 let Some(m) = choose_migration(&self.state, &live, &capable, &self.streaks, now_ms, &options) else {

@@ -329,7 +329,8 @@ where
     }
 
     /// Waits until the background deletion of purged entries (if one runs) has finished. Tests
-    /// and shutdown use it; openraft never needs to.
+    /// use it; openraft never needs to, and shutdown does not either: the last clone of the
+    /// store joins the deletion thread when it is dropped (`Drop for Purges`).
     pub fn wait_for_purge(&self) {
         let running = self.purges.running.lock().expect("purge lock poisoned").take();
         if let Some(handle) = running {

@@ -228,6 +228,29 @@ pub fn process_alive(pid: i32) -> bool {
     }
 }
 
+/// A shell task that counts to `steps`, one step per `step_secs` seconds, checkpointing each
+/// step and resuming from its checkpoint. It appends its story to `$LOG`: where each attempt
+/// starts, and on TERM the stop reason from `$TASKRAFT_STOP_REASON_FILE` and the step it saves
+/// in its grace before exiting 143 (the preemption and migration tests read the resume point
+/// from it).
+pub fn counter_script(steps: u32, step_secs: &str) -> String {
+    format!(
+        r#"
+i=0
+[ -n "$TASKRAFT_CHECKPOINT_IN" ] && i=$(cat "$TASKRAFT_CHECKPOINT_IN")
+echo "attempt $TASKRAFT_ATTEMPT starts at $i" >> "$LOG"
+save() {{ echo "$i" > "$TASKRAFT_CHECKPOINT_OUT.tmp" && mv "$TASKRAFT_CHECKPOINT_OUT.tmp" "$TASKRAFT_CHECKPOINT_OUT"; }}
+trap 'echo "stop $(cat "$TASKRAFT_STOP_REASON_FILE") at $i" >> "$LOG"; save; exit 143' TERM
+while [ "$i" -lt {steps} ]; do
+  i=$((i + 1))
+  save
+  sleep {step_secs}
+done
+echo "done at $i" >> "$LOG"
+"#
+    )
+}
+
 /// A cluster of replicas in one temp dir.
 pub struct TestCluster {
     pub nodes: Vec<TestNode>,
