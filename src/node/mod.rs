@@ -199,10 +199,11 @@ impl Node {
     /// On the leader: the index a linearizable read must wait for (ReadIndex: leadership is
     /// confirmed with a quorum first).
     ///
-    /// The index is at least the leader's last log index when the read arrived. A leader that
-    /// restarted and resumed its term from its saved vote may hold acknowledged entries it has
-    /// not re-committed yet, and openraft's read index alone can be older than those; waiting
-    /// for the whole local log (which a leader never truncates) keeps such reads linearizable.
+    /// The index is at least the leader's last log index when the read arrived: waiting for the
+    /// whole local log (which a leader never truncates) keeps a read linearizable even where
+    /// openraft's read index is older than entries already acknowledged. That happened with a
+    /// leader restored in its old term after a restart; restore is off now (see `start.rs`),
+    /// and the wait stays as the cheap guard it is.
     pub async fn leader_read_index(&self, deadline: Instant) -> Result<u64, ReadError> {
         let last_log = self.metrics().last_log_index.unwrap_or(0);
         let fut = self.raft.get_read_log_id(ReadPolicy::ReadIndex);

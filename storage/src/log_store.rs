@@ -18,7 +18,10 @@
 //!   counts an entry towards a quorum only after its callback, so nothing is acknowledged
 //!   before it is on disk. Returning before the flush is what openraft's `append` contract asks
 //!   for: on the leader it lets replication to the followers start while the leader's own
-//!   fsync runs, instead of after it.
+//!   fsync runs, instead of after it. **The price:** followers may hold entries the leader
+//!   loses in a crash, so the leader must not resume its term after a restart (openraft's
+//!   `Config::enable_leader_restore` must be `false`): in the same term it would write other
+//!   entries at those (term, index) positions, and followers would take them as matching.
 //! - `save_vote`, `truncate_after` and `purge` flush before they return.
 //! - `save_committed` does **not** flush, and it never writes a value past the entries known to
 //!   be flushed: openraft may commit an entry once `append` returned for it, before this
@@ -132,7 +135,16 @@ pub struct LogStore<C: RaftTypeConfig, E: Engine> {
 
 /// The flusher task's queue: callbacks waiting for a flush, each with a handle to the engine
 /// and the highest index its append wrote (if any).
-type FlushQueue<C, E> = mpsc::UnboundedSender<(IOFlushed<C>, E, Option<u64>)>;
+type FlushQueue<C, E> = mpsc::UnboundedSender<Flush<C, E>>;
+
+/// One append waiting for the flusher: its callback, a handle to the engine, its last index and
+/// the truncation count it was written under.
+struct Flush<C: RaftTypeConfig, E> {
+    callback: IOFlushed<C>,
+    engine: E,
+    last: Option<u64>,
+    truncations: u64,
+}
 
 /// Most callbacks one flush completes; the rest wait for the next flush.
 const FLUSH_GROUP: usize = 4096;
@@ -148,26 +160,58 @@ struct Purges {
     floor: std::sync::atomic::AtomicU64,
     /// The background deletion of purged entries still running, if any.
     running: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// What is known to be on disk. `save_committed` writes nothing beyond it.
+    durable: Mutex<Durable>,
+}
+
+/// See [`Purges::durable`].
+#[derive(Debug, Default)]
+struct Durable {
     /// One above the highest index known to be durable (flushed, or covered by a purge); 0
-    /// when none is. `save_committed` writes nothing beyond it.
-    durable: std::sync::atomic::AtomicU64,
+    /// when none is.
+    next: u64,
+    /// Truncations so far. A flush that completes after a truncation says nothing about the
+    /// entries appended before it (they are gone, and others may sit at their indexes now), so
+    /// each append remembers the count it was written under (see [`Purges::mark_flushed`]).
+    truncations: u64,
 }
 
 impl Purges {
+    fn durable(&self) -> std::sync::MutexGuard<'_, Durable> {
+        self.durable.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Everything up to `index` is on disk (or covered by a saved snapshot).
     fn mark_durable(&self, index: u64) {
-        self.durable.fetch_max(index.saturating_add(1), std::sync::atomic::Ordering::AcqRel);
+        let mut d = self.durable();
+        d.next = d.next.max(index.saturating_add(1));
+    }
+
+    /// A flush completed that covers an append up to `index`, written when `truncations`
+    /// truncations had happened: durable unless the log was truncated since.
+    fn mark_flushed(&self, index: u64, truncations: u64) {
+        let mut d = self.durable();
+        if d.truncations == truncations {
+            d.next = d.next.max(index.saturating_add(1));
+        }
+    }
+
+    /// The truncation count an append written now belongs to.
+    fn truncations(&self) -> u64 {
+        self.durable().truncations
     }
 
     /// After a truncation, entries above `last` are gone: any later one must be flushed anew.
     fn truncated_to(&self, last: Option<u64>) {
         let keep = last.map_or(0, |l| l.saturating_add(1));
-        self.durable.fetch_min(keep, std::sync::atomic::Ordering::AcqRel);
+        let mut d = self.durable();
+        d.truncations += 1;
+        d.next = d.next.min(keep);
     }
 
     /// Whether the entry at `index` is known to be durable.
     fn is_durable(&self, index: u64) -> bool {
-        index < self.durable.load(std::sync::atomic::Ordering::Acquire)
+        index < self.durable().next
     }
 }
 
@@ -283,23 +327,25 @@ where
     /// clone of the store is gone.
     fn flusher(&self) -> &FlushQueue<C, E> {
         self.flusher.get_or_init(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<(IOFlushed<C>, E, Option<u64>)>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<Flush<C, E>>();
             let purges = self.purges.clone();
             tokio::spawn(async move {
                 let mut group = Vec::new();
                 while rx.recv_many(&mut group, FLUSH_GROUP).await > 0 {
-                    let result = group[0].1.flush().await;
+                    let result = group[0].engine.flush().await;
                     match &result {
                         Err(err) => tracing::error!(error = %err, "raft log flush failed"),
                         Ok(()) => {
-                            if let Some(last) = group.iter().filter_map(|(_, _, last)| *last).max() {
-                                purges.mark_durable(last);
+                            for flush in &group {
+                                if let Some(last) = flush.last {
+                                    purges.mark_flushed(last, flush.truncations);
+                                }
                             }
                         }
                     }
                     // Engine handles go before anyone is told, so a caller that closes the
                     // store on the news finds the database free.
-                    let callbacks: Vec<IOFlushed<C>> = group.drain(..).map(|(callback, _, _)| callback).collect();
+                    let callbacks: Vec<IOFlushed<C>> = group.drain(..).map(|flush| flush.callback).collect();
                     for callback in callbacks {
                         callback.io_completed(flush_result(&result));
                     }
@@ -548,13 +594,15 @@ where
             }
         };
         // The hard rule: flush first, acknowledge second. The flusher task does both, in order.
-        if let Err(mpsc::error::SendError((callback, _, _))) =
-            self.flusher().send((callback, self.engine.clone(), last))
-        {
+        // openraft runs append and truncate on one task, so the count read here is the one this
+        // write happened under.
+        let truncations = self.purges.truncations();
+        let flush = Flush { callback, engine: self.engine.clone(), last, truncations };
+        if let Err(mpsc::error::SendError(Flush { callback, .. })) = self.flusher().send(flush) {
             // The flusher is gone (the runtime is shutting down): flush here.
             let result = self.engine.flush().await;
             if let (Ok(()), Some(last)) = (&result, last) {
-                self.purges.mark_durable(last);
+                self.purges.mark_flushed(last, truncations);
             }
             callback.io_completed(flush_result(&result));
             result?;
