@@ -116,7 +116,7 @@ fn commands() -> Vec<Command> {
         resources: Resources { cpu_millis: 500, memory_mib: 256 },
         constraints: BTreeMap::from([("zone".into(), "a".into())]),
         placement: PlacementStrategy::LeastLoaded,
-        prefer: Some(Preferences { labels: BTreeMap::from([("disk".into(), "ssd".into())]) }),
+        prefer: Some(Box::new(Preferences { labels: BTreeMap::from([("disk".into(), "ssd".into())]) })),
         timeout_ms: Some(60_000),
         retry: RetryPolicy {
             max_attempts: 3,
@@ -692,7 +692,10 @@ fn check_log(entries: &[Entry], reuse: Reuse) {
             assert_eq!(spec.command, ["sh", "-c", "echo $GREETING"]);
             assert_eq!(spec.executor, Executor::Exec);
             assert_eq!(spec.placement, PlacementStrategy::LeastLoaded);
-            assert_eq!(spec.prefer, Some(Preferences { labels: BTreeMap::from([("disk".into(), "ssd".into())]) }));
+            assert_eq!(
+                spec.prefer.as_deref(),
+                Some(&Preferences { labels: BTreeMap::from([("disk".into(), "ssd".into())]) })
+            );
             assert_eq!(spec.env.get("GREETING").map(String::as_str), Some("hello"));
             assert_eq!(spec.working_dir.as_deref(), Some("/tmp"));
             assert_eq!((spec.priority, spec.timeout_ms, spec.failover), (700, Some(60_000), FailoverPolicy::Restart));
@@ -1043,7 +1046,7 @@ fn check_preemption(entries: &[Entry], state: &State) {
     assert_eq!(attempt.error.as_deref(), Some("preempted by task 19"));
     assert_eq!(victim.failures(), 0);
     assert_eq!(victim.checkpoint.as_ref().map(|c| c.data.as_slice()), Some(&b"row 7\n"[..]));
-    assert_eq!(victim.preempted_by.map(|m| (m.by, m.token)), Some((19, 55)));
+    assert_eq!(victim.preempted_by.as_deref().map(|m| (m.by, m.token)), Some((19, 55)));
     assert_eq!((victim.spec.preemptible, state.task(19).unwrap().spec.preemptible), (Some(true), Some(false)));
     let preemptor = state.task(19).expect("task 19");
     assert_eq!((preemptor.state, preemptor.preempted.as_slice()), (TaskState::Pending, &[AttemptId::new(18, 55)][..]));

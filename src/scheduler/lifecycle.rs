@@ -351,7 +351,7 @@ impl State {
                         self.ready.sync(task);
                     }
                 } else {
-                    task.last_error = Some(format!("dependency {parent} ended {parent_state}"));
+                    task.last_error = Some(format!("dependency {parent} ended {parent_state}").into());
                     task.finished_ms = Some(now_ms);
                     self.index.set_state(task, TaskState::Failed);
                     task.touch(now_ms);
@@ -419,7 +419,7 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
     attempt.error = end.error.map(|e| truncate(e, MAX_ERROR_BYTES, false));
     // Who preempted it, on the attempt itself (`task get` shows it), whatever the worker wrote.
     if end.outcome == AttemptOutcome::Preempted
-        && let Some(m) = task.preempted_by.filter(|m| m.token == attempt.fencing_token)
+        && let Some(m) = task.preempted_by.as_deref().filter(|m| m.token == attempt.fencing_token)
     {
         let by = format!("preempted by task {}", m.by);
         let error = attempt.error.take().map_or(by.clone(), |e| format!("{by}: {e}"));
@@ -467,11 +467,11 @@ fn finish_attempt(task: &mut Task, index: &mut TaskIndex, end: AttemptEnd, now_m
         }
     };
     if let Some(summary) = summary {
-        task.last_error = Some(summary);
+        task.last_error = Some(summary.into());
     }
     let next = match next {
         Next::Requeue(_) if task.attempts.len() >= MAX_TOTAL_ATTEMPTS => {
-            task.last_error = Some(format!("gave up after {MAX_TOTAL_ATTEMPTS} attempts"));
+            task.last_error = Some(format!("gave up after {MAX_TOTAL_ATTEMPTS} attempts").into());
             Next::Done(TaskState::Failed)
         }
         next => next,

@@ -132,7 +132,7 @@ pub fn victim_order(victim: &Task, now_ms: u64) -> (u32, u64, std::cmp::Reverse<
 /// The task that preempted `task`'s last attempt, when `task` should let it be placed first:
 /// the preemptor still waits and the preemption is less than [`PREEMPTOR_HEAD_START_MS`] old.
 pub(crate) fn yields_to(state: &State, task: &Task, now_ms: u64) -> Option<TaskId> {
-    let mark = task.preempted_by?;
+    let mark = task.preempted_by.as_deref()?;
     let last = task.current_attempt()?;
     if last.fencing_token != mark.token || last.outcome != Some(super::task::AttemptOutcome::Preempted) {
         return None;
@@ -174,7 +174,7 @@ impl State {
                 continue;
             }
             let task = self.tasks.get_mut(&v.task_id).expect("the victim was just found");
-            task.preempted_by = Some(PreemptMark { by: for_task, at_ms: now_ms, token: v.token });
+            task.preempted_by = Some(Box::new(PreemptMark { by: for_task, at_ms: now_ms, token: v.token }));
             task.touch(now_ms);
             marked.push(v);
         }

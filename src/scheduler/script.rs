@@ -310,7 +310,7 @@ fn spec_from(a: &Args) -> Result<TaskSpec, String> {
     }
     let prefer = a.all("prefer").map(pair).collect::<Result<BTreeMap<_, _>, _>>()?;
     if !prefer.is_empty() {
-        spec.prefer = Some(Preferences { labels: prefer });
+        spec.prefer = Some(Box::new(Preferences { labels: prefer }));
     }
     if let Some(e) = a.get("exec") {
         spec.executor = Executor::parse(e).ok_or(format!("unknown executor {e}"))?;

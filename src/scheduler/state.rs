@@ -772,7 +772,7 @@ impl State {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return Response::Rejected(not_found(task_id));
         };
-        let reason = reason.map(|r| super::task::truncate(r, MAX_REASON_BYTES, false));
+        let reason = reason.map(|r| super::task::truncate(r, MAX_REASON_BYTES, false).into_boxed_str());
         match task.state {
             TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled => {
                 let msg = format!("task {task_id} already ended {}", task.state);

@@ -91,7 +91,10 @@ pub struct TaskSpec {
     /// Where an `exec` process runs: an absolute path on the worker, or a path inside the
     /// attempt's own directory (created if missing; `..` may not climb out of it). The attempt
     /// directory itself when absent.
-    pub working_dir: Option<String>,
+    // A boxed `str` (same bytes, JSON and schema): a word less than a `String` in every task,
+    // for a field most leave out (see `TASK_SIZE_CLASS`).
+    #[schema(value_type = Option<String>)]
+    pub working_dir: Option<Box<str>>,
     /// 0..=1000, higher first. Default 500. Unless `preemptible` says otherwise, a task below
     /// 500 ([`PREEMPTIBLE_BELOW`]) may be stopped for a waiting task at least the cluster's
     /// `preemption_gap` higher (it resumes from its checkpoint); at 500 and above it never is.
@@ -106,7 +109,10 @@ pub struct TaskSpec {
     /// matching the most of these labels are candidates, and `placement` picks one of them.
     /// When no fitting worker matches any, every fitting worker is a candidate: unlike
     /// `constraints`, a preference never keeps a task waiting.
-    pub prefer: Option<Preferences>,
+    // Boxed (same bytes, JSON and schema): most tasks have none, and the unboxed `None` still
+    // takes four words in every task (see `TASK_SIZE_CLASS`).
+    #[schema(value_type = Option<Preferences>)]
+    pub prefer: Option<Box<Preferences>>,
     /// Per-attempt timeout, enforced by the leader; none when absent.
     pub timeout_ms: Option<u64>,
     /// How often and how fast a failed attempt is retried.
@@ -1088,11 +1094,16 @@ pub struct Task {
     /// A cancel arrived while an attempt was live; the worker is asked to kill it.
     pub cancel_requested: bool,
     /// Reason given with the cancel.
-    pub cancel_reason: Option<String>,
+    // A boxed `str` (same bytes, JSON and schema): a word less than a `String` in every task,
+    // for a field most leave empty (see `TASK_SIZE_CLASS`).
+    #[schema(value_type = Option<String>)]
+    pub cancel_reason: Option<Box<str>>,
     /// In `retry_wait`: earliest time the dispatcher may assign it again.
     pub retry_at_ms: Option<u64>,
     /// Summary of the most recent problem (failed attempt, lost worker, failed parent).
-    pub last_error: Option<String>,
+    // A boxed `str`, like `cancel_reason`.
+    #[schema(value_type = Option<String>)]
+    pub last_error: Option<Box<str>>,
     /// What the attempt that ended last wrote to `$TASKRAFT_RESULT_OUT`, committed with its
     /// completion under its fencing token (format 5). Once the task succeeded, the successful
     /// attempt's result.
@@ -1101,11 +1112,27 @@ pub struct Task {
     /// The last time this task was chosen as a preemption victim (format 8): by which task,
     /// when, and which attempt. While that attempt is live its worker is told to stop it
     /// (`preempted`); afterwards the mark stays as the record of who preempted it.
-    pub preempted_by: Option<PreemptMark>,
+    // Boxed (same bytes, JSON and schema): most tasks are never preempted, and the unboxed
+    // `None` still takes four words in every task (see `TASK_SIZE_CLASS`).
+    #[schema(value_type = Option<PreemptMark>)]
+    pub preempted_by: Option<Box<PreemptMark>>,
     /// Attempts of other tasks this task preempted to make room for itself (format 8), oldest
     /// first, at most [`MAX_PREEMPTED_RECORDS`] (the oldest are dropped).
     pub preempted: Vec<AttemptId>,
 }
+
+/// The allocation size class a task must fit in. The state keeps every task in an `Arc`, one
+/// allocation of the task plus two counters (16 bytes), and mimalloc rounds an allocation up to
+/// its size class: 512 bytes hold a task of up to 496 bytes, one byte more lands in the class of
+/// 640, and costs 128 bytes per task (122 MiB for the million finished tasks a busy cluster
+/// keeps, see `million_finished_tasks`). That is why the fields most tasks leave empty are
+/// boxed; a new field must fit in what is left, or be boxed too. (Why a field is boxed is said
+/// in a plain comment: its doc comment is its description in the OpenAPI document.)
+const TASK_SIZE_CLASS: usize = 512;
+const _: () = assert!(
+    std::mem::size_of::<Task>() + 2 * std::mem::size_of::<usize>() <= TASK_SIZE_CLASS,
+    "an Arc<Task> no longer fits mimalloc's 512-byte size class (see TASK_SIZE_CLASS)"
+);
 
 /// Most victims a task remembers having preempted ([`Task::preempted`]).
 pub const MAX_PREEMPTED_RECORDS: usize = 64;
@@ -1156,7 +1183,7 @@ impl Task {
     /// The preemption asked of the live attempt, if any: its worker must stop it (`preempted`).
     pub fn preempt_requested(&self) -> Option<&PreemptMark> {
         let live = self.live_attempt()?;
-        self.preempted_by.as_ref().filter(|m| m.token == live.fencing_token)
+        self.preempted_by.as_deref().filter(|m| m.token == live.fencing_token)
     }
 
     /// Attempts that ended `preempted` at or after `since_ms` (the thrash cap counts these).

@@ -465,7 +465,7 @@ fn validate_names_the_offending_field() {
         ("env", |s| {
             s.env.insert(String::new(), "1".into());
         }),
-        ("working_dir", |s| s.working_dir = Some(String::new())),
+        ("working_dir", |s| s.working_dir = Some("".into())),
         ("constraints", |s| {
             s.constraints.insert(String::new(), "a".into());
         }),
@@ -497,8 +497,8 @@ fn validate_names_the_offending_field() {
     }
 }
 
-fn prefer(labels: &[(&str, &str)]) -> Option<Preferences> {
-    Some(Preferences { labels: labels.iter().map(|&(k, v)| (k.to_string(), v.to_string())).collect() })
+fn prefer(labels: &[(&str, &str)]) -> Option<Box<Preferences>> {
+    Some(Box::new(Preferences { labels: labels.iter().map(|&(k, v)| (k.to_string(), v.to_string())).collect() }))
 }
 
 #[test]
@@ -860,7 +860,7 @@ fn million_finished_tasks() {
     };
     fill(&mut state, &mut index, 0);
     assert_eq!(state.finished_task_count(), 1_000_000);
-    println!("RSS with 1M finished tasks: {} MiB", rss_mib());
+    println!("RSS with 1M finished tasks: {} MiB (a task is {} bytes)", rss_mib(), std::mem::size_of::<Task>());
     let started = std::time::Instant::now();
     let mut slowest = std::time::Duration::ZERO;
     while state.finished_task_count() > 0 {

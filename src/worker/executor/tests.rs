@@ -176,7 +176,7 @@ async fn empty_command_and_builtin_shorthand_programs_fail() {
 async fn relative_working_dir_is_created_inside_the_attempt_dir() {
     let dir = TempDir::new().unwrap();
     let mut req = sh(&dir, "pwd -P; touch here");
-    req.spec.working_dir = Some("sub/dir".to_string());
+    req.spec.working_dir = Some("sub/dir".into());
     let r = run_plain(req).await;
     assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
     let inside = std::fs::canonicalize(dir.path()).unwrap().join("sub/dir");
@@ -185,7 +185,7 @@ async fn relative_working_dir_is_created_inside_the_attempt_dir() {
 
     // An existing one is reused as it is.
     let mut req = sh(&dir, "test -e here");
-    req.spec.working_dir = Some("./sub/dir".to_string());
+    req.spec.working_dir = Some("./sub/dir".into());
     assert_eq!(run_plain(req).await.outcome, AttemptOutcome::Succeeded);
 }
 
@@ -193,7 +193,7 @@ async fn relative_working_dir_is_created_inside_the_attempt_dir() {
 async fn absolute_working_dir_is_used_as_is() {
     let (dir, elsewhere) = (TempDir::new().unwrap(), TempDir::new().unwrap());
     let mut req = sh(&dir, "pwd -P");
-    req.spec.working_dir = Some(elsewhere.path().to_str().unwrap().to_string());
+    req.spec.working_dir = Some(elsewhere.path().to_str().unwrap().into());
     let r = run_plain(req).await;
     assert_eq!(r.outcome, AttemptOutcome::Succeeded, "{r:?}");
     let expected = std::fs::canonicalize(elsewhere.path()).unwrap();
@@ -208,7 +208,7 @@ async fn working_dir_climbing_out_of_the_attempt_dir_is_refused() {
     for escape in ["..", "../escaped", "sub/../../escaped"] {
         let mut req = request(&parent, &["sh", "-c", "touch ran"]);
         req.attempt_dir = attempt_dir.clone();
-        req.spec.working_dir = Some(escape.to_string());
+        req.spec.working_dir = Some(escape.into());
         let r = run_plain(req).await;
         assert_eq!((r.outcome, r.exit_code), (AttemptOutcome::Failed, None), "{escape}");
         let error = r.error.unwrap();
@@ -223,7 +223,7 @@ async fn working_dir_climbing_out_of_the_attempt_dir_is_refused() {
 async fn missing_absolute_working_dir_fails_clearly() {
     let dir = TempDir::new().unwrap();
     let mut req = sh(&dir, "exit 0");
-    req.spec.working_dir = Some("/no/such/dir-xyz".to_string());
+    req.spec.working_dir = Some("/no/such/dir-xyz".into());
     let r = run_plain(req).await;
     assert_eq!(r.outcome, AttemptOutcome::Failed);
     assert!(r.error.unwrap().contains("working directory /no/such/dir-xyz does not exist"));
