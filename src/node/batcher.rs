@@ -14,11 +14,15 @@
 //! refuses a nested `Many`, and gets its own part of the answers back as a `Many`. A failed
 //! proposal fails every request of the batch the same way (definite or not).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
+use std::task::Context;
+use std::task::Poll;
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc;
 use tokio::sync::oneshot;
@@ -58,6 +62,7 @@ pub struct Batcher {
     queued: Arc<AtomicUsize>,
     raft: Raft,
     proposal_timeout: Duration,
+    shutdown: CancellationToken,
 }
 
 /// Cost of a command toward [`MAX_WEIGHT`]: one per task, plus one per KiB of checkpoint,
@@ -78,28 +83,67 @@ impl Batcher {
         let (tx, rx) = mpsc::channel(QUEUE);
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let queued = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run(raft.clone(), rx, slots.clone(), queued.clone(), proposal_timeout, shutdown));
-        Self { tx, slots, queued, raft, proposal_timeout }
+        tokio::spawn(run(raft.clone(), rx, slots.clone(), queued.clone(), proposal_timeout, shutdown.clone()));
+        Self { tx, slots, queued, raft, proposal_timeout, shutdown }
     }
 
     /// Proposes `cmd` (possibly together with others) and waits for its own response.
     pub async fn propose(&self, cmd: Command) -> Result<Response, WriteError> {
+        if self.shutdown.is_cancelled() {
+            return Err(WriteError::Stopped("shutting down".into()));
+        }
         // Idle leader: propose from this task. The semaphore is fair, so a free permit means no
         // batch of the loop is waiting for one either.
         if self.queued.load(Ordering::Acquire) == 0
             && let Ok(slot) = self.slots.clone().try_acquire_owned()
         {
-            let result = propose_one(&self.raft, cmd, self.proposal_timeout).await;
-            drop(slot);
-            return result;
+            let (raft, timeout) = (self.raft.clone(), self.proposal_timeout);
+            let proposal = Box::pin(async move { propose_one(&raft, cmd, timeout).await });
+            return Direct { proposal: Some((proposal, slot)) }.await;
         }
-        let (reply, rx) = oneshot::channel();
+        // The slot in the queue first: counted and sent with no await in between, so a caller
+        // that stops waiting cannot leave the count up (which would turn the fast path off).
+        let permit = self.tx.reserve().await.map_err(|_| WriteError::Stopped("shutting down".into()))?;
         self.queued.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(Pending { cmd, reply }).await.is_err() {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(WriteError::Stopped("shutting down".into()));
-        }
+        let (reply, rx) = oneshot::channel();
+        permit.send(Pending { cmd, reply });
         rx.await.unwrap_or_else(|_| Err(WriteError::Unknown("the proposal was dropped".into())))
+    }
+}
+
+type Proposal = Pin<Box<dyn Future<Output = Result<Response, WriteError>> + Send>>;
+
+/// A proposal made from the caller's task, holding the proposal slot. If the caller stops
+/// waiting (its deadline, a closed connection), the proposal runs to its end on a task of its
+/// own, still holding the slot: openraft goes on with the entry either way, and the slot must
+/// go on counting it.
+struct Direct {
+    proposal: Option<(Proposal, OwnedSemaphorePermit)>,
+}
+
+impl Future for Direct {
+    type Output = Result<Response, WriteError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some((proposal, _slot)) = self.proposal.as_mut() else {
+            return Poll::Ready(Err(WriteError::Unknown("the proposal was polled after it ended".into())));
+        };
+        let result = std::task::ready!(proposal.as_mut().poll(cx));
+        self.proposal = None;
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        if let Some((proposal, slot)) = self.proposal.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = proposal.await;
+                drop(slot);
+            });
+        }
     }
 }
 

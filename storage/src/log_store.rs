@@ -187,12 +187,14 @@ impl Purges {
         d.next = d.next.max(index.saturating_add(1));
     }
 
-    /// A flush completed that covers an append up to `index`, written when `truncations`
-    /// truncations had happened: durable unless the log was truncated since.
-    fn mark_flushed(&self, index: u64, truncations: u64) {
+    /// A flush completed that covers appends, each up to its last index and written when its
+    /// count of truncations had happened: each is durable unless the log was truncated since.
+    fn mark_flushed(&self, appends: impl IntoIterator<Item = (u64, u64)>) {
         let mut d = self.durable();
-        if d.truncations == truncations {
-            d.next = d.next.max(index.saturating_add(1));
+        for (last, truncations) in appends {
+            if d.truncations == truncations {
+                d.next = d.next.max(last.saturating_add(1));
+            }
         }
     }
 
@@ -201,12 +203,12 @@ impl Purges {
         self.durable().truncations
     }
 
-    /// After a truncation, entries above `last` are gone: any later one must be flushed anew.
+    /// After a flushed truncation, the log ends at `last` and all of it is on disk (the flush
+    /// covered every earlier write); anything appended later must be flushed anew.
     fn truncated_to(&self, last: Option<u64>) {
-        let keep = last.map_or(0, |l| l.saturating_add(1));
         let mut d = self.durable();
         d.truncations += 1;
-        d.next = d.next.min(keep);
+        d.next = last.map_or(0, |l| l.saturating_add(1));
     }
 
     /// Whether the entry at `index` is known to be durable.
@@ -335,13 +337,7 @@ where
                     let result = group[0].engine.flush().await;
                     match &result {
                         Err(err) => tracing::error!(error = %err, "raft log flush failed"),
-                        Ok(()) => {
-                            for flush in &group {
-                                if let Some(last) = flush.last {
-                                    purges.mark_flushed(last, flush.truncations);
-                                }
-                            }
-                        }
+                        Ok(()) => purges.mark_flushed(group.iter().filter_map(|f| Some((f.last?, f.truncations)))),
                     }
                     // Engine handles go before anyone is told, so a caller that closes the
                     // store on the news finds the database free.
@@ -602,7 +598,7 @@ where
             // The flusher is gone (the runtime is shutting down): flush here.
             let result = self.engine.flush().await;
             if let (Ok(()), Some(last)) = (&result, last) {
-                self.purges.mark_flushed(last, truncations);
+                self.purges.mark_flushed([(last, truncations)]);
             }
             callback.io_completed(flush_result(&result));
             result?;

@@ -483,8 +483,10 @@ impl Drop for TestCluster {
                 .iter()
                 .map(|n| (format!("node {}", n.id), &n.log))
                 .chain(self.workers.iter().map(|w| (w.name.clone(), &w.log)));
-            // `TASKRAFT_TEST_KEEP_LOGS=DIR` keeps every whole log of a failed test in DIR.
-            let keep = std::env::var_os("TASKRAFT_TEST_KEEP_LOGS").map(PathBuf::from);
+            // `TASKRAFT_TEST_KEEP_LOGS=DIR` keeps every whole log of a failed test in DIR/<test>
+            // (libtest names each test's thread after the test).
+            let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
+            let keep = std::env::var_os("TASKRAFT_TEST_KEEP_LOGS").map(|d| PathBuf::from(d).join(test));
             for (name, log) in logs {
                 if let Some(keep) = &keep {
                     let _ = std::fs::create_dir_all(keep);
