@@ -18,6 +18,7 @@ use tracing::debug;
 
 use super::checkpoint::CheckpointWatcher;
 use super::group::{KillOnDrop, Pgid, signal_name};
+use super::reaper::{self, Reaper};
 use super::tail::{SharedTail, TailBuffer, capture, lock};
 use super::{
     CHECKPOINT_IN_FILE, CHECKPOINT_OUT_FILE, ENV_ATTEMPT, ENV_CHECKPOINT_IN, ENV_CHECKPOINT_OUT, ENV_FENCING_TOKEN,
@@ -56,6 +57,17 @@ pub(super) async fn run(
         return ExecResult::failed(format!("{program:?} was started but has no process id"));
     };
     let pgid = Pgid::of_leader(pid);
+    // Declared before the kill guard, so dropped after it: the reaper lets go of the group only
+    // once nothing of it is left to kill.
+    let _watched = match reaper::get().map(|r| r.watch(pgid).map(|()| Watched(r, pgid))).transpose() {
+        Ok(watched) => watched,
+        Err(e) => {
+            // Without the reaper this task could outlive a crashed worker: do not run it.
+            pgid.signal(libc::SIGKILL);
+            let _ = child.wait().await;
+            return ExecResult::failed(format!("could not hand the task's process group to the reaper: {e}"));
+        }
+    };
     let mut guard = KillOnDrop::new(pgid);
     debug!(task_id, attempt, pid, program = program.as_str(), "process started");
 
@@ -195,17 +207,20 @@ async fn prepare(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // If the worker itself dies (SIGKILL, OOM), the task must not live on unsupervised: the
-    // kernel sends it SIGKILL when its parent goes away. (Its own children are covered by the
-    // group kill whenever the worker is alive to do it.)
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    // If the worker itself dies (SIGKILL, OOM), the task must not live on unsupervised. The
+    // reaper kills its group then (see `reaper`); without one, the kernel sends it SIGKILL when
+    // its parent goes away, set by a hook that makes this spawn a fork (its own children are
+    // covered by the group kill whenever the worker is alive to do it).
+    if reaper::get().is_none() {
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
     // The worker may itself run under taskraft: its own TASKRAFT_* must not leak into the task
     // (an inherited TASKRAFT_CHECKPOINT_IN would make a first attempt look like a resume).
@@ -288,6 +303,15 @@ fn exit_result(status: &io::Result<ExitStatus>) -> ExecResult {
             (None, None) => ExecResult::failed(format!("ended with status {status}")),
         },
         Err(e) => ExecResult::failed(format!("could not wait for the process: {e}")),
+    }
+}
+
+/// A task's process group listed with the reaper until this is dropped.
+struct Watched(&'static Reaper, Pgid);
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.0.release(self.1);
     }
 }
 

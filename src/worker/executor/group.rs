@@ -26,6 +26,11 @@ impl Pgid {
         Pgid(pgid)
     }
 
+    /// The group's id.
+    pub(super) fn id(self) -> i32 {
+        self.0
+    }
+
     /// Sends `signal` to every member. Returns false when the group has no member at all.
     pub(super) fn signal(self, signal: libc::c_int) -> bool {
         // SAFETY: kill has no memory-safety preconditions; the negative id (> 1) names one group.

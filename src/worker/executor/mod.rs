@@ -59,6 +59,7 @@ mod group;
 mod http;
 mod inputs;
 mod noop;
+pub mod reaper;
 mod result;
 mod sleep;
 mod tail;
