@@ -1,6 +1,7 @@
 //! The worker's reaper (`taskraft __reap-task-groups`, see `worker::executor::reaper`) on real
 //! processes: a group it was told about dies when its input ends (the worker died); a group it
-//! was told has ended is left alone; the terminal's signals do not stop it.
+//! was told has ended is left alone, while one listed twice (a reused id) stays listed until
+//! released twice; the terminal's signals do not stop it.
 
 use std::io::BufRead;
 use std::io::Write;
@@ -9,6 +10,8 @@ use std::process::Command;
 use std::process::Stdio;
 use std::time::Duration;
 use std::time::Instant;
+
+use taskraft::worker::executor::reaper::REAPER_ARG;
 
 /// A `sleep` leading a process group of its own.
 fn sleeper() -> std::process::Child {
@@ -29,9 +32,10 @@ fn wait_gone(child: &mut std::process::Child) -> bool {
 #[test]
 fn the_reaper_kills_the_groups_still_listed_when_its_worker_goes() {
     let mut listed = sleeper();
+    let mut twice = sleeper();
     let mut released = sleeper();
     let mut reaper = Command::new(env!("CARGO_BIN_EXE_taskraft"))
-        .arg("__reap-task-groups")
+        .arg(REAPER_ARG)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -41,17 +45,24 @@ fn the_reaper_kills_the_groups_still_listed_when_its_worker_goes() {
     assert_eq!(ready.trim_end(), "reaper ready");
     let mut pipe = reaper.stdin.take().unwrap();
     writeln!(pipe, "+{}", listed.id()).unwrap();
+    writeln!(pipe, "+{}", twice.id()).unwrap();
+    writeln!(pipe, "+{}", twice.id()).unwrap();
+    writeln!(pipe, "-{}", twice.id()).unwrap();
     writeln!(pipe, "+{}", released.id()).unwrap();
     writeln!(pipe, "-{}", released.id()).unwrap();
     pipe.flush().unwrap();
-    // Ctrl-C in a terminal reaches the whole foreground group, the reaper included.
-    unsafe { libc::kill(reaper.id() as i32, libc::SIGINT) };
+    // Ctrl-C in a terminal reaches the whole foreground group; a hangup or a polite stop may
+    // reach it too. Only the worker's going ends it.
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        unsafe { libc::kill(reaper.id() as i32, signal) };
+    }
     std::thread::sleep(Duration::from_millis(100));
-    assert!(reaper.try_wait().unwrap().is_none(), "SIGINT stopped the reaper");
+    assert!(reaper.try_wait().unwrap().is_none(), "a signal stopped the reaper");
     assert!(listed.try_wait().unwrap().is_none(), "a listed group was killed while its worker lives");
     // The worker's end of the pipe closes: it is gone.
     drop(pipe);
     assert!(wait_gone(&mut listed), "the listed group outlived its worker");
+    assert!(wait_gone(&mut twice), "a group listed twice and released once outlived its worker");
     assert!(reaper.wait().unwrap().success());
     assert!(released.try_wait().unwrap().is_none(), "a released group was killed");
     released.kill().unwrap();

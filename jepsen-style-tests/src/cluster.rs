@@ -470,7 +470,8 @@ impl Cluster {
         self.workers.keys().copied().collect()
     }
 
-    /// SIGKILLs worker `j` (its task processes die with it: they carry `PR_SET_PDEATHSIG`).
+    /// SIGKILLs worker `j`'s process group (its task processes die with it: its reaper, in a
+    /// group of its own, kills their groups; see `taskraft::worker::executor::reaper`).
     pub fn kill_worker(&mut self, j: u32) {
         if let Some(w) = self.workers.get_mut(&j) {
             w.kill();

@@ -229,6 +229,10 @@ impl Worker {
 /// Runs the worker until `shutdown`.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)?;
+    // The helper that kills this worker's tasks if it dies (`executor::reaper`): started now, off
+    // the async threads, rather than by the first task.
+    let reaper = tokio::task::spawn_blocking(super::executor::reaper::start).await.unwrap_or(false);
+    tracing::info!(reaper, "tasks die with this worker ({})", if reaper { "reaper" } else { "parent-death signal" });
     let options = config.client_options();
     let client = Client::with_options(config.cluster.clone(), &options)?.with_timeout(Duration::from_secs(10));
     // Reports are short writes: a replica that has not answered one in 2 s is paused or cut off,

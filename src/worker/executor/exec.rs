@@ -44,30 +44,14 @@ pub(super) async fn run(
     };
     let out_path = attempt_dir.join(CHECKPOINT_OUT_FILE);
     let result_path = attempt_dir.join(RESULT_OUT_FILE);
-    let mut command = match prepare(&req, &attempt_dir, &out_path, &result_path).await {
-        Ok(command) => command,
+    let program = &req.spec.command[0];
+    // `watched` is declared before the kill guard, so dropped after it on every early way out:
+    // the reaper lets go of the group only once nothing of it is left to kill.
+    let (mut child, pgid, watched) = match spawn_supervised(&req, &attempt_dir, &out_path, &result_path).await {
+        Ok(spawned) => spawned,
         Err(e) => return ExecResult::failed(e),
     };
-    let program = &req.spec.command[0];
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => return ExecResult::failed(spawn_error(program, &e)),
-    };
-    let Some(pid) = child.id() else {
-        return ExecResult::failed(format!("{program:?} was started but has no process id"));
-    };
-    let pgid = Pgid::of_leader(pid);
-    // Declared before the kill guard, so dropped after it: the reaper lets go of the group only
-    // once nothing of it is left to kill.
-    let _watched = match reaper::get().map(|r| r.watch(pgid).map(|()| Watched(r, pgid))).transpose() {
-        Ok(watched) => watched,
-        Err(e) => {
-            // Without the reaper this task could outlive a crashed worker: do not run it.
-            pgid.signal(libc::SIGKILL);
-            let _ = child.wait().await;
-            return ExecResult::failed(format!("could not hand the task's process group to the reaper: {e}"));
-        }
-    };
+    let pid = pgid.id();
     let mut guard = KillOnDrop::new(pgid);
     debug!(task_id, attempt, pid, program = program.as_str(), "process started");
 
@@ -84,6 +68,9 @@ pub(super) async fn run(
     let mut watcher = CheckpointWatcher::new(out_path, limits.checkpoint_max_bytes, checkpoints);
     let (status, stop) = supervise(&mut child, pgid, &mut watcher, cancel, deadline(req.timeout), limits).await;
     guard.disarm();
+    // The group is empty or killed: release it now, not after the output drain, so that a pid
+    // reused meanwhile by a new task is not listed and released out of order.
+    drop(watched);
     let refused = watcher.finish(cancel).await;
     let drained = drain(&mut readers).await;
     debug!(task_id, attempt, pid, ?status, ?stop, "process group ended");
@@ -166,6 +153,7 @@ async fn prepare(
     attempt_dir: &Path,
     out_path: &Path,
     result_path: &Path,
+    parent_death_hook: bool,
 ) -> Result<Command, String> {
     let checkpoint_in = match &req.checkpoint_in {
         Some(data) => {
@@ -211,7 +199,7 @@ async fn prepare(
     // reaper kills its group then (see `reaper`); without one, the kernel sends it SIGKILL when
     // its parent goes away, set by a hook that makes this spawn a fork (its own children are
     // covered by the group kill whenever the worker is alive to do it).
-    if reaper::get().is_none() {
+    if parent_death_hook {
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             command.pre_exec(|| {
@@ -303,6 +291,35 @@ fn exit_result(status: &io::Result<ExitStatus>) -> ExecResult {
             (None, None) => ExecResult::failed(format!("ended with status {status}")),
         },
         Err(e) => ExecResult::failed(format!("could not wait for the process: {e}")),
+    }
+}
+
+/// Spawns the task as the leader of its own process group and lists the group with the reaper,
+/// or, without one, spawns it with the parent-death hook. If the reaper fails between the
+/// spawn and the listing, that process is killed at once and the task spawned again with the
+/// hook: a task is never left to outlive its worker.
+async fn spawn_supervised(
+    req: &ExecRequest,
+    attempt_dir: &Path,
+    out_path: &Path,
+    result_path: &Path,
+) -> Result<(Child, Pgid, Option<Watched>), String> {
+    let program = &req.spec.command[0];
+    loop {
+        let reaper = reaper::get();
+        let mut command = prepare(req, attempt_dir, out_path, result_path, reaper.is_none()).await?;
+        let mut child = command.spawn().map_err(|e| spawn_error(program, &e))?;
+        let Some(pid) = child.id() else {
+            return Err(format!("{program:?} was started but has no process id"));
+        };
+        let pgid = Pgid::of_leader(pid);
+        let Some(reaper) = reaper else { return Ok((child, pgid, None)) };
+        if reaper.watch(pgid).is_ok() {
+            return Ok((child, pgid, Some(Watched(reaper, pgid))));
+        }
+        // The reaper is now off (`reaper::get` answers `None`): the next round uses the hook.
+        pgid.signal(libc::SIGKILL);
+        let _ = child.wait().await;
     }
 }
 

@@ -15,15 +15,24 @@
 //! died, it sends SIGKILL to every group still listed and exits. It ignores the terminal's
 //! signals (Ctrl-C reaches the whole foreground group), so it outlives its worker.
 //!
-//! Where the helper cannot be started (a test binary is not `taskraft`), tasks are spawned with
-//! the parent-death hook as before.
+//! The helper leads a process group of its own, so a signal to the worker's group (a harness
+//! or an operator killing the worker and what it started) does not take it along. Where it
+//! cannot be started (a test binary is not `taskraft`), or stops taking messages, tasks are
+//! spawned with the parent-death hook as before. One window remains, as it did with the hook
+//! (between fork and its `prctl`): a worker killed in the microseconds between starting a task
+//! and listing it leaves that task running.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::group::Pgid;
 
@@ -33,9 +42,26 @@ pub const REAPER_ARG: &str = "__reap-task-groups";
 /// What the reaper writes once it listens.
 const READY: &str = "reaper ready";
 
-/// This worker process's reaper, started on first use; `None` when it could not be started.
+/// How long a starting reaper has to say it listens.
+const READY_WITHIN: Duration = Duration::from_secs(5);
+
+static REAPER: OnceLock<Option<Reaper>> = OnceLock::new();
+
+/// Set once the reaper stopped taking messages: new tasks get the parent-death hook instead.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Starts this worker process's reaper (blocking: call it off the async threads, at worker
+/// start). Returns whether there is one.
+pub fn start() -> bool {
+    get().is_some()
+}
+
+/// This worker process's reaper, started on first use; `None` when it could not be started or
+/// has failed since.
 pub(super) fn get() -> Option<&'static Reaper> {
-    static REAPER: OnceLock<Option<Reaper>> = OnceLock::new();
+    if FAILED.load(Ordering::Acquire) {
+        return None;
+    }
     REAPER
         .get_or_init(|| match Reaper::start() {
             Ok(reaper) => {
@@ -64,25 +90,52 @@ impl Reaper {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()?;
+        match Self::ready(&mut child) {
+            Ok(pipe) => Ok(Reaper { child, pipe: Mutex::new(pipe) }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits (bounded) for the ready line; only a `taskraft` binary says it (a test harness says
+    /// something else, or nothing, and exits). Returns the pipe, made non-blocking: a reaper
+    /// that stops reading must not stall the worker.
+    fn ready(child: &mut std::process::Child) -> std::io::Result<std::process::ChildStdin> {
         let (Some(pipe), Some(out)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(std::io::Error::other("the reaper has no pipes"));
         };
-        // Only a `taskraft` binary answers; anything else (a test harness) says something else
-        // or nothing and exits, which ends the read.
-        let mut line = String::new();
-        std::io::BufReader::new(out).read_line(&mut line)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = tx.send(std::io::BufReader::new(out).read_line(&mut line).map(|_| line));
+        });
+        let line = rx
+            .recv_timeout(READY_WITHIN)
+            .map_err(|_| std::io::Error::other(format!("{REAPER_ARG} did not answer within {READY_WITHIN:?}")))??;
         if line.trim_end() != READY {
-            let _ = child.kill();
-            let _ = child.wait();
             return Err(std::io::Error::other(format!("{REAPER_ARG} answered {line:?}")));
         }
-        Ok(Reaper { child, pipe: Mutex::new(pipe) })
+        let fd = pipe.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this process owns; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(pipe)
     }
 
-    /// Lists a task's group: killed if the worker dies before [`Reaper::release`].
+    /// Lists a task's group: killed if the worker dies before [`Reaper::release`]. An error
+    /// means the reaper no longer takes messages; from then on [`get`] answers `None`.
     pub(super) fn watch(&self, pgid: Pgid) -> std::io::Result<()> {
-        self.send('+', pgid)
+        self.send('+', pgid).inspect_err(|e| {
+            FAILED.store(true, Ordering::Release);
+            tracing::error!(error = %e, "the reaper stopped taking messages; new tasks get a parent-death hook instead");
+        })
     }
 
     /// The group ended: nothing to kill any more.
@@ -93,9 +146,14 @@ impl Reaper {
     }
 
     fn send(&self, op: char, pgid: Pgid) -> std::io::Result<()> {
-        let mut pipe = self.pipe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // One short write of a few bytes: atomic on a pipe, and the reaper drains it at once.
-        pipe.write_all(format!("{op}{}\n", pgid.id()).as_bytes())
+        let message = format!("{op}{}\n", pgid.id());
+        let pipe = self.pipe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One write of a few bytes: all or nothing on a pipe (below PIPE_BUF), and never a wait
+        // (non-blocking); a full pipe means the reaper stopped reading.
+        match (&*pipe).write(message.as_bytes())? {
+            n if n == message.len() => Ok(()),
+            n => Err(std::io::Error::other(format!("short write to the reaper: {n} of {} bytes", message.len()))),
+        }
     }
 }
 
@@ -106,23 +164,27 @@ pub fn run() -> ! {
         // SAFETY: setting a signal's disposition to ignore has no memory-safety preconditions.
         unsafe { libc::signal(signal, libc::SIG_IGN) };
     }
+    // Hold no directory of the worker's open.
+    let _ = std::env::set_current_dir("/");
     println!("{READY}");
     let _ = std::io::stdout().flush();
-    let mut groups = BTreeSet::new();
+    // Counted: a group id freed and reused by a new task may be listed again before the old
+    // task's release arrives.
+    let mut groups: BTreeMap<i32, u32> = BTreeMap::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        let (op, id) = line.split_at(line.len().min(1));
-        match (op, id.parse::<i32>()) {
-            ("+", Ok(id)) if id > 1 => {
-                groups.insert(id);
-            }
-            ("-", Ok(id)) => {
+        if let Some(id) = line.strip_prefix('+').and_then(|id| id.parse::<i32>().ok()).filter(|&id| id > 1) {
+            *groups.entry(id).or_default() += 1;
+        } else if let Some(id) = line.strip_prefix('-').and_then(|id| id.parse::<i32>().ok())
+            && let Some(count) = groups.get_mut(&id)
+        {
+            *count -= 1;
+            if *count == 0 {
                 groups.remove(&id);
             }
-            _ => {}
         }
     }
-    for id in groups {
+    for id in groups.into_keys() {
         // SAFETY: kill has no memory-safety preconditions; the negative id (> 1) names one group.
         unsafe { libc::kill(-id, libc::SIGKILL) };
     }
