@@ -32,7 +32,6 @@ use crate::proto::MAX_REQUEST_ID_BYTES;
 use crate::proto::MAX_WAIT;
 use crate::proto::REQUEST_ID_HEADER;
 use crate::proto::tasks::BatchAnswer;
-use crate::proto::tasks::BatchItem;
 use crate::proto::tasks::BatchRequest;
 use crate::proto::tasks::CancelRequest;
 use crate::proto::tasks::Consistency;
@@ -269,6 +268,21 @@ pub async fn submit(
     }
 }
 
+/// [`BatchAnswer`] as the server writes it (the same JSON): the tasks shared with the state,
+/// not copied out of it.
+#[derive(serde::Serialize)]
+struct BatchAnswerOut {
+    tasks: Vec<BatchItemOut>,
+}
+
+/// [`crate::proto::tasks::BatchItem`] as the server writes it.
+#[derive(serde::Serialize)]
+struct BatchItemOut {
+    #[serde(flatten)]
+    task: Arc<Task>,
+    created: bool,
+}
+
 /// `POST /v1/tasks/batch` `{"tasks": [...]}`: all or nothing; the created tasks in order,
 /// each with a `created` flag.
 #[utoipa::path(
@@ -299,15 +313,22 @@ pub async fn submit_batch(
     let body = body?;
     let (specs, body_request_id) = parse_batch(&body)?;
     let request_id = header_request_id(&headers)?.or(body_request_id);
+    // The answer echoes every spec, plus the task's own fields.
+    let answer_capacity = body.len() + specs.len() * 256;
     let cmd = Command::SubmitBatch { request_id, now_ms: now_ms(), specs, reuse: scheduler::Reuse::SameBody };
     match propose(&node, cmd, Method::POST, &uri, &headers, body).await? {
         Proposed::Forwarded(resp) => Ok(resp),
         Proposed::Applied(resp) => match *resp {
             scheduler::Response::Submitted { tasks } => {
                 let any_created = tasks.iter().any(|t| t.created);
-                let tasks = tasks.into_iter().map(|t| BatchItem { task: t.task, created: t.created }).collect();
+                let tasks = tasks.into_iter().map(|t| BatchItemOut { task: t.task, created: t.created }).collect();
                 let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
-                Ok((status, Json(BatchAnswer { tasks })).into_response())
+                // Written into a buffer of about its final size: growing one from empty moved
+                // the answer (up to megabytes) a dozen times.
+                let mut buf = Vec::with_capacity(answer_capacity);
+                serde_json::to_writer(&mut buf, &BatchAnswerOut { tasks })
+                    .map_err(|e| ApiError::internal(format!("cannot encode the batch answer: {e}")))?;
+                Ok((status, [(axum::http::header::CONTENT_TYPE, "application/json")], buf).into_response())
             }
             other => Err(ApiError::internal(format!("unexpected answer to batch submit: {other:?}"))),
         },

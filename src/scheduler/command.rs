@@ -494,8 +494,10 @@ impl std::error::Error for Rejection {}
 pub struct SubmittedTask {
     /// False when the idempotency key or request id was already known: `task` is the existing one.
     pub created: bool,
-    /// The task as it is after this command.
-    pub task: Task,
+    /// The task as it is after this command: shared with the state (every replica applies
+    /// every submit, and only the leader's answer is read), so building the answer copies no
+    /// task.
+    pub task: std::sync::Arc<Task>,
 }
 
 /// A small view of a task for answers to workers (no spec, no checkpoint bytes).

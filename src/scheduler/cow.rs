@@ -67,6 +67,15 @@ impl<K: Ord + Clone, V: Clone> CowMap<K, V> {
         self.0.get(key).map(|v| &**v)
     }
 
+    /// The record under `key`, shared (a later [`CowMap::get_mut`] copies it while the
+    /// returned handle lives).
+    pub(crate) fn get_shared<Q: Ord + ?Sized>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.get(key).cloned()
+    }
+
     /// Whether `key` has a record.
     pub(crate) fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
     where

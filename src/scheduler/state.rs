@@ -549,7 +549,7 @@ impl State {
             .iter()
             .zip(created)
             .filter_map(|(id, created)| {
-                let task = Task::clone(self.tasks.get(id)?);
+                let task = self.tasks.get_shared(id)?;
                 Some(SubmittedTask { created, task })
             })
             .collect();
@@ -730,8 +730,8 @@ impl State {
                 Response::Submitted {
                     tasks: ids
                         .iter()
-                        .filter_map(|id| self.tasks.get(id))
-                        .map(|task| SubmittedTask { created: false, task: Task::clone(task) })
+                        .filter_map(|id| self.tasks.get_shared(id))
+                        .map(|task| SubmittedTask { created: false, task })
                         .collect(),
                 }
             }
