@@ -211,7 +211,7 @@ async fn submit(concurrency: usize, batch: usize, duration: u64, client: ClientA
                     let tasks = (0..batch)
                         .map(|i| json!({"command": ["true"], "name": format!("bench-{w}-{n}-{i}")}))
                         .collect();
-                    c.submit_batch(tasks).await.map(|t| t.len() as u64)
+                    c.submit_batch_ids(tasks).await.map(|t| t.len() as u64)
                 };
                 n += 1;
                 match result {
@@ -495,7 +495,7 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
                 for chunk in (0..args.tasks).collect::<Vec<_>>().chunks(1000) {
                     anyhow::ensure!(!stop.is_cancelled(), "interrupted");
                     let (c, specs) = (client.clone(), chunk.iter().map(|&i| spec(i)).collect::<Vec<_>>());
-                    handles.push(tokio::spawn(async move { c.submit_batch(specs).await }));
+                    handles.push(tokio::spawn(async move { c.submit_batch_ids(specs).await }));
                     if handles.len() >= 4 {
                         handles.remove(0).await??;
                     }
@@ -513,7 +513,7 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
                     anyhow::ensure!(!stop.is_cancelled(), "interrupted");
                     let n = per_tick.min(args.tasks - i);
                     let (c, specs) = (client.clone(), (i..i + n).map(spec).collect::<Vec<_>>());
-                    tokio::spawn(async move { c.submit_batch(specs).await });
+                    tokio::spawn(async move { c.submit_batch_ids(specs).await });
                     i += n;
                 }
             }
