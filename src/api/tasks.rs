@@ -565,6 +565,29 @@ mod tests {
     }
 
     #[test]
+    fn the_batch_answer_is_written_as_documented() {
+        let mut state = crate::scheduler::State::default();
+        let (a, _) = parse_task(json!({"command": ["true"], "name": "a", "labels": {"k": "v"}}), "").unwrap();
+        let (b, _) = parse_task(json!({"command": ["sh", "-c", "exit 1"], "priority": 7}), "").unwrap();
+        let scheduler::Response::Submitted { tasks } = state.apply(
+            1,
+            Command::SubmitBatch { request_id: None, now_ms: 5, specs: vec![a, b], reuse: scheduler::Reuse::SameBody },
+        ) else {
+            panic!("submit refused")
+        };
+        let documented = BatchAnswer {
+            tasks: tasks
+                .iter()
+                .map(|t| crate::proto::tasks::BatchItem { task: Task::clone(&t.task), created: t.created })
+                .collect(),
+        };
+        let written = BatchAnswerOut {
+            tasks: tasks.into_iter().map(|t| BatchItemOut { task: t.task, created: t.created }).collect(),
+        };
+        assert_eq!(serde_json::to_string(&written).unwrap(), serde_json::to_string(&documented).unwrap());
+    }
+
+    #[test]
     fn parse_task_accepts_shortcuts() {
         let (spec, rid) =
             parse_task(json!({"command": ["x"], "max_attempts": 3, "labels": {"gpu": "1"}, "request_id": "c:1"}), "")
