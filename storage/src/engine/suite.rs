@@ -205,13 +205,20 @@ async fn sled_engine_keeps_flushed_writes_across_reopen() {
         let engine = SledEngine::open(dir.path()).unwrap();
         let t = engine.open_tree("durable").unwrap();
         t.insert(b"k", b"v".to_vec()).unwrap();
+        // Two operations take sled's batch path; one takes the plain insert (see `apply_batch`).
         let mut batch = Batch::new();
         batch.insert(b"b", b"1".to_vec());
+        batch.insert(b"c", b"2".to_vec());
         t.apply_batch(batch).unwrap();
+        let mut single = Batch::new();
+        single.insert(b"d", b"3".to_vec());
+        t.apply_batch(single).unwrap();
         engine.flush().await.unwrap();
     }
     let engine = SledEngine::open(dir.path()).unwrap();
     let t = engine.open_tree("durable").unwrap();
     assert_eq!(t.get(b"k").unwrap(), Some(b"v".to_vec()));
     assert_eq!(t.get(b"b").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(t.get(b"c").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(t.get(b"d").unwrap(), Some(b"3".to_vec()));
 }
