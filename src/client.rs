@@ -402,17 +402,7 @@ impl Client {
 
     /// Submits many tasks in one command; returns them in order.
     pub async fn submit_batch(&self, tasks: Vec<Value>) -> Result<Vec<Task>> {
-        #[derive(serde::Deserialize)]
-        struct Batch {
-            tasks: Vec<Task>,
-        }
-        let rid = self.next_request_id();
-        let (_, bytes) = {
-            let body = Value::Object(serde_json::Map::from_iter([("tasks".to_string(), Value::Array(tasks))]));
-            self.call_with(Method::POST, "/v1/tasks/batch", Some(Payload::Json(body)), Some(&rid)).await?
-        };
-        let batch: Batch = decode(&bytes)?;
-        Ok(batch.tasks)
+        self.post_batch(tasks).await
     }
 
     /// [`Client::submit_batch`] for callers that need only the ids, in order: the answer is
@@ -423,17 +413,21 @@ impl Client {
         struct Id {
             id: u64,
         }
+        let ids: Vec<Id> = self.post_batch(tasks).await?;
+        Ok(ids.into_iter().map(|t| t.id).collect())
+    }
+
+    /// `POST /v1/tasks/batch`, each task of the answer decoded as a `T`.
+    async fn post_batch<T: serde::de::DeserializeOwned>(&self, tasks: Vec<Value>) -> Result<Vec<T>> {
         #[derive(serde::Deserialize)]
-        struct Batch {
-            tasks: Vec<Id>,
+        struct Batch<T> {
+            tasks: Vec<T>,
         }
         let rid = self.next_request_id();
-        let (_, bytes) = {
-            let body = Value::Object(serde_json::Map::from_iter([("tasks".to_string(), Value::Array(tasks))]));
-            self.call_with(Method::POST, "/v1/tasks/batch", Some(Payload::Json(body)), Some(&rid)).await?
-        };
-        let batch: Batch = decode(&bytes)?;
-        Ok(batch.tasks.into_iter().map(|t| t.id).collect())
+        let body = Value::Object(serde_json::Map::from_iter([("tasks".to_string(), Value::Array(tasks))]));
+        let (_, bytes) = self.call_with(Method::POST, "/v1/tasks/batch", Some(Payload::Json(body)), Some(&rid)).await?;
+        let batch: Batch<T> = decode(&bytes)?;
+        Ok(batch.tasks)
     }
 
     /// Reads a task (linearizable unless `stale`).
