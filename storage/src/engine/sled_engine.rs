@@ -20,7 +20,12 @@ pub const SLED_CACHE_BYTES: u64 = 64 << 20;
 ///
 /// sled writes go to an in-memory log buffer first and reach the disk on sled's own timer
 /// (every 500 ms by default) or on an explicit flush. [`Engine::flush`] uses `flush_async`, which
-/// runs the fsync on sled's I/O thread pool instead of blocking a tokio worker.
+/// runs the write and its `fdatasync` on sled's I/O thread pool instead of blocking a tokio
+/// worker.
+///
+/// This is the sled in `vendor/sled` (see its `TASKRAFT-PATCH.md`): upstream 0.34.7 makes a
+/// flushed buffer "durable" with `sync_file_range`, which leaves the growing file's metadata and
+/// the device cache unsynced, and never syncs the files it keeps values above about 128 KiB in.
 #[derive(Debug, Clone)]
 pub struct SledEngine {
     db: sled::Db,

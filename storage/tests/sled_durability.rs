@@ -1,16 +1,19 @@
-//! A value too large for sled's log buffer is synced, with its directory entry, before the insert
-//! that wrote it returns.
+//! Two durability fixes in taskraft's copy of sled 0.34.7 (`vendor/sled`, see its
+//! `TASKRAFT-PATCH.md`), each checked by watching the syncs it must make:
 //!
-//! sled writes any log message above a quarter of a segment (about 128 KiB) to a file of its own
-//! under `blobs/` and logs only a pointer to it. Upstream sled 0.34.7 never syncs that file, and on
-//! recovery it skips a pointer whose blob is missing: a power loss after the next flush would drop
-//! the value silently. taskraft builds sled from `vendor/sled`, patched to sync the blob and its
-//! directory in `write_blob` (see `vendor/sled/TASKRAFT-PATCH.md`).
+//! - **Blobs.** sled writes any log message above a quarter of a segment (about 128 KiB) to a file
+//!   of its own under `blobs/` and logs only a pointer to it. Upstream never syncs that file, and
+//!   on recovery it skips a pointer whose blob is missing: a power loss after the next flush would
+//!   drop the value silently. The patched `write_blob` syncs the blob and its directory before the
+//!   insert returns.
+//! - **The log file.** Upstream makes a flushed log buffer "durable" on Linux with
+//!   `sync_file_range`, which writes the pages but neither the metadata of the growing file nor
+//!   the device's write cache. The patched writer calls `fdatasync`.
 //!
-//! A power loss cannot be staged in a test, so this one watches the syncs instead: the test binary
+//! A power loss cannot be staged in a test, so these watch the syncs instead: the test binary
 //! defines `fsync` and `fdatasync` itself. The linker binds the standard library's calls (and so
 //! sled's) to these definitions, which note the path behind the descriptor and then make the real
-//! system call. With upstream sled the blob is never synced and the test fails.
+//! system call. With upstream sled both tests fail.
 
 use std::collections::BTreeSet;
 use std::ffi::c_int;
@@ -18,12 +21,21 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use sled::Config;
 use taskraft_storage::Engine;
 use taskraft_storage::SledEngine;
 use taskraft_storage::Tree;
 
 /// Paths synced while recording is on; `None` while it is off.
 static SYNCED: Mutex<Option<BTreeSet<PathBuf>>> = Mutex::new(None);
+
+/// Held by each test for its whole run: the recorder is one per process, and the test harness
+/// runs tests on parallel threads.
+static ONE_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_TEST_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn note_sync(fd: c_int) {
     let mut synced = SYNCED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -66,6 +78,7 @@ fn blob_files(dir: &Path) -> BTreeSet<PathBuf> {
 
 #[test]
 fn a_large_value_is_synced_with_its_directory_before_the_insert_returns() {
+    let _serial = one_test_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().canonicalize().unwrap();
     // 300 KiB of incompressible-looking bytes: well above sled's blob threshold.
@@ -98,4 +111,24 @@ fn a_large_value_is_synced_with_its_directory_before_the_insert_returns() {
     let engine = SledEngine::open(&dir_path).unwrap();
     let tree = engine.open_tree("log").unwrap();
     assert_eq!(tree.get(b"large").unwrap().as_deref(), Some(&value[..]));
+}
+
+#[test]
+fn a_flush_fdatasyncs_the_log_file() {
+    let _serial = one_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    // No periodic flush thread: the only sync in the window is the one the flush makes.
+    let db = Config::new().path(&dir_path).flush_every_ms(None).open().unwrap();
+    let engine = SledEngine::from_db(db);
+    let tree = engine.open_tree("log").unwrap();
+    for i in 0..3u8 {
+        tree.insert(&[i], vec![i; 64]).unwrap();
+        let (flushed, synced) = record(|| futures::executor::block_on(engine.flush()));
+        flushed.unwrap();
+        assert!(
+            synced.contains(&dir_path.join("db")),
+            "flush {i} returned without syncing the log file; synced: {synced:?}"
+        );
+    }
 }
