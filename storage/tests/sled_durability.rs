@@ -10,16 +10,24 @@
 //!   `sync_file_range`, which writes the pages but neither the metadata of the growing file nor
 //!   the device's write cache. The patched writer calls `fdatasync`.
 //!
+//! - **A failed blob sync.** It fails the insert, and it fails the database: a later flush returns
+//!   an error instead of waiting forever for a log buffer whose writer slot was never released.
+//!
 //! A power loss cannot be staged in a test, so these watch the syncs instead: the test binary
 //! defines `fsync` and `fdatasync` itself. The linker binds the standard library's calls (and so
 //! sled's) to these definitions, which note the path behind the descriptor and then make the real
-//! system call. With upstream sled both tests fail.
+//! system call, or fail it on request. With upstream sled all three tests fail.
+
+#![cfg(target_os = "linux")]
 
 use std::collections::BTreeSet;
 use std::ffi::c_int;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use sled::Config;
 use taskraft_storage::Engine;
@@ -37,6 +45,21 @@ fn one_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_TEST_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// While set, a sync of a file under a `blobs` directory fails with EIO.
+static FAIL_BLOB_SYNCS: AtomicBool = AtomicBool::new(false);
+
+/// Whether the sync of `fd` is to fail (see [`FAIL_BLOB_SYNCS`]); sets errno if so.
+fn fail_sync(fd: c_int) -> bool {
+    let fail = FAIL_BLOB_SYNCS.load(Ordering::SeqCst)
+        && std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .is_ok_and(|path| path.parent().and_then(Path::file_name).is_some_and(|dir| dir == "blobs"));
+    if fail {
+        // SAFETY: errno is thread-local; this thread's errno location is always valid.
+        unsafe { *libc::__errno_location() = libc::EIO };
+    }
+    fail
+}
+
 fn note_sync(fd: c_int) {
     let mut synced = SYNCED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(paths) = synced.as_mut()
@@ -46,18 +69,24 @@ fn note_sync(fd: c_int) {
     }
 }
 
-/// Records the synced path, then makes the real system call.
+/// Records the synced path, then fails the call or makes the real system call.
 #[unsafe(no_mangle)]
 pub extern "C" fn fsync(fd: c_int) -> c_int {
     note_sync(fd);
+    if fail_sync(fd) {
+        return -1;
+    }
     // SAFETY: the fsync system call with the caller's descriptor, exactly as libc's fsync makes it.
     unsafe { libc::syscall(libc::SYS_fsync, fd) as c_int }
 }
 
-/// Records the synced path, then makes the real system call.
+/// Records the synced path, then fails the call or makes the real system call.
 #[unsafe(no_mangle)]
 pub extern "C" fn fdatasync(fd: c_int) -> c_int {
     note_sync(fd);
+    if fail_sync(fd) {
+        return -1;
+    }
     // SAFETY: the fdatasync system call with the caller's descriptor, as libc's fdatasync makes it.
     unsafe { libc::syscall(libc::SYS_fdatasync, fd) as c_int }
 }
@@ -131,4 +160,29 @@ fn a_flush_fdatasyncs_the_log_file() {
             "flush {i} returned without syncing the log file; synced: {synced:?}"
         );
     }
+}
+
+#[test]
+fn a_failed_blob_sync_fails_the_insert_and_the_database_instead_of_hanging_it() {
+    let _serial = one_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = SledEngine::open(dir.path()).unwrap();
+    let tree = engine.open_tree("log").unwrap();
+    tree.insert(b"small", vec![1; 16]).unwrap();
+
+    FAIL_BLOB_SYNCS.store(true, Ordering::SeqCst);
+    let inserted = tree.insert(b"large", vec![7; 300 * 1024]);
+    FAIL_BLOB_SYNCS.store(false, Ordering::SeqCst);
+    let err = inserted.expect_err("an insert whose blob could not be synced succeeded");
+    assert!(err.to_string().contains("Input/output error") || format!("{err:?}").contains("Io"), "{err:?}");
+
+    // Upstream sled leaves the IO buffer's writer slot taken on this error: the buffer is never
+    // written, and a flush waits for it forever. Here the flush reports the failure instead.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flushing = engine.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(futures::executor::block_on(flushing.flush()));
+    });
+    let flushed = rx.recv_timeout(Duration::from_secs(20)).expect("a flush after a failed blob sync hung");
+    assert!(flushed.is_err(), "a flush after a failed blob sync reported success");
 }

@@ -36,8 +36,14 @@ impl SledEngine {
     ///
     /// sled takes an exclusive file lock: a second open of the same directory, in this process or
     /// another, fails until the first `SledEngine` and all its clones are dropped.
+    ///
+    /// sled creates its files (`conf`, `db`, `blobs/`) without syncing them or their directory;
+    /// they are synced here, once, so that a database created just before a power loss is still
+    /// there after it.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let db = sled::Config::new().path(path.as_ref()).cache_capacity(SLED_CACHE_BYTES).open()?;
+        let path = path.as_ref();
+        let db = sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES).open()?;
+        sync_created_files(path)?;
         Ok(SledEngine { db })
     }
 
@@ -64,6 +70,25 @@ impl Engine for SledEngine {
         self.db.flush_async().await?;
         Ok(())
     }
+}
+
+/// Syncs what sled creates on open: `conf`, the `blobs/` directory and the database directory
+/// (which holds the entries of all three), and the directory above it.
+fn sync_created_files(path: &Path) -> Result<()> {
+    let sync = |p: &Path| {
+        std::fs::File::open(p).and_then(|f| f.sync_all()).map_err(|source| Error::Io {
+            op: "sync",
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    sync(&path.join("conf"))?;
+    sync(&path.join("blobs"))?;
+    sync(path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync(parent)?;
+    }
+    Ok(())
 }
 
 /// One sled tree.
@@ -106,8 +131,8 @@ impl Tree for SledTree {
     fn apply_batch(&self, batch: Batch) -> Result<()> {
         // One operation is atomic by itself, and sled's batch path is dear: it rolls the log's IO
         // buffer before and after reserving the batch manifest (`PageCache::pin_log`), so every
-        // batch costs two more buffer writes, each a pwrite and a sync_file_range, that the next
-        // flush waits for. A lone Raft entry (every sequential submit) is one insert.
+        // batch costs two more buffer writes, each a pwrite and an fdatasync, that the next flush
+        // waits for. A lone Raft entry (every sequential submit) is one insert.
         if batch.len() == 1 {
             let mut result = Ok(());
             batch.for_each_op(|key, value| {

@@ -95,7 +95,8 @@ pub(crate) fn write_blob<T: Serialize>(
     // taskraft patch: the log message that points at this blob may reach the disk in any later
     // flush (or in the kernel's own writeback), and a pointer to a missing blob is skipped as
     // "dangling" on recovery, silently dropping the page it held. So the blob and its directory
-    // entry are made durable here, before the pointer is even reserved in the log buffer.
+    // entry are made durable here, before the pointer is written into the log buffer. An error
+    // here fails the database (see `IoBufs::encapsulate`).
     f.sync_data()?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;

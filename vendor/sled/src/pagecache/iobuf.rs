@@ -542,7 +542,17 @@ impl IoBufs {
         if let Some(blob_id) = blob_id {
             // write blob to file
             io_fail!(self, "blob blob write");
-            write_blob(&self.config, header.kind, blob_id, item)?;
+            if let Err(e) = write_blob(&self.config, header.kind, blob_id, item) {
+                // taskraft patch: the caller already holds a writer slot in this IO buffer and
+                // never releases it on this error, so the buffer could never be written and
+                // every later flush would wait forever. Fail the whole database instead, as the
+                // failpoints do, and wake the waiters so that they see the error.
+                self.config.set_global_error(e.clone());
+                let mu = self.intervals.lock();
+                drop(mu);
+                let _notified = self.interval_updated.notify_all();
+                return Err(e);
+            }
 
             let _ = Measure::new(&M.serialize);
             blob_id.serialize_into(out_buf_ref);
