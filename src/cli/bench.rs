@@ -507,14 +507,22 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             Some(rate) => {
                 let per_tick = (rate as usize / 100).max(1);
                 let mut tick = tokio::time::interval(Duration::from_millis(10));
+                let mut submits: tokio::task::JoinSet<crate::client::Result<Vec<u64>>> = tokio::task::JoinSet::new();
                 let mut i = 0;
                 while i < args.tasks {
                     tick.tick().await;
                     anyhow::ensure!(!stop.is_cancelled(), "interrupted");
+                    // A refused submit ends the run at once, instead of as missing tasks later.
+                    while let Some(done) = submits.try_join_next() {
+                        done?.context("a submit of the offered load failed")?;
+                    }
                     let n = per_tick.min(args.tasks - i);
                     let (c, specs) = (client.clone(), (i..i + n).map(spec).collect::<Vec<_>>());
-                    tokio::spawn(async move { c.submit_batch_ids(specs).await });
+                    submits.spawn(async move { c.submit_batch_ids(specs).await });
                     i += n;
+                }
+                while let Some(done) = submits.join_next().await {
+                    done?.context("a submit of the offered load failed")?;
                 }
             }
         }
