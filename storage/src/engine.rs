@@ -53,6 +53,11 @@ pub trait Engine: Clone + Send + Sync + 'static {
     ///
     /// Only after this future resolves may a write be acknowledged as persisted.
     fn flush(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// [`Engine::flush`], blocking the calling thread until it is done: for a thread of its own
+    /// (the log store's flusher), never a runtime worker. Writing and syncing in the caller's
+    /// thread saves the thread hops an asynchronous flush makes.
+    fn flush_blocking(&self) -> Result<()>;
 }
 
 /// Direction of a [`Tree::scan`].

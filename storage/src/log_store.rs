@@ -13,8 +13,10 @@
 //!
 //! - `append` writes the whole openraft batch as one engine batch and returns: the entries are
 //!   readable at once, as openraft requires. The `IOFlushed` callback goes to the store's
-//!   flusher task, which awaits [`Engine::flush`] and only then fires it; callbacks queued
-//!   while a flush runs share the next one (group commit), and fire in append order. openraft
+//!   flusher thread, which runs [`Engine::flush_blocking`] and only then fires it; callbacks
+//!   queued while a flush runs share the next one (group commit), and fire in append order. A
+//!   thread of its own rather than a task: the flush then writes and syncs in that thread,
+//!   instead of handing the work to the engine's I/O pool and waiting to be woken. openraft
 //!   counts an entry towards a quorum only after its callback, so nothing is acknowledged
 //!   before it is on disk. Returning before the flush is what openraft's `append` contract asks
 //!   for: on the leader it lets replication to the followers start while the leader's own
@@ -133,11 +135,11 @@ pub struct LogStore<C: RaftTypeConfig, E: Engine> {
     _config: PhantomData<fn() -> C>,
 }
 
-/// The flusher task's queue: callbacks waiting for a flush, each with a handle to the engine
+/// The flusher thread's queue: callbacks waiting for a flush, each with a handle to the engine
 /// and the highest index its append wrote (if any).
 type FlushQueue<C, E> = mpsc::UnboundedSender<Flush<C, E>>;
 
-/// One append waiting for the flusher: its callback, a handle to the engine, its last index and
+/// One append waiting for the flusher thread: its callback, a handle to the engine, its last index and
 /// the truncation count it was written under.
 struct Flush<C: RaftTypeConfig, E> {
     callback: IOFlushed<C>,
@@ -323,30 +325,38 @@ where
         Ok(())
     }
 
-    /// The flusher task's queue, starting the task on the first call (from within the runtime
-    /// openraft runs on). Each callback travels with a handle to the engine, so the idle task
-    /// holds none (a closed store releases its database at once); the task ends once every
-    /// clone of the store is gone.
+    /// The flusher thread's queue, starting the thread on the first call. Each callback travels
+    /// with a handle to the engine, so the idle thread holds none (a closed store releases its
+    /// database at once); the thread ends once every clone of the store is gone.
     fn flusher(&self) -> &FlushQueue<C, E> {
         self.flusher.get_or_init(|| {
             let (tx, mut rx) = mpsc::unbounded_channel::<Flush<C, E>>();
             let purges = self.purges.clone();
-            tokio::spawn(async move {
-                let mut group = Vec::new();
-                while rx.recv_many(&mut group, FLUSH_GROUP).await > 0 {
-                    let result = group[0].engine.flush().await;
-                    match &result {
-                        Err(err) => tracing::error!(error = %err, "raft log flush failed"),
-                        Ok(()) => purges.mark_flushed(group.iter().filter_map(|f| Some((f.last?, f.truncations)))),
+            std::thread::Builder::new()
+                .name("raft-log-flush".into())
+                .spawn(move || {
+                    let mut group = Vec::new();
+                    while let Some(first) = rx.blocking_recv() {
+                        group.push(first);
+                        while group.len() < FLUSH_GROUP
+                            && let Ok(next) = rx.try_recv()
+                        {
+                            group.push(next);
+                        }
+                        let result = group[0].engine.flush_blocking();
+                        match &result {
+                            Err(err) => tracing::error!(error = %err, "raft log flush failed"),
+                            Ok(()) => purges.mark_flushed(group.iter().filter_map(|f| Some((f.last?, f.truncations)))),
+                        }
+                        // Engine handles go before anyone is told, so a caller that closes the
+                        // store on the news finds the database free.
+                        let callbacks: Vec<IOFlushed<C>> = group.drain(..).map(|flush| flush.callback).collect();
+                        for callback in callbacks {
+                            callback.io_completed(flush_result(&result));
+                        }
                     }
-                    // Engine handles go before anyone is told, so a caller that closes the
-                    // store on the news finds the database free.
-                    let callbacks: Vec<IOFlushed<C>> = group.drain(..).map(|flush| flush.callback).collect();
-                    for callback in callbacks {
-                        callback.io_completed(flush_result(&result));
-                    }
-                }
-            });
+                })
+                .expect("cannot start the raft log flusher thread");
             tx
         })
     }
@@ -589,13 +599,13 @@ where
                 return Err(err.into());
             }
         };
-        // The hard rule: flush first, acknowledge second. The flusher task does both, in order.
+        // The hard rule: flush first, acknowledge second. The flusher thread does both, in order.
         // openraft runs append and truncate on one task, so the count read here is the one this
         // write happened under.
         let truncations = self.purges.truncations();
         let flush = Flush { callback, engine: self.engine.clone(), last, truncations };
         if let Err(mpsc::error::SendError(Flush { callback, .. })) = self.flusher().send(flush) {
-            // The flusher is gone (the runtime is shutting down): flush here.
+            // The flusher thread is gone (it can only have panicked): flush here.
             let result = self.engine.flush().await;
             if let (Ok(()), Some(last)) = (&result, last) {
                 self.purges.mark_flushed([(last, truncations)]);

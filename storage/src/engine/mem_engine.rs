@@ -46,6 +46,10 @@ impl Engine for MemEngine {
     async fn flush(&self) -> Result<()> {
         Ok(())
     }
+
+    fn flush_blocking(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One in-memory tree; clones share the same map.

@@ -70,6 +70,12 @@ impl Engine for SledEngine {
         self.db.flush_async().await?;
         Ok(())
     }
+
+    fn flush_blocking(&self) -> Result<()> {
+        // With the vendored sled, the calling thread writes and syncs the log buffer itself.
+        self.db.flush()?;
+        Ok(())
+    }
 }
 
 /// Syncs what sled creates on open: `conf`, the `blobs/` directory and the database directory
