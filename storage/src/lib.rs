@@ -20,9 +20,10 @@
 //! 3. The batch is applied atomically. From here on every log reader (replication, apply) sees the
 //!    entries, as openraft requires when `append` returns; `append` returns now, so that the
 //!    leader starts replicating while its own flush runs.
-//! 4. The callback goes to the store's flusher task, which awaits [`Engine::flush`]. For sled
-//!    this is `flush_async`, which fsyncs sled's log on its I/O pool; without it sled would
-//!    persist only on its 500 ms timer. Callbacks that queue up during a flush share the next.
+//! 4. The callback goes to the store's flusher thread, which calls [`Engine::flush_blocking`].
+//!    For sled this is `flush`, which (with the vendored sled) writes sled's log buffer and
+//!    `fdatasync`s it in that thread; without it sled would persist only on its 500 ms timer.
+//!    Callbacks that queue up during a flush share the next.
 //! 5. Only after that flush is the `IOFlushed` callback fired. openraft treats the entries as
 //!    persisted only from this point on (the leader counts its own copy towards the quorum, a
 //!    follower reports them as matched), so an acknowledged write is on disk on a majority.

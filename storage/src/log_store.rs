@@ -327,11 +327,13 @@ where
 
     /// The flusher thread's queue, starting the thread on the first call. Each callback travels
     /// with a handle to the engine, so the idle thread holds none (a closed store releases its
-    /// database at once); the thread ends once every clone of the store is gone.
+    /// database at once); the thread ends once every clone of the store is gone. It holds the
+    /// purge state only weakly: the last clone of the store, not this thread, drops it (and so
+    /// waits for a running background deletion, see `Drop for Purges`).
     fn flusher(&self) -> &FlushQueue<C, E> {
         self.flusher.get_or_init(|| {
             let (tx, mut rx) = mpsc::unbounded_channel::<Flush<C, E>>();
-            let purges = self.purges.clone();
+            let purges = Arc::downgrade(&self.purges);
             std::thread::Builder::new()
                 .name("raft-log-flush".into())
                 .spawn(move || {
@@ -344,9 +346,13 @@ where
                             group.push(next);
                         }
                         let result = group[0].engine.flush_blocking();
-                        match &result {
-                            Err(err) => tracing::error!(error = %err, "raft log flush failed"),
-                            Ok(()) => purges.mark_flushed(group.iter().filter_map(|f| Some((f.last?, f.truncations)))),
+                        match (&result, purges.upgrade()) {
+                            (Err(err), _) => tracing::error!(error = %err, "raft log flush failed"),
+                            (Ok(()), Some(purges)) => {
+                                purges.mark_flushed(group.iter().filter_map(|f| Some((f.last?, f.truncations))))
+                            }
+                            // Every clone of the store is gone: nobody reads the durable mark.
+                            (Ok(()), None) => {}
                         }
                         // Engine handles go before anyone is told, so a caller that closes the
                         // store on the news finds the database free.

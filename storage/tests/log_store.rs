@@ -113,6 +113,23 @@ async fn committed_survives_reopen_on_sled() {
 }
 
 #[tokio::test]
+async fn a_dropped_store_releases_its_database_even_during_a_background_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = LogStore::<TestConfig, _>::new(SledEngine::open(dir.path()).unwrap()).unwrap();
+        // Appends start the flusher thread; the purge starts the background deletion of 19 000
+        // entries, still running when the store is dropped.
+        store.blocking_append((1..=20_000).map(|i| normal_entry(1, i))).await.unwrap();
+        store.purge(log_id(1, 19_000)).await.unwrap();
+    }
+    // sled locks its directory: this open fails while any thread still holds the engine.
+    let mut store = LogStore::<TestConfig, _>::new(SledEngine::open(dir.path()).unwrap()).unwrap();
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 19_000)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 20_000)));
+}
+
+#[tokio::test]
 async fn limited_reads_stop_at_the_byte_budget_but_return_at_least_one_entry() {
     let engine = MemEngine::new();
     let mut store = LogStore::<TestConfig, _>::with_options(engine, LogStoreOptions { max_read_bytes: 1 }).unwrap();

@@ -21,7 +21,8 @@ pub const SLED_CACHE_BYTES: u64 = 64 << 20;
 /// sled writes go to an in-memory log buffer first and reach the disk on sled's own timer
 /// (every 500 ms by default) or on an explicit flush. [`Engine::flush`] uses `flush_async`, which
 /// runs the write and its `fdatasync` on sled's I/O thread pool instead of blocking a tokio
-/// worker.
+/// worker; [`Engine::flush_blocking`] (the log store's flusher thread) uses `flush`, which does
+/// both in the calling thread.
 ///
 /// This is the sled in `vendor/sled` (see its `TASKRAFT-PATCH.md`): upstream 0.34.7 makes a
 /// flushed buffer "durable" with `sync_file_range`, which leaves the growing file's metadata and

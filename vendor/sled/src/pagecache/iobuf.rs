@@ -1019,8 +1019,8 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
     seal_and_write_iobuf(iobufs, iobuf, header, from_reserve, false)
 }
 
-/// `maybe_seal_and_write_iobuf`, writing the buffer in the calling thread
-/// if `inline` (taskraft patch).
+/// taskraft patch: `maybe_seal_and_write_iobuf`, writing the buffer in the
+/// calling thread if `inline`.
 fn seal_and_write_iobuf(
     iobufs: &Arc<IoBufs>,
     iobuf: &Arc<IoBuf>,
@@ -1205,6 +1205,7 @@ fn seal_and_write_iobuf(
                 let _notified = iobufs.interval_updated.notify_all();
             }
         };
+        // taskraft patch: see `seal_and_write_iobuf`'s caller in `make_stable_inner`.
         if inline {
             write();
             return Ok(());
