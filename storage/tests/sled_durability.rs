@@ -69,26 +69,27 @@ fn note_sync(fd: c_int) {
     }
 }
 
-/// Records the synced path, then fails the call or makes the real system call.
-#[unsafe(no_mangle)]
-pub extern "C" fn fsync(fd: c_int) -> c_int {
+/// Records the synced path, then fails the call or makes the real system call `sysno`.
+fn intercept_sync(fd: c_int, sysno: libc::c_long) -> c_int {
     note_sync(fd);
     if fail_sync(fd) {
         return -1;
     }
-    // SAFETY: the fsync system call with the caller's descriptor, exactly as libc's fsync makes it.
-    unsafe { libc::syscall(libc::SYS_fsync, fd) as c_int }
+    // SAFETY: the fsync or fdatasync system call with the caller's descriptor, exactly as libc's
+    // wrapper makes it.
+    unsafe { libc::syscall(sysno, fd) as c_int }
 }
 
-/// Records the synced path, then fails the call or makes the real system call.
+/// Takes the place of libc's `fsync` in this test binary: see [`intercept_sync`].
+#[unsafe(no_mangle)]
+pub extern "C" fn fsync(fd: c_int) -> c_int {
+    intercept_sync(fd, libc::SYS_fsync)
+}
+
+/// Takes the place of libc's `fdatasync` in this test binary: see [`intercept_sync`].
 #[unsafe(no_mangle)]
 pub extern "C" fn fdatasync(fd: c_int) -> c_int {
-    note_sync(fd);
-    if fail_sync(fd) {
-        return -1;
-    }
-    // SAFETY: the fdatasync system call with the caller's descriptor, as libc's fdatasync makes it.
-    unsafe { libc::syscall(libc::SYS_fdatasync, fd) as c_int }
+    intercept_sync(fd, libc::SYS_fdatasync)
 }
 
 fn record<T>(f: impl FnOnce() -> T) -> (T, BTreeSet<PathBuf>) {
