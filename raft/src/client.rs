@@ -1,4 +1,5 @@
-//! Outbound Raft RPCs: openraft's `RaftNetworkV2` over HTTP.
+//! Outbound Raft RPCs: openraft's `RaftNetworkV2` over HTTP (one held connection per peer, see
+//! [`crate::conn`]).
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -30,9 +31,12 @@ use openraft::type_config::alias::VoteOf;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::Error;
 use crate::Member;
 use crate::Result;
-use crate::server::SECRET_HEADER;
+use crate::conn::Dialer;
+use crate::conn::Failure;
+use crate::conn::PeerConn;
 use crate::wire;
 
 /// How long a TCP connect to a peer may take before the peer counts as unreachable. Short,
@@ -52,7 +56,7 @@ pub struct NetworkOptions {
     pub local_ip: Option<IpAddr>,
     /// TCP connect timeout, see [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Duration,
-    /// How long an unused pooled connection to a peer is kept; below the peers' idle timeout,
+    /// How long an unused connection to a peer is kept; below the peers' idle timeout,
     /// so that this side lets go of a connection before the peer closes it.
     pub pool_idle_timeout: Duration,
     /// With TLS: the client side of mutual TLS (trusting the cluster CA, presenting this
@@ -72,31 +76,27 @@ impl Default for NetworkOptions {
     }
 }
 
-/// Creates one [`HttpNetwork`] per peer; all of them share one HTTP connection pool.
+/// Creates one [`HttpNetwork`] per peer; all of them dial with the same settings.
 pub struct HttpNetworkFactory<C> {
-    client: reqwest::Client,
+    dialer: Arc<Dialer>,
     secret: Arc<str>,
-    scheme: &'static str,
     _c: PhantomData<C>,
 }
 
 impl<C> HttpNetworkFactory<C> {
-    /// Builds the shared HTTP client (bound to `options.local_ip`).
+    /// Checks the options; connections are dialled (from `options.local_ip`) on first use.
     pub fn new(options: NetworkOptions) -> Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .local_address(options.local_ip)
-            .connect_timeout(options.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(options.pool_idle_timeout)
-            .no_proxy();
-        let scheme = match options.tls {
-            Some(tls) => {
-                builder = builder.use_preconfigured_tls(tls);
-                "https"
-            }
-            None => "http",
+        // The secret travels as a header value: it must not be able to end the header.
+        if let Some(bad) = options.secret.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+            return Err(Error::Config(format!("the cluster secret must be printable ASCII; it contains {bad:?}")));
+        }
+        let dialer = Dialer {
+            local_ip: options.local_ip,
+            connect_timeout: options.connect_timeout,
+            idle: options.pool_idle_timeout,
+            tls: options.tls.map(|tls| tokio_rustls::TlsConnector::from(Arc::new(tls))),
         };
-        Ok(Self { client: builder.build()?, secret: options.secret.into(), scheme, _c: PhantomData })
+        Ok(Self { dialer: Arc::new(dialer), secret: options.secret.into(), _c: PhantomData })
     }
 }
 
@@ -108,9 +108,8 @@ where
 
     async fn new_client(&mut self, target: C::NodeId, node: &Member) -> Self::Network {
         HttpNetwork {
-            client: self.client.clone(),
+            conn: PeerConn::new(self.dialer.clone(), node.raft_addr.clone()),
             secret: self.secret.clone(),
-            base: format!("{}://{}/raft", self.scheme, node.raft_addr),
             target,
             _c: PhantomData,
         }
@@ -119,19 +118,10 @@ where
 
 /// The connection to one peer.
 pub struct HttpNetwork<C: RaftTypeConfig> {
-    client: reqwest::Client,
+    conn: PeerConn,
     secret: Arc<str>,
-    base: String,
     target: C::NodeId,
     _c: PhantomData<C>,
-}
-
-/// Why an RPC failed, before it is shaped into one of openraft's error types.
-enum Failure {
-    /// No connection could be made: the peer is down or cut off.
-    Unreachable(String),
-    /// Anything else: timeout, bad status, undecodable answer, remote fatal error.
-    Network(String),
 }
 
 impl Failure {
@@ -152,44 +142,22 @@ impl Failure {
 
 impl<C: RaftTypeConfig> HttpNetwork<C> {
     /// One POST with a postcard body; decodes a postcard `Result<Resp, Err>` answer.
-    async fn call<Req, Resp, Err>(&self, path: &str, req: &Req, timeout: Duration) -> Result<Resp, Failure>
+    async fn call<Req, Resp, Err>(&mut self, rpc: &str, req: &Req, timeout: Duration) -> Result<Resp, Failure>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         Err: DeserializeOwned + std::fmt::Display,
     {
-        let url = format!("{}/{path}", self.base);
+        let path = format!("/raft/{rpc}");
         let body = wire::encode(req).map_err(|e| Failure::Network(e.to_string()))?;
-        let resp = self
-            .client
-            .post(&url)
-            .header(SECRET_HEADER, &*self.secret)
-            .header("content-type", "application/octet-stream")
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| classify(&url, e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| classify(&url, e))?;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
-            return Err(Failure::Network(format!("{url}: HTTP {status}: {text}")));
+        let answer = self.conn.post(&path, &self.secret, &body, timeout).await?;
+        if !(200..300).contains(&answer.status) {
+            let text = String::from_utf8_lossy(&answer.body[..answer.body.len().min(512)]).into_owned();
+            return Err(Failure::Network(format!("{}: HTTP {}: {text}", self.conn.target(&path), answer.status)));
         }
         let result: std::result::Result<Resp, Err> =
-            wire::decode(&bytes).map_err(|e| Failure::Network(format!("{url}: {e}")))?;
-        result.map_err(|e| Failure::Network(format!("{url}: remote error: {e}")))
-    }
-}
-
-/// Maps a reqwest error to "unreachable" (connect failed) or a generic network failure.
-fn classify(url: &str, e: reqwest::Error) -> Failure {
-    if e.is_connect() {
-        Failure::Unreachable(format!("{url}: {e}"))
-    } else if e.is_timeout() {
-        Failure::Network(format!("{url}: timed out"))
-    } else {
-        Failure::Network(format!("{url}: {e}"))
+            wire::decode(&answer.body).map_err(|e| Failure::Network(format!("{}: {e}", self.conn.target(&path))))?;
+        result.map_err(|e| Failure::Network(format!("{}: remote error: {e}", self.conn.target(&path))))
     }
 }
 
@@ -242,6 +210,6 @@ where
 
 impl<C: RaftTypeConfig> std::fmt::Debug for HttpNetwork<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HttpNetwork(target={}, {})", self.target, self.base)
+        write!(f, "HttpNetwork(target={}, {})", self.target, self.conn.target("/raft"))
     }
 }

@@ -6,9 +6,9 @@ pub enum Error {
     /// A body could not be encoded or decoded.
     #[error("wire format: {0}")]
     Wire(String),
-    /// The HTTP client could not be built (bad local address, TLS backend, ...).
-    #[error("http client: {0}")]
-    Client(#[from] reqwest::Error),
+    /// The network options are unusable (a secret that cannot travel in a header, ...).
+    #[error("raft network: {0}")]
+    Config(String),
 }
 
 /// Result alias of this crate.

@@ -7,9 +7,11 @@
 //!
 //! The path of one `AppendEntries` RPC:
 //! 1. openraft's replication task asks [`HttpNetworkFactory`] for a client to a peer
-//!    ([`Member::raft_addr`]); every client shares one `reqwest::Client` (one connection pool),
-//!    whose sockets are bound to this node's own IP so that chaos tests can cut links between
-//!    nodes that live on distinct loopback addresses.
+//!    ([`Member::raft_addr`]). The client holds one HTTP/1.1 connection to that peer and the
+//!    replication task itself writes each request and reads its answer (no pool, no
+//!    connection task: see `conn.rs` for why and for the rules). Sockets are bound to this
+//!    node's own IP so that chaos tests can cut links between nodes that live on distinct
+//!    loopback addresses.
 //! 2. The request is encoded as a version byte followed by postcard ([`wire`]), sent as
 //!    `POST /raft/append` with the cluster secret in the `x-taskraft-secret` header and a
 //!    timeout taken from openraft's [`openraft::network::RPCOption`].
@@ -28,6 +30,7 @@
 //! retry of its own (openraft owns retries and backoff).
 
 mod client;
+mod conn;
 mod error;
 mod member;
 mod server;

@@ -543,6 +543,9 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
         }
         let wall = started.elapsed();
         let (mut to_start, mut to_done, mut first, mut last, mut failed) = (Vec::new(), Vec::new(), u64::MAX, 0, 0);
+        // Tasks whose last attempt has no start time (its start report reached the leader after
+        // its completion, and was refused): left out of the start figures, so they are counted.
+        let mut no_start = 0u64;
         let (mut queued, mut assigned_to_started, mut started_to_done) = (Vec::new(), Vec::new(), Vec::new());
         let mut cursor = None;
         loop {
@@ -551,6 +554,9 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
                 let Some(a) = t.attempts.last() else { continue };
                 if t.state != crate::scheduler::TaskState::Succeeded {
                     failed += 1;
+                }
+                if a.started_ms.is_none() {
+                    no_start += 1;
                 }
                 if let Some(s) = a.started_ms {
                     to_start.push(s.saturating_sub(t.created_ms));
@@ -588,6 +594,7 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             "completed_per_sec": (args.tasks as f64 / span_s).round(),
             "wall_seconds": (wall.as_secs_f64() * 100.0).round() / 100.0,
             "submit_to_start_ms": percentiles(to_start),
+            "without_start_time": no_start,
             "submit_to_done_ms": percentiles(to_done),
             "queued_ms": percentiles(queued),
             "assigned_to_started_ms": percentiles(assigned_to_started),
@@ -623,6 +630,12 @@ async fn e2e(args: E2eArgs, output: Output) -> anyhow::Result<ExitCode> {
             st("assigned_to_started_ms"),
             st("started_to_done_ms")
         );
+        if report["without_start_time"].as_u64().unwrap_or(0) > 0 {
+            println!(
+                "  without a start time (start report refused after the completion): {} tasks",
+                report["without_start_time"]
+            );
+        }
         if report["forgotten"].as_u64().unwrap_or(0) > 0 {
             println!("  forgotten by retention during the run: {} tasks", report["forgotten"]);
         }
