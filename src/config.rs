@@ -404,6 +404,13 @@ impl ServerConfig {
         if cluster_secret.is_empty() {
             return Err(invalid("cluster_secret", "must not be empty"));
         }
+        // It travels as a header value, which HTTP trims: spaces at either end would never match.
+        if axum::http::HeaderValue::from_str(&cluster_secret).is_err() || cluster_secret.trim() != cluster_secret {
+            return Err(invalid(
+                "cluster_secret",
+                "must be printable ASCII (a valid HTTP header value) without spaces at either end",
+            ));
+        }
         let request_timeout_ms = a.request_timeout_ms.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
         if request_timeout_ms < 100 {
             return Err(invalid("request_timeout_ms", "must be at least 100"));
@@ -635,6 +642,17 @@ mod tests {
     /// Settings with a cluster secret, which auth (on by default) requires.
     fn secret() -> ServerArgs {
         ServerArgs { cluster_secret: Some("s3cret".into()), ..Default::default() }
+    }
+
+    #[test]
+    fn a_cluster_secret_that_cannot_travel_in_a_header_is_refused() {
+        for bad in ["line\nbreak", " padded", "padded\t", "nul\0"] {
+            let args = ServerArgs { node_id: Some(1), cluster_secret: Some(bad.into()), ..Default::default() };
+            let err = ServerConfig::resolve(args, None).unwrap_err().to_string();
+            assert!(err.contains("cluster_secret") && err.contains("header value"), "{bad:?}: {err}");
+        }
+        let ok = ServerArgs { node_id: Some(1), cluster_secret: Some("a b\tc!~".into()), ..Default::default() };
+        assert!(ServerConfig::resolve(ok, None).is_ok());
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!   [`Limits::header_read_timeout`] of starting it, or the connection is closed (hyper's
 //!   `header_read_timeout`, which needs a timer);
 //! - **idle connections**: a connection with no request in flight for
-//!   [`Limits::idle_timeout`] is closed (a fresh connection that never sends a byte included:
-//!   hyper's head timer only starts with the first byte, so the idle watchdog is ours).
+//!   [`Limits::idle_timeout`] is closed (a fresh connection that never sends a byte included,
+//!   which hyper's head timer does not cover). hyper also runs the head timer while a kept-alive
+//!   connection waits for its next request, so in practice an idle connection is closed after
+//!   the shorter of the two timeouts.
 //!
 //! The path of one connection:
 //! 1. Accept (after taking a connection permit), `TCP_NODELAY`.

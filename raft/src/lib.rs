@@ -26,8 +26,9 @@
 //! header is then a second check, not the only one.
 //!
 //! What it deliberately does not do: bind or serve sockets (the product does), chunked snapshots
-//! (snapshots are sent whole with `full_snapshot`, which fits a scheduler's state), and any
-//! retry of its own (openraft owns retries and backoff).
+//! (snapshots are sent whole with `full_snapshot`, which fits a scheduler's state), and retries
+//! (openraft owns retries and backoff). The one exception: an RPC on a kept connection that the
+//! peer had closed meanwhile is sent once more on a fresh one, as HTTP clients do.
 
 mod client;
 mod conn;

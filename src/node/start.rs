@@ -62,10 +62,12 @@ fn storage_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
     Error::Storage { path: path.to_path_buf(), message: e.to_string() }
 }
 
-/// How long connections to peers stay pooled: half the idle timeout (every replica is assumed
-/// to run with the same one), so this side closes them before the peer's watchdog does.
+/// How long connections to peers are kept unused: half the shorter of the peer's idle and
+/// head-read timeouts (every replica is assumed to run with the same ones), so this side lets
+/// go before the peer closes them. hyper runs its head-read timer while it waits for the next
+/// request on a kept-alive connection, so an idle connection lasts only that long there.
 fn pool_idle(config: &ServerConfig) -> std::time::Duration {
-    (config.limits.idle_timeout / 2).min(taskraft_raft::DEFAULT_POOL_IDLE)
+    (config.limits.idle_timeout.min(config.limits.header_read_timeout) / 2).min(taskraft_raft::DEFAULT_POOL_IDLE)
 }
 
 fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, Error> {
