@@ -68,10 +68,12 @@ use crate::scheduler::WorkerRegistration;
 
 /// Default overall deadline of one client call, retries included.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long an unused pooled connection is kept. Below the servers' idle timeout
-/// ([`crate::listener::DEFAULT_IDLE_TIMEOUT`]), so the client drops a connection before the
-/// server closes it and never sends a request into one being closed.
-pub const POOL_IDLE: Duration = Duration::from_secs(50);
+/// How long an unused pooled connection is kept. Below the time a server keeps an idle
+/// connection (the shorter of [`crate::listener::DEFAULT_HEADER_READ_TIMEOUT`] and
+/// [`crate::listener::DEFAULT_IDLE_TIMEOUT`]: hyper runs its head timer on idle kept-alive
+/// connections), so the client drops a connection before the server closes it and never sends
+/// a request into one being closed.
+pub const POOL_IDLE: Duration = Duration::from_secs(5);
 /// Pause before retrying after every replica answered "unavailable".
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 

@@ -69,8 +69,9 @@ pub struct ServerArgs {
     /// Directory holding the Raft log, vote and snapshots.
     #[arg(long, env = "TASKRAFT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Shared secret that every Raft RPC between replicas must carry. Prefer
-    /// `cluster_secret_file` or the environment: a flag shows in `ps`.
+    /// Shared secret that every Raft RPC between replicas must carry (printable ASCII, no spaces
+    /// at either end: it travels as a header value). Prefer `cluster_secret_file` or the
+    /// environment: a flag shows in `ps`.
     #[arg(long, env = "TASKRAFT_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
     /// File holding the cluster secret (surrounding whitespace ignored).

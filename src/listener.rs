@@ -48,8 +48,10 @@ use tower::Service;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
 /// Default time a client has to finish its TLS handshake, and each request head once started.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time a connection may stay open with no request in flight. Clients' connection
-/// pools keep idle connections for less (the typed client: [`crate::client::POOL_IDLE`]), so
+/// Default time a connection may stay open with no request in flight. hyper's head timer
+/// ([`DEFAULT_HEADER_READ_TIMEOUT`]) also runs while a kept-alive connection waits, so an idle
+/// connection is in fact closed after the shorter of the two; clients' connection pools keep
+/// idle connections for less than that (the typed client: [`crate::client::POOL_IDLE`]), so
 /// they normally close first and never reuse a connection the server is closing.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// hyper's own limit on a request head: beyond it hyper answers 431 with an empty body.
