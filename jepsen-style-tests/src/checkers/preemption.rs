@@ -30,9 +30,12 @@
 //! ago than the horizon; `FinalState::forgotten`). Such a record cannot be judged, and is
 //! counted instead, never passed:
 //! - a listed `(X, T)` whose victim `X` was forgotten: `victim_forgotten`;
-//! - a preempted attempt nobody lists, when a forgotten task acknowledged with a key of
-//!   priority at least the gap above `X`'s exists (it may have been the preemptor):
-//!   `preemptor_maybe_forgotten`. Without such a candidate it stays `unattributed`.
+//! - a preempted attempt nobody lists, when a forgotten task of priority at least the gap above
+//!   `X`'s exists (it may have been the preemptor): `preemptor_maybe_forgotten`. The candidates
+//!   are the forgotten tasks the history acknowledged with a key, and the forgotten schedule runs
+//!   the polls saw (a run has its schedule's task priority: the server's default, 500, when the
+//!   template names none, which is 10 above a batch counter's). Without such a candidate it stays
+//!   `unattributed`.
 //!
 //! Needs the final state; with an incomplete one a clean result is `unknown`. A run in which no
 //! preemption happened is `true` with `exercised: false`. A preemptor remembers at most 64
@@ -58,6 +61,8 @@ const PREEMPTED: &str = "preempted";
 const MIGRATED: &str = "migrated";
 /// Below this priority a task that does not say `preemptible` is preemptible.
 const PREEMPTIBLE_BELOW: u32 = 500;
+/// The server's priority of a task that names none (`scheduler::DEFAULT_PRIORITY`).
+const SERVER_DEFAULT_PRIORITY: u32 = 500;
 
 #[derive(Debug, Default)]
 struct Findings {
@@ -91,7 +96,7 @@ pub fn check(inputs: &Inputs) -> CheckResult {
     let mut f = Findings::default();
     // Priorities of the forgotten tasks the history acknowledged (a counter's priority is a
     // function of its key): the preemptors a preempted attempt may have lost to retention.
-    let forgotten_priorities: Vec<u32> = inputs
+    let mut forgotten_priorities: Vec<u32> = inputs
         .history
         .iter()
         .filter(|o| o.kind == OpType::Ok)
@@ -102,6 +107,14 @@ pub fn check(inputs: &Inputs) -> CheckResult {
         .filter(|(id, _)| inputs.final_state.is_forgotten(*id))
         .map(|(_, key)| crate::workload::counter_priority(key))
         .collect();
+    // ... and of the forgotten schedule runs the polls saw, at their schedule's task priority.
+    for s in inputs.schedules.iter().flat_map(|r| &r.schedules) {
+        let priority = s.request["task"]["priority"]
+            .as_u64()
+            .map_or(SERVER_DEFAULT_PRIORITY, |p| u32::try_from(p).unwrap_or(u32::MAX));
+        let runs = s.first_seen.iter().map(|r| r.task_id).chain(s.forgotten_runs.iter().flatten().copied());
+        forgotten_priorities.extend(runs.filter(|&id| inputs.final_state.is_forgotten(id)).map(|_| priority));
+    }
     let (mut victim_forgotten, mut preemptor_maybe_forgotten) = (0usize, 0usize);
     // (victim, token) → the tasks that list it.
     let mut listed: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
@@ -413,7 +426,30 @@ mod tests {
         let r = check(&Fixture::new(&h, victim_only.clone()).with_sink(sink.clone()).with_forgotten(vec![2]).inputs());
         assert_eq!((r.valid, count(&r, "unattributed")), (Validity::False, 1), "{r:#?}");
         // Must fail: nothing was forgotten at all.
-        let r = check(&Fixture::new(&Hist::new(), victim_only).with_sink(sink.clone()).inputs());
+        let r = check(&Fixture::new(&Hist::new(), victim_only.clone()).with_sink(sink.clone()).inputs());
+        assert_eq!((r.valid, count(&r, "unattributed")), (Validity::False, 1), "{r:#?}");
+        // The preemptor was a schedule run the polls saw, since forgotten (a CI kill run: run
+        // 73 of a template without a priority, so 500, preempted a batch counter).
+        let schedule = |task: serde_json::Value| crate::history::ScheduleRecord {
+            schedules: vec![crate::history::ScheduleLog {
+                name: "jep-all-1".into(),
+                request: json!({"name": "jep-all-1", "task": task}),
+                first_seen: vec![crate::history::SeenRun { task_id: 2, ..Default::default() }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let with_schedule = |task: serde_json::Value| {
+            let mut fx =
+                Fixture::new(&Hist::new(), victim_only.clone()).with_sink(sink.clone()).with_forgotten(vec![2]);
+            fx.schedules = Some(schedule(task));
+            check(&fx.inputs())
+        };
+        let r = with_schedule(json!({"executor": "noop"}));
+        assert_eq!(r.valid, Validity::True, "{r:#?}");
+        assert_eq!(r.details["not_judged"]["preemptor_maybe_forgotten"], 1);
+        // Must fail: that schedule's runs have priority 105, within the gap of the victim's 100.
+        let r = with_schedule(json!({"executor": "noop", "priority": 105}));
         assert_eq!((r.valid, count(&r, "unattributed")), (Validity::False, 1), "{r:#?}");
         // The victim was forgotten, its preemptor kept: the listing cannot be checked.
         let preemptor_only = vec![tasks[1].clone()];
