@@ -83,7 +83,7 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
     let mut held: Vec<(Report, Reply)> = Vec::new();
     let mut open = true;
     loop {
-        release(&mut held, &mut queue, &starting.lock().expect("starting lock"));
+        release(&mut held, &mut queue, &lock(&starting));
         if queue.is_empty() {
             if !open && held.is_empty() {
                 return;
@@ -105,9 +105,9 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
                 Err(_) => break,
             }
         }
-        release(&mut held, &mut queue, &starting.lock().expect("starting lock"));
+        release(&mut held, &mut queue, &lock(&starting));
         let batch = {
-            let mut starting = starting.lock().expect("starting lock");
+            let mut starting = lock(&starting);
             let batch = take_batch(&mut queue, &mut held, &starting);
             for (report, _) in &batch {
                 if report.event == AttemptEvent::Started {
@@ -125,20 +125,9 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
             let (reports, replies): (Vec<Report>, Vec<Reply>) = batch.into_iter().unzip();
             let started: Vec<AttemptId> =
                 reports.iter().filter(|r| r.event == AttemptEvent::Started).map(|r| r.attempt).collect();
+            let done = Answered { started, starting, answered };
             let result = send_split(&client, &worker_id, reports).await;
-            // Answered (or failed for good): completions held for these starts may leave now.
-            {
-                let mut starting = starting.lock().expect("starting lock");
-                for attempt in started {
-                    if let Some(n) = starting.get_mut(&attempt) {
-                        *n -= 1;
-                        if *n == 0 {
-                            starting.remove(&attempt);
-                        }
-                    }
-                }
-            }
-            answered.notify_one();
+            drop(done);
             match result {
                 Ok(results) => {
                     for (reply, result) in replies.into_iter().zip(results) {
@@ -153,6 +142,37 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
             }
             drop(slot);
         });
+    }
+}
+
+fn lock(starting: &Starting) -> std::sync::MutexGuard<'_, HashMap<AttemptId, usize>> {
+    // Every critical section is a few map operations; a poisoned lock still holds a sound map.
+    starting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The start reports of one request. When the request's task ends (answered, failed for good,
+/// or even panicked), they stop counting and the loop is woken: completions held for them may
+/// leave. A drop guard, so that nothing can keep a completion held for ever.
+struct Answered {
+    started: Vec<AttemptId>,
+    starting: Starting,
+    answered: Arc<Notify>,
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        {
+            let mut starting = lock(&self.starting);
+            for attempt in &self.started {
+                if let Some(n) = starting.get_mut(attempt) {
+                    *n -= 1;
+                    if *n == 0 {
+                        starting.remove(attempt);
+                    }
+                }
+            }
+        }
+        self.answered.notify_one();
     }
 }
 
@@ -282,6 +302,34 @@ mod tests {
         let second = take_batch(&mut queue, &mut held, &starting);
         assert_eq!(ids(&second), vec![(1, false)], "3's completion now waits for its own start");
         assert_eq!(ids(&held), vec![(3, false)]);
+    }
+
+    #[test]
+    fn released_completions_go_back_in_front_in_their_order() {
+        let mut starting = HashMap::from([(attempt(1), 1), (attempt(2), 1)]);
+        let mut queue = VecDeque::from([ended(1), ended(2), started(5)]);
+        let mut held = Vec::new();
+        assert_eq!(ids(&take_batch(&mut queue, &mut held, &starting)), vec![(5, true)]);
+        queue.extend([started(6), ended(6)]);
+        starting.clear();
+        release(&mut held, &mut queue, &starting);
+        let order: Vec<(u64, bool)> = ids(&Vec::from(queue));
+        assert_eq!(order, vec![(1, false), (2, false), (6, true), (6, false)]);
+    }
+
+    #[tokio::test]
+    async fn a_finished_request_frees_its_starts_and_wakes_the_loop_even_if_it_panicked() {
+        let starting: Starting = Arc::new(Mutex::new(HashMap::from([(attempt(1), 2), (attempt(2), 1)])));
+        let answered = Arc::new(Notify::new());
+        let guard =
+            Answered { started: vec![attempt(1), attempt(2)], starting: starting.clone(), answered: answered.clone() };
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            panic!("the request's task failed");
+        });
+        assert!(task.await.is_err());
+        assert_eq!(*lock(&starting), HashMap::from([(attempt(1), 1)]), "one start of 1 is still in flight");
+        tokio::time::timeout(std::time::Duration::from_secs(5), answered.notified()).await.expect("the loop was woken");
     }
 
     #[test]
