@@ -121,11 +121,6 @@ impl Running {
     }
 }
 
-/// Stops an attempt, keeping the first reason given.
-pub(super) fn halt(stop: &CancellationToken, reason: &Mutex<Option<StopReason>>, why: StopReason) {
-    halt_with_file(stop, reason, why, None)
-}
-
 /// Stops an attempt, keeping the first reason given, and writes that reason to `file` (the
 /// task's `$TASKRAFT_STOP_REASON_FILE`) *before* the stop, so the task reads it when TERM
 /// arrives. Atomically (write and rename): a reader sees the whole word or no file.

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -15,7 +14,6 @@ use tracing::Instrument;
 use super::agent::Running;
 use super::agent::StopReason;
 use super::agent::Worker;
-use super::agent::halt;
 use super::agent::halt_with_file;
 use super::executor;
 use super::executor::ExecRequest;
@@ -160,19 +158,14 @@ impl Worker {
         }
         // The assignment is committed, so the attempt is this worker's until the cluster says
         // otherwise: start at once and report the start meanwhile. The report is queued before
-        // the process starts, so it reaches the leader no later than the completion's batch
-        // (a short task's start and end usually share one request and one log entry). Its
-        // verdict can still stop the attempt: cancelled meanwhile, or fenced off.
-        let confirm = self.confirm_started(id);
+        // the process starts (waiting for room if the reporter's queue is full), so it reaches
+        // the leader no later than the completion's batch (a short task's start and end usually
+        // share one request and one log entry). Its verdict can still stop the attempt:
+        // cancelled meanwhile, or fenced off.
+        let queued = self.reporter.enqueue(AttemptReport { attempt: id, event: AttemptEvent::Started }).await;
+        let confirm = self.confirm_started(id, queued);
         tokio::pin!(confirm);
-        // One poll queues the report (it cannot be answered yet).
         let mut confirmed = false;
-        if let Poll::Ready(verdict) = futures::poll!(&mut confirm) {
-            confirmed = true;
-            if let Some(why) = verdict {
-                halt(&stop, &reason, why);
-            }
-        }
         // The leader refused to send inputs this large: running the task without them would
         // pass for a success it is not.
         if let Some(error) = a.inputs_error {
@@ -285,13 +278,22 @@ impl Worker {
     /// says so: cancelled meanwhile, or refused (fenced off, ended). Transient failures are
     /// retried for one lease; after that the attempt runs on unconfirmed: heartbeats keep
     /// listing it and its completion is still reported (the attempt then has no start time).
-    async fn confirm_started(&self, attempt: AttemptId) -> Option<StopReason> {
+    /// `queued` is the first try, already queued.
+    async fn confirm_started<V>(&self, attempt: AttemptId, queued: Result<V, String>) -> Option<StopReason>
+    where
+        V: Future<Output = Result<ReportResult, String>>,
+    {
         let report = AttemptReport { attempt, event: AttemptEvent::Started };
         let deadline = Instant::now() + self.lease().ttl();
+        let mut first = Some(queued);
         loop {
-            let verdict = match self.reporter.enqueue(report.clone()).await {
-                Ok(verdict) => verdict.await,
-                Err(e) => Err(e),
+            let verdict = match first.take() {
+                Some(Ok(verdict)) => verdict.await,
+                Some(Err(e)) => Err(e),
+                None => match self.reporter.enqueue(report.clone()).await {
+                    Ok(verdict) => verdict.await,
+                    Err(e) => Err(e),
+                },
             };
             match verdict {
                 Ok(ReportResult { code: None, status, .. }) => {
