@@ -162,10 +162,17 @@ impl Worker {
         // the leader no later than the completion's batch (a short task's start and end usually
         // share one request and one log entry). Its verdict can still stop the attempt:
         // cancelled meanwhile, or fenced off.
-        let queued = self.reporter.enqueue(AttemptReport { attempt: id, event: AttemptEvent::Started }).await;
-        let confirm = self.confirm_started(id, queued);
+        // A stop meanwhile (shutdown, lease lost, cancel...) ends the wait for room: the
+        // attempt then runs nothing and goes straight to its stop, with no start to confirm.
+        let report = AttemptReport { attempt: id, event: AttemptEvent::Started };
+        let queued = tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            queued = self.reporter.enqueue(report) => Some(queued),
+        };
+        let mut confirmed = queued.is_none();
+        let confirm = self.confirm_started(id, queued.unwrap_or_else(|| Err("stopped before it started".into())));
         tokio::pin!(confirm);
-        let mut confirmed = false;
         // The leader refused to send inputs this large: running the task without them would
         // pass for a success it is not.
         if let Some(error) = a.inputs_error {

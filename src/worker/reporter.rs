@@ -60,8 +60,9 @@ impl Reporter {
         self.enqueue(report).await?.await
     }
 
-    /// Queues one report and returns its verdict as a future, without waiting for it. Reports
-    /// leave in the order they were queued (requests may still overlap, see [`MAX_IN_FLIGHT`]).
+    /// Queues one report and returns its verdict as a future, without waiting for it; waits
+    /// for room when the queue is full. `Err` only if the loop has stopped. Reports leave in
+    /// the order they were queued (requests may still overlap, see [`MAX_IN_FLIGHT`]).
     pub async fn enqueue(
         &self,
         report: Report,
