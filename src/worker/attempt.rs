@@ -161,9 +161,9 @@ impl Worker {
         // the process starts (waiting for room if the reporter's queue is full), so it reaches
         // the leader no later than the completion's batch (a short task's start and end usually
         // share one request and one log entry). Its verdict can still stop the attempt:
-        // cancelled meanwhile, or fenced off.
-        // A stop meanwhile (shutdown, lease lost, cancel...) ends the wait for room: the
-        // attempt then runs nothing and goes straight to its stop, with no start to confirm.
+        // cancelled meanwhile, or fenced off. A stop during the wait for room (shutdown, lease
+        // lost, cancel...) ends it: the attempt then runs nothing and goes straight to its
+        // stop, with no start to confirm.
         let report = AttemptReport { attempt: id, event: AttemptEvent::Started };
         let queued = tokio::select! {
             biased;
@@ -295,12 +295,8 @@ impl Worker {
         let mut first = Some(queued);
         loop {
             let verdict = match first.take() {
-                Some(Ok(verdict)) => verdict.await,
-                Some(Err(e)) => Err(e),
-                None => match self.reporter.enqueue(report.clone()).await {
-                    Ok(verdict) => verdict.await,
-                    Err(e) => Err(e),
-                },
+                Some(queued) => verdict_of(queued).await,
+                None => verdict_of(self.reporter.enqueue(report.clone()).await).await,
             };
             match verdict {
                 Ok(ReportResult { code: None, status, .. }) => {
@@ -372,4 +368,12 @@ impl Worker {
             }
         }
     }
+}
+
+/// The verdict of a queued report (or why it could not be queued).
+async fn verdict_of<V>(queued: Result<V, String>) -> Result<ReportResult, String>
+where
+    V: Future<Output = Result<ReportResult, String>>,
+{
+    queued?.await
 }
