@@ -18,6 +18,7 @@ use super::agent::halt_with_file;
 use super::executor;
 use super::executor::ExecRequest;
 use super::executor::LiveOutput;
+use super::reporter::Verdict;
 use crate::client::ClientError;
 use crate::proto::ErrorCode;
 use crate::proto::workers::Assignment;
@@ -30,6 +31,13 @@ use crate::scheduler::AttemptOutcome;
 
 /// How long one inbox long-poll waits for an assignment.
 const INBOX_WAIT: Duration = Duration::from_secs(5);
+
+/// An assignment taken into `running`, not yet spawned.
+struct Admitted {
+    a: Assignment,
+    stop: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
 
 /// How an attempt ended, as reported.
 struct Ending {
@@ -81,9 +89,7 @@ impl Worker {
                     // leader would end it as abandoned). One log entry assigns many attempts
                     // under the same token, so the token is raised only once all are in.
                     let newest = inbox.assignments.iter().map(|a| a.token).max();
-                    for a in inbox.assignments {
-                        self.clone().start(a, &shutdown);
-                    }
+                    self.start_all(inbox.assignments, &shutdown).await;
                     if let Some(newest) = newest {
                         self.seen_token.fetch_max(newest, Ordering::Release);
                     }
@@ -106,15 +112,48 @@ impl Worker {
         }
     }
 
-    /// Starts an assignment unless it already runs.
-    fn start(self: Arc<Self>, a: Assignment, shutdown: &CancellationToken) {
+    /// Starts the assignments of one inbox answer (those not running here already). Their
+    /// start reports are queued first, all at once, before any process starts: they leave in
+    /// one request, so each reaches the leader a single round trip after the inbox answer,
+    /// rather than behind the requests already in flight (an attempt's start time is when its
+    /// report reaches the leader). Queuing waits for room if the reporter's queue is full; a
+    /// shutdown meanwhile ends the wait, and the attempts then run nothing and go straight to
+    /// their stop, with no start to confirm. An attempt stopped during the wait (cancel, lease
+    /// lost, preemption) still has its start reported, and its executor runs nothing.
+    async fn start_all(self: &Arc<Self>, assignments: Vec<Assignment>, shutdown: &CancellationToken) {
+        let admitted: Vec<Admitted> = assignments.into_iter().filter_map(|a| self.admit(a, shutdown)).collect();
+        // A task cancelled before its attempt started sends no start report (see `attempt`).
+        let starts: Vec<AttemptReport> = admitted
+            .iter()
+            .filter(|x| !x.a.task.cancel_requested)
+            .map(|x| AttemptReport { attempt: x.a.id(), event: AttemptEvent::Started })
+            .collect();
+        let queued = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => None,
+            queued = self.reporter.enqueue_many(starts) => Some(queued),
+        };
+        let mut verdicts = match queued {
+            Some(Ok(verdicts)) => verdicts.into_iter().map(Ok).collect(),
+            Some(Err(e)) => Vec::from_iter(std::iter::repeat_n(e, admitted.len()).map(Err)),
+            None => Vec::new(),
+        }
+        .into_iter();
+        for x in admitted {
+            let queued = if x.a.task.cancel_requested { None } else { verdicts.next() };
+            self.clone().spawn(x, queued);
+        }
+    }
+
+    /// Takes an assignment into `running` unless it already runs here.
+    fn admit(&self, a: Assignment, shutdown: &CancellationToken) -> Option<Admitted> {
         let id = a.id();
         let stop = shutdown.child_token();
         let reason = Arc::new(Mutex::new(None));
         {
             let mut running = self.running.lock().expect("running lock");
             if running.contains_key(&id) {
-                return;
+                return None;
             }
             // A newer attempt of a task supersedes any older one still running here.
             for (old, r) in running.iter() {
@@ -130,11 +169,19 @@ impl Worker {
                 .then(|| self.attempt_dir(id, a.attempt).join(executor::STOP_REASON_FILE));
             running.insert(id, Running { stop: stop.clone(), reason: reason.clone(), reason_file });
         }
+        Some(Admitted { a, stop, reason })
+    }
+
+    /// Runs an admitted attempt in its own task; `queued` is its start report's first try
+    /// (`None`: none was queued).
+    fn spawn(self: Arc<Self>, x: Admitted, queued: Option<Result<Verdict, String>>) {
+        let Admitted { a, stop, reason } = x;
+        let id = a.id();
         let span = tracing::info_span!("attempt", task_id = id.task_id, attempt = a.attempt, token = id.token);
         let tracker = self.attempts.clone();
         tracker.spawn(
             async move {
-                self.attempt(a, stop, reason).await;
+                self.attempt(a, stop, reason, queued).await;
                 self.running.lock().expect("running lock").remove(&id);
                 self.wake_inbox.notify_one();
             }
@@ -142,7 +189,13 @@ impl Worker {
         );
     }
 
-    async fn attempt(&self, a: Assignment, stop: CancellationToken, reason: Arc<Mutex<Option<StopReason>>>) {
+    async fn attempt(
+        &self,
+        a: Assignment,
+        stop: CancellationToken,
+        reason: Arc<Mutex<Option<StopReason>>>,
+        queued: Option<Result<Verdict, String>>,
+    ) {
         let id = a.id();
         if a.task.cancel_requested {
             let error = Some("cancelled before it started".to_string());
@@ -157,19 +210,10 @@ impl Worker {
             return;
         }
         // The assignment is committed, so the attempt is this worker's until the cluster says
-        // otherwise: start at once and report the start meanwhile. The report is queued before
-        // the process starts (waiting for room if the reporter's queue is full), so it reaches
-        // the leader no later than the completion's batch (a short task's start and end usually
-        // share one request and one log entry). Its verdict can still stop the attempt:
-        // cancelled meanwhile, or fenced off. A stop during the wait for room (shutdown, lease
-        // lost, cancel...) ends it: the attempt then runs nothing and goes straight to its
-        // stop, with no start to confirm.
-        let report = AttemptReport { attempt: id, event: AttemptEvent::Started };
-        let queued = tokio::select! {
-            biased;
-            () = stop.cancelled() => None,
-            queued = self.reporter.enqueue(report) => Some(queued),
-        };
+        // otherwise: start at once and report the start meanwhile. The report was queued
+        // before the process starts (`start_all`), so it reaches the leader no later than the
+        // completion's batch. Its verdict can still stop the attempt: cancelled meanwhile, or
+        // fenced off. With none queued (shutdown), the attempt runs nothing.
         let mut confirmed = queued.is_none();
         let confirm = self.confirm_started(id, queued.unwrap_or_else(|| Err("stopped before it started".into())));
         tokio::pin!(confirm);

@@ -43,7 +43,23 @@ type Reply = oneshot::Sender<Result<ReportResult, String>>;
 /// Handle to the batching loop.
 #[derive(Clone)]
 pub struct Reporter {
-    tx: mpsc::Sender<(Report, Reply)>,
+    /// Each message is queued as a whole: [`Reporter::enqueue_many`]'s reports reach the loop
+    /// together, so they leave in one request when a slot is free.
+    tx: mpsc::Sender<Vec<(Report, Reply)>>,
+}
+
+/// The cluster's verdict on one queued report, once its request is answered: `Ok` as
+/// [`Reporter::send`] describes, `Err` a transient failure.
+pub struct Verdict(oneshot::Receiver<Result<ReportResult, String>>);
+
+impl Future for Verdict {
+    type Output = Result<ReportResult, String>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err("reporter dropped the report".into())))
+    }
 }
 
 impl Reporter {
@@ -60,23 +76,36 @@ impl Reporter {
         self.enqueue(report).await?.await
     }
 
-    /// Queues one report and returns its verdict as a future, without waiting for it; waits
-    /// for room when the queue is full. `Err` only if the loop has stopped. Reports leave in
-    /// the order they were queued (requests may still overlap, see [`MAX_IN_FLIGHT`]).
-    pub async fn enqueue(
-        &self,
-        report: Report,
-    ) -> Result<impl Future<Output = Result<ReportResult, String>> + use<>, String> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send((report, reply)).await.map_err(|_| "reporter stopped".to_string())?;
-        Ok(async move { rx.await.unwrap_or_else(|_| Err("reporter dropped the report".into())) })
+    /// Queues one report and returns its verdict, without waiting for it; waits for room when
+    /// the queue is full. `Err` only if the loop has stopped. Reports leave in the order they
+    /// were queued (requests may still overlap, see [`MAX_IN_FLIGHT`]).
+    pub async fn enqueue(&self, report: Report) -> Result<Verdict, String> {
+        let mut verdicts = self.enqueue_many(vec![report]).await?;
+        verdicts.pop().ok_or_else(|| "reporter stopped".to_string())
+    }
+
+    /// Queues `reports` at once, like [`Reporter::enqueue`]: they leave together, in one request
+    /// (up to [`REPORTS_PER_REQUEST`]), rather than spread over the requests in flight.
+    pub async fn enqueue_many(&self, reports: Vec<Report>) -> Result<Vec<Verdict>, String> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (items, verdicts): (Vec<(Report, Reply)>, Vec<Verdict>) = reports
+            .into_iter()
+            .map(|report| {
+                let (reply, rx) = oneshot::channel();
+                ((report, reply), Verdict(rx))
+            })
+            .unzip();
+        self.tx.send(items).await.map_err(|_| "reporter stopped".to_string())?;
+        Ok(verdicts)
     }
 }
 
 /// Attempts whose start report is in a request not answered yet, with how many such reports.
 type Starting = Arc<Mutex<HashMap<AttemptId, usize>>>;
 
-async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Report, Reply)>) {
+async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<Vec<(Report, Reply)>>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let starting: Starting = Arc::default();
     let answered = Arc::new(Notify::new());
@@ -90,8 +119,8 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
                 return;
             }
             tokio::select! {
-                item = rx.recv(), if open => match item {
-                    Some(item) => queue.push_back(item),
+                items = rx.recv(), if open => match items {
+                    Some(items) => queue.extend(items),
                     None => open = false,
                 },
                 _ = answered.notified(), if !held.is_empty() => {}
@@ -102,7 +131,7 @@ async fn run(client: Arc<Client>, worker_id: String, mut rx: mpsc::Receiver<(Rep
         // Whatever queued while waiting for the slot joins this request.
         while queue.len() < REPORTS_PER_REQUEST {
             match rx.try_recv() {
-                Ok(item) => queue.push_back(item),
+                Ok(items) => queue.extend(items),
                 Err(_) => break,
             }
         }
@@ -331,6 +360,46 @@ mod tests {
         assert!(task.await.is_err());
         assert_eq!(*lock(&starting), HashMap::from([(attempt(1), 1)]), "one start of 1 is still in flight");
         tokio::time::timeout(std::time::Duration::from_secs(5), answered.notified()).await.expect("the loop was woken");
+    }
+
+    /// A worker API on a free loopback port that accepts every report and records how many
+    /// each request carried.
+    async fn recording_server(sizes: Arc<Mutex<Vec<usize>>>) -> String {
+        use axum::Json;
+        use axum::routing::post;
+        let app = axum::Router::new().route(
+            "/v1/workers/{id}/reports",
+            post(move |Json(batch): Json<Reports>| async move {
+                sizes.lock().unwrap().push(batch.reports.len());
+                let accepted = ReportResult { status: None, code: None, message: None };
+                Json(ReportResults { results: vec![accepted; batch.reports.len()] })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr.to_string()
+    }
+
+    // One thread: the loop runs whenever the test yields, so reports queued one by one (with a
+    // yield between, as separate attempt tasks would) would leave in several requests.
+    #[tokio::test]
+    async fn reports_queued_at_once_leave_in_one_request_each_with_its_own_verdict() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let client = Arc::new(Client::new(vec![recording_server(sizes.clone()).await]).unwrap());
+        let reporter = Reporter::start(client, "w1");
+        // One inbox answer's start reports, then a lone completion.
+        let verdicts = reporter.enqueue_many((1..=40).map(started).collect()).await.unwrap();
+        assert_eq!(verdicts.len(), 40);
+        for verdict in verdicts {
+            let result = tokio::time::timeout(std::time::Duration::from_secs(10), verdict).await.expect("answered");
+            assert!(result.expect("accepted").code.is_none());
+        }
+        assert_eq!(*sizes.lock().unwrap(), vec![40], "all 40 starts in one request");
+        reporter.send(ended(1)).await.expect("accepted");
+        assert_eq!(*sizes.lock().unwrap(), vec![40, 1]);
+        assert!(reporter.enqueue_many(Vec::new()).await.unwrap().is_empty(), "nothing queued, nothing sent");
+        assert_eq!(sizes.lock().unwrap().len(), 2);
     }
 
     #[test]
