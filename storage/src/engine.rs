@@ -33,6 +33,7 @@ use std::ops::RangeToInclusive;
 
 pub use mem_engine::MemEngine;
 pub use mem_engine::MemTree;
+pub use sled_engine::SLED_SEGMENT_BYTES;
 pub use sled_engine::SledEngine;
 pub use sled_engine::SledTree;
 

@@ -33,6 +33,7 @@ use sled::Config;
 use taskraft_storage::Engine;
 use taskraft_storage::SledEngine;
 use taskraft_storage::Tree;
+use taskraft_storage::engine::SLED_SEGMENT_BYTES;
 
 /// Paths synced while recording is on; `None` while it is off.
 static SYNCED: Mutex<Option<BTreeSet<PathBuf>>> = Mutex::new(None);
@@ -99,6 +100,9 @@ fn record<T>(f: impl FnOnce() -> T) -> (T, BTreeSet<PathBuf>) {
     (result, synced)
 }
 
+/// A value sled keeps in a blob file: over a quarter of a segment.
+const LARGE: usize = SLED_SEGMENT_BYTES / 4 + 64 * 1024;
+
 fn blob_files(dir: &Path) -> BTreeSet<PathBuf> {
     std::fs::read_dir(dir.join("blobs"))
         .expect("sled keeps a blobs directory")
@@ -111,8 +115,8 @@ fn a_large_value_is_synced_with_its_directory_before_the_insert_returns() {
     let _serial = one_test_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().canonicalize().unwrap();
-    // 300 KiB of incompressible-looking bytes: well above sled's blob threshold.
-    let value: Vec<u8> = (0..300 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    // Incompressible-looking bytes above sled's blob threshold.
+    let value: Vec<u8> = (0..LARGE as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     {
         let engine = SledEngine::open(&dir_path).unwrap();
         let tree = engine.open_tree("log").unwrap();
@@ -123,7 +127,10 @@ fn a_large_value_is_synced_with_its_directory_before_the_insert_returns() {
         let (inserted, synced) = record(|| tree.insert(b"large", value.clone()));
         inserted.unwrap();
         let new_blobs: BTreeSet<PathBuf> = blob_files(&dir_path).difference(&before).cloned().collect();
-        assert!(!new_blobs.is_empty(), "a 300 KiB value did not go to a blob file: the test no longer tests anything");
+        assert!(
+            !new_blobs.is_empty(),
+            "a value of {LARGE} bytes did not go to a blob file: the test no longer tests anything"
+        );
         for blob in &new_blobs {
             assert!(
                 synced.contains(blob),
@@ -172,7 +179,7 @@ fn a_failed_blob_sync_fails_the_insert_and_the_database_instead_of_hanging_it() 
     tree.insert(b"small", vec![1; 16]).unwrap();
 
     FAIL_BLOB_SYNCS.store(true, Ordering::SeqCst);
-    let inserted = tree.insert(b"large", vec![7; 300 * 1024]);
+    let inserted = tree.insert(b"large", vec![7; LARGE]);
     FAIL_BLOB_SYNCS.store(false, Ordering::SeqCst);
     let err = inserted.expect_err("an insert whose blob could not be synced succeeded");
     assert!(err.to_string().contains("Input/output error") || format!("{err:?}").contains("Io"), "{err:?}");
@@ -186,4 +193,53 @@ fn a_failed_blob_sync_fails_the_insert_and_the_database_instead_of_hanging_it() 
     });
     let flushed = rx.recv_timeout(Duration::from_secs(20)).expect("a flush after a failed blob sync hung");
     assert!(flushed.is_err(), "a flush after a failed blob sync reported success");
+}
+
+/// The segment size sled recorded in the database's `conf` file.
+fn recorded_segment_size(dir: &Path) -> usize {
+    let conf = std::fs::read(dir.join("conf")).expect("sled writes a conf file");
+    let conf = String::from_utf8_lossy(&conf);
+    let line = conf.lines().find_map(|l| l.strip_prefix("segment_size:")).expect("conf names the segment size");
+    line.trim().parse().expect("a number")
+}
+
+#[test]
+fn a_new_database_keeps_an_entry_of_a_mebibyte_in_its_log_not_in_a_blob_file() {
+    let _serial = one_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    // A coalesced entry of 4 096 submits is well under this; with sled's default 512 KiB
+    // segments anything over 128 KiB went to a file of its own, created and synced per write.
+    let value = vec![3u8; 1 << 20];
+    {
+        let engine = SledEngine::open(dir.path()).unwrap();
+        assert_eq!(recorded_segment_size(dir.path()), SLED_SEGMENT_BYTES);
+        let tree = engine.open_tree("log").unwrap();
+        tree.insert(b"entry", value.clone()).unwrap();
+        futures::executor::block_on(engine.flush()).unwrap();
+        assert!(blob_files(dir.path()).is_empty(), "a 1 MiB entry went to a blob file");
+    }
+    let engine = SledEngine::open(dir.path()).unwrap();
+    assert_eq!(engine.open_tree("log").unwrap().get(b"entry").unwrap(), Some(value));
+}
+
+#[test]
+fn a_database_created_with_sleds_default_segments_still_opens_and_keeps_them() {
+    let _serial = one_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // As every release before 8 MiB segments created it.
+        let db = Config::new().path(dir.path()).open().unwrap();
+        db.open_tree("log").unwrap().insert(b"old", vec![1; 64]).unwrap();
+        db.flush().unwrap();
+    }
+    assert_eq!(recorded_segment_size(dir.path()), 512 * 1024);
+    let engine = SledEngine::open(dir.path()).expect("an existing database opens with the segment size it has");
+    let tree = engine.open_tree("log").unwrap();
+    assert_eq!(tree.get(b"old").unwrap(), Some(vec![1; 64]));
+    tree.insert(b"new", vec![2; 64]).unwrap();
+    futures::executor::block_on(engine.flush()).unwrap();
+    drop((tree, engine));
+    assert_eq!(recorded_segment_size(dir.path()), 512 * 1024);
+    let engine = SledEngine::open(dir.path()).unwrap();
+    assert_eq!(engine.open_tree("log").unwrap().get(b"new").unwrap(), Some(vec![2; 64]));
 }

@@ -16,6 +16,17 @@ use crate::error::Result;
 /// read mostly right after it is written, so a small cache serves it.
 pub const SLED_CACHE_BYTES: u64 = 64 << 20;
 
+/// sled's segment size for a new database (sled's default is 512 KiB). sled keeps any log
+/// message over a quarter of a segment in a file of its own under `blobs/`, created, synced and
+/// its directory synced on every write, then deleted. With 512 KiB segments that was every
+/// Raft entry over 128 KiB: two coalesced batches of 1 000 submits. Under a steady load of
+/// batches that cost turned into a spiral: a slower leader coalesced more, so more entries went
+/// to blob files, and `bench submit --batch 1000` fell from about 110k to 80k tasks/s with
+/// 200–440 ms stalls, the host spending half its time in the kernel. With 8 MiB segments an
+/// entry stays in the log up to 2 MiB; the largest coalesced batch (4 096 tasks) is well below.
+/// A database keeps the segment size it was created with ([`segment_size_for`]).
+pub const SLED_SEGMENT_BYTES: usize = 8 << 20;
+
 /// A sled database; every [`Tree`] is a sled tree in it.
 ///
 /// sled writes go to an in-memory log buffer first and reach the disk on sled's own timer
@@ -26,7 +37,8 @@ pub const SLED_CACHE_BYTES: u64 = 64 << 20;
 ///
 /// This is the sled in `vendor/sled` (see its `TASKRAFT-PATCH.md`): upstream 0.34.7 makes a
 /// flushed buffer "durable" with `sync_file_range`, which leaves the growing file's metadata and
-/// the device cache unsynced, and never syncs the files it keeps values above about 128 KiB in.
+/// the device cache unsynced, and never syncs the files it keeps values above a quarter of a
+/// segment in.
 #[derive(Debug, Clone)]
 pub struct SledEngine {
     db: sled::Db,
@@ -43,7 +55,9 @@ impl SledEngine {
     /// there after it.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let db = sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES).open()?;
+        let config =
+            sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES).segment_size(segment_size_for(path)?);
+        let db = config.open()?;
         sync_created_files(path)?;
         Ok(SledEngine { db })
     }
@@ -77,6 +91,25 @@ impl Engine for SledEngine {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// The segment size to open the database in `path` with: [`SLED_SEGMENT_BYTES`] for a new one,
+/// and for an existing one the size it was created with, from its `conf` file (sled refuses to
+/// open a database with another; those created before this setting have 512 KiB).
+fn segment_size_for(path: &Path) -> Result<usize> {
+    let conf = path.join("conf");
+    let bytes = match std::fs::read(&conf) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SLED_SEGMENT_BYTES),
+        Err(source) => return Err(Error::Io { op: "read", path: conf, source }),
+    };
+    // sled writes one `name: value` per line, then a binary checksum; a file it cannot read
+    // is left for sled to refuse.
+    let size = String::from_utf8_lossy(&bytes)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size:"))
+        .and_then(|v| v.trim().parse().ok());
+    Ok(size.unwrap_or(SLED_SEGMENT_BYTES))
 }
 
 /// Syncs what sled creates on open: `conf`, the `blobs/` directory and the database directory
