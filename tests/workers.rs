@@ -85,6 +85,47 @@ async fn a_killed_workers_task_resumes_elsewhere_from_its_checkpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_hands_its_running_attempt_back_as_lost() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.add_worker("w1", 1, &[]);
+    cluster.wait_workers(1).await;
+    let client = cluster.client();
+    let dir = cluster.dir.path().display().to_string();
+    let script = format!(
+        r#"echo $$ > "{dir}/pid-$TASKRAFT_ATTEMPT"
+if [ "$TASKRAFT_ATTEMPT" = 1 ]; then sleep 60; fi
+echo "attempt $TASKRAFT_ATTEMPT done""#
+    );
+    let (t, _) = client.submit(json!({"command": ["sh", "-c", script]})).await.unwrap();
+    let pid1_file = cluster.dir.path().join("pid-1");
+    let pid1: i32 = eventually("attempt 1 running", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&pid1_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    eventually("attempt 1 reported started", Duration::from_secs(10), || async {
+        task(&client, t.id).await.attempts.first()?.started_ms
+    })
+    .await;
+    let status = cluster.worker("w1").terminate();
+    assert!(status.success(), "the worker's shutdown failed: {status:?}");
+    assert!(!process_alive(pid1), "the task's process outlived its worker");
+    // Reported by the worker on its way out, before it exits: the attempt ends `lost` (never
+    // `cancelled`, which would end the task for good) and the task waits.
+    let after = task(&client, t.id).await;
+    assert_eq!(after.attempts[0].outcome, Some(AttemptOutcome::Lost), "{:?}", after.attempts);
+    assert!(!after.state.is_terminal(), "the task must wait for another worker: {after:?}");
+    cluster.add_worker("w2", 1, &[]);
+    let done = client.wait(t.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    // The departed worker's lease outlives it by up to a TTL, so the retry may first be assigned
+    // to it again and end `lost` at expiry; the run that succeeds is on w2.
+    let last = done.attempts.last().unwrap();
+    assert_eq!(last.worker_id, "w2", "{:?}", done.attempts);
+    assert!(last.output_tail.contains(&format!("attempt {} done", last.number)), "{last:?}");
+    assert!(done.attempts[..done.attempts.len() - 1].iter().all(|a| a.outcome == Some(AttemptOutcome::Lost)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_worker_is_fenced_off_and_kills_its_stale_copy() {
     let mut cluster = TestCluster::start(3, &[]).await;
     cluster.add_worker("w1", 2, &[]);

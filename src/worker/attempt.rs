@@ -278,7 +278,11 @@ impl Worker {
         if live.is_some() {
             self.output.finish(id).await;
         }
-        let stopped_by = *reason.lock().expect("reason lock");
+        // Every stop names its reason before it fires, except the worker's own shutdown: the
+        // attempt's token is a child of it, and `stop_all` names it only later. Without this,
+        // an attempt stopped in that gap would report `cancelled`, which ends its task for good
+        // instead of resuming it elsewhere.
+        let stopped_by = reason.lock().expect("reason lock").or(stop.is_cancelled().then_some(StopReason::Shutdown));
         tracing::info!(outcome = %result.outcome.as_str(), exit_code = result.exit_code, ?stopped_by, "attempt ended");
         let ending = Ending {
             outcome: result.outcome,

@@ -65,6 +65,7 @@ impl Future for Verdict {
 impl Reporter {
     /// Starts the loop for worker `id`; it ends when every handle is dropped.
     pub fn start(client: Arc<Client>, id: &str) -> Self {
+        // 4 096 messages: each is one report, or the start reports of one inbox answer.
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(run(client, id.to_string(), rx));
         Self { tx }
@@ -84,8 +85,9 @@ impl Reporter {
         verdicts.pop().ok_or_else(|| "reporter stopped".to_string())
     }
 
-    /// Queues `reports` at once, like [`Reporter::enqueue`]: they leave together, in one request
-    /// (up to [`REPORTS_PER_REQUEST`]), rather than spread over the requests in flight.
+    /// Queues `reports` at once, like [`Reporter::enqueue`]: they reach the loop together, so
+    /// they leave in the next request with a free slot (after any reports queued before them,
+    /// and cut at [`REPORTS_PER_REQUEST`]) rather than spread over the requests in flight.
     pub async fn enqueue_many(&self, reports: Vec<Report>) -> Result<Vec<Verdict>, String> {
         if reports.is_empty() {
             return Ok(Vec::new());
@@ -391,6 +393,8 @@ mod tests {
         // One inbox answer's start reports, then a lone completion.
         let verdicts = reporter.enqueue_many((1..=40).map(started).collect()).await.unwrap();
         assert_eq!(verdicts.len(), 40);
+        // Nothing has yielded to the loop yet: the 40 are one message in its queue.
+        assert_eq!(reporter.tx.max_capacity() - reporter.tx.capacity(), 1, "one message for the 40 reports");
         for verdict in verdicts {
             let result = tokio::time::timeout(std::time::Duration::from_secs(10), verdict).await.expect("answered");
             assert!(result.expect("accepted").code.is_none());

@@ -1,8 +1,9 @@
 //! Two durability fixes in taskraft's copy of sled 0.34.7 (`vendor/sled`, see its
 //! `TASKRAFT-PATCH.md`), each checked by watching the syncs it must make:
 //!
-//! - **Blobs.** sled writes any log message above a quarter of a segment (about 128 KiB) to a file
-//!   of its own under `blobs/` and logs only a pointer to it. Upstream never syncs that file, and
+//! - **Blobs.** sled writes any log message above a quarter of a segment (2 MiB with the 8 MiB
+//!   segments `SledEngine` creates databases with) to a file of its own under `blobs/` and logs
+//!   only a pointer to it. Upstream never syncs that file, and
 //!   on recovery it skips a pointer whose blob is missing: a power loss after the next flush would
 //!   drop the value silently. The patched `write_blob` syncs the blob and its directory before the
 //!   insert returns.
@@ -242,4 +243,13 @@ fn a_database_created_with_sleds_default_segments_still_opens_and_keeps_them() {
     assert_eq!(recorded_segment_size(dir.path()), 512 * 1024);
     let engine = SledEngine::open(dir.path()).unwrap();
     assert_eq!(engine.open_tree("log").unwrap().get(b"new").unwrap(), Some(vec![2; 64]));
+    drop(engine);
+
+    // A `conf` that names no size (sled takes it as absent and writes its own): the existing log
+    // is still read with the size it was written with.
+    std::fs::write(dir.path().join("conf"), b"").unwrap();
+    let engine = SledEngine::open(dir.path()).expect("opens with the old default");
+    assert_eq!(engine.open_tree("log").unwrap().get(b"old").unwrap(), Some(vec![1; 64]));
+    drop(engine);
+    assert_eq!(recorded_segment_size(dir.path()), 512 * 1024);
 }

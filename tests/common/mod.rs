@@ -211,6 +211,25 @@ impl TestWorker {
         }
     }
 
+    /// SIGTERM, like `systemctl stop`, and wait for it to exit (at most 30 s: its shutdown gives
+    /// stopped attempts 10 s to report).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("worker not running");
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("worker {} did not stop within 30 s of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGSTOP / SIGCONT.
     pub fn pause(&self) {
         unsafe { libc::kill(self.pid(), libc::SIGSTOP) };

@@ -17,14 +17,14 @@ use crate::error::Result;
 pub const SLED_CACHE_BYTES: u64 = 64 << 20;
 
 /// sled's segment size for a new database (sled's default is 512 KiB). sled keeps any log
-/// message over a quarter of a segment in a file of its own under `blobs/`, created, synced and
-/// its directory synced on every write, then deleted. With 512 KiB segments that was every
-/// Raft entry over 128 KiB: two coalesced batches of 1 000 submits. Under a steady load of
-/// batches that cost turned into a spiral: a slower leader coalesced more, so more entries went
-/// to blob files, and `bench submit --batch 1000` fell from about 110k to 80k tasks/s with
-/// 200–440 ms stalls, the host spending half its time in the kernel. With 8 MiB segments an
-/// entry stays in the log up to 2 MiB; the largest coalesced batch (4 096 tasks) is well below.
-/// A database keeps the segment size it was created with ([`segment_size_for`]).
+/// message over a quarter of a segment (less 52 bytes of headers) in a file of its own under
+/// `blobs/`: created, written, synced and its directory synced on every write, deleted later.
+/// With 512 KiB segments that was every Raft entry over 128 KiB, such as two coalesced batches
+/// of 1 000 submits: under `bench submit --batch 1000` about 20 blob files a second per replica.
+/// With 8 MiB segments an entry stays in the log up to 2 MiB; a coalesced entry of 4 096 small
+/// tasks (about 70–200 bytes each) is well below, while larger ones (big specs, checkpoints)
+/// still go to blob files, synced as before. A database keeps the segment size it was created
+/// with ([`segment_size_for`]).
 pub const SLED_SEGMENT_BYTES: usize = 8 << 20;
 
 /// A sled database; every [`Tree`] is a sled tree in it.
@@ -93,23 +93,34 @@ impl Engine for SledEngine {
     }
 }
 
-/// The segment size to open the database in `path` with: [`SLED_SEGMENT_BYTES`] for a new one,
-/// and for an existing one the size it was created with, from its `conf` file (sled refuses to
-/// open a database with another; those created before this setting have 512 KiB).
+/// The segment size to open the database in `path` with. sled refuses to open a database with
+/// another size than the one its `conf` file names, but takes a `conf` without one as absent and
+/// writes its own; a log read with the wrong size would be torn. So: the size `conf` names; else
+/// sled's old default (512 KiB, what every database made before [`SLED_SEGMENT_BYTES`] has) if a
+/// log file with data exists; else [`SLED_SEGMENT_BYTES`] for a new database.
 fn segment_size_for(path: &Path) -> Result<usize> {
-    let conf = path.join("conf");
-    let bytes = match std::fs::read(&conf) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SLED_SEGMENT_BYTES),
-        Err(source) => return Err(Error::Io { op: "read", path: conf, source }),
+    const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 * 1024;
+    let read = |name: &str| match std::fs::read(path.join(name)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io { op: "read", path: path.join(name), source }),
     };
-    // sled writes one `name: value` per line, then a binary checksum; a file it cannot read
-    // is left for sled to refuse.
-    let size = String::from_utf8_lossy(&bytes)
-        .lines()
-        .find_map(|line| line.strip_prefix("segment_size:"))
-        .and_then(|v| v.trim().parse().ok());
-    Ok(size.unwrap_or(SLED_SEGMENT_BYTES))
+    // sled writes one `name: value` per line, then a binary checksum.
+    let named = read("conf")?.and_then(|bytes| {
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .find_map(|line| line.strip_prefix("segment_size:"))
+            .and_then(|v| v.trim().parse().ok())
+    });
+    if let Some(size) = named {
+        return Ok(size);
+    }
+    let log_len = match std::fs::metadata(path.join("db")) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(source) => return Err(Error::Io { op: "stat", path: path.join("db"), source }),
+    };
+    Ok(if log_len > 0 { SLED_DEFAULT_SEGMENT_BYTES } else { SLED_SEGMENT_BYTES })
 }
 
 /// Syncs what sled creates on open: `conf`, the `blobs/` directory and the database directory
