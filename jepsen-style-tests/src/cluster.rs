@@ -17,6 +17,7 @@
 //! finding the leader after membership changes (unused addresses just refuse connections).
 
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
@@ -163,6 +164,9 @@ pub struct Cluster {
     workers: BTreeMap<u32, Proc>,
     next_id: u64,
     http: reqwest::Client,
+    /// Members whose removal was asked and not confirmed (a timeout or a 5xx, e.g. asked through
+    /// a node cut off from the others): the change may still commit once the network heals.
+    removals_unknown: BTreeSet<u64>,
 }
 
 impl Cluster {
@@ -176,7 +180,14 @@ impl Cluster {
             .connect_timeout(Duration::from_millis(500))
             .pool_max_idle_per_host(0)
             .build()?;
-        Ok(Self { layout, replicas: BTreeMap::new(), workers: BTreeMap::new(), next_id: 1, http })
+        Ok(Self {
+            layout,
+            replicas: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            next_id: 1,
+            http,
+            removals_unknown: BTreeSet::new(),
+        })
     }
 
     /// The HTTP client used for control requests.
@@ -378,10 +389,7 @@ impl Cluster {
             if s["leader_id"].is_null() {
                 bail!("n{id} knows no leader");
             }
-            let voters: Vec<u64> = s["members"]
-                .as_array()
-                .map(|m| m.iter().filter(|x| x["voter"] == true).filter_map(|x| x["id"].as_u64()).collect())
-                .unwrap_or_default();
+            let voters = voters_in(&s);
             if voters != ids {
                 bail!("n{id} sees voters {voters:?}");
             }
@@ -408,6 +416,41 @@ impl Cluster {
         let url = api_url(via, &format!("/v1/cluster/members/{id}"));
         let resp = self.http.delete(url).timeout(Duration::from_secs(15)).send().await?;
         Ok((resp.status().as_u16(), resp.text().await.unwrap_or_default()))
+    }
+
+    /// Notes that the removal of member `id` was asked and its outcome is unknown.
+    pub fn removal_unknown(&mut self, id: u64) {
+        self.removals_unknown.insert(id);
+    }
+
+    /// Settles the removals whose outcome was unknown: reads the voters of the leader (waiting
+    /// up to `limit` for one) and retires each such member that is no longer one, since its
+    /// removal committed after all. One that is still a voter stays a member. Returns the ids
+    /// retired; with no leader found, nothing is settled and the removals stay unknown.
+    pub async fn settle_removals(&mut self, limit: Duration) -> Vec<u64> {
+        if self.removals_unknown.is_empty() {
+            return Vec::new();
+        }
+        let deadline = Instant::now() + limit;
+        let voters = loop {
+            if let Some(leader) = self.leader().await
+                && let Ok(s) = self.status(leader).await
+            {
+                break voters_in(&s);
+            }
+            if Instant::now() >= deadline {
+                return Vec::new();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut retired = Vec::new();
+        for id in std::mem::take(&mut self.removals_unknown) {
+            if !voters.contains(&id) {
+                self.retire(id);
+                retired.push(id);
+            }
+        }
+        retired
     }
 
     /// Marks `id` removed and stops its process (a removed id never comes back).
@@ -530,6 +573,14 @@ impl Cluster {
             w.kill();
         }
     }
+}
+
+/// The voters a `GET /v1/cluster` answer lists, in its order (by id).
+fn voters_in(status: &Value) -> Vec<u64> {
+    status["members"]
+        .as_array()
+        .map(|m| m.iter().filter(|x| x["voter"] == true).filter_map(|x| x["id"].as_u64()).collect())
+        .unwrap_or_default()
 }
 
 impl Drop for Cluster {

@@ -432,8 +432,18 @@ async fn membership_start(
             shared.members.lock().unwrap().retain(|&m| m != target);
             detail.push_str(&format!("removed n{target} via n{via}"));
         }
-        Ok((status, body)) => detail.push_str(&format!("remove n{target} via n{via}: {status} {}", body.trim())),
-        Err(e) => detail.push_str(&format!("remove n{target} via n{via}: {e}")),
+        Ok((status, body)) => {
+            // A 5xx (504 `outcome_unknown` through a cut-off node) may still commit later;
+            // a 4xx is a refusal.
+            if status >= 500 {
+                c.removal_unknown(target);
+            }
+            detail.push_str(&format!("remove n{target} via n{via}: {status} {}", body.trim()))
+        }
+        Err(e) => {
+            c.removal_unknown(target);
+            detail.push_str(&format!("remove n{target} via n{via}: {e}"))
+        }
     }
     Ok((Active::Membership, detail))
 }
@@ -480,6 +490,12 @@ async fn finish(c: &mut Cluster, shared: &Shared, active: Active, target_size: u
 /// each to become a voter.
 async fn membership_refill(c: &mut Cluster, shared: &Shared, target_size: usize) -> anyhow::Result<String> {
     let mut detail = Vec::new();
+    // A removal that timed out may have committed since the network healed: the cluster, not
+    // the request's answer, says whether that member is gone.
+    for id in c.settle_removals(Duration::from_secs(10)).await {
+        shared.members.lock().unwrap().retain(|&m| m != id);
+        detail.push(format!("n{id} removed after all (its removal's outcome was unknown)"));
+    }
     while c.members().len() < target_size {
         let id = c.add_replica()?;
         let want: Vec<u64> = c.members();
@@ -508,9 +524,8 @@ pub async fn heal_all(cluster: &Arc<Mutex<Cluster>>, shared: &Shared, target_siz
     ns::iptables(&["-F", ns::CHAIN])?;
     c.reset_clocks()?;
     c.revive_all()?;
-    if c.members().len() < target_size {
-        membership_refill(&mut c, shared, target_size).await?;
-    }
+    // Also settles removals whose outcome was unknown, before the final checks count members.
+    membership_refill(&mut c, shared, target_size).await?;
     Ok(())
 }
 
