@@ -423,32 +423,30 @@ impl Cluster {
         self.removals_unknown.insert(id);
     }
 
-    /// Settles the removals whose outcome was unknown: reads the voters of the leader (waiting
-    /// up to `limit` for one) and retires each such member that is no longer one, since its
-    /// removal committed after all. One that is still a voter stays a member. Returns the ids
-    /// retired; with no leader found, nothing is settled and the removals stay unknown.
+    /// Settles the removals whose outcome was unknown by asking for each again, through a live
+    /// member: a removal that committed after all answers 404 (not a member), one that did not
+    /// (or left the cluster in a joint configuration, which the timed-out request would have
+    /// finished) is done now. Either way the member is retired. One still refused with a 5xx or
+    /// no answer within `limit` stays unknown, for the next membership step or the heal to
+    /// settle. Returns the ids retired.
     pub async fn settle_removals(&mut self, limit: Duration) -> Vec<u64> {
-        if self.removals_unknown.is_empty() {
-            return Vec::new();
-        }
         let deadline = Instant::now() + limit;
-        let voters = loop {
-            if let Some(leader) = self.leader().await
-                && let Ok(s) = self.status(leader).await
-            {
-                break voters_in(&s);
-            }
-            if Instant::now() >= deadline {
-                return Vec::new();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
         let mut retired = Vec::new();
-        for id in std::mem::take(&mut self.removals_unknown) {
-            if !voters.contains(&id) {
-                self.retire(id);
-                retired.push(id);
+        while !self.removals_unknown.is_empty() {
+            for id in self.removals_unknown.clone() {
+                let Some(via) = self.live().into_iter().find(|&x| x != id) else { continue };
+                if let Ok((status, _)) = self.remove_member(via, id).await
+                    && ((200..300).contains(&status) || status == 404)
+                {
+                    self.removals_unknown.remove(&id);
+                    self.retire(id);
+                    retired.push(id);
+                }
             }
+            if self.removals_unknown.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         retired
     }

@@ -400,13 +400,20 @@ async fn membership_start(
     target_size: usize,
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<(Active, String)> {
+    // A removal left unknown by an earlier step is finished first: the cluster may still be in
+    // the joint configuration it left, which the next change would silently drop.
+    let mut detail = String::new();
+    for id in c.settle_removals(Duration::from_secs(5)).await {
+        shared.members.lock().unwrap().retain(|&m| m != id);
+        detail.push_str(&format!("removal of n{id} settled; "));
+    }
     let members = c.members();
     if members.len() < target_size {
-        return Ok((Active::Membership, "no removal (below size, will add)".into()));
+        detail.push_str("no removal (below size, will add)");
+        return Ok((Active::Membership, detail));
     }
     let live = c.live();
     let leader = c.leader().await;
-    let mut detail = String::new();
     // Variant 1: cut one node off first, so the change happens during a partition.
     if step.variant % 3 == 1 {
         let cut = pick(&live, rng.r#gen()).unwrap_or(1);
@@ -494,7 +501,7 @@ async fn membership_refill(c: &mut Cluster, shared: &Shared, target_size: usize)
     // the request's answer, says whether that member is gone.
     for id in c.settle_removals(Duration::from_secs(10)).await {
         shared.members.lock().unwrap().retain(|&m| m != id);
-        detail.push(format!("n{id} removed after all (its removal's outcome was unknown)"));
+        detail.push(format!("removal of n{id} settled (its outcome had been unknown)"));
     }
     while c.members().len() < target_size {
         let id = c.add_replica()?;
