@@ -84,24 +84,32 @@ async fn a_killed_workers_task_resumes_elsewhere_from_its_checkpoint() {
     assert!(out.contains("finished at 60"), "{out}");
 }
 
+/// Submits a shell task whose attempt 1 runs `first` and later attempts `later`; each writes its
+/// pid to `pid-N` in the cluster's directory and ends with "attempt N done". Returns the task
+/// and the pid of attempt 1 once it runs.
+async fn submit_long_first_attempt(cluster: &TestCluster, client: &Client, first: &str, later: &str) -> (Task, i32) {
+    let dir = cluster.dir.path().display().to_string();
+    let script = format!(
+        r#"echo $$ > "{dir}/pid-$TASKRAFT_ATTEMPT"
+if [ "$TASKRAFT_ATTEMPT" = 1 ]; then {first}; else {later}; fi
+echo "attempt $TASKRAFT_ATTEMPT done""#
+    );
+    let (t, _) = client.submit(json!({"command": ["sh", "-c", script]})).await.unwrap();
+    let pid1_file = cluster.dir.path().join("pid-1");
+    let pid1 = eventually("attempt 1 running", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&pid1_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    (t, pid1)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stopped_with_sigterm_hands_its_running_attempt_back_as_lost() {
     let mut cluster = TestCluster::start(3, &[]).await;
     cluster.add_worker("w1", 1, &[]);
     cluster.wait_workers(1).await;
     let client = cluster.client();
-    let dir = cluster.dir.path().display().to_string();
-    let script = format!(
-        r#"echo $$ > "{dir}/pid-$TASKRAFT_ATTEMPT"
-if [ "$TASKRAFT_ATTEMPT" = 1 ]; then sleep 60; fi
-echo "attempt $TASKRAFT_ATTEMPT done""#
-    );
-    let (t, _) = client.submit(json!({"command": ["sh", "-c", script]})).await.unwrap();
-    let pid1_file = cluster.dir.path().join("pid-1");
-    let pid1: i32 = eventually("attempt 1 running", Duration::from_secs(30), || async {
-        std::fs::read_to_string(&pid1_file).ok()?.trim().parse().ok()
-    })
-    .await;
+    let (t, pid1) = submit_long_first_attempt(&cluster, &client, "sleep 60", ":").await;
     eventually("attempt 1 reported started", Duration::from_secs(10), || async {
         task(&client, t.id).await.attempts.first()?.started_ms
     })
@@ -132,19 +140,8 @@ async fn a_paused_worker_is_fenced_off_and_kills_its_stale_copy() {
     cluster.wait_workers(1).await;
     let client = cluster.client();
     // Attempt 1 runs long; later attempts finish quickly.
-    let dir = cluster.dir.path().display().to_string();
-    let script = format!(
-        r#"echo $$ > "{dir}/pid-$TASKRAFT_ATTEMPT"
-if [ "$TASKRAFT_ATTEMPT" = 1 ]; then n=600; else n=5; fi
-i=0; while [ $i -lt $n ]; do sleep 0.1; i=$((i+1)); done
-echo "attempt $TASKRAFT_ATTEMPT done""#
-    );
-    let (t, _) = client.submit(json!({"command": ["sh", "-c", script]})).await.unwrap();
-    let pid1_file = cluster.dir.path().join("pid-1");
-    let pid1: i32 = eventually("attempt 1 running", Duration::from_secs(30), || async {
-        std::fs::read_to_string(&pid1_file).ok()?.trim().parse().ok()
-    })
-    .await;
+    let count = |n| format!("i=0; while [ $i -lt {n} ]; do sleep 0.1; i=$((i+1)); done");
+    let (t, pid1) = submit_long_first_attempt(&cluster, &client, &count(600), &count(5)).await;
     // A second worker to take over, then pause the first past its lease.
     cluster.add_worker("w2", 2, &[]);
     cluster.wait_workers(2).await;

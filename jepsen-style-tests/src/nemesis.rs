@@ -403,8 +403,7 @@ async fn membership_start(
     // A removal left unknown by an earlier step is finished first: the cluster may still be in
     // the joint configuration it left, which the next change would silently drop.
     let mut detail = String::new();
-    for id in c.settle_removals(Duration::from_secs(5)).await {
-        shared.members.lock().unwrap().retain(|&m| m != id);
+    for id in settle_removals(c, shared, Duration::from_secs(5)).await {
         detail.push_str(&format!("removal of n{id} settled; "));
     }
     let members = c.members();
@@ -493,14 +492,20 @@ async fn finish(c: &mut Cluster, shared: &Shared, active: Active, target_size: u
     }
 }
 
+/// [`Cluster::settle_removals`], and the clients stop using the members it retired.
+async fn settle_removals(c: &mut Cluster, shared: &Shared, limit: Duration) -> Vec<u64> {
+    let retired = c.settle_removals(limit).await;
+    shared.members.lock().unwrap().retain(|m| !retired.contains(m));
+    retired
+}
+
 /// Adds fresh replicas until the cluster has `target_size` members again, waiting (bounded) for
 /// each to become a voter.
 async fn membership_refill(c: &mut Cluster, shared: &Shared, target_size: usize) -> anyhow::Result<String> {
     let mut detail = Vec::new();
     // A removal that timed out may have committed since the network healed: the cluster, not
     // the request's answer, says whether that member is gone.
-    for id in c.settle_removals(Duration::from_secs(10)).await {
-        shared.members.lock().unwrap().retain(|&m| m != id);
+    for id in settle_removals(c, shared, Duration::from_secs(10)).await {
         detail.push(format!("removal of n{id} settled (its outcome had been unknown)"));
     }
     while c.members().len() < target_size {

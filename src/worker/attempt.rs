@@ -113,8 +113,8 @@ impl Worker {
     }
 
     /// Starts the assignments of one inbox answer (those not running here already). Their
-    /// start reports are queued first, all at once, before any process starts: they leave in
-    /// one request, so each reaches the leader a single round trip after the inbox answer,
+    /// start reports are queued first, all at once, before any process starts: they normally
+    /// leave in one request, so each reaches the leader a single round trip after the answer,
     /// rather than behind the requests already in flight (an attempt's start time is when its
     /// report reaches the leader). Queuing waits for room if the reporter's queue is full; a
     /// shutdown meanwhile ends the wait, and the attempts then run nothing and go straight to

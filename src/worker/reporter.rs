@@ -44,7 +44,7 @@ type Reply = oneshot::Sender<Result<ReportResult, String>>;
 #[derive(Clone)]
 pub struct Reporter {
     /// Each message is queued as a whole: [`Reporter::enqueue_many`]'s reports reach the loop
-    /// together, so they leave in one request when a slot is free.
+    /// together, so they normally leave in one request when a slot is free.
     tx: mpsc::Sender<Vec<(Report, Reply)>>,
 }
 
